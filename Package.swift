@@ -1,0 +1,64 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Tripline",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tripline", targets: ["tripline"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+    ],
+    targets: [
+        // System libraries named by the design card, linked from the distribution's packages.
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
+
+        // Foundations shared by every stage.
+        .target(name: "TriplineYAML", dependencies: ["CYAML"]),
+        .target(name: "TriplineJSON"),
+        .target(name: "TriplineRegex", dependencies: ["CPCRE2"]),
+
+        // Pipeline stages: ingest -> normalise/enrich -> match.
+        .target(name: "TriplineIngest", dependencies: ["TriplineJSON"]),
+        .target(
+            name: "TriplineSelectors",
+            dependencies: ["TriplineJSON", "TriplineRegex"],
+            resources: [.copy("Resources/phonemeta.tsv"), .copy("Resources/phonegeo.tsv")]
+        ),
+        .target(name: "TriplineWatchlists", dependencies: ["TriplineYAML", "TriplineSelectors", "TriplineJSON"]),
+        .target(name: "TriplineMatch", dependencies: ["TriplineSelectors", "TriplineWatchlists", "TriplineJSON"]),
+
+        // Command line: the wiring, and a thin main.
+        .target(
+            name: "TriplineCLI",
+            dependencies: [
+                "TriplineIngest", "TriplineSelectors", "TriplineWatchlists", "TriplineMatch", "TriplineYAML",
+                "TriplineJSON",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "tripline", dependencies: ["TriplineCLI"]),
+        .executableTarget(
+            name: "tripline-bench",
+            dependencies: ["TriplineSelectors", "TriplineWatchlists", "TriplineMatch", "TriplineIngest", "TriplineJSON"],
+            path: "Benchmarks/tripline-bench"
+        ),
+
+        .testTarget(name: "TriplineYAMLTests", dependencies: ["TriplineYAML"]),
+        .testTarget(name: "TriplineJSONTests", dependencies: ["TriplineJSON", "TriplineIngest"]),
+        .testTarget(name: "TriplineSelectorsTests", dependencies: ["TriplineSelectors", "TriplineJSON"]),
+        .testTarget(name: "TriplineWatchlistsTests", dependencies: ["TriplineWatchlists", "TriplineSelectors"]),
+        .testTarget(name: "TriplineCLITests", dependencies: ["TriplineCLI", "TriplineJSON"]),
+    ]
+)
+
+// One set of strict settings for every target, as swift-log does.
+for target in package.targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    settings.append(.unsafeFlags(["-warnings-as-errors"], .when(configuration: .debug)))
+    target.swiftSettings = settings
+}
+package.swiftLanguageModes = [.v6]

@@ -1,0 +1,136 @@
+import Foundation
+
+/// A phone number read, validated and enriched.
+public struct PhoneNumber: Sendable, Equatable {
+    /// `+` and the digits of the calling code and national significant number.
+    public var e164: String
+    public var countryCode: Int
+    public var nationalNumber: String
+    /// ISO 3166 alpha-2 region, nil for non-geographic calling codes (+800, +882...).
+    public var region: String?
+    public var valid: Bool
+    public var invalidReason: String?
+    /// Known only for valid numbers.
+    public var lineType: LineType?
+    /// Geographic area, for fixed lines where the public data has one.
+    public var area: String?
+}
+
+/// Phone normalisation and enrichment over the generated numbering-plan data.
+public struct PhoneNormalizer: Sendable {
+    let plans: PhonePlanSet
+    let parser: PhoneParser
+
+    public static let shared = PhoneNormalizer(plans: .shared)
+
+    init(plans: PhonePlanSet) {
+        self.plans = plans
+        self.parser = PhoneParser(plans: plans)
+    }
+
+    /// The libphonenumber metadata version the data was generated from.
+    public var metadataVersion: String { plans.version }
+
+    /// True when `region` is a region with a numbering plan.
+    public func knowsRegion(_ region: String) -> Bool { plans.regions[region] != nil }
+
+    /// Reads `text` with the region hints in order of preference; the first hint that gives a valid number
+    /// wins, else the first reading. Throws only when the text cannot be a phone number at all.
+    public func normalize(_ text: String, regions: [String]) throws(PhoneParseFailure) -> PhoneNumber {
+        var firstFailure: PhoneParseFailure?
+        var firstReading: PhoneNumber?
+        let hints: [String?] = regions.isEmpty ? [nil] : regions.map { Optional($0) }
+        for hint in hints {
+            do {
+                let (cc, nsn) = try parser.parse(text, region: hint)
+                let number = describe(cc: cc, nsn: nsn, hint: hint)
+                if number.valid { return number }
+                if firstReading == nil { firstReading = number }
+            } catch {
+                if firstFailure == nil || firstFailure == .noRegion { firstFailure = error }
+            }
+            if text.unicodeScalars.first.map(PhoneParser.isPlus) == true { break }
+        }
+        if let firstReading { return firstReading }
+        throw firstFailure ?? .notANumber
+    }
+
+    func describe(cc: Int, nsn: [UInt8], hint: String?) -> PhoneNumber {
+        var e164 = "+" + String(cc)
+        e164 += String(decoding: nsn, as: UTF8.self)
+        var number = PhoneNumber(
+            e164: e164, countryCode: cc, nationalNumber: String(decoding: nsn, as: UTF8.self), region: nil,
+            valid: false, invalidReason: nil, lineType: nil, area: nil)
+        if let plan = plans.plan(forCode: cc, nsn: nsn) {
+            let type = plan.numberType(nsn)
+            if type != .unknown {
+                number.valid = true
+                number.region = plan.isNonGeographic ? nil : plan.id
+                number.lineType = type
+                if type.isFixed { number.area = PhoneGeography.shared.area(cc: cc, nsn: nsn) }
+                return number
+            }
+        }
+        // Invalid: explain against the hinted region when it shares the calling code, else the main one.
+        let hinted = hint.flatMap { plans.regions[$0] }
+        guard let plan = (hinted?.countryCode == cc ? hinted : nil) ?? plans.mainPlan(forCode: cc) else {
+            number.invalidReason = "unknown country calling code +\(cc)"
+            return number
+        }
+        number.region = plan.isNonGeographic ? nil : plan.id
+        let name = plan.isNonGeographic ? "+\(cc)" : plan.id
+        switch plan.testLength(nsn.count) {
+        case .tooShort: number.invalidReason = "too short for \(name)"
+        case .tooLong: number.invalidReason = "too long for \(name)"
+        case .invalidLength: number.invalidReason = "\(nsn.count) digits is not a length used in \(name)"
+        case .localOnly: number.invalidReason = "local number without its area code in \(name)"
+        case .possible: number.invalidReason = "not in the numbering plan of \(name)"
+        }
+        return number
+    }
+}
+
+/// Longest-prefix lookup of geographic areas (English names), loaded on first use.
+final class PhoneGeography: Sendable {
+    static let shared = PhoneGeography()
+
+    private let names: [String]
+    /// key: prefix value * 16 + prefix length.
+    private let prefixes: [UInt64: Int32]
+    private let longest: Int
+
+    init() {
+        guard let url = Bundle.module.url(forResource: "phonegeo", withExtension: "tsv"),
+            let text = try? String(contentsOf: url, encoding: .utf8)
+        else { fatalError("phone area resource phonegeo.tsv is missing from the bundle") }
+        var names: [String] = []
+        var prefixes: [UInt64: Int32] = [:]
+        var longest = 0
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let f = line.split(separator: "\t")
+            if f[0] == "N" {
+                names.append(String(f[1]))
+            } else if f[0] == "P" {
+                prefixes[UInt64(f[1])! &* 16 &+ UInt64(f[1].count)] = Int32(f[2])!
+                longest = max(longest, f[1].count)
+            }
+        }
+        self.names = names
+        self.prefixes = prefixes
+        self.longest = longest
+    }
+
+    func area(cc: Int, nsn: [UInt8]) -> String? {
+        let digits = Array(String(cc).utf8) + nsn
+        var value: UInt64 = 0
+        var values: [UInt64] = []
+        for d in digits.prefix(longest) {
+            value = value &* 10 &+ UInt64(d - 48)
+            values.append(value)
+        }
+        for len in stride(from: values.count, through: 1, by: -1) {
+            if let i = prefixes[values[len - 1] &* 16 &+ UInt64(len)] { return names[Int(i)] }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,228 @@
+import Foundation
+import TriplineRegex
+
+/// Number types of libphonenumber's metadata, in the bit order of the generated resource.
+enum PhoneDescType: Int, CaseIterable {
+    case general = 0, premiumRate, tollFree, sharedCost, voip, personalNumber, pager, uan, voicemail
+    case fixedLine, mobile
+}
+
+/// A number's line type as Tripline reports it (`line_type`).
+public enum LineType: String, Sendable, CaseIterable {
+    case fixedLine = "fixed_line"
+    case mobile
+    case fixedLineOrMobile = "fixed_line_or_mobile"
+    case tollFree = "toll_free"
+    case premiumRate = "premium_rate"
+    case sharedCost = "shared_cost"
+    case voip
+    case personalNumber = "personal_number"
+    case pager
+    case uan
+    case voicemail
+    case unknown
+
+    /// Fixed lines carry a geographic area.
+    public var isFixed: Bool { self == .fixedLine || self == .fixedLineOrMobile }
+}
+
+/// A minimised deterministic automaton over the digits 0-9, generated from a libphonenumber pattern set.
+struct DigitDFA: Sendable {
+    /// `next[state * 10 + digit]`, -1 for the dead state.
+    let next: [Int32]
+    /// Bit mask of the patterns that accept in this state.
+    let accept: [UInt16]
+
+    init(encoded: Substring) {
+        var next: [Int32] = []
+        var accept: [UInt16] = []
+        for state in encoded.split(separator: ";", omittingEmptySubsequences: false) {
+            let parts = state.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            var count = 0
+            for t in parts[0].split(separator: ",", omittingEmptySubsequences: false) {
+                next.append(t.isEmpty ? -1 : Int32(t)!)
+                count += 1
+            }
+            precondition(count == 10, "corrupt phone DFA")
+            accept.append(UInt16(parts[1], radix: 16)!)
+        }
+        self.next = next
+        self.accept = accept
+    }
+
+    /// The mask of patterns that fully match `digits` (ASCII '0'...'9').
+    @inline(__always)
+    func fullMatch<C: Collection>(_ digits: C) -> UInt16 where C.Element == UInt8 {
+        var s: Int32 = 0
+        for d in digits {
+            s = next[Int(s) &* 10 &+ Int(d &- 48)]
+            if s < 0 { return 0 }
+        }
+        return accept[Int(s)]
+    }
+
+    /// True when some prefix of `digits` (possibly empty) is accepted: `re.match` semantics.
+    func matchesPrefix<C: Collection>(_ digits: C) -> Bool where C.Element == UInt8 {
+        var s: Int32 = 0
+        if accept[0] != 0 { return true }
+        for d in digits {
+            s = next[Int(s) &* 10 &+ Int(d &- 48)]
+            if s < 0 { return false }
+            if accept[Int(s)] != 0 { return true }
+        }
+        return false
+    }
+
+    /// The state reached after `digits`, or nil when it is dead.
+    func state<C: Collection>(after digits: C) -> Int32? where C.Element == UInt8 {
+        var s: Int32 = 0
+        for d in digits {
+            s = next[Int(s) &* 10 &+ Int(d &- 48)]
+            if s < 0 { return nil }
+        }
+        return s
+    }
+}
+
+/// One region's numbering plan (or one non-geographic calling code's).
+final class RegionPlan: Sendable {
+    let id: String
+    let countryCode: Int
+    let countryCodeDigits: [UInt8]
+    let internationalPrefix: Regex?
+    let nationalPrefixForParsing: Regex?
+    let transformRule: String?
+    let sameMobileAndFixed: Bool
+    let localOnlyLengths: UInt32
+    /// Per `PhoneDescType`: -1 no numbers of the type, 0 no length rule, else a bit mask of lengths.
+    let lengths: [Int64]
+    let leadingDigits: DigitDFA?
+    let dfa: DigitDFA
+
+    var isNonGeographic: Bool { id == "001" }
+
+    init(line fields: [Substring]) throws {
+        // R id cc idd preferredIdd nationalPrefix npfp transform same localOnly lengths leading dfa
+        let key = fields[1]
+        id = key.hasPrefix("001/") ? "001" : String(key)
+        countryCode = Int(fields[2])!
+        countryCodeDigits = Array(fields[2].utf8)
+        func opt(_ s: Substring) -> String? { s == "-" ? nil : String(s) }
+        internationalPrefix = try opt(fields[3]).map { try Regex($0) }
+        nationalPrefixForParsing = try opt(fields[6]).map { try Regex($0) }
+        transformRule = opt(fields[7])
+        sameMobileAndFixed = fields[8] == "1"
+        localOnlyLengths = UInt32(fields[9], radix: 16)!
+        lengths = fields[10].split(separator: ",").map { Int64($0)! }
+        leadingDigits = fields[11] == "-" ? nil : DigitDFA(encoded: fields[11])
+        dfa = DigitDFA(encoded: fields[12])
+    }
+
+    @inline(__always)
+    func lengthAllows(_ type: PhoneDescType, _ count: Int) -> Bool {
+        let m = lengths[type.rawValue]
+        if m == 0 { return true }
+        if m < 0 { return false }
+        return count < 63 && (m >> Int64(count)) & 1 == 1
+    }
+
+    /// libphonenumber's number-type decision, from one DFA walk.
+    func numberType<C: Collection>(_ nsn: C) -> LineType where C.Element == UInt8 {
+        let mask = dfa.fullMatch(nsn)
+        let n = nsn.count
+        func has(_ t: PhoneDescType) -> Bool { mask & (1 << UInt16(t.rawValue)) != 0 && lengthAllows(t, n) }
+        guard has(.general) else { return .unknown }
+        if has(.premiumRate) { return .premiumRate }
+        if has(.tollFree) { return .tollFree }
+        if has(.sharedCost) { return .sharedCost }
+        if has(.voip) { return .voip }
+        if has(.personalNumber) { return .personalNumber }
+        if has(.pager) { return .pager }
+        if has(.uan) { return .uan }
+        if has(.voicemail) { return .voicemail }
+        if has(.fixedLine) {
+            if sameMobileAndFixed || has(.mobile) { return .fixedLineOrMobile }
+            return .fixedLine
+        }
+        if !sameMobileAndFixed && has(.mobile) { return .mobile }
+        return .unknown
+    }
+
+    /// Full match of the general pattern, without the length rule (libphonenumber's `_match_national_number`).
+    @inline(__always)
+    func matchesGeneralPattern<C: Collection>(_ nsn: C) -> Bool where C.Element == UInt8 {
+        dfa.fullMatch(nsn) & 1 != 0
+    }
+
+    enum LengthCheck { case possible, localOnly, tooShort, tooLong, invalidLength }
+
+    func testLength(_ count: Int) -> LengthCheck {
+        let mask = lengths[PhoneDescType.general.rawValue]
+        if mask <= 0 { return mask < 0 ? .invalidLength : .possible }
+        if count < 32 && (localOnlyLengths >> UInt32(count)) & 1 == 1 { return .localOnly }
+        let minimum = mask.trailingZeroBitCount
+        let maximum = 63 - mask.leadingZeroBitCount
+        if count == minimum { return .possible }
+        if count < minimum { return .tooShort }
+        if count > maximum { return .tooLong }
+        return (mask >> Int64(count)) & 1 == 1 ? .possible : .invalidLength
+    }
+}
+
+/// Country calling codes, regions and their plans, loaded once from the shipped resource.
+final class PhonePlanSet: Sendable {
+    let version: String
+    let regions: [String: RegionPlan]
+    /// Calling code -> plans in libphonenumber's order (main region first).
+    let byCode: [Int: [RegionPlan]]
+
+    static let shared: PhonePlanSet = {
+        guard let url = Bundle.module.url(forResource: "phonemeta", withExtension: "tsv"),
+            let text = try? String(contentsOf: url, encoding: .utf8)
+        else { fatalError("phone numbering-plan resource phonemeta.tsv is missing from the bundle") }
+        do { return try PhonePlanSet(text: text) } catch {
+            fatalError("phone numbering-plan resource is corrupt: \(error)")
+        }
+    }()
+
+    init(text: String) throws {
+        var version = ""
+        var regions: [String: RegionPlan] = [:]
+        var nonGeo: [Int: RegionPlan] = [:]
+        var codes: [(Int, [String])] = []
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let f = line.split(separator: "\t", omittingEmptySubsequences: false)
+            switch f[0] {
+            case "V": version = String(f[1])
+            case "C": codes.append((Int(f[1])!, f[2].split(separator: ",").map(String.init)))
+            case "R":
+                let plan = try RegionPlan(line: f)
+                if plan.isNonGeographic { nonGeo[plan.countryCode] = plan } else { regions[plan.id] = plan }
+            default: continue
+            }
+        }
+        var byCode: [Int: [RegionPlan]] = [:]
+        for (cc, ids) in codes {
+            byCode[cc] = ids.compactMap { $0 == "001" ? nonGeo[cc] : regions[$0] }
+        }
+        self.version = version
+        self.regions = regions
+        self.byCode = byCode
+    }
+
+    func mainPlan(forCode cc: Int) -> RegionPlan? { byCode[cc]?.first }
+
+    /// libphonenumber's region for a number whose calling code several regions share.
+    func plan(forCode cc: Int, nsn: [UInt8]) -> RegionPlan? {
+        guard let plans = byCode[cc] else { return nil }
+        if plans.count == 1 { return plans[0] }
+        for p in plans {
+            if let lead = p.leadingDigits {
+                if lead.matchesPrefix(nsn) { return p }
+            } else if p.numberType(nsn) != .unknown {
+                return p
+            }
+        }
+        return nil
+    }
+}

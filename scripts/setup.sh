@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need and is missing: Debian packages and the pinned test peers.
+# Under CI=true a peer that cannot be installed fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg in libpcre2-dev libyaml-dev libicu-dev pkg-config python3 python3-pip; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ "${1:-}" = "--peers" ]; then
+    if ! python3 -m pip install -q --disable-pip-version-check -r scripts/requirements-peers.txt 2>/tmp/tripline-pip.log; then
+        python3 -m pip install -q --disable-pip-version-check --break-system-packages \
+            -r scripts/requirements-peers.txt 2>>/tmp/tripline-pip.log || {
+            cat /tmp/tripline-pip.log >&2
+            echo "setup: could not install the test peers" >&2
+            [ "${CI:-}" = "true" ] && exit 1
+        }
+    fi
+    python3 -c 'import phonenumbers' || { echo "setup: phonenumbers missing" >&2; exit 1; }
+fi
+export PATH=/opt/swift/usr/bin:$PATH
+command -v swift >/dev/null || { echo "setup: swift not found (expected at /opt/swift)" >&2; exit 1; }
