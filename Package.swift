@@ -8,7 +8,8 @@ let package = Package(
         .executable(name: "tripline", targets: ["tripline"])
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // System libraries named by the design card, linked from the distribution's packages.
@@ -24,10 +25,15 @@ let package = Package(
         .target(name: "TriplineIngest", dependencies: ["TriplineJSON"]),
         .target(
             name: "TriplineSelectors",
-            dependencies: ["TriplineJSON", "TriplineRegex"],
+            dependencies: ["TriplineJSON", "TriplineRegex", .product(name: "Crypto", package: "swift-crypto")],
             resources: [.copy("Resources/phonemeta.tsv"), .copy("Resources/phonegeo.tsv")]
         ),
-        .target(name: "TriplineWatchlists", dependencies: ["TriplineYAML", "TriplineSelectors", "TriplineJSON"]),
+        .target(
+            name: "TriplineWatchlists",
+            dependencies: [
+                "TriplineYAML", "TriplineSelectors", "TriplineJSON", .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .target(name: "TriplineMatch", dependencies: ["TriplineSelectors", "TriplineWatchlists", "TriplineJSON"]),
 
         // Command line: the wiring, and a thin main.

@@ -1,0 +1,135 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Reads newline-delimited records from a file descriptor in large chunks, without per-line copies
+/// beyond the record itself. A line over `maxRecord` bytes is reported as oversized and skipped to its end,
+/// so one bad record never stops the stream.
+public struct LineReader: ~Copyable {
+    public enum Line {
+        /// The record's bytes (without the newline or a trailing CR) and its 1-based line number.
+        case record(ArraySlice<UInt8>, line: Int)
+        case oversized(line: Int, length: Int)
+    }
+
+    public static let defaultMaxRecord = 64 * 1024
+
+    private let fd: Int32
+    private let ownsFD: Bool
+    private let maxRecord: Int
+    private var buffer: [UInt8]
+    private var start = 0
+    private var end = 0
+    private var eof = false
+    private var lineNumber = 0
+    private var skipping = false
+    private var skippedLength = 0
+
+    /// Reads standard input (fd 0) or any open descriptor.
+    public init(fd: Int32 = 0, maxRecord: Int = LineReader.defaultMaxRecord, ownsFD: Bool = false) {
+        self.fd = fd
+        self.ownsFD = ownsFD
+        self.maxRecord = maxRecord
+        self.buffer = [UInt8](repeating: 0, count: max(1 << 20, maxRecord * 2))
+    }
+
+    /// Opens a file for reading; throws the errno text when it cannot.
+    public init(path: String, maxRecord: Int = LineReader.defaultMaxRecord) throws(IngestError) {
+        let fd = open(path, O_RDONLY)
+        if fd < 0 { throw IngestError.cannotOpen(path, String(cString: strerror(errno))) }
+        self.init(fd: fd, maxRecord: maxRecord, ownsFD: true)
+    }
+
+    deinit { if ownsFD { close(fd) } }
+
+    /// The next line, or nil at end of input.
+    public mutating func next() throws(IngestError) -> Line? {
+        while true {
+            // Look for a newline in what is buffered.
+            if let nl = findNewline() {
+                let lineStart = start
+                start = nl + 1
+                lineNumber += 1
+                if skipping {
+                    skipping = false
+                    return .oversized(line: lineNumber, length: skippedLength + (nl - lineStart))
+                }
+                var lineEnd = nl
+                if lineEnd > lineStart && buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+                if nl - lineStart > maxRecord { return .oversized(line: lineNumber, length: nl - lineStart) }
+                return .record(buffer[lineStart..<lineEnd], line: lineNumber)
+            }
+            if eof {
+                if start < end || skipping {
+                    lineNumber += 1
+                    let s = start
+                    start = end
+                    if skipping || end - s > maxRecord {
+                        skipping = false
+                        return .oversized(line: lineNumber, length: skippedLength + end - s)
+                    }
+                    var lineEnd = end
+                    if buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+                    return .record(buffer[s..<lineEnd], line: lineNumber)
+                }
+                return nil
+            }
+            // A line longer than the limit: drop what we have of it and keep reading to its end.
+            if end - start > maxRecord {
+                if !skipping {
+                    skipping = true
+                    skippedLength = 0
+                }
+                skippedLength += end - start
+                start = 0
+                end = 0
+            }
+            try fill()
+        }
+    }
+
+    private func findNewline() -> Int? {
+        buffer.withUnsafeBufferPointer { buf -> Int? in
+            guard start < end else { return nil }
+            let p = memchr(buf.baseAddress! + start, 0x0A, end - start)
+            guard let p else { return nil }
+            return buf.baseAddress!.distance(to: p.assumingMemoryBound(to: UInt8.self))
+        }
+    }
+
+    private mutating func fill() throws(IngestError) {
+        if start > 0 {
+            let n = end - start
+            if n > 0 {
+                buffer.withUnsafeMutableBufferPointer { b in
+                    _ = memmove(b.baseAddress!, b.baseAddress! + start, n)
+                }
+            }
+            start = 0
+            end = n
+        }
+        if end == buffer.count { buffer.append(contentsOf: [UInt8](repeating: 0, count: buffer.count)) }
+        let capacity = buffer.count - end
+        let got = buffer.withUnsafeMutableBufferPointer { b in read(fd, b.baseAddress! + end, capacity) }
+        if got < 0 {
+            if errno == EINTR { return }
+            throw IngestError.readFailed(String(cString: strerror(errno)))
+        }
+        if got == 0 { eof = true } else { end += got }
+    }
+}
+
+/// Ingest failures (I/O, not bad records: those are reported per line).
+public enum IngestError: Error, CustomStringConvertible {
+    case cannotOpen(String, String)
+    case readFailed(String)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let path, let why): "\(path): \(why)"
+        case .readFailed(let why): "read failed: \(why)"
+        }
+    }
+}

@@ -1,0 +1,66 @@
+/// Writes compact JSON (no insignificant whitespace) into a byte buffer.
+public struct JSONWriter {
+    public var bytes: [UInt8] = []
+
+    public init() { bytes.reserveCapacity(512) }
+
+    public mutating func write(_ value: JSONValue) {
+        switch value {
+        case .null: append("null")
+        case .bool(let b): append(b ? "true" : "false")
+        case .number(let n): append(n)
+        case .string(let s): writeString(s)
+        case .array(let a):
+            bytes.append(UInt8(ascii: "["))
+            for (k, v) in a.enumerated() {
+                if k > 0 { bytes.append(UInt8(ascii: ",")) }
+                write(v)
+            }
+            bytes.append(UInt8(ascii: "]"))
+        case .object(let o): write(o)
+        }
+    }
+
+    public mutating func write(_ object: JSONObject) {
+        bytes.append(UInt8(ascii: "{"))
+        var first = true
+        for (k, v) in object {
+            if !first { bytes.append(UInt8(ascii: ",")) }
+            first = false
+            writeString(k)
+            bytes.append(UInt8(ascii: ":"))
+            write(v)
+        }
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    @inline(__always)
+    mutating func append(_ s: String) { bytes.append(contentsOf: s.utf8) }
+
+    public mutating func writeString(_ s: String) {
+        bytes.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): append("\\\"")
+            case UInt8(ascii: "\\"): append("\\\\")
+            case 0x0A: append("\\n")
+            case 0x0D: append("\\r")
+            case 0x09: append("\\t")
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                append("\\u00")
+                bytes.append(hex[Int(b >> 4)])
+                bytes.append(hex[Int(b & 15)])
+            default: bytes.append(b)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// One value as compact JSON text.
+    public static func string(_ value: JSONValue) -> String {
+        var w = JSONWriter()
+        w.write(value)
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import TriplineJSON
+
+/// E-mail addresses: trimmed, case-folded, domain in IDNA A-label form (RFC 5891 / RFC 3492).
+enum EmailNormalizer {
+    static func normalize(_ text: String, foldProviders: Bool) throws(SelectorError) -> (String, JSONObject) {
+        var t = text
+        if t.lowercased().hasPrefix("mailto:") { t = String(t.dropFirst(7)) }
+        if t.hasPrefix("<") && t.hasSuffix(">") { t = String(t.dropFirst().dropLast()) }
+        guard let at = t.lastIndex(of: "@") else { throw SelectorError("email: no '@'") }
+        var local = String(t[..<at]).precomposedStringWithCompatibilityMapping.lowercased()
+        let domainText = String(t[t.index(after: at)...])
+        guard !local.isEmpty else { throw SelectorError("email: empty local part") }
+        guard local.utf8.count <= 64 else { throw SelectorError("email: local part longer than 64 octets") }
+        guard !local.contains(where: { $0.isWhitespace || $0 == "@" && !local.hasPrefix("\"") }) else {
+            throw SelectorError("email: local part has whitespace or '@'")
+        }
+        let domain = try idnaDomain(domainText)
+        if foldProviders && (domain == "gmail.com" || domain == "googlemail.com") {
+            if let plus = local.firstIndex(of: "+") { local = String(local[..<plus]) }
+            local.removeAll { $0 == "." }
+        }
+        var f = JSONObject()
+        f["domain"] = .string(domain)
+        return (local + "@" + domain, f)
+    }
+
+    /// A domain name in lower-case A-label form; each label checked for length and characters.
+    static func idnaDomain(_ text: String) throws(SelectorError) -> String {
+        var d = text.precomposedStringWithCompatibilityMapping.lowercased()
+        // IDNA separators: full stop and its ideographic / full-width / half-width forms.
+        for sep in ["\u{3002}", "\u{FF0E}", "\u{FF61}"] { d = d.replacingOccurrences(of: sep, with: ".") }
+        if d.hasSuffix(".") { d.removeLast() }
+        guard !d.isEmpty else { throw SelectorError("email: empty domain") }
+        var labels: [String] = []
+        for label in d.split(separator: ".", omittingEmptySubsequences: false) {
+            guard !label.isEmpty else { throw SelectorError("email: empty label in domain \"\(text)\"") }
+            let a: String
+            if label.unicodeScalars.allSatisfy({ $0.isASCII }) {
+                a = String(label)
+            } else {
+                guard let p = Punycode.encode(String(label)) else {
+                    throw SelectorError("email: cannot encode domain label \"\(label)\"")
+                }
+                a = "xn--" + p
+            }
+            guard a.utf8.count <= 63 else { throw SelectorError("email: domain label longer than 63 octets") }
+            guard
+                a.utf8.allSatisfy({
+                    ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == UInt8(ascii: "-")
+                        || $0 == UInt8(ascii: "_")
+                }), !a.hasPrefix("-"), !a.hasSuffix("-")
+            else { throw SelectorError("email: invalid domain label \"\(label)\"") }
+            labels.append(a)
+        }
+        let out = labels.joined(separator: ".")
+        guard out.utf8.count <= 253 else { throw SelectorError("email: domain longer than 253 octets") }
+        return out
+    }
+}
+
+/// RFC 3492 Punycode encoder (written from the RFC's description of the algorithm).
+enum Punycode {
+    static let base = 36, tMin = 1, tMax = 26, skew = 38, damp = 700, initialBias = 72, initialN = 128
+
+    static func adapt(_ delta0: Int, _ numPoints: Int, _ first: Bool) -> Int {
+        var delta = first ? delta0 / damp : delta0 / 2
+        delta += delta / numPoints
+        var k = 0
+        while delta > ((base - tMin) * tMax) / 2 {
+            delta /= base - tMin
+            k += base
+        }
+        return k + (base - tMin + 1) * delta / (delta + skew)
+    }
+
+    static func digit(_ d: Int) -> Character {
+        Character(Unicode.Scalar(UInt8(d < 26 ? 97 + d : 22 + d)))
+    }
+
+    static func encode(_ input: String) -> String? {
+        let cps = input.unicodeScalars.map { Int($0.value) }
+        var out = String(input.unicodeScalars.filter { $0.isASCII }.map(Character.init))
+        let b = out.count
+        var h = b
+        if b > 0 { out.append("-") }
+        var n = initialN
+        var delta = 0
+        var bias = initialBias
+        while h < cps.count {
+            guard let m = cps.filter({ $0 >= n }).min() else { return nil }
+            let (mul, o1) = (m - n).multipliedReportingOverflow(by: h + 1)
+            if o1 { return nil }
+            delta += mul
+            n = m
+            for c in cps {
+                if c < n { delta += 1 }
+                if c == n {
+                    var q = delta
+                    var k = base
+                    while true {
+                        let t = k <= bias ? tMin : (k >= bias + tMax ? tMax : k - bias)
+                        if q < t { break }
+                        out.append(digit(t + (q - t) % (base - t)))
+                        q = (q - t) / (base - t)
+                        k += base
+                    }
+                    out.append(digit(q))
+                    bias = adapt(delta, h + 1, h == b)
+                    delta = 0
+                    h += 1
+                }
+            }
+            delta += 1
+            n += 1
+        }
+        return out
+    }
+}

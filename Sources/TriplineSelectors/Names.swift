@@ -1,0 +1,74 @@
+import Foundation
+import TriplineJSON
+
+/// Person names: NFKC, case-folded, diacritics removed, Arabic script transliterated, tokens.
+/// Fuzzy matching (variant groups, particles as symbols, scoring) builds on this in a later stage.
+public enum NameNormalizer {
+    static func normalize(_ text: String) throws(SelectorError) -> (String, JSONObject) {
+        let script = dominantScript(text)
+        let tokens = tokenize(text)
+        guard !tokens.isEmpty else { throw SelectorError("name: no letters") }
+        var f = JSONObject()
+        f["tokens"] = .array(tokens.map { .string($0) })
+        f["script"] = .string(script)
+        return (tokens.joined(separator: " "), f)
+    }
+
+    /// The normalised tokens of a name.
+    public static func tokenize(_ text: String) -> [String] {
+        let nfkc = text.precomposedStringWithCompatibilityMapping
+        var latin = ""
+        for s in nfkc.unicodeScalars {
+            if let t = arabic[s.value] { latin += t } else { latin.unicodeScalars.append(s) }
+        }
+        let folded = latin.lowercased().decomposedStringWithCanonicalMapping
+        var out: [String] = []
+        var cur = ""
+        for s in folded.unicodeScalars {
+            let p = s.properties
+            if p.generalCategory == .nonspacingMark || p.generalCategory == .enclosingMark { continue }
+            if s == "'" || s == "\u{2019}" || s == "`" || s == "\u{02BF}" || s == "\u{02BE}" { continue }
+            if p.isAlphabetic || p.numericType != nil {
+                cur.unicodeScalars.append(s)
+            } else if !cur.isEmpty {
+                out.append(cur)
+                cur = ""
+            }
+        }
+        if !cur.isEmpty { out.append(cur) }
+        // "al-baljiki" became two tokens: keep the article as its own token.
+        return out.map { $0.precomposedStringWithCanonicalMapping }
+    }
+
+    /// ISO 15924 code of the script most letters are in.
+    static func dominantScript(_ text: String) -> String {
+        var counts: [String: Int] = [:]
+        for s in text.unicodeScalars where s.properties.isAlphabetic {
+            let v = s.value
+            let script: String
+            switch v {
+            case 0x0600...0x06FF, 0x0750...0x077F, 0x08A0...0x08FF, 0xFB50...0xFDFF, 0xFE70...0xFEFF: script = "Arab"
+            case 0x0400...0x052F: script = "Cyrl"
+            case 0x0370...0x03FF, 0x1F00...0x1FFF: script = "Grek"
+            case 0x0590...0x05FF: script = "Hebr"
+            case 0x4E00...0x9FFF, 0x3400...0x4DBF: script = "Hani"
+            case 0...0x024F, 0x1E00...0x1EFF: script = "Latn"
+            default: script = "Zyyy"
+            }
+            counts[script, default: 0] += 1
+        }
+        return counts.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key ?? "Zyyy"
+    }
+
+    /// A simple, defined Arabic-to-Latin scheme (close to common English transliteration, without diacritics):
+    /// short vowels are written only where the text carries harakat.
+    static let arabic: [UInt32: String] = [
+        0x0621: "", 0x0622: "a", 0x0623: "a", 0x0624: "u", 0x0625: "i", 0x0626: "i", 0x0627: "a", 0x0628: "b",
+        0x0629: "a", 0x062A: "t", 0x062B: "th", 0x062C: "j", 0x062D: "h", 0x062E: "kh", 0x062F: "d", 0x0630: "dh",
+        0x0631: "r", 0x0632: "z", 0x0633: "s", 0x0634: "sh", 0x0635: "s", 0x0636: "d", 0x0637: "t", 0x0638: "z",
+        0x0639: "", 0x063A: "gh", 0x0640: "", 0x0641: "f", 0x0642: "q", 0x0643: "k", 0x0644: "l", 0x0645: "m",
+        0x0646: "n", 0x0647: "h", 0x0648: "w", 0x0649: "a", 0x064A: "y", 0x064E: "a", 0x064F: "u", 0x0650: "i",
+        0x064B: "", 0x064C: "", 0x064D: "", 0x0651: "", 0x0652: "", 0x0670: "a", 0x0671: "a", 0x067E: "p",
+        0x0686: "ch", 0x0698: "zh", 0x06A9: "k", 0x06AF: "g", 0x06CC: "y", 0x06C1: "h", 0x06D2: "e",
+    ]
+}
