@@ -1,0 +1,278 @@
+import CYAML
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A position in a YAML file (1-based line and column).
+public struct Mark: Sendable, Equatable, CustomStringConvertible {
+    public let line: Int
+    public let column: Int
+    public init(line: Int, column: Int) {
+        self.line = line
+        self.column = column
+    }
+    public var description: String { "\(line):\(column)" }
+}
+
+/// An error at a place in a file: prints as `file:line:col: message`.
+public struct LocatedError: Error, Sendable, CustomStringConvertible, Equatable {
+    public let file: String
+    public let mark: Mark
+    public let message: String
+    public init(file: String, mark: Mark, message: String) {
+        self.file = file
+        self.mark = mark
+        self.message = message
+    }
+    public var description: String { "\(file):\(mark.line):\(mark.column): \(message)" }
+}
+
+/// A YAML node with its position. Scalars keep their text: YAML 1.2 core schema, so plain scalars are strings
+/// unless the consumer types the field (`NO` stays "NO", `0470123456` keeps its zero).
+public final class Node: Sendable {
+    public enum Kind: Sendable {
+        case scalar(String, plain: Bool)
+        case sequence([Node])
+        case mapping([(key: Node, value: Node)])
+    }
+
+    public let kind: Kind
+    public let mark: Mark
+    public let file: String
+    /// Nodes in this subtree, counting what aliases expand to.
+    let expandedSize: Int
+
+    init(kind: Kind, mark: Mark, file: String, expandedSize: Int) {
+        self.kind = kind
+        self.mark = mark
+        self.file = file
+        self.expandedSize = expandedSize
+    }
+
+    public var scalar: String? {
+        if case .scalar(let s, _) = kind { return s }
+        return nil
+    }
+
+    public var sequence: [Node]? {
+        if case .sequence(let s) = kind { return s }
+        return nil
+    }
+
+    public var mapping: [(key: Node, value: Node)]? {
+        if case .mapping(let m) = kind { return m }
+        return nil
+    }
+
+    /// A plain `null`, `~` or empty scalar.
+    public var isNull: Bool {
+        if case .scalar(let s, let plain) = kind, plain { return s.isEmpty || s == "~" || s == "null" || s == "Null" || s == "NULL" }
+        return false
+    }
+
+    public var kindName: String {
+        switch kind {
+        case .scalar: "a scalar"
+        case .sequence: "a sequence"
+        case .mapping: "a mapping"
+        }
+    }
+
+    /// The value of a mapping key, if this is a mapping that has it.
+    public subscript(key: String) -> Node? {
+        mapping?.first { $0.key.scalar == key }?.value
+    }
+
+    public func error(_ message: String) -> LocatedError { LocatedError(file: file, mark: mark, message: message) }
+}
+
+/// Reads YAML with libyaml under limits that keep a hostile file from exhausting time or memory.
+public struct YAMLReader: Sendable {
+    public struct Limits: Sendable {
+        public var maxBytes = 16 * 1024 * 1024
+        public var maxDepth = 64
+        /// Nodes after alias expansion: a billion-laughs file stops here.
+        public var maxNodes = 1_000_000
+        public var maxAliases = 10_000
+        public init() {}
+    }
+
+    public var limits: Limits
+    public init(limits: Limits = Limits()) { self.limits = limits }
+
+    /// Reads a file; errors name `file:line:col`.
+    public func read(path: String) throws(LocatedError) -> Node? {
+        let fd = open(path, O_RDONLY)
+        if fd < 0 {
+            throw LocatedError(file: path, mark: Mark(line: 1, column: 1), message: String(cString: strerror(errno)))
+        }
+        defer { close(fd) }
+        var data: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, 65536) }
+            if n < 0 {
+                throw LocatedError(file: path, mark: Mark(line: 1, column: 1), message: String(cString: strerror(errno)))
+            }
+            if n == 0 { break }
+            data += chunk[0..<n]
+            if data.count > limits.maxBytes {
+                throw LocatedError(
+                    file: path, mark: Mark(line: 1, column: 1), message: "file is larger than \(limits.maxBytes) bytes")
+            }
+        }
+        return try parse(data, file: path)
+    }
+
+    /// Parses one YAML document (nil when the stream is empty).
+    public func parse(_ bytes: [UInt8], file: String) throws(LocatedError) -> Node? {
+        if bytes.count > limits.maxBytes {
+            throw LocatedError(file: file, mark: Mark(line: 1, column: 1), message: "file is larger than \(limits.maxBytes) bytes")
+        }
+        var parser = yaml_parser_t()
+        guard yaml_parser_initialize(&parser) == 1 else {
+            throw LocatedError(file: file, mark: Mark(line: 1, column: 1), message: "cannot initialise the YAML parser")
+        }
+        defer { yaml_parser_delete(&parser) }
+        return try bytes.withUnsafeBufferPointer { (buf) throws(LocatedError) -> Node? in
+            yaml_parser_set_input_string(&parser, buf.baseAddress, buf.count)
+            var builder = Builder(file: file, limits: limits)
+            return try builder.run(&parser)
+        }
+    }
+
+    public func parse(_ text: String, file: String) throws(LocatedError) -> Node? {
+        try parse(Array(text.utf8), file: file)
+    }
+}
+
+private struct Builder {
+    let file: String
+    let limits: YAMLReader.Limits
+    var anchors: [String: Node] = [:]
+    var total = 0
+    var aliases = 0
+    var documents = 0
+
+    init(file: String, limits: YAMLReader.Limits) {
+        self.file = file
+        self.limits = limits
+    }
+
+    func mark(_ m: yaml_mark_t) -> Mark { Mark(line: Int(m.line) + 1, column: Int(m.column) + 1) }
+
+    func fail(_ m: Mark, _ message: String) -> LocatedError { LocatedError(file: file, mark: m, message: message) }
+
+    mutating func next(_ parser: inout yaml_parser_t) throws(LocatedError) -> yaml_event_t {
+        var event = yaml_event_t()
+        if yaml_parser_parse(&parser, &event) != 1 {
+            let problem = parser.problem.map { String(cString: $0) } ?? "invalid YAML"
+            let m = mark(parser.problem_mark)
+            var message = problem
+            if let ctx = parser.context { message += " " + String(cString: ctx) }
+            throw fail(m, message)
+        }
+        return event
+    }
+
+    mutating func run(_ parser: inout yaml_parser_t) throws(LocatedError) -> Node? {
+        var root: Node?
+        while true {
+            var ev = try next(&parser)
+            defer { yaml_event_delete(&ev) }
+            switch ev.type {
+            case YAML_STREAM_END_EVENT: return root
+            case YAML_DOCUMENT_START_EVENT:
+                documents += 1
+                if documents > 1 { throw fail(mark(ev.start_mark), "only one YAML document per file is allowed") }
+            case YAML_STREAM_START_EVENT, YAML_DOCUMENT_END_EVENT: continue
+            default:
+                root = try node(from: &ev, &parser, depth: 0)
+            }
+        }
+    }
+
+    mutating func count(_ n: Int, at m: Mark) throws(LocatedError) {
+        total += n
+        if total > limits.maxNodes {
+            throw fail(m, "more than \(limits.maxNodes) nodes (after alias expansion): refusing a document this large")
+        }
+    }
+
+    mutating func register(_ anchor: UnsafeMutablePointer<UInt8>?, _ n: Node) {
+        if let anchor { anchors[String(cString: anchor)] = n }
+    }
+
+    mutating func node(from ev: inout yaml_event_t, _ parser: inout yaml_parser_t, depth: Int) throws(LocatedError)
+        -> Node
+    {
+        let m = mark(ev.start_mark)
+        if depth > limits.maxDepth { throw fail(m, "nesting deeper than \(limits.maxDepth) levels") }
+        switch ev.type {
+        case YAML_ALIAS_EVENT:
+            let name = String(cString: ev.data.alias.anchor)
+            guard let target = anchors[name] else { throw fail(m, "unknown alias *\(name)") }
+            aliases += 1
+            if aliases > limits.maxAliases { throw fail(m, "more than \(limits.maxAliases) aliases") }
+            try count(target.expandedSize, at: m)
+            return target
+        case YAML_SCALAR_EVENT:
+            try count(1, at: m)
+            let s = ev.data.scalar
+            let text = String(decoding: UnsafeBufferPointer(start: s.value, count: s.length), as: UTF8.self)
+            var plain = s.style == YAML_PLAIN_SCALAR_STYLE
+            if let tag = s.tag {
+                let t = String(cString: tag)
+                if t == "!!str" || t == "tag:yaml.org,2002:str" { plain = false }
+            }
+            let n = Node(kind: .scalar(text, plain: plain), mark: m, file: file, expandedSize: 1)
+            register(s.anchor, n)
+            return n
+        case YAML_SEQUENCE_START_EVENT:
+            try count(1, at: m)
+            let anchor = ev.data.sequence_start.anchor.map { String(cString: $0) }
+            var items: [Node] = []
+            var size = 1
+            while true {
+                var child = try next(&parser)
+                defer { yaml_event_delete(&child) }
+                if child.type == YAML_SEQUENCE_END_EVENT { break }
+                let c = try node(from: &child, &parser, depth: depth + 1)
+                size += c.expandedSize
+                items.append(c)
+            }
+            let n = Node(kind: .sequence(items), mark: m, file: file, expandedSize: size)
+            if let anchor { anchors[anchor] = n }
+            return n
+        case YAML_MAPPING_START_EVENT:
+            try count(1, at: m)
+            let anchor = ev.data.mapping_start.anchor.map { String(cString: $0) }
+            var pairs: [(key: Node, value: Node)] = []
+            var seen: Set<String> = []
+            var size = 1
+            while true {
+                var kev = try next(&parser)
+                defer { yaml_event_delete(&kev) }
+                if kev.type == YAML_MAPPING_END_EVENT { break }
+                let k = try node(from: &kev, &parser, depth: depth + 1)
+                var vev = try next(&parser)
+                defer { yaml_event_delete(&vev) }
+                let v = try node(from: &vev, &parser, depth: depth + 1)
+                if let ks = k.scalar {
+                    if seen.contains(ks) { throw fail(k.mark, "duplicate key \"\(ks)\"") }
+                    seen.insert(ks)
+                }
+                size += k.expandedSize + v.expandedSize
+                pairs.append((k, v))
+            }
+            let n = Node(kind: .mapping(pairs), mark: m, file: file, expandedSize: size)
+            if let anchor { anchors[anchor] = n }
+            return n
+        default:
+            throw fail(m, "unexpected YAML event")
+        }
+    }
+}
