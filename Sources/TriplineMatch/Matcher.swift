@@ -1,0 +1,90 @@
+import TriplineJSON
+import TriplineSelectors
+import TriplineWatchlists
+
+/// A match of one selector (SPEC §9's `match` output).
+public struct Hit: Sendable {
+    public enum Kind: String, Sendable { case watchlist, rule }
+    public var id: String
+    public var selector: NormalizedSelector
+    public var kind: Kind
+    public var priority: Priority
+    public var watchlist: WatchlistHit?
+
+    public var json: JSONObject {
+        var o = JSONObject()
+        o["id"] = .string(id)
+        o["selector"] = .object(selector.json)
+        o["kind"] = .string(kind.rawValue)
+        o["priority"] = .string(priority.rawValue)
+        if let w = watchlist { o["watchlist"] = .object(w.json) }
+        return o
+    }
+}
+
+/// The watchlist part of a hit: what was matched, whose, and how it may be handled.
+public struct WatchlistHit: Sendable {
+    public var owner: String
+    public var list: String
+    public var version: String
+    public var ref: String
+    public var label: String?
+    public var handling: Handling
+    public var score: Double
+    /// How the selector met the entry: `exact`, `prefix`, `cidr`, or `alias` for a name alias.
+    public var via: String
+    /// The watched value (normalised) that matched.
+    public var watched: String
+
+    public var json: JSONObject {
+        var o = JSONObject()
+        o["owner"] = .string(owner)
+        o["list"] = .string(list)
+        o["version"] = .string(version)
+        o["ref"] = .string(ref)
+        if let label { o["label"] = .string(label) }
+        o["handling"] = handling.json
+        o["score"] = .number(score == 1 ? "1.0" : String(score))
+        o["matched"] = .string(watched)
+        o["via"] = .string(via)
+        return o
+    }
+}
+
+/// Matches normalised selectors against the compiled watchlist index at a given time.
+public struct Matcher: Sendable {
+    public let index: WatchlistIndex
+    public var now: Double
+
+    public init(index: WatchlistIndex, now: Double) {
+        self.index = index
+        self.now = now
+    }
+
+    /// Hits for one selector, highest priority first; lists past review and expired entries never match.
+    public func match(_ s: NormalizedSelector) -> [Hit] {
+        let refs = index.candidates(s)
+        if refs.isEmpty { return [] }
+        var hits: [Hit] = []
+        var seen = Set<Int64>()  // one hit per (list, entry)
+        for r in refs where seen.insert(Int64(r.list) << 32 | Int64(r.entry)).inserted {
+            let l = index.lists[Int(r.list)]
+            guard l.isActive(at: now) else { continue }
+            let e = l.entries[Int(r.entry)]
+            if let exp = e.expires, exp <= now { continue }
+            let sel = e.selectors[Int(r.selector)]
+            let via: String
+            switch sel.kind {
+            case .exact: via = r.viaAlias ? "alias" : "exact"
+            case .phonePrefix: via = "prefix"
+            case .ipCIDR: via = "cidr"
+            }
+            let w = WatchlistHit(
+                owner: l.owner, list: l.name, version: l.version, ref: e.ref, label: e.label, handling: l.handling,
+                score: 1.0, via: via, watched: sel.value)
+            hits.append(
+                Hit(id: s.id, selector: s, kind: .watchlist, priority: e.priority ?? l.defaultPriority, watchlist: w))
+        }
+        return hits.sorted { $0.priority > $1.priority }
+    }
+}

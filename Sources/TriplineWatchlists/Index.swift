@@ -1,0 +1,322 @@
+import Foundation
+import TriplineSelectors
+
+/// Which watchlist selector a lookup found: indexes into the loaded lists.
+public struct HitRef: Sendable, Hashable {
+    public var list: Int32
+    public var entry: Int32
+    public var selector: Int32
+    /// True when the hit came through a name alias rather than the entry's own value.
+    public var viaAlias: Bool
+}
+
+/// A fast 64-bit hash of bytes (8-byte chunks, multiply-xorshift mixing), seeded by selector type.
+@inline(__always)
+func hashBytes(_ p: UnsafeBufferPointer<UInt8>, seed: UInt64) -> UInt64 {
+    var h = seed &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(p.count)
+    var i = 0
+    let raw = UnsafeRawBufferPointer(p)
+    while i + 8 <= p.count {
+        let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+        h = (h ^ w) &* 0xBF58_476D_1CE4_E5B9
+        h ^= h >> 31
+        i += 8
+    }
+    if i < p.count {
+        var w: UInt64 = 0
+        var s: UInt64 = 0
+        while i < p.count {
+            w |= UInt64(p[i]) << s
+            s += 8
+            i += 1
+        }
+        h = (h ^ w) &* 0x94D0_49BB_1331_11EB
+    }
+    h ^= h >> 29
+    h = h &* 0xBF58_476D_1CE4_E5B9
+    return h ^ (h >> 32)
+}
+
+/// Exact values: a blocked Bloom filter (one 64-byte block per key, cache-resident for a million keys)
+/// in front of an open-addressing table, so the common case — a selector on no list — costs one probe.
+public struct ExactIndex: Sendable {
+    private var bloom: [UInt64] = []
+    private var bloomMask: Int = 0
+    private var slots: [UInt64] = []  // hash, 0 = empty
+    private var slotValue: [Int32] = []  // index into keys/refs
+    private var keys: [String] = []
+    private var types: [SelectorType] = []
+    private var refs: [[HitRef]] = []
+    private var count = 0
+
+    public init() {}
+
+    public var entryCount: Int { keys.count }
+
+    static func seed(_ t: SelectorType) -> UInt64 { UInt64(SelectorType.allCases.firstIndex(of: t)! + 1) }
+
+    /// Builds the table for `items` (type, normalised value, where it is watched).
+    public init(_ items: [(SelectorType, String, HitRef)]) {
+        var position: [String: Int] = [:]
+        for (t, v, r) in items {
+            let key = t.rawValue + "\u{0}" + v
+            if let i = position[key] {
+                refs[i].append(r)
+            } else {
+                position[key] = keys.count
+                keys.append(v)
+                types.append(t)
+                refs.append([r])
+            }
+        }
+        let n = keys.count
+        // Bloom: ~16 bits per key, power-of-two number of 512-bit blocks.
+        var blocks = 1
+        while blocks * 512 < max(n, 1) * 16 { blocks <<= 1 }
+        bloom = [UInt64](repeating: 0, count: blocks * 8)
+        bloomMask = blocks - 1
+        var cap = 16
+        while cap < n * 2 { cap <<= 1 }
+        slots = [UInt64](repeating: 0, count: cap)
+        slotValue = [Int32](repeating: -1, count: cap)
+        for i in 0..<n {
+            var k = keys[i]
+            let h = k.withUTF8 { hashBytes($0, seed: Self.seed(types[i])) } | 1
+            addBloom(h)
+            var s = Int(truncatingIfNeeded: h >> 7) & (cap - 1)
+            while slots[s] != 0 { s = (s + 1) & (cap - 1) }
+            slots[s] = h
+            slotValue[s] = Int32(i)
+        }
+        count = n
+    }
+
+    private mutating func addBloom(_ h: UInt64) {
+        let block = Int(truncatingIfNeeded: h >> 40) & bloomMask
+        var x = h
+        for _ in 0..<6 {
+            let bit = Int(x & 511)
+            bloom[block * 8 + bit >> 6] |= 1 << UInt64(bit & 63)
+            x >>= 9
+        }
+    }
+
+    @inline(__always)
+    private func mayContain(_ h: UInt64) -> Bool {
+        let block = Int(truncatingIfNeeded: h >> 40) & bloomMask
+        var x = h
+        return bloom.withUnsafeBufferPointer { b in
+            for _ in 0..<6 {
+                let bit = Int(x & 511)
+                if b[block &* 8 &+ bit >> 6] & (1 << UInt64(bit & 63)) == 0 { return false }
+                x >>= 9
+            }
+            return true
+        }
+    }
+
+    /// Where `value` (already normalised) of `type` is watched.
+    @inline(__always)
+    public func lookup(_ type: SelectorType, _ value: String) -> [HitRef]? {
+        if count == 0 { return nil }
+        var v = value
+        return v.withUTF8 { lookup(type, bytes: $0) }
+    }
+
+    public func lookup(_ type: SelectorType, bytes: UnsafeBufferPointer<UInt8>) -> [HitRef]? {
+        if count == 0 { return nil }
+        let h = hashBytes(bytes, seed: Self.seed(type)) | 1
+        guard mayContain(h) else { return nil }
+        let cap = slots.count
+        var s = Int(truncatingIfNeeded: h >> 7) & (cap - 1)
+        while true {
+            let e = slots[s]
+            if e == 0 { return nil }
+            if e == h {
+                let i = Int(slotValue[s])
+                if types[i] == type && keys[i].utf8.elementsEqual(bytes) { return refs[i] }
+            }
+            s = (s + 1) & (cap - 1)
+        }
+    }
+}
+
+/// Phone prefixes in a compact digit trie: each node a 10-bit child mask and the index of its first child,
+/// children stored together, so a walk touches one small node per digit.
+public struct PrefixTrie: Sendable {
+    private var mask: [UInt16] = [0]
+    private var firstChild: [Int32] = [0]
+    private var refsAt: [Int32: [HitRef]] = [:]
+
+    public init() {}
+
+    public var isEmpty: Bool { refsAt.isEmpty }
+
+    /// `items`: E.164-style prefixes (`+322`) and where they are watched.
+    public init(_ items: [(String, HitRef)]) {
+        // Build a pointer trie, then lay it out breadth-first.
+        final class B {
+            var children: [B?] = Array(repeating: nil, count: 10)
+            var refs: [HitRef] = []
+        }
+        let root = B()
+        for (p, r) in items {
+            var n = root
+            for d in p.utf8 where d >= 48 && d <= 57 {
+                let i = Int(d - 48)
+                if n.children[i] == nil { n.children[i] = B() }
+                n = n.children[i]!
+            }
+            n.refs.append(r)
+        }
+        var order: [B] = [root]
+        var head = 0
+        mask = []
+        firstChild = []
+        while head < order.count {
+            let n = order[head]
+            var m: UInt16 = 0
+            let first = Int32(order.count)
+            for (i, c) in n.children.enumerated() {
+                if let c {
+                    m |= 1 << UInt16(i)
+                    order.append(c)
+                }
+            }
+            mask.append(m)
+            firstChild.append(first)
+            if !n.refs.isEmpty { refsAt[Int32(head)] = n.refs }
+            head += 1
+        }
+    }
+
+    /// Every watched prefix of the E.164 number `digits` (ASCII, `+` ignored), shortest first.
+    public func lookup(_ digits: UnsafeBufferPointer<UInt8>, into out: inout [HitRef]) {
+        if refsAt.isEmpty { return }
+        var node = 0
+        for d in digits {
+            if d < 48 || d > 57 { continue }
+            let bit = UInt16(1) << UInt16(d - 48)
+            let m = mask[node]
+            if m & bit == 0 { return }
+            node = Int(firstChild[node]) + (m & (bit &- 1)).nonzeroBitCount
+            if let r = refsAt[Int32(node)] { out += r }
+        }
+    }
+}
+
+/// An IP network: address bytes (16, IPv4 mapped) and prefix length over those 128 bits.
+public struct CIDR: Sendable, Hashable, CustomStringConvertible {
+    public var address: IPAddress.Bytes
+    public var bits: Int
+
+    public init?(_ text: String) {
+        let parts = text.trimmingCharacters(in: .whitespaces).split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count <= 2, var a = IPAddress.parse(String(parts[0])) else { return nil }
+        let maxBits = a.version == 4 ? 32 : 128
+        var b = maxBits
+        if parts.count == 2 {
+            guard let n = Int(parts[1]), n >= 0, n <= maxBits else { return nil }
+            b = n
+        }
+        let total = a.version == 4 ? b + 96 : b
+        for i in 0..<16 {  // clear host bits: 192.0.2.7/24 watches 192.0.2.0/24
+            let keep = max(0, min(8, total - i * 8))
+            a.bytes[i] &= keep == 8 ? 0xFF : ~(0xFF >> UInt8(keep)) & 0xFF
+        }
+        address = a
+        bits = total
+    }
+
+    public var description: String {
+        "\(IPAddress.format(address))/\(address.version == 4 ? bits - 96 : bits)"
+    }
+}
+
+/// CIDR ranges (IPv4 and IPv6 in one space) in a binary trie.
+public struct CIDRTrie: Sendable {
+    private var next: [Int32] = [-1, -1]
+    private var refsAt: [Int32: [HitRef]] = [:]
+
+    public init() {}
+    public var isEmpty: Bool { refsAt.isEmpty }
+
+    public init(_ items: [(CIDR, HitRef)]) {
+        for (c, r) in items {
+            var node = 0
+            for i in 0..<c.bits {
+                let bit = Int(c.address.bytes[i >> 3] >> UInt8(7 - i & 7)) & 1
+                if next[node * 2 + bit] < 0 {
+                    next[node * 2 + bit] = Int32(next.count / 2)
+                    next += [-1, -1]
+                }
+                node = Int(next[node * 2 + bit])
+            }
+            refsAt[Int32(node), default: []].append(r)
+        }
+    }
+
+    /// Every watched network containing `address`.
+    public func lookup(_ address: IPAddress.Bytes, into out: inout [HitRef]) {
+        if refsAt.isEmpty { return }
+        var node = 0
+        if let r = refsAt[0] { out += r }
+        for i in 0..<128 {
+            let bit = Int(address.bytes[i >> 3] >> UInt8(7 - i & 7)) & 1
+            let n = next[node * 2 + bit]
+            if n < 0 { return }
+            node = Int(n)
+            if let r = refsAt[Int32(node)] { out += r }
+        }
+    }
+}
+
+/// All loaded lists, compiled into their indexes.
+public struct WatchlistIndex: Sendable {
+    public let lists: [Watchlist]
+    public let exact: ExactIndex
+    public let prefixes: PrefixTrie
+    public let networks: CIDRTrie
+
+    public init(lists: [Watchlist]) {
+        self.lists = lists
+        var exactItems: [(SelectorType, String, HitRef)] = []
+        var prefixItems: [(String, HitRef)] = []
+        var cidrItems: [(CIDR, HitRef)] = []
+        for (li, l) in lists.enumerated() {
+            for (ei, e) in l.entries.enumerated() {
+                for (si, s) in e.selectors.enumerated() {
+                    let ref = HitRef(list: Int32(li), entry: Int32(ei), selector: Int32(si), viaAlias: false)
+                    switch s.kind {
+                    case .exact(let t):
+                        exactItems.append((t, s.value, ref))
+                        for a in s.aliases where a != s.value {
+                            var r = ref
+                            r.viaAlias = true
+                            exactItems.append((t, a, r))
+                        }
+                    case .phonePrefix: prefixItems.append((s.value, ref))
+                    case .ipCIDR: if let c = CIDR(s.value) { cidrItems.append((c, ref)) }
+                    }
+                }
+            }
+        }
+        exact = ExactIndex(exactItems)
+        prefixes = PrefixTrie(prefixItems)
+        networks = CIDRTrie(cidrItems)
+    }
+
+    /// Every watchlist selector a normalised selector meets, before time and handling rules.
+    public func candidates(_ s: NormalizedSelector) -> [HitRef] {
+        var out: [HitRef] = exact.lookup(s.type, s.value) ?? []
+        switch s.type {
+        case .phone:
+            var v = s.value
+            v.withUTF8 { prefixes.lookup($0, into: &out) }
+        case .ip:
+            if let a = IPAddress.parse(s.value) { networks.lookup(a, into: &out) }
+        default: break
+        }
+        return out
+    }
+}

@@ -1,0 +1,79 @@
+import TriplineJSON
+import TriplineSelectors
+
+/// Alert priority: Sigma levels, lowest first.
+public enum Priority: String, Sendable, CaseIterable, Comparable {
+    case informational, low, medium, high, critical
+    public static func < (a: Priority, b: Priority) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
+
+/// Traffic Light Protocol 2.0 labels, least strict first.
+public enum TLP: String, Sendable, CaseIterable, Comparable {
+    case clear, green, amber
+    case amberStrict = "amber+strict"
+    case red
+    public static func < (a: TLP, b: TLP) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
+}
+
+/// Who may see a list's entries (SPEC §4, §6).
+public struct Handling: Sendable, Equatable {
+    public var tlp: TLP
+    /// Partner ids; always includes the owner.
+    public var releasableTo: [String]
+    public var originatorNotified: Bool
+
+    public var json: JSONValue {
+        var o = JSONObject()
+        o["tlp"] = .string(tlp.rawValue)
+        o["releasable_to"] = .array(releasableTo.map { .string($0) })
+        o["originator_notified"] = .bool(originatorNotified)
+        return .object(o)
+    }
+}
+
+/// What one watchlist selector watches for.
+public enum WatchKind: Sendable, Equatable {
+    /// The normalised value of a selector type (names: their normalised tokens).
+    case exact(SelectorType)
+    /// Phone numbers starting with these E.164 digits.
+    case phonePrefix
+    /// IP addresses inside this network.
+    case ipCIDR
+}
+
+public struct WatchSelector: Sendable {
+    public var kind: WatchKind
+    /// The normalised watched value (`+32470123456`, `+322`, `192.0.2.0/24`, `abdelhamid abaaoud`).
+    public var value: String
+    /// Further normalised forms that match too (name aliases).
+    public var aliases: [String]
+    public var line: Int
+}
+
+public struct Entry: Sendable {
+    public var ref: String
+    public var label: String?
+    public var priority: Priority?
+    /// Seconds since the epoch; the entry never matches from then on.
+    public var expires: Double?
+    public var selectors: [WatchSelector]
+}
+
+/// One partner's list, loaded all-or-nothing from one file.
+public struct Watchlist: Sendable {
+    public var name: String
+    public var owner: String
+    public var description: String?
+    public var handling: Handling
+    public var reviewBy: Double
+    public var defaultPriority: Priority
+    public var minScore: Double?
+    /// Lower-case hex SHA-256 of the file's bytes.
+    public var version: String
+    public var file: String
+    public var entries: [Entry]
+
+    public func isActive(at now: Double) -> Bool { reviewBy > now }
+}
