@@ -282,6 +282,14 @@ def main():
     # geography: keep English descriptions for prefixes a fixed line (or fixed-or-mobile) can start with
     from phonenumbers.geodata import GEOCODE_DATA
     en = {k: v["en"] for k, v in GEOCODE_DATA.items() if "en" in v}
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "phonegeo-supplement.tsv"), encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            prefix, area = line.rstrip("\n").split("\t")
+            if not any(k.startswith(prefix[:len(k)]) and prefix.startswith(k) for k in en if len(k) <= len(prefix)):
+                en[prefix] = area
     FIXED = 1 << TYPES.index("fixed_line")
 
     def live_fixed(trans, acc):

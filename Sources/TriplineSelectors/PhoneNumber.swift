@@ -79,7 +79,14 @@ public struct PhoneNormalizer: Sendable {
         }
         number.region = plan.isNonGeographic ? nil : plan.id
         let name = plan.isNonGeographic ? "+\(cc)" : plan.id
-        switch plan.testLength(nsn.count) {
+        // A national number still carrying its trunk prefix is judged without it ("0470 12 34": too short).
+        var length = plan.testLength(nsn.count)
+        let prefix = plan.nationalPrefix
+        if !prefix.isEmpty && nsn.starts(with: prefix) {
+            let stripped = plan.testLength(nsn.count - prefix.count)
+            if stripped != .possible { length = stripped }
+        }
+        switch length {
         case .tooShort: number.invalidReason = "too short for \(name)"
         case .tooLong: number.invalidReason = "too long for \(name)"
         case .invalidLength: number.invalidReason = "\(nsn.count) digits is not a length used in \(name)"

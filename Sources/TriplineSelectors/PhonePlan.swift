@@ -92,6 +92,7 @@ final class RegionPlan: Sendable {
     let internationalPrefix: Regex?
     let nationalPrefixForParsing: Regex?
     let transformRule: String?
+    let nationalPrefix: [UInt8]
     let sameMobileAndFixed: Bool
     let localOnlyLengths: UInt32
     /// Per `PhoneDescType`: -1 no numbers of the type, 0 no length rule, else a bit mask of lengths.
@@ -111,6 +112,7 @@ final class RegionPlan: Sendable {
         internationalPrefix = try opt(fields[3]).map { try Regex($0) }
         nationalPrefixForParsing = try opt(fields[6]).map { try Regex($0) }
         transformRule = opt(fields[7])
+        nationalPrefix = fields[5] == "-" ? [] : Array(fields[5].utf8)
         sameMobileAndFixed = fields[8] == "1"
         localOnlyLengths = UInt32(fields[9], radix: 16)!
         lengths = fields[10].split(separator: ",").map { Int64($0)! }

@@ -1,0 +1,168 @@
+import ArgumentParser
+import Foundation
+import TriplineJSON
+import TriplineMatch
+import TriplineSelectors
+import TriplineWatchlists
+import TriplineYAML
+
+/// The `tripline` command line (SPEC §9).
+public struct Tripline: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "tripline",
+        abstract: "Streaming selector-watchlist matcher.",
+        subcommands: [Check.self, Normalize.self, Match.self]
+    )
+    public init() {}
+}
+
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Configuration file (default: tripline.yaml if present, else embedded defaults).")
+    var config: String?
+
+    @Option(help: "Rules directory (overrides the configuration).")
+    var rules: String?
+
+    @Option(help: "Watchlists directory (overrides the configuration).")
+    var watchlists: String?
+
+    @Option(help: "The current time, RFC 3339 (for tests and replays).")
+    var now: String?
+
+    func settings() throws -> Settings {
+        var s: Settings
+        do { s = try Settings.load(config: config) } catch {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitCode(1)
+        }
+        if let rules { s.rules = rules }
+        if let watchlists { s.watchlists = watchlists }
+        return s
+    }
+
+    func clock() throws -> Double {
+        guard let now else { return Date().timeIntervalSince1970 }
+        guard let t = Timestamp.parse(now) else {
+            throw ValidationError("--now must be an RFC 3339 time, like 2030-06-01T00:00:00Z")
+        }
+        return t
+    }
+}
+
+func printError(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}
+
+/// Loads watchlists, printing every error and warning as `file:line:col: ...` on standard error.
+func loadWatchlists(_ dir: String, now: Double, normalizer: SelectorNormalizer, quiet: Bool = false)
+    -> WatchlistLoader.Result
+{
+    let r = WatchlistLoader(normalizer: normalizer).load(directory: dir, now: now)
+    for e in r.errors { printError(e.description) }
+    if !quiet { for w in r.warnings { printError("\(w.file):\(w.mark.line):\(w.mark.column): warning: \(w.message)") } }
+    return r
+}
+
+struct RegionOption: ParsableArguments {
+    @Option(help: "Region for national phone numbers without a hint in the record (ISO 3166 alpha-2).")
+    var region: String?
+
+    func validated(default d: String?) throws -> String? {
+        guard let r = region?.uppercased() ?? d else { return nil }
+        guard PhoneNormalizer.shared.knowsRegion(r) else {
+            throw ValidationError("--region \(r) is not a region with a numbering plan")
+        }
+        return r
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validate the configuration, rules and watchlists; print file:line:col: message per error.")
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let s = try common.settings()
+        let now = try common.clock()
+        var errors = 0
+        let r = loadWatchlists(s.watchlists, now: now, normalizer: SelectorNormalizer(defaultRegion: s.defaultRegion))
+        errors += r.errors.count
+        var isDir: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: s.rules, isDirectory: &isDir) || !isDir.boolValue {
+            printError("\(s.rules):1:1: rules directory not found")
+            errors += 1
+        }
+        let entries = r.lists.reduce(0) { $0 + $1.entries.count }
+        let summary =
+            "checked \(s.configFile ?? "embedded defaults"): \(r.lists.count) watchlists, \(entries) entries; "
+            + "\(errors) errors, \(r.warnings.count) warnings"
+        printError(summary)
+        if errors > 0 { throw ExitCode(1) }
+    }
+}
+
+struct Normalize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "NDJSON selectors in, normalised and enriched selectors out.")
+
+    @Option(help: "Configuration file.") var config: String?
+    @OptionGroup var region: RegionOption
+    @Option(help: "Write rejected lines here instead of standard error.") var rejects: String?
+    @Argument(help: "Input files (default: standard input).") var files: [String] = []
+
+    func run() throws {
+        let s: Settings
+        do { s = try Settings.load(config: config) } catch {
+            printError(error.description)
+            throw ExitCode(1)
+        }
+        let normalizer = SelectorNormalizer(defaultRegion: try region.validated(default: s.defaultRegion))
+        let out = OutputStream(fd: 1)
+        let rej = try rejects.map { try OutputStream(path: $0) } ?? OutputStream(fd: 2)
+        var stream = SelectorStream(normalizer: normalizer, rejects: rej)
+        do { try stream.run(files: files) { out.writeLine($0.json) } } catch {
+            out.flush()
+            printError("tripline: \(error)")
+            throw ExitCode(2)
+        }
+        out.flush()
+        if stream.rejected > 0 { throw ExitCode(1) }
+    }
+}
+
+struct Match: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "NDJSON selectors in, one NDJSON object per watchlist or rule hit out.")
+
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var region: RegionOption
+    @Option(help: "Write rejected lines here instead of standard error.") var rejects: String?
+    @Argument(help: "Input files (default: standard input).") var files: [String] = []
+
+    func run() throws {
+        let s = try common.settings()
+        let now = try common.clock()
+        let normalizer = SelectorNormalizer(defaultRegion: try region.validated(default: s.defaultRegion))
+        let r = loadWatchlists(s.watchlists, now: now, normalizer: normalizer, quiet: true)
+        if !r.errors.isEmpty {
+            printError("tripline: \(r.errors.count) watchlist errors; not reading input")
+            throw ExitCode(1)
+        }
+        let matcher = Matcher(index: WatchlistIndex(lists: r.lists), now: now)
+        let out = OutputStream(fd: 1)
+        let rej = try rejects.map { try OutputStream(path: $0) } ?? OutputStream(fd: 2)
+        var stream = SelectorStream(normalizer: normalizer, rejects: rej)
+        do {
+            try stream.run(files: files) { sel in
+                for h in matcher.match(sel) { out.writeLine(h.json) }
+            }
+        } catch {
+            out.flush()
+            printError("tripline: \(error)")
+            throw ExitCode(2)
+        }
+        out.flush()
+        if stream.rejected > 0 { throw ExitCode(1) }
+    }
+}

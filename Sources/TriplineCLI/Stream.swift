@@ -1,0 +1,80 @@
+import TriplineIngest
+import TriplineJSON
+import TriplineSelectors
+
+/// Reads NDJSON selector records from files or standard input; every bad line becomes one error object
+/// (`{"line", "id", "error"}`, plus `"file"` for named files) and the stream goes on.
+struct SelectorStream {
+    let normalizer: SelectorNormalizer
+    let rejects: OutputStream
+    private(set) var rejected = 0
+    private(set) var accepted = 0
+
+    init(normalizer: SelectorNormalizer, rejects: OutputStream) {
+        self.normalizer = normalizer
+        self.rejects = rejects
+    }
+
+    mutating func run(files: [String], _ each: (NormalizedSelector) -> Void) throws(CLIError) {
+        if files.isEmpty || files == ["-"] {
+            var reader = LineReader(fd: 0)
+            try consume(&reader, file: nil, each)
+        } else {
+            for f in files {
+                var reader: LineReader
+                do { reader = try LineReader(path: f) } catch { throw CLIError.io(error.description) }
+                try consume(&reader, file: f, each)
+            }
+        }
+        rejects.flush()
+    }
+
+    private mutating func consume(_ reader: inout LineReader, file: String?, _ each: (NormalizedSelector) -> Void)
+        throws(CLIError)
+    {
+        while true {
+            let next: LineReader.Line?
+            do { next = try reader.next() } catch { throw CLIError.io(error.description) }
+            guard let next else { return }
+            switch next {
+            case .oversized(let line, let length):
+                reject(file: file, line: line, id: nil, "record of \(length) bytes is over the 64 KiB limit")
+            case .record(let bytes, let line):
+                if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }  // blank line
+                let parsed = bytes.withUnsafeBufferPointer { buf in
+                    Result { () throws(JSONError) -> JSONValue in try JSONParser.parse(buf) }
+                }
+                let value: JSONValue
+                switch parsed {
+                case .failure(let e):
+                    reject(file: file, line: line, id: nil, "invalid JSON: \(e.description)")
+                    continue
+                case .success(let v): value = v
+                }
+                guard case .object(let o) = value else {
+                    reject(file: file, line: line, id: nil, "a selector record must be a JSON object, not \(value.typeName)")
+                    continue
+                }
+                let id = o["id"]?.stringValue
+                do {
+                    let input = try SelectorInput(json: o)
+                    let n = try normalizer.normalize(input)
+                    accepted += 1
+                    each(n)
+                } catch {
+                    reject(file: file, line: line, id: id, error.message)
+                }
+            }
+        }
+    }
+
+    private mutating func reject(file: String?, line: Int, id: String?, _ message: String) {
+        rejected += 1
+        var o = JSONObject()
+        if let file { o["file"] = .string(file) }
+        o["line"] = .number(String(line))
+        if let id { o["id"] = .string(id) }
+        o["error"] = .string(message)
+        rejects.writeLine(o)
+    }
+}

@@ -1,0 +1,3 @@
+import TriplineCLI
+
+Tripline.main()
