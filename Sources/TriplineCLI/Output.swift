@@ -1,9 +1,10 @@
+import TriplineJSON
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import TriplineJSON
 
 /// Buffered output to a file descriptor (standard output, standard error or a file).
 final class OutputStream {

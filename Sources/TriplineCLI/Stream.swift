@@ -52,7 +52,9 @@ struct SelectorStream {
                 case .success(let v): value = v
                 }
                 guard case .object(let o) = value else {
-                    reject(file: file, line: line, id: nil, "a selector record must be a JSON object, not \(value.typeName)")
+                    reject(
+                        file: file, line: line, id: nil,
+                        "a selector record must be a JSON object, not \(value.typeName)")
                     continue
                 }
                 let id = o["id"]?.stringValue

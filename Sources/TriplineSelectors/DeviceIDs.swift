@@ -58,7 +58,9 @@ enum DeviceIDs {
 
     static func imsi(_ text: String) throws(SelectorError) -> (String, JSONObject) {
         let d = try digitsOnly(text, what: "imsi")
-        guard d.count == 14 || d.count == 15 else { throw SelectorError("imsi: \(d.count) digits (an IMSI has 14 or 15)") }
+        guard d.count == 14 || d.count == 15 else {
+            throw SelectorError("imsi: \(d.count) digits (an IMSI has 14 or 15)")
+        }
         let s = String(decoding: d.map { $0 + 48 }, as: UTF8.self)
         let mcc = String(s.prefix(3))
         let mncLength = MobileCountryCodes.threeDigitMNC.contains(mcc) ? 3 : 2

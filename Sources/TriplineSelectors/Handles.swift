@@ -19,13 +19,16 @@ enum Handles {
         handle = handle.trimmingWhitespace.precomposedStringWithCompatibilityMapping.lowercased()
         if handle.hasPrefix("@") { handle.removeFirst() }
         guard !handle.isEmpty else { throw SelectorError("username: empty handle") }
-        guard !handle.contains(where: { $0.isWhitespace }) else { throw SelectorError("username: handle has whitespace") }
+        guard !handle.contains(where: { $0.isWhitespace }) else {
+            throw SelectorError("username: handle has whitespace")
+        }
         var f = JSONObject()
         f["platform"] = .string(platform)
         return (platform + ":" + handle, f)
     }
 
-    static func document(_ text: String, country: String?, kind: String?) throws(SelectorError) -> (String, JSONObject) {
+    static func document(_ text: String, country: String?, kind: String?) throws(SelectorError) -> (String, JSONObject)
+    {
         var cc = country?.trimmingWhitespace.uppercased()
         var number = text
         if let colon = text.firstIndex(of: ":") {

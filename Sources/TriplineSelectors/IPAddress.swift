@@ -1,9 +1,10 @@
+import TriplineJSON
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import TriplineJSON
 
 /// IPv4 and IPv6 addresses in canonical text (dotted quad; RFC 5952 for IPv6).
 public enum IPAddress {

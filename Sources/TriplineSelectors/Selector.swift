@@ -39,7 +39,9 @@ public struct SelectorInput: Sendable {
                 if required { throw SelectorError("missing field \"\(key)\"") }
                 return nil
             }
-            guard case .string(let s) = v else { throw SelectorError("field \"\(key)\" must be a string, not \(v.typeName)") }
+            guard case .string(let s) = v else {
+                throw SelectorError("field \"\(key)\" must be a string, not \(v.typeName)")
+            }
             if required && s.isEmpty { throw SelectorError("field \"\(key)\" is empty") }
             return s
         }
@@ -47,7 +49,8 @@ public struct SelectorInput: Sendable {
         let typeName = try text("type", required: true)!
         guard let type = SelectorType(rawValue: typeName) else {
             throw SelectorError(
-                "unknown type \"\(typeName)\" (expected one of \(SelectorType.allCases.map(\.rawValue).joined(separator: ", ")))")
+                "unknown type \"\(typeName)\" (expected one of \(SelectorType.allCases.map(\.rawValue).joined(separator: ", ")))"
+            )
         }
         self.init(id: id, type: type, value: try text("value", required: true)!)
         observedAt = try text("observed_at", required: false)
@@ -56,7 +59,9 @@ public struct SelectorInput: Sendable {
         }
         for key in ["source", "context"] {
             if let v = json[key] {
-                guard case .object = v else { throw SelectorError("field \"\(key)\" must be an object, not \(v.typeName)") }
+                guard case .object = v else {
+                    throw SelectorError("field \"\(key)\" must be an object, not \(v.typeName)")
+                }
             }
         }
         source = json["source"]

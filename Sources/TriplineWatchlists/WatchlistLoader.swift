@@ -71,7 +71,8 @@ public struct WatchlistLoader: Sendable {
             return result
         }
         guard let root else {
-            result.errors.append(LocatedError(file: path, mark: Mark(line: 1, column: 1), message: "empty watchlist file"))
+            result.errors.append(
+                LocatedError(file: path, mark: Mark(line: 1, column: 1), message: "empty watchlist file"))
             return result
         }
         var v = Validator(normalizer: normalizer, now: now)
@@ -123,7 +124,9 @@ struct Validator {
     mutating func priority(_ node: Node?, _ field: String, in parent: Node) -> Priority? {
         guard let s = string(node, field, in: parent) else { return nil }
         guard let p = Priority(rawValue: s.lowercased()) else {
-            fail(node!, "unknown \(field) \"\(s)\" (expected \(Priority.allCases.map(\.rawValue).joined(separator: ", ")))")
+            fail(
+                node!,
+                "unknown \(field) \"\(s)\" (expected \(Priority.allCases.map(\.rawValue).joined(separator: ", ")))")
             return nil
         }
         return p
@@ -136,7 +139,9 @@ struct Validator {
                 continue
             }
             if !allowed.contains(ks) {
-                fail(k, "unknown field \"\(ks)\" in \(what) (expected one of \(allowed.sorted().joined(separator: ", ")))")
+                fail(
+                    k,
+                    "unknown field \"\(ks)\" in \(what) (expected one of \(allowed.sorted().joined(separator: ", ")))")
             }
         }
     }
@@ -149,7 +154,8 @@ struct Validator {
         checkKeys(
             root,
             allowed: [
-                "watchlist", "owner", "description", "handling", "review_by", "default_priority", "min_score", "entries",
+                "watchlist", "owner", "description", "handling", "review_by", "default_priority", "min_score",
+                "entries",
             ], what: "watchlist")
         let name = string(root["watchlist"], "watchlist", in: root, required: true)
         let owner = string(root["owner"], "owner", in: root, required: true)
@@ -168,12 +174,18 @@ struct Validator {
         let handling = self.handling(root["handling"], owner: owner ?? "", in: root)
         let reviewBy = date(root["review_by"], "review_by", in: root, required: true)
         if let reviewBy, reviewBy <= now {
-            warnings.append(root["review_by"]!.error("review_by \(Timestamp.format(reviewBy)) has passed: the list loads but never matches"))
+            warnings.append(
+                root["review_by"]!.error(
+                    "review_by \(Timestamp.format(reviewBy)) has passed: the list loads but never matches"))
         }
         let defaultPriority = priority(root["default_priority"], "default_priority", in: root) ?? .medium
         var minScore: Double?
         if let ms = string(root["min_score"], "min_score", in: root) {
-            if let d = Double(ms), d >= 0, d <= 1 { minScore = d } else { fail(root["min_score"]!, "min_score must be a number from 0 to 1") }
+            if let d = Double(ms), d >= 0, d <= 1 {
+                minScore = d
+            } else {
+                fail(root["min_score"]!, "min_score must be a number from 0 to 1")
+            }
         }
         var entries: [Entry] = []
         var refs: [String: Mark] = [:]
@@ -254,7 +266,8 @@ struct Validator {
         let priority = self.priority(node["priority"], "priority", in: node)
         let expires = date(node["expires"], "expires", in: node)
         if let expires, expires <= now, let ref {
-            warnings.append(node["expires"]!.error("entry \(ref) expired \(Timestamp.format(expires)): it never matches"))
+            warnings.append(
+                node["expires"]!.error("entry \(ref) expired \(Timestamp.format(expires)): it never matches"))
         }
         var selectors: [WatchSelector] = []
         if let sel = node["selectors"], let seq = sel.sequence {
@@ -272,7 +285,8 @@ struct Validator {
             fail(node, "a selector must be a mapping {type, value}, not \(node.kindName)")
             return nil
         }
-        checkKeys(node, allowed: ["type", "value", "aliases", "platform", "chain", "country", "kind"], what: "selector")
+        checkKeys(
+            node, allowed: ["type", "value", "aliases", "platform", "chain", "country", "kind"], what: "selector")
         guard let typeName = string(node["type"], "type", in: node, required: true),
             let value = string(node["value"], "value", in: node, required: true)
         else { return nil }
@@ -281,7 +295,8 @@ struct Validator {
         case "phone_prefix":
             do {
                 return WatchSelector(
-                    kind: .phonePrefix, value: try normalizer.normalizePhonePrefix(value), aliases: [], line: at.mark.line)
+                    kind: .phonePrefix, value: try normalizer.normalizePhonePrefix(value), aliases: [],
+                    line: at.mark.line)
             } catch {
                 fail(at, "unparseable phone_prefix \"\(value)\": \(error)")
                 return nil
@@ -294,18 +309,23 @@ struct Validator {
             return WatchSelector(kind: .ipCIDR, value: c.description, aliases: [], line: at.mark.line)
         default:
             guard let type = SelectorType(rawValue: typeName) else {
-                fail(node["type"]!, "unknown selector type \"\(typeName)\" (expected one of \(WatchlistLoader.selectorTypes.joined(separator: ", ")))")
+                fail(
+                    node["type"]!,
+                    "unknown selector type \"\(typeName)\" (expected one of \(WatchlistLoader.selectorTypes.joined(separator: ", ")))"
+                )
                 return nil
             }
             func norm(_ v: String, _ where_: Node) -> String? {
                 do {
                     let (n, fields) = try normalizer.normalizeValue(
-                        type, v, regions: type == .phone ? [node["country"]?.scalar?.uppercased()].compactMap { $0 } : [],
+                        type, v,
+                        regions: type == .phone ? [node["country"]?.scalar?.uppercased()].compactMap { $0 } : [],
                         country: node["country"]?.scalar, platform: node["platform"]?.scalar,
                         chain: node["chain"]?.scalar, kind: node["kind"]?.scalar)
                     if case .bool(false)? = fields["valid"] {
                         let why = fields["invalid_reason"]?.stringValue ?? "invalid"
-                        warnings.append(where_.error("\(type.rawValue) \"\(v)\" is not valid (\(why)); it is watched as \(n)"))
+                        warnings.append(
+                            where_.error("\(type.rawValue) \"\(v)\" is not valid (\(why)); it is watched as \(n)"))
                     }
                     return n
                 } catch {

@@ -69,7 +69,9 @@ public final class Node: Sendable {
 
     /// A plain `null`, `~` or empty scalar.
     public var isNull: Bool {
-        if case .scalar(let s, let plain) = kind, plain { return s.isEmpty || s == "~" || s == "null" || s == "Null" || s == "NULL" }
+        if case .scalar(let s, let plain) = kind, plain {
+            return s.isEmpty || s == "~" || s == "null" || s == "Null" || s == "NULL"
+        }
         return false
     }
 
@@ -115,7 +117,8 @@ public struct YAMLReader: Sendable {
         while true {
             let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, 65536) }
             if n < 0 {
-                throw LocatedError(file: path, mark: Mark(line: 1, column: 1), message: String(cString: strerror(errno)))
+                throw LocatedError(
+                    file: path, mark: Mark(line: 1, column: 1), message: String(cString: strerror(errno)))
             }
             if n == 0 { break }
             data += chunk[0..<n]
@@ -130,7 +133,8 @@ public struct YAMLReader: Sendable {
     /// Parses one YAML document (nil when the stream is empty).
     public func parse(_ bytes: [UInt8], file: String) throws(LocatedError) -> Node? {
         if bytes.count > limits.maxBytes {
-            throw LocatedError(file: file, mark: Mark(line: 1, column: 1), message: "file is larger than \(limits.maxBytes) bytes")
+            throw LocatedError(
+                file: file, mark: Mark(line: 1, column: 1), message: "file is larger than \(limits.maxBytes) bytes")
         }
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) == 1 else {
