@@ -65,7 +65,7 @@ public struct SelectorNormalizer: Sendable {
         for c in t.unicodeScalars.dropFirst() {
             if let d = PhoneParser.decimalValue(c) {
                 digits.append(Character(Unicode.Scalar(d + 48)))
-            } else if !PhoneParser.punctuation.contains(c) {
+            } else if !" -.()/\u{00A0}".unicodeScalars.contains(c) {
                 throw SelectorError("phone prefix has an unexpected character '\(c)'")
             }
         }

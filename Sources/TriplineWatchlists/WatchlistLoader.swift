@@ -77,8 +77,11 @@ public struct WatchlistLoader: Sendable {
         }
         var v = Validator(normalizer: normalizer, now: now)
         let list = v.watchlist(root, path: path, relativePath: relativePath, version: Self.sha256Hex(bytes))
-        result.errors = v.errors
-        result.warnings = v.warnings
+        let byPosition: (LocatedError, LocatedError) -> Bool = {
+            ($0.mark.line, $0.mark.column) < ($1.mark.line, $1.mark.column)
+        }
+        result.errors = v.errors.sorted(by: byPosition)
+        result.warnings = v.warnings.sorted(by: byPosition)
         if v.errors.isEmpty, let list { result.lists.append(list) }
         return result
     }
