@@ -8,6 +8,13 @@ public struct HitRef: Sendable, Hashable {
     public var selector: Int32
     /// True when the hit came through a name alias rather than the entry's own value.
     public var viaAlias: Bool
+
+    public init(list: Int32, entry: Int32, selector: Int32, viaAlias: Bool = false) {
+        self.list = list
+        self.entry = entry
+        self.selector = selector
+        self.viaAlias = viaAlias
+    }
 }
 
 /// A fast 64-bit hash of bytes (8-byte chunks, multiply-xorshift mixing), seeded by selector type.
@@ -39,25 +46,43 @@ func hashBytes(_ p: UnsafeBufferPointer<UInt8>, seed: UInt64) -> UInt64 {
 
 /// Exact values: a blocked Bloom filter (one 64-byte block per key, cache-resident for a million keys)
 /// in front of an open-addressing table, so the common case — a selector on no list — costs one probe.
-public struct ExactIndex: Sendable {
-    private var bloom: [UInt64] = []
-    private var bloomMask: Int = 0
-    private var slots: [UInt64] = []  // hash, 0 = empty
-    private var slotValue: [Int32] = []  // index into keys/refs
-    private var keys: [String] = []
-    private var types: [SelectorType] = []
-    private var refs: [[HitRef]] = []
-    private var count = 0
+/// Immutable once built; raw buffers keep reference counting off the lookup path.
+public final class ExactIndex: @unchecked Sendable {
+    private let bloom: UnsafeMutablePointer<UInt64>
+    private let bloomMask: Int
+    private let slots: UnsafeMutablePointer<UInt64>  // hash | 1, 0 = empty
+    private let slotValue: UnsafeMutablePointer<Int32>  // index into the key arrays
+    private let capacity: Int
+    /// Keys' bytes back to back; key i is arena[keyStart[i] ..< keyStart[i + 1]].
+    private let arena: UnsafeMutablePointer<UInt8>
+    private let keyStart: UnsafeMutablePointer<Int>
+    private let keyType: UnsafeMutablePointer<UInt8>
+    private let refs: [[HitRef]]
+    public let entryCount: Int
 
-    public init() {}
+    @inline(__always)
+    static func seed(_ t: SelectorType) -> UInt64 {
+        switch t {
+        case .phone: 1
+        case .email: 2
+        case .imei: 3
+        case .imsi: 4
+        case .ip: 5
+        case .username: 6
+        case .document: 7
+        case .wallet: 8
+        case .name: 9
+        }
+    }
 
-    public var entryCount: Int { keys.count }
-
-    static func seed(_ t: SelectorType) -> UInt64 { UInt64(SelectorType.allCases.firstIndex(of: t)! + 1) }
+    public convenience init() { self.init([]) }
 
     /// Builds the table for `items` (type, normalised value, where it is watched).
     public init(_ items: [(SelectorType, String, HitRef)]) {
         var position: [String: Int] = [:]
+        var keys: [String] = []
+        var types: [SelectorType] = []
+        var refs: [[HitRef]] = []
         for (t, v, r) in items {
             let key = t.rawValue + "\u{0}" + v
             if let i = position[key] {
@@ -70,28 +95,53 @@ public struct ExactIndex: Sendable {
             }
         }
         let n = keys.count
+        entryCount = n
+        self.refs = refs
         // Bloom: ~16 bits per key, power-of-two number of 512-bit blocks.
         var blocks = 1
         while blocks * 512 < max(n, 1) * 16 { blocks <<= 1 }
-        bloom = [UInt64](repeating: 0, count: blocks * 8)
+        bloom = .allocate(capacity: blocks * 8)
+        bloom.initialize(repeating: 0, count: blocks * 8)
         bloomMask = blocks - 1
         var cap = 16
         while cap < n * 2 { cap <<= 1 }
-        slots = [UInt64](repeating: 0, count: cap)
-        slotValue = [Int32](repeating: -1, count: cap)
+        capacity = cap
+        slots = .allocate(capacity: cap)
+        slots.initialize(repeating: 0, count: cap)
+        slotValue = .allocate(capacity: cap)
+        slotValue.initialize(repeating: -1, count: cap)
+        let total = keys.reduce(0) { $0 + $1.utf8.count }
+        arena = .allocate(capacity: max(total, 1))
+        keyStart = .allocate(capacity: n + 1)
+        keyType = .allocate(capacity: max(n, 1))
+        var off = 0
         for i in 0..<n {
-            var k = keys[i]
-            let h = k.withUTF8 { hashBytes($0, seed: Self.seed(types[i])) } | 1
+            keyStart[i] = off
+            for b in keys[i].utf8 {
+                arena[off] = b
+                off += 1
+            }
+            keyType[i] = UInt8(Self.seed(types[i]))
+            let h = hashBytes(UnsafeBufferPointer(start: arena + keyStart[i], count: off - keyStart[i]), seed: Self.seed(types[i])) | 1
             addBloom(h)
             var s = Int(truncatingIfNeeded: h >> 7) & (cap - 1)
             while slots[s] != 0 { s = (s + 1) & (cap - 1) }
             slots[s] = h
             slotValue[s] = Int32(i)
         }
-        count = n
+        keyStart[n] = off
     }
 
-    private mutating func addBloom(_ h: UInt64) {
+    deinit {
+        bloom.deallocate()
+        slots.deallocate()
+        slotValue.deallocate()
+        arena.deallocate()
+        keyStart.deallocate()
+        keyType.deallocate()
+    }
+
+    private func addBloom(_ h: UInt64) {
         let block = Int(truncatingIfNeeded: h >> 40) & bloomMask
         var x = h
         for _ in 0..<6 {
@@ -103,41 +153,50 @@ public struct ExactIndex: Sendable {
 
     @inline(__always)
     private func mayContain(_ h: UInt64) -> Bool {
-        let block = Int(truncatingIfNeeded: h >> 40) & bloomMask
+        let base = bloom + (Int(truncatingIfNeeded: h >> 40) & bloomMask) &* 8
         var x = h
-        return bloom.withUnsafeBufferPointer { b in
-            for _ in 0..<6 {
-                let bit = Int(x & 511)
-                if b[block &* 8 &+ bit >> 6] & (1 << UInt64(bit & 63)) == 0 { return false }
-                x >>= 9
-            }
-            return true
+        for _ in 0..<6 {
+            let bit = Int(x & 511)
+            if base[bit >> 6] & (1 << UInt64(bit & 63)) == 0 { return false }
+            x >>= 9
         }
+        return true
     }
 
     /// Where `value` (already normalised) of `type` is watched.
-    @inline(__always)
     public func lookup(_ type: SelectorType, _ value: String) -> [HitRef]? {
-        if count == 0 { return nil }
+        if entryCount == 0 { return nil }
         var v = value
         return v.withUTF8 { lookup(type, bytes: $0) }
     }
 
-    public func lookup(_ type: SelectorType, bytes: UnsafeBufferPointer<UInt8>) -> [HitRef]? {
-        if count == 0 { return nil }
-        let h = hashBytes(bytes, seed: Self.seed(type)) | 1
-        guard mayContain(h) else { return nil }
-        let cap = slots.count
-        var s = Int(truncatingIfNeeded: h >> 7) & (cap - 1)
+    /// The slot of a key, or -1; the hot path, free of allocation and reference counting.
+    @inline(__always)
+    public func find(_ type: SelectorType, bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        if entryCount == 0 { return -1 }
+        let seed = Self.seed(type)
+        let h = hashBytes(bytes, seed: seed) | 1
+        guard mayContain(h) else { return -1 }
+        var s = Int(truncatingIfNeeded: h >> 7) & (capacity - 1)
         while true {
             let e = slots[s]
-            if e == 0 { return nil }
+            if e == 0 { return -1 }
             if e == h {
                 let i = Int(slotValue[s])
-                if types[i] == type && keys[i].utf8.elementsEqual(bytes) { return refs[i] }
+                let len = keyStart[i + 1] - keyStart[i]
+                if keyType[i] == UInt8(seed) && len == bytes.count
+                    && (len == 0 || memcmp(arena + keyStart[i], bytes.baseAddress!, len) == 0)
+                {
+                    return i
+                }
             }
-            s = (s + 1) & (cap - 1)
+            s = (s + 1) & (capacity - 1)
         }
+    }
+
+    public func lookup(_ type: SelectorType, bytes: UnsafeBufferPointer<UInt8>) -> [HitRef]? {
+        let i = find(type, bytes: bytes)
+        return i < 0 ? nil : refs[i]
     }
 }
 
@@ -146,11 +205,13 @@ public struct ExactIndex: Sendable {
 public struct PrefixTrie: Sendable {
     private var mask: [UInt16] = [0]
     private var firstChild: [Int32] = [0]
-    private var refsAt: [Int32: [HitRef]] = [:]
+    /// Per node: index into `refs`, or -1.
+    private var refsIndex: [Int32] = [-1]
+    private var refs: [[HitRef]] = []
 
     public init() {}
 
-    public var isEmpty: Bool { refsAt.isEmpty }
+    public var isEmpty: Bool { refs.isEmpty }
 
     /// `items`: E.164-style prefixes (`+322`) and where they are watched.
     public init(_ items: [(String, HitRef)]) {
@@ -173,6 +234,7 @@ public struct PrefixTrie: Sendable {
         var head = 0
         mask = []
         firstChild = []
+        refsIndex = []
         while head < order.count {
             let n = order[head]
             var m: UInt16 = 0
@@ -185,22 +247,36 @@ public struct PrefixTrie: Sendable {
             }
             mask.append(m)
             firstChild.append(first)
-            if !n.refs.isEmpty { refsAt[Int32(head)] = n.refs }
+            if n.refs.isEmpty {
+                refsIndex.append(-1)
+            } else {
+                refsIndex.append(Int32(refs.count))
+                refs.append(n.refs)
+            }
+            order[head] = root  // release the builder node as we go
             head += 1
         }
     }
 
     /// Every watched prefix of the E.164 number `digits` (ASCII, `+` ignored), shortest first.
+    @inline(__always)
     public func lookup(_ digits: UnsafeBufferPointer<UInt8>, into out: inout [HitRef]) {
-        if refsAt.isEmpty { return }
-        var node = 0
-        for d in digits {
-            if d < 48 || d > 57 { continue }
-            let bit = UInt16(1) << UInt16(d - 48)
-            let m = mask[node]
-            if m & bit == 0 { return }
-            node = Int(firstChild[node]) + (m & (bit &- 1)).nonzeroBitCount
-            if let r = refsAt[Int32(node)] { out += r }
+        if refs.isEmpty { return }
+        mask.withUnsafeBufferPointer { mask in
+            firstChild.withUnsafeBufferPointer { firstChild in
+                refsIndex.withUnsafeBufferPointer { refsIndex in
+                    var node = 0
+                    for d in digits {
+                        if d &- 48 > 9 { continue }
+                        let bit = UInt16(1) &<< UInt16(d &- 48)
+                        let m = mask[node]
+                        if m & bit == 0 { return }
+                        node = Int(firstChild[node]) &+ (m & (bit &- 1)).nonzeroBitCount
+                        let r = refsIndex[node]
+                        if r >= 0 { out += refs[Int(r)] }
+                    }
+                }
+            }
         }
     }
 }

@@ -4,9 +4,16 @@ import TriplineSelectors
 /// Alert priority: Sigma levels, lowest first.
 public enum Priority: String, Sendable, CaseIterable, Comparable {
     case informational, low, medium, high, critical
-    public static func < (a: Priority, b: Priority) -> Bool {
-        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    public var rank: Int {
+        switch self {
+        case .informational: 0
+        case .low: 1
+        case .medium: 2
+        case .high: 3
+        case .critical: 4
+        }
     }
+    public static func < (a: Priority, b: Priority) -> Bool { a.rank < b.rank }
 }
 
 /// Traffic Light Protocol 2.0 labels, least strict first.
@@ -23,6 +30,12 @@ public struct Handling: Sendable, Equatable {
     /// Partner ids; always includes the owner.
     public var releasableTo: [String]
     public var originatorNotified: Bool
+
+    public init(tlp: TLP, releasableTo: [String], originatorNotified: Bool) {
+        self.tlp = tlp
+        self.releasableTo = releasableTo
+        self.originatorNotified = originatorNotified
+    }
 
     public var json: JSONValue {
         var o = JSONObject()
@@ -50,6 +63,13 @@ public struct WatchSelector: Sendable {
     /// Further normalised forms that match too (name aliases).
     public var aliases: [String]
     public var line: Int
+
+    public init(kind: WatchKind, value: String, aliases: [String] = [], line: Int) {
+        self.kind = kind
+        self.value = value
+        self.aliases = aliases
+        self.line = line
+    }
 }
 
 public struct Entry: Sendable {
@@ -59,6 +79,14 @@ public struct Entry: Sendable {
     /// Seconds since the epoch; the entry never matches from then on.
     public var expires: Double?
     public var selectors: [WatchSelector]
+
+    public init(ref: String, label: String?, priority: Priority?, expires: Double?, selectors: [WatchSelector]) {
+        self.ref = ref
+        self.label = label
+        self.priority = priority
+        self.expires = expires
+        self.selectors = selectors
+    }
 }
 
 /// One partner's list, loaded all-or-nothing from one file.
@@ -74,6 +102,22 @@ public struct Watchlist: Sendable {
     public var version: String
     public var file: String
     public var entries: [Entry]
+
+    public init(
+        name: String, owner: String, description: String?, handling: Handling, reviewBy: Double,
+        defaultPriority: Priority, minScore: Double?, version: String, file: String, entries: [Entry]
+    ) {
+        self.name = name
+        self.owner = owner
+        self.description = description
+        self.handling = handling
+        self.reviewBy = reviewBy
+        self.defaultPriority = defaultPriority
+        self.minScore = minScore
+        self.version = version
+        self.file = file
+        self.entries = entries
+    }
 
     public func isActive(at now: Double) -> Bool { reviewBy > now }
 }
