@@ -65,20 +65,25 @@ measure("phone normalisation, E.164 input", n: e164Only.count) {
     return valid
 }
 
+if ProcessInfo.processInfo.environment["TRIPLINE_BENCH"] == "phone" { exit(0) }
+
 // 2. Exact lookup against a 1,000,000-entry watchlist (10% of queries hit).
 let entries = 1_000_000
 var watched: [String] = []
 watched.reserveCapacity(entries)
 for _ in 0..<entries { watched.append("+3247\(UInt64.random(in: 1_000_000...9_999_999, using: &g))") }
 var items: [(SelectorType, String, HitRef)] = []
-for (i, w) in watched.enumerated() { items.append((.phone, w, HitRef(list: 0, entry: Int32(i), selector: 0, viaAlias: false))) }
+for (i, w) in watched.enumerated() {
+    items.append((.phone, w, HitRef(list: 0, entry: Int32(i), selector: 0, viaAlias: false)))
+}
 let t0 = nowNS()
 let exact = ExactIndex(items)
 print(String(format: "exact index build, %d entries: %.0f ms", entries, Double(nowNS() - t0) / 1e6))
 // Most selectors miss every list: 1% of the queries are watched numbers, the rest other numbers.
 var queries: [[UInt8]] = []
 for i in 0..<1_000_000 {
-    queries.append(Array((i % 100 == 0 ? watched[i] : "+3348\(UInt64.random(in: 1_000_000...9_999_999, using: &g))").utf8))
+    queries.append(
+        Array((i % 100 == 0 ? watched[i] : "+3348\(UInt64.random(in: 1_000_000...9_999_999, using: &g))").utf8))
 }
 let hitsOnly = (0..<100_000).map { Array(watched[$0 * 7].utf8) }
 func exactBench(_ exact: ExactIndex, _ queries: [[UInt8]], _ hitsOnly: [[UInt8]]) {
@@ -171,7 +176,7 @@ for i in 0..<lineCount {
     ndjson.append(0x0A)
 }
 let path = NSTemporaryDirectory() + "tripline-bench-\(getpid()).ndjson"
-FileManager.default.createFile(atPath: path, contents: Data(ndjson))
+_ = FileManager.default.createFile(atPath: path, contents: Data(ndjson))
 defer { try? FileManager.default.removeItem(atPath: path) }
 var bestRate = 0.0
 var hitsOut = 0
@@ -183,7 +188,8 @@ for _ in 0..<3 {
     while let l = try reader.next() {
         guard case .record(let bytes, _) = l else { continue }
         let v = bytes.withUnsafeBufferPointer { try? JSONParser.parse($0) }
-        guard let o = v?.objectValue, let input = try? SelectorInput(json: o), let sel = try? normalizer.normalize(input)
+        guard let o = v?.objectValue, let input = try? SelectorInput(json: o),
+            let sel = try? normalizer.normalize(input)
         else { continue }
         for h in matcher.match(sel) {
             var w = JSONWriter()
@@ -199,5 +205,6 @@ for _ in 0..<3 {
 }
 print(
     String(
-        format: "whole stream (parse+normalise+match+write), %d lines of ~%d bytes: %.0f selectors/s, %.1f MB/s (%d hits)",
+        format:
+            "whole stream (parse+normalise+match+write), %d lines of ~%d bytes: %.0f selectors/s, %.1f MB/s (%d hits)",
         lineCount, ndjson.count / lineCount, bestRate, bestRate * Double(ndjson.count / lineCount) / 1e6, hitsOut))

@@ -5,7 +5,8 @@ public struct PhoneNumber: Sendable, Equatable {
     /// `+` and the digits of the calling code and national significant number.
     public var e164: String
     public var countryCode: Int
-    public var nationalNumber: String
+    /// The national significant number: the E.164 digits after the calling code.
+    public var nationalNumber: Substring { e164.dropFirst(1 + String(countryCode).count) }
     /// ISO 3166 alpha-2 region, nil for non-geographic calling codes (+800, +882...).
     public var region: String?
     public var valid: Bool
@@ -32,15 +33,16 @@ public struct PhoneNormalizer: Sendable {
     public var metadataVersion: String { plans.version }
 
     /// True when `region` is a region with a numbering plan.
-    public func knowsRegion(_ region: String) -> Bool { plans.regions[region] != nil }
+    public func knowsRegion(_ region: String) -> Bool { plans.region(region) != nil }
 
     /// Reads `text` with the region hints in order of preference; the first hint that gives a valid number
     /// wins, else the first reading. Throws only when the text cannot be a phone number at all.
     public func normalize(_ text: String, regions: [String]) throws(PhoneParseFailure) -> PhoneNumber {
         var firstFailure: PhoneParseFailure?
         var firstReading: PhoneNumber?
-        let hints: [String?] = regions.isEmpty ? [nil] : regions.map { Optional($0) }
-        for hint in hints {
+        let international = text.utf8.first == UInt8(ascii: "+")
+        for k in 0..<max(1, regions.count) {
+            let hint = regions.isEmpty ? nil : regions[k]
             do {
                 let (cc, nsn) = try parser.parse(text, region: hint)
                 let number = describe(cc: cc, nsn: nsn, hint: hint)
@@ -49,17 +51,25 @@ public struct PhoneNormalizer: Sendable {
             } catch {
                 if firstFailure == nil || firstFailure == .noRegion { firstFailure = error }
             }
-            if text.unicodeScalars.first.map(PhoneParser.isPlus) == true { break }
+            if international { break }  // the hint cannot change an international reading
         }
         if let firstReading { return firstReading }
         throw firstFailure ?? .notANumber
     }
 
     func describe(cc: Int, nsn: [UInt8], hint: String?) -> PhoneNumber {
-        var e164 = "+" + String(cc)
-        e164 += String(decoding: nsn, as: UTF8.self)
+        var text: [UInt8] = [UInt8(ascii: "+")]
+        text.reserveCapacity(nsn.count + 4)
+        var ccDigits: [UInt8] = []
+        var c = cc
+        while c > 0 {
+            ccDigits.append(UInt8(48 + c % 10))
+            c /= 10
+        }
+        text += ccDigits.reversed()
+        text += nsn
         var number = PhoneNumber(
-            e164: e164, countryCode: cc, nationalNumber: String(decoding: nsn, as: UTF8.self), region: nil,
+            e164: String(decoding: text, as: UTF8.self), countryCode: cc, region: nil,
             valid: false, invalidReason: nil, lineType: nil, area: nil)
         if let plan = plans.plan(forCode: cc, nsn: nsn) {
             let type = plan.numberType(nsn)
@@ -72,7 +82,7 @@ public struct PhoneNormalizer: Sendable {
             }
         }
         // Invalid: explain against the hinted region when it shares the calling code, else the main one.
-        let hinted = hint.flatMap { plans.regions[$0] }
+        let hinted = hint.flatMap { plans.region($0) }
         guard let plan = (hinted?.countryCode == cc ? hinted : nil) ?? plans.mainPlan(forCode: cc) else {
             number.invalidReason = "unknown country calling code +\(cc)"
             return number
@@ -105,6 +115,8 @@ final class PhoneGeography: Sendable {
     /// key: prefix value * 16 + prefix length.
     private let prefixes: [UInt64: Int32]
     private let longest: Int
+    /// Per calling code (index), a bit mask of the prefix lengths present: lookups skip the others.
+    private let lengthsByCode: [UInt32]
 
     init() {
         guard let url = Bundle.module.url(forResource: "phonegeo", withExtension: "tsv"),
@@ -113,6 +125,7 @@ final class PhoneGeography: Sendable {
         var names: [String] = []
         var prefixes: [UInt64: Int32] = [:]
         var longest = 0
+        var lengths = [UInt32](repeating: 0, count: 1000)
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
             let f = line.split(separator: "\t")
             if f[0] == "N" {
@@ -120,23 +133,38 @@ final class PhoneGeography: Sendable {
             } else if f[0] == "P" {
                 prefixes[UInt64(f[1])! &* 16 &+ UInt64(f[1].count)] = Int32(f[2])!
                 longest = max(longest, f[1].count)
+                let digits = Array(f[1].utf8)
+                var cc = 0
+                for k in 0..<min(3, digits.count) {
+                    cc = cc * 10 + Int(digits[k] - 48)
+                    if PhonePlanSet.shared.plansByCode(cc) != nil { break }
+                }
+                if cc < 1000 { lengths[cc] |= 1 << UInt32(f[1].count) }
             }
         }
         self.names = names
         self.prefixes = prefixes
         self.longest = longest
+        self.lengthsByCode = lengths
     }
 
     func area(cc: Int, nsn: [UInt8]) -> String? {
-        let digits = Array(String(cc).utf8) + nsn
-        var value: UInt64 = 0
-        var values: [UInt64] = []
-        for d in digits.prefix(longest) {
-            value = value &* 10 &+ UInt64(d - 48)
-            values.append(value)
+        // The number as digits: calling code then national number, longest prefix first.
+        var ccDigits = 0
+        var c = cc
+        while c > 0 {
+            ccDigits += 1
+            c /= 10
         }
-        for len in stride(from: values.count, through: 1, by: -1) {
-            if let i = prefixes[values[len - 1] &* 16 &+ UInt64(len)] { return names[Int(i)] }
+        let total = min(longest, ccDigits + nsn.count)
+        var full: UInt64 = UInt64(cc)
+        for d in nsn.prefix(total - ccDigits) { full = full &* 10 &+ UInt64(d &- 48) }
+        let present = cc < 1000 ? lengthsByCode[cc] : UInt32.max
+        var len = total
+        while len >= 1 {
+            if present & (1 << UInt32(len)) != 0, let i = prefixes[full &* 16 &+ UInt64(len)] { return names[Int(i)] }
+            full /= 10
+            len -= 1
         }
         return nil
     }

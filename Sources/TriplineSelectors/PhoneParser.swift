@@ -34,25 +34,33 @@ struct PhoneParser: Sendable {
     /// The calling code and national significant number (ASCII digits).
     func parse(_ input: String, region: String?) throws(PhoneParseFailure) -> (cc: Int, nsn: [UInt8]) {
         if input.utf8.count > Self.maxInputLength { throw .tooLong }
-        var number = try Self.nationalNumberForParsing(input)
-        guard Self.isViable(number) else { throw .notANumber }
-        let regionPlan = region.flatMap { plans.regions[$0] }
-        if regionPlan == nil && !Self.startsWithPlus(number) { throw .noRegion }
-        number = Self.stripExtension(number)
+        let hasPlus: Bool
+        let digits: [UInt8]
+        if let fast = Self.plainASCII(input) {
+            (hasPlus, digits) = fast
+        } else {
+            var number = try Self.nationalNumberForParsing(input)
+            guard Self.isViable(number) else { throw .notANumber }
+            number = Self.stripExtension(number)
+            hasPlus = Self.startsWithPlus(number)
+            digits = Self.normalize(number)
+        }
+        let regionPlan = region.flatMap { plans.region($0) }
+        if regionPlan == nil && !hasPlus { throw .noRegion }
 
         var cc = 0
         var nsn: [UInt8] = []
         do {
-            (cc, nsn) = try extractCountryCode(number, regionPlan)
-        } catch .invalidCountryCode where Self.startsWithPlus(number) {
-            (cc, nsn) = try extractCountryCode(Self.dropLeadingPlus(number), regionPlan)
+            (cc, nsn) = try extractCountryCode(digits, hasPlus: hasPlus, regionPlan)
+        } catch .invalidCountryCode where hasPlus {
+            (cc, nsn) = try extractCountryCode(digits, hasPlus: false, regionPlan)
             if cc == 0 { throw .invalidCountryCode }
         }
         var meta = regionPlan
         if cc != 0 {
             if let main = plans.mainPlan(forCode: cc), main !== regionPlan { meta = main }
         } else {
-            nsn += Self.normalize(number)
+            nsn += digits
             if let regionPlan { cc = regionPlan.countryCode }
         }
         if nsn.count < Self.minNSN { throw .tooShort }
@@ -69,19 +77,44 @@ struct PhoneParser: Sendable {
         return (cc, nsn)
     }
 
+    /// The common case without a scalar array: ASCII digits, an optional leading `+`, and separators
+    /// (space - . ( ) /). Such text has no extension, no RFC 3966 form and no vanity letters, so libphonenumber's
+    /// clean-up reduces to "digits after the first + or digit". Nil sends the text down the general path.
+    @inline(__always)
+    static func plainASCII(_ input: String) -> (Bool, [UInt8])? {
+        var digits: [UInt8] = []
+        digits.reserveCapacity(20)
+        var plus = false
+        var started = false
+        for b in input.utf8 {
+            switch b {
+            case 48...57:
+                started = true
+                digits.append(b)
+            case UInt8(ascii: "+"):
+                if started || plus { return nil }
+                plus = true
+                started = true
+            case UInt8(ascii: " "), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "("), UInt8(ascii: ")"),
+                UInt8(ascii: "/"):
+                continue
+            default:
+                return nil
+            }
+        }
+        return digits.count >= 3 ? (plus, digits) : nil
+    }
+
     // MARK: country calling code
 
-    private func extractCountryCode(_ number: [Unicode.Scalar], _ meta: RegionPlan?) throws(PhoneParseFailure)
+    private func extractCountryCode(_ digits: [UInt8], hasPlus: Bool, _ meta: RegionPlan?) throws(PhoneParseFailure)
         -> (Int, [UInt8])
     {
-        if number.isEmpty { return (0, []) }
-        var full: [UInt8]
+        if digits.isEmpty { return (0, []) }
+        var full = digits
         var fromDefault = false
-        if Self.startsWithPlus(number) {
-            full = Self.normalize(Self.dropLeadingPlus(number))
-        } else {
-            full = Self.normalize(number)
-            if let idd = meta?.internationalPrefix, let stripped = Self.stripIDD(idd, full) {
+        if !hasPlus {
+            if let meta, let stripped = Self.stripIDD(meta, full) {
                 full = stripped
             } else {
                 fromDefault = true
@@ -114,14 +147,23 @@ struct PhoneParser: Sendable {
         var value = 0
         for i in 0..<min(3, digits.count) {
             value = value * 10 + Int(digits[i] - 48)
-            if plans.byCode[value] != nil { return (value, Array(digits[(i + 1)...])) }
+            if plans.plansByCode(value) != nil { return (value, Array(digits[(i + 1)...])) }
         }
         return (0, digits)
     }
 
-    private static func stripIDD(_ idd: Regex, _ digits: [UInt8]) -> [UInt8]? {
-        let m = digits.withUnsafeBufferPointer { buf in try? idd.firstMatch(in: buf, anchored: true) }
-        guard let m, let whole = m[0] else { return nil }
+    private static func stripIDD(_ meta: RegionPlan, _ digits: [UInt8]) -> [UInt8]? {
+        let end: Int
+        if let literal = meta.internationalPrefixLiteral {
+            guard digits.starts(with: literal) else { return nil }
+            end = literal.count
+        } else {
+            guard let idd = meta.internationalPrefix else { return nil }
+            let m = digits.withUnsafeBufferPointer { buf in try? idd.firstMatch(in: buf, anchored: true) }
+            guard let m, let whole = m[0] else { return nil }
+            end = whole.upperBound
+        }
+        let whole = 0..<end
         // Calling codes never start with 0: "00 0..." is not an international prefix.
         if whole.upperBound < digits.count && digits[whole.upperBound] == UInt8(ascii: "0") { return nil }
         return Array(digits[whole.upperBound...])
@@ -132,8 +174,16 @@ struct PhoneParser: Sendable {
     /// libphonenumber's national-prefix (trunk prefix) and carrier-code stripping, with its transform rule.
     static func stripNationalPrefix(_ number: [UInt8], _ meta: RegionPlan) -> ([UInt8], Bool) {
         guard !number.isEmpty, let npfp = meta.nationalPrefixForParsing else { return (number, false) }
-        let found = number.withUnsafeBufferPointer { buf in try? npfp.firstMatch(in: buf, anchored: true) }
-        guard let m = found, let whole = m[0] else { return (number, false) }
+        let m: Regex.Match
+        if let literal = meta.nationalPrefixLiteral {
+            guard number.starts(with: literal) else { return (number, false) }
+            m = [0..<literal.count]
+        } else {
+            let found = number.withUnsafeBufferPointer { buf in try? npfp.firstMatch(in: buf, anchored: true) }
+            guard let f = found else { return (number, false) }
+            m = f
+        }
+        guard let whole = m[0] else { return (number, false) }
         let viableOriginal = meta.matchesGeneralPattern(number)
         let lastGroupSet = m.count > 1 && m[m.count - 1] != nil
         if let rule = meta.transformRule, lastGroupSet {

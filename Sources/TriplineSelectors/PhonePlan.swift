@@ -91,6 +91,9 @@ final class RegionPlan: Sendable {
     let countryCodeDigits: [UInt8]
     let internationalPrefix: Regex?
     let nationalPrefixForParsing: Regex?
+    /// The patterns above when they are plain digit strings ("00", "0"): compared without PCRE2.
+    let internationalPrefixLiteral: [UInt8]?
+    let nationalPrefixLiteral: [UInt8]?
     let transformRule: String?
     let nationalPrefix: [UInt8]
     let sameMobileAndFixed: Bool
@@ -100,18 +103,24 @@ final class RegionPlan: Sendable {
     let leadingDigits: DigitDFA?
     let dfa: DigitDFA
 
-    var isNonGeographic: Bool { id == "001" }
+    let isNonGeographic: Bool
 
     init(line fields: [Substring]) throws {
         // R id cc idd preferredIdd nationalPrefix npfp transform same localOnly lengths leading dfa
         let key = fields[1]
         id = key.hasPrefix("001/") ? "001" : String(key)
+        isNonGeographic = id == "001"
         countryCode = Int(fields[2])!
         countryCodeDigits = Array(fields[2].utf8)
         func opt(_ s: Substring) -> String? { s == "-" ? nil : String(s) }
         internationalPrefix = try opt(fields[3]).map { try Regex($0) }
         nationalPrefixForParsing = try opt(fields[6]).map { try Regex($0) }
         transformRule = opt(fields[7])
+        func literal(_ s: Substring) -> [UInt8]? {
+            s != "-" && s.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) ? Array(s.utf8) : nil
+        }
+        internationalPrefixLiteral = literal(fields[3])
+        nationalPrefixLiteral = literal(fields[6])
         nationalPrefix = fields[5] == "-" ? [] : Array(fields[5].utf8)
         sameMobileAndFixed = fields[8] == "1"
         localOnlyLengths = UInt32(fields[9], radix: 16)!
@@ -177,6 +186,9 @@ final class PhonePlanSet: Sendable {
     let regions: [String: RegionPlan]
     /// Calling code -> plans in libphonenumber's order (main region first).
     let byCode: [Int: [RegionPlan]]
+    /// The same, indexed by calling code (1...999) for the hot path.
+    private let codeTable: [[RegionPlan]?]
+    private let regionTable: [RegionPlan?]
 
     static let shared: PhonePlanSet = {
         guard let url = Bundle.module.url(forResource: "phonemeta", withExtension: "tsv"),
@@ -210,13 +222,36 @@ final class PhonePlanSet: Sendable {
         self.version = version
         self.regions = regions
         self.byCode = byCode
+        var table = [[RegionPlan]?](repeating: nil, count: 1000)
+        for (cc, p) in byCode where cc < 1000 { table[cc] = p }
+        codeTable = table
+        var rt = [RegionPlan?](repeating: nil, count: 26 * 26)
+        for (id, p) in regions {
+            let u = Array(id.utf8)
+            if u.count == 2 { rt[(Int(u[0]) - 65) * 26 + Int(u[1]) - 65] = p }
+        }
+        regionTable = rt
     }
 
-    func mainPlan(forCode cc: Int) -> RegionPlan? { byCode[cc]?.first }
+    /// A region by its ISO code without hashing a String: two ASCII letters index a 26x26 table.
+    @inline(__always)
+    func region(_ code: String) -> RegionPlan? {
+        var it = code.utf8.makeIterator()
+        guard let a = it.next(), let b = it.next(), it.next() == nil else { return nil }
+        let x = Int(a | 0x20) - 97
+        let y = Int(b | 0x20) - 97
+        guard x >= 0, x < 26, y >= 0, y < 26 else { return nil }
+        return regionTable[x * 26 + y]
+    }
+
+    @inline(__always)
+    func plansByCode(_ cc: Int) -> [RegionPlan]? { cc > 0 && cc < 1000 ? codeTable[cc] : nil }
+
+    func mainPlan(forCode cc: Int) -> RegionPlan? { plansByCode(cc)?.first }
 
     /// libphonenumber's region for a number whose calling code several regions share.
     func plan(forCode cc: Int, nsn: [UInt8]) -> RegionPlan? {
-        guard let plans = byCode[cc] else { return nil }
+        guard let plans = plansByCode(cc) else { return nil }
         if plans.count == 1 { return plans[0] }
         for p in plans {
             if let lead = p.leadingDigits {

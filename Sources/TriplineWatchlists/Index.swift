@@ -122,7 +122,10 @@ public final class ExactIndex: @unchecked Sendable {
                 off += 1
             }
             keyType[i] = UInt8(Self.seed(types[i]))
-            let h = hashBytes(UnsafeBufferPointer(start: arena + keyStart[i], count: off - keyStart[i]), seed: Self.seed(types[i])) | 1
+            let h =
+                hashBytes(
+                    UnsafeBufferPointer(start: arena + keyStart[i], count: off - keyStart[i]), seed: Self.seed(types[i])
+                ) | 1
             addBloom(h)
             var s = Int(truncatingIfNeeded: h >> 7) & (cap - 1)
             while slots[s] != 0 { s = (s + 1) & (cap - 1) }
