@@ -14,7 +14,7 @@ build: setup
 
 run: build
 	$(BIN) check
-	$(BIN) match --now 2030-06-01T00:00:00Z Examples/selectors.ndjson
+	$(BIN) match Examples/selectors.ndjson
 
 lint:
 	$(SWIFT) format lint --strict -r Sources Tests Benchmarks

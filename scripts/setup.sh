@@ -5,9 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libpcre2-dev libyaml-dev libicu-dev pkg-config python3 python3-pip; do
+for pkg in libpcre2-dev libyaml-dev libicu-dev pkg-config make; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+if [ "${1:-}" = "--peers" ]; then
+    command -v python3 >/dev/null || need+=(python3)
+    python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+fi
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]}"
     apt-get update -qq

@@ -65,7 +65,9 @@ measure("phone normalisation, E.164 input", n: e164Only.count) {
     return valid
 }
 
-if ProcessInfo.processInfo.environment["TRIPLINE_BENCH"] == "phone" { exit(0) }
+// TRIPLINE_BENCH=phone|stream runs one part (for profiling); unset runs everything.
+let only = ProcessInfo.processInfo.environment["TRIPLINE_BENCH"]
+if only == "phone" { exit(0) }
 
 // 2. Exact lookup against a 1,000,000-entry watchlist (10% of queries hit).
 let entries = 1_000_000
@@ -115,7 +117,7 @@ func exactBench(_ exact: ExactIndex, _ queries: [[UInt8]], _ hitsOnly: [[UInt8]]
         return hits
     }
 }
-exactBench(exact, queries, hitsOnly)
+if only == nil { exactBench(exact, queries, hitsOnly) }
 
 // 3. Prefix lookup: a realistic prefix list (10,000 area prefixes) and a stress case (1,000,000 prefixes).
 func prefixBench(_ count: Int, _ g: inout SplitMix) {
@@ -147,8 +149,10 @@ func prefixBench(_ count: Int, _ g: inout SplitMix) {
         return hits
     }
 }
-prefixBench(10_000, &g)
-prefixBench(1_000_000, &g)
+if only == nil {
+    prefixBench(10_000, &g)
+    prefixBench(1_000_000, &g)
+}
 
 // 4. Whole stream: NDJSON lines -> parse -> normalise -> match -> NDJSON hits, against the 1M-entry list.
 let lists = [
@@ -208,3 +212,35 @@ print(
         format:
             "whole stream (parse+normalise+match+write), %d lines of ~%d bytes: %.0f selectors/s, %.1f MB/s (%d hits)",
         lineCount, ndjson.count / lineCount, bestRate, bestRate * Double(ndjson.count / lineCount) / 1e6, hitsOut))
+
+// Stage breakdown of the same stream (ns per line), to show where the time goes.
+func stages(_ lines: [[UInt8]]) {
+    var values: [JSONValue] = []
+    measure("  stage: JSON parse of a line", n: lines.count, rounds: 3) {
+        values = lines.map { l in l.withUnsafeBufferPointer { (try? JSONParser.parse($0)) ?? .null } }
+        return values.count
+    }
+    var inputs: [SelectorInput] = []
+    measure("  stage: record validation", n: lines.count, rounds: 3) {
+        inputs = values.compactMap { $0.objectValue.flatMap { try? SelectorInput(json: $0) } }
+        return inputs.count
+    }
+    var sels: [NormalizedSelector] = []
+    measure("  stage: normalise + enrich", n: lines.count, rounds: 3) {
+        sels = inputs.compactMap { try? normalizer.normalize($0) }
+        return sels.count
+    }
+    measure("  stage: match", n: lines.count, rounds: 3) {
+        sels.reduce(0) { $0 + matcher.match($1).count }
+    }
+    measure("  stage: write normalised record", n: lines.count, rounds: 3) {
+        var total = 0
+        for s in sels {
+            var w = JSONWriter()
+            w.write(s.json)
+            total += w.bytes.count
+        }
+        return total
+    }
+}
+stages(ndjson.split(separator: 0x0A).map { Array($0) })

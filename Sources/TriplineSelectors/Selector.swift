@@ -74,9 +74,10 @@ public struct SelectorInput: Sendable {
 
     /// Region hints for national phone numbers, in SPEC order (the configured default is added by the caller).
     public var regionHints: [String] {
+        guard case .object(let src)? = source else { return [] }
         var out: [String] = []
-        for key in ["source.sim_country", "source.country"] {
-            if let s = source?[path: String(key.dropFirst(7))]?.stringValue, !s.isEmpty {
+        for key in ["sim_country", "country"] {
+            if case .string(let s)? = src[key], !s.isEmpty {
                 let up = s.uppercased()
                 if !out.contains(up) { out.append(up) }
             }
