@@ -73,10 +73,10 @@ struct SelectorStream {
     private mutating func reject(file: String?, line: Int, id: String?, _ message: String) {
         rejected += 1
         var o = JSONObject()
-        if let file { o["file"] = .string(file) }
-        o["line"] = .number(String(line))
-        if let id { o["id"] = .string(id) }
-        o["error"] = .string(message)
+        if let file { o.append("file", .string(file)) }
+        o.append("line", .number(String(line)))
+        if let id { o.append("id", .string(id)) }
+        o.append("error", .string(message))
         rejects.writeLine(o)
     }
 }

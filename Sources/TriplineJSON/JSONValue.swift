@@ -71,6 +71,10 @@ public struct JSONObject: Sendable, Equatable, Sequence {
         }
     }
 
+    /// Adds a member the caller knows is new (no search: the builders' fast path).
+    @inline(__always)
+    public mutating func append(_ key: String, _ value: JSONValue) { members.append((key, value)) }
+
     public var count: Int { members.count }
     public var keys: [String] { members.map(\.key) }
 

@@ -38,8 +38,27 @@ public struct JSONWriter {
     mutating func append(_ s: String) { bytes.append(contentsOf: s.utf8) }
 
     public mutating func writeString(_ s: String) {
+        var copy = s
+        copy.withUTF8 { buf in
+            // Fast path: nothing to escape, copy the bytes at once.
+            var clean = true
+            for b in buf where b < 0x20 || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") {
+                clean = false
+                break
+            }
+            if clean {
+                bytes.append(UInt8(ascii: "\""))
+                bytes.append(contentsOf: buf)
+                bytes.append(UInt8(ascii: "\""))
+            } else {
+                writeEscaped(buf)
+            }
+        }
+    }
+
+    private mutating func writeEscaped(_ buf: UnsafeBufferPointer<UInt8>) {
         bytes.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
+        for b in buf {
             switch b {
             case UInt8(ascii: "\""): append("\\\"")
             case UInt8(ascii: "\\"): append("\\\\")

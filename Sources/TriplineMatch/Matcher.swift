@@ -13,11 +13,11 @@ public struct Hit: Sendable {
 
     public var json: JSONObject {
         var o = JSONObject()
-        o["id"] = .string(id)
-        o["selector"] = .object(selector.json)
-        o["kind"] = .string(kind.rawValue)
-        o["priority"] = .string(priority.rawValue)
-        if let w = watchlist { o["watchlist"] = .object(w.json) }
+        o.append("id", .string(id))
+        o.append("selector", .object(selector.json))
+        o.append("kind", .string(kind.rawValue))
+        o.append("priority", .string(priority.rawValue))
+        if let w = watchlist { o.append("watchlist", .object(w.json)) }
         return o
     }
 }
@@ -38,15 +38,15 @@ public struct WatchlistHit: Sendable {
 
     public var json: JSONObject {
         var o = JSONObject()
-        o["owner"] = .string(owner)
-        o["list"] = .string(list)
-        o["version"] = .string(version)
-        o["ref"] = .string(ref)
-        if let label { o["label"] = .string(label) }
-        o["handling"] = handling.json
-        o["score"] = .number(score == 1 ? "1.0" : String(score))
-        o["matched"] = .string(watched)
-        o["via"] = .string(via)
+        o.append("owner", .string(owner))
+        o.append("list", .string(list))
+        o.append("version", .string(version))
+        o.append("ref", .string(ref))
+        if let label { o.append("label", .string(label)) }
+        o.append("handling", handling.json)
+        o.append("score", .number(score == 1 ? "1.0" : String(score)))
+        o.append("matched", .string(watched))
+        o.append("via", .string(via))
         return o
     }
 }

@@ -39,20 +39,20 @@ enum DeviceIDs {
         switch d.count {
         case 14:  // without its check digit
             imei = d + [luhnCheckDigit(d[...])]
-            f["valid"] = .bool(true)
+            f.append("valid", .bool(true))
         case 15:
             imei = d
             let ok = luhnCheckDigit(d[0..<14]) == d[14]
-            f["valid"] = .bool(ok)
-            if !ok { f["invalid_reason"] = .string("Luhn check digit should be \(luhnCheckDigit(d[0..<14]))") }
+            f.append("valid", .bool(ok))
+            if !ok { f.append("invalid_reason", .string("Luhn check digit should be \(luhnCheckDigit(d[0..<14]))")) }
         case 16:  // IMEISV: 14 digits, then a 2-digit software version; the IMEI gets its check digit
             imei = Array(d[0..<14]) + [luhnCheckDigit(d[0..<14])]
-            f["valid"] = .bool(true)
+            f.append("valid", .bool(true))
         default:
             throw SelectorError("imei: \(d.count) digits (an IMEI has 15, an IMEISV 16)")
         }
         let s = String(decoding: imei.map { $0 + 48 }, as: UTF8.self)
-        f["tac"] = .string(String(s.prefix(8)))
+        f.append("tac", .string(String(s.prefix(8))))
         return (s, f)
     }
 
@@ -65,9 +65,9 @@ enum DeviceIDs {
         let mcc = String(s.prefix(3))
         let mncLength = MobileCountryCodes.threeDigitMNC.contains(mcc) ? 3 : 2
         var f = JSONObject()
-        if let c = MobileCountryCodes.country[mcc] { f["country"] = .string(c) }
-        f["mcc"] = .string(mcc)
-        f["mnc"] = .string(String(s.dropFirst(3).prefix(mncLength)))
+        if let c = MobileCountryCodes.country[mcc] { f.append("country", .string(c)) }
+        f.append("mcc", .string(mcc))
+        f.append("mnc", .string(String(s.dropFirst(3).prefix(mncLength))))
         return (s, f)
     }
 }

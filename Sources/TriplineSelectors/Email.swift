@@ -21,7 +21,7 @@ enum EmailNormalizer {
             local.removeAll { $0 == "." }
         }
         var f = JSONObject()
-        f["domain"] = .string(domain)
+        f.append("domain", .string(domain))
         return (local + "@" + domain, f)
     }
 

@@ -23,7 +23,7 @@ enum Handles {
             throw SelectorError("username: handle has whitespace")
         }
         var f = JSONObject()
-        f["platform"] = .string(platform)
+        f.append("platform", .string(platform))
         return (platform + ":" + handle, f)
     }
 
@@ -50,10 +50,10 @@ enum Handles {
         guard !cleaned.isEmpty else { throw SelectorError("document: empty number") }
         var f = JSONObject()
         let ok = cleaned.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } && (5...20).contains(cleaned.count)
-        f["valid"] = .bool(ok)
-        if !ok { f["invalid_reason"] = .string("a document number has 5 to 20 letters and digits") }
-        f["country"] = .string(cc)
-        f["kind"] = .string(kind?.lowercased() ?? guessKind(cleaned))
+        f.append("valid", .bool(ok))
+        if !ok { f.append("invalid_reason", .string("a document number has 5 to 20 letters and digits")) }
+        f.append("country", .string(cc))
+        f.append("kind", .string(kind?.lowercased() ?? guessKind(cleaned)))
         return (cc + ":" + cleaned, f)
     }
 

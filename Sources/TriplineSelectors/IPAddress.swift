@@ -49,7 +49,7 @@ public enum IPAddress {
     static func normalize(_ text: String) throws(SelectorError) -> (String, JSONObject) {
         guard let a = parse(text) else { throw SelectorError("ip: \"\(text)\" is not an IPv4 or IPv6 address") }
         var f = JSONObject()
-        f["version"] = .number(String(a.version))
+        f.append("version", .number(String(a.version)))
         return (format(a), f)
     }
 }

@@ -10,7 +10,7 @@ public enum NameNormalizer {
         guard !tokens.isEmpty else { throw SelectorError("name: no letters") }
         var f = JSONObject()
         f["tokens"] = .array(tokens.map { .string($0) })
-        f["script"] = .string(script)
+        f.append("script", .string(script))
         return (tokens.joined(separator: " "), f)
     }
 

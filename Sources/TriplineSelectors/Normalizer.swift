@@ -49,11 +49,11 @@ public struct SelectorNormalizer: Sendable {
         let n: PhoneNumber
         do { n = try phone.normalize(text, regions: regions) } catch { throw SelectorError("phone: \(error)") }
         var f = JSONObject()
-        f["valid"] = .bool(n.valid)
-        if let r = n.invalidReason { f["invalid_reason"] = .string(r) }
-        if let c = n.region { f["country"] = .string(c) }
-        if let t = n.lineType { f["line_type"] = .string(t.rawValue) }
-        if let a = n.area { f["area"] = .string(a) }
+        f.append("valid", .bool(n.valid))
+        if let r = n.invalidReason { f.append("invalid_reason", .string(r)) }
+        if let c = n.region { f.append("country", .string(c)) }
+        if let t = n.lineType { f.append("line_type", .string(t.rawValue)) }
+        if let a = n.area { f.append("area", .string(a)) }
         return (n.e164, f)
     }
 

@@ -34,18 +34,41 @@ struct DigitDFA: Sendable {
     let accept: [UInt16]
 
     init(encoded: Substring) {
+        // "t0,t1,...,t9:mask;" per state, read byte by byte.
         var next: [Int32] = []
         var accept: [UInt16] = []
-        for state in encoded.split(separator: ";", omittingEmptySubsequences: false) {
-            let parts = state.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-            var count = 0
-            for t in parts[0].split(separator: ",", omittingEmptySubsequences: false) {
-                next.append(t.isEmpty ? -1 : Int32(t)!)
-                count += 1
+        next.reserveCapacity(encoded.utf8.count / 3)
+        var value: Int32 = 0
+        var hasValue = false
+        var inMask = false
+        var mask: UInt16 = 0
+        func hex(_ c: UInt8) -> UInt16 { c <= 57 ? UInt16(c - 48) : UInt16((c | 0x20) - 87) }
+        for c in encoded.utf8 {
+            switch c {
+            case UInt8(ascii: ","):
+                next.append(hasValue ? value : -1)
+                value = 0
+                hasValue = false
+            case UInt8(ascii: ":"):
+                next.append(hasValue ? value : -1)
+                value = 0
+                hasValue = false
+                inMask = true
+                mask = 0
+            case UInt8(ascii: ";"):
+                accept.append(mask)
+                inMask = false
+            default:
+                if inMask {
+                    mask = mask << 4 | hex(c)
+                } else {
+                    value = value * 10 + Int32(c - 48)
+                    hasValue = true
+                }
             }
-            precondition(count == 10, "corrupt phone DFA")
-            accept.append(UInt16(parts[1], radix: 16)!)
         }
+        if inMask { accept.append(mask) }
+        precondition(next.count == accept.count * 10, "corrupt phone DFA")
         self.next = next
         self.accept = accept
     }

@@ -112,14 +112,14 @@ public struct NormalizedSelector: Sendable {
     /// The record as SPEC §3 prints it.
     public var json: JSONObject {
         var o = JSONObject()
-        o["id"] = .string(id)
-        o["type"] = .string(type.rawValue)
-        o["value"] = .string(value)
-        o["raw"] = .string(raw)
+        o.append("id", .string(id))
+        o.append("type", .string(type.rawValue))
+        o.append("value", .string(value))
+        o.append("raw", .string(raw))
         for (k, v) in fields { o[k] = v }
-        if let observedAt { o["observed_at"] = .string(observedAt) }
-        if let source { o["source"] = source }
-        if let context { o["context"] = context }
+        if let observedAt { o.append("observed_at", .string(observedAt)) }
+        if let source { o.append("source", source) }
+        if let context { o.append("context", context) }
         return o
     }
 

@@ -45,9 +45,9 @@ enum Wallets {
             ok = false
             chain = chain ?? "unknown"
         }
-        f["valid"] = .bool(ok)
-        if !ok { f["invalid_reason"] = .string("address checksum does not verify") }
-        f["chain"] = .string(chain ?? "unknown")
+        f.append("valid", .bool(ok))
+        if !ok { f.append("invalid_reason", .string("address checksum does not verify")) }
+        f.append("chain", .string(chain ?? "unknown"))
         return (value, f)
     }
 

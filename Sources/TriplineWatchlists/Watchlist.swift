@@ -39,9 +39,9 @@ public struct Handling: Sendable, Equatable {
 
     public var json: JSONValue {
         var o = JSONObject()
-        o["tlp"] = .string(tlp.rawValue)
+        o.append("tlp", .string(tlp.rawValue))
         o["releasable_to"] = .array(releasableTo.map { .string($0) })
-        o["originator_notified"] = .bool(originatorNotified)
+        o.append("originator_notified", .bool(originatorNotified))
         return .object(o)
     }
 }
