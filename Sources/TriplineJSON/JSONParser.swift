@@ -83,6 +83,7 @@ public struct JSONParser {
         try enter()
         i += 1
         var members: [(key: String, value: JSONValue)] = []
+        members.reserveCapacity(8)
         skipSpace()
         if i < bytes.count && bytes[i] == UInt8(ascii: "}") {
             i += 1

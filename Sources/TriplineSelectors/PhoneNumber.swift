@@ -58,18 +58,25 @@ public struct PhoneNormalizer: Sendable {
     }
 
     func describe(cc: Int, nsn: [UInt8], hint: String?) -> PhoneNumber {
-        var text: [UInt8] = [UInt8(ascii: "+")]
-        text.reserveCapacity(nsn.count + 4)
-        var ccDigits: [UInt8] = []
-        var c = cc
-        while c > 0 {
-            ccDigits.append(UInt8(48 + c % 10))
-            c /= 10
+        // "+", calling code, national number: composed on the stack, one String at the end.
+        let e164 = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: nsn.count + 5) { buf -> String in
+            buf[0] = UInt8(ascii: "+")
+            var digits = 0
+            var c = cc
+            repeat {
+                digits += 1
+                c /= 10
+            } while c > 0
+            c = cc
+            for k in stride(from: digits, through: 1, by: -1) {
+                buf[k] = UInt8(48 + c % 10)
+                c /= 10
+            }
+            for (k, d) in nsn.enumerated() { buf[1 + digits + k] = d }
+            return String(decoding: UnsafeBufferPointer(rebasing: buf[0..<(1 + digits + nsn.count)]), as: UTF8.self)
         }
-        text += ccDigits.reversed()
-        text += nsn
         var number = PhoneNumber(
-            e164: String(decoding: text, as: UTF8.self), countryCode: cc, region: nil,
+            e164: e164, countryCode: cc, region: nil,
             valid: false, invalidReason: nil, lineType: nil, area: nil)
         if let plan = plans.plan(forCode: cc, nsn: nsn) {
             let type = plan.numberType(nsn)
