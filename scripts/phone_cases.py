@@ -2,7 +2,9 @@
 """Differential test cases for Tripline's phone reader, answered by the `phonenumbers` package.
 
 Writes one tab-separated case per line:
-    set  input  region  e164|ERR  valid(0/1)  region_of_number  line_type
+    set  input  region  e164|ERR  valid(0/1)  region_of_number  line_type  area
+`area` is libphonenumber's English geographic description for fixed lines when it names more than the
+country ("-" otherwise).
 `set` is `valid` (numbers phonenumbers calls valid, written in one of the formats below) or
 `invalid` (strings phonenumbers parses but calls invalid). `region` is the hint given to both
 implementations ("-" for none).
@@ -19,6 +21,7 @@ import phonenumbers
 from phonenumbers import PhoneNumberFormat as F
 from phonenumbers import PhoneNumberType as T
 from phonenumbers import PhoneMetadata
+from phonenumbers import geocoder
 
 TYPE_NAMES = {
     T.FIXED_LINE: "fixed_line", T.MOBILE: "mobile", T.FIXED_LINE_OR_MOBILE: "fixed_line_or_mobile",
@@ -38,11 +41,17 @@ def expected(text, region):
     try:
         n = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
-        return ("ERR", "0", "-", "-")
+        return ("ERR", "0", "-", "-", "-")
     valid = phonenumbers.is_valid_number(n)
     r = phonenumbers.region_code_for_number(n) or "-"
-    t = TYPE_NAMES[phonenumbers.number_type(n)] if valid else "-"
-    return (phonenumbers.format_number(n, F.E164), "1" if valid else "0", r if valid else "-", t)
+    nt = phonenumbers.number_type(n)
+    t = TYPE_NAMES[nt] if valid else "-"
+    area = "-"
+    if valid and nt in (T.FIXED_LINE, T.FIXED_LINE_OR_MOBILE):
+        d = geocoder.description_for_number(n, "en")
+        if d and d != geocoder.country_name_for_number(n, "en"):
+            area = d
+    return (phonenumbers.format_number(n, F.E164), "1" if valid else "0", r if valid else "-", t, area)
 
 
 def variants(rng, n, region):
@@ -128,9 +137,9 @@ def main():
     for region in regions:
         for n in random_valid(rng, region, per_region):
             for text, hint in variants(rng, n, region):
-                e, v, r, t = expected(text, hint)
+                e, v, r, t, a = expected(text, hint)
                 if v == "1":
-                    rows.append(("valid", text, hint or "-", e, v, r, t))
+                    rows.append(("valid", text, hint or "-", e, v, r, t, a))
         # invalid: random national and international strings that phonenumbers parses but rejects
         md = PhoneMetadata.metadata_for_region(region)
         made = 0
@@ -143,15 +152,15 @@ def main():
                 text, hint = digits, region
             else:
                 text, hint = "+%d %s" % (md.country_code, digits), None
-            e, v, r, t = expected(text, hint)
+            e, v, r, t, a = expected(text, hint)
             if e != "ERR" and v == "0":
-                rows.append(("invalid", text, hint or "-", e, v, r, t))
+                rows.append(("invalid", text, hint or "-", e, v, r, t, a))
                 made += 1
     for n in nongeo_valid(rng, max(2, per_region // 4)):
         for text, hint in variants(rng, n, "001"):
-            e, v, r, t = expected(text, hint)
+            e, v, r, t, a = expected(text, hint)
             if v == "1":
-                rows.append(("valid", text, hint or "-", e, v, r, t))
+                rows.append(("valid", text, hint or "-", e, v, r, t, a))
     with open(out, "w", encoding="utf-8") as f:
         f.write("# phonenumbers %s seed %d\n" % (phonenumbers.__version__, seed))
         for row in rows:

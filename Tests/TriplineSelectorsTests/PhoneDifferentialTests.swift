@@ -15,6 +15,7 @@ struct PhoneDifferentialTests {
         let valid: Bool
         let country: String
         let lineType: String
+        let area: String?
     }
 
     static func cases() throws -> [Case]? {
@@ -36,7 +37,7 @@ struct PhoneDifferentialTests {
             let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
             return Case(
                 set: f[0], input: f[1], region: f[2] == "-" ? nil : f[2], e164: f[3], valid: f[4] == "1",
-                country: f[5], lineType: f[6])
+                country: f[5], lineType: f[6], area: f[7] == "-" ? nil : f[7])
         }
     }
 
@@ -56,11 +57,17 @@ struct PhoneDifferentialTests {
         var invalidFlagged = 0
         var regions = Set<String>()
         var samples: [String] = []
+        var areaTotal = 0
+        var areaAgree = 0
         for c in cases {
             let got = try? phone.normalize(c.input, regions: c.region.map { [$0] } ?? [])
             if c.set == "valid" {
                 validTotal += 1
                 regions.insert(c.country)
+                if let want = c.area {
+                    areaTotal += 1
+                    if got?.area == want { areaAgree += 1 }
+                }
                 if got?.e164 == c.e164 {
                     agreeE164 += 1
                     if got?.valid == true && (got?.region ?? "001") == c.country
@@ -91,7 +98,11 @@ struct PhoneDifferentialTests {
         print(
             "phone differential: \(validTotal) valid cases over \(regions.count) regions, E.164 agreement \(e164Rate), "
                 + "validity+country+type \(detailRate); \(invalidTotal) invalid, flagged \(invalidRate)")
+        let areaRate = Double(areaAgree) / Double(max(areaTotal, 1))
+        print("phone differential: area of fixed lines agrees for \(areaAgree) of \(areaTotal) (\(areaRate))")
         for s in samples { print("  " + s) }
+        #expect(areaTotal >= 1_000)
+        #expect(areaRate >= 0.99)
         #expect(validTotal >= 20_000)
         #expect(regions.count >= 60)
         #expect(e164Rate >= 0.999)
