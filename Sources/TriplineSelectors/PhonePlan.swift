@@ -27,11 +27,18 @@ public enum LineType: String, Sendable, CaseIterable {
 }
 
 /// A minimised deterministic automaton over the digits 0-9, generated from a libphonenumber pattern set.
-struct DigitDFA: Sendable {
+/// Immutable after loading; raw buffers keep reference counting off the per-digit walk.
+final class DigitDFA: @unchecked Sendable {
     /// `next[state * 10 + digit]`, -1 for the dead state.
-    let next: [Int32]
+    let next: UnsafeMutablePointer<Int32>
     /// Bit mask of the patterns that accept in this state.
-    let accept: [UInt16]
+    let accept: UnsafeMutablePointer<UInt16>
+    let stateCount: Int
+
+    deinit {
+        next.deallocate()
+        accept.deallocate()
+    }
 
     init(encoded: Substring) {
         // "t0,t1,...,t9:mask;" per state, read byte by byte.
@@ -69,8 +76,11 @@ struct DigitDFA: Sendable {
         }
         if inMask { accept.append(mask) }
         precondition(next.count == accept.count * 10, "corrupt phone DFA")
-        self.next = next
-        self.accept = accept
+        stateCount = accept.count
+        self.next = .allocate(capacity: next.count)
+        self.next.initialize(from: next, count: next.count)
+        self.accept = .allocate(capacity: accept.count)
+        self.accept.initialize(from: accept, count: accept.count)
     }
 
     /// The mask of patterns that fully match `digits` (ASCII '0'...'9').
@@ -162,9 +172,16 @@ final class RegionPlan: Sendable {
 
     /// libphonenumber's number-type decision, from one DFA walk.
     func numberType<C: Collection>(_ nsn: C) -> LineType where C.Element == UInt8 {
-        let mask = dfa.fullMatch(nsn)
+        let raw = dfa.fullMatch(nsn)
+        if raw & 1 == 0 { return .unknown }
         let n = nsn.count
-        func has(_ t: PhoneDescType) -> Bool { mask & (1 << UInt16(t.rawValue)) != 0 && lengthAllows(t, n) }
+        // The types whose pattern matched and whose length rule allows n digits.
+        var mask: UInt16 = 0
+        for t in 0..<11 where raw & (1 << UInt16(t)) != 0 {
+            let m = lengths[t]
+            if m == 0 || (m > 0 && n < 63 && (m >> Int64(n)) & 1 == 1) { mask |= 1 << UInt16(t) }
+        }
+        @inline(__always) func has(_ t: PhoneDescType) -> Bool { mask & (1 << UInt16(t.rawValue)) != 0 }
         guard has(.general) else { return .unknown }
         if has(.premiumRate) { return .premiumRate }
         if has(.tollFree) { return .tollFree }
