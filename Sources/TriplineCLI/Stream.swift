@@ -47,7 +47,7 @@ struct SelectorStream {
                 let value: JSONValue
                 switch parsed {
                 case .failure(let e):
-                    reject(file: file, line: line, id: nil, "invalid JSON: \(e.description)")
+                    reject(file: file, line: line, id: Self.salvageID(bytes), "invalid JSON: \(e.description)")
                     continue
                 case .success(let v): value = v
                 }
@@ -68,6 +68,26 @@ struct SelectorStream {
                 }
             }
         }
+    }
+
+    /// Best effort for a line that is not valid JSON: the text of a leading `"id": "..."` member, when it is
+    /// plain valid UTF-8 without escapes, so the error still names the record.
+    static func salvageID(_ bytes: ArraySlice<UInt8>) -> String? {
+        let key = Array(#""id""#.utf8)
+        guard let start = bytes.indices.first(where: { bytes[$0...].starts(with: key) }) else { return nil }
+        var i = start + key.count
+        while i < bytes.endIndex && (bytes[i] == 0x20 || bytes[i] == 0x09) { i += 1 }
+        guard i < bytes.endIndex, bytes[i] == UInt8(ascii: ":") else { return nil }
+        i += 1
+        while i < bytes.endIndex && (bytes[i] == 0x20 || bytes[i] == 0x09) { i += 1 }
+        guard i < bytes.endIndex, bytes[i] == UInt8(ascii: "\"") else { return nil }
+        let from = i + 1
+        var j = from
+        while j < bytes.endIndex && bytes[j] != UInt8(ascii: "\"") && bytes[j] != UInt8(ascii: "\\") && j - from < 256 {
+            j += 1
+        }
+        guard j < bytes.endIndex, bytes[j] == UInt8(ascii: "\""), j > from else { return nil }
+        return String(validating: bytes[from..<j], as: UTF8.self)
     }
 
     private mutating func reject(file: String?, line: Int, id: String?, _ message: String) {

@@ -123,7 +123,9 @@ struct CLITests {
         #expect(errs.count == total - 2)
         #expect(errs.allSatisfy { $0["line"] != nil && $0["error"]?.stringValue?.isEmpty == false })
         #expect(errs.first { $0["id"] == "bad-03" }?["error"]?.stringValue?.contains("unknown type \"fax\"") == true)
-        #expect(errs.first { $0["line"] == .number("2") }?["error"]?.stringValue?.hasPrefix("invalid JSON") == true)
+        let truncated = errs.first { $0["line"] == .number("2") }
+        #expect(truncated?["error"]?.stringValue?.hasPrefix("invalid JSON") == true)
+        #expect(truncated?["id"] == "bad-02", "the id of a broken line is still named when it can be read")
         #expect(errs.contains { $0["error"]?.stringValue?.contains("64 KiB") == true })
         #expect(errs.contains { $0["error"]?.stringValue?.contains("invalid UTF-8") == true })
     }
@@ -164,5 +166,24 @@ struct CLITests {
             ["match", now], stdin: #"{"id":"1","type":"phone","value":"+32470123456"}"# + "\n", cwd: dir)
         #expect(m.status == 1)
         #expect(m.stdout.isEmpty)
+    }
+
+    @Test("configuration: paths relative to the file, default region, errors with file:line:col")
+    func config() throws {
+        let r = try Self.run(
+            ["normalize", "--config", "Examples/tripline.yaml"],
+            stdin: #"{"id":"1","type":"phone","value":"02 456 12 34"}"# + "\n")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.lines.first?["area"] == "Brussels")
+        let c = try Self.run(["check", "--config", "Examples/tripline.yaml", now])
+        #expect(c.status == 0, "\(c.stderr)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bad = dir.appendingPathComponent("tripline.yaml")
+        try "rules: Rules\nwatchlist: Watchlists\n".write(to: bad, atomically: true, encoding: .utf8)
+        let e = try Self.run(["check", "--config", bad.path, now])
+        #expect(e.status == 1)
+        #expect(e.stderr.contains("\(bad.path):2:1: unknown configuration key \"watchlist\""))
     }
 }
