@@ -120,12 +120,12 @@ func exactBench(_ exact: ExactIndex, _ queries: [[UInt8]], _ hitsOnly: [[UInt8]]
 if only == nil { exactBench(exact, queries, hitsOnly) }
 
 // 3. Prefix lookup: a realistic prefix list (10,000 area prefixes) and a stress case (1,000,000 prefixes).
-func prefixBench(_ count: Int, _ g: inout SplitMix) {
-    // Distinct prefixes of 5 to 9 digits (country code + area code + exchange), as prefix lists hold.
+func prefixBench(_ count: Int, lengths: ClosedRange<Int>, _ g: inout SplitMix) {
+    // Distinct prefixes of `lengths` digits (country code + area code + exchange block), as prefix lists hold.
     var pfx: [(String, HitRef)] = []
     var seen = Set<String>()
     while pfx.count < count {
-        let len = Int.random(in: 5...9, using: &g)
+        let len = Int.random(in: lengths, using: &g)
         var s = "+"
         for _ in 0..<len { s.append(Character(Unicode.Scalar(UInt8(48 + Int.random(in: 0...9, using: &g))))) }
         if seen.insert(s).inserted { pfx.append((s, HitRef(list: 0, entry: Int32(pfx.count), selector: 0))) }
@@ -139,7 +139,7 @@ func prefixBench(_ count: Int, _ g: inout SplitMix) {
     }
     var out: [HitRef] = []
     out.reserveCapacity(16)
-    measure("prefix lookup, \(count) prefixes, random numbers", n: nums.count) {
+    measure("prefix lookup, \(count) prefixes of \(lengths) digits, random numbers", n: nums.count) {
         var hits = 0
         for q in nums {
             out.removeAll(keepingCapacity: true)
@@ -150,8 +150,9 @@ func prefixBench(_ count: Int, _ g: inout SplitMix) {
     }
 }
 if only == nil {
-    prefixBench(10_000, &g)
-    prefixBench(1_000_000, &g)
+    prefixBench(10_000, lengths: 5...9, &g)
+    prefixBench(1_000_000, lengths: 5...9, &g)
+    prefixBench(1_000_000, lengths: 7...10, &g)
 }
 
 // 4. Whole stream: NDJSON lines -> parse -> normalise -> match -> NDJSON hits, against the 1M-entry list.

@@ -205,16 +205,18 @@ public final class ExactIndex: @unchecked Sendable {
 
 /// Phone prefixes in a compact digit trie: each node a 10-bit child mask and the index of its first child,
 /// children stored together, so a walk touches one small node per digit.
-public struct PrefixTrie: Sendable {
-    private var mask: [UInt16] = [0]
-    private var firstChild: [Int32] = [0]
-    /// Per node: index into `refs`, or -1.
-    private var refsIndex: [Int32] = [-1]
-    private var refs: [[HitRef]] = []
-
-    public init() {}
+public final class PrefixTrie: @unchecked Sendable {
+    /// One 64-bit word per node, so a level costs one memory access: bits 0-9 the child mask, bit 10 "has refs",
+    /// bits 32-63 the index of the first child (children are stored together, in digit order).
+    private let nodes: UnsafeMutablePointer<UInt64>
+    private let nodeCount: Int
+    /// Per node with the "has refs" bit: its index into `refs` (read only on a hit).
+    private let refsIndex: [Int32]
+    private let refs: [[HitRef]]
 
     public var isEmpty: Bool { refs.isEmpty }
+
+    public convenience init() { self.init([]) }
 
     /// `items`: E.164-style prefixes (`+322`) and where they are watched.
     public init(_ items: [(String, HitRef)]) {
@@ -234,52 +236,52 @@ public struct PrefixTrie: Sendable {
             n.refs.append(r)
         }
         var order: [B] = [root]
+        var words: [UInt64] = []
+        var refs: [[HitRef]] = []
+        var refsIndex: [Int32] = []
         var head = 0
-        mask = []
-        firstChild = []
-        refsIndex = []
         while head < order.count {
             let n = order[head]
-            var m: UInt16 = 0
-            let first = Int32(order.count)
+            var m: UInt64 = 0
+            let first = UInt64(order.count)
             for (i, c) in n.children.enumerated() {
                 if let c {
-                    m |= 1 << UInt16(i)
+                    m |= 1 << UInt64(i)
                     order.append(c)
                 }
             }
-            mask.append(m)
-            firstChild.append(first)
-            if n.refs.isEmpty {
-                refsIndex.append(-1)
-            } else {
+            if !n.refs.isEmpty {
+                m |= 1 << 10
                 refsIndex.append(Int32(refs.count))
                 refs.append(n.refs)
+            } else {
+                refsIndex.append(-1)
             }
+            words.append(m | first << 32)
             order[head] = root  // release the builder node as we go
             head += 1
         }
+        nodeCount = words.count
+        nodes = .allocate(capacity: words.count)
+        nodes.initialize(from: words, count: words.count)
+        self.refs = refs
+        self.refsIndex = refsIndex
     }
+
+    deinit { nodes.deallocate() }
 
     /// Every watched prefix of the E.164 number `digits` (ASCII, `+` ignored), shortest first.
     @inline(__always)
     public func lookup(_ digits: UnsafeBufferPointer<UInt8>, into out: inout [HitRef]) {
         if refs.isEmpty { return }
-        mask.withUnsafeBufferPointer { mask in
-            firstChild.withUnsafeBufferPointer { firstChild in
-                refsIndex.withUnsafeBufferPointer { refsIndex in
-                    var node = 0
-                    for d in digits {
-                        if d &- 48 > 9 { continue }
-                        let bit = UInt16(1) &<< UInt16(d &- 48)
-                        let m = mask[node]
-                        if m & bit == 0 { return }
-                        node = Int(firstChild[node]) &+ (m & (bit &- 1)).nonzeroBitCount
-                        let r = refsIndex[node]
-                        if r >= 0 { out += refs[Int(r)] }
-                    }
-                }
-            }
+        var node = 0
+        for d in digits {
+            if d &- 48 > 9 { continue }
+            let bit = UInt64(1) &<< UInt64(d &- 48)
+            let w = nodes[node]
+            if w & bit == 0 { return }
+            node = Int(truncatingIfNeeded: w >> 32) &+ (w & (bit &- 1) & 0x3FF).nonzeroBitCount
+            if nodes[node] & (1 << 10) != 0 { out += refs[Int(refsIndex[node])] }
         }
     }
 }
