@@ -212,8 +212,6 @@ struct PhoneParser: Sendable {
 
     static func startsWithPlus(_ s: [Unicode.Scalar]) -> Bool { s.first.map(isPlus) ?? false }
 
-    static func dropLeadingPlus(_ s: [Unicode.Scalar]) -> [Unicode.Scalar] { Array(s.drop(while: isPlus)) }
-
     @inline(__always)
     static func decimalValue(_ c: Unicode.Scalar) -> UInt8? {
         if c.value >= 48 && c.value <= 57 { return UInt8(c.value) - 48 }

@@ -105,16 +105,6 @@ final class DigitDFA: @unchecked Sendable {
         }
         return false
     }
-
-    /// The state reached after `digits`, or nil when it is dead.
-    func state<C: Collection>(after digits: C) -> Int32? where C.Element == UInt8 {
-        var s: Int32 = 0
-        for d in digits {
-            s = next[Int(s) &* 10 &+ Int(d &- 48)]
-            if s < 0 { return nil }
-        }
-        return s
-    }
 }
 
 /// One region's numbering plan (or one non-geographic calling code's).
@@ -160,14 +150,6 @@ final class RegionPlan: Sendable {
         lengths = fields[10].split(separator: ",").map { Int64($0)! }
         leadingDigits = fields[11] == "-" ? nil : DigitDFA(encoded: fields[11])
         dfa = DigitDFA(encoded: fields[12])
-    }
-
-    @inline(__always)
-    func lengthAllows(_ type: PhoneDescType, _ count: Int) -> Bool {
-        let m = lengths[type.rawValue]
-        if m == 0 { return true }
-        if m < 0 { return false }
-        return count < 63 && (m >> Int64(count)) & 1 == 1
     }
 
     /// libphonenumber's number-type decision, from one DFA walk.
