@@ -53,7 +53,10 @@ for i in 0..<100_000 {
     phones.append((String(format: t, a, b, c), r))
 }
 let _ = try? phone.normalize("+32 2 456 12 34", regions: [])  // load the data before timing
-measure("phone normalisation, mixed formats", n: phones.count, rounds: ProcessInfo.processInfo.environment["TRIPLINE_BENCH"] == "phone" ? 40 : 5) {
+measure(
+    "phone normalisation, mixed formats", n: phones.count,
+    rounds: ProcessInfo.processInfo.environment["TRIPLINE_BENCH"] == "phone" ? 40 : 5
+) {
     var valid = 0
     for (p, r) in phones { if let n = try? phone.normalize(p, regions: r), n.valid { valid += 1 } }
     return valid
