@@ -76,7 +76,7 @@ public struct SelectorNormalizer: Sendable {
         var code = 0
         for i in 0..<min(3, d.count) {
             code = code * 10 + Int(d[i] - 48)
-            if phone.plans.plansByCode(code) != nil {
+            if phone.plans.isCallingCode(code) {
                 known = true
                 break
             }

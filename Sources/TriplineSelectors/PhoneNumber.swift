@@ -157,7 +157,7 @@ final class PhoneGeography: Sendable {
                         len += 1
                         if !ccDone && len <= 3 {
                             cc = cc * 10 + Int(b[k] &- 48)
-                            if plans.plansByCode(cc) != nil { ccDone = true }
+                            if plans.isCallingCode(cc) { ccDone = true }
                         }
                         k += 1
                     }

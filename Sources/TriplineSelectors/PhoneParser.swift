@@ -50,19 +50,25 @@ struct PhoneParser: Sendable {
 
         var cc = 0
         var nsn: [UInt8] = []
-        do {
-            (cc, nsn) = try extractCountryCode(digits, hasPlus: hasPlus, regionPlan)
-        } catch .invalidCountryCode where hasPlus {
-            (cc, nsn) = try extractCountryCode(digits, hasPlus: false, regionPlan)
-            if cc == 0 { throw .invalidCountryCode }
+        if hasPlus, digits.count > Self.minNSN, let (code, length) = leadingCode(digits) {
+            // The common international case: drop the calling code in place, without a copy.
+            cc = code
+            nsn = consume digits
+            nsn.removeFirst(length)
+        } else {
+            do {
+                (cc, nsn) = try extractCountryCode(digits, hasPlus: hasPlus, regionPlan)
+            } catch .invalidCountryCode where hasPlus {
+                (cc, nsn) = try extractCountryCode(digits, hasPlus: false, regionPlan)
+                if cc == 0 { throw .invalidCountryCode }
+            }
+            if cc == 0 {
+                nsn += digits
+                if let regionPlan { cc = regionPlan.countryCode }
+            }
         }
         var meta = regionPlan
-        if cc != 0 {
-            if let main = plans.mainPlan(forCode: cc), main !== regionPlan { meta = main }
-        } else {
-            nsn += digits
-            if let regionPlan { cc = regionPlan.countryCode }
-        }
+        if cc != 0, let main = plans.mainPlan(forCode: cc), main !== regionPlan { meta = main }
         if nsn.count < Self.minNSN { throw .tooShort }
         if let meta {
             let (potential, _) = Self.stripNationalPrefix(nsn, meta)
@@ -142,12 +148,24 @@ struct PhoneParser: Sendable {
         return (0, [])
     }
 
+    /// The calling code at the start of `digits` and its length in digits, if there is one.
+    @inline(__always)
+    private func leadingCode(_ digits: [UInt8]) -> (Int, Int)? {
+        if digits.isEmpty || digits[0] == UInt8(ascii: "0") { return nil }
+        var value = 0
+        for i in 0..<min(3, digits.count) {
+            value = value * 10 + Int(digits[i] - 48)
+            if plans.isCallingCode(value) { return (value, i + 1) }
+        }
+        return nil
+    }
+
     private func extractLeadingCode(_ digits: [UInt8]) -> (Int, [UInt8]) {
         if digits.isEmpty || digits[0] == UInt8(ascii: "0") { return (0, digits) }
         var value = 0
         for i in 0..<min(3, digits.count) {
             value = value * 10 + Int(digits[i] - 48)
-            if plans.plansByCode(value) != nil { return (value, Array(digits[(i + 1)...])) }
+            if plans.isCallingCode(value) { return (value, Array(digits[(i + 1)...])) }
         }
         return (0, digits)
     }

@@ -210,6 +210,9 @@ final class PhonePlanSet: Sendable {
     let byCode: [Int: [RegionPlan]]
     /// The same, indexed by calling code (1...999) for the hot path.
     private let codeTable: [[RegionPlan]?]
+    /// Per calling code: its main plan, and whether other regions share the code (no array traffic).
+    private let mainTable: [RegionPlan?]
+    private let sharedTable: [Bool]
     private let regionTable: [RegionPlan?]
 
     static let shared: PhonePlanSet = {
@@ -247,6 +250,8 @@ final class PhonePlanSet: Sendable {
         var table = [[RegionPlan]?](repeating: nil, count: 1000)
         for (cc, p) in byCode where cc < 1000 { table[cc] = p }
         codeTable = table
+        mainTable = table.map { $0?.first }
+        sharedTable = table.map { ($0?.count ?? 0) > 1 }
         var rt = [RegionPlan?](repeating: nil, count: 26 * 26)
         for (id, p) in regions {
             let u = Array(id.utf8)
@@ -269,12 +274,17 @@ final class PhonePlanSet: Sendable {
     @inline(__always)
     func plansByCode(_ cc: Int) -> [RegionPlan]? { cc > 0 && cc < 1000 ? codeTable[cc] : nil }
 
-    func mainPlan(forCode cc: Int) -> RegionPlan? { plansByCode(cc)?.first }
+    @inline(__always)
+    func isCallingCode(_ cc: Int) -> Bool { cc > 0 && cc < 1000 && mainTable[cc] != nil }
+
+    @inline(__always)
+    func mainPlan(forCode cc: Int) -> RegionPlan? { cc > 0 && cc < 1000 ? mainTable[cc] : nil }
 
     /// libphonenumber's region for a number whose calling code several regions share.
     func plan(forCode cc: Int, nsn: [UInt8]) -> RegionPlan? {
-        guard let plans = plansByCode(cc) else { return nil }
-        if plans.count == 1 { return plans[0] }
+        guard cc > 0 && cc < 1000, let main = mainTable[cc] else { return nil }
+        if !sharedTable[cc] { return main }
+        guard let plans = codeTable[cc] else { return nil }
         for p in plans {
             if let lead = p.leadingDigits {
                 if lead.matchesPrefix(nsn) { return p }
