@@ -95,7 +95,7 @@ public struct PhoneNormalizer: Sendable {
             return number
         }
         number.region = plan.isNonGeographic ? nil : plan.id
-        let name = plan.isNonGeographic ? "+\(cc)" : plan.id
+        let name = plan.displayName
         // A national number still carrying its trunk prefix is judged without it ("0470 12 34": too short).
         var length = plan.testLength(nsn.count)
         let prefix = plan.nationalPrefix
@@ -104,11 +104,11 @@ public struct PhoneNormalizer: Sendable {
             if stripped != .possible { length = stripped }
         }
         switch length {
-        case .tooShort: number.invalidReason = "too short for \(name)"
-        case .tooLong: number.invalidReason = "too long for \(name)"
+        case .tooShort: number.invalidReason = plan.reasons.tooShort
+        case .tooLong: number.invalidReason = plan.reasons.tooLong
         case .invalidLength: number.invalidReason = "\(nsn.count) digits is not a length used in \(name)"
-        case .localOnly: number.invalidReason = "local number without its area code in \(name)"
-        case .possible: number.invalidReason = "not in the numbering plan of \(name)"
+        case .localOnly: number.invalidReason = plan.reasons.localOnly
+        case .possible: number.invalidReason = plan.reasons.notInPlan
         }
         return number
     }

@@ -63,7 +63,7 @@ struct PhoneParser: Sendable {
                 if cc == 0 { throw .invalidCountryCode }
             }
             if cc == 0 {
-                nsn += digits
+                nsn = consume digits  // the national number as written, shared rather than copied
                 if let regionPlan { cc = regionPlan.countryCode }
             }
         }
@@ -202,7 +202,6 @@ struct PhoneParser: Sendable {
             m = f
         }
         guard let whole = m[0] else { return (number, false) }
-        let viableOriginal = meta.matchesGeneralPattern(number)
         let lastGroupSet = m.count > 1 && m[m.count - 1] != nil
         if let rule = meta.transformRule, lastGroupSet {
             var transformed: [UInt8] = []
@@ -216,11 +215,12 @@ struct PhoneParser: Sendable {
                 }
             }
             transformed += number[whole.upperBound...]
-            if viableOriginal && !meta.matchesGeneralPattern(transformed) { return (number, false) }
+            // Keep the original when it fits the plan and the stripped form does not.
+            if !meta.matchesGeneralPattern(transformed) && meta.matchesGeneralPattern(number) { return (number, false) }
             return (transformed, true)
         }
         let rest = Array(number[whole.upperBound...])
-        if viableOriginal && !meta.matchesGeneralPattern(rest) { return (number, false) }
+        if !meta.matchesGeneralPattern(rest) && meta.matchesGeneralPattern(number) { return (number, false) }
         return (rest, true)
     }
 

@@ -127,12 +127,22 @@ final class RegionPlan: Sendable {
     let dfa: DigitDFA
 
     let isNonGeographic: Bool
+    /// `BE`, or `+800` for a non-geographic calling code: how reasons name the plan.
+    let displayName: String
+    /// The invalid reasons for this plan, composed once.
+    let reasons: (tooShort: String, tooLong: String, localOnly: String, notInPlan: String)
 
     init(line fields: [Substring]) throws {
         // R id cc idd preferredIdd nationalPrefix npfp transform same localOnly lengths leading dfa
         let key = fields[1]
         id = key.hasPrefix("001/") ? "001" : String(key)
         isNonGeographic = id == "001"
+        let name = isNonGeographic ? "+" + fields[2] : id
+        displayName = name
+        reasons = (
+            "too short for \(name)", "too long for \(name)", "local number without its area code in \(name)",
+            "not in the numbering plan of \(name)"
+        )
         countryCode = Int(fields[2])!
         countryCodeDigits = Array(fields[2].utf8)
         func opt(_ s: Substring) -> String? { s == "-" ? nil : String(s) }
