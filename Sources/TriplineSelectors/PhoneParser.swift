@@ -71,10 +71,17 @@ struct PhoneParser: Sendable {
         if cc != 0, let main = plans.mainPlan(forCode: cc), main !== regionPlan { meta = main }
         if nsn.count < Self.minNSN { throw .tooShort }
         if let meta {
-            let (potential, _) = Self.stripNationalPrefix(nsn, meta)
-            switch meta.testLength(potential.count) {
-            case .tooShort, .localOnly, .invalidLength: break
-            default: nsn = potential
+            // The stripped form is kept unless it is too short or of a length the plan does not use.
+            func acceptable(_ count: Int) -> Bool {
+                switch meta.testLength(count) {
+                case .tooShort, .localOnly, .invalidLength: return false
+                default: return true
+                }
+            }
+            switch Self.trunkStrip(nsn, meta) {
+            case .none: break
+            case .drop(let n): if acceptable(nsn.count - n) { nsn.removeFirst(n) }
+            case .replace(let t): if acceptable(t.count) { nsn = t }
             }
         }
         if nsn.count < Self.minNSN { throw .tooShort }
@@ -137,7 +144,7 @@ struct PhoneParser: Sendable {
             let code = meta.countryCodeDigits
             if full.starts(with: code) {
                 var potential = Array(full[code.count...])
-                (potential, _) = Self.stripNationalPrefix(potential, meta)
+                potential = Self.stripNationalPrefix(potential, meta)
                 if (!meta.matchesGeneralPattern(full) && meta.matchesGeneralPattern(potential))
                     || meta.testLength(full.count) == .tooLong
                 {
@@ -190,18 +197,25 @@ struct PhoneParser: Sendable {
     // MARK: national prefix
 
     /// libphonenumber's national-prefix (trunk prefix) and carrier-code stripping, with its transform rule.
-    static func stripNationalPrefix(_ number: [UInt8], _ meta: RegionPlan) -> ([UInt8], Bool) {
-        guard !number.isEmpty, let npfp = meta.nationalPrefixForParsing else { return (number, false) }
-        let m: Regex.Match
+    /// What libphonenumber's national-prefix (trunk prefix, carrier code) rule does to a number.
+    enum TrunkStrip {
+        case none
+        /// Drop this many leading digits.
+        case drop(Int)
+        /// Replace the number (a transform rule, as Argentina's mobile "15").
+        case replace([UInt8])
+    }
+
+    /// libphonenumber's national-prefix and carrier-code stripping, with its transform rule; decided without
+    /// building the stripped number unless a transform rule makes a new one.
+    static func trunkStrip(_ number: [UInt8], _ meta: RegionPlan) -> TrunkStrip {
+        guard !number.isEmpty, let npfp = meta.nationalPrefixForParsing else { return .none }
         if let literal = meta.nationalPrefixLiteral {
-            guard number.starts(with: literal) else { return (number, false) }
-            m = [0..<literal.count]
-        } else {
-            let found = number.withUnsafeBufferPointer { buf in try? npfp.firstMatch(in: buf, anchored: true) }
-            guard let f = found else { return (number, false) }
-            m = f
+            guard number.starts(with: literal) else { return .none }
+            return dropUnlessWorse(number, literal.count, meta)
         }
-        guard let whole = m[0] else { return (number, false) }
+        let found = number.withUnsafeBufferPointer { buf in try? npfp.firstMatch(in: buf, anchored: true) }
+        guard let m = found, let whole = m[0] else { return .none }
         let lastGroupSet = m.count > 1 && m[m.count - 1] != nil
         if let rule = meta.transformRule, lastGroupSet {
             var transformed: [UInt8] = []
@@ -216,12 +230,25 @@ struct PhoneParser: Sendable {
             }
             transformed += number[whole.upperBound...]
             // Keep the original when it fits the plan and the stripped form does not.
-            if !meta.matchesGeneralPattern(transformed) && meta.matchesGeneralPattern(number) { return (number, false) }
-            return (transformed, true)
+            if !meta.matchesGeneralPattern(transformed) && meta.matchesGeneralPattern(number) { return .none }
+            return .replace(transformed)
         }
-        let rest = Array(number[whole.upperBound...])
-        if !meta.matchesGeneralPattern(rest) && meta.matchesGeneralPattern(number) { return (number, false) }
-        return (rest, true)
+        return dropUnlessWorse(number, whole.upperBound, meta)
+    }
+
+    @inline(__always)
+    private static func dropUnlessWorse(_ number: [UInt8], _ n: Int, _ meta: RegionPlan) -> TrunkStrip {
+        if !meta.matchesGeneralPattern(number[n...]) && meta.matchesGeneralPattern(number) { return .none }
+        return .drop(n)
+    }
+
+    /// The number after `trunkStrip`, as a new array.
+    static func stripNationalPrefix(_ number: [UInt8], _ meta: RegionPlan) -> [UInt8] {
+        switch trunkStrip(number, meta) {
+        case .none: return number
+        case .drop(let n): return Array(number[n...])
+        case .replace(let t): return t
+        }
     }
 
     // MARK: text clean-up
