@@ -27,7 +27,9 @@ if [ "${1:-}" = "--peers" ]; then
             [ "${CI:-}" = "true" ] && exit 1
         }
     fi
-    python3 -c 'import phonenumbers' || { echo "setup: phonenumbers missing" >&2; exit 1; }
+    for mod in phonenumbers aiosmtpd standardwebhooks sigma; do
+        python3 -c "import $mod" 2>/dev/null || { echo "setup: test peer $mod is missing" >&2; exit 1; }
+    done
 fi
 export PATH=/opt/swift/usr/bin:$PATH
 command -v swift >/dev/null || { echo "setup: swift not found (expected at /opt/swift)" >&2; exit 1; }
