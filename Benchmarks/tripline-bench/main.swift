@@ -134,20 +134,24 @@ func prefixBench(_ count: Int, lengths: ClosedRange<Int>, _ g: inout SplitMix) {
         if seen.insert(s).inserted { pfx.append((s, HitRef(list: 0, entry: Int32(pfx.count), selector: 0))) }
     }
     let trie = PrefixTrie(pfx)
-    var nums: [[UInt8]] = []
+    // Numbers back to back in one buffer, as the NDJSON reader's chunk holds them.
+    var flat: [UInt8] = []
+    var offsets: [Int] = [0]
     for _ in 0..<1_000_000 {
-        var s = "+"
-        for _ in 0..<11 { s.append(Character(Unicode.Scalar(UInt8(48 + Int.random(in: 0...9, using: &g))))) }
-        nums.append(Array(s.utf8))
+        flat.append(UInt8(ascii: "+"))
+        for _ in 0..<11 { flat.append(UInt8(48 + Int.random(in: 0...9, using: &g))) }
+        offsets.append(flat.count)
     }
     var out: [HitRef] = []
     out.reserveCapacity(16)
-    measure("prefix lookup, \(count) prefixes of \(lengths) digits, random numbers", n: nums.count) {
+    measure("prefix lookup, \(count) prefixes of \(lengths) digits, random numbers", n: offsets.count - 1) {
         var hits = 0
-        for q in nums {
-            out.removeAll(keepingCapacity: true)
-            q.withUnsafeBufferPointer { trie.lookup($0, into: &out) }
-            hits += out.count
+        flat.withUnsafeBufferPointer { all in
+            for k in 0..<(offsets.count - 1) {
+                out.removeAll(keepingCapacity: true)
+                trie.lookup(UnsafeBufferPointer(rebasing: all[offsets[k]..<offsets[k + 1]]), into: &out)
+                hits += out.count
+            }
         }
         return hits
     }

@@ -213,13 +213,36 @@ public final class PrefixTrie: @unchecked Sendable {
     /// Per node with the "has refs" bit: its index into `refs` (read only on a hit).
     private let refsIndex: [Int32]
     private let refs: [[HitRef]]
+    /// Large sets (see `hashedThreshold`): prefixes by length in an exact index behind its Bloom filter, so
+    /// a number costs one cache-resident filter probe per prefix length present instead of a trie walk whose
+    /// lower levels miss the cache.
+    private let hashed: ExactIndex?
+    private let lengths: UInt32
 
-    public var isEmpty: Bool { refs.isEmpty }
+    /// From this many distinct prefixes on, the hashed layout beats the trie on this machine.
+    public static let hashedThreshold = 100_000
+
+    public var isEmpty: Bool { refs.isEmpty && hashed == nil }
 
     public convenience init() { self.init([]) }
 
     /// `items`: E.164-style prefixes (`+322`) and where they are watched.
     public init(_ items: [(String, HitRef)]) {
+        let digitsOnly = items.map { (String($0.0.unicodeScalars.filter { $0.value >= 48 && $0.value <= 57 }), $0.1) }
+        if Set(digitsOnly.map(\.0)).count >= Self.hashedThreshold {
+            var mask: UInt32 = 0
+            for (d, _) in digitsOnly where d.utf8.count < 32 { mask |= 1 << UInt32(d.utf8.count) }
+            hashed = ExactIndex(digitsOnly.map { (SelectorType.phone, $0.0, $0.1) })
+            lengths = mask
+            nodes = .allocate(capacity: 1)
+            nodes.initialize(to: 0)
+            nodeCount = 1
+            refs = []
+            refsIndex = [-1]
+            return
+        }
+        hashed = nil
+        lengths = 0
         // Build a pointer trie, then lay it out breadth-first.
         final class B {
             var children: [B?] = Array(repeating: nil, count: 10)
@@ -273,6 +296,19 @@ public final class PrefixTrie: @unchecked Sendable {
     /// Every watched prefix of the E.164 number `digits` (ASCII, `+` ignored), shortest first.
     @inline(__always)
     public func lookup(_ digits: UnsafeBufferPointer<UInt8>, into out: inout [HitRef]) {
+        if let hashed {
+            // E.164 text: skip the "+", then one probe per prefix length present.
+            let skip = digits.first == UInt8(ascii: "+") ? 1 : 0
+            var m = lengths
+            while m != 0 {
+                let len = m.trailingZeroBitCount
+                m &= m - 1
+                if len > digits.count - skip { break }
+                let probe = UnsafeBufferPointer(rebasing: digits[skip..<(skip + len)])
+                if let r = hashed.lookup(.phone, bytes: probe) { out += r }
+            }
+            return
+        }
         if refs.isEmpty { return }
         var node = 0
         for d in digits {

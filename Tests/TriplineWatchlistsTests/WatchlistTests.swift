@@ -186,6 +186,30 @@ struct IndexTests {
         #expect(find("+33142685300") == [])
     }
 
+    @Test("large prefix sets (hashed by length) give the same answers as a brute-force scan")
+    func largePrefixSet() {
+        var g = SystemRandomNumberGenerator()
+        var prefixes = Set<String>()
+        while prefixes.count < PrefixTrie.hashedThreshold + 1_000 {
+            let len = Int.random(in: 3...8, using: &g)
+            prefixes.insert("+" + String((0..<len).map { _ in Character(String(Int.random(in: 0...9, using: &g))) }))
+        }
+        let list = Array(prefixes)
+        let trie = PrefixTrie(list.enumerated().map { ($1, HitRef(list: 0, entry: Int32($0), selector: 0)) })
+        for k in 0..<2_000 {
+            // Half the numbers extend a watched prefix, half are random.
+            var number = k % 2 == 0 ? list[k] : "+"
+            while number.count < 12 { number += String(Int.random(in: 0...9, using: &g)) }
+            var out: [HitRef] = []
+            var v = number
+            v.withUTF8 { trie.lookup($0, into: &out) }
+            let found = Set(out.map { list[Int($0.entry)] })
+            let expected = Set((2...number.count).map { String(number.prefix($0)) }.filter { prefixes.contains($0) })
+            #expect(found == expected, "\(number)")
+            if found != expected { break }
+        }
+    }
+
     @Test("CIDR trie contains IPv4 and IPv6 networks")
     func cidr() throws {
         let t = CIDRTrie([
