@@ -6,7 +6,10 @@ enum EmailNormalizer {
     static func normalize(_ text: String, foldProviders: Bool) throws(SelectorError) -> (String, JSONObject) {
         var t = text
         if t.lowercased().hasPrefix("mailto:") { t = String(t.dropFirst(7)) }
-        if t.hasPrefix("<") && t.hasSuffix(">") { t = String(t.dropFirst().dropLast()) }
+        // "Display Name <addr@example.org>" and "<addr@example.org>": the address inside the angle brackets.
+        if t.hasSuffix(">"), let open = t.lastIndex(of: "<") {
+            t = String(t[t.index(after: open)..<t.index(before: t.endIndex)])
+        }
         guard let at = t.lastIndex(of: "@") else { throw SelectorError("email: no '@'") }
         var local = String(t[..<at]).precomposedStringWithCompatibilityMapping.lowercased()
         let domainText = String(t[t.index(after: at)...])

@@ -115,6 +115,8 @@ struct SelectorTests {
         #expect(Punycode.encode("3年B組金八先生") == "3B-ww4c5e180e575a65lsy2b")
         #expect(Punycode.encode("ليهمابتكلموشعربي؟") == "egbpdaj6bu4bxfgehfvwxn")
         #expect(throws: SelectorError.self) { _ = try n.normalizeValue(.email, "no-at-sign.example") }
+        #expect(try n.normalizeValue(.email, "Abu Omar <Abu.Omar@Example.ORG>").0 == "abu.omar@example.org")
+        #expect(try n.normalizeValue(.email, "mailto:X@Y.example").0 == "x@y.example")
         let folding = SelectorNormalizer(foldEmailProviders: true)
         #expect(try folding.normalizeValue(.email, "A.b.C+news@gmail.com").0 == "abc@gmail.com")
         #expect(try n.normalizeValue(.email, "A.b.C+news@gmail.com").0 == "a.b.c+news@gmail.com")
