@@ -30,11 +30,7 @@ struct CommonOptions: ParsableArguments {
     var now: String?
 
     func settings() throws -> Settings {
-        var s: Settings
-        do { s = try Settings.load(config: config) } catch {
-            FileHandle.standardError.write(Data((error.description + "\n").utf8))
-            throw ExitCode(1)
-        }
+        var s = try loadSettings(config: config)
         if let rules { s.rules = rules }
         if let watchlists { s.watchlists = watchlists }
         return s
@@ -46,6 +42,14 @@ struct CommonOptions: ParsableArguments {
             throw ValidationError("--now must be an RFC 3339 time, like 2030-06-01T00:00:00Z")
         }
         return t
+    }
+}
+
+/// The configuration, or exit 1 after printing its `file:line:col` error.
+func loadSettings(config: String?) throws -> Settings {
+    do { return try Settings.load(config: config) } catch {
+        printError(error.description)
+        throw ExitCode(1)
     }
 }
 
@@ -112,11 +116,7 @@ struct Normalize: ParsableCommand {
     @Argument(help: "Input files (default: standard input).") var files: [String] = []
 
     func run() throws {
-        let s: Settings
-        do { s = try Settings.load(config: config) } catch {
-            printError(error.description)
-            throw ExitCode(1)
-        }
+        let s = try loadSettings(config: config)
         let normalizer = SelectorNormalizer(defaultRegion: try region.validated(default: s.defaultRegion))
         let out = OutputStream(fd: 1)
         let rej = try rejects.map { try OutputStream(path: $0) } ?? OutputStream(fd: 2)

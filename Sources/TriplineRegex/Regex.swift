@@ -100,10 +100,6 @@ public final class Regex: @unchecked Sendable {
         return try result.get()
     }
 
-    public func matches(_ subject: String) throws(RegexError) -> Bool {
-        try firstMatch(in: subject) != nil
-    }
-
     static func message(for code: Int32) -> String {
         var buffer = [UInt8](repeating: 0, count: 256)
         let n = pcre2_get_error_message_8(code, &buffer, buffer.count)

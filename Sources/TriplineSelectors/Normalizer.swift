@@ -71,17 +71,10 @@ public struct SelectorNormalizer: Sendable {
         }
         guard digits.count >= 2 else { throw SelectorError("phone prefix has no digits") }
         guard digits.count <= 18 else { throw SelectorError("phone prefix is longer than any phone number") }
-        let d = Array(digits.utf8.dropFirst())
-        var known = false
-        var code = 0
-        for i in 0..<min(3, d.count) {
-            code = code * 10 + Int(d[i] - 48)
-            if phone.plans.isCallingCode(code) {
-                known = true
-                break
-            }
+        let d = digits.utf8.dropFirst()
+        if phone.plans.leadingCallingCode(d) == nil && d.count >= 3 {
+            throw SelectorError("phone prefix \(digits) starts with no country calling code")
         }
-        if !known && d.count >= 3 { throw SelectorError("phone prefix \(digits) starts with no country calling code") }
         return digits
     }
 }

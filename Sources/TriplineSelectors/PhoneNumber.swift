@@ -150,17 +150,13 @@ final class PhoneGeography: Sendable {
                     var k = i + 2
                     var value: UInt64 = 0
                     var len = 0
-                    var cc = 0
-                    var ccDone = false
+                    let digitsStart = k
                     while k < end && b[k] != 0x09 {
                         value = value &* 10 &+ UInt64(b[k] &- 48)
                         len += 1
-                        if !ccDone && len <= 3 {
-                            cc = cc * 10 + Int(b[k] &- 48)
-                            if plans.isCallingCode(cc) { ccDone = true }
-                        }
                         k += 1
                     }
+                    let cc = plans.leadingCallingCode(b[digitsStart..<k])?.code ?? 0
                     var index: Int32 = 0
                     k += 1
                     while k < end {

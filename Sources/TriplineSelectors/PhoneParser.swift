@@ -40,8 +40,9 @@ struct PhoneParser: Sendable {
             (hasPlus, digits) = fast
         } else {
             var number = try Self.nationalNumberForParsing(input)
-            guard Self.isViable(number) else { throw .notANumber }
-            number = Self.stripExtension(number)
+            let cut = Self.extensionStart(number)  // looked for once, used twice
+            guard Self.isViable(number, extensionAt: cut) else { throw .notANumber }
+            if let cut, Self.isViable(Array(number[..<cut])) { number = Array(number[..<cut]) }
             hasPlus = Self.startsWithPlus(number)
             digits = Self.normalize(number)
         }
@@ -50,7 +51,7 @@ struct PhoneParser: Sendable {
 
         var cc = 0
         var nsn: [UInt8] = []
-        if hasPlus, digits.count > Self.minNSN, let (code, length) = leadingCode(digits) {
+        if hasPlus, digits.count > Self.minNSN, let (code, length) = plans.leadingCallingCode(digits) {
             // The common international case: drop the calling code in place, without a copy.
             cc = code
             nsn = consume digits
@@ -155,26 +156,9 @@ struct PhoneParser: Sendable {
         return (0, [])
     }
 
-    /// The calling code at the start of `digits` and its length in digits, if there is one.
-    @inline(__always)
-    private func leadingCode(_ digits: [UInt8]) -> (Int, Int)? {
-        if digits.isEmpty || digits[0] == UInt8(ascii: "0") { return nil }
-        var value = 0
-        for i in 0..<min(3, digits.count) {
-            value = value * 10 + Int(digits[i] - 48)
-            if plans.isCallingCode(value) { return (value, i + 1) }
-        }
-        return nil
-    }
-
     private func extractLeadingCode(_ digits: [UInt8]) -> (Int, [UInt8]) {
-        if digits.isEmpty || digits[0] == UInt8(ascii: "0") { return (0, digits) }
-        var value = 0
-        for i in 0..<min(3, digits.count) {
-            value = value * 10 + Int(digits[i] - 48)
-            if plans.isCallingCode(value) { return (value, Array(digits[(i + 1)...])) }
-        }
-        return (0, digits)
+        guard let (code, length) = plans.leadingCallingCode(digits) else { return (0, digits) }
+        return (code, Array(digits[length...]))
     }
 
     private static func stripIDD(_ meta: RegionPlan, _ digits: [UInt8]) -> [UInt8]? {
@@ -304,11 +288,14 @@ struct PhoneParser: Sendable {
     }()
 
     /// libphonenumber's shape test for "could be a phone number" (before its extension is split off).
-    static func isViable(_ s: [Unicode.Scalar]) -> Bool {
+    static func isViable(_ s: [Unicode.Scalar]) -> Bool { isViable(s, extensionAt: extensionStart(s)) }
+
+    /// The same with the extension's start already known (evaluated only when the shape alone fails).
+    static func isViable(_ s: [Unicode.Scalar], extensionAt cut: @autoclosure () -> Int?) -> Bool {
         if s.count < 2 { return false }
         if s.count == 2 && s.allSatisfy({ decimalValue($0) != nil }) { return true }
         if shapeIsViable(s[...]) { return true }
-        if let cut = extensionStart(s) { return shapeIsViable(s[..<cut]) }
+        if let cut = cut() { return shapeIsViable(s[..<cut]) }
         return false
     }
 
@@ -370,11 +357,6 @@ struct PhoneParser: Sendable {
             bytes += String(c).utf8.count
         }
         return nil
-    }
-
-    static func stripExtension(_ s: [Unicode.Scalar]) -> [Unicode.Scalar] {
-        if let cut = extensionStart(s), isViable(Array(s[..<cut])) { return Array(s[..<cut]) }
-        return s
     }
 
     /// RFC 3966 (`tel:` with `;phone-context=`) or the span of the text that can hold a number.

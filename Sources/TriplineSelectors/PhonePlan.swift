@@ -216,9 +216,7 @@ final class RegionPlan: Sendable {
 final class PhonePlanSet: Sendable {
     let version: String
     let regions: [String: RegionPlan]
-    /// Calling code -> plans in libphonenumber's order (main region first).
-    let byCode: [Int: [RegionPlan]]
-    /// The same, indexed by calling code (1...999) for the hot path.
+    /// Calling code (1...999) -> plans in libphonenumber's order (main region first).
     private let codeTable: [[RegionPlan]?]
     /// Per calling code: its main plan, and whether other regions share the code (no array traffic).
     private let mainTable: [RegionPlan?]
@@ -256,7 +254,6 @@ final class PhonePlanSet: Sendable {
         }
         self.version = version
         self.regions = regions
-        self.byCode = byCode
         var table = [[RegionPlan]?](repeating: nil, count: 1000)
         for (cc, p) in byCode where cc < 1000 { table[cc] = p }
         codeTable = table
@@ -286,6 +283,21 @@ final class PhonePlanSet: Sendable {
 
     @inline(__always)
     func isCallingCode(_ cc: Int) -> Bool { cc > 0 && cc < 1000 && mainTable[cc] != nil }
+
+    /// The calling code at the start of ASCII `digits` and its length (1-3), if there is one: calling codes
+    /// are prefix-free, so the first match is the code.
+    @inline(__always)
+    func leadingCallingCode<C: Collection>(_ digits: C) -> (code: Int, length: Int)? where C.Element == UInt8 {
+        var value = 0
+        var length = 0
+        for d in digits.prefix(3) {
+            if length == 0 && d == UInt8(ascii: "0") { return nil }
+            value = value * 10 + Int(d &- 48)
+            length += 1
+            if isCallingCode(value) { return (value, length) }
+        }
+        return nil
+    }
 
     @inline(__always)
     func mainPlan(forCode cc: Int) -> RegionPlan? { cc > 0 && cc < 1000 ? mainTable[cc] : nil }

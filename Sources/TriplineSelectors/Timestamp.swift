@@ -2,7 +2,12 @@
 public enum Timestamp {
     /// Parses `2016-10-20T08:15:00Z`, `...08:15:00.123+02:00` or a date alone (`2031-05-01`, midnight UTC).
     public static func parse(_ s: String) -> Double? {
-        let b = Array(s.utf8)
+        var text = s
+        return text.withUTF8 { parse($0) }
+    }
+
+    /// The same over UTF-8 bytes (no copy of the text on the per-record path).
+    public static func parse(_ b: UnsafeBufferPointer<UInt8>) -> Double? {
         func num(_ from: Int, _ n: Int) -> Int? {
             guard from + n <= b.count else { return nil }
             var v = 0

@@ -75,8 +75,6 @@ public final class ExactIndex: @unchecked Sendable {
         }
     }
 
-    public convenience init() { self.init([]) }
-
     /// Builds the table for `items` (type, normalised value, where it is watched).
     public init(_ items: [(SelectorType, String, HitRef)]) {
         var position: [String: Int] = [:]
@@ -224,8 +222,6 @@ public final class PrefixTrie: @unchecked Sendable {
 
     public var isEmpty: Bool { refs.isEmpty && hashed == nil }
 
-    public convenience init() { self.init([]) }
-
     /// `items`: E.164-style prefixes (`+322`) and where they are watched.
     public init(_ items: [(String, HitRef)]) {
         let digitsOnly = items.map { (String($0.0.unicodeScalars.filter { $0.value >= 48 && $0.value <= 57 }), $0.1) }
@@ -355,7 +351,6 @@ public struct CIDRTrie: Sendable {
     private var next: [Int32] = [-1, -1]
     private var refsAt: [Int32: [HitRef]] = [:]
 
-    public init() {}
     public var isEmpty: Bool { refsAt.isEmpty }
 
     public init(_ items: [(CIDR, HitRef)]) {
