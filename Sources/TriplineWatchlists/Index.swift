@@ -222,6 +222,9 @@ public final class PrefixTrie: @unchecked Sendable {
 
     public var isEmpty: Bool { refs.isEmpty && hashed == nil }
 
+    /// True when the set is large enough to be hashed by length rather than laid out as a trie.
+    public var isHashed: Bool { hashed != nil }
+
     /// `items`: E.164-style prefixes (`+322`) and where they are watched.
     public init(_ items: [(String, HitRef)]) {
         let digitsOnly = items.map { (String($0.0.unicodeScalars.filter { $0.value >= 48 && $0.value <= 57 }), $0.1) }

@@ -196,6 +196,7 @@ struct IndexTests {
         }
         let list = Array(prefixes)
         let trie = PrefixTrie(list.enumerated().map { ($1, HitRef(list: 0, entry: Int32($0), selector: 0)) })
+        #expect(trie.isHashed, "the set must be large enough to exercise the hashed layout")
         for k in 0..<2_000 {
             // Half the numbers extend a watched prefix, half are random.
             var number = k % 2 == 0 ? list[k] : "+"
