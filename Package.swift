@@ -35,20 +35,30 @@ let package = Package(
             ]
         ),
         .target(name: "TriplineMatch", dependencies: ["TriplineSelectors", "TriplineWatchlists", "TriplineJSON"]),
+        .target(
+            name: "TriplineRules",
+            dependencies: [
+                "TriplineMatch", "TriplineSelectors", "TriplineWatchlists", "TriplineRegex", "TriplineYAML",
+                "TriplineJSON", .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
 
         // Command line: the wiring, and a thin main.
         .target(
             name: "TriplineCLI",
             dependencies: [
-                "TriplineIngest", "TriplineSelectors", "TriplineWatchlists", "TriplineMatch", "TriplineYAML",
-                "TriplineJSON",
+                "TriplineIngest", "TriplineSelectors", "TriplineWatchlists", "TriplineMatch", "TriplineRules",
+                "TriplineYAML", "TriplineJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(name: "tripline", dependencies: ["TriplineCLI"]),
         .executableTarget(
             name: "tripline-bench",
-            dependencies: ["TriplineSelectors", "TriplineWatchlists", "TriplineMatch", "TriplineIngest", "TriplineJSON"],
+            dependencies: [
+                "TriplineSelectors", "TriplineWatchlists", "TriplineMatch", "TriplineRules", "TriplineIngest",
+                "TriplineJSON",
+            ],
             path: "Benchmarks/tripline-bench"
         ),
 
@@ -56,6 +66,10 @@ let package = Package(
         .testTarget(name: "TriplineJSONTests", dependencies: ["TriplineJSON", "TriplineIngest"]),
         .testTarget(name: "TriplineSelectorsTests", dependencies: ["TriplineSelectors", "TriplineJSON"]),
         .testTarget(name: "TriplineWatchlistsTests", dependencies: ["TriplineWatchlists", "TriplineSelectors"]),
+        .testTarget(
+            name: "TriplineRulesTests",
+            dependencies: ["TriplineRules", "TriplineMatch", "TriplineSelectors", "TriplineWatchlists", "TriplineYAML"]
+        ),
         .testTarget(name: "TriplineCLITests", dependencies: ["TriplineCLI", "TriplineJSON"]),
     ]
 )

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TriplineJSON
 import TriplineMatch
+import TriplineRules
 import TriplineSelectors
 import TriplineWatchlists
 import TriplineYAML
@@ -11,7 +12,7 @@ public struct Tripline: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "tripline",
         abstract: "Streaming selector-watchlist matcher.",
-        subcommands: [Check.self, Normalize.self, Match.self]
+        subcommands: [Check.self, Normalize.self, Match.self, RuleTest.self]
     )
     public init() {}
 }
@@ -67,6 +68,14 @@ func loadWatchlists(_ dir: String, now: Double, normalizer: SelectorNormalizer, 
     return r
 }
 
+/// Loads and compiles the rules, printing every error (and, unless quiet, every warning) on standard error.
+func loadRules(_ dir: String, watchlists: [Watchlist], now: Double, quiet: Bool = false) -> RuleLoader.Result {
+    let r = RuleLoader(watchlists: watchlists, now: now).load(directory: dir)
+    for e in r.errors { printError(e.description) }
+    if !quiet { for w in r.warnings { printError(w.description) } }
+    return r
+}
+
 struct RegionOption: ParsableArguments {
     @Option(help: "Region for national phone numbers without a hint in the record (ISO 3166 alpha-2).")
     var region: String?
@@ -92,15 +101,13 @@ struct Check: ParsableCommand {
         var errors = 0
         let r = loadWatchlists(s.watchlists, now: now, normalizer: SelectorNormalizer(defaultRegion: s.defaultRegion))
         errors += r.errors.count
-        var isDir: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: s.rules, isDirectory: &isDir) || !isDir.boolValue {
-            printError("\(s.rules):1:1: rules directory not found")
-            errors += 1
-        }
+        let rules = loadRules(s.rules, watchlists: r.lists, now: now)
+        errors += rules.errors.count
         let entries = r.lists.reduce(0) { $0 + $1.entries.count }
         let summary =
             "checked \(s.configFile ?? "embedded defaults"): \(r.lists.count) watchlists, \(entries) entries; "
-            + "\(errors) errors, \(r.warnings.count) warnings"
+            + "\(rules.ruleSet.rules.count) rules, \(rules.ruleSet.correlations.count) correlations; "
+            + "\(errors) errors, \(r.warnings.count + rules.warnings.count) warnings"
         printError(summary)
         if errors > 0 { throw ExitCode(1) }
     }
@@ -149,13 +156,25 @@ struct Match: ParsableCommand {
             printError("tripline: \(r.errors.count) watchlist errors; not reading input")
             throw ExitCode(1)
         }
+        let rules = loadRules(s.rules, watchlists: r.lists, now: now, quiet: true)
+        if !rules.errors.isEmpty {
+            printError("tripline: \(rules.errors.count) rule errors; not reading input")
+            throw ExitCode(1)
+        }
         let matcher = Matcher(index: WatchlistIndex(lists: r.lists), now: now)
+        var engine = RuleEngine(rules.ruleSet, options: s.correlation)
         let out = OutputStream(fd: 1)
         let rej = try rejects.map { try OutputStream(path: $0) } ?? OutputStream(fd: 2)
         var stream = SelectorStream(normalizer: normalizer, rejects: rej)
+        let ingestTime = now
         do {
             try stream.run(files: files) { sel in
-                for h in matcher.match(sel) { out.writeLine(h.json) }
+                let hits = matcher.match(sel)
+                for h in hits { out.writeLine(h.json) }
+                let ruleHits = engine.process(sel, watchlist: hits, ingestTime: ingestTime) { problem in
+                    printError("tripline: selector \(sel.id): \(problem)")
+                }
+                for h in ruleHits { out.writeLine(h.json) }
             }
         } catch {
             out.flush()
@@ -164,5 +183,31 @@ struct Match: ParsableCommand {
         }
         out.flush()
         if stream.rejected > 0 { throw ExitCode(1) }
+    }
+}
+
+struct RuleTest: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test", abstract: "Run rule unit tests (default: the tests directory of the rules directory).")
+
+    @Option(help: "Configuration file.") var config: String?
+    @Argument(help: "Test directory or files (default: <rules>/tests).") var paths: [String] = []
+
+    func run() throws {
+        let s = try loadSettings(config: config)
+        var files: [String] = []
+        for p in paths.isEmpty ? [(s.rules as NSString).appendingPathComponent("tests")] : paths {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else {
+                printError("\(p):1:1: not found")
+                throw ExitCode(1)
+            }
+            files += isDir.boolValue ? RuleTestRunner.files(in: p) : [p]
+        }
+        let outcome = RuleTestRunner().run(files: files)
+        for line in outcome.report { printError(line) }
+        printError(
+            "\(files.count) test files: \(outcome.passed) passed, \(outcome.failed) failed, \(outcome.errors) errors")
+        if outcome.failed > 0 || outcome.errors > 0 || files.isEmpty { throw ExitCode(1) }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TriplineRules
 import TriplineSelectors
 import TriplineYAML
 
@@ -8,6 +9,7 @@ struct Settings {
     var watchlists = "Watchlists"
     var defaultRegion: String?
     var configFile: String?
+    var correlation = CorrelationOptions()
 
     /// `--config F`, else `tripline.yaml` in the working directory, else the embedded defaults.
     static func load(config: String?) throws(LocatedError) -> Settings {
@@ -38,8 +40,29 @@ struct Settings {
                     throw v.error("\"default_region\" must be an ISO 3166 region code with a numbering plan")
                 }
                 s.defaultRegion = r
+            case "correlation":
+                guard let m = v.mapping else { throw v.error("\"correlation\" must be a mapping") }
+                for (ck, cv) in m {
+                    switch ck.scalar {
+                    case "allowed_lateness":
+                        guard let d = cv.scalar.flatMap(parseDuration) else {
+                            throw cv.error("\"allowed_lateness\" must be a duration such as 10m or 1h")
+                        }
+                        s.correlation.allowedLateness = d
+                    case "max_groups", "max_entries_per_group":
+                        guard let n = cv.scalar.flatMap({ Int($0) }), n > 0 else {
+                            throw cv.error("\"\(ck.scalar!)\" must be a positive integer")
+                        }
+                        if ck.scalar == "max_groups" { s.correlation.maxGroups = n } else {
+                            s.correlation.maxEntriesPerGroup = n
+                        }
+                    default:
+                        throw ck.error(
+                            "unknown correlation key \"\(ck.scalar ?? "?")\" (allowed_lateness, max_groups, max_entries_per_group)")
+                    }
+                }
             case "state", "partners", "principals", "receivers", "route", "inhibit_rules", "rate_limits", "audit",
-                "templates", "resolve_timeout", "correlation":
+                "templates", "resolve_timeout":
                 continue  // read by `serve`
             default:
                 throw k.error("unknown configuration key \"\(k.scalar ?? "?")\"")

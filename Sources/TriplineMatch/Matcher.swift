@@ -10,6 +10,22 @@ public struct Hit: Sendable {
     public var kind: Kind
     public var priority: Priority
     public var watchlist: WatchlistHit?
+    public var rule: RuleHit?
+    /// For a rule hit: the selector's watchlist hits the rule saw (an alert takes their strictest handling).
+    public var basis: [WatchlistHit] = []
+
+    public init(
+        id: String, selector: NormalizedSelector, kind: Kind, priority: Priority, watchlist: WatchlistHit? = nil,
+        rule: RuleHit? = nil, basis: [WatchlistHit] = []
+    ) {
+        self.id = id
+        self.selector = selector
+        self.kind = kind
+        self.priority = priority
+        self.watchlist = watchlist
+        self.rule = rule
+        self.basis = basis
+    }
 
     public var json: JSONObject {
         var o = JSONObject()
@@ -18,6 +34,33 @@ public struct Hit: Sendable {
         o.append("kind", .string(kind.rawValue))
         o.append("priority", .string(priority.rawValue))
         if let w = watchlist { o.append("watchlist", .object(w.json)) }
+        if let r = rule { o.append("rule", .object(r.json)) }
+        return o
+    }
+}
+
+/// The rule part of a hit: which rule, and for a correlation the group and the events that made it fire.
+public struct RuleHit: Sendable, Equatable {
+    public var id: String
+    public var title: String
+    /// Correlation only: ids of the contributing events, oldest first (the firing event included).
+    public var events: [String]?
+    /// Correlation only: the group-by fields and their values.
+    public var group: JSONObject?
+
+    public init(id: String, title: String, events: [String]? = nil, group: JSONObject? = nil) {
+        self.id = id
+        self.title = title
+        self.events = events
+        self.group = group
+    }
+
+    public var json: JSONObject {
+        var o = JSONObject()
+        o.append("id", .string(id))
+        o.append("title", .string(title))
+        if let events { o.append("events", .array(events.map { .string($0) })) }
+        if let group { o.append("group", .object(group)) }
         return o
     }
 }

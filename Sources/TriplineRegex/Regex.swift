@@ -92,6 +92,25 @@ public final class Regex: @unchecked Sendable {
         return out
     }
 
+    /// Whether `subject` contains a match, reusing the caller's scratch space (no allocation per call).
+    /// A match, depth, heap or JIT stack limit throws with `limitHit` set.
+    public func matches(in subject: UnsafeBufferPointer<UInt8>, scratch: Scratch) throws(RegexError) -> Bool {
+        let zero: [UInt8] = [0]
+        let rc = zero.withUnsafeBufferPointer { z in
+            pcre2_match_8(code, subject.baseAddress ?? z.baseAddress!, subject.count, 0, 0, scratch.data, context)
+        }
+        if rc == PCRE2_ERROR_NOMATCH { return false }
+        if rc < 0 { throw RegexError(message: Regex.message(for: rc), offset: 0, limitHit: true) }
+        return true
+    }
+
+    /// Match data for `matches(in:scratch:)`: one per thread of evaluation.
+    public final class Scratch {
+        fileprivate let data: OpaquePointer
+        public init() { data = pcre2_match_data_create_8(1, nil)! }
+        deinit { pcre2_match_data_free_8(data) }
+    }
+
     public func firstMatch(in subject: String, anchored: Bool = false) throws(RegexError) -> Match? {
         var copy = subject
         let result = copy.withUTF8 { buf in

@@ -107,6 +107,20 @@ public struct YAMLReader: Sendable {
 
     /// Reads a file; errors name `file:line:col`.
     public func read(path: String) throws(LocatedError) -> Node? {
+        try parse(readBytes(path: path), file: path)
+    }
+
+    /// Reads a file of one or more documents separated by `---` (Sigma rule files); empty documents are skipped.
+    public func readAll(path: String) throws(LocatedError) -> [Node] {
+        try parseAll(readBytes(path: path), file: path)
+    }
+
+    /// Parses every document of a stream; the node limits apply to the stream as a whole.
+    public func parseAll(_ bytes: [UInt8], file: String) throws(LocatedError) -> [Node] {
+        try parse(bytes, file: file, multiple: true)
+    }
+
+    private func readBytes(path: String) throws(LocatedError) -> [UInt8] {
         let fd = open(path, O_RDONLY)
         if fd < 0 {
             throw LocatedError(file: path, mark: Mark(line: 1, column: 1), message: String(cString: strerror(errno)))
@@ -127,11 +141,15 @@ public struct YAMLReader: Sendable {
                     file: path, mark: Mark(line: 1, column: 1), message: "file is larger than \(limits.maxBytes) bytes")
             }
         }
-        return try parse(data, file: path)
+        return data
     }
 
     /// Parses one YAML document (nil when the stream is empty).
     public func parse(_ bytes: [UInt8], file: String) throws(LocatedError) -> Node? {
+        try parse(bytes, file: file, multiple: false).first
+    }
+
+    private func parse(_ bytes: [UInt8], file: String, multiple: Bool) throws(LocatedError) -> [Node] {
         if bytes.count > limits.maxBytes {
             throw LocatedError(
                 file: file, mark: Mark(line: 1, column: 1), message: "file is larger than \(limits.maxBytes) bytes")
@@ -141,9 +159,9 @@ public struct YAMLReader: Sendable {
             throw LocatedError(file: file, mark: Mark(line: 1, column: 1), message: "cannot initialise the YAML parser")
         }
         defer { yaml_parser_delete(&parser) }
-        return try bytes.withUnsafeBufferPointer { (buf) throws(LocatedError) -> Node? in
+        return try bytes.withUnsafeBufferPointer { (buf) throws(LocatedError) -> [Node] in
             yaml_parser_set_input_string(&parser, buf.baseAddress, buf.count)
-            var builder = Builder(file: file, limits: limits)
+            var builder = Builder(file: file, limits: limits, multiple: multiple)
             return try builder.run(&parser)
         }
     }
@@ -160,10 +178,12 @@ private struct Builder {
     var total = 0
     var aliases = 0
     var documents = 0
+    let multiple: Bool
 
-    init(file: String, limits: YAMLReader.Limits) {
+    init(file: String, limits: YAMLReader.Limits, multiple: Bool) {
         self.file = file
         self.limits = limits
+        self.multiple = multiple
     }
 
     func mark(_ m: yaml_mark_t) -> Mark { Mark(line: Int(m.line) + 1, column: Int(m.column) + 1) }
@@ -182,19 +202,23 @@ private struct Builder {
         return event
     }
 
-    mutating func run(_ parser: inout yaml_parser_t) throws(LocatedError) -> Node? {
-        var root: Node?
+    mutating func run(_ parser: inout yaml_parser_t) throws(LocatedError) -> [Node] {
+        var roots: [Node] = []
         while true {
             var ev = try next(&parser)
             defer { yaml_event_delete(&ev) }
             switch ev.type {
-            case YAML_STREAM_END_EVENT: return root
+            case YAML_STREAM_END_EVENT: return roots
             case YAML_DOCUMENT_START_EVENT:
                 documents += 1
-                if documents > 1 { throw fail(mark(ev.start_mark), "only one YAML document per file is allowed") }
+                if documents > 1 && !multiple {
+                    throw fail(mark(ev.start_mark), "only one YAML document per file is allowed")
+                }
+                anchors = [:]  // anchors do not cross documents
             case YAML_STREAM_START_EVENT, YAML_DOCUMENT_END_EVENT: continue
             default:
-                root = try node(from: &ev, &parser, depth: 0)
+                let root = try node(from: &ev, &parser, depth: 0)
+                if !root.isNull { roots.append(root) }
             }
         }
     }
