@@ -11,6 +11,7 @@ done
 if [ "${1:-}" = "--peers" ]; then
     command -v python3 >/dev/null || need+=(python3)
     python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+    python3 -c "import ensurepip" 2>/dev/null || need+=(python3-venv)
 fi
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]}"
@@ -30,6 +31,15 @@ if [ "${1:-}" = "--peers" ]; then
     for mod in phonenumbers aiosmtpd standardwebhooks sigma; do
         python3 -c "import $mod" 2>/dev/null || { echo "setup: test peer $mod is missing" >&2; exit 1; }
     done
+    # sigma-cli in its own virtual environment (it pins pySigma below 2).
+    if ! cmp -s scripts/requirements-sigma-cli.txt .venv-sigma/requirements.txt 2>/dev/null; then
+        rm -rf .venv-sigma
+        python3 -m venv .venv-sigma
+        .venv-sigma/bin/pip install -q --disable-pip-version-check -r scripts/requirements-sigma-cli.txt \
+            2>/tmp/tripline-sigma-pip.log || { cat /tmp/tripline-sigma-pip.log >&2; echo "setup: could not install sigma-cli" >&2; exit 1; }
+        cp scripts/requirements-sigma-cli.txt .venv-sigma/requirements.txt
+    fi
+    .venv-sigma/bin/sigma version >/dev/null 2>&1 || { echo "setup: test peer sigma-cli is missing" >&2; exit 1; }
 fi
 export PATH=/opt/swift/usr/bin:$PATH
 command -v swift >/dev/null || { echo "setup: swift not found (expected at /opt/swift)" >&2; exit 1; }
