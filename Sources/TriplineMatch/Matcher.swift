@@ -79,6 +79,21 @@ public struct WatchlistHit: Sendable {
     /// The watched value (normalised) that matched.
     public var watched: String
 
+    public init(
+        owner: String, list: String, version: String, ref: String, label: String?, handling: Handling, score: Double,
+        via: String, watched: String
+    ) {
+        self.owner = owner
+        self.list = list
+        self.version = version
+        self.ref = ref
+        self.label = label
+        self.handling = handling
+        self.score = score
+        self.via = via
+        self.watched = watched
+    }
+
     public var json: JSONObject {
         var o = JSONObject()
         o.append("owner", .string(owner))

@@ -243,6 +243,7 @@ struct Builder {
             }
         }
         guard let cn = conditionNode else { return fail(det, "detection has no \"condition\"") }
+        guard errors.count == before else { return }  // a broken selection: no second error from the condition
         var conditions: [Node] = []
         if let s = cn.sequence { conditions = s } else { conditions = [cn] }
         var exprs: [Expr] = []

@@ -155,8 +155,15 @@ public struct RuleEvaluator {
     /// Regex matches stopped by a PCRE2 limit (each is also reported to the caller).
     public private(set) var limitHits = 0
 
-    public init(_ ruleSet: RuleSet) {
+    /// Without the prefilter every rule and atom is evaluated directly: the reference the indexed path is
+    /// tested against.
+    let prefilter: Bool
+
+    public init(_ ruleSet: RuleSet) { self.init(ruleSet, prefilter: true) }
+
+    init(_ ruleSet: RuleSet, prefilter: Bool) {
         self.ruleSet = ruleSet
+        self.prefilter = prefilter
         hitStamp = [UInt32](repeating: 0, count: ruleSet.atoms.count)
         hitVerified = [Bool](repeating: false, count: ruleSet.atoms.count)
         memoStamp = [UInt32](repeating: 0, count: ruleSet.atoms.count)
@@ -175,6 +182,11 @@ public struct RuleEvaluator {
         }
         candidates.removeAll(keepingCapacity: true)
         let set = ruleSet
+        if !prefilter {
+            var matched: [Int] = []
+            for r in set.rules.indices where eval(set.rules[r].condition, event, problem) { matched.append(r) }
+            return matched
+        }
         for fi in set.fieldIndexes {
             event.forEachText(fi.field) { text in
                 if !fi.folded.isEmpty, let hits = fi.folded[foldCase(text)] { for a in hits { fire(a, verified: true) } }
@@ -234,7 +246,7 @@ public struct RuleEvaluator {
 
     private mutating func atom(_ a: Int32, _ ev: RuleEvent, _ problem: (String) -> Void) -> Bool {
         let i = Int(a)
-        if ruleSet.indexed[i] {
+        if prefilter && ruleSet.indexed[i] {
             guard hitStamp[i] == epoch else { return false }  // its literal or value is absent
             if hitVerified[i] { return true }
         }
@@ -243,7 +255,7 @@ public struct RuleEvaluator {
         let v = test(atom, ev, problem) != atom.negated
         memoStamp[i] = epoch
         memo[i] = v
-        if ruleSet.indexed[i] { hitVerified[i] = v }
+        if prefilter && ruleSet.indexed[i] { hitVerified[i] = v }
         return v
     }
 
