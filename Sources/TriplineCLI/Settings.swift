@@ -53,12 +53,15 @@ struct Settings {
                         guard let n = cv.scalar.flatMap({ Int($0) }), n > 0 else {
                             throw cv.error("\"\(ck.scalar!)\" must be a positive integer")
                         }
-                        if ck.scalar == "max_groups" { s.correlation.maxGroups = n } else {
+                        if ck.scalar == "max_groups" {
+                            s.correlation.maxGroups = n
+                        } else {
                             s.correlation.maxEntriesPerGroup = n
                         }
                     default:
                         throw ck.error(
-                            "unknown correlation key \"\(ck.scalar ?? "?")\" (allowed_lateness, max_groups, max_entries_per_group)")
+                            "unknown correlation key \"\(ck.scalar ?? "?")\" (allowed_lateness, max_groups, max_entries_per_group)"
+                        )
                     }
                 }
             case "state", "partners", "principals", "receivers", "route", "inhibit_rules", "rate_limits", "audit",

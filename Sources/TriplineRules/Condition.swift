@@ -130,12 +130,14 @@ struct ConditionParser {
                 } else if let n = Int(quantity), n >= 1 {
                     count = n
                 } else {
-                    throw ConditionError(message: "expected \"1 of\", \"all of\" or a number before \"of\"", offset: offset)
+                    throw ConditionError(
+                        message: "expected \"1 of\", \"all of\" or a number before \"of\"", offset: offset)
                 }
                 pos += 1
                 guard case .word(let pattern) = tokens[pos].0, keyword(tokens[pos].0) == nil else {
                     throw ConditionError(
-                        message: "expected a selection pattern or \"them\" after \"of\", found \(describe(tokens[pos].0))",
+                        message:
+                            "expected a selection pattern or \"them\" after \"of\", found \(describe(tokens[pos].0))",
                         offset: tokens[pos].1)
                 }
                 let at = tokens[pos].1

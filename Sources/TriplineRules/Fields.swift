@@ -66,7 +66,8 @@ enum Field: Hashable, Sendable, CustomStringConvertible {
     var isLowCardinality: Bool {
         switch self {
         case .type: true
-        case .enrichment(let n): ["valid", "country", "line_type", "version", "platform", "chain", "kind", "script"].contains(n)
+        case .enrichment(let n):
+            ["valid", "country", "line_type", "version", "platform", "chain", "kind", "script"].contains(n)
         case .watchlist(let s): s != "ref" && s != "matched"
         default: false
         }

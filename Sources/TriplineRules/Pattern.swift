@@ -24,7 +24,9 @@ struct Pattern: Sendable, Equatable {
         var i = 0
         while i < b.count {
             let c = b[i]
-            if c == UInt8(ascii: "\\"), i + 1 < b.count, [UInt8(ascii: "*"), UInt8(ascii: "?"), UInt8(ascii: "\\")].contains(b[i + 1]) {
+            if c == UInt8(ascii: "\\"), i + 1 < b.count,
+                [UInt8(ascii: "*"), UInt8(ascii: "?"), UInt8(ascii: "\\")].contains(b[i + 1])
+            {
                 lit.append(b[i + 1])
                 i += 2
                 continue
@@ -97,9 +99,11 @@ struct Pattern: Sendable, Equatable {
                         continue
                     }
                 case .literal(let l):
-                    if si + l.count <= s.count, l.withUnsafeBufferPointer({ lb in
-                        memcmp(lb.baseAddress!, s.baseAddress! + si, l.count) == 0
-                    }) {
+                    if si + l.count <= s.count,
+                        l.withUnsafeBufferPointer({ lb in
+                            memcmp(lb.baseAddress!, s.baseAddress! + si, l.count) == 0
+                        })
+                    {
                         si += l.count
                         pi += 1
                         continue

@@ -93,7 +93,8 @@ enum RegexAtoms {
                     // conditionals and comments change what "required" means.
                     if i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: ":") {
                         i += 2
-                    } else if i + 2 < bytes.count, bytes[i + 1] == UInt8(ascii: "<") || bytes[i + 1] == UInt8(ascii: "P"),
+                    } else if i + 2 < bytes.count,
+                        bytes[i + 1] == UInt8(ascii: "<") || bytes[i + 1] == UInt8(ascii: "P"),
                         bytes[i + 2] != UInt8(ascii: "="), bytes[i + 2] != UInt8(ascii: "!")
                     {
                         guard let close = bytes[i...].firstIndex(of: UInt8(ascii: ">")) else { return nil }
@@ -101,8 +102,12 @@ enum RegexAtoms {
                     } else {
                         // Inline options (?i) (?s) (?m) (?-i) and scoped (?i:...); (?x) changes the syntax.
                         var j = i + 1
-                        while j < bytes.count, [UInt8(ascii: "i"), UInt8(ascii: "m"), UInt8(ascii: "s"), UInt8(ascii: "n"),
-                            UInt8(ascii: "-")].contains(bytes[j]) { j += 1 }
+                        while j < bytes.count,
+                            [
+                                UInt8(ascii: "i"), UInt8(ascii: "m"), UInt8(ascii: "s"), UInt8(ascii: "n"),
+                                UInt8(ascii: "-"),
+                            ].contains(bytes[j])
+                        { j += 1 }
                         guard j > i + 1, j < bytes.count else { return nil }
                         if bytes[j] == UInt8(ascii: ")") {
                             i = j + 1
@@ -138,7 +143,8 @@ enum RegexAtoms {
                 guard i + 1 < bytes.count else { return nil }
                 let e = bytes[i + 1]
                 i += 2
-                if (e >= 0x30 && e <= 0x39) || e == UInt8(ascii: "Q") || e == UInt8(ascii: "x") || e == UInt8(ascii: "p")
+                if (e >= 0x30 && e <= 0x39) || e == UInt8(ascii: "Q") || e == UInt8(ascii: "x")
+                    || e == UInt8(ascii: "p")
                     || e == UInt8(ascii: "P") || e == UInt8(ascii: "k") || e == UInt8(ascii: "g")
                     || e == UInt8(ascii: "c") || e == UInt8(ascii: "o") || e == UInt8(ascii: "N")
                 {

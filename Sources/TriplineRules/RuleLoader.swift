@@ -36,8 +36,11 @@ public struct RuleLoader: Sendable {
     public func load(directory: String) -> Result {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
-            return load(files: [], missing: LocatedError(file: directory, mark: Mark(line: 1, column: 1),
-                message: "rules directory not found"))
+            return load(
+                files: [],
+                missing: LocatedError(
+                    file: directory, mark: Mark(line: 1, column: 1),
+                    message: "rules directory not found"))
         }
         let files = (FileManager.default.enumerator(atPath: directory)?.compactMap { $0 as? String } ?? [])
             .filter { $0.hasSuffix(".yml") && !$0.hasPrefix("tests/") && !$0.contains("/tests/") }
@@ -67,7 +70,8 @@ public struct RuleLoader: Sendable {
         let set = RuleSet(builder: b)
         b.warnings += set.compileWarnings
         return Result(
-            ruleSet: set, errors: b.errors.sorted(by: Self.byPosition), warnings: b.warnings.sorted(by: Self.byPosition),
+            ruleSet: set, errors: b.errors.sorted(by: Self.byPosition),
+            warnings: b.warnings.sorted(by: Self.byPosition),
             files: digests)
     }
 
@@ -194,7 +198,8 @@ struct Builder {
             return fail(doc, "rule \"\(title)\" has no \"id\" (alert identity needs one)")
         }
         if let other = ids[id] {
-            return fail(idNode, "duplicate rule id \(id) (also at \(other.file):\(other.mark.line):\(other.mark.column))")
+            return fail(
+                idNode, "duplicate rule id \(id) (also at \(other.file):\(other.mark.line):\(other.mark.column))")
         }
         ids[id] = idNode
         var level = Priority.medium
@@ -279,7 +284,13 @@ struct Builder {
                 if item.mapping != nil {
                     if let e = fieldMap(item, rule: rule) { alts.append(e) }
                 } else if let s = item.scalar {
-                    alts.append(.atom(add(Atom(field: .anywhere, test: .pattern(Pattern(sigma: s, fold: true), cased: false).wrapping(contains: true), negated: false, rule: rule))))
+                    alts.append(
+                        .atom(
+                            add(
+                                Atom(
+                                    field: .anywhere,
+                                    test: .pattern(Pattern(sigma: s, fold: true), cased: false).wrapping(
+                                        contains: true), negated: false, rule: rule))))
                 } else {
                     fail(item, "a selection list holds field maps or keyword strings")
                 }
@@ -287,7 +298,12 @@ struct Builder {
             return .or(alts)
         }
         if let s = v.scalar, !v.isNull {
-            return .atom(add(Atom(field: .anywhere, test: .pattern(Pattern(sigma: s, fold: true), cased: false).wrapping(contains: true), negated: false, rule: rule)))
+            return .atom(
+                add(
+                    Atom(
+                        field: .anywhere,
+                        test: .pattern(Pattern(sigma: s, fold: true), cased: false).wrapping(contains: true),
+                        negated: false, rule: rule)))
         }
         fail(v, "a selection must be a map of fields, a list of maps, or a list of keywords")
         return nil

@@ -51,7 +51,9 @@ public final class RuleSet: Sendable {
             let low = a.field.isLowCardinality ? 20.0 : 1.0
             switch a.test {
             case .equals(let s, let isCased):
-                if isCased { cased[a.field, default: [:]][s, default: []].append(Int32(i)) } else {
+                if isCased {
+                    cased[a.field, default: [:]][s, default: []].append(Int32(i))
+                } else {
                     folded[a.field, default: [:]][s, default: []].append(Int32(i))
                 }
                 indexed[i] = true
@@ -189,7 +191,9 @@ public struct RuleEvaluator {
         }
         for fi in set.fieldIndexes {
             event.forEachText(fi.field) { text in
-                if !fi.folded.isEmpty, let hits = fi.folded[foldCase(text)] { for a in hits { fire(a, verified: true) } }
+                if !fi.folded.isEmpty, let hits = fi.folded[foldCase(text)] {
+                    for a in hits { fire(a, verified: true) }
+                }
                 if !fi.cased.isEmpty, let hits = fi.cased[text] { for a in hits { fire(a, verified: true) } }
                 if !fi.automaton.isEmpty {
                     var f = foldCase(text)

@@ -52,7 +52,8 @@ public struct RuleTestRunner {
         let root: Node
         do {
             guard let r = try YAMLReader().read(path: file), r.mapping != nil else {
-                return error(LocatedError(file: file, mark: Mark(line: 1, column: 1), message: "a rule test file is a mapping"))
+                return error(
+                    LocatedError(file: file, mark: Mark(line: 1, column: 1), message: "a rule test file is a mapping"))
             }
             root = r
         } catch let e { return error(e) }
@@ -142,7 +143,9 @@ public struct RuleTestRunner {
             var expected: [(Node, [String: JSONValue])] = []
             for e in t["expect"]?.sequence ?? [] {
                 guard case .object(let o) = Self.json(e), o["rule"] != nil, o["id"] != nil else {
-                    error(e.error("an expected hit is a mapping with \"rule\" and \"id\" (and optional events, priority)"))
+                    error(
+                        e.error("an expected hit is a mapping with \"rule\" and \"id\" (and optional events, priority)")
+                    )
                     bad = true
                     continue
                 }

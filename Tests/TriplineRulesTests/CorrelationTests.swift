@@ -34,7 +34,8 @@ struct CorrelationTests {
     func event(_ id: String, _ type: String, _ value: String, minute: Int, item: String = "D1") -> NormalizedSelector {
         let t = Timestamp.format(1_476_950_400 + Double(minute * 60))
         return selector(
-            #"{"id":"\#(id)","type":"\#(type)","value":"\#(value)","observed_at":"\#(t)","source":{"item":"\#(item)"}}"#)
+            #"{"id":"\#(id)","type":"\#(type)","value":"\#(value)","observed_at":"\#(t)","source":{"item":"\#(item)"}}"#
+        )
     }
 
     func run(_ set: RuleSet, _ events: [NormalizedSelector], lateness: Double = 3600) -> [Hit] {
@@ -45,7 +46,8 @@ struct CorrelationTests {
     }
 
     @Test func eventCountSlidingNotBucketed() {
-        let set = correlation("  type: event_count\n  rules: [phone]\n  group-by: [source.item]\n  timespan: 10m\n  condition: {gte: 3}")
+        let set = correlation(
+            "  type: event_count\n  rules: [phone]\n  group-by: [source.item]\n  timespan: 10m\n  condition: {gte: 3}")
         // 08:58, 09:02, 09:05: one 10-minute window holds all three although they straddle an hour boundary.
         let hits = run(
             set,
@@ -66,41 +68,55 @@ struct CorrelationTests {
         let set = correlation(
             "  type: event_count\n  rules: [phone]\n  group-by: [source.item]\n  timespan: 10m\n  generate: true\n  condition: {gte: 2}"
         )
-        let hits = run(set, [event("a", "phone", "+3224561234", minute: 0), event("b", "phone", "+3224561235", minute: 1)])
+        let hits = run(
+            set, [event("a", "phone", "+3224561234", minute: 0), event("b", "phone", "+3224561235", minute: 1)])
         #expect(hits.map { $0.rule!.id } == ["base-phone", "base-phone", "corr"])
     }
 
     @Test func temporalNeedsEveryRuleInTheWindow() {
         let set = correlation("  type: temporal\n  rules: [phone, mail]\n  group-by: [source.item]\n  timespan: 5m")
-        #expect(run(set, [event("a", "phone", "+3224561234", minute: 0), event("b", "email", "a@b.example", minute: 9)]).isEmpty)
-        let hits = run(set, [event("a", "phone", "+3224561234", minute: 0), event("b", "email", "a@b.example", minute: 4)])
+        #expect(
+            run(set, [event("a", "phone", "+3224561234", minute: 0), event("b", "email", "a@b.example", minute: 9)])
+                .isEmpty)
+        let hits = run(
+            set, [event("a", "phone", "+3224561234", minute: 0), event("b", "email", "a@b.example", minute: 4)])
         #expect(hits.map(\.id) == ["b"])
         #expect(hits.first?.rule?.events == ["a", "b"])
     }
 
     @Test func temporalOrderedNeedsTheOrder() {
-        let set = correlation("  type: temporal_ordered\n  rules: [mail, phone]\n  group-by: [source.item]\n  timespan: 5m")
-        #expect(run(set, [event("a", "phone", "+3224561234", minute: 0), event("b", "email", "a@b.example", minute: 1)]).isEmpty)
+        let set = correlation(
+            "  type: temporal_ordered\n  rules: [mail, phone]\n  group-by: [source.item]\n  timespan: 5m")
         #expect(
-            run(set, [event("b", "email", "a@b.example", minute: 0), event("a", "phone", "+3224561234", minute: 1)]).count
+            run(set, [event("a", "phone", "+3224561234", minute: 0), event("b", "email", "a@b.example", minute: 1)])
+                .isEmpty)
+        #expect(
+            run(set, [event("b", "email", "a@b.example", minute: 0), event("a", "phone", "+3224561234", minute: 1)])
+                .count
                 == 1)
     }
 
     @Test func valueCountCountsDistinctValues() {
         let set = correlation(
-            "  type: value_count\n  rules: [phone]\n  group-by: [source.item]\n  timespan: 1h\n  condition: {gte: 2, field: value}")
-        #expect(run(set, [event("a", "phone", "+3224561234", minute: 0), event("b", "phone", "+3224561234", minute: 1)]).isEmpty)
+            "  type: value_count\n  rules: [phone]\n  group-by: [source.item]\n  timespan: 1h\n  condition: {gte: 2, field: value}"
+        )
         #expect(
-            run(set, [event("a", "phone", "+3224561234", minute: 0), event("b", "phone", "+3224561299", minute: 1)]).count
+            run(set, [event("a", "phone", "+3224561234", minute: 0), event("b", "phone", "+3224561234", minute: 1)])
+                .isEmpty)
+        #expect(
+            run(set, [event("a", "phone", "+3224561234", minute: 0), event("b", "phone", "+3224561299", minute: 1)])
+                .count
                 == 1)
     }
 
     @Test func lateEventsAreCountedButLeftOutOfWindows() {
-        let set = correlation("  type: event_count\n  rules: [phone]\n  group-by: [source.item]\n  timespan: 1h\n  condition: {gte: 2}")
+        let set = correlation(
+            "  type: event_count\n  rules: [phone]\n  group-by: [source.item]\n  timespan: 1h\n  condition: {gte: 2}")
         var options = CorrelationOptions()
         options.allowedLateness = 600
         var engine = RuleEngine(set, options: options)
-        _ = engine.process(event("new", "phone", "+3224561234", minute: 120, item: "OTHER"), watchlist: [], ingestTime: 0)
+        _ = engine.process(
+            event("new", "phone", "+3224561234", minute: 120, item: "OTHER"), watchlist: [], ingestTime: 0)
         _ = engine.process(event("a", "phone", "+3224561234", minute: 0), watchlist: [], ingestTime: 0)
         let hits = engine.process(event("b", "phone", "+3224561235", minute: 1), watchlist: [], ingestTime: 0)
         #expect(hits.isEmpty)
@@ -108,7 +124,9 @@ struct CorrelationTests {
     }
 
     @Test func memoryStaysFlatOnAnEndlessStream() {
-        let set = correlation("  type: event_count\n  rules: [phone]\n  group-by: [source.item]\n  timespan: 10m\n  condition: {gte: 1000}")
+        let set = correlation(
+            "  type: event_count\n  rules: [phone]\n  group-by: [source.item]\n  timespan: 10m\n  condition: {gte: 1000}"
+        )
         var options = CorrelationOptions()
         options.allowedLateness = 60
         var engine = RuleEngine(set, options: options)
@@ -127,11 +145,18 @@ struct CorrelationTests {
     }
 
     @Test func correlationErrors() {
-        let r = loadRules(Self.base + "\n---\ntitle: C\nid: corr\ncorrelation:\n  type: event_count\n  rules: [nothing]\n  timespan: 1h\n  condition: {gte: 2}")
+        let r = loadRules(
+            Self.base
+                + "\n---\ntitle: C\nid: corr\ncorrelation:\n  type: event_count\n  rules: [nothing]\n  timespan: 1h\n  condition: {gte: 2}"
+        )
         #expect(r.errors.first?.message.contains("unknown rule \"nothing\"") == true)
-        let t = loadRules(Self.base + "\n---\ntitle: C\nid: corr\ncorrelation:\n  type: event_count\n  rules: [phone]\n  timespan: soon\n  condition: {gte: 2}")
+        let t = loadRules(
+            Self.base
+                + "\n---\ntitle: C\nid: corr\ncorrelation:\n  type: event_count\n  rules: [phone]\n  timespan: soon\n  condition: {gte: 2}"
+        )
         #expect(t.errors.first?.message.contains("timespan") == true)
-        let k = loadRules(Self.base + "\n---\ntitle: C\nid: corr\ncorrelation:\n  type: value_sum\n  rules: [phone]\n  timespan: 1h")
+        let k = loadRules(
+            Self.base + "\n---\ntitle: C\nid: corr\ncorrelation:\n  type: value_sum\n  rules: [phone]\n  timespan: 1h")
         #expect(k.errors.first?.message.contains("event_count, value_count, temporal or temporal_ordered") == true)
     }
 }

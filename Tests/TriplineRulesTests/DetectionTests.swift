@@ -88,7 +88,9 @@ struct PatternTests {
     }
 
     @Test func regexAtomsAreRequiredLiterals() {
-        func atoms(_ p: String) -> [String]? { RegexAtoms.extract(p).map { $0.map { String(decoding: $0, as: UTF8.self) } } }
+        func atoms(_ p: String) -> [String]? {
+            RegexAtoms.extract(p).map { $0.map { String(decoding: $0, as: UTF8.self) } }
+        }
         #expect(atoms("^telegram:abu[_.]?[a-z]+$") == ["telegram:abu"])
         #expect(atoms("(?i)Abu_(Omar|Hamza)") == ["abu_"] || atoms("(?i)Abu_(Omar|Hamza)") == ["omar", "hamza"])
         #expect(Set(atoms("omar|hamza") ?? []) == ["omar", "hamza"])
@@ -103,7 +105,8 @@ struct PatternTests {
 
     @Test func automatonFindsEveryOccurrence() {
         let ac = AhoCorasick(
-            patterns: [Array("he".utf8), Array("she".utf8), Array("hers".utf8), Array("his".utf8)], values: [0, 1, 2, 3])
+            patterns: [Array("he".utf8), Array("she".utf8), Array("hers".utf8), Array("his".utf8)],
+            values: [0, 1, 2, 3])
         var found: [Int32] = []
         var s = "ushers"
         s.withUTF8 { ac.scan($0) { found.append($0) } }
@@ -210,7 +213,8 @@ struct DetectionTests {
         let dir = FileManager.default.currentDirectoryPath + "/Watchlists"
         let lists = WatchlistLoader().load(directory: dir, now: 1_900_000_000).lists
         #expect(!lists.isEmpty)
-        let r = loadRules(rule("  s: {value|expand: '%be-fedpol/returning-fighters%'}\n  condition: s"), watchlists: lists)
+        let r = loadRules(
+            rule("  s: {value|expand: '%be-fedpol/returning-fighters%'}\n  condition: s"), watchlists: lists)
         #expect(r.errors.isEmpty, "\(r.errors)")
         let listed = selector(#"{"id":"x","type":"phone","value":"+32 470 12 34 56"}"#)
         #expect(matches(r.ruleSet, listed) == ["r1"])
@@ -220,11 +224,13 @@ struct DetectionTests {
     }
 
     @Test func multipleDocumentsAndDuplicates() {
-        let text = rule("  s: {type: phone}\n  condition: s") + "\n---\n" + rule("  s: {type: ip}\n  condition: s", id: "r2")
+        let text =
+            rule("  s: {type: phone}\n  condition: s") + "\n---\n" + rule("  s: {type: ip}\n  condition: s", id: "r2")
         let r = loadRules(text)
         #expect(r.errors.isEmpty)
         #expect(r.ruleSet.rules.map(\.id) == ["r1", "r2"])
-        let dup = loadRules(rule("  s: {type: phone}\n  condition: s") + "\n---\n" + rule("  s: {type: ip}\n  condition: s"))
+        let dup = loadRules(
+            rule("  s: {type: phone}\n  condition: s") + "\n---\n" + rule("  s: {type: ip}\n  condition: s"))
         #expect(dup.errors.count == 1)
         #expect(dup.errors.first?.message.contains("duplicate rule id") == true)
     }
@@ -241,10 +247,13 @@ struct RuleErrorTests {
 
     @Test func errorsNameFileLineColumn() {
         // Line 6 is the first detection line; columns count from 1.
-        #expect(error("  s: {value|contanis: x}\n  condition: s").hasSuffix(#"rule.yml:6:13: unknown modifier "contanis""#))
+        #expect(
+            error("  s: {value|contanis: x}\n  condition: s").hasSuffix(#"rule.yml:6:13: unknown modifier "contanis""#))
         #expect(error("  s: {valu: x}\n  condition: s").contains("rule.yml:6:7: unknown field \"valu\""))
         #expect(error("  s: {value|base64: x}\n  condition: s").contains("6:13: modifier \"base64\" is not supported"))
-        #expect(error("  s: {value: x}\n  condition: s and t").hasSuffix(#"rule.yml:7:20: condition names undefined selection "t""#))
+        #expect(
+            error("  s: {value: x}\n  condition: s and t").hasSuffix(
+                #"rule.yml:7:20: condition names undefined selection "t""#))
         #expect(error("  s: {value: x}\n  condition: 's and t'").contains("rule.yml:7:21:"))
         #expect(error("  s: {value|re: 'ab(c'}\n  condition: s").contains("rule.yml:6:22: bad regular expression"))
         #expect(error("  s: {value|gt: many}\n  condition: s").contains("needs a number"))
@@ -254,7 +263,8 @@ struct RuleErrorTests {
     }
 
     @Test func otherRulesStillLoadAndAllErrorsAreReported() {
-        let text = rule("  s: {valu: x}\n  condition: s") + "\n---\n" + rule("  s: {type: ip}\n  condition: s", id: "r2")
+        let text =
+            rule("  s: {valu: x}\n  condition: s") + "\n---\n" + rule("  s: {type: ip}\n  condition: s", id: "r2")
             + "\n---\n" + rule("  s: {type: ip}\n  condition: nope", id: "r3")
         let r = loadRules(text)
         #expect(r.errors.count == 2)
@@ -318,7 +328,10 @@ struct PrefilterTests {
                 let v: String
                 if mod == "|re" {
                     let w = word().replacingOccurrences(of: "+", with: "\\+")
-                    v = "'" + w + (rng.next() % 2 == 0 ? "[a-z_]*" : "|" + word().replacingOccurrences(of: "+", with: "\\+")) + "'"
+                    v =
+                        "'" + w
+                        + (rng.next() % 2 == 0 ? "[a-z_]*" : "|" + word().replacingOccurrences(of: "+", with: "\\+"))
+                        + "'"
                 } else if mod == "|contains|all" {
                     v = "[" + word() + ", " + word() + "]"
                 } else {
@@ -326,7 +339,9 @@ struct PrefilterTests {
                 }
                 sels.append("  s\(s): {\(f)\(mod): \(v)}")
             }
-            let conds = ["s0", "s0 and s1", "s0 or s1 and not s2", "1 of them", "all of them", "not s0", "(s0 or s1) and s2"]
+            let conds = [
+                "s0", "s0 and s1", "s0 or s1 and not s2", "1 of them", "all of them", "not s0", "(s0 or s1) and s2",
+            ]
             let c = conds[Int(rng.next() % UInt64(conds.count))]
             docs.append(rule(sels.joined(separator: "\n") + "\n  condition: \(c)", id: "r\(i)"))
         }
