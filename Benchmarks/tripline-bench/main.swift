@@ -68,9 +68,13 @@ measure("phone normalisation, E.164 input", n: e164Only.count) {
     return valid
 }
 
-// TRIPLINE_BENCH=phone|stream runs one part (for profiling); unset runs everything.
+// TRIPLINE_BENCH=phone|rules|stream runs one part (for profiling); unset runs everything.
 let only = ProcessInfo.processInfo.environment["TRIPLINE_BENCH"]
 if only == "phone" { exit(0) }
+if only == "rules" {
+    rulesBench()
+    exit(0)
+}
 
 // 2. Exact lookup against a 1,000,000-entry watchlist (10% of queries hit).
 let entries = 1_000_000
@@ -252,3 +256,6 @@ func stages(_ lines: [[UInt8]]) {
     }
 }
 stages(ndjson.split(separator: 0x0A).map { Array($0) })
+
+// 5. Rule engine.
+if only == nil { rulesBench() }

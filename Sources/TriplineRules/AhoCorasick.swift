@@ -8,6 +8,7 @@ struct AhoCorasick: Sendable {
     private var outStart: [Int32] = []  // per state, into outputs; outStart[state + 1] ends it
     private var outputs: [Int32] = []
     private(set) var stateCount = 0
+    private(set) var patternCount = 0
 
     /// `patterns[i]` reports `values[i]`; empty patterns are ignored.
     init(patterns: [[UInt8]], values: [Int32]) {
@@ -79,6 +80,7 @@ struct AhoCorasick: Sendable {
         }
         outStart.append(Int32(outputs.count))
         stateCount = count
+        patternCount = patterns.filter { !$0.isEmpty }.count
     }
 
     var isEmpty: Bool { stateCount <= 1 }

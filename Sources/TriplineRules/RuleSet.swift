@@ -22,11 +22,32 @@ public final class RuleSet: Sendable {
     let correlationsOf: [[Int]]
     let compileWarnings: [LocatedError]
 
-    struct FieldIndex: Sendable {
-        var field: Field
-        var folded: [String: [Int32]] = [:]
-        var cased: [String: [Int32]] = [:]
-        var automaton: AhoCorasick
+    /// One field's indexes. Exact values share the watchlists' `ExactIndex` (Bloom filter in front of open
+    /// addressing); key k of an index fires the atoms in `foldedAtoms[k]` / `casedAtoms[k]`.
+    final class FieldIndex: Sendable {
+        let field: Field
+        let folded: ExactIndex?
+        let foldedAtoms: [[Int32]]
+        let cased: ExactIndex?
+        let casedAtoms: [[Int32]]
+        let literals: LiteralSet
+
+        init(field: Field, folded: [String: [Int32]], cased: [String: [Int32]], literals: LiteralSet) {
+            self.field = field
+            func table(_ d: [String: [Int32]]) -> (ExactIndex?, [[Int32]]) {
+                if d.isEmpty { return (nil, []) }
+                let keys = d.keys.sorted()
+                let items = keys.enumerated().map { (k, key) in
+                    (SelectorType.username, key, HitRef(list: 0, entry: Int32(k), selector: 0))
+                }
+                return (ExactIndex(items), keys.map { d[$0]! })
+            }
+            (self.folded, foldedAtoms) = table(folded)
+            (self.cased, casedAtoms) = table(cased)
+            self.literals = literals
+        }
+
+        var exactCount: Int { foldedAtoms.count + casedAtoms.count }
     }
 
     /// An empty set.
@@ -40,31 +61,26 @@ public final class RuleSet: Sendable {
         // Keep only atoms of rules that compiled.
         atoms = b.atoms
         var warnings: [LocatedError] = []
-        var indexed = [Bool](repeating: false, count: atoms.count)
-        var literals: [Field: (patterns: [[UInt8]], values: [Int32])] = [:]
-        var folded: [Field: [String: [Int32]]] = [:]
-        var cased: [Field: [String: [Int32]]] = [:]
+        // What each atom could be indexed by: its exact key, or the literals one of which it needs.
+        enum Key {
+            case none
+            case exact(String, cased: Bool)
+            case literals([[UInt8]])
+        }
+        var keys = [Key](repeating: .none, count: atoms.count)
         var cost = [Double](repeating: .infinity, count: atoms.count)
-        let live = Set(rules.indices.map { Int32($0) })
-        for (i, a) in atoms.enumerated() where !a.negated && live.contains(a.rule) {
+        for (i, a) in atoms.enumerated() where !a.negated {
             if case .anywhere = a.field { continue }
             let low = a.field.isLowCardinality ? 20.0 : 1.0
             switch a.test {
             case .equals(let s, let isCased):
-                if isCased {
-                    cased[a.field, default: [:]][s, default: []].append(Int32(i))
-                } else {
-                    folded[a.field, default: [:]][s, default: []].append(Int32(i))
-                }
-                indexed[i] = true
+                keys[i] = .exact(s, cased: isCased)
                 cost[i] = low
             case .pattern(let p, _):
                 let lit = p.longestLiteral
                 guard !lit.isEmpty else { continue }
                 let f = Array(foldCase(String(decoding: lit, as: UTF8.self)).utf8)
-                literals[a.field, default: ([], [])].patterns.append(f)
-                literals[a.field, default: ([], [])].values.append(Int32(i))
-                indexed[i] = true
+                keys[i] = .literals([f])
                 cost[i] = low * (1 + 4 / Double(f.count))
             case .regex(let r):
                 guard let set = RegexAtoms.extract(r.pattern) else {
@@ -77,32 +93,19 @@ public final class RuleSet: Sendable {
                                 + "it runs on every selector"))
                     continue
                 }
-                for s in set {
-                    literals[a.field, default: ([], [])].patterns.append(s)
-                    literals[a.field, default: ([], [])].values.append(Int32(i))
-                }
-                indexed[i] = true
+                keys[i] = .literals(set)
                 let shortest = Double(set.map(\.count).min() ?? 1)
                 cost[i] = low * (1.5 + 4 / shortest) * Double(set.count)
             default:
                 continue
             }
         }
-        var fields = Set(folded.keys)
-        fields.formUnion(cased.keys)
-        fields.formUnion(literals.keys)
-        fieldIndexes = fields.sorted { $0.description < $1.description }.map { f in
-            let l = literals[f] ?? ([], [])
-            return FieldIndex(
-                field: f, folded: folded[f] ?? [:], cased: cased[f] ?? [:],
-                automaton: AhoCorasick(patterns: l.patterns, values: l.values))
-        }
-        self.indexed = indexed
 
-        // Triggers: a set of indexed atoms at least one of which holds whenever the condition holds.
+        // Triggers: a set of indexable atoms at least one of which holds whenever the condition holds; of an
+        // `and`, the cheapest part's (a rare value rather than `type: phone`).
         func triggers(_ e: Expr) -> (cost: Double, atoms: [Int32])? {
             switch e {
-            case .atom(let a): return indexed[Int(a)] ? (cost[Int(a)], [a]) : nil
+            case .atom(let a): return cost[Int(a)].isFinite ? (cost[Int(a)], [a]) : nil
             case .constant(let v): return v ? nil : (0, [])
             case .not: return nil
             case .and(let parts):
@@ -129,6 +132,37 @@ public final class RuleSet: Sendable {
         }
         self.isTrigger = isTrigger
         alwaysCheck = always
+
+        // Only trigger atoms go into the indexes; every other atom is tested when its rule is a candidate.
+        var literals: [Field: (patterns: [[UInt8]], values: [Int32])] = [:]
+        var folded: [Field: [String: [Int32]]] = [:]
+        var cased: [Field: [String: [Int32]]] = [:]
+        for (i, a) in atoms.enumerated() where isTrigger[i] {
+            switch keys[i] {
+            case .exact(let s, let isCased):
+                if isCased {
+                    cased[a.field, default: [:]][s, default: []].append(Int32(i))
+                } else {
+                    folded[a.field, default: [:]][s, default: []].append(Int32(i))
+                }
+            case .literals(let set):
+                for l in set {
+                    literals[a.field, default: ([], [])].patterns.append(l)
+                    literals[a.field, default: ([], [])].values.append(Int32(i))
+                }
+            case .none: break
+            }
+        }
+        var fields = Set(folded.keys)
+        fields.formUnion(cased.keys)
+        fields.formUnion(literals.keys)
+        fieldIndexes = fields.sorted { $0.description < $1.description }.map { f in
+            let l = literals[f] ?? ([], [])
+            return FieldIndex(
+                field: f, folded: folded[f] ?? [:], cased: cased[f] ?? [:],
+                literals: LiteralSet(patterns: l.patterns, values: l.values))
+        }
+        indexed = isTrigger
         var uses = [[Int]](repeating: [], count: rules.count)
         for (ci, c) in correlations.enumerated() { for r in Set(c.rules) { uses[r].append(ci) } }
         correlationsOf = uses
@@ -137,9 +171,11 @@ public final class RuleSet: Sendable {
 
     /// Figures for `check` and the benchmark.
     public var summary: String {
-        let ac = fieldIndexes.reduce(0) { $0 + $1.automaton.stateCount }
-        return "\(rules.count) rules, \(correlations.count) correlations; \(atoms.count) atoms over "
-            + "\(fieldIndexes.count) indexed fields (\(ac) automaton states); \(alwaysCheck.count) always checked"
+        let exact = fieldIndexes.reduce(0) { $0 + $1.exactCount }
+        let literals = fieldIndexes.reduce(0) { $0 + $1.literals.count }
+        return "\(rules.count) rules, \(correlations.count) correlations; \(atoms.count) atoms; "
+            + "\(fieldIndexes.count) indexed fields: \(exact) exact values, \(literals) literals; "
+            + "\(alwaysCheck.count) always checked"
     }
 }
 
@@ -154,6 +190,8 @@ public struct RuleEvaluator {
     private var ruleStamp: [UInt32]
     private var candidates: [Int32] = []
     private let scratch = Regex.Scratch()
+    /// Rule conditions evaluated so far (candidates plus always-checked rules): how well the prefilter works.
+    public private(set) var evaluatedRules = 0
     /// Regex matches stopped by a PCRE2 limit (each is also reported to the caller).
     public private(set) var limitHits = 0
 
@@ -163,7 +201,7 @@ public struct RuleEvaluator {
 
     public init(_ ruleSet: RuleSet) { self.init(ruleSet, prefilter: true) }
 
-    init(_ ruleSet: RuleSet, prefilter: Bool) {
+    public init(_ ruleSet: RuleSet, prefilter: Bool) {
         self.ruleSet = ruleSet
         self.prefilter = prefilter
         hitStamp = [UInt32](repeating: 0, count: ruleSet.atoms.count)
@@ -191,19 +229,27 @@ public struct RuleEvaluator {
         }
         for fi in set.fieldIndexes {
             event.forEachText(fi.field) { text in
-                if !fi.folded.isEmpty, let hits = fi.folded[foldCase(text)] {
-                    for a in hits { fire(a, verified: true) }
-                }
-                if !fi.cased.isEmpty, let hits = fi.cased[text] { for a in hits { fire(a, verified: true) } }
-                if !fi.automaton.isEmpty {
+                if fi.folded != nil || !fi.literals.isEmpty {
                     var f = foldCase(text)
-                    f.withUTF8 { buf in fi.automaton.scan(buf) { a in fire(a, verified: false) } }
+                    f.withUTF8 { buf in
+                        if let ix = fi.folded {
+                            let k = ix.find(.username, bytes: buf)
+                            if k >= 0 { for a in fi.foldedAtoms[k] { fire(a, verified: true) } }
+                        }
+                        if !fi.literals.isEmpty { fi.literals.scan(buf) { a in fire(a, verified: false) } }
+                    }
+                }
+                if let ix = fi.cased {
+                    var t = text
+                    let k = t.withUTF8 { ix.find(.username, bytes: $0) }
+                    if k >= 0 { for a in fi.casedAtoms[k] { fire(a, verified: true) } }
                 }
             }
         }
-        candidates += set.alwaysCheck
+        if !set.alwaysCheck.isEmpty { candidates += set.alwaysCheck }
         if candidates.isEmpty { return [] }
         candidates.sort()
+        evaluatedRules += candidates.count
         var matched: [Int] = []
         for r in candidates where eval(set.rules[Int(r)].condition, event, problem) { matched.append(Int(r)) }
         return matched
