@@ -371,3 +371,27 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+@Suite("Literal filter")
+struct LiteralSetTests {
+    /// Every occurrence the filter reports is real and none is missed, against a naive search.
+    @Test func agreesWithNaiveSearch() {
+        var rng = SplitMix(seed: 7)
+        let alphabet = Array("abcde:+0".utf8)
+        func text(_ n: Int) -> [UInt8] { (0..<n).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] } }
+        let patterns = (0..<400).map { _ in text(1 + Int(rng.next() % 9)) }
+        let set = LiteralSet(patterns: patterns, values: patterns.indices.map { Int32($0) })
+        for _ in 0..<2000 {
+            let t = text(Int(rng.next() % 30))
+            var found: [Int32] = []
+            t.withUnsafeBufferPointer { buf in set.scan(buf) { found.append($0) } }
+            var expected: [Int32] = []
+            for (k, p) in patterns.enumerated() where p.count <= t.count {
+                for start in 0...(t.count - p.count) where Array(t[start..<start + p.count]) == p {
+                    expected.append(Int32(k))
+                }
+            }
+            #expect(found.sorted() == expected.sorted())
+        }
+    }
+}

@@ -25,6 +25,20 @@ struct YAMLTests {
         #expect(sel["value"]?.scalar == "+32 2")
     }
 
+    @Test("several documents: one per rule, positions per file, anchors local to their document")
+    func documents() throws {
+        let text = "title: a\nx: &k 1\n---\n---\ntitle: b\ny: *k\n"
+        #expect {
+            _ = try reader.parseAll(Array(text.utf8), file: "r.yml")
+        } throws: { error in
+            (error as? LocatedError)?.mark.line == 6
+        }
+        let docs = try reader.parseAll(Array("title: a\n---\ntitle: b\n".utf8), file: "r.yml")
+        #expect(docs.map { $0["title"]?.scalar } == ["a", "b"])
+        #expect(docs[1]["title"]?.mark == Mark(line: 3, column: 8))
+        #expect(throws: LocatedError.self) { _ = try reader.parse("a: 1\n---\nb: 2\n", file: "one.yaml") }
+    }
+
     @Test("syntax errors read file:line:col: message")
     func syntaxError() {
         #expect {
