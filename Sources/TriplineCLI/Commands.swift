@@ -182,6 +182,19 @@ struct Match: ParsableCommand {
             throw ExitCode(2)
         }
         out.flush()
+        let c = engine.correlation
+        if c.lateEvents > 0 {
+            printError(
+                "tripline: \(c.lateEvents) events arrived more than the allowed lateness behind the newest event "
+                    + "time: matched, but left out of correlation windows")
+        }
+        if c.droppedEntries + c.droppedGroups > 0 {
+            printError(
+                "tripline: correlation limits dropped \(c.droppedEntries) window entries and \(c.droppedGroups) groups")
+        }
+        if engine.evaluator.limitHits > 0 {
+            printError("tripline: \(engine.evaluator.limitHits) regex matches stopped by a PCRE2 limit (see above)")
+        }
         if stream.rejected > 0 { throw ExitCode(1) }
     }
 }

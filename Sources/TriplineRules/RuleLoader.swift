@@ -89,7 +89,12 @@ enum Test: @unchecked Sendable {
     case compare(Comparison, Double)
     case exists(Bool)
     case null
-    case fieldref(Field, cased: Bool)
+    /// Compared with another field's values: equal, or (`contains`/`startswith`/`endswith`) containing them.
+    case fieldref(Field, cased: Bool, position: FieldrefPosition)
+}
+
+enum FieldrefPosition: Sendable {
+    case equal, contains, start, end
 }
 
 enum Comparison: String, Sendable {
@@ -448,7 +453,14 @@ struct Builder {
                     fail(n, "fieldref names an unknown field \"\(t)\"")
                     return nil
                 }
-                test = .fieldref(other, cased: cased)
+                let position: FieldrefPosition =
+                    switch transform {
+                    case "contains": .contains
+                    case "startswith": .start
+                    case "endswith": .end
+                    default: .equal
+                    }
+                test = .fieldref(other, cased: cased, position: position)
             } else if cidr {
                 guard let c = CIDR(t) else {
                     if expand { continue }

@@ -349,10 +349,26 @@ public struct RuleEvaluator {
             found = ev.exists(a.field) == want
         case .null:
             found = !ev.exists(a.field)
-        case .fieldref(let other, let cased):
-            var mine: [String] = []
-            ev.forEachText(a.field) { mine.append(cased ? $0 : foldCase($0)) }
-            ev.forEachText(other) { t in if !found, mine.contains(cased ? t : foldCase(t)) { found = true } }
+        case .fieldref(let other, let cased, let position):
+            var theirs: [String] = []
+            ev.forEachText(other) { theirs.append(cased ? $0 : foldCase($0)) }
+            ev.forEachText(a.field) { t in
+                guard !found else { return }
+                let mine = cased ? t : foldCase(t)
+                for o in theirs {
+                    let hit: Bool
+                    switch position {
+                    case .equal: hit = mine == o
+                    case .contains: hit = mine.utf8.count >= o.utf8.count && mine.contains(o)
+                    case .start: hit = mine.utf8.starts(with: o.utf8)
+                    case .end: hit = mine.utf8.reversed().starts(with: o.utf8.reversed())
+                    }
+                    if hit {
+                        found = true
+                        return
+                    }
+                }
+            }
         }
         return found
     }

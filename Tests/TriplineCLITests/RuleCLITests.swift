@@ -71,6 +71,47 @@ struct RuleCLITests {
         #expect(m.stderr.contains("rule errors; not reading input"))
     }
 
+    @Test("match reports a hostile regex stopped by its limit, and events too late for the windows")
+    func reportedNotHidden() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try """
+        title: Hostile
+        id: redos
+        logsource: {product: tripline, category: selector}
+        detection:
+          sel: {context.note|re: '^(a+)+$'}
+          condition: sel
+        ---
+        title: Base
+        id: base
+        name: base
+        logsource: {product: tripline, category: selector}
+        detection:
+          sel: {type: phone}
+          condition: sel
+        ---
+        title: Count
+        id: count
+        correlation: {type: event_count, rules: [base], timespan: 1h, condition: {gte: 2}}
+        """.write(to: dir.appendingPathComponent("Rules/r.yml"), atomically: true, encoding: .utf8)
+        let evil = String(repeating: "a", count: 40) + "!"
+        let input =
+            [
+                #"{"id":"x1","type":"name","value":"x","context":{"note":"\#(evil)"}}"#,
+                #"{"id":"p1","type":"phone","value":"+3224561234","observed_at":"2016-10-20T12:00:00Z"}"#,
+                #"{"id":"p2","type":"phone","value":"+3224561235","observed_at":"2016-10-20T08:00:00Z"}"#,
+                #"{"id":"x2","type":"name","value":"y","context":{"note":"aaaa"}}"#,
+            ].joined(separator: "\n") + "\n"
+        let start = Date()
+        let m = try CLITests.run(["match", now], stdin: input, cwd: dir)
+        #expect(Date().timeIntervalSince(start) < 10)
+        #expect(m.status == 0, "\(m.stderr)")
+        #expect(m.stderr.contains("selector x1: rule redos: field context.note: regex match aborted"), "\(m.stderr)")
+        #expect(m.stderr.contains("1 events arrived more than the allowed lateness"))
+        #expect(m.lines.map { $0["id"]!.stringValue! } == ["x2"])  // the stream went on; p2 was too late to count
+    }
+
     @Test("tripline test: the sample rule tests pass; a failing test prints a diff and exits 1")
     func ruleTests() throws {
         let ok = try CLITests.run(["test"])

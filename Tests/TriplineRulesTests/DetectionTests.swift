@@ -179,6 +179,11 @@ struct DetectionTests {
         let home = selector(#"{"id":"h","type":"phone","value":"+32 2 456 12 34","source":{"country":"be"}}"#)
         #expect(one("  s: {country|fieldref: source.country}\n  condition: s", home))
         #expect(!one("  s: {country|fieldref|cased: source.country}\n  condition: s", home))
+        let e = selector(#"{"id":"m","type":"email","value":"abu.omar@example.org","context":{"owner":"Abu.Omar"}}"#)
+        #expect(one("  s: {value|fieldref|startswith: context.owner}\n  condition: s", e))
+        #expect(one("  s: {value|fieldref|contains: context.owner}\n  condition: s", e))
+        #expect(!one("  s: {value|fieldref|endswith: context.owner}\n  condition: s", e))
+        #expect(!one("  s: {value|fieldref: context.owner}\n  condition: s", e))
     }
 
     @Test func keywordsSearchEveryString() {
