@@ -15,6 +15,7 @@ let package = Package(
         // System libraries named by the design card, linked from the distribution's packages.
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 
         // Foundations shared by every stage.
         .target(name: "TriplineYAML", dependencies: ["CYAML"]),
@@ -43,6 +44,10 @@ let package = Package(
             ]
         ),
 
+        // State: the store protocol (with an in-memory store), and the embedded SQLite store.
+        .target(name: "TriplineState", dependencies: ["TriplineJSON"]),
+        .target(name: "TriplineStateSQLite", dependencies: ["TriplineState", "TriplineJSON", "CSQLite"]),
+
         // Command line: the wiring, and a thin main.
         .target(
             name: "TriplineCLI",
@@ -70,6 +75,8 @@ let package = Package(
             name: "TriplineRulesTests",
             dependencies: ["TriplineRules", "TriplineMatch", "TriplineSelectors", "TriplineWatchlists", "TriplineYAML"]
         ),
+        .testTarget(
+            name: "TriplineStateTests", dependencies: ["TriplineState", "TriplineStateSQLite", "TriplineJSON"]),
         .testTarget(name: "TriplineCLITests", dependencies: ["TriplineCLI", "TriplineJSON"]),
     ]
 )

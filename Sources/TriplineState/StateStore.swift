@@ -1,0 +1,235 @@
+import TriplineJSON
+
+/// Where the pipeline keeps what must survive a crash (SPEC §6, §8): alerts, the append-only event table, the
+/// outbox, the notification log, silences and input offsets. One small protocol; `MemoryStateStore` beside it,
+/// `SQLiteStateStore` in its own module, a PostgreSQL store later — all held to one conformance suite.
+public protocol StateStore: AnyObject, Sendable {
+    /// Creates or upgrades the schema (versioned migrations); idempotent.
+    func migrate() throws(StateError)
+    /// Applies everything in `c` atomically: all of it is durable, or none of it.
+    func commit(_ c: Commit) throws(StateError)
+
+    func alert(id: Int64) throws(StateError) -> AlertRecord?
+    func alert(key: String) throws(StateError) -> AlertRecord?
+    /// Alerts, newest update first, optionally only in the given states.
+    func alerts(states: Set<AlertState>?, limit: Int) throws(StateError) -> [AlertRecord]
+    func maxAlertID() throws(StateError) -> Int64
+
+    func notifyLog() throws(StateError) -> [NotifyLogEntry]
+
+    /// Pending items whose next attempt is due, highest priority first, then oldest.
+    func dueOutbox(now: Double, limit: Int) throws(StateError) -> [OutboxItem]
+    func outbox(status: OutboxStatus?, limit: Int) throws(StateError) -> [OutboxItem]
+    func pendingOutboxCount() throws(StateError) -> Int
+    /// Records one delivery attempt's outcome and its event, atomically.
+    func finishAttempt(_ a: AttemptOutcome) throws(StateError)
+    /// A dead item back to pending (`tripline outbox retry`); false when there is no such dead item.
+    func retry(outboxID: Int64, event: EventDraft) throws(StateError) -> Bool
+
+    func silences(includeExpired: Bool) throws(StateError) -> [Silence]
+    func offset(source: String) throws(StateError) -> Int64?
+    /// Events after `seq`, oldest first.
+    func events(after seq: Int64, limit: Int) throws(StateError) -> [EventRecord]
+}
+
+public enum AlertState: String, Sendable, CaseIterable, Codable {
+    case firing, acknowledged, resolved
+}
+
+public enum OutboxStatus: String, Sendable, CaseIterable {
+    case pending, delivered, dead
+}
+
+/// One alert (SPEC §6 identity): a dedup key, its state, and what later sightings folded in.
+public struct AlertRecord: Sendable, Equatable {
+    public var id: Int64
+    public var key: String
+    public var kind: String
+    public var priority: String
+    public var priorityRank: Int
+    public var state: AlertState
+    public var labels: JSONObject
+    public var firstSeen: Double
+    public var lastSeen: Double
+    public var count: Int
+    /// Source items that sighted it (first 100).
+    public var sources: [String]
+    /// The first hit (selector, watchlist or rule part, handling, basis): what renderings are made from.
+    public var payload: JSONObject
+    public var ackedBy: String?
+    public var updatedAt: Double
+
+    public init(
+        id: Int64, key: String, kind: String, priority: String, priorityRank: Int, state: AlertState,
+        labels: JSONObject, firstSeen: Double, lastSeen: Double, count: Int, sources: [String], payload: JSONObject,
+        ackedBy: String? = nil, updatedAt: Double
+    ) {
+        self.id = id
+        self.key = key
+        self.kind = kind
+        self.priority = priority
+        self.priorityRank = priorityRank
+        self.state = state
+        self.labels = labels
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+        self.count = count
+        self.sources = sources
+        self.payload = payload
+        self.ackedBy = ackedBy
+        self.updatedAt = updatedAt
+    }
+}
+
+/// An event to append: who did or decided what, when, about which alert, and why.
+public struct EventDraft: Sendable, Equatable {
+    public var at: Double
+    public var kind: String
+    public var alertKey: String?
+    public var receiver: String?
+    public var principal: String?
+    public var reason: String?
+    public var detail: JSONObject
+
+    public init(
+        at: Double, kind: String, alertKey: String? = nil, receiver: String? = nil, principal: String? = nil,
+        reason: String? = nil, detail: JSONObject = JSONObject()
+    ) {
+        self.at = at
+        self.kind = kind
+        self.alertKey = alertKey
+        self.receiver = receiver
+        self.principal = principal
+        self.reason = reason
+        self.detail = detail
+    }
+}
+
+public struct EventRecord: Sendable, Equatable {
+    public var seq: Int64
+    public var event: EventDraft
+    public init(seq: Int64, event: EventDraft) {
+        self.seq = seq
+        self.event = event
+    }
+}
+
+/// A notification waiting for (or done with) delivery to one receiver.
+public struct OutboxItem: Sendable, Equatable {
+    public var id: Int64
+    public var receiver: String
+    public var priorityRank: Int
+    public var createdAt: Double
+    public var nextAttemptAt: Double
+    public var attempts: Int
+    public var status: OutboxStatus
+    /// The rendering for this receiver (already filtered by need-to-know).
+    public var payload: JSONObject
+    public var lastError: String?
+
+    public init(
+        id: Int64 = 0, receiver: String, priorityRank: Int, createdAt: Double, nextAttemptAt: Double,
+        attempts: Int = 0, status: OutboxStatus = .pending, payload: JSONObject, lastError: String? = nil
+    ) {
+        self.id = id
+        self.receiver = receiver
+        self.priorityRank = priorityRank
+        self.createdAt = createdAt
+        self.nextAttemptAt = nextAttemptAt
+        self.attempts = attempts
+        self.status = status
+        self.payload = payload
+        self.lastError = lastError
+    }
+}
+
+public struct AttemptOutcome: Sendable {
+    public var outboxID: Int64
+    public var status: OutboxStatus
+    public var attempts: Int
+    public var nextAttemptAt: Double
+    public var error: String?
+    public var event: EventDraft
+    public init(
+        outboxID: Int64, status: OutboxStatus, attempts: Int, nextAttemptAt: Double, error: String?, event: EventDraft
+    ) {
+        self.outboxID = outboxID
+        self.status = status
+        self.attempts = attempts
+        self.nextAttemptAt = nextAttemptAt
+        self.error = error
+        self.event = event
+    }
+}
+
+/// The last state of an alert each receiver was told of (Alertmanager's nflog).
+public struct NotifyLogEntry: Sendable, Equatable {
+    public var receiver: String
+    public var key: String
+    public var state: AlertState
+    public var notifiedAt: Double
+    public init(receiver: String, key: String, state: AlertState, notifiedAt: Double) {
+        self.receiver = receiver
+        self.key = key
+        self.state = state
+        self.notifiedAt = notifiedAt
+    }
+}
+
+public struct Silence: Sendable, Equatable {
+    public var id: String
+    public var matchers: [String]
+    public var startsAt: Double
+    public var endsAt: Double
+    public var createdBy: String
+    public var comment: String
+    public var expiredAt: Double?
+    public init(
+        id: String, matchers: [String], startsAt: Double, endsAt: Double, createdBy: String, comment: String,
+        expiredAt: Double? = nil
+    ) {
+        self.id = id
+        self.matchers = matchers
+        self.startsAt = startsAt
+        self.endsAt = endsAt
+        self.createdBy = createdBy
+        self.comment = comment
+        self.expiredAt = expiredAt
+    }
+    public func isActive(at t: Double) -> Bool { expiredAt == nil && startsAt <= t && t < endsAt }
+}
+
+/// One atomic change: what a batch of input, a timer, or an operator's action did.
+public struct Commit: Sendable {
+    /// Inserted or replaced by id.
+    public var alerts: [AlertRecord] = []
+    public var events: [EventDraft] = []
+    public var outbox: [OutboxItem] = []
+    public var notifyLog: [NotifyLogEntry] = []
+    /// Inserted or replaced by id.
+    public var silences: [Silence] = []
+    /// The input position this commit consumes up to.
+    public var offset: (source: String, offset: Int64)?
+
+    public init() {}
+    public var isEmpty: Bool {
+        alerts.isEmpty && events.isEmpty && outbox.isEmpty && notifyLog.isEmpty && silences.isEmpty && offset == nil
+    }
+}
+
+/// A state store failure.
+public struct StateError: Error, CustomStringConvertible, Sendable {
+    private enum Kind: Sendable {
+        case database(String)
+        case schema(String)
+    }
+    private let kind: Kind
+    public static func database(_ m: String) -> StateError { StateError(kind: .database(m)) }
+    public static func schema(_ m: String) -> StateError { StateError(kind: .schema(m)) }
+    public var description: String {
+        switch kind {
+        case .database(let m): "state database: \(m)"
+        case .schema(let m): "state schema: \(m)"
+        }
+    }
+}

@@ -1,0 +1,419 @@
+import CSQLite
+import Foundation
+import TriplineJSON
+import TriplineState
+
+/// The embedded state store: one SQLite file in WAL mode, `synchronous=FULL`, every `Commit` one transaction.
+/// The schema is versioned (`PRAGMA user_version`) and upgraded by numbered migrations; the event table refuses
+/// updates and deletes (append-only, enforced by triggers).
+public final class SQLiteStateStore: StateStore, @unchecked Sendable {
+    private let db: OpaquePointer
+    private let lock = NSLock()
+    public let path: String
+
+    /// Migrations in order; entry i brings the schema from version i to i + 1.
+    static let migrations: [String] = [
+        """
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, priority TEXT NOT NULL,
+            priority_rank INTEGER NOT NULL, state TEXT NOT NULL, labels TEXT NOT NULL, first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL, count INTEGER NOT NULL, sources TEXT NOT NULL, payload TEXT NOT NULL,
+            acked_by TEXT, updated_at REAL NOT NULL);
+        CREATE INDEX alerts_state ON alerts(state, updated_at);
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL, alert_key TEXT,
+            receiver TEXT, principal TEXT, reason TEXT, detail TEXT NOT NULL);
+        CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+        CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, receiver TEXT NOT NULL, priority_rank INTEGER NOT NULL,
+            created_at REAL NOT NULL, next_attempt_at REAL NOT NULL, attempts INTEGER NOT NULL, status TEXT NOT NULL,
+            payload TEXT NOT NULL, last_error TEXT);
+        CREATE INDEX outbox_due ON outbox(status, priority_rank DESC, created_at, id);
+        CREATE TABLE nflog (
+            receiver TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, notified_at REAL NOT NULL,
+            PRIMARY KEY (receiver, key));
+        CREATE TABLE silences (
+            id TEXT PRIMARY KEY, matchers TEXT NOT NULL, starts_at REAL NOT NULL, ends_at REAL NOT NULL,
+            created_by TEXT NOT NULL, comment TEXT NOT NULL, expired_at REAL);
+        CREATE TABLE offsets (source TEXT PRIMARY KEY, offset INTEGER NOT NULL);
+        """
+    ]
+
+    public static var schemaVersion: Int { migrations.count }
+
+    public init(path: String) throws(StateError) {
+        self.path = path
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        var handle: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX
+        guard sqlite3_open_v2(path, &handle, flags, nil) == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            if let handle { sqlite3_close(handle) }
+            throw .database("\(path): \(message)")
+        }
+        db = handle
+        sqlite3_busy_timeout(db, 10_000)
+        try exec("PRAGMA journal_mode=WAL")
+        try exec("PRAGMA synchronous=FULL")
+        try exec("PRAGMA foreign_keys=ON")
+    }
+
+    deinit { sqlite3_close_v2(db) }
+
+    // MARK: SQL plumbing
+
+    private func error(_ what: String) -> StateError {
+        .database("\(what): \(String(cString: sqlite3_errmsg(db)))")
+    }
+
+    private func exec(_ sql: String) throws(StateError) {
+        var message: UnsafeMutablePointer<CChar>?
+        if sqlite3_exec(db, sql, nil, nil, &message) != SQLITE_OK {
+            let text = message.map { String(cString: $0) } ?? "error"
+            sqlite3_free(message)
+            throw .database(text)
+        }
+    }
+
+    enum Value {
+        case int(Int64)
+        case real(Double)
+        case text(String)
+        case null
+    }
+
+    final class Row {
+        let stmt: OpaquePointer
+        init(_ s: OpaquePointer) { stmt = s }
+        func int(_ i: Int32) -> Int64 { sqlite3_column_int64(stmt, i) }
+        func real(_ i: Int32) -> Double { sqlite3_column_double(stmt, i) }
+        func text(_ i: Int32) -> String? {
+            guard let p = sqlite3_column_text(stmt, i) else { return nil }
+            return String(cString: p)
+        }
+        func json(_ i: Int32) -> JSONObject { (try? JSONParser.parse(text(i) ?? "{}"))?.objectValue ?? JSONObject() }
+    }
+
+    @discardableResult
+    private func run(_ sql: String, _ values: [Value] = [], _ each: ((Row) -> Void)? = nil) throws(StateError) -> Int {
+        var stmt: OpaquePointer?
+        guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK, let stmt else { throw error("prepare") }
+        defer { sqlite3_finalize(stmt) }
+        let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+        for (i, v) in values.enumerated() {
+            let k = Int32(i + 1)
+            switch v {
+            case .int(let n): sqlite3_bind_int64(stmt, k, n)
+            case .real(let d): sqlite3_bind_double(stmt, k, d)
+            case .text(let s): sqlite3_bind_text(stmt, k, s, -1, transient)
+            case .null: sqlite3_bind_null(stmt, k)
+            }
+        }
+        let row = Row(stmt)
+        while true {
+            let rc = sqlite3_step(stmt)
+            if rc == SQLITE_ROW {
+                each?(row)
+            } else if rc == SQLITE_DONE {
+                return Int(sqlite3_changes(db))
+            } else {
+                throw error("step")
+            }
+        }
+    }
+
+    private func locked<T>(_ body: () throws(StateError) -> T) throws(StateError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    private func transaction<T>(_ body: () throws(StateError) -> T) throws(StateError) -> T {
+        try locked { () throws(StateError) -> T in
+            try exec("BEGIN IMMEDIATE")
+            let r: T
+            do throws(StateError) { r = try body() } catch let e {
+                try? exec("ROLLBACK")
+                throw e
+            }
+            do throws(StateError) { try exec("COMMIT") } catch let e {
+                try? exec("ROLLBACK")
+                throw e
+            }
+            return r
+        }
+    }
+
+    static func json(_ o: JSONObject) -> Value { .text(JSONWriter.string(.object(o))) }
+    static func opt(_ s: String?) -> Value { s.map { .text($0) } ?? .null }
+
+    // MARK: StateStore
+
+    public func migrate() throws(StateError) {
+        try transaction { () throws(StateError) in
+            var version = 0
+            try run("PRAGMA user_version") { version = Int($0.int(0)) }
+            if version > Self.migrations.count {
+                throw StateError.schema(
+                    "\(path) has schema version \(version), newer than this tripline (\(Self.migrations.count))")
+            }
+            for v in version..<Self.migrations.count {
+                try exec(Self.migrations[v])
+                try exec("PRAGMA user_version = \(v + 1)")
+            }
+        }
+    }
+
+    public func commit(_ c: Commit) throws(StateError) {
+        if c.isEmpty { return }
+        try transaction { () throws(StateError) in
+            for a in c.alerts {
+                try run(
+                    """
+                    INSERT INTO alerts (id, key, kind, priority, priority_rank, state, labels, first_seen, last_seen,
+                        count, sources, payload, acked_by, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                    ON CONFLICT(id) DO UPDATE SET priority=excluded.priority, priority_rank=excluded.priority_rank,
+                        state=excluded.state, labels=excluded.labels, last_seen=excluded.last_seen,
+                        count=excluded.count, sources=excluded.sources, payload=excluded.payload,
+                        acked_by=excluded.acked_by, updated_at=excluded.updated_at
+                    """,
+                    [
+                        .int(a.id), .text(a.key), .text(a.kind), .text(a.priority), .int(Int64(a.priorityRank)),
+                        .text(a.state.rawValue), Self.json(a.labels), .real(a.firstSeen), .real(a.lastSeen),
+                        .int(Int64(a.count)), .text(JSONWriter.string(.array(a.sources.map { .string($0) }))),
+                        Self.json(a.payload), Self.opt(a.ackedBy), .real(a.updatedAt),
+                    ])
+            }
+            for e in c.events { try insert(e) }
+            for o in c.outbox {
+                try run(
+                    """
+                    INSERT INTO outbox (receiver, priority_rank, created_at, next_attempt_at, attempts, status, payload,
+                        last_error) VALUES (?,?,?,?,?,?,?,?)
+                    """,
+                    [
+                        .text(o.receiver), .int(Int64(o.priorityRank)), .real(o.createdAt), .real(o.nextAttemptAt),
+                        .int(Int64(o.attempts)), .text(o.status.rawValue), Self.json(o.payload), Self.opt(o.lastError),
+                    ])
+            }
+            for n in c.notifyLog {
+                try run(
+                    "INSERT OR REPLACE INTO nflog (receiver, key, state, notified_at) VALUES (?,?,?,?)",
+                    [.text(n.receiver), .text(n.key), .text(n.state.rawValue), .real(n.notifiedAt)])
+            }
+            for s in c.silences {
+                try run(
+                    """
+                    INSERT OR REPLACE INTO silences (id, matchers, starts_at, ends_at, created_by, comment, expired_at)
+                    VALUES (?,?,?,?,?,?,?)
+                    """,
+                    [
+                        .text(s.id), .text(JSONWriter.string(.array(s.matchers.map { .string($0) }))),
+                        .real(s.startsAt), .real(s.endsAt), .text(s.createdBy), .text(s.comment),
+                        s.expiredAt.map { .real($0) } ?? .null,
+                    ])
+            }
+            if let (source, offset) = c.offset {
+                try run("INSERT OR REPLACE INTO offsets (source, offset) VALUES (?,?)", [.text(source), .int(offset)])
+            }
+        }
+    }
+
+    private func insert(_ e: EventDraft) throws(StateError) {
+        try run(
+            "INSERT INTO events (at, kind, alert_key, receiver, principal, reason, detail) VALUES (?,?,?,?,?,?,?)",
+            [
+                .real(e.at), .text(e.kind), Self.opt(e.alertKey), Self.opt(e.receiver), Self.opt(e.principal),
+                Self.opt(e.reason), Self.json(e.detail),
+            ])
+    }
+
+    private static let alertColumns =
+        "id, key, kind, priority, priority_rank, state, labels, first_seen, last_seen, count, sources, payload, acked_by, updated_at"
+
+    private func readAlert(_ r: Row) -> AlertRecord {
+        let sources = (try? JSONParser.parse(r.text(10) ?? "[]"))?.arrayValue?.compactMap(\.stringValue) ?? []
+        return AlertRecord(
+            id: r.int(0), key: r.text(1) ?? "", kind: r.text(2) ?? "", priority: r.text(3) ?? "",
+            priorityRank: Int(r.int(4)), state: AlertState(rawValue: r.text(5) ?? "") ?? .firing, labels: r.json(6),
+            firstSeen: r.real(7), lastSeen: r.real(8), count: Int(r.int(9)), sources: sources, payload: r.json(11),
+            ackedBy: r.text(12), updatedAt: r.real(13))
+    }
+
+    public func alert(id: Int64) throws(StateError) -> AlertRecord? {
+        try locked { () throws(StateError) -> AlertRecord? in
+            var out: AlertRecord?
+            try run("SELECT \(Self.alertColumns) FROM alerts WHERE id = ?", [.int(id)]) { out = self.readAlert($0) }
+            return out
+        }
+    }
+
+    public func alert(key: String) throws(StateError) -> AlertRecord? {
+        try locked { () throws(StateError) -> AlertRecord? in
+            var out: AlertRecord?
+            try run("SELECT \(Self.alertColumns) FROM alerts WHERE key = ?", [.text(key)]) { out = self.readAlert($0) }
+            return out
+        }
+    }
+
+    public func alerts(states: Set<AlertState>?, limit: Int) throws(StateError) -> [AlertRecord] {
+        try locked { () throws(StateError) -> [AlertRecord] in
+            var out: [AlertRecord] = []
+            var sql = "SELECT \(Self.alertColumns) FROM alerts"
+            if let states {
+                sql += " WHERE state IN (" + states.map { "'\($0.rawValue)'" }.sorted().joined(separator: ",") + ")"
+            }
+            sql += " ORDER BY updated_at DESC, id DESC LIMIT ?"
+            try run(sql, [.int(Int64(limit))]) { out.append(self.readAlert($0)) }
+            return out
+        }
+    }
+
+    public func maxAlertID() throws(StateError) -> Int64 {
+        try locked { () throws(StateError) -> Int64 in
+            var n: Int64 = 0
+            try run("SELECT COALESCE(MAX(id), 0) FROM alerts") { n = $0.int(0) }
+            return n
+        }
+    }
+
+    public func notifyLog() throws(StateError) -> [NotifyLogEntry] {
+        try locked { () throws(StateError) -> [NotifyLogEntry] in
+            var out: [NotifyLogEntry] = []
+            try run("SELECT receiver, key, state, notified_at FROM nflog ORDER BY receiver, key") { r in
+                out.append(
+                    NotifyLogEntry(
+                        receiver: r.text(0) ?? "", key: r.text(1) ?? "",
+                        state: AlertState(rawValue: r.text(2) ?? "") ?? .firing, notifiedAt: r.real(3)))
+            }
+            return out
+        }
+    }
+
+    private func readOutbox(_ r: Row) -> OutboxItem {
+        OutboxItem(
+            id: r.int(0), receiver: r.text(1) ?? "", priorityRank: Int(r.int(2)), createdAt: r.real(3),
+            nextAttemptAt: r.real(4), attempts: Int(r.int(5)),
+            status: OutboxStatus(rawValue: r.text(6) ?? "") ?? .pending, payload: r.json(7), lastError: r.text(8))
+    }
+
+    private static let outboxColumns =
+        "id, receiver, priority_rank, created_at, next_attempt_at, attempts, status, payload, last_error"
+
+    public func dueOutbox(now: Double, limit: Int) throws(StateError) -> [OutboxItem] {
+        try locked { () throws(StateError) -> [OutboxItem] in
+            var out: [OutboxItem] = []
+            try run(
+                """
+                SELECT \(Self.outboxColumns) FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?
+                ORDER BY priority_rank DESC, created_at, id LIMIT ?
+                """, [.real(now), .int(Int64(limit))]
+            ) { out.append(self.readOutbox($0)) }
+            return out
+        }
+    }
+
+    public func outbox(status: OutboxStatus?, limit: Int) throws(StateError) -> [OutboxItem] {
+        try locked { () throws(StateError) -> [OutboxItem] in
+            var out: [OutboxItem] = []
+            if let status {
+                try run(
+                    "SELECT \(Self.outboxColumns) FROM outbox WHERE status = ? ORDER BY id LIMIT ?",
+                    [.text(status.rawValue), .int(Int64(limit))]
+                ) { out.append(self.readOutbox($0)) }
+            } else {
+                try run("SELECT \(Self.outboxColumns) FROM outbox ORDER BY id LIMIT ?", [.int(Int64(limit))]) {
+                    out.append(self.readOutbox($0))
+                }
+            }
+            return out
+        }
+    }
+
+    public func pendingOutboxCount() throws(StateError) -> Int {
+        try locked { () throws(StateError) -> Int in
+            var n = 0
+            try run("SELECT COUNT(*) FROM outbox WHERE status = 'pending'") { n = Int($0.int(0)) }
+            return n
+        }
+    }
+
+    public func finishAttempt(_ a: AttemptOutcome) throws(StateError) {
+        try transaction { () throws(StateError) in
+            let changed = try run(
+                "UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+                [
+                    .text(a.status.rawValue), .int(Int64(a.attempts)), .real(a.nextAttemptAt), Self.opt(a.error),
+                    .int(a.outboxID),
+                ])
+            if changed == 0 { throw StateError.database("no outbox item \(a.outboxID)") }
+            try insert(a.event)
+        }
+    }
+
+    public func retry(outboxID: Int64, event: EventDraft) throws(StateError) -> Bool {
+        try transaction { () throws(StateError) -> Bool in
+            let changed = try run(
+                "UPDATE outbox SET status = 'pending', next_attempt_at = ? WHERE id = ? AND status = 'dead'",
+                [.real(event.at), .int(outboxID)])
+            if changed == 0 { return false }
+            try insert(event)
+            return true
+        }
+    }
+
+    public func silences(includeExpired: Bool) throws(StateError) -> [Silence] {
+        try locked { () throws(StateError) -> [Silence] in
+            var out: [Silence] = []
+            let filter = includeExpired ? "" : " WHERE expired_at IS NULL"
+            try run(
+                "SELECT id, matchers, starts_at, ends_at, created_by, comment, expired_at FROM silences\(filter) ORDER BY starts_at"
+            ) { r in
+                let m = (try? JSONParser.parse(r.text(1) ?? "[]"))?.arrayValue?.compactMap(\.stringValue) ?? []
+                out.append(
+                    Silence(
+                        id: r.text(0) ?? "", matchers: m, startsAt: r.real(2), endsAt: r.real(3),
+                        createdBy: r.text(4) ?? "", comment: r.text(5) ?? "",
+                        expiredAt: sqlite3_column_type(r.stmt, 6) == SQLITE_NULL ? nil : r.real(6)))
+            }
+            return out
+        }
+    }
+
+    public func offset(source: String) throws(StateError) -> Int64? {
+        try locked { () throws(StateError) -> Int64? in
+            var out: Int64?
+            try run("SELECT offset FROM offsets WHERE source = ?", [.text(source)]) { out = $0.int(0) }
+            return out
+        }
+    }
+
+    public func events(after seq: Int64, limit: Int) throws(StateError) -> [EventRecord] {
+        try locked { () throws(StateError) -> [EventRecord] in
+            var out: [EventRecord] = []
+            try run(
+                """
+                SELECT seq, at, kind, alert_key, receiver, principal, reason, detail FROM events WHERE seq > ?
+                ORDER BY seq LIMIT ?
+                """, [.int(seq), .int(Int64(limit))]
+            ) { r in
+                out.append(
+                    EventRecord(
+                        seq: r.int(0),
+                        event: EventDraft(
+                            at: r.real(1), kind: r.text(2) ?? "", alertKey: r.text(3), receiver: r.text(4),
+                            principal: r.text(5), reason: r.text(6), detail: r.json(7))))
+            }
+            return out
+        }
+    }
+}
+
+extension JSONParser {
+    static func parse(_ s: String) throws -> JSONValue {
+        var copy = s
+        return try copy.withUTF8 { buf in try JSONParser.parse(buf) }
+    }
+}
