@@ -10,6 +10,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // System libraries named by the design card, linked from the distribution's packages.
@@ -48,12 +50,42 @@ let package = Package(
         .target(name: "TriplineState", dependencies: ["TriplineJSON"]),
         .target(name: "TriplineStateSQLite", dependencies: ["TriplineState", "TriplineJSON", "CSQLite"]),
 
+        // Alerts: identity, routing, grouping, silences, inhibition, rate limits, need-to-know rendering.
+        .target(
+            name: "TriplineAlerts",
+            dependencies: [
+                "TriplineMatch", "TriplineState", "TriplineWatchlists", "TriplineJSON", "TriplineRegex",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+
+        .target(
+            name: "TriplineConfig",
+            dependencies: ["TriplineAlerts", "TriplineRules", "TriplineSelectors", "TriplineYAML", "TriplineJSON"]
+        ),
+        // Sinks: one protocol, the log-file receiver (mail and webhook come next).
+        .target(name: "TriplineSinks", dependencies: ["TriplineAlerts", "TriplineState", "TriplineJSON"]),
+        // The service: ingest -> pipeline -> outbox -> sinks as ServiceLifecycle services.
+        .target(
+            name: "TriplineService",
+            dependencies: [
+                "TriplineConfig", "TriplineAlerts", "TriplineSinks", "TriplineState", "TriplineStateSQLite",
+                "TriplineIngest", "TriplineRules", "TriplineMatch", "TriplineWatchlists", "TriplineSelectors",
+                "TriplineJSON", "TriplineYAML",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+
         // Command line: the wiring, and a thin main.
         .target(
             name: "TriplineCLI",
             dependencies: [
                 "TriplineIngest", "TriplineSelectors", "TriplineWatchlists", "TriplineMatch", "TriplineRules",
-                "TriplineYAML", "TriplineJSON",
+                "TriplineYAML", "TriplineJSON", "TriplineConfig", "TriplineAlerts", "TriplineState",
+                "TriplineStateSQLite", "TriplineService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

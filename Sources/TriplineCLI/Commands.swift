@@ -3,18 +3,35 @@ import Foundation
 import TriplineJSON
 import TriplineMatch
 import TriplineRules
+import TriplineConfig
 import TriplineSelectors
 import TriplineWatchlists
 import TriplineYAML
 
 /// The `tripline` command line (SPEC §9).
-public struct Tripline: ParsableCommand {
+public struct Tripline: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "tripline",
         abstract: "Streaming selector-watchlist matcher.",
-        subcommands: [Check.self, Normalize.self, Match.self, RuleTest.self]
+        subcommands: [
+            Check.self, Normalize.self, Match.self, RuleTest.self, Serve.self, Alerts.self, Silences.self, Outbox.self,
+        ]
     )
     public init() {}
+
+    /// Parses the command line and runs the command, awaiting the asynchronous ones (`serve`).
+    public static func entry() async {
+        do {
+            var command = try parseAsRoot()
+            if var a = command as? any AsyncParsableCommand {
+                try await a.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 struct CommonOptions: ParsableArguments {

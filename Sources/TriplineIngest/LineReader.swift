@@ -26,6 +26,15 @@ public struct LineReader: ~Copyable {
     private var lineNumber = 0
     private var skipping = false
     private var skippedLength = 0
+    private var totalRead: Int64 = 0
+    /// Follow mode (`tail -f`): at the current end of the file `next()` returns nil without ending the input,
+    /// and a last line without a newline waits for it.
+    public var follow = false
+
+    /// Byte offset just past the last line returned (where a restart resumes).
+    public var position: Int64 { totalRead - Int64(end - start) }
+    /// Line number of the last line returned.
+    public var line: Int { lineNumber }
 
     /// Reads standard input (fd 0) or any open descriptor.
     public init(fd: Int32 = 0, maxRecord: Int = LineReader.defaultMaxRecord, ownsFD: Bool = false) {
@@ -35,11 +44,19 @@ public struct LineReader: ~Copyable {
         self.buffer = [UInt8](repeating: 0, count: max(1 << 20, maxRecord * 2))
     }
 
-    /// Opens a file for reading; throws the errno text when it cannot.
-    public init(path: String, maxRecord: Int = LineReader.defaultMaxRecord) throws(IngestError) {
+    /// Opens a file for reading; throws the errno text when it cannot. `offset` and `line` resume a previous read.
+    public init(path: String, maxRecord: Int = LineReader.defaultMaxRecord, offset: Int64 = 0, line: Int = 0)
+        throws(IngestError)
+    {
         let fd = open(path, O_RDONLY)
         if fd < 0 { throw IngestError.cannotOpen(path, String(cString: strerror(errno))) }
+        if offset > 0 && lseek(fd, off_t(offset), SEEK_SET) < 0 {
+            close(fd)
+            throw IngestError.cannotOpen(path, String(cString: strerror(errno)))
+        }
         self.init(fd: fd, maxRecord: maxRecord, ownsFD: true)
+        totalRead = offset
+        lineNumber = line
     }
 
     deinit { if ownsFD { close(fd) } }
@@ -60,6 +77,10 @@ public struct LineReader: ~Copyable {
                 if lineEnd > lineStart && buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }
                 if nl - lineStart > maxRecord { return .oversized(line: lineNumber, length: nl - lineStart) }
                 return .record(buffer[lineStart..<lineEnd], line: lineNumber)
+            }
+            if eof && follow {
+                eof = false
+                return nil
             }
             if eof {
                 if start < end || skipping {
@@ -117,7 +138,12 @@ public struct LineReader: ~Copyable {
             if errno == EINTR { return }
             throw IngestError.readFailed(String(cString: strerror(errno)))
         }
-        if got == 0 { eof = true } else { end += got }
+        if got == 0 {
+            eof = true
+        } else {
+            end += got
+            totalRead += Int64(got)
+        }
     }
 }
 

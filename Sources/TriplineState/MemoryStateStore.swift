@@ -39,7 +39,7 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
             }
             for n in c.notifyLog { nflog[n.receiver + "\u{0}" + n.key] = n }
             for s in c.silences { silenceByID[s.id] = s }
-            if let (source, offset) = c.offset { offsets[source] = offset }
+            for (source, offset) in c.offsets { offsets[source] = offset }
         }
     }
 

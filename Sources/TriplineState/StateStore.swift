@@ -208,12 +208,12 @@ public struct Commit: Sendable {
     public var notifyLog: [NotifyLogEntry] = []
     /// Inserted or replaced by id.
     public var silences: [Silence] = []
-    /// The input position this commit consumes up to.
-    public var offset: (source: String, offset: Int64)?
+    /// The input positions this commit consumes up to.
+    public var offsets: [(source: String, offset: Int64)] = []
 
     public init() {}
     public var isEmpty: Bool {
-        alerts.isEmpty && events.isEmpty && outbox.isEmpty && notifyLog.isEmpty && silences.isEmpty && offset == nil
+        alerts.isEmpty && events.isEmpty && outbox.isEmpty && notifyLog.isEmpty && silences.isEmpty && offsets.isEmpty
     }
 }
 

@@ -215,7 +215,7 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
                         s.expiredAt.map { .real($0) } ?? .null,
                     ])
             }
-            if let (source, offset) = c.offset {
+            for (source, offset) in c.offsets {
                 try run("INSERT OR REPLACE INTO offsets (source, offset) VALUES (?,?)", [.text(source), .int(offset)])
             }
         }

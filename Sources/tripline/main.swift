@@ -1,3 +1,3 @@
 import TriplineCLI
 
-Tripline.main()
+await Tripline.entry()

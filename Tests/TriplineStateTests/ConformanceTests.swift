@@ -47,7 +47,7 @@ struct ConformanceTests {
             OutboxItem(receiver: "r2", priorityRank: 4, createdAt: 100, nextAttemptAt: 500, payload: JSONObject()),
         ]
         c.notifyLog = [NotifyLogEntry(receiver: "r1", key: "wl:a", state: .firing, notifiedAt: 100)]
-        c.offset = ("file:/x", 4096)
+        c.offsets = [("file:/x", 4096)]
         try s.commit(c)
         #expect(try s.alert(id: 1)?.key == "wl:a")
         #expect(try s.alert(key: "wl:b")?.state == .acknowledged)
@@ -86,7 +86,7 @@ struct ConformanceTests {
         try s.commit(c)
         var bad = Commit()
         bad.events = [EventDraft(at: 1, kind: "x")]
-        bad.offset = ("stdin", 10)
+        bad.offsets = [("stdin", 10)]
         bad.alerts = [alert(2, key: "wl:a")]  // the same key under another id: refused
         #expect(throws: StateError.self) { try s.commit(bad) }
         #expect(try s.events(after: 0, limit: 10).isEmpty)

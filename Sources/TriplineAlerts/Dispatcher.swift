@@ -1,0 +1,410 @@
+import Foundation
+import TriplineJSON
+import TriplineMatch
+import TriplineState
+import TriplineWatchlists
+
+/// Hits in, notifications out (SPEC §6). Folds sightings into open alerts by dedup key, routes alerts through the
+/// tree (plus jurisdiction and originator receivers), gathers them in aggregation groups per (route, receiver,
+/// group labels), and on each group's timer writes one notification per receiver to the outbox — rendered for
+/// that receiver's partner. Every suppression (dedup, silence, acknowledgement, inhibition, rate limit) is an event.
+///
+/// The notification log (last state each receiver was told of each alert) lives in the store, so after a crash
+/// whatever was not yet notified is found again and sent once.
+public final class Dispatcher {
+    public private(set) var config: AlertsConfig
+    private var renderer: Renderer
+    public let store: any StateStore
+    private var nextID: Int64
+    private var nflog: [String: NotifyLogEntry] = [:]
+    private var groups: [String: Group] = [:]
+    private var silences: [Silence] = []
+    private var sent: [String: [Double]] = [:]
+    private var digest: [String: [Int64]] = [:]
+    private var lastSync = -Double.infinity
+    private var lastResolveScan = -Double.infinity
+
+    struct Group {
+        var route: Route
+        var receiver: String
+        var labels: JSONObject
+        var keys: [String]
+        var next: Double
+        var flushed: Bool
+    }
+
+    public init(config: AlertsConfig, store: any StateStore, now: Double) throws(StateError) {
+        self.config = config
+        renderer = Renderer(config: config)
+        self.store = store
+        nextID = try store.maxAlertID() + 1
+        for n in try store.notifyLog() { nflog[n.receiver + "\u{0}" + n.key] = n }
+        silences = try store.silences(includeExpired: false)
+        // Recovery: every open or recently changed alert some receiver has not been told of goes back to its group.
+        for a in try store.alerts(states: nil, limit: 100_000) { enqueue(a, now: now, recovering: true) }
+        lastSync = now
+    }
+
+    /// A new configuration (SIGHUP): routes and receivers may have changed; groups are rebuilt.
+    public func reconfigure(_ c: AlertsConfig, now: Double) throws(StateError) {
+        config = c
+        renderer = Renderer(config: c)
+        groups = [:]
+        for a in try store.alerts(states: nil, limit: 100_000) { enqueue(a, now: now, recovering: true) }
+    }
+
+    // MARK: Identity and labels
+
+    static func key(_ h: Hit) -> String {
+        if let w = h.watchlist { return "wl:\(w.owner)/\(w.list)/\(w.ref)" }
+        let r = h.rule!
+        if let g = r.group, g.count > 0 {
+            return "rule:\(r.id):" + g.map { $0.value.stringValue ?? "" }.joined(separator: "|")
+        }
+        return "rule:\(r.id):\(h.selector.value)"
+    }
+
+    static func labels(_ h: Hit) -> JSONObject {
+        var l = JSONObject()
+        l.append("priority", .string(h.priority.rawValue))
+        l.append("kind", .string(h.kind.rawValue))
+        if let w = h.watchlist {
+            l.append("owner", .string(w.owner))
+            l.append("list", .string(w.list))
+        }
+        if let r = h.rule { l.append("rule", .string(r.id)) }
+        l.append("type", .string(h.selector.type.rawValue))
+        if let c = h.selector.fields["country"]?.stringValue { l.append("country", .string(c)) }
+        if let a = h.selector.fields["area"]?.stringValue { l.append("area", .string(a)) }
+        if let s = h.selector.source?.objectValue {
+            if let o = s["operation"]?.stringValue { l.append("operation", .string(o)) }
+            if let i = s["item"]?.stringValue { l.append("item", .string(i)) }
+        }
+        return l
+    }
+
+    static func payload(_ h: Hit) -> JSONObject {
+        var o = JSONObject()
+        o.append("selector", .object(h.selector.json))
+        if let w = h.watchlist { o.append("watchlist", .object(w.json)) }
+        if let r = h.rule { o.append("rule", .object(r.json)) }
+        let protections = (h.watchlist.map { [$0] } ?? h.basis).map { w -> JSONValue in
+            var p = JSONObject()
+            p.append("owner", .string(w.owner))
+            p.append("list", .string(w.list))
+            p.append("handling", w.handling.json)
+            return .object(p)
+        }
+        o.append("protections", .array(protections))
+        return o
+    }
+
+    // MARK: Ingest
+
+    /// Folds `hits` into alerts and queues them for their receivers; what changed goes into `c`.
+    public func ingest(_ hits: [Hit], now: Double, into c: inout Commit) throws(StateError) {
+        var batch: [String: AlertRecord] = [:]
+        var order: [String] = []
+        for h in hits {
+            let key = Self.key(h)
+            let existing: AlertRecord?
+            if let b = batch[key] { existing = b } else { existing = try store.alert(key: key) }
+            var a: AlertRecord
+            if var e = existing, e.state != .resolved {
+                e.count += 1
+                e.lastSeen = now
+                e.updatedAt = now
+                if h.priority.rank > e.priorityRank {
+                    e.priority = h.priority.rawValue
+                    e.priorityRank = h.priority.rank
+                    e.labels["priority"] = .string(h.priority.rawValue)
+                }
+                if let item = h.selector.source?.objectValue?["item"]?.stringValue, !e.sources.contains(item),
+                    e.sources.count < 100
+                {
+                    e.sources.append(item)
+                }
+                a = e
+                c.events.append(
+                    EventDraft(
+                        at: now, kind: "suppressed", alertKey: key,
+                        reason: e.state == .acknowledged ? "acknowledged" : "dedup",
+                        detail: JSONObject([
+                            ("alert_id", .number(String(e.id))), ("selector", .string(h.id)),
+                            ("count", .number(String(e.count))),
+                        ])))
+            } else {
+                let item = h.selector.source?.objectValue?["item"]?.stringValue
+                a = AlertRecord(
+                    id: existing?.id ?? nextID, key: key, kind: h.kind.rawValue, priority: h.priority.rawValue,
+                    priorityRank: h.priority.rank, state: .firing, labels: Self.labels(h), firstSeen: now,
+                    lastSeen: now, count: (existing?.count ?? 0) + 1, sources: item.map { [$0] } ?? [],
+                    payload: Self.payload(h), updatedAt: now)
+                if existing == nil { nextID += 1 }
+                c.events.append(
+                    EventDraft(
+                        at: now, kind: existing == nil ? "alert_opened" : "alert_reopened", alertKey: key,
+                        detail: JSONObject([("alert_id", .number(String(a.id))), ("selector", .string(h.id))])))
+            }
+            if batch[key] == nil { order.append(key) }
+            batch[key] = a
+        }
+        for key in order {
+            let a = batch[key]!
+            c.alerts.append(a)
+            enqueue(a, now: now, recovering: false, events: &c.events)
+        }
+    }
+
+    private func enqueue(_ a: AlertRecord, now: Double, recovering: Bool) {
+        var ignored: [EventDraft] = []
+        enqueue(a, now: now, recovering: recovering, events: &ignored)
+    }
+
+    /// The receivers an alert goes to, each with the route whose timings apply.
+    func targets(_ a: AlertRecord) -> [(Route, String)] {
+        var out: [(Route, String)] = []
+        for r in config.route.match(a.labels) where !out.contains(where: { $0.1 == r.receiver }) {
+            out.append((r, r.receiver))
+        }
+        // Jurisdiction: partners covering the selector's country receive it.
+        if let country = a.labels["country"]?.stringValue {
+            for p in config.partners where p.countries.contains(country) {
+                for r in config.receivers where r.partner == p.id && !out.contains(where: { $0.1 == r.name }) {
+                    out.append((config.route, r.name))
+                }
+            }
+        }
+        // Originator: the list's owner is told of sightings of its entries unless the list says otherwise.
+        if a.kind == "watchlist", let w = a.payload["watchlist"]?.objectValue, let owner = w["owner"]?.stringValue,
+            w["handling"]?.objectValue?["originator_notified"] != .bool(false)
+        {
+            for r in config.receivers where r.partner == owner && !out.contains(where: { $0.1 == r.name }) {
+                out.append((config.route, r.name))
+            }
+        }
+        return out
+    }
+
+    private func enqueue(_ a: AlertRecord, now: Double, recovering: Bool, events: inout [EventDraft]) {
+        for (route, receiver) in targets(a) {
+            let last = nflog[receiver + "\u{0}" + a.key]
+            if recovering && last?.state == a.state { continue }
+            if !recovering, let last, last.state == a.state { continue }  // dedup: nothing new for this receiver
+            var gl = JSONObject()
+            for name in route.groupBy { gl.append(name, a.labels[name] ?? .string("")) }
+            let gid = "\(route.index)\u{0}\(receiver)\u{0}" + JSONWriter.string(.object(gl))
+            if groups[gid] == nil {
+                groups[gid] = Group(
+                    route: route, receiver: receiver, labels: gl, keys: [], next: now + route.groupWait, flushed: false)
+            }
+            if !groups[gid]!.keys.contains(a.key) { groups[gid]!.keys.append(a.key) }
+        }
+    }
+
+    // MARK: Timers
+
+    /// The earliest time `tick` has work, if any.
+    public var nextDue: Double? { groups.values.map(\.next).min() }
+
+    /// Flushes due groups, resolves timed-out alerts, picks up operators' changes (acks, resolutions, silences
+    /// made with the command line) and sends pending digests. `flushAll` ignores group timers (end of input).
+    public func tick(now: Double, flushAll: Bool = false) throws(StateError) -> Commit {
+        var c = Commit()
+        if now - lastSync >= 1 || flushAll {
+            silences = try store.silences(includeExpired: false)
+            for a in try store.alerts(states: nil, limit: 1000) where a.updatedAt > lastSync - 2 {
+                enqueue(a, now: now, recovering: true)
+            }
+            lastSync = now
+        }
+        if now - lastResolveScan >= 10 || flushAll {
+            lastResolveScan = now
+            for var a in try store.alerts(states: [.firing, .acknowledged], limit: 100_000)
+            where a.lastSeen + config.resolveTimeout <= now {
+                a.state = .resolved
+                a.updatedAt = now
+                c.alerts.append(a)
+                c.events.append(
+                    EventDraft(
+                        at: now, kind: "alert_resolved", alertKey: a.key, reason: "resolve_timeout",
+                        detail: JSONObject([("alert_id", .number(String(a.id)))])))
+                enqueue(a, now: now, recovering: false, events: &c.events)
+            }
+            try store.commit(c)
+            c = Commit()
+        }
+        for gid in groups.keys.sorted() where flushAll || groups[gid]!.next <= now {
+            try flush(gid, now: now, into: &c)
+        }
+        for (receiver, ids) in digest where !ids.isEmpty && allowance(receiver, now: now) > 0 {
+            queue(receiver: receiver, views: [], groupLabels: JSONObject(), status: "firing", now: now, into: &c)
+        }
+        return c
+    }
+
+    private func allowance(_ receiver: String, now: Double) -> Int {
+        guard let limit = config.rateLimits.first(where: { $0.receiver == receiver }) else { return .max }
+        let recent = (sent[receiver] ?? []).filter { $0 > now - limit.per }
+        sent[receiver] = recent
+        return max(0, limit.max - recent.count)
+    }
+
+    private func inhibited(_ a: AlertRecord) throws(StateError) -> AlertRecord? {
+        for rule in config.inhibitRules where rule.targetMatchers.matches(a.labels) {
+            for s in try store.alerts(states: [.firing], limit: 10_000)
+            where s.key != a.key && rule.sourceMatchers.matches(s.labels)
+                && rule.equal.allSatisfy({ s.labels[$0] == a.labels[$0] })
+            {
+                return s
+            }
+        }
+        return nil
+    }
+
+    private func flush(_ gid: String, now: Double, into c: inout Commit) throws(StateError) {
+        guard var g = groups[gid] else { return }
+        guard let receiver = config.receiver(g.receiver) else {
+            groups[gid] = nil
+            return
+        }
+        var entries: [AlertRecord] = []
+        var keep: [String] = []
+        for key in g.keys {
+            var found = c.alerts.last { $0.key == key }
+            if found == nil { found = try store.alert(key: key) }
+            guard let a = found else { continue }
+            let nk = receiver.name + "\u{0}" + key
+            let last = nflog[nk]
+            let changed = last?.state != a.state
+            let repeatDue = a.state != .resolved && last.map { now - $0.notifiedAt >= g.route.repeatInterval } ?? false
+            if a.state != .resolved { keep.append(key) }
+            if !changed && !repeatDue { continue }
+            func suppress(_ reason: String, _ detail: [(String, JSONValue)] = []) {
+                c.events.append(
+                    EventDraft(
+                        at: now, kind: "suppressed", alertKey: key, receiver: receiver.name, reason: reason,
+                        detail: JSONObject([("alert_id", .number(String(a.id)))] + detail)))
+            }
+            if a.state == .resolved && !receiver.sendResolved {
+                suppress("receiver does not send resolved notifications")
+                record(receiver.name, a, now: now, into: &c)
+                continue
+            }
+            if a.state == .acknowledged && last?.state == .acknowledged {
+                suppress("acknowledged", [("by", .string(a.ackedBy ?? ""))])
+                continue
+            }
+            if a.state != .resolved, let s = silences.first(where: { $0.isActive(at: now) && matches($0, a.labels) }) {
+                suppress("silence", [("silence", .string(s.id))])
+                record(receiver.name, a, now: now, into: &c)
+                continue
+            }
+            if a.state == .firing, let source = try inhibited(a) {
+                suppress("inhibition", [("by_alert", .number(String(source.id)))])
+                record(receiver.name, a, now: now, into: &c)
+                continue
+            }
+            entries.append(a)
+        }
+        g.keys = keep
+        g.flushed = true
+        g.next = now + g.route.groupInterval
+        if keep.isEmpty { groups[gid] = nil } else { groups[gid] = g }
+        if entries.isEmpty { return }
+        entries.sort { ($0.priorityRank, $1.id) > ($1.priorityRank, $0.id) }
+        let allowed = allowance(receiver.name, now: now)
+        if entries.count > allowed {
+            for a in entries[allowed...] {
+                c.events.append(
+                    EventDraft(
+                        at: now, kind: "suppressed", alertKey: a.key, receiver: receiver.name, reason: "rate_limit",
+                        detail: JSONObject([("alert_id", .number(String(a.id))), ("digest", .bool(true))])))
+                digest[receiver.name, default: []].append(a.id)
+                record(receiver.name, a, now: now, into: &c)
+            }
+            entries = Array(entries.prefix(allowed))
+        }
+        if entries.isEmpty { return }
+        let partner = receiver.partner
+        var views: [(AlertRecord, JSONObject)] = []
+        for a in entries {
+            views.append((a, renderer.view(a, access: renderer.access(a, partner: partner, sink: true))))
+            record(receiver.name, a, now: now, into: &c)
+        }
+        var groupLabels = JSONObject()
+        if let first = views.first?.1["labels"]?.objectValue {
+            for (k, _) in g.labels { groupLabels.append(k, first[k] ?? .string("")) }
+        }
+        if views.contains(where: { $0.1["notice"] != nil }) { groupLabels = JSONObject() }
+        let status = entries.contains { $0.state != .resolved } ? "firing" : "resolved"
+        queue(receiver: receiver.name, views: views, groupLabels: groupLabels, status: status, now: now, into: &c)
+    }
+
+    private func matches(_ s: Silence, _ labels: JSONObject) -> Bool {
+        s.matchers.allSatisfy { text in (try? LabelMatcher(text))?.matches(labels) ?? false }
+    }
+
+    private func record(_ receiver: String, _ a: AlertRecord, now: Double, into c: inout Commit) {
+        let n = NotifyLogEntry(receiver: receiver, key: a.key, state: a.state, notifiedAt: now)
+        nflog[receiver + "\u{0}" + a.key] = n
+        c.notifyLog.append(n)
+    }
+
+    private func queue(
+        receiver: String, views: [(AlertRecord, JSONObject)], groupLabels: JSONObject, status: String, now: Double,
+        into c: inout Commit
+    ) {
+        let id = UUID().uuidString.lowercased()
+        var p = JSONObject()
+        p.append("notification_id", .string(id))
+        p.append("receiver", .string(receiver))
+        p.append("status", .string(status))
+        p.append("at", .string(Renderer.time(now)))
+        p.append("group_labels", .object(groupLabels))
+        p.append("alerts", .array(views.map { .object($0.1) }))
+        let more = digest[receiver]?.count ?? 0
+        if more > 0 {
+            p.append("more", .number(String(more)))
+            p.append("digest", .string("and \(more) more (rate limit)"))
+            digest[receiver] = []
+        }
+        sent[receiver, default: []].append(now)
+        let rank = views.map(\.0.priorityRank).max() ?? 0
+        c.outbox.append(OutboxItem(receiver: receiver, priorityRank: rank, createdAt: now, nextAttemptAt: now, payload: p))
+        c.events.append(
+            EventDraft(
+                at: now, kind: "notification_queued", receiver: receiver,
+                detail: JSONObject([
+                    ("notification_id", .string(id)),
+                    ("alerts", .array(views.map { .number(String($0.0.id)) })),
+                    ("states", .array(views.map { .string($0.0.state.rawValue) })),
+                    ("more", .number(String(more))),
+                ])))
+    }
+
+    // MARK: Operator actions
+
+    /// Acknowledge or resolve an alert as a principal (recorded with the reason).
+    public static func act(
+        on id: Int64, state: AlertState, principal: String, reason: String, store: any StateStore, now: Double
+    ) throws(AlertsError) -> AlertRecord {
+        let found: AlertRecord?
+        do { found = try store.alert(id: id) } catch { throw .state(error.description) }
+        guard var a = found else { throw .notFound("no alert \(id)") }
+        guard a.state != .resolved else { throw .state("alert \(id) is already resolved") }
+        if state == .acknowledged && a.state == .acknowledged { throw .state("alert \(id) is already acknowledged") }
+        a.state = state
+        a.updatedAt = now
+        if state == .acknowledged { a.ackedBy = principal }
+        var c = Commit()
+        c.alerts = [a]
+        c.events = [
+            EventDraft(
+                at: now, kind: state == .acknowledged ? "alert_acknowledged" : "alert_resolved", alertKey: a.key,
+                principal: principal, reason: reason, detail: JSONObject([("alert_id", .number(String(id)))]))
+        ]
+        do { try store.commit(c) } catch { throw .state(error.description) }
+        return a
+    }
+}

@@ -1,0 +1,281 @@
+import Foundation
+import TriplineJSON
+import TriplineRegex
+
+/// An Alertmanager label matcher: `name="value"`, `name!="value"`, `name=~"regex"`, `name!~"regex"` (regexes
+/// anchored at both ends; quotes optional).
+public struct LabelMatcher: Sendable, CustomStringConvertible {
+    public enum Op: String, Sendable { case eq = "=", ne = "!=", re = "=~", nre = "!~" }
+    public let name: String
+    public let op: Op
+    public let value: String
+    private let regex: Regex?
+
+    public init(_ text: String) throws(AlertsError) {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        let chars = Array(t)
+        var opStart = -1
+        var opText = ""
+        for i in chars.indices {
+            let next: Character? = i + 1 < chars.count ? chars[i + 1] : nil
+            if chars[i] == "!" && (next == "=" || next == "~") {
+                opStart = i
+                opText = "!" + String(next!)
+                break
+            }
+            if chars[i] == "=" {
+                opStart = i
+                opText = next == "~" ? "=~" : "="
+                break
+            }
+        }
+        guard opStart >= 0 else { throw AlertsError.config("matcher \"\(text)\" needs =, !=, =~ or !~") }
+        let first = t.index(t.startIndex, offsetBy: opStart)..<t.index(t.startIndex, offsetBy: opStart + opText.count)
+        let name = t[..<first.lowerBound].trimmingCharacters(in: .whitespaces)
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
+            throw AlertsError.config("matcher \"\(text)\" has no label name")
+        }
+        var value = t[first.upperBound...].trimmingCharacters(in: .whitespaces)
+        if value.count >= 2 && value.hasPrefix("\"") && value.hasSuffix("\"") {
+            value = String(value.dropFirst().dropLast()).replacingOccurrences(of: "\\\"", with: "\"")
+        }
+        self.name = name
+        self.op = Op(rawValue: String(t[first]))!
+        self.value = value
+        if op == .re || op == .nre {
+            do { regex = try Regex("^(?:" + value + ")$") } catch {
+                throw AlertsError.config("matcher \"\(text)\": bad regex: \(error.description)")
+            }
+        } else {
+            regex = nil
+        }
+    }
+
+    /// A missing label matches as the empty string, as in Alertmanager.
+    public func matches(_ labels: JSONObject) -> Bool {
+        let v = labels[name]?.stringValue ?? ""
+        switch op {
+        case .eq: return v == value
+        case .ne: return v != value
+        case .re: return ((try? regex!.firstMatch(in: v)) ?? nil) != nil
+        case .nre: return ((try? regex!.firstMatch(in: v)) ?? nil) == nil
+        }
+    }
+
+    public var description: String { "\(name)\(op.rawValue)\"\(value)\"" }
+}
+
+extension Array where Element == LabelMatcher {
+    public func matches(_ labels: JSONObject) -> Bool { allSatisfy { $0.matches(labels) } }
+}
+
+/// A partner agency (the operating agency is one too).
+public struct Partner: Sendable {
+    public var id: String
+    public var name: String
+    public var countries: [String]
+    public var contact: String
+    public init(id: String, name: String, countries: [String], contact: String) {
+        self.id = id
+        self.name = name
+        self.countries = countries
+        self.contact = contact
+    }
+}
+
+public struct Principal: Sendable {
+    public enum Role: String, Sendable, CaseIterable { case partner, analyst, auditor, admin }
+    public var id: String
+    public var partner: String
+    public var role: Role
+    public init(id: String, partner: String, role: Role) {
+        self.id = id
+        self.partner = partner
+        self.role = role
+    }
+}
+
+/// A receiver: a name, the partner it belongs to, and its integrations. Mail and webhook configurations are kept
+/// as read (their sinks come with the delivery issue); file configurations write NDJSON.
+public struct Receiver: Sendable {
+    public struct FileConfig: Sendable {
+        public var path: String
+        public var template: String?
+        public var sendResolved: Bool
+        public init(path: String, template: String? = nil, sendResolved: Bool = true) {
+            self.path = path
+            self.template = template
+            self.sendResolved = sendResolved
+        }
+    }
+    public var name: String
+    public var partner: String
+    public var fileConfigs: [FileConfig] = []
+    public var emailConfigs: [JSONObject] = []
+    public var webhookConfigs: [JSONObject] = []
+    public init(name: String, partner: String, fileConfigs: [FileConfig] = []) {
+        self.name = name
+        self.partner = partner
+        self.fileConfigs = fileConfigs
+    }
+    /// Whether any integration of the receiver wants resolved notifications.
+    public var sendResolved: Bool { fileConfigs.contains { $0.sendResolved } }
+}
+
+/// A node of the routing tree (Alertmanager's shape); children inherit what they do not set.
+public final class Route: Sendable {
+    public let receiver: String
+    public let matchers: [LabelMatcher]
+    public let groupBy: [String]
+    public let groupWait: Double
+    public let groupInterval: Double
+    public let repeatInterval: Double
+    public let `continue`: Bool
+    public let routes: [Route]
+    /// Position in a depth-first walk: identifies the node for aggregation groups.
+    public let index: Int
+
+    public init(
+        receiver: String, matchers: [LabelMatcher], groupBy: [String], groupWait: Double, groupInterval: Double,
+        repeatInterval: Double, continue: Bool, routes: [Route], index: Int
+    ) {
+        self.receiver = receiver
+        self.matchers = matchers
+        self.groupBy = groupBy
+        self.groupWait = groupWait
+        self.groupInterval = groupInterval
+        self.repeatInterval = repeatInterval
+        self.continue = `continue`
+        self.routes = routes
+        self.index = index
+    }
+
+    /// The nodes an alert is routed to: depth first, the first matching child unless `continue`, the node itself
+    /// when no child matches.
+    public func match(_ labels: JSONObject) -> [Route] {
+        guard matchers.matches(labels) else { return [] }
+        var out: [Route] = []
+        for child in routes {
+            let m = child.match(labels)
+            if !m.isEmpty {
+                out += m
+                if !child.continue { break }
+            }
+        }
+        return out.isEmpty ? [self] : out
+    }
+}
+
+public struct InhibitRule: Sendable {
+    public var sourceMatchers: [LabelMatcher]
+    public var targetMatchers: [LabelMatcher]
+    public var equal: [String]
+    public init(sourceMatchers: [LabelMatcher], targetMatchers: [LabelMatcher], equal: [String]) {
+        self.sourceMatchers = sourceMatchers
+        self.targetMatchers = targetMatchers
+        self.equal = equal
+    }
+}
+
+public struct RateLimit: Sendable {
+    public var receiver: String
+    public var max: Int
+    public var per: Double
+    public init(receiver: String, max: Int, per: Double) {
+        self.receiver = receiver
+        self.max = max
+        self.per = per
+    }
+}
+
+/// A text template over the rendered (need-to-know filtered) view: `{{priority}}`, `{{labels.country}}`,
+/// `{{alerts.0.key}}`, `{{count}}`. It can only show what the receiver may see.
+public struct Template: Sendable {
+    public var name: String
+    public var text: String
+    public init(name: String, text: String) throws(AlertsError) {
+        self.name = name
+        self.text = text
+        var rest = Substring(text)
+        while let open = rest.range(of: "{{") {
+            guard let close = rest[open.upperBound...].range(of: "}}") else {
+                throw AlertsError.config("template \(name): \"{{\" without \"}}\"")
+            }
+            let path = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
+            if path.isEmpty || path.contains(where: { $0 == " " }) {
+                throw AlertsError.config("template \(name): bad placeholder \"{{\(path)}}\"")
+            }
+            rest = rest[close.upperBound...]
+        }
+    }
+
+    public func render(_ view: JSONObject) -> String {
+        var out = ""
+        var rest = Substring(text)
+        while let open = rest.range(of: "{{"), let close = rest[open.upperBound...].range(of: "}}") {
+            out += rest[..<open.lowerBound]
+            let path = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
+            var cur: JSONValue? = .object(view)
+            for part in path.split(separator: ".") {
+                switch cur {
+                case .object(let o)?: cur = o[String(part)]
+                case .array(let a)?: cur = Int(part).flatMap { $0 < a.count ? a[$0] : nil }
+                default: cur = nil
+                }
+            }
+            switch cur {
+            case .string(let s)?: out += s
+            case .number(let n)?: out += n
+            case .bool(let b)?: out += b ? "true" : "false"
+            case .array(let a)?: out += a.compactMap(\.stringValue).joined(separator: ", ")
+            default: break
+            }
+            rest = rest[close.upperBound...]
+        }
+        return out + rest
+    }
+}
+
+/// Everything the alert stage needs from the configuration.
+public struct AlertsConfig: Sendable {
+    public var partners: [Partner] = []
+    public var principals: [Principal] = []
+    public var receivers: [Receiver] = []
+    public var route: Route
+    public var inhibitRules: [InhibitRule] = []
+    public var rateLimits: [RateLimit] = []
+    public var templates: [Template] = []
+    public var resolveTimeout: Double = 86_400
+    /// Key for opaque handles (keyed hashes of protected text).
+    public var handleKey: [UInt8]
+
+    public init(route: Route, handleKey: [UInt8]) {
+        self.route = route
+        self.handleKey = handleKey
+    }
+
+    public func partner(_ id: String) -> Partner? { partners.first { $0.id == id } }
+    public func receiver(_ name: String) -> Receiver? { receivers.first { $0.name == name } }
+    public func principal(_ id: String) -> Principal? { principals.first { $0.id == id } }
+    public func template(_ name: String?) -> Template? { name.flatMap { n in templates.first { $0.name == n } } }
+}
+
+/// An alert-stage failure.
+public struct AlertsError: Error, CustomStringConvertible, Sendable {
+    private enum Kind: Sendable {
+        case config(String)
+        case state(String)
+        case notFound(String)
+        case denied(String)
+    }
+    private let kind: Kind
+    public static func config(_ m: String) -> AlertsError { AlertsError(kind: .config(m)) }
+    public static func state(_ m: String) -> AlertsError { AlertsError(kind: .state(m)) }
+    public static func notFound(_ m: String) -> AlertsError { AlertsError(kind: .notFound(m)) }
+    public static func denied(_ m: String) -> AlertsError { AlertsError(kind: .denied(m)) }
+    public var description: String {
+        switch kind {
+        case .config(let m), .state(let m), .notFound(let m), .denied(let m): m
+        }
+    }
+}

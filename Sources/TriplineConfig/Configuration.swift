@@ -1,0 +1,437 @@
+import Foundation
+import TriplineJSON
+import TriplineAlerts
+import TriplineRules
+import TriplineSelectors
+import TriplineYAML
+
+/// `tripline.yaml` (SPEC §6), read strictly: every error names `file:line:col`. Paths are relative to the file.
+/// Secrets only by reference: `*_file` or `*_env` keys, never inline.
+public struct Configuration: Sendable {
+    public var rules = "Rules"
+    public var watchlists = "Watchlists"
+    public var defaultRegion: String?
+    public var configFile: String?
+    public var correlation = CorrelationOptions()
+    /// SQLite file of the state (outbox, alerts, events).
+    public var state = ".tripline/state.sqlite"
+    public var handleKeyFile: String?
+    public var alerts: AlertsConfig
+    /// The `audit` section as read (the audit issue uses it).
+    public var audit: [String: String] = [:]
+
+    /// Embedded defaults: one local partner whose receiver writes `.tripline/alerts.ndjson`.
+    public init() {
+        let route = Route(
+            receiver: "log", matchers: [], groupBy: ["owner", "list"], groupWait: 0, groupInterval: 60,
+            repeatInterval: 4 * 3600, continue: false, routes: [], index: 0)
+        var a = AlertsConfig(route: route, handleKey: [])
+        a.partners = [Partner(id: "local", name: "Operating agency", countries: [], contact: "operations desk")]
+        a.receivers = [Receiver(name: "log", partner: "local", fileConfigs: [.init(path: ".tripline/alerts.ndjson")])]
+        alerts = a
+    }
+
+    /// `--config F`, else `tripline.yaml` in the working directory, else the embedded defaults.
+    public static func load(config: String?) throws(LocatedError) -> Configuration {
+        let path: String
+        if let config {
+            path = config
+        } else if FileManager.default.fileExists(atPath: "tripline.yaml") {
+            path = "tripline.yaml"
+        } else {
+            return Configuration()
+        }
+        guard let root = try YAMLReader().read(path: path) else { return Configuration() }
+        var r = Reader(base: (path as NSString).deletingLastPathComponent)
+        var c = try r.read(root)
+        c.configFile = path
+        return c
+    }
+
+    /// The key for opaque handles: the file named by `handle_key_file`, else `handle.key` beside the state
+    /// database, created (random, mode 0600) on first use.
+    public func loadHandleKey() throws -> [UInt8] {
+        let path = handleKeyFile ?? ((state as NSString).deletingLastPathComponent as NSString)
+            .appendingPathComponent("handle.key")
+        if let d = FileManager.default.contents(atPath: path), d.count >= 16 { return Array(d) }
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        var key = [UInt8](repeating: 0, count: 32)
+        var g = SystemRandomNumberGenerator()
+        for i in key.indices { key[i] = UInt8.random(in: 0...255, using: &g) }
+        guard FileManager.default.createFile(atPath: path, contents: Data(key), attributes: [.posixPermissions: 0o600])
+        else { throw CocoaError(.fileWriteUnknown) }
+        return key
+    }
+}
+
+/// Durations as Alertmanager writes them: `0s`, `30s`, `5m`, `1h30m`, `2d`.
+public func parseAlertDuration(_ s: String) -> Double? {
+    if s == "0" { return 0 }
+    var total = 0.0
+    var number = ""
+    var any = false
+    for ch in s {
+        if ch.isNumber || ch == "." {
+            number.append(ch)
+            continue
+        }
+        guard let n = Double(number) else { return nil }
+        switch ch {
+        case "s": total += n
+        case "m": total += n * 60
+        case "h": total += n * 3600
+        case "d": total += n * 86400
+        case "w": total += n * 7 * 86400
+        default: return nil
+        }
+        number = ""
+        any = true
+    }
+    return any && number.isEmpty ? total : nil
+}
+
+private struct Reader {
+    let base: String
+
+    func resolve(_ p: String) -> String { p.hasPrefix("/") || base.isEmpty ? p : base + "/" + p }
+
+    func string(_ n: Node, _ what: String) throws(LocatedError) -> String {
+        guard let s = n.scalar, !n.isNull else { throw n.error("\"\(what)\" must be a string") }
+        return s
+    }
+
+    func strings(_ n: Node, _ what: String) throws(LocatedError) -> [String] {
+        guard let seq = n.sequence else { throw n.error("\"\(what)\" must be a list") }
+        var out: [String] = []
+        for i in seq { out.append(try string(i, what)) }
+        return out
+    }
+
+    func duration(_ n: Node, _ what: String) throws(LocatedError) -> Double {
+        guard let s = n.scalar, let d = parseAlertDuration(s) else {
+            throw n.error("\"\(what)\" must be a duration such as 0s, 30s, 5m, 4h")
+        }
+        return d
+    }
+
+    func mapping(_ n: Node, _ what: String, keys: [String]) throws(LocatedError) -> [(key: Node, value: Node)] {
+        guard let m = n.mapping else { throw n.error("\"\(what)\" must be a mapping") }
+        for (k, _) in m where !keys.contains(k.scalar ?? "") {
+            throw k.error("unknown key \"\(k.scalar ?? "?")\" in \(what) (\(keys.joined(separator: ", ")))")
+        }
+        return m
+    }
+
+    func matchers(_ n: Node, _ what: String) throws(LocatedError) -> [LabelMatcher] {
+        guard let seq = n.sequence else { throw n.error("\"\(what)\" must be a list of matchers like 'priority=\"critical\"'") }
+        var out: [LabelMatcher] = []
+        for i in seq {
+            do { out.append(try LabelMatcher(try string(i, what))) } catch let e as LocatedError { throw e } catch {
+                throw i.error("\(error)")
+            }
+        }
+        return out
+    }
+
+    static let secretKeys = ["auth_password", "password", "secret", "token", "api_key", "auth_secret"]
+
+    /// Mail and webhook configurations are kept as read, with secrets refused inline.
+    func integration(_ n: Node, _ what: String) throws(LocatedError) -> JSONObjectBox {
+        guard let m = n.mapping else { throw n.error("each of \(what) must be a mapping") }
+        var out: [(String, String)] = []
+        for (k, v) in m {
+            let key = k.scalar ?? ""
+            if Self.secretKeys.contains(key) {
+                throw k.error("\"\(key)\" must not be inline: use \(key)_file (a path) or \(key)_env (a variable)")
+            }
+            if key.hasSuffix("_file") {
+                out.append((key, resolve(try string(v, key))))
+            } else {
+                out.append((key, v.scalar ?? ""))
+            }
+        }
+        return JSONObjectBox(pairs: out)
+    }
+
+    var routeIndex = 0
+
+    mutating func route(_ n: Node, parent: Route?, receivers: Set<String>) throws(LocatedError) -> Route {
+        let m = try mapping(
+            n, "route",
+            keys: ["receiver", "matchers", "group_by", "group_wait", "group_interval", "repeat_interval", "continue", "routes"])
+        var receiver = parent?.receiver
+        var ms: [LabelMatcher] = []
+        var groupBy = parent?.groupBy ?? []
+        var wait = parent?.groupWait ?? 30
+        var interval = parent?.groupInterval ?? 300
+        var rep = parent?.repeatInterval ?? 4 * 3600
+        var cont = false
+        var children: [Node] = []
+        for (k, v) in m {
+            switch k.scalar {
+            case "receiver":
+                let r = try string(v, "receiver")
+                guard receivers.contains(r) else { throw v.error("route names unknown receiver \"\(r)\"") }
+                receiver = r
+            case "matchers": ms = try matchers(v, "matchers")
+            case "group_by": groupBy = try strings(v, "group_by")
+            case "group_wait": wait = try duration(v, "group_wait")
+            case "group_interval": interval = try duration(v, "group_interval")
+            case "repeat_interval": rep = try duration(v, "repeat_interval")
+            case "continue":
+                guard let s = v.scalar, s == "true" || s == "false" else { throw v.error("\"continue\" is true or false") }
+                cont = s == "true"
+            case "routes":
+                guard let seq = v.sequence else { throw v.error("\"routes\" must be a list") }
+                children = seq
+            default: break
+            }
+        }
+        guard let receiver else { throw n.error("the root route needs a \"receiver\"") }
+        let index = routeIndex
+        routeIndex += 1
+        let shell = Route(
+            receiver: receiver, matchers: ms, groupBy: groupBy, groupWait: wait, groupInterval: interval,
+            repeatInterval: rep, continue: cont, routes: [], index: index)
+        var subs: [Route] = []
+        for c in children { subs.append(try route(c, parent: shell, receivers: receivers)) }
+        return Route(
+            receiver: receiver, matchers: ms, groupBy: groupBy, groupWait: wait, groupInterval: interval,
+            repeatInterval: rep, continue: cont, routes: subs, index: index)
+    }
+
+    mutating func read(_ root: Node) throws(LocatedError) -> Configuration {
+        var c = Configuration()
+        guard let top = root.mapping else { throw root.error("the configuration must be a mapping") }
+        var partnersNode: Node?
+        var principalsNode: Node?
+        var receiversNode: Node?
+        var routeNode: Node?
+        var inhibitNode: Node?
+        var rateNode: Node?
+        var templatesNode: Node?
+        for (k, v) in top {
+            switch k.scalar {
+            case "rules": c.rules = resolve(try string(v, "rules"))
+            case "watchlists": c.watchlists = resolve(try string(v, "watchlists"))
+            case "state":
+                let s = try string(v, "state")
+                if s.hasPrefix("postgres://") || s.hasPrefix("postgresql://") {
+                    throw v.error("PostgreSQL state is not available yet: use a SQLite file path")
+                }
+                c.state = resolve(s)
+            case "handle_key_file": c.handleKeyFile = resolve(try string(v, "handle_key_file"))
+            case "default_region":
+                guard let r = v.scalar?.uppercased(), PhoneNormalizer.shared.knowsRegion(r) else {
+                    throw v.error("\"default_region\" must be an ISO 3166 region code with a numbering plan")
+                }
+                c.defaultRegion = r
+            case "resolve_timeout": c.alerts.resolveTimeout = try duration(v, "resolve_timeout")
+            case "correlation":
+                for (ck, cv) in try mapping(v, "correlation", keys: ["allowed_lateness", "max_groups", "max_entries_per_group"]) {
+                    switch ck.scalar {
+                    case "allowed_lateness": c.correlation.allowedLateness = try duration(cv, "allowed_lateness")
+                    default:
+                        guard let n = cv.scalar.flatMap({ Int($0) }), n > 0 else {
+                            throw cv.error("\"\(ck.scalar!)\" must be a positive integer")
+                        }
+                        if ck.scalar == "max_groups" { c.correlation.maxGroups = n } else {
+                            c.correlation.maxEntriesPerGroup = n
+                        }
+                    }
+                }
+            case "audit":
+                for (ak, av) in try mapping(v, "audit", keys: ["origin", "key_file", "checkpoint_interval"]) {
+                    let s = try string(av, ak.scalar!)
+                    c.audit[ak.scalar!] = ak.scalar == "key_file" ? resolve(s) : s
+                }
+            case "partners": partnersNode = v
+            case "principals": principalsNode = v
+            case "receivers": receiversNode = v
+            case "route": routeNode = v
+            case "inhibit_rules": inhibitNode = v
+            case "rate_limits": rateNode = v
+            case "templates": templatesNode = v
+            default: throw k.error("unknown configuration key \"\(k.scalar ?? "?")\"")
+            }
+        }
+        // Partners, then what refers to them.
+        if let p = partnersNode {
+            guard let seq = p.sequence else { throw p.error("\"partners\" must be a list") }
+            var partners: [Partner] = []
+            for n in seq {
+                var id: String?
+                var name = ""
+                var countries: [String] = []
+                var contact = ""
+                for (k, v) in try mapping(n, "partner", keys: ["id", "name", "countries", "contact"]) {
+                    switch k.scalar {
+                    case "id": id = try string(v, "id")
+                    case "name": name = try string(v, "name")
+                    case "countries": countries = try strings(v, "countries").map { $0.uppercased() }
+                    default: contact = try string(v, "contact")
+                    }
+                }
+                guard let id else { throw n.error("a partner needs an \"id\"") }
+                if partners.contains(where: { $0.id == id }) { throw n.error("duplicate partner \"\(id)\"") }
+                partners.append(Partner(id: id, name: name, countries: countries, contact: contact))
+            }
+            c.alerts.partners = partners
+        }
+        let partnerIDs = Set(c.alerts.partners.map(\.id))
+        if let t = templatesNode {
+            guard let seq = t.sequence else { throw t.error("\"templates\" must be a list of {name, text}") }
+            var ts: [Template] = []
+            for n in seq {
+                var name: String?
+                var text: String?
+                for (k, v) in try mapping(n, "template", keys: ["name", "text"]) {
+                    if k.scalar == "name" { name = try string(v, "name") } else { text = try string(v, "text") }
+                }
+                guard let name, let text else { throw n.error("a template needs \"name\" and \"text\"") }
+                do { ts.append(try Template(name: name, text: text)) } catch { throw n.error(error.description) }
+            }
+            c.alerts.templates = ts
+        }
+        if let r = receiversNode {
+            guard let seq = r.sequence else { throw r.error("\"receivers\" must be a list") }
+            var receivers: [Receiver] = []
+            for n in seq {
+                var name: String?
+                var partner: String?
+                var rec = Receiver(name: "", partner: "")
+                for (k, v) in try mapping(
+                    n, "receiver", keys: ["name", "partner", "email_configs", "webhook_configs", "file_configs"])
+                {
+                    switch k.scalar {
+                    case "name": name = try string(v, "name")
+                    case "partner":
+                        let p = try string(v, "partner")
+                        guard partnerIDs.contains(p) else { throw v.error("receiver belongs to unknown partner \"\(p)\"") }
+                        partner = p
+                    case "file_configs":
+                        guard let items = v.sequence else { throw v.error("\"file_configs\" must be a list") }
+                        for i in items {
+                            var path: String?
+                            var template: String?
+                            var sendResolved = true
+                            for (fk, fv) in try mapping(i, "file_configs", keys: ["path", "template", "send_resolved"]) {
+                                switch fk.scalar {
+                                case "path": path = resolve(try string(fv, "path"))
+                                case "template":
+                                    let t = try string(fv, "template")
+                                    guard c.alerts.templates.contains(where: { $0.name == t }) else {
+                                        throw fv.error("unknown template \"\(t)\"")
+                                    }
+                                    template = t
+                                default:
+                                    guard let s = fv.scalar, s == "true" || s == "false" else {
+                                        throw fv.error("\"send_resolved\" is true or false")
+                                    }
+                                    sendResolved = s == "true"
+                                }
+                            }
+                            guard let path else { throw i.error("a file config needs a \"path\"") }
+                            rec.fileConfigs.append(.init(path: path, template: template, sendResolved: sendResolved))
+                        }
+                    case "email_configs", "webhook_configs":
+                        guard let items = v.sequence else { throw v.error("\"\(k.scalar!)\" must be a list") }
+                        for i in items {
+                            let box = try integration(i, k.scalar!)
+                            if k.scalar == "email_configs" { rec.emailConfigs.append(box.object) } else {
+                                rec.webhookConfigs.append(box.object)
+                            }
+                        }
+                    default: break
+                    }
+                }
+                guard let name else { throw n.error("a receiver needs a \"name\"") }
+                guard let partner else { throw n.error("receiver \"\(name)\" needs the \"partner\" it belongs to") }
+                if receivers.contains(where: { $0.name == name }) { throw n.error("duplicate receiver \"\(name)\"") }
+                rec.name = name
+                rec.partner = partner
+                receivers.append(rec)
+            }
+            c.alerts.receivers = receivers
+        }
+        let receiverNames = Set(c.alerts.receivers.map(\.name))
+        if let p = principalsNode {
+            guard let seq = p.sequence else { throw p.error("\"principals\" must be a list") }
+            for n in seq {
+                var id: String?
+                var partner: String?
+                var role: Principal.Role?
+                for (k, v) in try mapping(n, "principal", keys: ["id", "partner", "role"]) {
+                    switch k.scalar {
+                    case "id": id = try string(v, "id")
+                    case "partner":
+                        let s = try string(v, "partner")
+                        guard partnerIDs.contains(s) else { throw v.error("principal of unknown partner \"\(s)\"") }
+                        partner = s
+                    default:
+                        guard let r = Principal.Role(rawValue: v.scalar ?? "") else {
+                            throw v.error("\"role\" is one of partner, analyst, auditor, admin")
+                        }
+                        role = r
+                    }
+                }
+                guard let id, let partner, let role else { throw n.error("a principal needs id, partner and role") }
+                c.alerts.principals.append(Principal(id: id, partner: partner, role: role))
+            }
+        }
+        if let r = routeNode {
+            c.alerts.route = try route(r, parent: nil, receivers: receiverNames)
+        } else if receiversNode != nil {
+            throw root.error("a configuration with receivers needs a \"route\"")
+        }
+        if let n = inhibitNode {
+            guard let seq = n.sequence else { throw n.error("\"inhibit_rules\" must be a list") }
+            for i in seq {
+                var rule = InhibitRule(sourceMatchers: [], targetMatchers: [], equal: [])
+                for (k, v) in try mapping(i, "inhibit rule", keys: ["source_matchers", "target_matchers", "equal"]) {
+                    switch k.scalar {
+                    case "source_matchers": rule.sourceMatchers = try matchers(v, "source_matchers")
+                    case "target_matchers": rule.targetMatchers = try matchers(v, "target_matchers")
+                    default: rule.equal = try strings(v, "equal")
+                    }
+                }
+                c.alerts.inhibitRules.append(rule)
+            }
+        }
+        if let n = rateNode {
+            guard let seq = n.sequence else { throw n.error("\"rate_limits\" must be a list") }
+            for i in seq {
+                var receiver: String?
+                var max: Int?
+                var per: Double?
+                for (k, v) in try mapping(i, "rate limit", keys: ["receiver", "max", "per"]) {
+                    switch k.scalar {
+                    case "receiver":
+                        let r = try string(v, "receiver")
+                        guard receiverNames.contains(r) else { throw v.error("rate limit for unknown receiver \"\(r)\"") }
+                        receiver = r
+                    case "max":
+                        guard let m = v.scalar.flatMap({ Int($0) }), m > 0 else { throw v.error("\"max\" must be a positive integer") }
+                        max = m
+                    default:
+                        per = try duration(v, "per")
+                    }
+                }
+                guard let receiver, let max, let per, per > 0 else { throw i.error("a rate limit needs receiver, max and per") }
+                c.alerts.rateLimits.append(RateLimit(receiver: receiver, max: max, per: per))
+            }
+        }
+        return c
+    }
+}
+
+/// A JSON object built from string pairs (kept simple: integration settings are strings).
+struct JSONObjectBox {
+    var pairs: [(String, String)]
+    var object: TriplineJSON.JSONObject {
+        var o = TriplineJSON.JSONObject()
+        for (k, v) in pairs { o.append(k, .string(v)) }
+        return o
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import TriplineConfig
+import TriplineState
+import TriplineStateSQLite
+
+/// `tripline serve`: the long-running parts as ServiceLifecycle services in one group, in dependency order —
+/// delivery, timers, reload, then ingest — so that shutdown (reverse order) stops ingest first and drains
+/// deliveries last.
+public enum Server {
+    public struct Options: Sendable {
+        public var configPath: String?
+        public var follow: String?
+        public var outboxBound = 10_000
+        public var drainTimeout = 10.0
+        public init(configPath: String?, follow: String?) {
+            self.configPath = configPath
+            self.follow = follow
+        }
+    }
+
+    /// Exit status: 0 after a clean end of input or shutdown, 1 for an invalid configuration, 2 for a runtime failure.
+    public static func run(_ options: Options) async -> Int32 {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "tripline")
+        logger.logLevel = .info
+        let now = Date().timeIntervalSince1970
+        let config: Configuration
+        do { config = try Configuration.load(config: options.configPath) } catch {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            return 1
+        }
+        let (loaded, errors, warnings) = Loaded.load(config, now: now)
+        for w in warnings { logger.warning("\(w)") }
+        guard let loaded else {
+            for e in errors { FileHandle.standardError.write(Data((e + "\n").utf8)) }
+            FileHandle.standardError.write(Data("tripline: \(errors.count) errors; not starting\n".utf8))
+            return 1
+        }
+        do {
+            let store = try SQLiteStateStore(path: config.state)
+            try store.migrate()
+            let pipeline = try Pipeline(loaded: loaded, store: store, logger: logger, now: now)
+            let input: IngestService.Input = options.follow.map { .follow($0) } ?? .standardInput
+            let delivery = DeliveryService(
+                store: store, config: { await pipeline.alertsConfig }, logger: logger, drainTimeout: options.drainTimeout)
+            let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+                .init(service: delivery, successTerminationBehavior: .ignore),
+                .init(service: TickService(pipeline: pipeline, logger: logger), successTerminationBehavior: .ignore),
+                .init(service: ReloadService(pipeline: pipeline, configPath: options.configPath), successTerminationBehavior: .ignore),
+                .init(
+                    service: IngestService(
+                        input: input, pipeline: pipeline, store: store, logger: logger, outboxBound: options.outboxBound,
+                        drainTimeout: options.drainTimeout),
+                    successTerminationBehavior: .gracefullyShutdownGroup),
+            ]
+            logger.info(
+                "serving: \(loaded.rules.rules.count) rules, state \(config.state), input \(options.follow ?? "standard input")")
+            let group = ServiceGroup(
+                configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+            return 0
+        } catch {
+            logger.error("\(error)")
+            return 2
+        }
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import TriplineAlerts
+import TriplineJSON
+import TriplineState
+
+/// A delivery integration: takes one outbox item (already rendered for its receiver) to its destination.
+public protocol Sink: Sendable {
+    func deliver(_ item: OutboxItem, to receiver: Receiver, config: AlertsConfig) async throws(DeliveryFailure)
+}
+
+/// Why a delivery failed, and whether trying again can help.
+public struct DeliveryFailure: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    /// No retry helps (rejected for good): the item goes to dead letters.
+    public var permanent: Bool
+    /// The destination asked to wait this long (seconds).
+    public var retryAfter: Double?
+    public init(_ message: String, permanent: Bool = false, retryAfter: Double? = nil) {
+        self.message = message
+        self.permanent = permanent
+        self.retryAfter = retryAfter
+    }
+    public var description: String { message }
+}
+
+/// The log-file receiver: one NDJSON line per notification per `file_configs` entry, appended and flushed to
+/// disk before the delivery counts. A template, when set, adds its text (rendered from the same filtered view).
+public struct FileSink: Sink {
+    public init() {}
+
+    public func deliver(_ item: OutboxItem, to receiver: Receiver, config: AlertsConfig) async throws(DeliveryFailure) {
+        for fc in receiver.fileConfigs {
+            if item.payload["status"] == .string("resolved") && !fc.sendResolved { continue }
+            var o = item.payload
+            if let t = config.template(fc.template) {
+                var view = item.payload
+                if let first = item.payload["alerts"]?.arrayValue?.first?.objectValue {
+                    for (k, v) in first where view[k] == nil { view.append(k, v) }
+                }
+                o.append("text", .string(t.render(view)))
+            }
+            var line = Array(JSONWriter.string(.object(o)).utf8)
+            line.append(0x0A)
+            let dir = (fc.path as NSString).deletingLastPathComponent
+            if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+            let fd = open(fc.path, O_WRONLY | O_CREAT | O_APPEND, 0o640)
+            if fd < 0 { throw DeliveryFailure("\(fc.path): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            let n = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n != line.count { throw DeliveryFailure("\(fc.path): short write") }
+            if fsync(fd) != 0 { throw DeliveryFailure("\(fc.path): fsync: \(String(cString: strerror(errno)))") }
+        }
+    }
+}
