@@ -109,6 +109,13 @@ let package = Package(
         ),
         .testTarget(
             name: "TriplineStateTests", dependencies: ["TriplineState", "TriplineStateSQLite", "TriplineJSON"]),
+        .testTarget(
+            name: "TriplineAlertsTests",
+            dependencies: [
+                "TriplineAlerts", "TriplineSinks", "TriplineState", "TriplineWatchlists", "TriplineMatch", "TriplineRules",
+                "TriplineSelectors", "TriplineJSON",
+            ]
+        ),
         .testTarget(name: "TriplineCLITests", dependencies: ["TriplineCLI", "TriplineJSON"]),
     ]
 )

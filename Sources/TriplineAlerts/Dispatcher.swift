@@ -31,6 +31,8 @@ public final class Dispatcher {
         var keys: [String]
         var next: Double
         var flushed: Bool
+        /// Highest priority enqueued: due groups flush highest first, so rate limits keep the important ones.
+        var rank: Int
     }
 
     public init(config: AlertsConfig, store: any StateStore, now: Double) throws(StateError) {
@@ -196,8 +198,10 @@ public final class Dispatcher {
             let gid = "\(route.index)\u{0}\(receiver)\u{0}" + JSONWriter.string(.object(gl))
             if groups[gid] == nil {
                 groups[gid] = Group(
-                    route: route, receiver: receiver, labels: gl, keys: [], next: now + route.groupWait, flushed: false)
+                    route: route, receiver: receiver, labels: gl, keys: [], next: now + route.groupWait, flushed: false,
+                    rank: a.priorityRank)
             }
+            groups[gid]!.rank = max(groups[gid]!.rank, a.priorityRank)
             if !groups[gid]!.keys.contains(a.key) { groups[gid]!.keys.append(a.key) }
         }
     }
@@ -234,9 +238,9 @@ public final class Dispatcher {
             try store.commit(c)
             c = Commit()
         }
-        for gid in groups.keys.sorted() where flushAll || groups[gid]!.next <= now {
-            try flush(gid, now: now, into: &c)
-        }
+        let due = groups.filter { flushAll || $0.value.next <= now }
+            .sorted { ($0.value.rank, $1.key) > ($1.value.rank, $0.key) }.map(\.key)
+        for gid in due { try flush(gid, now: now, into: &c) }
         for (receiver, ids) in digest where !ids.isEmpty && allowance(receiver, now: now) > 0 {
             queue(receiver: receiver, views: [], groupLabels: JSONObject(), status: "firing", now: now, into: &c)
         }
@@ -371,7 +375,8 @@ public final class Dispatcher {
         }
         sent[receiver, default: []].append(now)
         let rank = views.map(\.0.priorityRank).max() ?? 0
-        c.outbox.append(OutboxItem(receiver: receiver, priorityRank: rank, createdAt: now, nextAttemptAt: now, payload: p))
+        c.outbox.append(
+            OutboxItem(receiver: receiver, priorityRank: rank, createdAt: now, nextAttemptAt: now, payload: p))
         c.events.append(
             EventDraft(
                 at: now, kind: "notification_queued", receiver: receiver,

@@ -100,7 +100,9 @@ public struct Renderer: Sendable {
             // What the operating agency itself found, minus the value (it may equal the watched one).
             var sel = JSONObject()
             if let s = a.payload["selector"]?.objectValue {
-                for k in ["type", "country", "area", "line_type", "observed_at"] { if let v = s[k] { sel.append(k, v) } }
+                for k in ["type", "country", "area", "line_type", "observed_at"] {
+                    if let v = s[k] { sel.append(k, v) }
+                }
             }
             o.append("selector", .object(sel))
             if let r = a.payload["rule"]?.objectValue {

@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
+import TriplineConfig
 import TriplineJSON
 import TriplineMatch
 import TriplineRules
-import TriplineConfig
 import TriplineSelectors
 import TriplineWatchlists
 import TriplineYAML

@@ -3,10 +3,10 @@ import Foundation
 import TriplineAlerts
 import TriplineConfig
 import TriplineJSON
+import TriplineSelectors
 import TriplineService
 import TriplineState
 import TriplineStateSQLite
-import TriplineSelectors
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -43,7 +43,9 @@ struct Actor: ParsableArguments {
         if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must not be empty") }
         let t: Double
         if let now {
-            guard let v = TriplineSelectors.Timestamp.parse(now) else { throw ValidationError("--now must be RFC 3339") }
+            guard let v = TriplineSelectors.Timestamp.parse(now) else {
+                throw ValidationError("--now must be RFC 3339")
+            }
             t = v
         } else {
             t = Date().timeIntervalSince1970
@@ -134,7 +136,10 @@ struct Alerts: ParsableCommand {
                     store,
                     EventDraft(
                         at: now, kind: "consultation", principal: p.id, reason: actor.reason,
-                        detail: JSONObject([("command", .string("alerts show")), ("alert_id", .number(String(id))), ("found", .bool(false))])))
+                        detail: JSONObject([
+                            ("command", .string("alerts show")), ("alert_id", .number(String(id))),
+                            ("found", .bool(false)),
+                        ])))
                 printError("tripline: no alert \(id) visible to \(p.id)")
                 throw ExitCode(1)
             }
@@ -172,7 +177,8 @@ struct Alerts: ParsableCommand {
             throw ExitCode(1)
         }
         do {
-            let done = try Dispatcher.act(on: id, state: state, principal: p.id, reason: actor.reason, store: store, now: now)
+            let done = try Dispatcher.act(
+                on: id, state: state, principal: p.id, reason: actor.reason, store: store, now: now)
             printError("alert \(done.id) \(done.state.rawValue) by \(p.id)")
         } catch {
             printError("tripline: \(error)")
@@ -183,11 +189,14 @@ struct Alerts: ParsableCommand {
 
 struct Silences: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "silence", abstract: "Add, list and expire silences.", subcommands: [Add.self, List.self, Expire.self])
+        commandName: "silence", abstract: "Add, list and expire silences.",
+        subcommands: [Add.self, List.self, Expire.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Silence alerts whose labels match every matcher, e.g. 'owner=\"be-fedpol\"' 'priority=~\"low|medium\"'.")
+            abstract:
+                "Silence alerts whose labels match every matcher, e.g. 'owner=\"be-fedpol\"' 'priority=~\"low|medium\"'."
+        )
         @OptionGroup var actor: Actor
         @Option(help: "How long: 30m, 2h, 1d.") var duration = "2h"
         @Option(help: "Comment (shown with the silence).") var comment: String
@@ -199,7 +208,9 @@ struct Silences: ParsableCommand {
                 do { _ = try LabelMatcher(m) } catch { throw ValidationError("\(error)") }
             }
             guard !matchers.isEmpty else { throw ValidationError("a silence needs at least one matcher") }
-            guard let d = parseAlertDuration(duration), d > 0 else { throw ValidationError("--duration like 30m or 2h") }
+            guard let d = parseAlertDuration(duration), d > 0 else {
+                throw ValidationError("--duration like 30m or 2h")
+            }
             let s = Silence(
                 id: UUID().uuidString.lowercased(), matchers: matchers, startsAt: now, endsAt: now + d,
                 createdBy: p.id, comment: comment)

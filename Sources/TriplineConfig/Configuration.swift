@@ -1,6 +1,6 @@
 import Foundation
-import TriplineJSON
 import TriplineAlerts
+import TriplineJSON
 import TriplineRules
 import TriplineSelectors
 import TriplineYAML
@@ -51,7 +51,9 @@ public struct Configuration: Sendable {
     /// The key for opaque handles: the file named by `handle_key_file`, else `handle.key` beside the state
     /// database, created (random, mode 0600) on first use.
     public func loadHandleKey() throws -> [UInt8] {
-        let path = handleKeyFile ?? ((state as NSString).deletingLastPathComponent as NSString)
+        let path =
+            handleKeyFile
+            ?? ((state as NSString).deletingLastPathComponent as NSString)
             .appendingPathComponent("handle.key")
         if let d = FileManager.default.contents(atPath: path), d.count >= 16 { return Array(d) }
         let dir = (path as NSString).deletingLastPathComponent
@@ -124,7 +126,9 @@ private struct Reader {
     }
 
     func matchers(_ n: Node, _ what: String) throws(LocatedError) -> [LabelMatcher] {
-        guard let seq = n.sequence else { throw n.error("\"\(what)\" must be a list of matchers like 'priority=\"critical\"'") }
+        guard let seq = n.sequence else {
+            throw n.error("\"\(what)\" must be a list of matchers like 'priority=\"critical\"'")
+        }
         var out: [LabelMatcher] = []
         for i in seq {
             do { out.append(try LabelMatcher(try string(i, what))) } catch let e as LocatedError { throw e } catch {
@@ -159,7 +163,10 @@ private struct Reader {
     mutating func route(_ n: Node, parent: Route?, receivers: Set<String>) throws(LocatedError) -> Route {
         let m = try mapping(
             n, "route",
-            keys: ["receiver", "matchers", "group_by", "group_wait", "group_interval", "repeat_interval", "continue", "routes"])
+            keys: [
+                "receiver", "matchers", "group_by", "group_wait", "group_interval", "repeat_interval", "continue",
+                "routes",
+            ])
         var receiver = parent?.receiver
         var ms: [LabelMatcher] = []
         var groupBy = parent?.groupBy ?? []
@@ -180,7 +187,9 @@ private struct Reader {
             case "group_interval": interval = try duration(v, "group_interval")
             case "repeat_interval": rep = try duration(v, "repeat_interval")
             case "continue":
-                guard let s = v.scalar, s == "true" || s == "false" else { throw v.error("\"continue\" is true or false") }
+                guard let s = v.scalar, s == "true" || s == "false" else {
+                    throw v.error("\"continue\" is true or false")
+                }
                 cont = s == "true"
             case "routes":
                 guard let seq = v.sequence else { throw v.error("\"routes\" must be a list") }
@@ -229,14 +238,18 @@ private struct Reader {
                 c.defaultRegion = r
             case "resolve_timeout": c.alerts.resolveTimeout = try duration(v, "resolve_timeout")
             case "correlation":
-                for (ck, cv) in try mapping(v, "correlation", keys: ["allowed_lateness", "max_groups", "max_entries_per_group"]) {
+                for (ck, cv) in try mapping(
+                    v, "correlation", keys: ["allowed_lateness", "max_groups", "max_entries_per_group"])
+                {
                     switch ck.scalar {
                     case "allowed_lateness": c.correlation.allowedLateness = try duration(cv, "allowed_lateness")
                     default:
                         guard let n = cv.scalar.flatMap({ Int($0) }), n > 0 else {
                             throw cv.error("\"\(ck.scalar!)\" must be a positive integer")
                         }
-                        if ck.scalar == "max_groups" { c.correlation.maxGroups = n } else {
+                        if ck.scalar == "max_groups" {
+                            c.correlation.maxGroups = n
+                        } else {
                             c.correlation.maxEntriesPerGroup = n
                         }
                     }
@@ -308,7 +321,9 @@ private struct Reader {
                     case "name": name = try string(v, "name")
                     case "partner":
                         let p = try string(v, "partner")
-                        guard partnerIDs.contains(p) else { throw v.error("receiver belongs to unknown partner \"\(p)\"") }
+                        guard partnerIDs.contains(p) else {
+                            throw v.error("receiver belongs to unknown partner \"\(p)\"")
+                        }
                         partner = p
                     case "file_configs":
                         guard let items = v.sequence else { throw v.error("\"file_configs\" must be a list") }
@@ -316,7 +331,8 @@ private struct Reader {
                             var path: String?
                             var template: String?
                             var sendResolved = true
-                            for (fk, fv) in try mapping(i, "file_configs", keys: ["path", "template", "send_resolved"]) {
+                            for (fk, fv) in try mapping(i, "file_configs", keys: ["path", "template", "send_resolved"])
+                            {
                                 switch fk.scalar {
                                 case "path": path = resolve(try string(fv, "path"))
                                 case "template":
@@ -339,7 +355,9 @@ private struct Reader {
                         guard let items = v.sequence else { throw v.error("\"\(k.scalar!)\" must be a list") }
                         for i in items {
                             let box = try integration(i, k.scalar!)
-                            if k.scalar == "email_configs" { rec.emailConfigs.append(box.object) } else {
+                            if k.scalar == "email_configs" {
+                                rec.emailConfigs.append(box.object)
+                            } else {
                                 rec.webhookConfigs.append(box.object)
                             }
                         }
@@ -409,16 +427,22 @@ private struct Reader {
                     switch k.scalar {
                     case "receiver":
                         let r = try string(v, "receiver")
-                        guard receiverNames.contains(r) else { throw v.error("rate limit for unknown receiver \"\(r)\"") }
+                        guard receiverNames.contains(r) else {
+                            throw v.error("rate limit for unknown receiver \"\(r)\"")
+                        }
                         receiver = r
                     case "max":
-                        guard let m = v.scalar.flatMap({ Int($0) }), m > 0 else { throw v.error("\"max\" must be a positive integer") }
+                        guard let m = v.scalar.flatMap({ Int($0) }), m > 0 else {
+                            throw v.error("\"max\" must be a positive integer")
+                        }
                         max = m
                     default:
                         per = try duration(v, "per")
                     }
                 }
-                guard let receiver, let max, let per, per > 0 else { throw i.error("a rate limit needs receiver, max and per") }
+                guard let receiver, let max, let per, per > 0 else {
+                    throw i.error("a rate limit needs receiver, max and per")
+                }
                 c.alerts.rateLimits.append(RateLimit(receiver: receiver, max: max, per: per))
             }
         }

@@ -25,13 +25,15 @@ public struct Loaded: Sendable {
         let w = WatchlistLoader(normalizer: normalizer).load(directory: c.watchlists, now: now)
         let r = RuleLoader(watchlists: w.lists, now: now).load(directory: c.rules)
         let errors = w.errors.map(\.description) + r.errors.map(\.description)
-        let warnings = w.warnings.map { "\($0.file):\($0.mark.line):\($0.mark.column): warning: \($0.message)" }
+        let warnings =
+            w.warnings.map { "\($0.file):\($0.mark.line):\($0.mark.column): warning: \($0.message)" }
             + r.warnings.map(\.description)
         if !errors.isEmpty { return (nil, errors, warnings) }
         let files = w.lists.map { ($0.file, $0.version) } + r.files
         return (
             Loaded(
-                configuration: c, normalizer: normalizer, matcher: Matcher(index: WatchlistIndex(lists: w.lists), now: now),
+                configuration: c, normalizer: normalizer,
+                matcher: Matcher(index: WatchlistIndex(lists: w.lists), now: now),
                 rules: r.ruleSet, files: files), [], warnings
         )
     }
@@ -73,7 +75,10 @@ public actor Pipeline {
         var files = JSONObject()
         for (p, h) in l.files { files.append(p, .string(h)) }
         return EventDraft(
-            at: now, kind: kind, detail: JSONObject([("config", .string(l.configuration.configFile ?? "embedded defaults")), ("files", .object(files))]))
+            at: now, kind: kind,
+            detail: JSONObject([
+                ("config", .string(l.configuration.configFile ?? "embedded defaults")), ("files", .object(files)),
+            ]))
     }
 
     /// One line of input.
@@ -160,7 +165,11 @@ public actor Pipeline {
             for e in errors { logger.error("\(e)") }
             logger.error("reload refused (\(errors.count) errors), keeping the running configuration")
             var ev = Commit()
-            ev.events = [EventDraft(at: now, kind: "config_rejected", detail: JSONObject([("errors", .array(errors.map { .string($0) }))]))]
+            ev.events = [
+                EventDraft(
+                    at: now, kind: "config_rejected",
+                    detail: JSONObject([("errors", .array(errors.map { .string($0) }))]))
+            ]
             try? store.commit(ev)
             return false
         }

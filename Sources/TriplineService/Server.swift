@@ -44,19 +44,24 @@ public enum Server {
             let pipeline = try Pipeline(loaded: loaded, store: store, logger: logger, now: now)
             let input: IngestService.Input = options.follow.map { .follow($0) } ?? .standardInput
             let delivery = DeliveryService(
-                store: store, config: { await pipeline.alertsConfig }, logger: logger, drainTimeout: options.drainTimeout)
+                store: store, config: { await pipeline.alertsConfig }, logger: logger,
+                drainTimeout: options.drainTimeout)
             let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
                 .init(service: delivery, successTerminationBehavior: .ignore),
                 .init(service: TickService(pipeline: pipeline, logger: logger), successTerminationBehavior: .ignore),
-                .init(service: ReloadService(pipeline: pipeline, configPath: options.configPath), successTerminationBehavior: .ignore),
+                .init(
+                    service: ReloadService(pipeline: pipeline, configPath: options.configPath),
+                    successTerminationBehavior: .ignore),
                 .init(
                     service: IngestService(
-                        input: input, pipeline: pipeline, store: store, logger: logger, outboxBound: options.outboxBound,
+                        input: input, pipeline: pipeline, store: store, logger: logger,
+                        outboxBound: options.outboxBound,
                         drainTimeout: options.drainTimeout),
                     successTerminationBehavior: .gracefullyShutdownGroup),
             ]
             logger.info(
-                "serving: \(loaded.rules.rules.count) rules, state \(config.state), input \(options.follow ?? "standard input")")
+                "serving: \(loaded.rules.rules.count) rules, state \(config.state), input \(options.follow ?? "standard input")"
+            )
             let group = ServiceGroup(
                 configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()

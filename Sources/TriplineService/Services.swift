@@ -248,7 +248,9 @@ public struct DeliveryService: Service {
             try await fileSink.deliver(item, to: receiver, config: cfg)
             finish(item, .delivered, now: now, error: nil, detail)
         } catch {
-            finish(item, error.permanent ? .dead : .pending, now: now, error: error.message, detail, retryAfter: error.retryAfter)
+            finish(
+                item, error.permanent ? .dead : .pending, now: now, error: error.message, detail,
+                retryAfter: error.retryAfter)
         }
     }
 
@@ -267,7 +269,9 @@ public struct DeliveryService: Service {
         let ev = EventDraft(at: now, kind: kind, receiver: item.receiver, reason: error, detail: detail)
         do {
             try store.finishAttempt(
-                AttemptOutcome(outboxID: item.id, status: status, attempts: attempts, nextAttemptAt: next, error: error, event: ev))
+                AttemptOutcome(
+                    outboxID: item.id, status: status, attempts: attempts, nextAttemptAt: next, error: error, event: ev)
+            )
         } catch {
             logger.error("outbox: \(error)")
         }

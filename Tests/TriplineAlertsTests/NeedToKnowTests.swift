@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+import TriplineAlerts
+import TriplineJSON
+import TriplineMatch
+import TriplineRules
+import TriplineSelectors
+import TriplineSinks
+import TriplineState
+import TriplineWatchlists
+
+/// SPEC §6 need-to-know as a matrix: TLP × releasable_to × receiver partner × template, canaries planted in every
+/// protected field; no canary may reach a receiver that is not entitled, and red content reaches no sink at all.
+@Suite("Need-to-know canary matrix")
+struct NeedToKnowTests {
+    static let canaries = ["canary-list-q7x", "CANARY-REF-Q7X", "CANARY-LABEL-Q7X", "998877"]
+    static let brief = try! Template(
+        name: "brief",
+        text:
+            "{{priority}} {{key}} {{labels.list}} {{labels.ref}} {{watchlist.label}} {{selector.value}} {{alerts.0.key}}"
+    )
+
+    @Test(arguments: ["clear", "green", "amber", "amber+strict", "red"], [false, true])
+    func canariesStayWithTheEntitled(tlp: String, releasableToFR: Bool) async throws {
+        for template in [nil, Self.brief] {
+            try await run(tlp: tlp, releasableToFR: releasableToFR, template: template)
+        }
+    }
+
+    func run(tlp: String, releasableToFR: Bool, template: Template?) async throws {
+        let dir = temporaryDirectory("ntk")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let rel = releasableToFR ? "[be-fedpol, fr-dgsi]" : "[be-fedpol]"
+        let lists = loadList(
+            dir, owner: "be-fedpol",
+            yaml: """
+                watchlist: canary-list-q7x
+                owner: be-fedpol
+                handling: {tlp: "\(tlp)", releasable_to: \(rel)}
+                review_by: 2031-01-01
+                entries:
+                  - ref: CANARY-REF-Q7X
+                    label: CANARY-LABEL-Q7X
+                    priority: high
+                    selectors:
+                      - {type: phone, value: "+32 470 99 88 77"}
+                """)
+        // Every partner's receiver is routed every alert.
+        let tree = route(
+            "ops-rx",
+            children: ["ops-rx", "be-fedpol-rx", "fr-dgsi-rx", "nl-nctv-rx"].enumerated().map {
+                route($0.element, continue: true, index: $0.offset + 1)
+            })
+        let config = alertsConfig(dir, route: tree, templates: template.map { [$0] } ?? [])
+        let store = MemoryStateStore()
+        let d = try Dispatcher(config: config, store: store, now: t0)
+        // A list hit, and a rule hit built on it (its key holds the sighted value).
+        let ruleFile = dir.appendingPathComponent("r.yml")
+        try """
+        title: Escalate
+        id: esc
+        logsource: {product: tripline, category: selector}
+        detection:
+          s: {watchlist|exists: true}
+          condition: s
+        """.write(to: ruleFile, atomically: true, encoding: .utf8)
+        var engine = RuleEngine(RuleLoader(watchlists: lists, now: t0).load(files: [ruleFile.path]).ruleSet)
+        let sel = selector(
+            #"{"id":"s1","type":"phone","value":"+32 470 99 88 77","source":{"item":"P-1","country":"IQ"}}"#)
+        let hits = Matcher(index: WatchlistIndex(lists: lists), now: t0).match(sel)
+        #expect(hits.count == 1)
+        let all = hits + engine.process(sel, watchlist: hits, ingestTime: t0)
+        #expect(all.count == 2)
+        var c = Commit()
+        try d.ingest(all, now: t0, into: &c)
+        try store.commit(c)
+        try store.commit(try d.tick(now: t0, flushAll: true))
+        try await deliverAll(store, config, now: t0)
+
+        let entitled: Set<String> =
+            switch tlp {
+            case "clear", "green": ["ops", "be-fedpol", "fr-dgsi", "nl-nctv"]
+            case "amber+strict": ["be-fedpol"]
+            default: releasableToFR ? ["be-fedpol", "fr-dgsi"] : ["be-fedpol"]
+            }
+        let renderer = Renderer(config: config)
+        for p in ["ops", "be-fedpol", "fr-dgsi", "nl-nctv"] {
+            let file = dir.appendingPathComponent("\(p).ndjson")
+            let text = String(decoding: FileManager.default.contents(atPath: file.path) ?? Data(), as: UTF8.self)
+            let case_ =
+                "tlp \(tlp), releasable to FR \(releasableToFR), template \(template?.name ?? "none"), partner \(p)"
+            #expect(!text.isEmpty, "\(case_): the receiver was routed the alerts")
+            let leaked = Self.canaries.filter { text.contains($0) }
+            if tlp == "red" || !entitled.contains(p) {
+                #expect(leaked.isEmpty, "\(case_): \(leaked) reached the sink")
+            } else {
+                #expect(leaked.count == Self.canaries.count, "\(case_): an entitled receiver sees the content")
+            }
+            for line in lines(file) {
+                for a in line["alerts"]?.arrayValue ?? [] {
+                    let o = a.objectValue!
+                    if tlp == "red" {
+                        #expect(o["notice"] != nil && o.count == 4, "\(case_): red gives a notice only")
+                    } else if !entitled.contains(p) {
+                        #expect(o["restricted"] == .bool(true))
+                        #expect(JSONWriter.string(a).contains("be@example"), "\(case_): the owner's contact route")
+                    }
+                }
+            }
+            // `alerts show` (not a sink): red content for the entitled only.
+            var views = ""
+            for a in try store.alerts(states: nil, limit: 10) {
+                views += JSONWriter.string(
+                    .object(renderer.view(a, access: renderer.access(a, partner: p, sink: false))))
+            }
+            let shown = Self.canaries.filter { views.contains($0) }
+            if entitled.contains(p) {
+                #expect(shown.count == Self.canaries.count, "\(case_): show gives the entitled everything")
+            } else {
+                #expect(shown.isEmpty, "\(case_): show leaked \(shown)")
+            }
+        }
+    }
+}
