@@ -1,0 +1,312 @@
+import Foundation
+import Testing
+import TriplineJSON
+
+/// `tripline serve` as an operator runs it: samples on standard input, a followed file, signals, SIGKILL.
+@Suite("tripline serve", .serialized)
+struct ServeTests {
+    static func readLines(_ path: String) -> [JSONObject] {
+        guard let d = FileManager.default.contents(atPath: path) else { return [] }
+        return String(decoding: d, as: UTF8.self).split(separator: "\n").compactMap {
+            try? JSONParser.parse(String($0)).objectValue
+        }
+    }
+
+    /// A scratch deployment: one list of `entries` numbers owned by be-fedpol, one receiver writing `alerts.ndjson`.
+    static func deployment(entries: Int, rules: String = "", extra: String = "") throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(
+            at: dir.appendingPathComponent("Watchlists/be-fedpol"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: dir.appendingPathComponent("Rules"), withIntermediateDirectories: true)
+        var yaml = "watchlist: crash\nowner: be-fedpol\nhandling: {tlp: green}\nreview_by: 2099-01-01\nentries:\n"
+        for i in 0..<entries {
+            yaml += "  - {ref: E\(i), selectors: [{type: phone, value: \"+32470\(String(format: "%06d", i))\"}]}\n"
+        }
+        try yaml.write(
+            to: dir.appendingPathComponent("Watchlists/be-fedpol/crash.yaml"), atomically: true, encoding: .utf8)
+        if !rules.isEmpty {
+            try rules.write(to: dir.appendingPathComponent("Rules/r.yml"), atomically: true, encoding: .utf8)
+        }
+        try """
+        rules: Rules
+        watchlists: Watchlists
+        state: state/state.sqlite
+        partners:
+          - {id: ops, name: Ops, countries: [], contact: ops@example}
+          - {id: be-fedpol, name: BE, countries: [BE], contact: be@example}
+        principals:
+          - {id: analyst-ops, partner: ops, role: analyst}
+          - {id: analyst-be, partner: be-fedpol, role: analyst}
+        receivers:
+          - {name: log, partner: ops, file_configs: [{path: alerts.ndjson}]}
+        route: {receiver: log, group_by: [owner, list], group_wait: 0s, group_interval: 1s, repeat_interval: 100h}
+        \(extra)
+        """.write(to: dir.appendingPathComponent("tripline.yaml"), atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    static func start(_ args: [String], cwd: URL, stdin: String? = nil) throws -> (Process, Pipe) {
+        let p = Process()
+        p.executableURL = CLITests.binary
+        p.arguments = args
+        p.currentDirectoryURL = cwd
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        if let stdin {
+            let inp = Pipe()
+            p.standardInput = inp
+            try p.run()
+            inp.fileHandleForWriting.write(Data(stdin.utf8))
+            try inp.fileHandleForWriting.close()
+        } else {
+            p.standardInput = FileHandle.nullDevice
+            try p.run()
+        }
+        return (p, err)
+    }
+
+    static func waitFor(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(50_000)
+        }
+        return condition()
+    }
+
+    @Test("serve on the samples: alerts in the log receivers, exit 0 at end of input, alerts show by need-to-know")
+    func samples() throws {
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("serve-samples-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: state) }
+        // The sample configuration with its state moved to a scratch directory.
+        let text = try String(
+            contentsOf: CLITests.root.appendingPathComponent("Examples/tripline.yaml"), encoding: .utf8
+        )
+        .replacingOccurrences(of: "../.tripline/", with: state.path + "/")
+        .replacingOccurrences(of: "rules: ../Rules", with: "rules: \(CLITests.root.path)/Rules")
+        .replacingOccurrences(of: "watchlists: ../Watchlists", with: "watchlists: \(CLITests.root.path)/Watchlists")
+        try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
+        let config = state.appendingPathComponent("tripline.yaml").path
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let input = try String(
+            contentsOf: CLITests.root.appendingPathComponent("Examples/selectors.ndjson"), encoding: .utf8)
+        let r = try CLITests.run(["serve", "--config", config], stdin: input)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("end of input: 34 selectors"))
+        let ops = Self.readLines(state.appendingPathComponent("alerts-ops.ndjson").path)
+        let be = Self.readLines(state.appendingPathComponent("alerts-be-fedpol.ndjson").path)
+        #expect(!ops.isEmpty && !be.isEmpty)
+        // The operating agency is not entitled to be-fedpol's amber list: its rendering is opaque.
+        let opsText = ops.map { JSONWriter.string(.object($0)) }.joined()
+        let beText = be.map { JSONWriter.string(.object($0)) }.joined()
+        #expect(beText.contains("Returning fighter, Molenbeek network"))
+        #expect(
+            !opsText.contains("Molenbeek") && !opsText.contains("returning-fighters")
+                && !opsText.contains("+32470123456"))
+        #expect(ops.contains { $0["text"]?.stringValue?.hasPrefix("[critical]") == true })  // the brief template
+        // alerts show: the same split, and the consultation is recorded.
+        let listed = try CLITests.run([
+            "alerts", "list", "--config", config, "--as", "analyst-ops", "--reason", "shift check",
+        ])
+        #expect(listed.status == 0, "\(listed.stderr)")
+        #expect(!listed.stdout.contains("Molenbeek") && listed.stdout.contains("\"restricted\":true"))
+        let wl = listed.lines.first {
+            $0["kind"] == .string("watchlist") && $0["labels"]?.objectValue?["owner"] == .string("be-fedpol")
+        }
+        let id = try #require(
+            wl?["alert_id"]?.stringValue
+                ?? wl.flatMap { v -> String? in
+                    if case .number(let n)? = v["alert_id"] { return n } else { return nil }
+                })
+        let shownBE = try CLITests.run([
+            "alerts", "show", id, "--config", config, "--as", "analyst-be", "--reason", "case 7",
+        ])
+        #expect(shownBE.status == 0 && shownBE.stdout.contains("\"ref\":\"BE-RF-"), "\(shownBE.stderr)")
+        let ack = try CLITests.run(["alerts", "ack", id, "--config", config, "--as", "analyst-be", "--reason", "on it"])
+        #expect(ack.status == 0, "\(ack.stderr)")
+        let again = try CLITests.run([
+            "alerts", "ack", id, "--config", config, "--as", "analyst-be", "--reason", "twice",
+        ])
+        #expect(again.status == 1)
+        let noReason = try CLITests.run(["alerts", "list", "--config", config, "--as", "analyst-be"])
+        #expect(noReason.status == 64)
+        let stranger = try CLITests.run(["alerts", "list", "--config", config, "--as", "mallory", "--reason", "x"])
+        #expect(stranger.status == 64 && stranger.stderr.contains("not a principal"))
+        let sil = try CLITests.run([
+            "silence", "add", "--config", config, "--as", "analyst-be", "--reason", "maintenance", "--comment",
+            "planned",
+            "--duration", "1h", #"owner="be-fedpol""#,
+        ])
+        #expect(sil.status == 0, "\(sil.stderr)")
+        let sils = try CLITests.run(["silence", "list", "--config", config, "--as", "auditor-1", "--reason", "audit"])
+        #expect(sils.lines.first?["created_by"] == .string("analyst-be"))
+        // Every action and consultation is in the event table, with who and why.
+        let db = state.appendingPathComponent("state.sqlite").path
+        let q = Process()
+        q.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        q.arguments = [
+            "python3", "-c",
+            "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); [print(r[0], r[1], r[2]) for r in db.execute(\"select kind, principal, reason from events where principal is not null order by seq\")]",
+            db,
+        ]
+        let out = Pipe()
+        q.standardOutput = out
+        try q.run()
+        let events = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        q.waitUntilExit()
+        #expect(events.contains("consultation analyst-ops shift check"))
+        #expect(events.contains("consultation analyst-be case 7"))
+        #expect(events.contains("alert_acknowledged analyst-be on it"))
+        #expect(events.contains("silence_added analyst-be maintenance"))
+    }
+
+    @Test("a configuration error names file:line:col in check and serve, and serve does not start")
+    func badConfig() throws {
+        let dir = try Self.deployment(entries: 1, extra: "rate_limits: [{receiver: nobody, max: 3, per: 1m}]")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let c = try CLITests.run(["check", "--config", "tripline.yaml"], cwd: dir)
+        #expect(c.status == 1)
+        #expect(c.stderr.contains("tripline.yaml:13:26: rate limit for unknown receiver \"nobody\""), "\(c.stderr)")
+        let s = try CLITests.run(["serve", "--config", "tripline.yaml"], stdin: "", cwd: dir)
+        #expect(s.status == 1 && s.stderr.contains("unknown receiver"))
+        let inline = try Self.deployment(entries: 1)
+        defer { try? FileManager.default.removeItem(at: inline) }
+        let path = inline.appendingPathComponent("tripline.yaml")
+        let text = try String(contentsOf: path, encoding: .utf8).replacingOccurrences(
+            of: "file_configs: [{path: alerts.ndjson}]",
+            with:
+                "file_configs: [{path: alerts.ndjson}], webhook_configs: [{url: \"https://x.example\", secret: whsec_abc}]"
+        )
+        try text.write(to: path, atomically: true, encoding: .utf8)
+        let w = try CLITests.run(["check", "--config", "tripline.yaml"], cwd: inline)
+        #expect(w.status == 1 && w.stderr.contains("\"secret\" must not be inline"), "\(w.stderr)")
+    }
+
+    @Test("SIGHUP reloads and keeps the running set when the new one is invalid; SIGTERM drains and exits 0")
+    func signals() throws {
+        let dir = try Self.deployment(entries: 20)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = dir.appendingPathComponent("in.ndjson")
+        _ = FileManager.default.createFile(atPath: input.path, contents: Data())
+        let (p, err) = try Self.start(["serve", "--config", "tripline.yaml", "--follow", input.path], cwd: dir)
+        let log = dir.appendingPathComponent("alerts.ndjson").path
+        func append(_ s: String) throws {
+            let h = try FileHandle(forWritingTo: input)
+            h.seekToEndOfFile()
+            h.write(Data(s.utf8))
+            try h.close()
+        }
+        try append(#"{"id":"a","type":"phone","value":"+32470000001"}"# + "\n")
+        #expect(Self.waitFor(15) { Self.readLines(log).count == 1 })
+        // A broken rule: reload refused, the service goes on with the old set.
+        try
+            "title: x\nid: broken\nlogsource: {product: tripline, category: selector}\ndetection: {s: {valu: 1}, condition: s}\n"
+            .write(to: dir.appendingPathComponent("Rules/r.yml"), atomically: true, encoding: .utf8)
+        kill(p.processIdentifier, SIGHUP)
+        usleep(500_000)
+        try append(#"{"id":"b","type":"phone","value":"+32470000002"}"# + "\n")
+        #expect(Self.waitFor(15) { Self.readLines(log).count == 2 })
+        #expect(p.isRunning)
+        // A valid rule: reloaded, and it fires.
+        try
+            "title: x\nid: fixed\nlogsource: {product: tripline, category: selector}\ndetection: {s: {value|endswith: '0003'}, condition: s}\nlevel: high\n"
+            .write(to: dir.appendingPathComponent("Rules/r.yml"), atomically: true, encoding: .utf8)
+        kill(p.processIdentifier, SIGHUP)
+        usleep(500_000)
+        try append(#"{"id":"c","type":"phone","value":"+32470000003"}"# + "\n")
+        #expect(
+            Self.waitFor(15) { Self.readLines(log).contains { JSONWriter.string(.object($0)).contains("rule:fixed:") } }
+        )
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(p.terminationStatus == 0, "\(text)")
+        #expect(text.contains("Rules/r.yml:4:17: unknown field \"valu\""), "\(text)")
+        #expect(text.contains("reload refused") && text.contains("reloaded:"))
+    }
+
+    @Test("crash test: SIGKILL at random moments on a followed file; every alert notified once, all accounted for")
+    func crash() throws {
+        let entries = 300
+        let dir = try Self.deployment(entries: entries)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // 12,000 lines: every entry sighted ~10 times, among numbers on no list.
+        var rng = SystemRandomNumberGenerator()
+        var text = ""
+        for i in 0..<12_000 {
+            let v = i % 4 == 0 ? Int.random(in: 0..<entries, using: &rng) : 500_000 + i
+            text +=
+                #"{"id":"s\#(i)","type":"phone","value":"+32470\#(String(format: "%06d", v))","source":{"item":"D\#(i / 100)"}}"#
+                + "\n"
+        }
+        let input = dir.appendingPathComponent("in.ndjson")
+        try text.write(to: input, atomically: true, encoding: .utf8)
+        let log = dir.appendingPathComponent("alerts.ndjson").path
+        var kills: [Int] = []
+        for _ in 0..<4 {
+            let (p, _) = try Self.start(["serve", "--config", "tripline.yaml", "--follow", input.path], cwd: dir)
+            let ms = Int.random(in: 150...900, using: &rng)
+            kills.append(ms)
+            usleep(useconds_t(ms * 1000))
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        }
+        let (p, err) = try Self.start(["serve", "--config", "tripline.yaml", "--follow", input.path], cwd: dir)
+        func alertIDs() -> [String: Set<String>] {
+            var byKey: [String: Set<String>] = [:]
+            for l in Self.readLines(log) {
+                for a in l["alerts"]?.arrayValue ?? [] {
+                    if let k = a.objectValue?["key"]?.stringValue, let n = l["notification_id"]?.stringValue {
+                        byKey[k, default: []].insert(n)
+                    }
+                }
+            }
+            return byKey
+        }
+        let done = Self.waitFor(60) { alertIDs().count >= entries }
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        _ = err.fileHandleForReading.readDataToEndOfFile()
+        let byKey = alertIDs()
+        #expect(done, "kills after \(kills) ms: \(byKey.count) of \(entries) alerts reached the receiver")
+        let distinctEntries = Set(
+            text.split(separator: "\n").compactMap { line -> String? in
+                guard let r = line.range(of: "+32470") else { return nil }
+                let n = Int(line[r.upperBound...].prefix(6))!
+                return n < entries ? "wl:be-fedpol/crash/E\(n)" : nil
+            })
+        #expect(Set(byKey.keys) == distinctEntries, "kills after \(kills) ms")
+        let twice = byKey.filter { $0.value.count > 1 }
+        #expect(twice.isEmpty, "kills after \(kills) ms: notified under several ids: \(twice.prefix(3))")
+        // The event table accounts for every alert: opened once, queued in a notification that was delivered.
+        let q = Process()
+        q.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        q.arguments = [
+            "python3", "-c",
+            """
+            import sqlite3, sys, json
+            db = sqlite3.connect(sys.argv[1])
+            opened = {r[0] for r in db.execute("select alert_key from events where kind = 'alert_opened'")}
+            n_opened = db.execute("select count(*) from events where kind = 'alert_opened'").fetchone()[0]
+            queued = {}
+            for (d,) in db.execute("select detail from events where kind = 'notification_queued'"):
+                d = json.loads(d)
+                for a in d["alerts"]: queued.setdefault(a, set()).add(d["notification_id"])
+            delivered = {json.loads(d)["notification_id"] for (d,) in db.execute("select detail from events where kind = 'delivered'")}
+            lines = db.execute("select count(*) from events where kind = 'ingest_batch'").fetchone()[0]
+            print(len(opened), n_opened, len(queued), sum(1 for v in queued.values() if len(v) > 1),
+                  sum(1 for v in queued.values() if not (v & delivered)), lines > 0)
+            """, dir.appendingPathComponent("state/state.sqlite").path,
+        ]
+        let out = Pipe()
+        q.standardOutput = out
+        try q.run()
+        let summary = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        q.waitUntilExit()
+        #expect(
+            summary.trimmingCharacters(in: .whitespacesAndNewlines) == "\(entries) \(entries) \(entries) 0 0 True",
+            "\(summary)")
+    }
+}
