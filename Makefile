@@ -13,8 +13,14 @@ build: setup
 	$(SWIFT) build -c release --product tripline
 
 run: build
-	$(BIN) check
-	$(BIN) match Examples/selectors.ndjson
+	$(BIN) check --config Examples/tripline.yaml
+	$(BIN) match Examples/selectors.ndjson > /dev/null
+	rm -f .tripline/state.sqlite* .tripline/alerts-*.ndjson
+	$(BIN) serve --config Examples/tripline.yaml < Examples/selectors.ndjson
+	@echo "--- .tripline/alerts-ops.ndjson (operating agency, brief template; partner content opaque where not entitled):"
+	@python3 -c "import json; [print(json.loads(l).get('text', l.strip())) for l in open('.tripline/alerts-ops.ndjson')]"
+	@echo "--- notifications per receiver:"
+	@wc -l .tripline/alerts-*.ndjson
 
 lint:
 	$(SWIFT) format lint --strict -r Sources Tests Benchmarks
@@ -28,6 +34,7 @@ test:
 bench: setup
 	$(SWIFT) build -c release --product tripline-bench --product tripline
 	.build/release/tripline-bench
+	python3 scripts/bench_serve.py .build/release/tripline
 
 # Regenerate the phone numbering-plan resources from the pinned phonenumbers package.
 phonedata:

@@ -28,8 +28,12 @@ public final class Dispatcher {
         var route: Route
         var receiver: String
         var labels: JSONObject
-        var keys: [String]
+        /// Alerts in the group that are not resolved (for repeats).
+        var keys: Set<String>
+        /// Alerts enqueued since the last flush: the only ones a flush reads, unless repeats are due.
+        var pending: [String]
         var next: Double
+        var nextRepeat: Double
         var flushed: Bool
         /// Highest priority enqueued: due groups flush highest first, so rate limits keep the important ones.
         var rank: Int
@@ -198,11 +202,13 @@ public final class Dispatcher {
             let gid = "\(route.index)\u{0}\(receiver)\u{0}" + JSONWriter.string(.object(gl))
             if groups[gid] == nil {
                 groups[gid] = Group(
-                    route: route, receiver: receiver, labels: gl, keys: [], next: now + route.groupWait, flushed: false,
-                    rank: a.priorityRank)
+                    route: route, receiver: receiver, labels: gl, keys: [], pending: [], next: now + route.groupWait,
+                    nextRepeat: now + route.groupWait + route.repeatInterval, flushed: false, rank: a.priorityRank)
             }
             groups[gid]!.rank = max(groups[gid]!.rank, a.priorityRank)
-            if !groups[gid]!.keys.contains(a.key) { groups[gid]!.keys.append(a.key) }
+            if groups[gid]!.keys.insert(a.key).inserted || !groups[gid]!.pending.contains(a.key) {
+                groups[gid]!.pending.append(a.key)
+            }
         }
     }
 
@@ -273,8 +279,18 @@ public final class Dispatcher {
             return
         }
         var entries: [AlertRecord] = []
-        var keep: [String] = []
-        for key in g.keys {
+        var candidates = g.pending
+        if now >= g.nextRepeat {
+            candidates = Array(g.keys.union(g.pending)).sorted()
+            g.nextRepeat = now + g.route.repeatInterval
+        }
+        g.pending = []
+        if candidates.isEmpty {
+            g.next = now + max(g.route.groupInterval, 0.05)
+            groups[gid] = g
+            return
+        }
+        for key in candidates {
             var found = c.alerts.last { $0.key == key }
             if found == nil { found = try store.alert(key: key) }
             guard let a = found else { continue }
@@ -282,7 +298,7 @@ public final class Dispatcher {
             let last = nflog[nk]
             let changed = last?.state != a.state
             let repeatDue = a.state != .resolved && last.map { now - $0.notifiedAt >= g.route.repeatInterval } ?? false
-            if a.state != .resolved { keep.append(key) }
+            if a.state == .resolved { g.keys.remove(key) }
             if !changed && !repeatDue { continue }
             func suppress(_ reason: String, _ detail: [(String, JSONValue)] = []) {
                 c.events.append(
@@ -311,10 +327,9 @@ public final class Dispatcher {
             }
             entries.append(a)
         }
-        g.keys = keep
         g.flushed = true
         g.next = now + g.route.groupInterval
-        if keep.isEmpty { groups[gid] = nil } else { groups[gid] = g }
+        if g.keys.isEmpty { groups[gid] = nil } else { groups[gid] = g }
         if entries.isEmpty { return }
         entries.sort { ($0.priorityRank, $1.id) > ($1.priorityRank, $0.id) }
         let allowed = allowance(receiver.name, now: now)

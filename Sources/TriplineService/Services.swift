@@ -108,7 +108,7 @@ public struct IngestService: Service {
                 guard let next else {
                     send()
                     if !follow { break }
-                    usleep(20_000)
+                    usleep(5_000)
                     continue
                 }
                 switch next {

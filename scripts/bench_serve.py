@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""`make bench` part: throughput of `tripline serve` (1% hits, outbox in SQLite WAL) and ingest -> log-receiver
+latency of a critical alert with group_wait: 0 (p50, p99). Usage: bench_serve.py path/to/tripline"""
+import json, os, random, shutil, subprocess, sys, tempfile, time
+
+binary = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else ".build/release/tripline")
+random.seed(20261123)
+d = tempfile.mkdtemp(prefix="tripline-bench-serve-")
+os.makedirs(f"{d}/Watchlists/be-fedpol"); os.makedirs(f"{d}/Rules")
+N = 10_000
+with open(f"{d}/Watchlists/be-fedpol/bench.yaml", "w") as f:
+    f.write("watchlist: bench\nowner: be-fedpol\nhandling: {tlp: amber}\nreview_by: 2099-01-01\ndefault_priority: critical\nentries:\n")
+    for i in range(N):
+        f.write(f'  - {{ref: B{i}, selectors: [{{type: phone, value: "+32470{i:06d}"}}]}}\n')
+with open(f"{d}/tripline.yaml", "w") as f:
+    f.write("""rules: Rules
+watchlists: Watchlists
+state: state/state.sqlite
+partners:
+  - {id: ops, name: Ops, countries: [], contact: ops@example}
+  - {id: be-fedpol, name: BE, countries: [BE], contact: be@example}
+receivers:
+  - {name: log, partner: be-fedpol, file_configs: [{path: alerts.ndjson}]}
+route: {receiver: log, group_by: [owner, list, item], group_wait: 0s, group_interval: 0s, repeat_interval: 100h}
+""")
+
+# 1. Throughput: 200,000 lines, 1% on the list (each a new alert), the rest on no list.
+lines = []
+for i in range(200_000):
+    v = f"+32470{random.randrange(N):06d}" if i % 100 == 0 else f"+32471{i:06d}"
+    lines.append(json.dumps({"id": f"s{i}", "type": "phone", "value": v, "observed_at": "2016-10-20T08:00:00Z",
+                             "source": {"item": f"D{i // 1000}", "operation": "bench", "country": "IQ"}}))
+with open(f"{d}/in.ndjson", "w") as f:
+    f.write("\n".join(lines) + "\n")
+t = time.time()
+r = subprocess.run([binary, "serve", "--config", "tripline.yaml"], cwd=d, stdin=open(f"{d}/in.ndjson"),
+                   stderr=subprocess.PIPE, text=True)
+elapsed = time.time() - t
+assert r.returncode == 0, r.stderr
+with open(f"{d}/alerts.ndjson") as f:
+    notes = [json.loads(l) for l in f]
+alerts = sum(len(n["alerts"]) for n in notes)
+print(f"serve: 200,000 selectors (1% hits) from standard input to the log receiver: {elapsed:.2f} s, "
+      f"{200_000 / elapsed:,.0f} selectors/s, {len(notes)} notifications, {alerts} alerts")
+
+# 2. Latency: serve follows a file; one critical hit at a time, timed until its notification is in the log.
+shutil.rmtree(f"{d}/state"); os.remove(f"{d}/alerts.ndjson")
+open(f"{d}/follow.ndjson", "w").close()
+p = subprocess.Popen([binary, "serve", "--config", "tripline.yaml", "--follow", "follow.ndjson"], cwd=d,
+                     stderr=subprocess.DEVNULL)
+time.sleep(1.0)
+lat = []
+seen = 0
+for k in range(200):
+    sel = {"id": f"L{k}", "type": "phone", "value": f"+32470{k:06d}", "source": {"item": f"LAT{k}"}}
+    start = time.time()
+    with open(f"{d}/follow.ndjson", "a") as f:
+        f.write(json.dumps(sel) + "\n")
+    while True:
+        try:
+            with open(f"{d}/alerts.ndjson") as f:
+                content = f.read()
+        except FileNotFoundError:
+            content = ""
+        if f'"LAT{k}"' in content:
+            lat.append(time.time() - start); break
+        if time.time() - start > 10:
+            print("latency: timed out"); break
+        time.sleep(0.0005)
+p.terminate(); p.wait()
+lat.sort()
+p50 = lat[len(lat) // 2] * 1000; p99 = lat[int(len(lat) * 0.99) - 1] * 1000
+print(f"serve: ingest -> log receiver latency, critical alert, group_wait 0s, followed file: "
+      f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {lat[-1] * 1000:.1f} ms ({len(lat)} alerts)")
+shutil.rmtree(d)
