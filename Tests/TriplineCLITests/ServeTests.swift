@@ -265,7 +265,24 @@ struct ServeTests {
             }
             return byKey
         }
-        let done = Self.waitFor(60) { alertIDs().count >= entries }
+        let db = dir.appendingPathComponent("state/state.sqlite").path
+        func pending() -> Int {
+            let q = Process()
+            q.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            q.arguments = [
+                "python3", "-c",
+                "import sqlite3,sys; print(sqlite3.connect(sys.argv[1], timeout=10).execute(\"select count(*) from outbox where status != 'delivered'\").fetchone()[0])",
+                db,
+            ]
+            let out = Pipe()
+            q.standardOutput = out
+            try? q.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            q.waitUntilExit()
+            return Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        }
+        // Everything notified, and the outbox empty (a delivery cut short by a kill is redelivered, same id).
+        let done = Self.waitFor(60) { alertIDs().count >= entries && pending() == 0 }
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()
         _ = err.fileHandleForReading.readDataToEndOfFile()
@@ -298,7 +315,7 @@ struct ServeTests {
             lines = db.execute("select count(*) from events where kind = 'ingest_batch'").fetchone()[0]
             print(len(opened), n_opened, len(queued), sum(1 for v in queued.values() if len(v) > 1),
                   sum(1 for v in queued.values() if not (v & delivered)), lines > 0)
-            """, dir.appendingPathComponent("state/state.sqlite").path,
+            """, db,
         ]
         let out = Pipe()
         q.standardOutput = out
