@@ -162,6 +162,61 @@ struct ServeTests {
         #expect(events.contains("silence_added analyst-be maintenance"))
     }
 
+    @Test("dead letters: listed, retried by an operator, recorded; silences expire")
+    func deadLetters() throws {
+        let dir = try Self.deployment(entries: 3)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // A receiver with only a webhook: no sink for it in this version, so its notifications are dead letters.
+        let path = dir.appendingPathComponent("tripline.yaml")
+        let text = try String(contentsOf: path, encoding: .utf8).replacingOccurrences(
+            of: "file_configs: [{path: alerts.ndjson}]",
+            with: "webhook_configs: [{url: \"https://hooks.example/x\", secret_file: /run/secrets/whsec}]")
+        try text.write(to: path, atomically: true, encoding: .utf8)
+        let r = try CLITests.run(
+            ["serve", "--config", "tripline.yaml"], stdin: #"{"id":"a","type":"phone","value":"+32470000001"}"# + "\n",
+            cwd: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let dead = try CLITests.run(
+            ["outbox", "list", "--dead", "--config", "tripline.yaml", "--as", "analyst-ops", "--reason", "check"],
+            cwd: dir)
+        #expect(dead.lines.count == 1 && dead.lines[0]["last_error"]?.stringValue?.contains("no file_configs") == true)
+        let id = try #require(
+            dead.lines.first.flatMap { o -> String? in
+                if case .number(let n)? = o["id"] { return n } else { return nil }
+            })
+        let retry = try CLITests.run(
+            ["outbox", "retry", id, "--config", "tripline.yaml", "--as", "analyst-ops", "--reason", "sink fixed"],
+            cwd: dir)
+        #expect(retry.status == 0, "\(retry.stderr)")
+        let pending = try CLITests.run(
+            ["outbox", "list", "--config", "tripline.yaml", "--as", "analyst-ops", "--reason", "check"], cwd: dir)
+        #expect(pending.lines.first?["status"] == .string("pending"))
+        let twice = try CLITests.run(
+            ["outbox", "retry", id, "--config", "tripline.yaml", "--as", "analyst-ops", "--reason", "again"], cwd: dir)
+        #expect(twice.status == 1)
+        let add = try CLITests.run(
+            [
+                "silence", "add", "--config", "tripline.yaml", "--as", "analyst-be", "--reason", "r", "--comment", "c",
+                #"list="crash""#,
+            ], cwd: dir)
+        let sid = add.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(add.status == 0 && !sid.isEmpty)
+        let exp = try CLITests.run(
+            ["silence", "expire", sid, "--config", "tripline.yaml", "--as", "analyst-be", "--reason", "done"], cwd: dir)
+        #expect(exp.status == 0)
+        let listed = try CLITests.run(
+            ["silence", "list", "--expired", "--config", "tripline.yaml", "--as", "analyst-be", "--reason", "r"],
+            cwd: dir)
+        #expect(listed.lines.first?["active"] == .bool(false))
+        let bad = try CLITests.run(
+            [
+                "silence", "add", "--config", "tripline.yaml", "--as", "analyst-be", "--reason", "r", "--comment", "c",
+                "nonsense",
+            ],
+            cwd: dir)
+        #expect(bad.status == 64)
+    }
+
     @Test("a configuration error names file:line:col in check and serve, and serve does not start")
     func badConfig() throws {
         let dir = try Self.deployment(entries: 1, extra: "rate_limits: [{receiver: nobody, max: 3, per: 1m}]")
