@@ -79,6 +79,9 @@ let package = Package(
             ]
         ),
 
+        // Audit: RFC 6962 Merkle tree, C2SP signed-note checkpoints, proofs.
+        .target(name: "TriplineAudit", dependencies: ["TriplineJSON", .product(name: "Crypto", package: "swift-crypto")]),
+
         // Command line: the wiring, and a thin main.
         .target(
             name: "TriplineCLI",
@@ -116,6 +119,7 @@ let package = Package(
                 "TriplineSelectors", "TriplineJSON",
             ]
         ),
+        .testTarget(name: "TriplineAuditTests", dependencies: ["TriplineAudit", "TriplineJSON"]),
         .testTarget(name: "TriplineCLITests", dependencies: ["TriplineCLI", "TriplineJSON"]),
     ]
 )
