@@ -48,7 +48,7 @@ let package = Package(
 
         // State: the store protocol (with an in-memory store), and the embedded SQLite store.
         .target(name: "TriplineState", dependencies: ["TriplineJSON"]),
-        .target(name: "TriplineStateSQLite", dependencies: ["TriplineState", "TriplineJSON", "CSQLite"]),
+        .target(name: "TriplineStateSQLite", dependencies: ["TriplineState", "TriplineJSON", "TriplineAudit", "CSQLite"]),
 
         // Alerts: identity, routing, grouping, silences, inhibition, rate limits, need-to-know rendering.
         .target(

@@ -12,6 +12,9 @@ if [ "${1:-}" = "--peers" ]; then
     command -v python3 >/dev/null || need+=(python3)
     python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
     python3 -c "import ensurepip" 2>/dev/null || need+=(python3-venv)
+    # Go's golang.org/x/mod verifies the audit log's signed notes and proofs independently.
+    dpkg -s golang-go >/dev/null 2>&1 || need+=(golang-go)
+    dpkg -s golang-golang-x-mod-dev >/dev/null 2>&1 || need+=(golang-golang-x-mod-dev)
 fi
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]}"
@@ -40,6 +43,8 @@ if [ "${1:-}" = "--peers" ]; then
         cp scripts/requirements-sigma-cli.txt .venv-sigma/requirements.txt
     fi
     .venv-sigma/bin/sigma version >/dev/null 2>&1 || { echo "setup: test peer sigma-cli is missing" >&2; exit 1; }
+    [ -d /usr/share/gocode/src/golang.org/x/mod/sumdb/note ] && command -v go >/dev/null \
+        || { echo "setup: test peer golang.org/x/mod (golang-golang-x-mod-dev) is missing" >&2; exit 1; }
 fi
 export PATH=/opt/swift/usr/bin:$PATH
 command -v swift >/dev/null || { echo "setup: swift not found (expected at /opt/swift)" >&2; exit 1; }

@@ -41,7 +41,9 @@ public enum Merkle {
     }
 
     /// MTH of leaves [a, b) from stored perfect-subtree nodes: O(log n) lookups.
-    public static func subtreeHash(_ a: Int, _ b: Int, node: (_ level: Int, _ index: Int) throws -> Hash) rethrows -> Hash {
+    public static func subtreeHash<E: Error>(_ a: Int, _ b: Int, node: (_ level: Int, _ index: Int) throws(E) -> Hash)
+        throws(E) -> Hash
+    {
         let n = b - a
         if n & (n - 1) == 0 && a % n == 0 { return try node(n.trailingZeroBitCount, a / n) }
         let k = split(n)
@@ -49,9 +51,11 @@ public enum Merkle {
     }
 
     /// RFC 6962 §2.1.1 PATH(m, D[a:b]) given a subtree-hash source; proofs list hashes leaf to root.
-    public static func inclusionProof(index m: Int, size n: Int, hash: (Int, Int) throws -> Hash) rethrows -> [Hash] {
+    public static func inclusionProof<E: Error>(index m: Int, size n: Int, hash: (Int, Int) throws(E) -> Hash) throws(E)
+        -> [Hash]
+    {
         precondition(m >= 0 && m < n)
-        func path(_ m: Int, _ a: Int, _ b: Int) throws -> [Hash] {
+        func path(_ m: Int, _ a: Int, _ b: Int) throws(E) -> [Hash] {
             if b - a == 1 { return [] }
             let k = split(b - a)
             if m < k { return try path(m, a, a + k) + [hash(a + k, b)] }
@@ -61,9 +65,11 @@ public enum Merkle {
     }
 
     /// RFC 6962 §2.1.2 PROOF(m, D[n]).
-    public static func consistencyProof(old m: Int, new n: Int, hash: (Int, Int) throws -> Hash) rethrows -> [Hash] {
+    public static func consistencyProof<E: Error>(old m: Int, new n: Int, hash: (Int, Int) throws(E) -> Hash) throws(E)
+        -> [Hash]
+    {
         precondition(0 < m && m <= n)
-        func subproof(_ m: Int, _ a: Int, _ b: Int, _ complete: Bool) throws -> [Hash] {
+        func subproof(_ m: Int, _ a: Int, _ b: Int, _ complete: Bool) throws(E) -> [Hash] {
             let n = b - a
             if m == n { return complete ? [] : [try hash(a, b)] }
             let k = split(n)
@@ -146,7 +152,7 @@ public struct CompactRange: Sendable, Equatable {
     public init() {}
 
     /// Rebuilds the edge of a tree of `size` from stored perfect-subtree nodes.
-    public init(size: Int, node: (_ level: Int, _ index: Int) throws -> Hash) rethrows {
+    public init<E: Error>(size: Int, node: (_ level: Int, _ index: Int) throws(E) -> Hash) throws(E) {
         self.size = size
         var start = 0
         for level in stride(from: 62, through: 0, by: -1) where size & (1 << level) != 0 {
@@ -156,7 +162,11 @@ public struct CompactRange: Sendable, Equatable {
     }
 
     /// Appends a leaf hash; calls `emit` for the leaf and for every node it completes.
-    public mutating func append(_ leaf: Hash, emit: (_ level: Int, _ index: Int, _ hash: Hash) throws -> Void) rethrows {
+    public mutating func append<E: Error>(
+        _ leaf: Hash, emit: (_ level: Int, _ index: Int, _ hash: Hash) throws(E) -> Void
+    )
+        throws(E)
+    {
         try emit(0, size, leaf)
         hashes.append(leaf)
         var level = 0

@@ -23,7 +23,9 @@ public struct NoteSigner: @unchecked Sendable {
             let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw.dropFirst())
         else { throw .key("not a signed-note Ed25519 private key (PRIVATE+KEY+name+id+key)") }
         try self.init(name: String(parts[2]), key: key)
-        guard String(parts[3]) == NoteVerifier.hex(keyID) else { throw .key("private key id does not match its name and key") }
+        guard String(parts[3]) == NoteVerifier.hex(keyID) else {
+            throw .key("private key id does not match its name and key")
+        }
     }
 
     public var keyID: [UInt8] { NoteVerifier.keyID(name: name, publicKey: Array(key.publicKey.rawRepresentation)) }
@@ -65,7 +67,8 @@ public struct NoteVerifier: Sendable, Equatable {
     }
 
     static func validName(_ n: String) -> Bool {
-        !n.isEmpty && !n.contains(where: { $0 == "+" || $0.isWhitespace }) && n.unicodeScalars.allSatisfy { $0.value > 0x20 }
+        !n.isEmpty && !n.contains(where: { $0 == "+" || $0.isWhitespace })
+            && n.unicodeScalars.allSatisfy { $0.value > 0x20 }
     }
 
     static func keyID(name: String, publicKey: [UInt8]) -> [UInt8] {
@@ -86,7 +89,9 @@ public struct NoteVerifier: Sendable, Equatable {
         let text = String(note[..<split.lowerBound]) + "\n"
         let sigs = note[split.upperBound...].split(separator: "\n")
         guard !sigs.isEmpty, note.hasSuffix("\n") else { throw .note("malformed signature block") }
-        guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: publicKey) else { throw .key("bad public key") }
+        guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: publicKey) else {
+            throw .key("bad public key")
+        }
         for line in sigs {
             guard line.hasPrefix("— ") else { throw .note("malformed signature line") }
             let fields = line.dropFirst(2).split(separator: " ")

@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import TriplineAudit
 import TriplineJSON
 import TriplineState
 
@@ -10,6 +11,9 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
     private let db: OpaquePointer
     private let lock = NSLock()
     public let path: String
+    /// The audit tree's right edge, checked against the table at the start of each write transaction (another
+    /// process — the command line — may have appended).
+    private var range: CompactRange?
 
     /// Migrations in order; entry i brings the schema from version i to i + 1.
     static let migrations: [String] = [
@@ -37,7 +41,23 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
             id TEXT PRIMARY KEY, matchers TEXT NOT NULL, starts_at REAL NOT NULL, ends_at REAL NOT NULL,
             created_by TEXT NOT NULL, comment TEXT NOT NULL, expired_at REAL);
         CREATE TABLE offsets (source TEXT PRIMARY KEY, offset INTEGER NOT NULL);
+        """,
+        // v2: the event table becomes the tamper-evident audit log (records, erasable payloads, tree nodes,
+        // checkpoints); existing events are carried over by `backfillAudit`.
         """
+        CREATE TABLE audit_records (idx INTEGER PRIMARY KEY, record TEXT NOT NULL);
+        CREATE TABLE audit_payloads (idx INTEGER PRIMARY KEY, salt BLOB NOT NULL, payload TEXT NOT NULL);
+        CREATE TABLE audit_nodes (
+            level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
+        CREATE TABLE audit_checkpoints (size INTEGER PRIMARY KEY, at REAL NOT NULL, note TEXT NOT NULL);
+        CREATE TRIGGER audit_records_no_update BEFORE UPDATE ON audit_records BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER audit_nodes_no_update BEFORE UPDATE ON audit_nodes BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER audit_nodes_no_delete BEFORE DELETE ON audit_nodes BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER audit_payloads_no_update BEFORE UPDATE ON audit_payloads BEGIN SELECT RAISE(ABORT, 'payloads are only erased, never changed'); END;
+        CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        """,
     ]
 
     public static var schemaVersion: Int { migrations.count }
@@ -81,6 +101,7 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
         case int(Int64)
         case real(Double)
         case text(String)
+        case blob([UInt8])
         case null
     }
 
@@ -92,6 +113,12 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
         func text(_ i: Int32) -> String? {
             guard let p = sqlite3_column_text(stmt, i) else { return nil }
             return String(cString: p)
+        }
+        func blob(_ i: Int32) -> [UInt8]? {
+            guard let p = sqlite3_column_blob(stmt, i) else {
+                return sqlite3_column_type(stmt, i) == SQLITE_NULL ? nil : []
+            }
+            return Array(UnsafeRawBufferPointer(start: p, count: Int(sqlite3_column_bytes(stmt, i))))
         }
         func json(_ i: Int32) -> JSONObject { (try? JSONParser.parse(text(i) ?? "{}"))?.objectValue ?? JSONObject() }
     }
@@ -108,6 +135,8 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
             case .int(let n): sqlite3_bind_int64(stmt, k, n)
             case .real(let d): sqlite3_bind_double(stmt, k, d)
             case .text(let s): sqlite3_bind_text(stmt, k, s, -1, transient)
+            case .blob(let b):
+                _ = b.withUnsafeBytes { sqlite3_bind_blob(stmt, k, $0.baseAddress, Int32(b.count), transient) }
             case .null: sqlite3_bind_null(stmt, k)
             }
         }
@@ -136,10 +165,12 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
             let r: T
             do throws(StateError) { r = try body() } catch let e {
                 try? exec("ROLLBACK")
+                range = nil
                 throw e
             }
             do throws(StateError) { try exec("COMMIT") } catch let e {
                 try? exec("ROLLBACK")
+                range = nil
                 throw e
             }
             return r
@@ -161,6 +192,7 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
             }
             for v in version..<Self.migrations.count {
                 try exec(Self.migrations[v])
+                if v == 1 { try backfillAudit() }
                 try exec("PRAGMA user_version = \(v + 1)")
             }
         }
@@ -221,13 +253,64 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
         }
     }
 
+    /// Appends one event to the audit log: record, erasable payload, and the tree nodes it completes.
     private func insert(_ e: EventDraft) throws(StateError) {
+        try syncRange()
+        var fields = JSONObject()
+        if let k = e.alertKey { fields.append("alert_key", .string(k)) }
+        if let r = e.receiver { fields.append("receiver", .string(r)) }
+        if let p = e.principal { fields.append("principal", .string(p)) }
+        if let r = e.reason { fields.append("reason", .string(r)) }
+        fields.append("detail", .object(e.detail))
+        var salt = [UInt8](repeating: 0, count: 16)
+        var g = SystemRandomNumberGenerator()
+        for i in salt.indices { salt[i] = UInt8.random(in: 0...255, using: &g) }
+        let index = range!.size
+        let entry = AuditEntry.make(index: index, at: e.at, kind: e.kind, fields: fields, salt: salt)
+        try run("INSERT INTO audit_records (idx, record) VALUES (?,?)", [.int(Int64(index)), .text(entry.record)])
         try run(
-            "INSERT INTO events (at, kind, alert_key, receiver, principal, reason, detail) VALUES (?,?,?,?,?,?,?)",
-            [
-                .real(e.at), .text(e.kind), Self.opt(e.alertKey), Self.opt(e.receiver), Self.opt(e.principal),
-                Self.opt(e.reason), Self.json(e.detail),
-            ])
+            "INSERT INTO audit_payloads (idx, salt, payload) VALUES (?,?,?)",
+            [.int(Int64(index)), .blob(salt), .text(entry.payload!)])
+        try range!.append(entry.leaf) { (level, idx, hash) throws(StateError) in
+            try run(
+                "INSERT INTO audit_nodes (level, idx, hash) VALUES (?,?,?)",
+                [.int(Int64(level)), .int(Int64(idx)), .blob(hash)])
+        }
+    }
+
+    private func auditCount() throws(StateError) -> Int {
+        var n = 0
+        try run("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_records") { n = Int($0.int(0)) }
+        return n
+    }
+
+    private func node(_ level: Int, _ index: Int) throws(StateError) -> Hash {
+        var h: Hash?
+        try run("SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?", [.int(Int64(level)), .int(Int64(index))]) {
+            h = $0.blob(0)
+        }
+        guard let h, h.count == 32 else { throw .database("audit tree node (\(level), \(index)) missing") }
+        return h
+    }
+
+    private func syncRange() throws(StateError) {
+        let n = try auditCount()
+        if range?.size == n { return }
+        range = try CompactRange(size: n) { (l, i) throws(StateError) -> Hash in try node(l, i) }
+    }
+
+    private func backfillAudit() throws(StateError) {
+        var old: [EventDraft] = []
+        try run("SELECT at, kind, alert_key, receiver, principal, reason, detail FROM events ORDER BY seq") { r in
+            old.append(
+                EventDraft(
+                    at: r.real(0), kind: r.text(1) ?? "", alertKey: r.text(2), receiver: r.text(3),
+                    principal: r.text(4),
+                    reason: r.text(5), detail: r.json(6)))
+        }
+        range = CompactRange()
+        for e in old { try insert(e) }
+        try exec("DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; DROP TABLE events;")
     }
 
     private static let alertColumns =
@@ -395,18 +478,110 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
             var out: [EventRecord] = []
             try run(
                 """
-                SELECT seq, at, kind, alert_key, receiver, principal, reason, detail FROM events WHERE seq > ?
-                ORDER BY seq LIMIT ?
+                SELECT r.idx, r.record, p.payload FROM audit_records r LEFT JOIN audit_payloads p ON p.idx = r.idx
+                WHERE r.idx >= ? ORDER BY r.idx LIMIT ?
                 """, [.int(seq), .int(Int64(limit))]
             ) { r in
+                let rec = (try? JSONParser.parse(r.text(1) ?? "{}"))?.objectValue ?? JSONObject()
+                let payload = r.text(2).flatMap { try? JSONParser.parse($0).objectValue }
+                var at = 0.0
+                if case .number(let us)? = rec["at_us"] { at = (Double(us) ?? 0) / 1_000_000 }
+                let detail = payload?["detail"]?.objectValue ?? JSONObject([("erased", .bool(true))])
                 out.append(
                     EventRecord(
-                        seq: r.int(0),
+                        seq: r.int(0) + 1,
                         event: EventDraft(
-                            at: r.real(1), kind: r.text(2) ?? "", alertKey: r.text(3), receiver: r.text(4),
-                            principal: r.text(5), reason: r.text(6), detail: r.json(7))))
+                            at: at, kind: rec["kind"]?.stringValue ?? "", alertKey: payload?["alert_key"]?.stringValue,
+                            receiver: payload?["receiver"]?.stringValue, principal: payload?["principal"]?.stringValue,
+                            reason: payload?["reason"]?.stringValue, detail: detail)))
             }
             return out
+        }
+    }
+
+    // MARK: Audit log
+
+    /// Records in the log.
+    public func auditSize() throws(StateError) -> Int {
+        try locked { () throws(StateError) -> Int in try auditCount() }
+    }
+
+    /// The tree head over the first `size` records.
+    public func auditRoot(size: Int) throws(StateError) -> Hash {
+        try locked { () throws(StateError) -> Hash in
+            size == 0
+                ? Merkle.emptyRoot
+                : try Merkle.subtreeHash(0, size) { (l, i) throws(StateError) -> Hash in try node(l, i) }
+        }
+    }
+
+    public func auditLeaf(_ index: Int) throws(StateError) -> Hash {
+        try locked { () throws(StateError) -> Hash in try node(0, index) }
+    }
+
+    public func inclusionProof(index: Int, size: Int) throws(StateError) -> [Hash] {
+        try locked { () throws(StateError) -> [Hash] in
+            try Merkle.inclusionProof(index: index, size: size) { (a, b) throws(StateError) -> Hash in
+                try Merkle.subtreeHash(a, b) { (l, i) throws(StateError) -> Hash in try node(l, i) }
+            }
+        }
+    }
+
+    public func consistencyProof(old: Int, new: Int) throws(StateError) -> [Hash] {
+        try locked { () throws(StateError) -> [Hash] in
+            try Merkle.consistencyProof(old: old, new: new) { (a, b) throws(StateError) -> Hash in
+                try Merkle.subtreeHash(a, b) { (l, i) throws(StateError) -> Hash in try node(l, i) }
+            }
+        }
+    }
+
+    /// Signs the current tree head with `signer` and stores the note; returns it.
+    public func checkpoint(origin: String, signer: NoteSigner, at: Double) throws -> String {
+        try transaction { () throws(StateError) -> String in
+            let n = try auditCount()
+            var exists = false
+            try run("SELECT 1 FROM audit_checkpoints WHERE size = ?", [.int(Int64(n))]) { _ in exists = true }
+            let root =
+                n == 0
+                ? Merkle.emptyRoot
+                : try Merkle.subtreeHash(0, n) { (l, i) throws(StateError) -> Hash in try node(l, i) }
+            let note: String
+            do { note = try signer.sign(Checkpoint(origin: origin, size: n, root: root).text) } catch {
+                throw StateError.database("signing: \(error)")
+            }
+            if !exists {
+                try run(
+                    "INSERT INTO audit_checkpoints (size, at, note) VALUES (?,?,?)",
+                    [.int(Int64(n)), .real(at), .text(note)])
+            }
+            return note
+        }
+    }
+
+    public func checkpoints() throws(StateError) -> [(size: Int, note: String)] {
+        try locked { () throws(StateError) -> [(size: Int, note: String)] in
+            var out: [(Int, String)] = []
+            try run("SELECT size, note FROM audit_checkpoints ORDER BY size") {
+                out.append((Int($0.int(0)), $0.text(1) ?? ""))
+            }
+            return out
+        }
+    }
+
+    /// Everything an auditor recomputes: records with payloads, stored nodes, stored checkpoints.
+    public func auditLog() throws(StateError) -> AuditLog {
+        try locked { () throws(StateError) -> AuditLog in
+            var entries: [AuditEntry] = []
+            try run(
+                "SELECT r.record, p.salt, p.payload FROM audit_records r LEFT JOIN audit_payloads p ON p.idx = r.idx ORDER BY r.idx"
+            ) { r in entries.append(AuditEntry(record: r.text(0) ?? "", salt: r.blob(1), payload: r.text(2))) }
+            var nodes: [AuditLog.NodeKey: Hash] = [:]
+            try run("SELECT level, idx, hash FROM audit_nodes") { r in
+                nodes[AuditLog.NodeKey(level: Int(r.int(0)), index: Int(r.int(1)))] = r.blob(2) ?? []
+            }
+            var cps: [String] = []
+            try run("SELECT note FROM audit_checkpoints ORDER BY size") { cps.append($0.text(0) ?? "") }
+            return AuditLog(entries: entries, nodes: nodes, checkpoints: cps)
         }
     }
 }

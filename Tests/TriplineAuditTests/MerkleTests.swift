@@ -44,7 +44,8 @@ struct MerkleTests {
         let out = Pipe()
         p.standardOutput = out
         try p.run()
-        let expected = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+        let expected = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(
+            separator: "\n")
         p.waitUntilExit()
         var data: [[UInt8]] = [[], [0x00], [0x10], [0x20, 0x21], [0x30, 0x31], [0x40, 0x41, 0x42, 0x43]]
         data.append(Array(0x50...0x57))
@@ -77,7 +78,8 @@ struct MerkleTests {
             }
             for m in 1...n {
                 let p = Merkle.consistencyProof(old: m, new: n) { tree.hash($0, $1) }
-                fine = fine && Merkle.verifyConsistency(size1: m, size2: n, proof: p, root1: tree.hash(0, m), root2: root)
+                fine =
+                    fine && Merkle.verifyConsistency(size1: m, size2: n, proof: p, root1: tree.hash(0, m), root2: root)
             }
             #expect(fine, "size \(n)")
             // Rebuilding the edge from stored nodes gives the same range.
@@ -111,14 +113,17 @@ struct MerkleTests {
             // leaf's path cannot be told apart by any verifier, so ±1 is not a corruption class.
             var bad: [(Hash, Int, Int, [Hash], Hash)] = [
                 (ls[m], m, n * 2, p, root), (ls[m], m + 1, n, p, root), (ls[m], m - 1, n, p, root),
-                (ls[m], m, n, p, junk), (junk, m, n, p, root), (ls[m], m, n, p + [junk], root), (ls[m], m, n, [junk] + p, root),
+                (ls[m], m, n, p, junk), (junk, m, n, p, root), (ls[m], m, n, p + [junk], root),
+                (ls[m], m, n, [junk] + p, root),
                 (ls[m], n, n, p, root), (ls[m], -1, n, p, root),
             ]
             if n > 2 && n / 2 > m { bad.append((ls[m], m, n / 2, p, root)) }
             if !p.isEmpty { bad += [(ls[m], m, n, [], root), (ls[m], m, n, Array(p.dropLast()), root)] }
             for q in flips(p) { bad.append((ls[m], m, n, q, root)) }
             for b in bad {
-                #expect(!Merkle.verifyInclusion(leaf: b.0, index: b.1, size: b.2, proof: b.3, root: b.4), "inclusion \(m)/\(n)")
+                #expect(
+                    !Merkle.verifyInclusion(leaf: b.0, index: b.1, size: b.2, proof: b.3, root: b.4),
+                    "inclusion \(m)/\(n)")
                 checked += 1
             }
         }
@@ -128,13 +133,17 @@ struct MerkleTests {
             let p = Merkle.consistencyProof(old: m, new: n) { tree.hash($0, $1) }
             #expect(Merkle.verifyConsistency(size1: m, size2: n, proof: p, root1: r1, root2: r2))
             var bad: [(Int, Int, [Hash], Hash, Hash)] = [
-                (m, n * 2, p, r1, r2), (m + 1, n, p, r1, r2), (m - 1, n, p, r1, r2), (m, n, p, r2, r1), (m, n, p, junk, r2),
-                (m, n, p, r1, junk), (m, n, [], r1, r2), (m, n, Array(p.dropLast()), r1, r2), (m, n, p + [junk], r1, r2),
+                (m, n * 2, p, r1, r2), (m + 1, n, p, r1, r2), (m - 1, n, p, r1, r2), (m, n, p, r2, r1),
+                (m, n, p, junk, r2),
+                (m, n, p, r1, junk), (m, n, [], r1, r2), (m, n, Array(p.dropLast()), r1, r2),
+                (m, n, p + [junk], r1, r2),
                 (m, n, [junk] + p, r1, r2), (n, m, p, r2, r1),
             ]
             for q in flips(p) { bad.append((m, n, q, r1, r2)) }
             for b in bad {
-                #expect(!Merkle.verifyConsistency(size1: b.0, size2: b.1, proof: b.2, root1: b.3, root2: b.4), "consistency \(m)/\(n)")
+                #expect(
+                    !Merkle.verifyConsistency(size1: b.0, size2: b.1, proof: b.2, root1: b.3, root2: b.4),
+                    "consistency \(m)/\(n)")
                 checked += 1
             }
         }
@@ -156,7 +165,9 @@ struct NoteTests {
         #expect(try NoteVerifier(text: signer.verifier.text) == signer.verifier)
         #expect(signer.verifier.text.hasPrefix("tripline.example/audit+"))
         // Any change to the text or the signature, or another key, fails.
-        #expect(throws: AuditError.self) { try signer.verifier.open(note.replacingOccurrences(of: "\n5\n", with: "\n6\n")) }
+        #expect(throws: AuditError.self) {
+            try signer.verifier.open(note.replacingOccurrences(of: "\n5\n", with: "\n6\n"))
+        }
         let other = try NoteSigner(name: "tripline.example/audit")
         #expect(throws: AuditError.self) { try other.verifier.open(note) }
         var bytes = Array(note.utf8)

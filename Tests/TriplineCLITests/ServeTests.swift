@@ -148,7 +148,7 @@ struct ServeTests {
         q.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         q.arguments = [
             "python3", "-c",
-            "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); [print(r[0], r[1], r[2]) for r in db.execute(\"select kind, principal, reason from events where principal is not null order by seq\")]",
+            "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); [print(r[0], r[1], r[2]) for r in db.execute(\"select json_extract(r.record, '$.kind'), json_extract(p.payload, '$.principal'), json_extract(p.payload, '$.reason') from audit_records r join audit_payloads p on p.idx = r.idx where json_extract(p.payload, '$.principal') is not null order by r.idx\")]",
             db,
         ]
         let out = Pipe()
@@ -360,14 +360,16 @@ struct ServeTests {
             """
             import sqlite3, sys, json
             db = sqlite3.connect(sys.argv[1])
-            opened = {r[0] for r in db.execute("select alert_key from events where kind = 'alert_opened'")}
-            n_opened = db.execute("select count(*) from events where kind = 'alert_opened'").fetchone()[0]
+            events = [(json.loads(r), json.loads(p)) for r, p in db.execute(
+                "select r.record, p.payload from audit_records r join audit_payloads p on p.idx = r.idx order by r.idx")]
+            opened = {p.get("alert_key") for r, p in events if r["kind"] == "alert_opened"}
+            n_opened = sum(1 for r, p in events if r["kind"] == "alert_opened")
             queued = {}
-            for (d,) in db.execute("select detail from events where kind = 'notification_queued'"):
-                d = json.loads(d)
-                for a in d["alerts"]: queued.setdefault(a, set()).add(d["notification_id"])
-            delivered = {json.loads(d)["notification_id"] for (d,) in db.execute("select detail from events where kind = 'delivered'")}
-            lines = db.execute("select count(*) from events where kind = 'ingest_batch'").fetchone()[0]
+            for r, p in events:
+                if r["kind"] == "notification_queued":
+                    for a in p["detail"]["alerts"]: queued.setdefault(a, set()).add(p["detail"]["notification_id"])
+            delivered = {p["detail"]["notification_id"] for r, p in events if r["kind"] == "delivered"}
+            lines = sum(1 for r, p in events if r["kind"] == "ingest_batch")
             print(len(opened), n_opened, len(queued), sum(1 for v in queued.values() if len(v) > 1),
                   sum(1 for v in queued.values() if not (v & delivered)), lines > 0)
             """, db,

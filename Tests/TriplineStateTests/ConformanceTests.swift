@@ -170,7 +170,7 @@ struct SQLiteStoreTests {
             import sqlite3, sys
             db = sqlite3.connect(sys.argv[1])
             print(db.execute('PRAGMA journal_mode').fetchone()[0], db.execute('PRAGMA user_version').fetchone()[0])
-            for sql in ("UPDATE events SET kind = 'y'", "DELETE FROM events"):
+            for sql in ("UPDATE audit_records SET record = 'y'", "DELETE FROM audit_records"):
                 try:
                     db.execute(sql); db.commit(); print('allowed')
                 except sqlite3.DatabaseError as e:
@@ -183,6 +183,6 @@ struct SQLiteStoreTests {
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         #expect(text.hasPrefix("wal \(SQLiteStateStore.schemaVersion)"), "\(text)")
-        #expect(text.components(separatedBy: "refused events are append-only").count == 3, "\(text)")
+        #expect(text.components(separatedBy: "refused the audit log is append-only").count == 3, "\(text)")
     }
 }
