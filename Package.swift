@@ -80,7 +80,11 @@ let package = Package(
         ),
 
         // Audit: RFC 6962 Merkle tree, C2SP signed-note checkpoints, proofs.
-        .target(name: "TriplineAudit", dependencies: ["TriplineJSON", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "TriplineAudit", dependencies: ["TriplineJSON", .product(name: "Crypto", package: "swift-crypto")],
+            // Verification recomputes every hash; optimised in debug builds too, so the tamper suite stays quick.
+            swiftSettings: [.unsafeFlags(["-O"])]
+        ),
 
         // Command line: the wiring, and a thin main.
         .target(
@@ -111,7 +115,8 @@ let package = Package(
             dependencies: ["TriplineRules", "TriplineMatch", "TriplineSelectors", "TriplineWatchlists", "TriplineYAML"]
         ),
         .testTarget(
-            name: "TriplineStateTests", dependencies: ["TriplineState", "TriplineStateSQLite", "TriplineJSON"]),
+            name: "TriplineStateTests",
+            dependencies: ["TriplineState", "TriplineStateSQLite", "TriplineJSON", "TriplineAudit"]),
         .testTarget(
             name: "TriplineAlertsTests",
             dependencies: [

@@ -35,7 +35,7 @@ public struct AuditEntry: Sendable, Equatable {
         var h = SHA256()
         h.update(data: salt)
         h.update(data: Array(payload.utf8))
-        return h.finalize().map { String(format: "%02x", $0) }.joined()
+        return hexString(Array(h.finalize()))
     }
 
     /// Builds the entry for event `index`: `fields` (personal data: alert key, receiver, principal, reason,
@@ -103,6 +103,9 @@ public struct AuditVerifier {
     /// Leaf computations and record parses memoised by record text (repeated verification of one log).
     private var leafCache: [String: Hash] = [:]
     private var parsedCache: [String: Parsed] = [:]
+    /// The last entries verified and what they gave: an unchanged (same storage) entry list is not recomputed.
+    private var lastEntries: [AuditEntry] = []
+    private var lastExpected: (nodes: [AuditLog.NodeKey: Hash], root: Hash, erased: Int)?
 
     struct Parsed {
         var index: Int
@@ -131,11 +134,33 @@ public struct AuditVerifier {
     }
 
     public mutating func verify(_ log: AuditLog, checkpoints extra: [String] = []) -> Result<Report, Failure> {
+        let recomputed: (nodes: [AuditLog.NodeKey: Hash], root: Hash, erased: Int)
+        if let last = lastExpected, Self.sameStorage(log.entries, lastEntries) {
+            recomputed = last
+        } else {
+            switch recompute(log.entries) {
+            case .failure(let f): return .failure(f)
+            case .success(let r): recomputed = r
+            }
+            lastEntries = log.entries
+            lastExpected = recomputed
+        }
+        return check(log, recomputed, extra)
+    }
+
+    static func sameStorage(_ a: [AuditEntry], _ b: [AuditEntry]) -> Bool {
+        a.count == b.count
+            && a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in x.baseAddress == y.baseAddress } }
+    }
+
+    private mutating func recompute(_ entries: [AuditEntry]) -> Result<
+        (nodes: [AuditLog.NodeKey: Hash], root: Hash, erased: Int), Failure
+    > {
         var range = CompactRange()
         var expected: [AuditLog.NodeKey: Hash] = [:]
-        expected.reserveCapacity(log.entries.count * 2)
+        expected.reserveCapacity(entries.count * 2)
         var erased = 0
-        for (i, e) in log.entries.enumerated() {
+        for (i, e) in entries.enumerated() {
             let parsed: Parsed
             if let p = parsedCache[e.record] {
                 parsed = p
@@ -169,6 +194,13 @@ public struct AuditVerifier {
             }
             range.append(leaf) { l, idx, h in expected[AuditLog.NodeKey(level: l, index: idx)] = h }
         }
+        return .success((expected, range.root, erased))
+    }
+
+    private func check(
+        _ log: AuditLog, _ recomputed: (nodes: [AuditLog.NodeKey: Hash], root: Hash, erased: Int), _ extra: [String]
+    ) -> Result<Report, Failure> {
+        let expected = recomputed.nodes
         // Every stored node must be the recomputed one, and no node may be missing or extra.
         var firstBad: (Int, String)?
         func note(_ idx: Int, _ why: String) { if firstBad == nil || idx < firstBad!.0 { firstBad = (idx, why) } }
@@ -220,7 +252,9 @@ public struct AuditVerifier {
             verified += 1
         }
         return .success(
-            Report(size: log.entries.count, root: range.root, checkpointsVerified: verified, erased: erased))
+            Report(
+                size: log.entries.count, root: recomputed.root, checkpointsVerified: verified, erased: recomputed.erased
+            ))
     }
 }
 
@@ -229,4 +263,17 @@ extension JSONParser {
         var copy = s
         return try copy.withUTF8 { buf in try JSONParser.parse(buf) }
     }
+}
+
+private let hexDigits = Array("0123456789abcdef".utf8)
+
+/// Lower-case hex without Foundation formatting (hot in verification).
+public func hexString(_ bytes: [UInt8]) -> String {
+    var out = [UInt8]()
+    out.reserveCapacity(bytes.count * 2)
+    for b in bytes {
+        out.append(hexDigits[Int(b >> 4)])
+        out.append(hexDigits[Int(b & 15)])
+    }
+    return String(decoding: out, as: UTF8.self)
 }
