@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "TriplineService",
             dependencies: [
-                "TriplineConfig", "TriplineAlerts", "TriplineSinks", "TriplineState", "TriplineStateSQLite",
+                "TriplineConfig", "TriplineAlerts", "TriplineSinks", "TriplineState", "TriplineStateSQLite", "TriplineAudit",
                 "TriplineIngest", "TriplineRules", "TriplineMatch", "TriplineWatchlists", "TriplineSelectors",
                 "TriplineJSON", "TriplineYAML",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -92,7 +92,7 @@ let package = Package(
             dependencies: [
                 "TriplineIngest", "TriplineSelectors", "TriplineWatchlists", "TriplineMatch", "TriplineRules",
                 "TriplineYAML", "TriplineJSON", "TriplineConfig", "TriplineAlerts", "TriplineState",
-                "TriplineStateSQLite", "TriplineService",
+                "TriplineStateSQLite", "TriplineService", "TriplineAudit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

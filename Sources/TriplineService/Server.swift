@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import TriplineAudit
 import TriplineConfig
 import TriplineState
 import TriplineStateSQLite
@@ -46,7 +47,22 @@ public enum Server {
             let delivery = DeliveryService(
                 store: store, config: { await pipeline.alertsConfig }, logger: logger,
                 drainTimeout: options.drainTimeout)
-            let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+            if let keyFile = config.audit["key_file"] {
+                guard let text = FileManager.default.contents(atPath: keyFile) else {
+                    FileHandle.standardError.write(Data("tripline: cannot read the audit key \(keyFile)\n".utf8))
+                    return 1
+                }
+                let signer = try NoteSigner(text: String(decoding: text, as: UTF8.self))
+                let interval = config.audit["checkpoint_interval"].flatMap(parseAlertDuration) ?? 60
+                // First in the group: stopped last, so its final checkpoint covers everything.
+                services.append(
+                    .init(
+                        service: CheckpointService(
+                            store: store, origin: config.audit["origin"] ?? "tripline.local/audit", signer: signer,
+                            interval: interval, logger: logger), successTerminationBehavior: .ignore))
+            }
+            services += [
                 .init(service: delivery, successTerminationBehavior: .ignore),
                 .init(service: TickService(pipeline: pipeline, logger: logger), successTerminationBehavior: .ignore),
                 .init(

@@ -2,11 +2,13 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import TriplineAlerts
+import TriplineAudit
 import TriplineConfig
 import TriplineIngest
 import TriplineJSON
 import TriplineSinks
 import TriplineState
+import TriplineStateSQLite
 import UnixSignals
 
 /// A flag the reading thread polls.
@@ -292,5 +294,40 @@ public struct ReloadService: Service {
         for await _ in signals.cancelOnGracefulShutdown() {
             await pipeline.reload(configPath: configPath, now: Date().timeIntervalSince1970)
         }
+    }
+}
+
+/// Signs a checkpoint of the audit log every `interval` seconds and once more at shutdown (SPEC §7).
+public struct CheckpointService: Service {
+    let store: SQLiteStateStore
+    let origin: String
+    let signer: NoteSigner
+    let interval: Double
+    let logger: Logger
+
+    public init(store: SQLiteStateStore, origin: String, signer: NoteSigner, interval: Double, logger: Logger) {
+        self.store = store
+        self.origin = origin
+        self.signer = signer
+        self.interval = interval
+        self.logger = logger
+    }
+
+    func sign() {
+        do { _ = try store.checkpoint(origin: origin, signer: signer, at: Date().timeIntervalSince1970) } catch {
+            logger.error("audit checkpoint: \(error)")
+        }
+    }
+
+    public func run() async throws {
+        var last = Date()
+        while !Task.isShuttingDownGracefully {
+            try? await Task.sleep(nanoseconds: 100_000_000)
+            if Date().timeIntervalSince(last) >= interval {
+                sign()
+                last = Date()
+            }
+        }
+        sign()
     }
 }
