@@ -101,7 +101,7 @@ let package = Package(
             name: "tripline-bench",
             dependencies: [
                 "TriplineSelectors", "TriplineWatchlists", "TriplineMatch", "TriplineRules", "TriplineIngest",
-                "TriplineJSON",
+                "TriplineJSON", "TriplineAudit", "TriplineState", "TriplineStateSQLite",
             ],
             path: "Benchmarks/tripline-bench"
         ),

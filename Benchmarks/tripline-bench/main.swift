@@ -68,11 +68,15 @@ measure("phone normalisation, E.164 input", n: e164Only.count) {
     return valid
 }
 
-// TRIPLINE_BENCH=phone|rules|stream runs one part (for profiling); unset runs everything.
+// TRIPLINE_BENCH=phone|rules|audit|stream runs one part (for profiling); unset runs everything.
 let only = ProcessInfo.processInfo.environment["TRIPLINE_BENCH"]
 if only == "phone" { exit(0) }
 if only == "rules" {
     rulesBench()
+    exit(0)
+}
+if only == "audit" {
+    auditBench()
     exit(0)
 }
 
@@ -259,3 +263,6 @@ stages(ndjson.split(separator: 0x0A).map { Array($0) })
 
 // 5. Rule engine.
 if only == nil { rulesBench() }
+
+// 6. Audit log.
+if only == nil { auditBench() }

@@ -8,7 +8,22 @@ public enum Canonical {
     public static func sorted(_ v: JSONValue) -> JSONValue {
         switch v {
         case .object(let o):
-            let members = o.members.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+            var members = o.members
+            var inOrder = true
+            for i in members.indices.dropFirst()
+            where !(members[i - 1].key.utf8.lexicographicallyPrecedes(members[i].key.utf8)) {
+                inOrder = false
+                break
+            }
+            if !inOrder { members.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) } }
+            var nested = false
+            for m in members {
+                switch m.value {
+                case .object, .array: nested = true
+                default: break
+                }
+            }
+            if inOrder && !nested { return v }
             return .object(JSONObject(members.map { ($0.key, sorted($0.value)) }))
         case .array(let a): return .array(a.map(sorted))
         default: return v
@@ -42,19 +57,27 @@ public struct AuditEntry: Sendable, Equatable {
     /// detail) go into the erasable payload; the record commits to their salted hash.
     public static func make(index: Int, at: Double, kind: String, fields: JSONObject, salt: [UInt8]) -> AuditEntry {
         let payload = Canonical.text(.object(fields))
-        var r = JSONObject()
-        r.append("index", .number(String(index)))
+        var r = JSONObject()  // keys already in canonical (sorted) order
         r.append("at", .string(Self.time(at)))
         r.append("at_us", .number(String(Int64((at * 1_000_000).rounded()))))
+        r.append("index", .number(String(index)))
         r.append("kind", .string(kind))
         r.append("payload_sha256", .string(payloadHash(salt: salt, payload: payload)))
         return AuditEntry(record: Canonical.text(.object(r)), salt: salt, payload: payload)
     }
 
+    /// RFC 3339 UTC with milliseconds, without Foundation's formatter (hot on the append path).
     static func time(_ t: Double) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date(timeIntervalSince1970: t))
+        let ms = Int64((t * 1000).rounded(.down))
+        var secs = time_t(ms / 1000)
+        var tm = tm()
+        gmtime_r(&secs, &tm)
+        func pad(_ v: Int32, _ w: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, w - s.count)) + s
+        }
+        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):"
+            + "\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(((ms % 1000) + 1000) % 1000), 3))Z"
     }
 
     public var leaf: Hash { Merkle.leafHash(Array(record.utf8)) }

@@ -10,7 +10,7 @@ import TriplineStateSQLite
 struct Audit: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The tamper-evident audit log: keys, checkpoints, verification, proofs, queries, export.",
-        subcommands: [Keygen.self, Checkpoint_.self, Verify.self, Prove.self, Query.self, Export.self])
+        subcommands: [Keygen.self, Checkpoint_.self, Verify.self, Prove.self, Query.self, Export.self, Erase.self])
 
     struct Common: ParsableArguments {
         @Option(help: "Configuration file.") var config: String?
@@ -29,7 +29,8 @@ struct Audit: ParsableCommand {
 
         func signer(_ c: Configuration) throws -> NoteSigner {
             guard let path = c.audit["key_file"] else {
-                throw ValidationError("the configuration names no audit.key_file (make one with `tripline audit keygen`)")
+                throw ValidationError(
+                    "the configuration names no audit.key_file (make one with `tripline audit keygen`)")
             }
             guard let d = FileManager.default.contents(atPath: path) else {
                 printError("tripline: cannot read the audit key \(path)")
@@ -129,15 +130,18 @@ struct Audit: ParsableCommand {
 
         func verifyBundle(_ dir: String) throws {
             func read(_ name: String) throws -> String {
-                guard let d = FileManager.default.contents(atPath: (dir as NSString).appendingPathComponent(name)) else {
+                guard let d = FileManager.default.contents(atPath: (dir as NSString).appendingPathComponent(name))
+                else {
                     printError("tripline: bundle has no \(name)")
                     throw ExitCode(1)
                 }
                 return String(decoding: d, as: UTF8.self)
             }
-            let keyText = try vkey.map { v in
-                FileManager.default.fileExists(atPath: v) ? String(decoding: FileManager.default.contents(atPath: v)!, as: UTF8.self) : v
-            } ?? read("vkey")
+            let keyText =
+                try vkey.map { v in
+                    FileManager.default.fileExists(atPath: v)
+                        ? String(decoding: FileManager.default.contents(atPath: v)!, as: UTF8.self) : v
+                } ?? read("vkey")
             func fail(_ m: String) throws -> Never {
                 printError("tripline: bundle verification FAILED: \(m)")
                 throw ExitCode(1)
@@ -145,22 +149,34 @@ struct Audit: ParsableCommand {
             let key: NoteVerifier
             do { key = try NoteVerifier(text: keyText) } catch { try fail("vkey: \(error)") }
             let cp: Checkpoint
-            do { cp = try Checkpoint(text: try key.open(try read("checkpoint"))) } catch { try fail("checkpoint: \(error)") }
-            let proofs = try read("proofs.ndjson").split(separator: "\n").map { try JSONParser.parse(String($0)).objectValue ?? JSONObject() }
-            let records = try read("records.ndjson").split(separator: "\n").map { try JSONParser.parse(String($0)).objectValue ?? JSONObject() }
+            do { cp = try Checkpoint(text: try key.open(try read("checkpoint"))) } catch {
+                try fail("checkpoint: \(error)")
+            }
+            let proofs = try read("proofs.ndjson").split(separator: "\n").map {
+                try JSONParser.parse(String($0)).objectValue ?? JSONObject()
+            }
+            let records = try read("records.ndjson").split(separator: "\n").map {
+                try JSONParser.parse(String($0)).objectValue ?? JSONObject()
+            }
             guard proofs.count == records.count else { try fail("\(records.count) records but \(proofs.count) proofs") }
             for (r, p) in zip(records, proofs) {
                 guard case .number(let n)? = r["index"], let i = Int(n), let record = r["record"]?.stringValue else {
                     try fail("a record line without index and record")
                 }
-                if let payload = r["payload"]?.stringValue, let salt = r["salt"]?.stringValue.flatMap({ Data(base64Encoded: $0) }) {
+                if let payload = r["payload"]?.stringValue,
+                    let salt = r["salt"]?.stringValue.flatMap({ Data(base64Encoded: $0) })
+                {
                     let want = (try? JSONParser.parse(record).objectValue?["payload_sha256"]?.stringValue) ?? nil
                     if AuditEntry.payloadHash(salt: Array(salt), payload: payload) != want {
                         try fail("record \(i): payload does not match its record")
                     }
                 }
-                let path = (p["proof"]?.arrayValue ?? []).compactMap { $0.stringValue.flatMap { Data(base64Encoded: $0) }.map(Array.init) }
-                if !Merkle.verifyInclusion(leaf: Merkle.leafHash(Array(record.utf8)), index: i, size: cp.size, proof: path, root: cp.root) {
+                let path = (p["proof"]?.arrayValue ?? []).compactMap {
+                    $0.stringValue.flatMap { Data(base64Encoded: $0) }.map(Array.init)
+                }
+                if !Merkle.verifyInclusion(
+                    leaf: Merkle.leafHash(Array(record.utf8)), index: i, size: cp.size, proof: path, root: cp.root)
+                {
                     try fail("record \(i): inclusion proof does not lead to the checkpoint's root")
                 }
             }
@@ -174,7 +190,8 @@ struct Audit: ParsableCommand {
         @OptionGroup var common: Common
         @Option(help: "Inclusion proof of record N.") var inclusion: Int?
         @Option(help: "Tree size for --inclusion (default: the current size).") var size: Int?
-        @Option(parsing: .upToNextOption, help: "Consistency proof between two tree sizes: OLD NEW.") var consistency: [Int] = []
+        @Option(parsing: .upToNextOption, help: "Consistency proof between two tree sizes: OLD NEW.") var consistency:
+            [Int] = []
 
         func run() throws {
             let (_, store) = try common.open()
@@ -231,7 +248,8 @@ struct Audit: ParsableCommand {
                 if let receiver, rx != receiver { continue }
                 if let partner {
                     let viaReceiver = rx.flatMap { c.alerts.receiver($0)?.partner } == partner
-                    let viaPrincipal = p["principal"]?.stringValue.flatMap { c.alerts.principal($0)?.partner } == partner
+                    let viaPrincipal =
+                        p["principal"]?.stringValue.flatMap { c.alerts.principal($0)?.partner } == partner
                     if !(key.hasPrefix("wl:\(partner)/") || viaReceiver || viaPrincipal) { continue }
                 }
                 out.append(i)
@@ -242,7 +260,8 @@ struct Audit: ParsableCommand {
         var description: JSONObject {
             var o = JSONObject()
             for (k, v) in [
-                ("from", from), ("to", to), ("selector", selector), ("partner", partner), ("list", list), ("rule", rule),
+                ("from", from), ("to", to), ("selector", selector), ("partner", partner), ("list", list),
+                ("rule", rule),
                 ("receiver", receiver),
             ] {
                 if let v { o.append(k, .string(v)) }
@@ -260,14 +279,18 @@ struct Audit: ParsableCommand {
         return o
     }
 
-    static func consultation(_ store: SQLiteStateStore, _ actor: Actor, _ p: String, _ command: String, _ f: Filters, _ n: Int)
+    static func consultation(
+        _ store: SQLiteStateStore, _ actor: Actor, _ p: String, _ command: String, _ f: Filters, _ n: Int
+    )
         throws
     {
         var c = Commit()
         c.events = [
             EventDraft(
                 at: Date().timeIntervalSince1970, kind: "audit_consultation", principal: p, reason: actor.reason,
-                detail: JSONObject([("command", .string(command)), ("filters", .object(f.description)), ("records", .number(String(n)))]))
+                detail: JSONObject([
+                    ("command", .string(command)), ("filters", .object(f.description)), ("records", .number(String(n))),
+                ]))
         ]
         try store.commit(c)
     }
@@ -314,18 +337,55 @@ struct Audit: ParsableCommand {
             var proofs = ""
             for i in hits {
                 records += JSONWriter.string(.object(Audit.line(i, log.entries[i]))) + "\n"
-                let path = try store.inclusionProof(index: i, size: cp.size).map { JSONValue.string(Data($0).base64EncodedString()) }
-                proofs += JSONWriter.string(.object(JSONObject([("index", .number(String(i))), ("size", .number(String(cp.size))), ("proof", .array(path))]))) + "\n"
+                let path = try store.inclusionProof(index: i, size: cp.size).map {
+                    JSONValue.string(Data($0).base64EncodedString())
+                }
+                proofs +=
+                    JSONWriter.string(
+                        .object(
+                            JSONObject([
+                                ("index", .number(String(i))), ("size", .number(String(cp.size))),
+                                ("proof", .array(path)),
+                            ]))) + "\n"
             }
             func write(_ name: String, _ text: String) throws {
-                try text.write(toFile: (out as NSString).appendingPathComponent(name), atomically: true, encoding: .utf8)
+                try text.write(
+                    toFile: (out as NSString).appendingPathComponent(name), atomically: true, encoding: .utf8)
             }
             try write("records.ndjson", records)
             try write("proofs.ndjson", proofs)
             try write("checkpoint", note)
             try write("vkey", signer.verifier.text + "\n")
             try Audit.consultation(store, actor, p.id, "audit export", filters, hits.count)
-            printError("exported \(hits.count) records with inclusion proofs against the checkpoint at size \(cp.size) to \(out)")
+            printError(
+                "exported \(hits.count) records with inclusion proofs against the checkpoint at size \(cp.size) to \(out)"
+            )
+        }
+    }
+}
+
+extension Audit {
+    struct Erase: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Erase a record's personal data (its payload); proofs stay valid; the erasure is audited.")
+        @OptionGroup var actor: Actor
+        @Argument(help: "Record index.") var index: Int
+
+        func run() throws {
+            let (_, p, store, now) = try actor.open()
+            guard p.role == .admin || p.role == .auditor else {
+                printError("tripline: \(p.id) (\(p.role.rawValue)) may not erase audit data")
+                throw ExitCode(1)
+            }
+            let ok = try store.erasePayload(
+                index: index,
+                event: EventDraft(
+                    at: now, kind: "payload_erased", principal: p.id, reason: actor.reason,
+                    detail: JSONObject([("index", .number(String(index)))])))
+            if !ok {
+                printError("tripline: record \(index) has no payload to erase")
+                throw ExitCode(1)
+            }
         }
     }
 }

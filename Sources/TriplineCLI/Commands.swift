@@ -14,7 +14,8 @@ public struct Tripline: AsyncParsableCommand {
         commandName: "tripline",
         abstract: "Streaming selector-watchlist matcher.",
         subcommands: [
-            Check.self, Normalize.self, Match.self, RuleTest.self, Serve.self, Alerts.self, Silences.self, Outbox.self, Audit.self,
+            Check.self, Normalize.self, Match.self, RuleTest.self, Serve.self, Alerts.self, Silences.self, Outbox.self,
+            Audit.self,
         ]
     )
     public init() {}

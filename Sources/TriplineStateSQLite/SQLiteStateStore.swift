@@ -80,7 +80,29 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
         try exec("PRAGMA foreign_keys=ON")
     }
 
-    deinit { sqlite3_close_v2(db) }
+    deinit {
+        for s in statements.values { sqlite3_finalize(s) }
+        sqlite3_close_v2(db)
+    }
+
+    private var statements: [String: OpaquePointer] = [:]
+
+    /// Salts come from a buffer refilled from the system generator 4 KiB at a time (one call, not one per byte).
+    private var randomBuffer: [UInt8] = []
+    private func randomSalt() -> [UInt8] {
+        if randomBuffer.count < 16 {
+            var buf = [UInt8](repeating: 0, count: 4096)
+            var g = SystemRandomNumberGenerator()
+            buf.withUnsafeMutableBytes { raw in
+                let words = raw.bindMemory(to: UInt64.self)
+                for i in words.indices { words[i] = g.next() }
+            }
+            randomBuffer = buf
+        }
+        let salt = Array(randomBuffer.suffix(16))
+        randomBuffer.removeLast(16)
+        return salt
+    }
 
     // MARK: SQL plumbing
 
@@ -125,9 +147,20 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
 
     @discardableResult
     private func run(_ sql: String, _ values: [Value] = [], _ each: ((Row) -> Void)? = nil) throws(StateError) -> Int {
-        var stmt: OpaquePointer?
-        guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK, let stmt else { throw error("prepare") }
-        defer { sqlite3_finalize(stmt) }
+        // Statements are compiled once and kept (the connection is used under the lock).
+        let stmt: OpaquePointer
+        if let cached = statements[sql] {
+            stmt = cached
+        } else {
+            var s: OpaquePointer?
+            guard sqlite3_prepare_v2(db, sql, -1, &s, nil) == SQLITE_OK, let s else { throw error("prepare") }
+            statements[sql] = s
+            stmt = s
+        }
+        defer {
+            sqlite3_reset(stmt)
+            sqlite3_clear_bindings(stmt)
+        }
         let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
         for (i, v) in values.enumerated() {
             let k = Int32(i + 1)
@@ -162,6 +195,7 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
     private func transaction<T>(_ body: () throws(StateError) -> T) throws(StateError) -> T {
         try locked { () throws(StateError) -> T in
             try exec("BEGIN IMMEDIATE")
+            if migrated { try syncRange() }
             let r: T
             do throws(StateError) { r = try body() } catch let e {
                 try? exec("ROLLBACK")
@@ -182,7 +216,11 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
 
     // MARK: StateStore
 
+    /// Set once the schema is current (the audit tables exist).
+    private var migrated = false
+
     public func migrate() throws(StateError) {
+        defer { migrated = true }
         try transaction { () throws(StateError) in
             var version = 0
             try run("PRAGMA user_version") { version = Int($0.int(0)) }
@@ -255,16 +293,14 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
 
     /// Appends one event to the audit log: record, erasable payload, and the tree nodes it completes.
     private func insert(_ e: EventDraft) throws(StateError) {
-        try syncRange()
-        var fields = JSONObject()
+        if range == nil { try syncRange() }
+        var fields = JSONObject()  // in canonical (sorted) key order
         if let k = e.alertKey { fields.append("alert_key", .string(k)) }
-        if let r = e.receiver { fields.append("receiver", .string(r)) }
+        fields.append("detail", .object(e.detail))
         if let p = e.principal { fields.append("principal", .string(p)) }
         if let r = e.reason { fields.append("reason", .string(r)) }
-        fields.append("detail", .object(e.detail))
-        var salt = [UInt8](repeating: 0, count: 16)
-        var g = SystemRandomNumberGenerator()
-        for i in salt.indices { salt[i] = UInt8.random(in: 0...255, using: &g) }
+        if let r = e.receiver { fields.append("receiver", .string(r)) }
+        let salt = randomSalt()
         let index = range!.size
         let entry = AuditEntry.make(index: index, at: e.at, kind: e.kind, fields: fields, salt: salt)
         try run("INSERT INTO audit_records (idx, record) VALUES (?,?)", [.int(Int64(index)), .text(entry.record)])
@@ -565,6 +601,17 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
                 out.append((Int($0.int(0)), $0.text(1) ?? ""))
             }
             return out
+        }
+    }
+
+    /// Erases the personal data of record `index` (its payload and salt); the record, its leaf and every proof stay
+    /// valid. The erasure is itself an audit record, in the same transaction.
+    public func erasePayload(index: Int, event: EventDraft) throws(StateError) -> Bool {
+        try transaction { () throws(StateError) -> Bool in
+            let n = try run("DELETE FROM audit_payloads WHERE idx = ?", [.int(Int64(index))])
+            if n == 0 { return false }
+            try insert(event)
+            return true
         }
     }
 

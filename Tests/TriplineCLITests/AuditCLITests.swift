@@ -90,6 +90,16 @@ struct AuditCLITests {
             toFile: recs, atomically: true, encoding: .utf8)
         let vbBad = try CLITests.run(["audit", "verify", "--bundle", bundle], cwd: dir)
         #expect(vbBad.status == 1 && vbBad.stderr.contains("FAILED"), "\(vbBad.stdout)")
+        // Erasure: the payload goes, the record and every proof stay; the erasure is itself a record.
+        let er = try CLITests.run(
+            ["audit", "erase", "2", "--as", "auditor-1", "--reason", "GDPR art. 17 request 31"] + c, cwd: dir)
+        #expect(er.status == 0, "\(er.stderr)")
+        let afterErase = try CLITests.run(
+            ["audit", "verify", "--vkey", vkey, "--checkpoint", saved.path] + c, cwd: dir)
+        #expect(afterErase.status == 0 && afterErase.stdout.contains("1 payloads erased"), "\(afterErase.stderr)")
+        #expect(
+            try CLITests.run(["audit", "erase", "2", "--as", "auditor-1", "--reason", "again"] + c, cwd: dir).status
+                == 1)
         // Tampering with the database: a payload changed behind the triggers' back.
         _ = try Self.sql(
             db,
