@@ -281,13 +281,6 @@ public struct AuditVerifier {
     }
 }
 
-extension JSONParser {
-    static func parse(_ s: String) throws -> JSONValue {
-        var copy = s
-        return try copy.withUTF8 { buf in try JSONParser.parse(buf) }
-    }
-}
-
 private let hexDigits = Array("0123456789abcdef".utf8)
 
 /// Lower-case hex without Foundation formatting (hot in verification).

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TriplineAlerts
 import TriplineAudit
 import TriplineConfig
 import TriplineJSON
@@ -270,6 +271,14 @@ struct Audit: ParsableCommand {
         }
     }
 
+    /// Auditors and admins read the log; others are refused (exit 1).
+    static func requireAuditor(_ p: Principal, _ what: String) throws {
+        guard p.role == .auditor || p.role == .admin else {
+            printError("tripline: \(p.id) (\(p.role.rawValue)) may not \(what)")
+            throw ExitCode(1)
+        }
+    }
+
     static func line(_ i: Int, _ e: AuditEntry) -> JSONObject {
         var o = JSONObject()
         o.append("index", .number(String(i)))
@@ -302,10 +311,7 @@ struct Audit: ParsableCommand {
 
         func run() throws {
             let (c, p, store, _) = try actor.open()
-            guard p.role == .auditor || p.role == .admin else {
-                printError("tripline: \(p.id) (\(p.role.rawValue)) may not read the audit log")
-                throw ExitCode(1)
-            }
+            try Audit.requireAuditor(p, "read the audit log")
             let log = try store.auditLog()
             let hits = try filters.matching(log, c)
             for i in hits { writeJSON(Audit.line(i, log.entries[i])) }
@@ -322,10 +328,7 @@ struct Audit: ParsableCommand {
 
         func run() throws {
             let (c, p, store, _) = try actor.open()
-            guard p.role == .auditor || p.role == .admin else {
-                printError("tripline: \(p.id) (\(p.role.rawValue)) may not export the audit log")
-                throw ExitCode(1)
-            }
+            try Audit.requireAuditor(p, "export the audit log")
             let common = Common(config: actor.config)
             let signer = try common.signer(c)
             let note = try store.checkpoint(origin: common.origin(c), signer: signer, at: Date().timeIntervalSince1970)

@@ -7,6 +7,7 @@ import TriplineSelectors
 import TriplineService
 import TriplineState
 import TriplineStateSQLite
+import TriplineYAML
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -208,7 +209,7 @@ struct Silences: ParsableCommand {
                 do { _ = try LabelMatcher(m) } catch { throw ValidationError("\(error)") }
             }
             guard !matchers.isEmpty else { throw ValidationError("a silence needs at least one matcher") }
-            guard let d = parseAlertDuration(duration), d > 0 else {
+            guard let d = parseDuration(duration), d > 0 else {
                 throw ValidationError("--duration like 30m or 2h")
             }
             let s = Silence(

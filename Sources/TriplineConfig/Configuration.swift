@@ -67,32 +67,6 @@ public struct Configuration: Sendable {
     }
 }
 
-/// Durations as Alertmanager writes them: `0s`, `30s`, `5m`, `1h30m`, `2d`.
-public func parseAlertDuration(_ s: String) -> Double? {
-    if s == "0" { return 0 }
-    var total = 0.0
-    var number = ""
-    var any = false
-    for ch in s {
-        if ch.isNumber || ch == "." {
-            number.append(ch)
-            continue
-        }
-        guard let n = Double(number) else { return nil }
-        switch ch {
-        case "s": total += n
-        case "m": total += n * 60
-        case "h": total += n * 3600
-        case "d": total += n * 86400
-        case "w": total += n * 7 * 86400
-        default: return nil
-        }
-        number = ""
-        any = true
-    }
-    return any && number.isEmpty ? total : nil
-}
-
 private struct Reader {
     let base: String
 
@@ -111,7 +85,7 @@ private struct Reader {
     }
 
     func duration(_ n: Node, _ what: String) throws(LocatedError) -> Double {
-        guard let s = n.scalar, let d = parseAlertDuration(s) else {
+        guard let s = n.scalar, let d = parseDuration(s) else {
             throw n.error("\"\(what)\" must be a duration such as 0s, 30s, 5m, 4h")
         }
         return d

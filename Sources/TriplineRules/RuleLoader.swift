@@ -601,7 +601,7 @@ struct Builder {
             }
         }
         guard let ts = c["timespan"] ?? c["timeframe"] else { return fail(c, "correlation has no \"timespan\"") }
-        guard let span = parseDuration(ts.scalar ?? "") else {
+        guard let span = parseDuration(ts.scalar ?? ""), span > 0 else {
             return fail(ts, "\"timespan\" must be a number and a unit: 30s, 10m, 1h, 2d, 1w")
         }
         if c["aliases"] != nil { return fail(c["aliases"]!, "correlation \"aliases\" are not supported") }
@@ -679,18 +679,5 @@ extension Test {
     func wrapping(contains: Bool) -> Test {
         guard case .pattern(let p, let cased) = self else { return self }
         return .pattern(p.wrapped(leading: contains, trailing: contains), cased: cased)
-    }
-}
-
-/// A duration as Sigma and Alertmanager write it: a positive number and a unit (s, m, h, d, w), in seconds.
-public func parseDuration(_ s: String) -> Double? {
-    guard let unit = s.last, let n = Double(s.dropLast()), n > 0, n.isFinite else { return nil }
-    switch unit {
-    case "s": return n
-    case "m": return n * 60
-    case "h": return n * 3600
-    case "d": return n * 86400
-    case "w": return n * 7 * 86400
-    default: return nil
     }
 }

@@ -5,6 +5,7 @@ import TriplineAudit
 import TriplineConfig
 import TriplineState
 import TriplineStateSQLite
+import TriplineYAML
 
 /// `tripline serve`: the long-running parts as ServiceLifecycle services in one group, in dependency order —
 /// delivery, timers, reload, then ingest — so that shutdown (reverse order) stops ingest first and drains
@@ -54,7 +55,7 @@ public enum Server {
                     return 1
                 }
                 let signer = try NoteSigner(text: String(decoding: text, as: UTF8.self))
-                let interval = config.audit["checkpoint_interval"].flatMap(parseAlertDuration) ?? 60
+                let interval = config.audit["checkpoint_interval"].flatMap(parseDuration) ?? 60
                 // First in the group: stopped last, so its final checkpoint covers everything.
                 services.append(
                     .init(

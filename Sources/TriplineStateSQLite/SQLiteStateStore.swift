@@ -632,10 +632,3 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
         }
     }
 }
-
-extension JSONParser {
-    static func parse(_ s: String) throws -> JSONValue {
-        var copy = s
-        return try copy.withUTF8 { buf in try JSONParser.parse(buf) }
-    }
-}

@@ -304,3 +304,29 @@ private struct Builder {
         }
     }
 }
+
+/// A duration as Alertmanager and Sigma write it — `0s`, `30s`, `5m`, `1h30m`, `2d`, `1w` — in seconds.
+public func parseDuration(_ s: String) -> Double? {
+    if s == "0" { return 0 }
+    var total = 0.0
+    var number = ""
+    var any = false
+    for ch in s {
+        if ch.isNumber || ch == "." {
+            number.append(ch)
+            continue
+        }
+        guard let n = Double(number), n.isFinite else { return nil }
+        switch ch {
+        case "s": total += n
+        case "m": total += n * 60
+        case "h": total += n * 3600
+        case "d": total += n * 86400
+        case "w": total += n * 7 * 86400
+        default: return nil
+        }
+        number = ""
+        any = true
+    }
+    return any && number.isEmpty ? total : nil
+}

@@ -45,10 +45,3 @@ func matches(_ set: RuleSet, _ sel: NormalizedSelector, watchlist: [Hit] = []) -
     #expect(a == b, "prefilter \(a) and reference \(b) disagree on \(sel.id)")
     return a.map { set.rules[$0].id }
 }
-
-extension JSONParser {
-    static func parse(_ s: String) throws -> JSONValue {
-        var copy = s
-        return try copy.withUTF8 { buf in try JSONParser.parse(buf) }
-    }
-}
