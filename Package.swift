@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // System libraries named by the design card, linked from the distribution's packages.
@@ -64,7 +65,14 @@ let package = Package(
             dependencies: ["TriplineAlerts", "TriplineRules", "TriplineSelectors", "TriplineYAML", "TriplineJSON"]
         ),
         // Sinks: one protocol, the log-file receiver (mail and webhook come next).
-        .target(name: "TriplineSinks", dependencies: ["TriplineAlerts", "TriplineState", "TriplineJSON"]),
+        .target(
+            name: "TriplineSinks",
+            dependencies: [
+                "TriplineAlerts", "TriplineState", "TriplineJSON",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // The service: ingest -> pipeline -> outbox -> sinks as ServiceLifecycle services.
         .target(
             name: "TriplineService",
@@ -92,7 +100,7 @@ let package = Package(
             dependencies: [
                 "TriplineIngest", "TriplineSelectors", "TriplineWatchlists", "TriplineMatch", "TriplineRules",
                 "TriplineYAML", "TriplineJSON", "TriplineConfig", "TriplineAlerts", "TriplineState",
-                "TriplineStateSQLite", "TriplineService", "TriplineAudit",
+                "TriplineStateSQLite", "TriplineService", "TriplineAudit", "TriplineSinks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -5,6 +5,7 @@ import TriplineConfig
 import TriplineJSON
 import TriplineSelectors
 import TriplineService
+import TriplineSinks
 import TriplineState
 import TriplineStateSQLite
 import TriplineYAML
@@ -330,3 +331,27 @@ struct Outbox: ParsableCommand {
 }
 
 extension AlertState: ExpressibleByArgument {}
+
+struct Receivers: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Receivers: enable one that a 410 (Gone) disabled.", subcommands: [Enable.self])
+
+    struct Enable: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Enable a receiver again (its held notifications go out).")
+        @OptionGroup var actor: Actor
+        @Argument(help: "Receiver name.") var name: String
+        func run() throws {
+            let (c, p, store, now) = try actor.open()
+            guard c.alerts.receiver(name) != nil else {
+                throw ValidationError("no receiver \(name) in the configuration")
+            }
+            var commit = Commit()
+            commit.offsets = [(DeliveryFailure.disabledKey(name), 0)]
+            commit.events = [
+                EventDraft(at: now, kind: "receiver_enabled", receiver: name, principal: p.id, reason: actor.reason)
+            ]
+            try store.commit(commit)
+        }
+    }
+}

@@ -194,6 +194,7 @@ public struct DeliveryService: Service {
     let logger: Logger
     let drainTimeout: Double
     let fileSink = FileSink()
+    let webhookSink = WebhookSink()
 
     public init(
         store: any StateStore, config: @escaping @Sendable () async -> AlertsConfig, logger: Logger,
@@ -240,16 +241,36 @@ public struct DeliveryService: Service {
             finish(item, .dead, now: now, error: "receiver \(item.receiver) is no longer configured", detail)
             return
         }
-        if receiver.fileConfigs.isEmpty {
+        if (try? store.offset(source: DeliveryFailure.disabledKey(receiver.name))) == 1 {
+            // Disabled after a 410: held until `tripline receivers enable` (no attempt, so no event).
+            try? store.finishAttempt(
+                AttemptOutcome(
+                    outboxID: item.id, status: .pending, attempts: item.attempts, nextAttemptAt: now + 2,
+                    error: "receiver disabled",
+                    event: EventDraft(at: now, kind: "delivery_held", receiver: item.receiver)))
+            return
+        }
+        if receiver.fileConfigs.isEmpty && receiver.webhookConfigs.isEmpty {
             finish(
                 item, .dead, now: now,
-                error: "receiver has no file_configs; mail and webhook sinks are not available in this version", detail)
+                error:
+                    "receiver has no file_configs or webhook_configs; the mail sink is not available in this version",
+                detail)
             return
         }
         do {
-            try await fileSink.deliver(item, to: receiver, config: cfg)
+            if !receiver.fileConfigs.isEmpty { try await fileSink.deliver(item, to: receiver, config: cfg) }
+            if !receiver.webhookConfigs.isEmpty { try await webhookSink.deliver(item, to: receiver, config: cfg) }
             finish(item, .delivered, now: now, error: nil, detail)
         } catch {
+            if error.gone {
+                var c = Commit()
+                c.offsets = [(DeliveryFailure.disabledKey(receiver.name), 1)]
+                c.events = [
+                    EventDraft(at: now, kind: "receiver_disabled", receiver: receiver.name, reason: error.message)
+                ]
+                try? store.commit(c)
+            }
             finish(
                 item, error.permanent ? .dead : .pending, now: now, error: error.message, detail,
                 retryAfter: error.retryAfter)

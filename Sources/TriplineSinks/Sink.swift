@@ -15,11 +15,17 @@ public struct DeliveryFailure: Error, CustomStringConvertible, Sendable {
     public var permanent: Bool
     /// The destination asked to wait this long (seconds).
     public var retryAfter: Double?
-    public init(_ message: String, permanent: Bool = false, retryAfter: Double? = nil) {
+    /// The endpoint is gone (HTTP 410): the receiver is disabled until an operator enables it.
+    public var gone: Bool
+    public init(_ message: String, permanent: Bool = false, retryAfter: Double? = nil, gone: Bool = false) {
         self.message = message
         self.permanent = permanent
         self.retryAfter = retryAfter
+        self.gone = gone
     }
+
+    /// The state-store key that marks a receiver disabled.
+    public static func disabledKey(_ receiver: String) -> String { "receiver-disabled:" + receiver }
     public var description: String { message }
 }
 
