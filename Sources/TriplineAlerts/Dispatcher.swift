@@ -18,7 +18,8 @@ public final class Dispatcher {
     private var nextID: Int64
     private var nflog: [String: NotifyLogEntry] = [:]
     private var groups: [String: Group] = [:]
-    private var silences: [Silence] = []
+    /// Active silences with their matchers compiled once per load.
+    private var silences: [(silence: Silence, matchers: [LabelMatcher])] = []
     private var sent: [String: [Double]] = [:]
     private var digest: [String: [Int64]] = [:]
     private var lastSync = -Double.infinity
@@ -34,7 +35,6 @@ public final class Dispatcher {
         var pending: [String]
         var next: Double
         var nextRepeat: Double
-        var flushed: Bool
         /// Highest priority enqueued: due groups flush highest first, so rate limits keep the important ones.
         var rank: Int
     }
@@ -45,7 +45,7 @@ public final class Dispatcher {
         self.store = store
         nextID = try store.maxAlertID() + 1
         for n in try store.notifyLog() { nflog[n.receiver + "\u{0}" + n.key] = n }
-        silences = try store.silences(includeExpired: false)
+        silences = Self.compiled(try store.silences(includeExpired: false))
         // Recovery: every open or recently changed alert some receiver has not been told of goes back to its group.
         for a in try store.alerts(states: nil, limit: 100_000) { enqueue(a, now: now, recovering: true) }
         lastSync = now
@@ -203,7 +203,7 @@ public final class Dispatcher {
             if groups[gid] == nil {
                 groups[gid] = Group(
                     route: route, receiver: receiver, labels: gl, keys: [], pending: [], next: now + route.groupWait,
-                    nextRepeat: now + route.groupWait + route.repeatInterval, flushed: false, rank: a.priorityRank)
+                    nextRepeat: now + route.groupWait + route.repeatInterval, rank: a.priorityRank)
             }
             groups[gid]!.rank = max(groups[gid]!.rank, a.priorityRank)
             if groups[gid]!.keys.insert(a.key).inserted || !groups[gid]!.pending.contains(a.key) {
@@ -222,7 +222,7 @@ public final class Dispatcher {
     public func tick(now: Double, flushAll: Bool = false) throws(StateError) -> Commit {
         var c = Commit()
         if now - lastSync >= 1 || flushAll {
-            silences = try store.silences(includeExpired: false)
+            silences = Self.compiled(try store.silences(includeExpired: false))
             for a in try store.alerts(states: nil, limit: 1000) where a.updatedAt > lastSync - 2 {
                 enqueue(a, now: now, recovering: true)
             }
@@ -315,8 +315,10 @@ public final class Dispatcher {
                 suppress("acknowledged", [("by", .string(a.ackedBy ?? ""))])
                 continue
             }
-            if a.state != .resolved, let s = silences.first(where: { $0.isActive(at: now) && matches($0, a.labels) }) {
-                suppress("silence", [("silence", .string(s.id))])
+            if a.state != .resolved,
+                let s = silences.first(where: { $0.silence.isActive(at: now) && $0.matchers.matches(a.labels) })
+            {
+                suppress("silence", [("silence", .string(s.silence.id))])
                 record(receiver.name, a, now: now, into: &c)
                 continue
             }
@@ -327,7 +329,6 @@ public final class Dispatcher {
             }
             entries.append(a)
         }
-        g.flushed = true
         g.next = now + g.route.groupInterval
         if g.keys.isEmpty { groups[gid] = nil } else { groups[gid] = g }
         if entries.isEmpty { return }
@@ -360,8 +361,12 @@ public final class Dispatcher {
         queue(receiver: receiver.name, views: views, groupLabels: groupLabels, status: status, now: now, into: &c)
     }
 
-    private func matches(_ s: Silence, _ labels: JSONObject) -> Bool {
-        s.matchers.allSatisfy { text in (try? LabelMatcher(text))?.matches(labels) ?? false }
+    /// A silence whose matcher no longer parses never matches (it was validated when added).
+    static func compiled(_ ss: [Silence]) -> [(silence: Silence, matchers: [LabelMatcher])] {
+        ss.compactMap { s in
+            let ms = s.matchers.compactMap { try? LabelMatcher($0) }
+            return ms.count == s.matchers.count ? (s, ms) : nil
+        }
     }
 
     private func record(_ receiver: String, _ a: AlertRecord, now: Double, into c: inout Commit) {

@@ -125,8 +125,7 @@ public struct Renderer: Sendable {
         return o
     }
 
-    public static func time(_ t: Double) -> String {
-        let f = ISO8601DateFormatter()
-        return f.string(from: Date(timeIntervalSince1970: t))
-    }
+    nonisolated(unsafe) private static let formatter = ISO8601DateFormatter()  // thread-safe for formatting
+
+    public static func time(_ t: Double) -> String { formatter.string(from: Date(timeIntervalSince1970: t)) }
 }

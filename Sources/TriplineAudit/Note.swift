@@ -77,7 +77,7 @@ public struct NoteVerifier: Sendable, Equatable {
         return Array(h.finalize().prefix(4))
     }
 
-    static func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
+    static func hex(_ b: [UInt8]) -> String { hexString(b) }
 
     public var keyID: [UInt8] { Self.keyID(name: name, publicKey: publicKey) }
 

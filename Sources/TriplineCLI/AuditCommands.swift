@@ -85,12 +85,14 @@ struct Audit: ParsableCommand {
         }
     }
 
+    /// `--vkey` takes the key itself or a file holding it.
+    static func fileOrText(_ v: String) -> String {
+        FileManager.default.contents(atPath: v).map { String(decoding: $0, as: UTF8.self) } ?? v
+    }
+
     static func readVerifier(_ text: String?, _ common: Common, _ c: Configuration) throws -> NoteVerifier? {
         if let text {
-            let t =
-                FileManager.default.fileExists(atPath: text)
-                ? String(decoding: FileManager.default.contents(atPath: text) ?? Data(), as: UTF8.self) : text
-            do { return try NoteVerifier(text: t) } catch { throw ValidationError("--vkey: \(error)") }
+            do { return try NoteVerifier(text: fileOrText(text)) } catch { throw ValidationError("--vkey: \(error)") }
         }
         if c.audit["key_file"] != nil { return try common.signer(c).verifier }
         return nil
@@ -138,11 +140,7 @@ struct Audit: ParsableCommand {
                 }
                 return String(decoding: d, as: UTF8.self)
             }
-            let keyText =
-                try vkey.map { v in
-                    FileManager.default.fileExists(atPath: v)
-                        ? String(decoding: FileManager.default.contents(atPath: v)!, as: UTF8.self) : v
-                } ?? read("vkey")
+            let keyText = try vkey.map(Audit.fileOrText) ?? read("vkey")
             func fail(_ m: String) throws -> Never {
                 printError("tripline: bundle verification FAILED: \(m)")
                 throw ExitCode(1)

@@ -88,7 +88,6 @@ public struct RuleEvent: Sendable {
     /// Whether the field is present (not missing, not null).
     func exists(_ f: Field) -> Bool {
         switch f {
-        case .watchlist(nil): return !watchlist.isEmpty
         case .watchlist: return !watchlist.isEmpty
         case .anywhere: return true
         default:

@@ -51,7 +51,6 @@ public actor Pipeline {
     public private(set) var accepted = 0
     public private(set) var hits = 0
     /// Called after a commit that queued notifications (wakes the delivery service).
-    private var onQueued: (@Sendable () -> Void)?
 
     public init(loaded: Loaded, store: any StateStore, logger: Logger, now: Double) throws {
         self.loaded = loaded
@@ -68,8 +67,6 @@ public actor Pipeline {
 
     /// The alert configuration in force (receivers for delivery).
     public var alertsConfig: AlertsConfig { dispatcher.config }
-
-    public func setOnQueued(_ f: @escaping @Sendable () -> Void) { onQueued = f }
 
     static func configEvent(_ l: Loaded, now: Double, kind: String) -> EventDraft {
         var files = JSONObject()
@@ -145,10 +142,7 @@ public actor Pipeline {
     /// Runs due timers; `flushAll` sends every pending group now (end of input).
     public func tick(now: Double, flushAll: Bool = false) throws {
         let c = try dispatcher.tick(now: now, flushAll: flushAll)
-        if !c.isEmpty {
-            try store.commit(c)
-            if !c.outbox.isEmpty { onQueued?() }
-        }
+        if !c.isEmpty { try store.commit(c) }
     }
 
     /// SIGHUP: reads the configuration, lists and rules again; keeps the running set when any of it is invalid.
