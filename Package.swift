@@ -13,6 +13,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // System libraries named by the design card, linked from the distribution's packages.
@@ -64,12 +66,15 @@ let package = Package(
             name: "TriplineConfig",
             dependencies: ["TriplineAlerts", "TriplineRules", "TriplineSelectors", "TriplineYAML", "TriplineJSON"]
         ),
-        // Sinks: one protocol, the log-file receiver (mail and webhook come next).
+        // Sinks: one protocol; the log-file receiver, webhooks (AsyncHTTPClient), mail (our SMTP client on SwiftNIO).
         .target(
             name: "TriplineSinks",
             dependencies: [
-                "TriplineAlerts", "TriplineState", "TriplineJSON",
+                "TriplineAlerts", "TriplineState", "TriplineJSON", "TriplineYAML",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -132,6 +137,8 @@ let package = Package(
                 "TriplineSelectors", "TriplineJSON",
             ]
         ),
+        .testTarget(
+            name: "TriplineSinksTests", dependencies: ["TriplineSinks", "TriplineAlerts", "TriplineState", "TriplineJSON"]),
         .testTarget(name: "TriplineAuditTests", dependencies: ["TriplineAudit", "TriplineJSON"]),
         .testTarget(name: "TriplineCLITests", dependencies: ["TriplineCLI", "TriplineJSON"]),
     ]

@@ -6,6 +6,10 @@ Usage: webhook_receiver.py PORTFILE SECRET LOG [STATUS,STATUS,...]
 Binds 127.0.0.1 on a free port (written to PORTFILE); answers with the listed statuses in turn, then 200
 (429 comes with Retry-After: 1)."""
 import json, sys, threading
+import signal
+# The test runner spawns us from threads that block signals; take SIGTERM back so terminate() works.
+signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from standardwebhooks.webhooks import Webhook
 

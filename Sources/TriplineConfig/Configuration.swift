@@ -114,20 +114,78 @@ private struct Reader {
 
     static let secretKeys = ["auth_password", "password", "secret", "token", "api_key", "auth_secret"]
 
-    /// Mail and webhook configurations are kept as read, with secrets refused inline.
-    func integration(_ n: Node, _ what: String) throws(LocatedError) -> JSONObjectBox {
+    static let integrationKeys: [String: Set<String>] = [
+        "email_configs": [
+            "to", "from", "smarthost", "hello", "auth_username", "auth_password_file", "auth_password_env",
+            "auth_mechanism", "require_tls", "implicit_tls", "tls_config.ca_file", "tls_config.cert_file",
+            "tls_config.key_file", "tls_config.server_name", "tls_config.insecure_skip_verify", "send_resolved",
+            "template", "timeout",
+        ],
+        "webhook_configs": ["url", "secret_file", "secret_env", "send_resolved", "timeout"],
+    ]
+    static let integrationRequired: [String: [String]] = [
+        "email_configs": ["to", "from", "smarthost"], "webhook_configs": ["url"],
+    ]
+
+    /// Mail and webhook configurations: known keys only (`tls_config` flattened to `tls_config.KEY`), the
+    /// required ones present, secrets refused inline.
+    func integration(_ n: Node, _ what: String, templates: [Template]) throws(LocatedError) -> JSONObjectBox {
         guard let m = n.mapping else { throw n.error("each of \(what) must be a mapping") }
         var out: [(String, String)] = []
-        for (k, v) in m {
-            let key = k.scalar ?? ""
-            if Self.secretKeys.contains(key) {
+        let known = Self.integrationKeys[what] ?? []
+        func add(_ key: String, _ k: Node, _ v: Node) throws(LocatedError) {
+            let base = key.split(separator: ".").last.map(String.init) ?? key
+            if Self.secretKeys.contains(base) {
                 throw k.error("\"\(key)\" must not be inline: use \(key)_file (a path) or \(key)_env (a variable)")
             }
-            if key.hasSuffix("_file") {
-                out.append((key, resolve(try string(v, key))))
-            } else {
-                out.append((key, v.scalar ?? ""))
+            guard known.contains(key) else {
+                throw k.error("unknown key \"\(key)\" in \(what) (known: \(known.sorted().joined(separator: ", ")))")
             }
+            let value = try string(v, key)
+            switch base {
+            case "require_tls", "implicit_tls", "insecure_skip_verify", "send_resolved":
+                guard value == "true" || value == "false" else { throw v.error("\"\(key)\" is true or false") }
+            case "timeout":
+                guard let d = parseDuration(value), d > 0 else { throw v.error("\"timeout\" must be a duration") }
+            case "template":
+                guard templates.contains(where: { $0.name == value }) else {
+                    throw v.error("unknown template \"\(value)\"")
+                }
+            case "auth_mechanism":
+                guard ["PLAIN", "LOGIN"].contains(value.uppercased()) else {
+                    throw v.error("\"auth_mechanism\" is PLAIN or LOGIN")
+                }
+            case "smarthost":
+                guard let colon = value.lastIndex(of: ":"), let p = Int(value[value.index(after: colon)...]),
+                    (1...65535).contains(p), colon > value.startIndex
+                else { throw v.error("\"smarthost\" is host:port") }
+            case "url":
+                guard let u = URL(string: value), u.scheme == "http" || u.scheme == "https", u.host != nil else {
+                    throw v.error("\"url\" must be an http or https URL")
+                }
+            default: break
+            }
+            out.append((key, key.hasSuffix("_file") ? resolve(value) : value))
+        }
+        for (k, v) in m {
+            let key = k.scalar ?? ""
+            if key == "tls_config" && what == "email_configs" {
+                guard let inner = v.mapping else { throw v.error("\"tls_config\" must be a mapping") }
+                for (ik, iv) in inner { try add("tls_config." + (ik.scalar ?? ""), ik, iv) }
+            } else {
+                try add(key, k, v)
+            }
+        }
+        for r in Self.integrationRequired[what] ?? [] where !out.contains(where: { $0.0 == r }) {
+            throw n.error("each of \(what) needs \"\(r)\"")
+        }
+        if what == "webhook_configs" && !out.contains(where: { $0.0 == "secret_file" || $0.0 == "secret_env" }) {
+            throw n.error("a webhook config needs secret_file or secret_env (deliveries are signed)")
+        }
+        if what == "email_configs" && out.contains(where: { $0.0 == "auth_username" })
+            && !out.contains(where: { $0.0 == "auth_password_file" || $0.0 == "auth_password_env" })
+        {
+            throw n.error("auth_username needs auth_password_file or auth_password_env")
         }
         return JSONObjectBox(pairs: out)
     }
@@ -328,7 +386,7 @@ private struct Reader {
                     case "email_configs", "webhook_configs":
                         guard let items = v.sequence else { throw v.error("\"\(k.scalar!)\" must be a list") }
                         for i in items {
-                            let box = try integration(i, k.scalar!)
+                            let box = try integration(i, k.scalar!, templates: c.alerts.templates)
                             if k.scalar == "email_configs" {
                                 rec.emailConfigs.append(box.object)
                             } else {

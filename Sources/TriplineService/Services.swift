@@ -195,6 +195,7 @@ public struct DeliveryService: Service {
     let drainTimeout: Double
     let fileSink = FileSink()
     let webhookSink = WebhookSink()
+    let mailSink = MailSink()
 
     public init(
         store: any StateStore, config: @escaping @Sendable () async -> AlertsConfig, logger: Logger,
@@ -250,17 +251,16 @@ public struct DeliveryService: Service {
                     event: EventDraft(at: now, kind: "delivery_held", receiver: item.receiver)))
             return
         }
-        if receiver.fileConfigs.isEmpty && receiver.webhookConfigs.isEmpty {
-            finish(
-                item, .dead, now: now,
-                error:
-                    "receiver has no file_configs or webhook_configs; the mail sink is not available in this version",
-                detail)
+        if receiver.fileConfigs.isEmpty && receiver.webhookConfigs.isEmpty && receiver.emailConfigs.isEmpty {
+            finish(item, .dead, now: now, error: "receiver has no email, webhook or file configs", detail)
             return
         }
         do {
+            // Each integration of a receiver, in turn; a retry sends again to all of them with the same ids
+            // (webhook-id, Message-ID), so a receiver that already has it can drop it.
             if !receiver.fileConfigs.isEmpty { try await fileSink.deliver(item, to: receiver, config: cfg) }
             if !receiver.webhookConfigs.isEmpty { try await webhookSink.deliver(item, to: receiver, config: cfg) }
+            if !receiver.emailConfigs.isEmpty { try await mailSink.deliver(item, to: receiver, config: cfg) }
             finish(item, .delivered, now: now, error: nil, detail)
         } catch {
             if error.gone {

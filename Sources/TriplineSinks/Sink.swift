@@ -39,11 +39,7 @@ public struct FileSink: Sink {
             if item.payload["status"] == .string("resolved") && !fc.sendResolved { continue }
             var o = item.payload
             if let t = config.template(fc.template) {
-                var view = item.payload
-                if let first = item.payload["alerts"]?.arrayValue?.first?.objectValue {
-                    for (k, v) in first where view[k] == nil { view.append(k, v) }
-                }
-                o.append("text", .string(t.render(view)))
+                o.append("text", .string(t.render(Templates.view(item.payload))))
             }
             var line = Array(JSONWriter.string(.object(o)).utf8)
             line.append(0x0A)

@@ -104,28 +104,13 @@ public struct WebhookSink: Sink {
         self.timeout = timeout
     }
 
-    static func secret(_ config: JSONObject) throws(DeliveryFailure) -> String {
-        if let f = config["secret_file"]?.stringValue {
-            guard let d = FileManager.default.contents(atPath: f) else {
-                throw DeliveryFailure("cannot read webhook secret_file \(f)")
-            }
-            return String(decoding: d, as: UTF8.self)
-        }
-        if let e = config["secret_env"]?.stringValue {
-            guard let v = ProcessInfo.processInfo.environment[e] else {
-                throw DeliveryFailure("webhook secret_env \(e) is not set")
-            }
-            return v
-        }
-        throw DeliveryFailure("webhook config has no secret_file or secret_env", permanent: true)
-    }
-
     public func deliver(_ item: OutboxItem, to receiver: Receiver, config: AlertsConfig) async throws(DeliveryFailure) {
         for wc in receiver.webhookConfigs {
+            if item.payload["status"] == .string("resolved") && wc["send_resolved"]?.stringValue == "false" { continue }
             guard let url = wc["url"]?.stringValue else {
                 throw DeliveryFailure("webhook config without url", permanent: true)
             }
-            let signer = try WebhookSigner(secrets: try Self.secret(wc))
+            let signer = try WebhookSigner(secrets: try Secrets.read(wc, "secret", what: "webhook secret"))
             let body = Array(JSONWriter.string(.object(WebhookBody.make(item.payload))).utf8)
             let id = item.payload["notification_id"]?.stringValue ?? "outbox-\(item.id)"
             var request = HTTPClientRequest(url: url)

@@ -311,22 +311,31 @@ public func parseDuration(_ s: String) -> Double? {
     var total = 0.0
     var number = ""
     var any = false
-    for ch in s {
+    let chars = Array(s)
+    var i = 0
+    while i < chars.count {
+        let ch = chars[i]
         if ch.isNumber || ch == "." {
             number.append(ch)
+            i += 1
             continue
         }
         guard let n = Double(number), n.isFinite else { return nil }
         switch ch {
+        case "m" where i + 1 < chars.count && chars[i + 1] == "s":
+            total += n / 1000
+            i += 1
         case "s": total += n
         case "m": total += n * 60
         case "h": total += n * 3600
         case "d": total += n * 86400
         case "w": total += n * 7 * 86400
+        case "y": total += n * 365 * 86400
         default: return nil
         }
         number = ""
         any = true
+        i += 1
     }
     return any && number.isEmpty ? total : nil
 }
