@@ -134,13 +134,16 @@ let package = Package(
             name: "TriplineAlertsTests",
             dependencies: [
                 "TriplineAlerts", "TriplineSinks", "TriplineState", "TriplineWatchlists", "TriplineMatch", "TriplineRules",
-                "TriplineSelectors", "TriplineJSON",
+                "TriplineSelectors", "TriplineJSON", "TriplineTestSupport",
             ]
         ),
+        // Helpers the test suites share (scratch directories, the real SMTP and webhook peers).
+        .target(name: "TriplineTestSupport", dependencies: ["TriplineJSON"], path: "Tests/Support"),
         .testTarget(
-            name: "TriplineSinksTests", dependencies: ["TriplineSinks", "TriplineAlerts", "TriplineState", "TriplineJSON"]),
+            name: "TriplineSinksTests",
+            dependencies: ["TriplineSinks", "TriplineAlerts", "TriplineState", "TriplineJSON", "TriplineTestSupport"]),
         .testTarget(name: "TriplineAuditTests", dependencies: ["TriplineAudit", "TriplineJSON"]),
-        .testTarget(name: "TriplineCLITests", dependencies: ["TriplineCLI", "TriplineJSON"]),
+        .testTarget(name: "TriplineCLITests", dependencies: ["TriplineCLI", "TriplineJSON", "TriplineTestSupport"]),
     ]
 )
 

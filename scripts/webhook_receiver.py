@@ -2,9 +2,10 @@
 """A real HTTP webhook receiver for the tests: verifies each request with the `standardwebhooks` package (an
 independent Standard Webhooks implementation) and logs one JSON line per request.
 
-Usage: webhook_receiver.py PORTFILE SECRET LOG [STATUS,STATUS,...]
-Binds 127.0.0.1 on a free port (written to PORTFILE); answers with the listed statuses in turn, then 200
-(429 comes with Retry-After: 1)."""
+Usage: webhook_receiver.py PORTFILE SECRET LOG [STATUS,STATUS,...] [--port N] [--mode-file F]
+Binds 127.0.0.1 on a free port, or N (written to PORTFILE); answers with the listed statuses in turn, then 200
+(429 comes with Retry-After: 1). --mode-file: a file holding "up" or a status code, read at each request (the
+outage test switches it)."""
 import json, sys, threading
 import signal
 # The test runner spawns us from threads that block signals; take SIGTERM back so terminate() works.
@@ -13,8 +14,13 @@ signal.signal(signal.SIGTERM, signal.SIG_DFL)
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from standardwebhooks.webhooks import Webhook
 
-portfile, secret, log = sys.argv[1], sys.argv[2], sys.argv[3]
-statuses = [int(s) for s in sys.argv[4].split(",")] if len(sys.argv) > 4 and sys.argv[4] else []
+import argparse, os
+ap = argparse.ArgumentParser()
+ap.add_argument("portfile"); ap.add_argument("secret"); ap.add_argument("log"); ap.add_argument("statuses", nargs="?", default="")
+ap.add_argument("--port", type=int, default=0); ap.add_argument("--mode-file")
+args = ap.parse_args()
+portfile, secret, log = args.portfile, args.secret, args.log
+statuses = [int(s) for s in args.statuses.split(",") if s]
 lock = threading.Lock()
 wh = Webhook(secret)
 
@@ -27,16 +33,23 @@ class H(BaseHTTPRequestHandler):
         except Exception as e:
             verified = False; err = str(e)
         with lock:
-            status = statuses.pop(0) if statuses else 200
+            status = 200
+            if statuses:
+                status = statuses.pop(0)
+            elif args.mode_file and os.path.exists(args.mode_file):
+                mode = open(args.mode_file).read().strip()
+                status = 200 if mode in ("", "up") else int(mode)
             with open(log, "a") as f:
                 f.write(json.dumps({"id": headers.get("webhook-id"), "verified": verified, "error": err,
-                                    "status": status, "body": json.loads(body)}) + "\n")
+                                    "status": status, "path": self.path, "headers": headers,
+                                    "body": json.loads(body)}) + "\n")
         self.send_response(status)
         if status == 429: self.send_header("Retry-After", "1")
         self.send_header("content-length", "0"); self.end_headers()
     def log_message(self, *a): pass
 
-srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+ThreadingHTTPServer.allow_reuse_address = True
+srv = ThreadingHTTPServer(("127.0.0.1", args.port), H)
 with open(portfile + ".tmp", "w") as f: f.write(str(srv.server_address[1]))
-import os; os.rename(portfile + ".tmp", portfile)
+os.rename(portfile + ".tmp", portfile)
 srv.serve_forever()

@@ -198,8 +198,15 @@ public final class Dispatcher {
             if recovering && last?.state == a.state { continue }
             if !recovering, let last, last.state == a.state { continue }  // dedup: nothing new for this receiver
             var gl = JSONObject()
-            for name in route.groupBy { gl.append(name, a.labels[name] ?? .string("")) }
-            let gid = "\(route.index)\u{0}\(receiver)\u{0}" + JSONWriter.string(.object(gl))
+            var gid = "\(route.index)\u{0}\(receiver)\u{0}"
+            if route.groupBy == ["..."] {
+                // As Alertmanager's '...': no aggregation, a group per alert.
+                gl = a.labels
+                gid += a.key + "\u{0}"
+            } else {
+                for name in route.groupBy { gl.append(name, a.labels[name] ?? .string("")) }
+            }
+            gid += JSONWriter.string(.object(gl))
             if groups[gid] == nil {
                 groups[gid] = Group(
                     route: route, receiver: receiver, labels: gl, keys: [], pending: [], next: now + route.groupWait,

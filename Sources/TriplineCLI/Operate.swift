@@ -19,11 +19,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Read this file as it grows, from the offset committed with the outbox.") var follow: String?
     @Option(help: "Outbox size past which ingest waits.") var outboxBound = 10_000
     @Option(help: "Seconds to keep delivering at shutdown or at the end of input.") var drainTimeout = 10.0
+    @Option(help: "Longest wait between delivery attempts, in seconds (retries go on until delivered).")
+    var maxBackoff = 6 * 3600.0
 
     func run() async throws {
         var o = Server.Options(configPath: config, follow: follow)
         o.outboxBound = outboxBound
         o.drainTimeout = drainTimeout
+        o.maxBackoff = maxBackoff
         let status = await Server.run(o)
         if status != 0 { throw ExitCode(status) }
     }

@@ -214,7 +214,11 @@ private struct Reader {
                 guard receivers.contains(r) else { throw v.error("route names unknown receiver \"\(r)\"") }
                 receiver = r
             case "matchers": ms = try matchers(v, "matchers")
-            case "group_by": groupBy = try strings(v, "group_by")
+            case "group_by":
+                groupBy = try strings(v, "group_by")
+                if groupBy.contains("...") && groupBy.count > 1 {
+                    throw v.error("group_by '...' (one group per alert) stands alone")
+                }
             case "group_wait": wait = try duration(v, "group_wait")
             case "group_interval": interval = try duration(v, "group_interval")
             case "repeat_interval": rep = try duration(v, "repeat_interval")

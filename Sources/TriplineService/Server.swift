@@ -16,6 +16,7 @@ public enum Server {
         public var follow: String?
         public var outboxBound = 10_000
         public var drainTimeout = 10.0
+        public var maxBackoff = 6 * 3600.0
         public init(configPath: String?, follow: String?) {
             self.configPath = configPath
             self.follow = follow
@@ -47,7 +48,7 @@ public enum Server {
             let input: IngestService.Input = options.follow.map { .follow($0) } ?? .standardInput
             let delivery = DeliveryService(
                 store: store, config: { await pipeline.alertsConfig }, logger: logger,
-                drainTimeout: options.drainTimeout)
+                drainTimeout: options.drainTimeout, maxBackoff: options.maxBackoff)
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
             if let keyFile = config.audit["key_file"] {
                 guard let text = FileManager.default.contents(atPath: keyFile) else {

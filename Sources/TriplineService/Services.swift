@@ -193,23 +193,26 @@ public struct DeliveryService: Service {
     let config: @Sendable () async -> AlertsConfig
     let logger: Logger
     let drainTimeout: Double
+    let maxBackoff: Double
     let fileSink = FileSink()
     let webhookSink = WebhookSink()
     let mailSink = MailSink()
 
     public init(
         store: any StateStore, config: @escaping @Sendable () async -> AlertsConfig, logger: Logger,
-        drainTimeout: Double
+        drainTimeout: Double, maxBackoff: Double = 6 * 3600
     ) {
         self.store = store
         self.config = config
         self.logger = logger
         self.drainTimeout = drainTimeout
+        self.maxBackoff = maxBackoff
     }
 
-    /// 2^attempts seconds from 1 s up to 6 h, times a jitter in [0.5, 1.5): a schedule that reaches days.
-    public static func backoff(attempts: Int) -> Double {
-        let base = min(pow(2, Double(max(0, attempts - 1))), 6 * 3600)
+    /// 2^attempts seconds from 1 s up to `cap` (6 h by default), times a jitter in [0.5, 1.5): with the outbox
+    /// kept until delivered, a schedule that goes on for days.
+    public static func backoff(attempts: Int, cap: Double = 6 * 3600) -> Double {
+        let base = min(pow(2, Double(max(0, attempts - 1))), cap)
         return base * Double.random(in: 0.5..<1.5)
     }
 
@@ -229,7 +232,19 @@ public struct DeliveryService: Service {
                 return
             }
             let cfg = await config()
-            for item in due { await deliver(item, cfg) }
+            // Receivers in parallel; each receiver's notifications in order (a resolve never overtakes its trigger).
+            var byReceiver: [String: [OutboxItem]] = [:]
+            var order: [String] = []
+            for item in due {
+                if byReceiver[item.receiver] == nil { order.append(item.receiver) }
+                byReceiver[item.receiver, default: []].append(item)
+            }
+            await withTaskGroup(of: Void.self) { group in
+                for r in order {
+                    let items = byReceiver[r]!
+                    group.addTask { for item in items { await deliver(item, cfg) } }
+                }
+            }
         }
     }
 
@@ -282,7 +297,7 @@ public struct DeliveryService: Service {
         retryAfter: Double? = nil
     ) {
         let attempts = item.attempts + 1
-        let next = status == .pending ? now + (retryAfter ?? Self.backoff(attempts: attempts)) : now
+        let next = status == .pending ? now + (retryAfter ?? Self.backoff(attempts: attempts, cap: maxBackoff)) : now
         let kind =
             switch status {
             case .delivered: "delivered"

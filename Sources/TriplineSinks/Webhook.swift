@@ -62,6 +62,7 @@ public enum WebhookBody {
             if let r = v["rule"]?.objectValue, let t = r["title"] { ann.append("rule", t) }
             if let c = v["contact"] { ann.append("contact", c) }
             a.append("annotations", .object(ann))
+            if let s = v["selector"] { a.append("selector", s) }
             a.append("startsAt", v["first_seen"] ?? .null)
             a.append("endsAt", state == "resolved" ? (v["last_seen"] ?? .null) : .string("0001-01-01T00:00:00Z"))
             let key = v["key"] ?? .string("alert-" + (v["alert_id"].map { JSONWriter.string($0) } ?? ""))

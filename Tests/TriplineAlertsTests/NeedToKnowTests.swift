@@ -7,10 +7,13 @@ import TriplineRules
 import TriplineSelectors
 import TriplineSinks
 import TriplineState
+import TriplineTestSupport
 import TriplineWatchlists
 
 /// SPEC §6 need-to-know as a matrix: TLP × releasable_to × receiver partner × template, canaries planted in every
-/// protected field; no canary may reach a receiver that is not entitled, and red content reaches no sink at all.
+/// protected field; no canary may reach a receiver that is not entitled, and red content reaches no sink at all —
+/// the log file, every header and decoded MIME part of the mail (a real SMTP server, parsed back by Python's
+/// `email`), and the webhook body and headers (a real receiver).
 @Suite("Need-to-know canary matrix")
 struct NeedToKnowTests {
     static let canaries = ["canary-list-q7x", "CANARY-REF-Q7X", "CANARY-LABEL-Q7X", "998877"]
@@ -51,7 +54,29 @@ struct NeedToKnowTests {
             children: ["ops-rx", "be-fedpol-rx", "fr-dgsi-rx", "nl-nctv-rx"].enumerated().map {
                 route($0.element, continue: true, index: $0.offset + 1)
             })
-        let config = alertsConfig(dir, route: tree, templates: template.map { [$0] } ?? [])
+        var config = alertsConfig(dir, route: tree, templates: template.map { [$0] } ?? [])
+        let smtp = try SMTPServer()
+        defer { smtp.stop() }
+        let secret = "whsec_" + Data("need-to-know-test-secret-0123456".utf8).base64EncodedString()
+        let hooks = try WebhookReceiver(secret: secret)
+        defer { hooks.stop() }
+        try secret.write(to: dir.appendingPathComponent("whsec"), atomically: true, encoding: .utf8)
+        for i in config.receivers.indices {
+            let p = config.receivers[i].partner
+            var mail: [(String, JSONValue)] = [
+                ("to", .string("\(p)@rx.example")), ("from", .string("tripline@ops.example")),
+                ("smarthost", .string("127.0.0.1:\(smtp.port)")), ("require_tls", .string("false")),
+                ("send_resolved", .string("true")),
+            ]
+            if let t = template { mail.append(("template", .string(t.name))) }
+            config.receivers[i].emailConfigs = [JSONObject(mail)]
+            config.receivers[i].webhookConfigs = [
+                JSONObject([
+                    ("url", .string("http://127.0.0.1:\(hooks.port)/\(p)")),
+                    ("secret_file", .string(dir.appendingPathComponent("whsec").path)),
+                ])
+            ]
+        }
         let store = MemoryStateStore()
         let d = try Dispatcher(config: config, store: store, now: t0)
         // A list hit, and a rule hit built on it (its key holds the sighted value).
@@ -89,12 +114,29 @@ struct NeedToKnowTests {
             let text = String(decoding: FileManager.default.contents(atPath: file.path) ?? Data(), as: UTF8.self)
             let case_ =
                 "tlp \(tlp), releasable to FR \(releasableToFR), template \(template?.name ?? "none"), partner \(p)"
-            #expect(!text.isEmpty, "\(case_): the receiver was routed the alerts")
-            let leaked = Self.canaries.filter { text.contains($0) }
-            if tlp == "red" || !entitled.contains(p) {
-                #expect(leaked.isEmpty, "\(case_): \(leaked) reached the sink")
-            } else {
-                #expect(leaked.count == Self.canaries.count, "\(case_): an entitled receiver sees the content")
+            // What each sink delivered to this partner: the log lines; every mail header (decoded and raw) and
+            // every decoded MIME part; every webhook header and body.
+            let mails = smtp.received.filter { $0["rcpt_tos"] == .array([.string("\(p)@rx.example")]) }
+            let mailText = mails.map { m in
+                ["headers", "raw_headers", "parts"].map { JSONWriter.string(m[$0] ?? .null) }.joined()
+            }.joined()
+            let posts = hooks.received.filter { $0["path"] == .string("/\(p)") }
+            let hookText = posts.map {
+                JSONWriter.string($0["headers"] ?? .null) + JSONWriter.string($0["body"] ?? .null)
+            }
+            .joined()
+            #expect(posts.allSatisfy { $0["verified"] == .bool(true) }, "\(case_): signed")
+            for (sink, delivered, count) in [
+                ("log", text, lines(file).count), ("mail", mailText, mails.count), ("webhook", hookText, posts.count),
+            ] {
+                #expect(!delivered.isEmpty && count == lines(file).count, "\(case_): \(sink) was routed the alerts")
+                let leaked = Self.canaries.filter { delivered.contains($0) }
+                if tlp == "red" || !entitled.contains(p) {
+                    #expect(leaked.isEmpty, "\(case_): \(leaked) reached the \(sink) sink")
+                } else {
+                    #expect(
+                        leaked.count == Self.canaries.count, "\(case_): an entitled \(sink) receiver sees the content")
+                }
             }
             for line in lines(file) {
                 for a in line["alerts"]?.arrayValue ?? [] {

@@ -66,10 +66,13 @@ func selector(_ json: String) -> NormalizedSelector {
     return try! SelectorNormalizer().normalize(try! SelectorInput(json: v.objectValue!))
 }
 
-/// Delivers every due outbox item with the file sink, like the delivery service.
+/// Delivers every due outbox item with the file, webhook and mail sinks, like the delivery service.
 func deliverAll(_ store: any StateStore, _ config: AlertsConfig, now: Double) async throws {
     for item in try store.dueOutbox(now: now, limit: 10_000) {
-        try await FileSink().deliver(item, to: config.receiver(item.receiver)!, config: config)
+        let receiver = config.receiver(item.receiver)!
+        try await FileSink().deliver(item, to: receiver, config: config)
+        try await WebhookSink().deliver(item, to: receiver, config: config)
+        try await MailSink().deliver(item, to: receiver, config: config)
         try store.finishAttempt(
             AttemptOutcome(
                 outboxID: item.id, status: .delivered, attempts: 1, nextAttemptAt: now, error: nil,

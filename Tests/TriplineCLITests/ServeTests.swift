@@ -67,6 +67,40 @@ struct ServeTests {
         return (p, err)
     }
 
+    /// A query on a deployment's state database, by Python's sqlite3 (so the test does not share our reader).
+    static func query(_ dir: URL, _ sql: String) -> String {
+        let q = Process()
+        q.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        q.arguments = [
+            "python3", "-c",
+            "import sqlite3,sys; print('\\n'.join('|'.join(map(str, r)) for r in sqlite3.connect(sys.argv[1], timeout=10).execute(sys.argv[2])))",
+            dir.appendingPathComponent("state/state.sqlite").path, sql,
+        ]
+        let out = Pipe()
+        q.standardOutput = out
+        try? q.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        q.waitUntilExit()
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Outbox items not yet delivered (-1 when the database cannot be read).
+    static func pendingOutbox(_ dir: URL) -> Int {
+        Int(query(dir, "select count(*) from outbox where status != 'delivered'")) ?? -1
+    }
+
+    /// Audit events by kind.
+    static func eventCounts(_ dir: URL) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for line in query(dir, "select json_extract(record, '$.kind'), count(*) from audit_records group by 1")
+            .split(separator: "\n")
+        {
+            let f = line.split(separator: "|")
+            if f.count == 2 { out[String(f[0])] = Int(f[1]) }
+        }
+        return out
+    }
+
     static func waitFor(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
@@ -324,22 +358,7 @@ struct ServeTests {
             }
             return byKey
         }
-        let db = dir.appendingPathComponent("state/state.sqlite").path
-        func pending() -> Int {
-            let q = Process()
-            q.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            q.arguments = [
-                "python3", "-c",
-                "import sqlite3,sys; print(sqlite3.connect(sys.argv[1], timeout=10).execute(\"select count(*) from outbox where status != 'delivered'\").fetchone()[0])",
-                db,
-            ]
-            let out = Pipe()
-            q.standardOutput = out
-            try? q.run()
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            q.waitUntilExit()
-            return Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
-        }
+        func pending() -> Int { Self.pendingOutbox(dir) }
         // Everything notified, and the outbox empty (a delivery cut short by a kill is redelivered, same id).
         let done = Self.waitFor(60) { alertIDs().count >= entries && pending() == 0 }
         kill(p.processIdentifier, SIGTERM)
@@ -376,7 +395,7 @@ struct ServeTests {
             lines = sum(1 for r, p in events if r["kind"] == "ingest_batch")
             print(len(opened), n_opened, len(queued), sum(1 for v in queued.values() if len(v) > 1),
                   sum(1 for v in queued.values() if not (v & delivered)), lines > 0)
-            """, db,
+            """, dir.appendingPathComponent("state/state.sqlite").path,
         ]
         let out = Pipe()
         q.standardOutput = out

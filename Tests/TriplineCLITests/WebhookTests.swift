@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TriplineJSON
+import TriplineTestSupport
 
 /// Webhook delivery against a real HTTP receiver on loopback that checks every signature with the
 /// `standardwebhooks` package.
@@ -8,22 +9,6 @@ import TriplineJSON
 struct WebhookTests {
     static let secretA = "whsec_" + Data("tripline-test-secret-key-A-32byte".utf8).base64EncodedString()
     static let secretB = "whsec_" + Data("tripline-test-secret-key-B-32byte".utf8).base64EncodedString()
-
-    func receiver(_ dir: URL, secret: String, statuses: String) throws -> (Process, Int) {
-        let portfile = dir.appendingPathComponent("port").path
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [
-            "python3", CLITests.root.appendingPathComponent("scripts/webhook_receiver.py").path, portfile, secret,
-            dir.appendingPathComponent("received.ndjson").path, statuses,
-        ]
-        p.standardOutput = FileHandle.nullDevice  // never hold the test runner's output open
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        #expect(ServeTests.waitFor(10) { FileManager.default.fileExists(atPath: portfile) })
-        let port = Int((try? String(contentsOfFile: portfile, encoding: .utf8)) ?? "") ?? 0
-        return (p, port)
-    }
 
     func deployment(port: Int, secrets: String) throws -> URL {
         let dir = try ServeTests.deployment(entries: 5)
@@ -38,19 +23,16 @@ struct WebhookTests {
 
     @Test("signed per Standard Webhooks (two secrets during rotation), retried on 503 and 429 with the same id")
     func signedAndRetried() throws {
-        let rx = FileManager.default.temporaryDirectory.appendingPathComponent("rx-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: rx, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: rx) }
         // The receiver knows only the new secret; Tripline signs with old and new during the rotation.
-        let (p, port) = try receiver(rx, secret: Self.secretB, statuses: "503,429")
-        defer { p.terminate() }
-        let dir = try deployment(port: port, secrets: Self.secretA + "\n" + Self.secretB + "\n")
+        let rx = try WebhookReceiver(secret: Self.secretB, statuses: "503,429")
+        defer { rx.stop() }
+        let dir = try deployment(port: rx.port, secrets: Self.secretA + "\n" + Self.secretB + "\n")
         defer { try? FileManager.default.removeItem(at: dir) }
         let r = try CLITests.run(
             ["serve", "--config", "tripline.yaml", "--drain-timeout", "20"],
             stdin: #"{"id":"a","type":"phone","value":"+32470000001","source":{"item":"P-1"}}"# + "\n", cwd: dir)
         #expect(r.status == 0, "\(r.stderr)")
-        let got = ServeTests.readLines(rx.appendingPathComponent("received.ndjson").path)
+        let got = rx.received
         #expect(got.count == 3, "\(got)")
         #expect(got.allSatisfy { $0["verified"] == .bool(true) }, "\(got.map { $0["error"] ?? .null })")
         #expect(Set(got.compactMap { $0["id"]?.stringValue }).count == 1)  // a redelivery reuses the webhook-id
@@ -63,12 +45,9 @@ struct WebhookTests {
 
     @Test("410 disables the receiver until `tripline receivers enable`; other 4xx go to dead letters")
     func goneAndDead() throws {
-        let rx = FileManager.default.temporaryDirectory.appendingPathComponent("rx-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: rx, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: rx) }
-        let (p, port) = try receiver(rx, secret: Self.secretA, statuses: "410")
-        defer { p.terminate() }
-        let dir = try deployment(port: port, secrets: Self.secretA)
+        let rx = try WebhookReceiver(secret: Self.secretA, statuses: "410")
+        defer { rx.stop() }
+        let dir = try deployment(port: rx.port, secrets: Self.secretA)
         defer { try? FileManager.default.removeItem(at: dir) }
         let c = ["--config", "tripline.yaml"]
         let first = try CLITests.run(
@@ -79,7 +58,7 @@ struct WebhookTests {
             ["serve", "--drain-timeout", "2"] + c,
             stdin: #"{"id":"b","type":"phone","value":"+32470000002"}"# + "\n", cwd: dir)
         #expect(second.status == 0)
-        #expect(ServeTests.readLines(rx.appendingPathComponent("received.ndjson").path).count == 1)  // held
+        #expect(rx.received.count == 1)  // held
         let dead = try CLITests.run(["outbox", "list", "--dead", "--as", "analyst-ops", "--reason", "r"] + c, cwd: dir)
         #expect(dead.lines.count == 1 && dead.lines[0]["last_error"]?.stringValue?.contains("410") == true)
         let en = try CLITests.run(
@@ -87,7 +66,7 @@ struct WebhookTests {
         #expect(en.status == 0, "\(en.stderr)")
         let third = try CLITests.run(["serve", "--drain-timeout", "10"] + c, stdin: "", cwd: dir)
         #expect(third.status == 0)
-        let got = ServeTests.readLines(rx.appendingPathComponent("received.ndjson").path)
+        let got = rx.received
         #expect(got.count == 2 && got.allSatisfy { $0["verified"] == .bool(true) }, "\(got)")
     }
 }

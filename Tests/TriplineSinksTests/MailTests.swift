@@ -4,6 +4,7 @@ import TriplineAlerts
 import TriplineJSON
 import TriplineSinks
 import TriplineState
+import TriplineTestSupport
 
 /// The mail sink against a real SMTP server (aiosmtpd), every received message parsed back by Python's `email`
 /// package: plain, STARTTLS with AUTH PLAIN, implicit TLS with AUTH LOGIN, failures and timeouts.

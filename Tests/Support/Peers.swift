@@ -1,0 +1,150 @@
+import Foundation
+import TriplineJSON
+
+// What several test suites share: scratch directories, waiting, and the real peers the tests talk to (an SMTP
+// server, a webhook receiver), started by a test and stopped after it.
+
+public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+public func scratchDirectory(_ tag: String) -> URL {
+    let d = FileManager.default.temporaryDirectory.appendingPathComponent("tripline-\(tag)-\(UUID().uuidString)")
+    try! FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+    return d
+}
+
+public func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+    let end = Date().addingTimeInterval(seconds)
+    while Date() < end {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return condition()
+}
+
+public func readRecords(_ path: String) -> [JSONObject] {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+    return text.split(separator: "\n").compactMap { try? JSONParser.parse(String($0)).objectValue }
+}
+
+/// A real SMTP server (aiosmtpd, scripts/smtp_receiver.py) started for a test and stopped after it.
+public final class SMTPServer {
+    let process = Process()
+    public let dir: URL
+    public let port: Int
+    public let log: String
+
+    public init(_ arguments: [String] = [], port: Int = 0) throws {
+        dir = scratchDirectory("smtp")
+        log = dir.appendingPathComponent("received.ndjson").path
+        let portfile = dir.appendingPathComponent("port").path
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments =
+            [
+                "python3", repositoryRoot.appendingPathComponent("scripts/smtp_receiver.py").path, portfile, log,
+                "--port", String(port),
+            ] + arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        guard waitUntil(15, { FileManager.default.fileExists(atPath: portfile) }) else {
+            process.terminate()
+            throw TestFailure("the SMTP server did not start (is aiosmtpd installed? scripts/setup.sh --peers)")
+        }
+        self.port = Int((try? String(contentsOfFile: portfile, encoding: .utf8)) ?? "") ?? 0
+    }
+
+    public var received: [JSONObject] { readRecords(log) }
+
+    public func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: dir)
+    }
+}
+
+public struct TestFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// A self-signed certificate for `localhost` (openssl), as CA file and server certificate at once.
+public func localhostCertificate(_ dir: URL) throws -> (cert: String, key: String) {
+    let cert = dir.appendingPathComponent("cert.pem").path
+    let key = dir.appendingPathComponent("key.pem").path
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = [
+        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+    ]
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0 else { throw TestFailure("openssl could not make a certificate") }
+    return (cert, key)
+}
+
+public func header(_ record: JSONObject, _ name: String) -> String? {
+    record["headers"]?.arrayValue?.compactMap(\.arrayValue).first {
+        $0.first?.stringValue?.lowercased() == name.lowercased()
+    }?.last?.stringValue
+}
+
+/// A real HTTP webhook receiver (scripts/webhook_receiver.py) checking every signature with the
+/// `standardwebhooks` package; answers with `statuses` in turn, then 200.
+public final class WebhookReceiver {
+    let process = Process()
+    public let dir: URL
+    public let port: Int
+    public let log: String
+
+    public init(secret: String, statuses: String = "", arguments: [String] = []) throws {
+        dir = scratchDirectory("hook")
+        log = dir.appendingPathComponent("received.ndjson").path
+        let portfile = dir.appendingPathComponent("port").path
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments =
+            [
+                "python3", repositoryRoot.appendingPathComponent("scripts/webhook_receiver.py").path, portfile, secret,
+                log,
+                statuses,
+            ] + arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        guard waitUntil(15, { FileManager.default.fileExists(atPath: portfile) }) else {
+            process.terminate()
+            throw TestFailure("the webhook receiver did not start (scripts/setup.sh --peers)")
+        }
+        self.port = Int((try? String(contentsOfFile: portfile, encoding: .utf8)) ?? "") ?? 0
+    }
+
+    public var received: [JSONObject] { readRecords(log) }
+
+    public func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: dir)
+    }
+}
+
+/// A TCP port nobody listens on right now (bound, read, released), for a peer that starts later.
+public func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+    }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
