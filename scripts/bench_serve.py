@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""`make bench` part: throughput of `tripline serve` (1% hits, outbox in SQLite WAL) and ingest -> log-receiver
-latency of a critical alert with group_wait: 0 (p50, p99). Usage: bench_serve.py path/to/tripline"""
+"""`make bench` part: throughput of `tripline serve` (1% hits, outbox in SQLite WAL); ingest -> log-receiver
+and ingest -> webhook 2xx latency of a critical alert with group_wait: 0 (p50, p99); sustained webhook deliveries
+per second. Usage: bench_serve.py path/to/tripline"""
 import json, os, random, shutil, subprocess, sys, tempfile, time
 
 binary = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else ".build/release/tripline")
@@ -72,4 +73,75 @@ lat.sort()
 p50 = lat[len(lat) // 2] * 1000; p99 = lat[int(len(lat) * 0.99) - 1] * 1000
 print(f"serve: ingest -> log receiver latency, critical alert, group_wait 0s, followed file: "
       f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {lat[-1] * 1000:.1f} ms ({len(lat)} alerts)")
+
+# 3. Webhooks: a loopback receiver (answers 200 after reading the body) notes when each alert's POST arrived.
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+arrived = {}
+lock = threading.Lock()
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
+        now = time.time()
+        with lock:
+            for a in body["alerts"]:
+                arrived.setdefault(a["labels"].get("item"), now)
+        self.send_response(200); self.send_header("content-length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+with open(f"{d}/whsec", "w") as f:
+    f.write("whsec_" + "YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldC0wMTIzNDU=")
+with open(f"{d}/tripline.yaml") as f:
+    cfg = f.read()
+cfg = cfg.replace("file_configs: [{path: alerts.ndjson}]",
+                  f'webhook_configs: [{{url: "http://127.0.0.1:{srv.server_address[1]}/hook", secret_file: whsec}}]')
+cfg = cfg.replace("group_by: [owner, list, item]", "group_by: ['...']")
+with open(f"{d}/tripline.yaml", "w") as f:
+    f.write(cfg)
+shutil.rmtree(f"{d}/state")
+open(f"{d}/follow.ndjson", "w").close()
+p = subprocess.Popen([binary, "serve", "--config", "tripline.yaml", "--follow", "follow.ndjson"], cwd=d,
+                     stderr=subprocess.DEVNULL)
+time.sleep(1.0)
+lat = []
+for k in range(200):
+    sel = {"id": f"W{k}", "type": "phone", "value": f"+32470{k:06d}", "source": {"item": f"WH{k}"}}
+    start = time.time()
+    with open(f"{d}/follow.ndjson", "a") as f:
+        f.write(json.dumps(sel) + "\n")
+    while True:
+        with lock:
+            t_arr = arrived.get(f"WH{k}")
+        if t_arr is not None:
+            lat.append(t_arr - start); break
+        if time.time() - start > 10:
+            print("webhook latency: timed out"); break
+        time.sleep(0.0005)
+lat.sort()
+p50 = lat[len(lat) // 2] * 1000; p99 = lat[int(len(lat) * 0.99) - 1] * 1000
+print(f"serve: ingest -> webhook 2xx latency, critical alert, group_wait 0s, loopback receiver: "
+      f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {lat[-1] * 1000:.1f} ms ({len(lat)} alerts)")
+
+# 4. Sustained deliveries: 5,000 new alerts at once, one notification each ('...'), all to the webhook.
+M = 5000
+start = time.time()
+with open(f"{d}/follow.ndjson", "a") as f:
+    for k in range(M):
+        f.write(json.dumps({"id": f"S{k}", "type": "phone", "value": f"+32470{1000 + k:06d}",
+                            "source": {"item": f"ST{k}"}}) + "\n")
+while True:
+    with lock:
+        n = sum(1 for k in arrived if k and k.startswith("ST"))
+        first = min((v for k, v in arrived.items() if k and k.startswith("ST")), default=None)
+        last = max((v for k, v in arrived.items() if k and k.startswith("ST")), default=None)
+    if n >= M or time.time() - start > 120:
+        break
+    time.sleep(0.05)
+p.terminate(); p.wait()
+srv.shutdown()
+span = (last - first) if first and last and last > first else float("nan")
+print(f"serve: sustained webhook deliveries: {n} of {M} notifications in {last - start:.2f} s from the write, "
+      f"{n / span:,.0f} deliveries/s between the first and the last")
 shutil.rmtree(d)

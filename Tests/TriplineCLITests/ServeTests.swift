@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TriplineJSON
+import TriplineTestSupport
 
 /// `tripline serve` as an operator runs it: samples on standard input, a followed file, signals, SIGKILL.
 @Suite("tripline serve", .serialized)
@@ -200,12 +201,14 @@ struct ServeTests {
     func deadLetters() throws {
         let dir = try Self.deployment(entries: 3)
         defer { try? FileManager.default.removeItem(at: dir) }
-        // A receiver with only mail: no mail sink in this version, so its notifications are dead letters.
+        // A receiver with only mail, on a server that rejects the message for good (554): a dead letter.
+        let smtp = try SMTPServer(["--fail", "554"])
+        defer { smtp.stop() }
         let path = dir.appendingPathComponent("tripline.yaml")
         let text = try String(contentsOf: path, encoding: .utf8).replacingOccurrences(
             of: "file_configs: [{path: alerts.ndjson}]",
             with:
-                "email_configs: [{to: oncall@ops.example, from: tripline@ops.example, smarthost: \"mail.example:587\"}]"
+                "email_configs: [{to: oncall@ops.example, from: tripline@ops.example, smarthost: \"127.0.0.1:\(smtp.port)\", require_tls: false}]"
         )
         try text.write(to: path, atomically: true, encoding: .utf8)
         let r = try CLITests.run(
@@ -217,7 +220,7 @@ struct ServeTests {
             cwd: dir)
         #expect(
             dead.lines.count == 1
-                && dead.lines[0]["last_error"]?.stringValue?.contains("mail sink is not available") == true)
+                && dead.lines[0]["last_error"]?.stringValue?.contains("554") == true, "\(dead.stdout)")
         let id = try #require(
             dead.lines.first.flatMap { o -> String? in
                 if case .number(let n)? = o["id"] { return n } else { return nil }
@@ -229,6 +232,10 @@ struct ServeTests {
         let pending = try CLITests.run(
             ["outbox", "list", "--config", "tripline.yaml", "--as", "analyst-ops", "--reason", "check"], cwd: dir)
         #expect(pending.lines.first?["status"] == .string("pending"))
+        // The server accepts now: the retried notification arrives, with the same Message-ID as before.
+        let again = try CLITests.run(["serve", "--config", "tripline.yaml"], stdin: "", cwd: dir)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(smtp.received.count == 1 && smtp.received.first?["subject"]?.stringValue?.contains("FIRING") == true)
         let twice = try CLITests.run(
             ["outbox", "retry", id, "--config", "tripline.yaml", "--as", "analyst-ops", "--reason", "again"], cwd: dir)
         #expect(twice.status == 1)

@@ -61,7 +61,7 @@ struct MailTests {
     static func basic(_ port: Int, host: String = "127.0.0.1") -> [(String, String)] {
         [
             ("to", "On-call <oncall@fedpol.example>, desk@fedpol.example"), ("from", "Tripline <tripline@ops.example>"),
-            ("smarthost", "\(host):\(port)"), ("require_tls", "false"), ("template", "brief"), ("timeout", "5s"),
+            ("smarthost", "\(host):\(port)"), ("require_tls", "false"), ("template", "brief"), ("timeout", "60s"),
         ]
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -50,12 +51,15 @@ struct SMTPProtocolError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// Turns a read timeout into an error on the channel (the session then ends with it).
+/// Turns a read timeout into an error on the channel (the session then ends with it), and remembers it so the
+/// session reports the timeout rather than what it was doing when the channel closed.
 final class SMTPReadTimeout: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+    let fired = NIOLockedValueBox(false)
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let e = event as? IdleStateHandler.IdleStateEvent, e == .read {
+            fired.withLockedValue { $0 = true }
             context.fireErrorCaught(SMTPProtocolError("timed out waiting for the server"))
             context.close(promise: nil)
         } else {
@@ -109,6 +113,7 @@ public enum SMTPClient {
             let sni = settings.serverName ?? (isAddress(settings.host) ? nil : settings.host)
             let implicit = settings.security == .implicitTLS
             let timeout = settings.timeout
+            let timer = SMTPReadTimeout()
             let channel = try await ClientBootstrap(group: group)
                 .connectTimeout(timeout)
                 .connect(host: settings.host, port: settings.port) { channel in
@@ -118,16 +123,20 @@ public enum SMTPClient {
                             try ops.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: sni))
                         }
                         try ops.addHandler(IdleStateHandler(readTimeout: timeout))
-                        try ops.addHandler(SMTPReadTimeout())
+                        try ops.addHandler(timer)
                         try ops.addHandler(ByteToMessageHandler(SMTPReplyDecoder()))
                         return try NIOAsyncChannel<SMTPReply, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }
-            try await channel.executeThenClose { inbound, outbound in
-                let session = Session(
-                    inbound: inbound.makeAsyncIterator(), outbound: outbound, channel: channel.channel,
-                    settings: settings, sslContext: sslContext, sni: sni, tls: implicit)
-                try await session.run(from: from, to: recipients, message: message)
+            do {
+                try await channel.executeThenClose { inbound, outbound in
+                    let session = Session(
+                        inbound: inbound.makeAsyncIterator(), outbound: outbound, channel: channel.channel,
+                        settings: settings, sslContext: sslContext, sni: sni, tls: implicit)
+                    try await session.run(from: from, to: recipients, message: message)
+                }
+            } catch where timer.fired.withLockedValue({ $0 }) {
+                throw DeliveryFailure("timed out waiting for the server (\(timeout.nanoseconds / 1_000_000) ms)")
             }
         } catch let f as DeliveryFailure {
             throw DeliveryFailure("\(where_): \(f.message)", permanent: f.permanent)
