@@ -282,6 +282,30 @@ struct ServeTests {
         try text.write(to: path, atomically: true, encoding: .utf8)
         let w = try CLITests.run(["check", "--config", "tripline.yaml"], cwd: inline)
         #expect(w.status == 1 && w.stderr.contains("\"secret\" must not be inline"), "\(w.stderr)")
+        // Mail configs: unknown keys, a missing smarthost, a bad TLS flag, each at its place.
+        for (mail, expected) in [
+            (
+                "{to: a@b.example, from: c@d.example, smarthost: \"m.example:25\", tls: yes}",
+                ":11:150: unknown key \"tls\""
+            ),
+            ("{to: a@b.example, from: c@d.example}", ":11:86: each of email_configs needs \"smarthost\""),
+            (
+                "{to: a@b.example, from: c@d.example, smarthost: \"m.example:25\", tls_config: {insecure_skip_verify: maybe}}",
+                ":11:185: \"tls_config.insecure_skip_verify\" is true or false"
+            ),
+            (
+                "{to: a@b.example, from: c@d.example, smarthost: m.example, require_tls: false}",
+                ":11:134: \"smarthost\" is host:port"
+            ),
+        ] {
+            try text.replacingOccurrences(
+                of: "webhook_configs: [{url: \"https://x.example\", secret: whsec_abc}]",
+                with: "email_configs: [\(mail)]"
+            )
+            .write(to: path, atomically: true, encoding: .utf8)
+            let m = try CLITests.run(["check", "--config", "tripline.yaml"], cwd: inline)
+            #expect(m.status == 1 && m.stderr.contains("tripline.yaml" + expected), "\(m.stderr)")
+        }
     }
 
     @Test("SIGHUP reloads and keeps the running set when the new one is invalid; SIGTERM drains and exits 0")

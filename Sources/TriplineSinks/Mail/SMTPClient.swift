@@ -135,7 +135,7 @@ public enum SMTPClient {
                         settings: settings, sslContext: sslContext, sni: sni, tls: implicit)
                     try await session.run(from: from, to: recipients, message: message)
                 }
-            } catch where timer.fired.withLockedValue({ $0 }) {
+            } catch  where timer.fired.withLockedValue({ $0 }) {
                 throw DeliveryFailure("timed out waiting for the server (\(timeout.nanoseconds / 1_000_000) ms)")
             }
         } catch let f as DeliveryFailure {
