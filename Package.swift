@@ -32,7 +32,9 @@ let package = Package(
         .target(
             name: "TriplineSelectors",
             dependencies: ["TriplineJSON", "TriplineRegex", .product(name: "Crypto", package: "swift-crypto")],
-            resources: [.copy("Resources/phonemeta.tsv"), .copy("Resources/phonegeo.tsv")]
+            resources: [
+                .copy("Resources/phonemeta.tsv"), .copy("Resources/phonegeo.tsv"), .copy("Resources/namevariants.tsv"),
+            ]
         ),
         .target(
             name: "TriplineWatchlists",

@@ -76,8 +76,11 @@ public struct WatchlistHit: Sendable {
     public var score: Double
     /// How the selector met the entry: `exact`, `prefix`, `cidr`, or `alias` for a name alias.
     public var via: String
-    /// The watched value (normalised) that matched.
+    /// The watched value (normalised) that matched: for a name, the entry's name or alias.
     public var watched: String
+    /// For a fuzzy name hit: token pairs (selector term, entry term, similarity), and whether it is weak.
+    public var alignment: [(String, String, Double)]?
+    public var weak: Bool?
 
     public init(
         owner: String, list: String, version: String, ref: String, label: String?, handling: Handling, score: Double,
@@ -105,6 +108,19 @@ public struct WatchlistHit: Sendable {
         o.append("score", .number(score == 1 ? "1.0" : String(score)))
         o.append("matched", .string(watched))
         o.append("via", .string(via))
+        if let alignment {
+            o.append(
+                "alignment",
+                .array(
+                    alignment.map { p in
+                        .object(
+                            JSONObject([
+                                ("selector", .string(p.0)), ("entry", .string(p.1)),
+                                ("similarity", .number(String(p.2))),
+                            ]))
+                    }))
+        }
+        if let weak { o.append("weak", .bool(weak)) }
         return o
     }
 }
@@ -119,8 +135,12 @@ public struct Matcher: Sendable {
         self.now = now
     }
 
+    /// The fuzzy-name threshold of a list without `min_score` (chosen from the evaluation, BENCHMARKS.md).
+    public static let defaultMinScore = 0.8
+
     /// Hits for one selector, highest priority first; lists past review and expired entries never match.
     public func match(_ s: NormalizedSelector) -> [Hit] {
+        if s.type == .name { return matchName(s) }
         let refs = index.candidates(s)
         if refs.isEmpty { return [] }
         var hits: [Hit] = []
@@ -140,6 +160,29 @@ public struct Matcher: Sendable {
             let w = WatchlistHit(
                 owner: l.owner, list: l.name, version: l.version, ref: e.ref, label: e.label, handling: l.handling,
                 score: 1.0, via: via, watched: sel.value)
+            hits.append(
+                Hit(id: s.id, selector: s, kind: .watchlist, priority: e.priority ?? l.defaultPriority, watchlist: w))
+        }
+        return hits.sorted { $0.priority > $1.priority }
+    }
+
+    /// Names: scored against every watched name and alias (the best per entry), per list `min_score`.
+    func matchName(_ s: NormalizedSelector) -> [Hit] {
+        let form = NameModel.form(s.value, script: s.fields["script"]?.stringValue)
+        let lists = index.lists
+        let found = index.names.query(form) { r in lists[Int(r.list)].minScore ?? Self.defaultMinScore }
+        var hits: [Hit] = []
+        var seen = Set<Int64>()
+        for m in found where seen.insert(Int64(m.ref.list) << 32 | Int64(m.ref.entry)).inserted {
+            let l = lists[Int(m.ref.list)]
+            guard l.isActive(at: now) else { continue }
+            let e = l.entries[Int(m.ref.entry)]
+            if let exp = e.expires, exp <= now { continue }
+            var w = WatchlistHit(
+                owner: l.owner, list: l.name, version: l.version, ref: e.ref, label: e.label, handling: l.handling,
+                score: m.score, via: m.ref.viaAlias ? "alias" : (m.score >= 1 ? "exact" : "fuzzy"), watched: m.matched)
+            w.alignment = m.alignment
+            w.weak = m.weak
             hits.append(
                 Hit(id: s.id, selector: s, kind: .watchlist, priority: e.priority ?? l.defaultPriority, watchlist: w))
         }

@@ -1,8 +1,8 @@
 import Foundation
 import TriplineJSON
 
-/// Person names: NFKC, case-folded, diacritics removed, Arabic script transliterated, tokens.
-/// Fuzzy matching (variant groups, particles as symbols, scoring) builds on this in a later stage.
+/// Person names: NFKC, case-folded, diacritics removed, Arabic, Cyrillic and Greek script transliterated, tokens.
+/// Fuzzy matching (particles as symbols, variant groups, skeletons, scoring) is `NameModel`'s.
 public enum NameNormalizer {
     static func normalize(_ text: String) throws(SelectorError) -> (String, JSONObject) {
         let script = dominantScript(text)
@@ -19,7 +19,20 @@ public enum NameNormalizer {
         let nfkc = text.precomposedStringWithCompatibilityMapping
         var latin = ""
         for s in nfkc.unicodeScalars {
-            if let t = arabic[s.value] { latin += t } else { latin.unicodeScalars.append(s) }
+            if let t = arabic[s.value] ?? cyrillic[s.value] ?? greek[s.value] {
+                latin += t
+            } else if s.value >= 0x0370 && s.value < 0x0530 || s.value >= 0x1F00 && s.value < 0x2000 {
+                // Accented Greek and Cyrillic: the base letter's transliteration.
+                for d in String(s).decomposedStringWithCanonicalMapping.unicodeScalars {
+                    if let t = cyrillic[d.value] ?? greek[d.value] {
+                        latin += t
+                    } else {
+                        latin.unicodeScalars.append(d)
+                    }
+                }
+            } else {
+                latin.unicodeScalars.append(s)
+            }
         }
         let folded = latin.lowercased().decomposedStringWithCanonicalMapping
         var out: [String] = []
@@ -71,4 +84,38 @@ public enum NameNormalizer {
         0x064B: "", 0x064C: "", 0x064D: "", 0x0651: "", 0x0652: "", 0x0670: "a", 0x0671: "a", 0x067E: "p",
         0x0686: "ch", 0x0698: "zh", 0x06A9: "k", 0x06AF: "g", 0x06CC: "y", 0x06C1: "h", 0x06D2: "e",
     ]
+
+    /// Cyrillic to Latin, close to BGN/PCGN without diacritics (Russian, Ukrainian, common Caucasus letters).
+    static let cyrillic: [UInt32: String] = {
+        let pairs: [(String, String)] = [
+            ("а", "a"), ("б", "b"), ("в", "v"), ("г", "g"), ("д", "d"), ("е", "e"), ("ё", "e"), ("ж", "zh"),
+            ("з", "z"), ("и", "i"), ("й", "y"), ("к", "k"), ("л", "l"), ("м", "m"), ("н", "n"), ("о", "o"),
+            ("п", "p"), ("р", "r"), ("с", "s"), ("т", "t"), ("у", "u"), ("ф", "f"), ("х", "kh"), ("ц", "ts"),
+            ("ч", "ch"), ("ш", "sh"), ("щ", "shch"), ("ъ", ""), ("ы", "y"), ("ь", ""), ("э", "e"), ("ю", "yu"),
+            ("я", "ya"), ("і", "i"), ("ї", "yi"), ("є", "ye"), ("ґ", "g"), ("ә", "a"), ("ө", "o"), ("ү", "u"),
+            ("ң", "ng"), ("һ", "h"), ("қ", "q"), ("ғ", "gh"), ("ӏ", ""),
+        ]
+        var m: [UInt32: String] = [:]
+        for (c, l) in pairs {
+            m[c.unicodeScalars.first!.value] = l
+            m[c.uppercased().unicodeScalars.first!.value] = l
+        }
+        return m
+    }()
+
+    /// Greek to Latin, close to ELOT 743 without diacritics.
+    static let greek: [UInt32: String] = {
+        let pairs: [(String, String)] = [
+            ("α", "a"), ("β", "v"), ("γ", "g"), ("δ", "d"), ("ε", "e"), ("ζ", "z"), ("η", "i"), ("θ", "th"),
+            ("ι", "i"), ("κ", "k"), ("λ", "l"), ("μ", "m"), ("ν", "n"), ("ξ", "x"), ("ο", "o"), ("π", "p"),
+            ("ρ", "r"), ("σ", "s"), ("ς", "s"), ("τ", "t"), ("υ", "y"), ("φ", "f"), ("χ", "ch"), ("ψ", "ps"),
+            ("ω", "o"),
+        ]
+        var m: [UInt32: String] = [:]
+        for (c, l) in pairs {
+            m[c.unicodeScalars.first!.value] = l
+            m[c.uppercased().unicodeScalars.first!.value] = l
+        }
+        return m
+    }()
 }

@@ -392,17 +392,27 @@ public struct WatchlistIndex: Sendable {
     public let exact: ExactIndex
     public let prefixes: PrefixTrie
     public let networks: CIDRTrie
+    /// Watched names and aliases, for fuzzy matching.
+    public let names: NameIndex
 
     public init(lists: [Watchlist]) {
         self.lists = lists
         var exactItems: [(SelectorType, String, HitRef)] = []
         var prefixItems: [(String, HitRef)] = []
         var cidrItems: [(CIDR, HitRef)] = []
+        var nameItems: [(String, HitRef)] = []
         for (li, l) in lists.enumerated() {
             for (ei, e) in l.entries.enumerated() {
                 for (si, s) in e.selectors.enumerated() {
                     let ref = HitRef(list: Int32(li), entry: Int32(ei), selector: Int32(si), viaAlias: false)
                     switch s.kind {
+                    case .exact(.name):
+                        nameItems.append((s.value, ref))
+                        for a in s.aliases where a != s.value {
+                            var r = ref
+                            r.viaAlias = true
+                            nameItems.append((a, r))
+                        }
                     case .exact(let t):
                         exactItems.append((t, s.value, ref))
                         for a in s.aliases where a != s.value {
@@ -417,6 +427,7 @@ public struct WatchlistIndex: Sendable {
             }
         }
         exact = ExactIndex(exactItems)
+        names = NameIndex(nameItems)
         prefixes = PrefixTrie(prefixItems)
         networks = CIDRTrie(cidrItems)
     }

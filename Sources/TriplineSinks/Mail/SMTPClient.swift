@@ -51,20 +51,54 @@ struct SMTPProtocolError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// Turns a read timeout into an error on the channel (the session then ends with it), and remembers it so the
-/// session reports the timeout rather than what it was doing when the channel closed.
-final class SMTPReadTimeout: ChannelInboundHandler, Sendable {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-    let fired = NIOLockedValueBox(false)
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let e = event as? IdleStateHandler.IdleStateEvent, e == .read {
+/// The reply deadline: armed when the connection opens (the greeting) and at every write, disarmed by each
+/// complete reply. It measures the server alone — a busy client that reads its replies late does not time out.
+/// When it fires, the channel closes with an error, and `fired` tells the session why.
+final class SMTPReplyTimer: ChannelDuplexHandler {
+    typealias InboundIn = SMTPReply
+    typealias InboundOut = SMTPReply
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let timeout: TimeAmount
+    let fired: NIOLockedValueBox<Bool>
+    var task: Scheduled<Void>?
+
+    init(timeout: TimeAmount, fired: NIOLockedValueBox<Bool>) {
+        self.timeout = timeout
+        self.fired = fired
+    }
+
+    func arm(_ context: ChannelHandlerContext) {
+        task?.cancel()
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let fired = self.fired
+        task = context.eventLoop.scheduleTask(in: timeout) {
             fired.withLockedValue { $0 = true }
-            context.fireErrorCaught(SMTPProtocolError("timed out waiting for the server"))
-            context.close(promise: nil)
-        } else {
-            context.fireUserInboundEventTriggered(event)
+            bound.value.fireErrorCaught(SMTPProtocolError("timed out waiting for the server"))
+            bound.value.close(promise: nil)
         }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(context)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        task?.cancel()
+        task = nil
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        arm(context)
+        context.write(data, promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        task?.cancel()
+        task = nil
+        context.fireChannelInactive()
     }
 }
 
@@ -113,7 +147,7 @@ public enum SMTPClient {
             let sni = settings.serverName ?? (isAddress(settings.host) ? nil : settings.host)
             let implicit = settings.security == .implicitTLS
             let timeout = settings.timeout
-            let timer = SMTPReadTimeout()
+            let timedOut = NIOLockedValueBox(false)
             let channel = try await ClientBootstrap(group: group)
                 .connectTimeout(timeout)
                 .connect(host: settings.host, port: settings.port) { channel in
@@ -122,9 +156,8 @@ public enum SMTPClient {
                         if implicit, let sslContext {
                             try ops.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: sni))
                         }
-                        try ops.addHandler(IdleStateHandler(readTimeout: timeout))
-                        try ops.addHandler(timer)
                         try ops.addHandler(ByteToMessageHandler(SMTPReplyDecoder()))
+                        try ops.addHandler(SMTPReplyTimer(timeout: timeout, fired: timedOut))
                         return try NIOAsyncChannel<SMTPReply, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }
@@ -135,7 +168,7 @@ public enum SMTPClient {
                         settings: settings, sslContext: sslContext, sni: sni, tls: implicit)
                     try await session.run(from: from, to: recipients, message: message)
                 }
-            } catch  where timer.fired.withLockedValue({ $0 }) {
+            } catch  where timedOut.withLockedValue({ $0 }) {
                 throw DeliveryFailure("timed out waiting for the server (\(timeout.nanoseconds / 1_000_000) ms)")
             }
         } catch let f as DeliveryFailure {

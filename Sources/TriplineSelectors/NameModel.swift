@@ -1,0 +1,261 @@
+import Foundation
+
+/// One matching term of a person name: a given name, family name or nisba, with the particle that binds to it
+/// (`abd` of "Abd al-Rahman", `abu` of a kunya) folded in.
+public struct NameTerm: Sendable, Hashable {
+    /// The normalised spelling (`abu omar` for a kunya).
+    public var text: String
+    /// The variant group's name (`muhammad` for Mohamed, Mhd...), or the spelling; with the particle symbol.
+    public var canon: String
+    /// Consonant skeleton: vowels and inner semivowels dropped, digraphs and look-alike letters merged, doubles
+    /// collapsed (`hsn` for Hussein, Husayn and unvocalised حسين).
+    public var skeleton: String
+    /// The skeleton with look-alike classes merged (t/d/z, s/sh, k/kh, j/gh): transliterations of one Arabic
+    /// letter disagree most there.
+    public var loose: String
+    /// A kunya (`abu ...`, `umm ...`): a weak identifier on its own.
+    public var kunya: Bool
+    /// Transliterated from Arabic script (no short vowels; look-alike letters ambiguous).
+    public var arabic: Bool = false
+    /// A single letter (an initial).
+    public var initial: Bool
+}
+
+/// A name prepared for matching (SPEC §3 name, issue 7): the normalised tokens, the terms after particles are
+/// mapped to symbols and honorifics set aside, and whether the name is weak (one term, or a kunya only).
+public struct NameForm: Sendable {
+    public var tokens: [String]
+    public var terms: [NameTerm]
+    public var honorifics: [String]
+    public var weak: Bool {
+        let content = terms.filter { !$0.initial }
+        return content.count <= 1 || content.allSatisfy(\.kunya)
+    }
+}
+
+public enum NameModel {
+    /// The particles, as the shared symbols they stand for.
+    static let particles: [String: String] = {
+        var m: [String: String] = [:]
+        for a in ["al", "el", "ul", "il", "ad", "ar", "as", "at", "az", "an", "ash", "ed", "er", "es", "ez", "l"] {
+            m[a] = "AL"
+        }
+        for b in ["bin", "ben", "ibn", "ould", "walad", "bint", "ibnu", "bn", "ibni", "binti", "abn"] { m[b] = "BIN" }
+        for a in ["abu", "abou", "abo", "aboo", "bou", "abi", "abw"] { m[a] = "ABU" }
+        for a in ["abd", "abdul", "abdel", "abdal", "abdoul", "abdur", "abdil", "abdol", "abdu", "bd"] { m[a] = "ABD" }
+        for u in ["umm", "um", "oum", "om", "omm", "ummu"] { m[u] = "UMM" }
+        return m
+    }()
+
+    /// Honorifics and titles, set aside.
+    static let honorifics: Set<String> = [
+        "dr", "doctor", "docteur", "sheikh", "shaykh", "sheik", "shaikh", "cheikh", "cheik", "shaych", "hajji", "haji",
+        "hadj", "hajj", "hadji", "el-hadj", "mullah", "mulla", "mollah", "molla", "emir", "maulana", "mawlana",
+        "mawlawi", "maulvi", "mufti", "ustadh", "ustaz", "col", "colonel", "gen", "general", "mr", "mrs", "ms", "sir",
+        "prof", "professor", "qari", "hafiz", "sayyed", "syed", "imam",
+        // as transliterated from Arabic script
+        "mla", "shykh", "hajy", "dktwr", "alhaj", "alshykh", "almla",
+    ]
+
+    /// Given-name variant groups (generated: scripts/gen_name_variants.py).
+    static let variants: [String: String] = {
+        guard let url = Bundle.module.url(forResource: "namevariants", withExtension: "tsv"),
+            let text = try? String(contentsOf: url, encoding: .utf8)
+        else { return [:] }
+        var m: [String: String] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: "\t")
+            guard parts.count == 2 else { continue }
+            for v in parts[1].split(separator: " ") { m[String(v)] = String(parts[0]) }
+        }
+        return m
+    }()
+
+    /// The variant group a spelling belongs to, if any.
+    public static func variantGroup(_ token: String) -> String? { variants[token] }
+
+    /// Prepares a name for matching; `script` (ISO 15924) when the text is already normalised from another script.
+    public static func form(_ text: String, script: String? = nil) -> NameForm {
+        let arabic = (script ?? NameNormalizer.dominantScript(text)) == "Arab"
+        let tokens = NameNormalizer.tokenize(text)
+        var honors: [String] = []
+        // Particles glued to what follows ("abdelhamid", "albaljiki" from Arabic script) come apart first.
+        var parts: [String] = []
+        for t in tokens {
+            if honorifics.contains(t) && tokens.count > 1 {
+                honors.append(t)
+                continue
+            }
+            parts += split(t, arabic: arabic)
+        }
+        var terms: [NameTerm] = []
+        var pending: String?
+        for p in parts {
+            // In Arabic script the particle عبد is "bd" (the ayn is not written): "abd" there is the name عابد.
+            if let sym = particles[p], !(arabic && p == "abd") {
+                switch sym {
+                case "AL", "BIN": continue
+                default:
+                    pending = sym
+                    continue
+                }
+            }
+            var t = term(p, prefix: pending)
+            t.arabic = arabic
+            terms.append(t)
+            pending = nil
+        }
+        if let pending, terms.isEmpty || pending != "ABD" {
+            terms.append(term(pending.lowercased(), prefix: nil))
+        }
+        return NameForm(tokens: tokens, terms: terms, honorifics: honors)
+    }
+
+    static let gluedABD = ["abdul", "abdel", "abdal", "abdoul", "abdur", "abdol", "abdil"]
+
+    static func split(_ t: String, arabic: Bool) -> [String] {
+        if variants[t] != nil || particles[t] != nil { return [t] }
+        if arabic && t.hasPrefix("al") && t.count > 4 { return ["al"] + split(String(t.dropFirst(2)), arabic: true) }
+        if arabic && t.hasPrefix("bd") && t.count > 4 { return ["bd"] + split(String(t.dropFirst(2)), arabic: true) }
+        if arabic && t.hasPrefix("abw") && t.count > 5 { return ["abw"] + split(String(t.dropFirst(3)), arabic: true) }
+        for g in gluedABD where t.hasPrefix(g) && t.count >= g.count + 3 {
+            return ["abd", String(t.dropFirst(g.count))]
+        }
+        if t.hasPrefix("abu") && t.count >= 6 && !arabic { return ["abu", String(t.dropFirst(3))] }
+        // Compounds with "allah" written as one word (Khayrallah, Nasrallah) meet their two-word spelling.
+        for suffix in ["allah", "ullah", "ollah"] where t.hasSuffix(suffix) && t.count >= suffix.count + 3 {
+            return [String(t.dropLast(suffix.count)), "allah"]
+        }
+        return [t]
+    }
+
+    static func term(_ base: String, prefix: String?) -> NameTerm {
+        var canon = variants[base] ?? base
+        var skel = skeleton(base)
+        if prefix == "ABD", ["allah", "llah", "lah", "ullah", "alla", "ala", "allh", "llh"].contains(base) {
+            canon = "abdullah"
+            skel = skeleton("abdullah")
+            return NameTerm(
+                text: "abd " + base, canon: canon, skeleton: skel, loose: loosen(skel), kunya: false, initial: false)
+        }
+        if let prefix {
+            canon = prefix + ":" + canon
+            skel = prefix + ":" + skel
+        }
+        let text = prefix.map { $0.lowercased() + " " + base } ?? base
+        return NameTerm(
+            text: text, canon: canon, skeleton: skel, loose: loosen(skel), kunya: prefix == "ABU" || prefix == "UMM",
+            initial: base.count == 1 && prefix == nil)
+    }
+
+    static func loosen(_ skel: String) -> String {
+        var out: [Character] = []
+        for c in skel {
+            let m: Character =
+                switch c {
+                case "t", "z": "d"
+                case "S": "s"
+                case "K": "k"
+                case "G": "j"
+                default: c
+                }
+            if out.last != m { out.append(m) }
+        }
+        return String(out)
+    }
+
+    /// The consonant skeleton of a Latin-letter token (see `NameTerm.skeleton`).
+    public static func skeleton(_ token: String) -> String {
+        var s = Array(token.unicodeScalars.map { Character($0) })
+        var out: [Character] = []
+        var i = 0
+        func at(_ k: Int) -> Character? { k < s.count ? s[k] : nil }
+        while i < s.count {
+            let c = s[i]
+            let n = at(i + 1)
+            var mapped: Character?
+            var step = 1
+            switch (c, n) {
+            case ("s", "c") where at(i + 2) == "h": mapped = "S"; step = 3
+            case ("t", "c") where at(i + 2) == "h": mapped = "S"; step = 3
+            case ("s", "h"), ("c", "h"): mapped = "S"; step = 2
+            case ("k", "h"): mapped = "K"; step = 2
+            case ("g", "h"): mapped = "G"; step = 2
+            case ("t", "h"): mapped = "t"; step = 2
+            case ("d", "h"): mapped = "d"; step = 2
+            case ("p", "h"): mapped = "f"; step = 2
+            case ("d", "j"), ("d", "z"): mapped = "j"; step = 2
+            case ("c", "k"): mapped = "k"; step = 2
+            case ("q", "u") where at(i + 2).map({ "aeiou".contains($0) }) == true: mapped = "k"; step = 2
+            default:
+                switch c {
+                case "a", "e", "i", "o", "u": mapped = nil
+                case "y", "w": mapped = i == 0 ? (c == "y" ? "y" : "w") : nil
+                case "q", "c", "k": mapped = "k"
+                case "g": mapped = "j"
+                case "p": mapped = "b"
+                case "v": mapped = "f"
+                case "x": mapped = "K"
+                default: mapped = c.isLetter || c.isNumber ? c : nil
+                }
+            }
+            if let m = mapped, out.last != m { out.append(m) }
+            i += step
+        }
+        s = out
+        return String(s)
+    }
+
+    /// Jaro–Winkler similarity of two strings (bytes), prefix scale 0.1 over at most 4 characters.
+    public static func jaroWinkler(_ a: String, _ b: String) -> Double {
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
+        if x.isEmpty || y.isEmpty { return x.isEmpty && y.isEmpty ? 1 : 0 }
+        if x == y { return 1 }
+        let window = max(0, max(x.count, y.count) / 2 - 1)
+        var xm = [Bool](repeating: false, count: x.count)
+        var ym = [Bool](repeating: false, count: y.count)
+        var matches = 0
+        for i in 0..<x.count {
+            let lo = max(0, i - window)
+            let hi = min(y.count - 1, i + window)
+            if lo > hi { continue }
+            for j in lo...hi where !ym[j] && x[i] == y[j] {
+                xm[i] = true
+                ym[j] = true
+                matches += 1
+                break
+            }
+        }
+        if matches == 0 { return 0 }
+        var t = 0
+        var k = 0
+        for i in 0..<x.count where xm[i] {
+            while !ym[k] { k += 1 }
+            if x[i] != y[k] { t += 1 }
+            k += 1
+        }
+        let m = Double(matches)
+        let jaro = (m / Double(x.count) + m / Double(y.count) + (m - Double(t / 2)) / m) / 3
+        var prefix = 0
+        while prefix < min(4, min(x.count, y.count)) && x[prefix] == y[prefix] { prefix += 1 }
+        return jaro + Double(prefix) * 0.1 * (1 - jaro)
+    }
+
+    /// How alike two terms are, in [0, 1]: the same variant group 1; the same skeleton 0.92; an initial and a
+    /// name with that letter 0.75; else Jaro–Winkler over spellings and skeletons, 0 below 0.84.
+    public static func similarity(_ q: NameTerm, _ e: NameTerm) -> Double {
+        if q.canon == e.canon { return 1 }
+        let qp = q.canon.firstIndex(of: ":").map { q.canon[..<$0] }
+        let ep = e.canon.firstIndex(of: ":").map { e.canon[..<$0] }
+        if qp != ep { return 0 }
+        if q.skeleton == e.skeleton && !q.skeleton.isEmpty { return q.skeleton.count >= 2 ? 0.92 : 0.85 }
+        if (q.arabic || e.arabic) && q.loose == e.loose && q.loose.count >= 2 { return 0.86 }
+        if q.initial || e.initial {
+            return q.text.first == e.text.first ? 0.75 : 0
+        }
+        var s = jaroWinkler(q.text, e.text)
+        if q.skeleton.count >= 3 && e.skeleton.count >= 3 { s = max(s, 0.95 * jaroWinkler(q.skeleton, e.skeleton)) }
+        return s >= 0.84 ? s : 0
+    }
+}
