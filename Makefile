@@ -4,7 +4,7 @@ SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 export PATH := /opt/swift/usr/bin:$(PATH)
 BIN = .build/release/tripline
 
-.PHONY: run test setup build lint bench phonedata clean
+.PHONY: run test setup build lint bench phonedata namedata clean
 
 setup:
 	@bash scripts/setup.sh
@@ -40,6 +40,9 @@ bench: setup
 phonedata:
 	@bash scripts/setup.sh --peers
 	python3 scripts/gen_phone_metadata.py Sources/TriplineSelectors/Resources
+
+namedata:
+	python3 scripts/gen_name_variants.py
 
 clean:
 	rm -rf .build

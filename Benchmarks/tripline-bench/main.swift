@@ -68,7 +68,7 @@ measure("phone normalisation, E.164 input", n: e164Only.count) {
     return valid
 }
 
-// TRIPLINE_BENCH=phone|rules|audit|stream runs one part (for profiling); unset runs everything.
+// TRIPLINE_BENCH=phone|rules|audit|names|stream runs one part (for profiling); unset runs everything.
 let only = ProcessInfo.processInfo.environment["TRIPLINE_BENCH"]
 if only == "phone" { exit(0) }
 if only == "rules" {
@@ -77,6 +77,10 @@ if only == "rules" {
 }
 if only == "audit" {
     auditBench()
+    exit(0)
+}
+if only == "names" {
+    namesBench()
     exit(0)
 }
 
@@ -265,4 +269,7 @@ stages(ndjson.split(separator: 0x0A).map { Array($0) })
 if only == nil { rulesBench() }
 
 // 6. Audit log.
-if only == nil { auditBench() }
+if only == nil {
+    auditBench()
+    namesBench()
+}
