@@ -136,7 +136,7 @@ public struct Matcher: Sendable {
     }
 
     /// The fuzzy-name threshold of a list without `min_score` (chosen from the evaluation, BENCHMARKS.md).
-    public static let defaultMinScore = 0.8
+    public static let defaultMinScore = NameIndex.defaultMinScore
 
     /// Hits for one selector, highest priority first; lists past review and expired entries never match.
     public func match(_ s: NormalizedSelector) -> [Hit] {

@@ -10,8 +10,8 @@ public struct NameTerm: Sendable, Hashable {
     /// Consonant skeleton: vowels and inner semivowels dropped, digraphs and look-alike letters merged, doubles
     /// collapsed (`hsn` for Hussein, Husayn and unvocalised حسين).
     public var skeleton: String
-    /// The skeleton with look-alike classes merged (t/d/z, s/sh, k/kh, j/gh): transliterations of one Arabic
-    /// letter disagree most there.
+    /// The skeleton with look-alike classes merged (t/d/z, s/sh, k/kh/q/g/j/gh): transliterations of one Arabic
+    /// letter disagree most there (Maghrebi g for qaf, Egyptian g for jim).
     public var loose: String
     /// A kunya (`abu ...`, `umm ...`): a weak identifier on its own.
     public var kunya: Bool
@@ -40,7 +40,9 @@ public enum NameModel {
         for a in ["al", "el", "ul", "il", "ad", "ar", "as", "at", "az", "an", "ash", "ed", "er", "es", "ez", "l"] {
             m[a] = "AL"
         }
-        for b in ["bin", "ben", "ibn", "ould", "walad", "bint", "ibnu", "bn", "ibni", "binti", "abn"] { m[b] = "BIN" }
+        for b in ["bin", "ben", "ibn", "ould", "walad", "bint", "ibnu", "bn", "ibni", "binti", "abn", "wld"] {
+            m[b] = "BIN"
+        }
         for a in ["abu", "abou", "abo", "aboo", "bou", "abi", "abw"] { m[a] = "ABU" }
         for a in ["abd", "abdul", "abdel", "abdal", "abdoul", "abdur", "abdil", "abdol", "abdu", "bd"] { m[a] = "ABD" }
         for u in ["umm", "um", "oum", "om", "omm", "ummu"] { m[u] = "UMM" }
@@ -122,6 +124,16 @@ public enum NameModel {
             return ["abd", String(t.dropFirst(g.count))]
         }
         if t.hasPrefix("abu") && t.count >= 6 && !arabic { return ["abu", String(t.dropFirst(3))] }
+        // "X al-Din" written as one word (Salahaldin, Nuruddin, Nasreddine) meets "Salah al-Din".
+        for suffix in ["aldin", "uddin", "eddine", "eddin", "addin", "aldeen", "uddeen", "edine"]
+        where t.hasSuffix(suffix) && t.count >= suffix.count + 3 {
+            return [String(t.dropLast(suffix.count)), "din"]
+        }
+        // A glued article before an assimilated letter ("elsseid", "assayed" is left alone: one vowel).
+        if t.count >= 6, t.hasPrefix("al") || t.hasPrefix("el") {
+            let c = Array(t)
+            if c[2] == c[3], !"aeiouy".contains(c[2]) { return ["al", String(c[2...])] }
+        }
         // Compounds with "allah" written as one word (Khayrallah, Nasrallah) meet their two-word spelling.
         for suffix in ["allah", "ullah", "ollah"] where t.hasSuffix(suffix) && t.count >= suffix.count + 3 {
             return [String(t.dropLast(suffix.count)), "allah"]
@@ -156,7 +168,7 @@ public enum NameModel {
                 case "t", "z": "d"
                 case "S": "s"
                 case "K": "k"
-                case "G": "j"
+                case "G", "j": "k"
                 default: c
                 }
             if out.last != m { out.append(m) }
@@ -187,6 +199,7 @@ public enum NameModel {
             case ("d", "j"), ("d", "z"): mapped = "j"; step = 2
             case ("c", "k"): mapped = "k"; step = 2
             case ("q", "u") where at(i + 2).map({ "aeiou".contains($0) }) == true: mapped = "k"; step = 2
+            case ("c", "e"), ("c", "i"), ("c", "y"): mapped = "s"  // French and Spanish soft c (Lounici)
             default:
                 switch c {
                 case "a", "e", "i", "o", "u": mapped = nil
@@ -242,20 +255,30 @@ public enum NameModel {
         return jaro + Double(prefix) * 0.1 * (1 - jaro)
     }
 
-    /// How alike two terms are, in [0, 1]: the same variant group 1; the same skeleton 0.92; an initial and a
-    /// name with that letter 0.75; else Jaro–Winkler over spellings and skeletons, 0 below 0.84.
+    /// How alike two terms are, in [0, 1]: the same variant group 1; the same skeleton 0.92 (between Latin
+    /// spellings only when they are alike too); an initial and a name with that letter 0.75; else Jaro–Winkler
+    /// over the spellings (and, against Arabic script, the skeletons), 0 below 0.84.
     public static func similarity(_ q: NameTerm, _ e: NameTerm) -> Double {
         if q.canon == e.canon { return 1 }
         let qp = q.canon.firstIndex(of: ":").map { q.canon[..<$0] }
         let ep = e.canon.firstIndex(of: ":").map { e.canon[..<$0] }
         if qp != ep { return 0 }
-        if q.skeleton == e.skeleton && !q.skeleton.isEmpty { return q.skeleton.count >= 2 ? 0.92 : 0.85 }
-        if (q.arabic || e.arabic) && q.loose == e.loose && q.loose.count >= 2 { return 0.86 }
+        let arabic = q.arabic || e.arabic
+        // Between two Latin spellings a shared skeleton counts only when the spellings are alike too (Kanaan and
+        // Kony, Siavash and Isaevich share one); against unvocalised Arabic it is most of the evidence.
+        let textJW = jaroWinkler(q.text, e.text)
+        if q.skeleton == e.skeleton && !q.skeleton.isEmpty && (arabic || textJW >= 0.75) {
+            return q.skeleton.count >= 2 ? 0.92 : 0.85
+        }
+        if arabic && q.loose == e.loose && q.loose.count >= 2 { return 0.86 }
         if q.initial || e.initial {
             return q.text.first == e.text.first ? 0.75 : 0
         }
-        var s = jaroWinkler(q.text, e.text)
-        if q.skeleton.count >= 3 && e.skeleton.count >= 3 { s = max(s, 0.95 * jaroWinkler(q.skeleton, e.skeleton)) }
-        return s >= 0.84 ? s : 0
+        var s = textJW
+        if arabic && q.skeleton.count >= 3 && e.skeleton.count >= 3 {
+            s = max(s, 0.95 * jaroWinkler(q.skeleton, e.skeleton))
+        }
+        // Between Latin spellings, short names are alike by chance (Walid and Ali, Sami and Ami): they need more.
+        return s >= (!arabic && min(q.text.count, e.text.count) <= 4 ? 0.92 : 0.84) ? s : 0
     }
 }

@@ -18,6 +18,9 @@ public struct NameMatch: Sendable {
 /// not walked (a common name says little); a candidate must share keys with two of the query's terms (one for
 /// a one-term query). Candidates are then scored by token alignment (`NameScorer`).
 public final class NameIndex: @unchecked Sendable {
+    /// The threshold of a list without `min_score`, chosen from the evaluation on the UN list (BENCHMARKS.md).
+    public static let defaultMinScore = 0.8
+
     let forms: [NameForm]
     let refs: [HitRef]
     let names: [String]
