@@ -221,38 +221,43 @@ public enum NameModel {
 
     /// Jaro–Winkler similarity of two strings (bytes), prefix scale 0.1 over at most 4 characters.
     public static func jaroWinkler(_ a: String, _ b: String) -> Double {
-        let x = Array(a.utf8)
-        let y = Array(b.utf8)
+        var a = a
+        var b = b
+        return a.withUTF8 { x in b.withUTF8 { y in jaroWinkler(x, y) } }
+    }
+
+    static func jaroWinkler(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Double {
         if x.isEmpty || y.isEmpty { return x.isEmpty && y.isEmpty ? 1 : 0 }
-        if x == y { return 1 }
+        if x.count == y.count && memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 { return 1 }
         let window = max(0, max(x.count, y.count) / 2 - 1)
-        var xm = [Bool](repeating: false, count: x.count)
-        var ym = [Bool](repeating: false, count: y.count)
-        var matches = 0
-        for i in 0..<x.count {
-            let lo = max(0, i - window)
-            let hi = min(y.count - 1, i + window)
-            if lo > hi { continue }
-            for j in lo...hi where !ym[j] && x[i] == y[j] {
-                xm[i] = true
-                ym[j] = true
-                matches += 1
-                break
+        return withUnsafeTemporaryAllocation(of: Bool.self, capacity: x.count + y.count) { flags in
+            flags.initialize(repeating: false)
+            var matches = 0
+            for i in 0..<x.count {
+                let lo = max(0, i - window)
+                let hi = min(y.count - 1, i + window)
+                if lo > hi { continue }
+                for j in lo...hi where !flags[x.count + j] && x[i] == y[j] {
+                    flags[i] = true
+                    flags[x.count + j] = true
+                    matches += 1
+                    break
+                }
             }
+            if matches == 0 { return 0 }
+            var t = 0
+            var k = 0
+            for i in 0..<x.count where flags[i] {
+                while !flags[x.count + k] { k += 1 }
+                if x[i] != y[k] { t += 1 }
+                k += 1
+            }
+            let m = Double(matches)
+            let jaro = (m / Double(x.count) + m / Double(y.count) + (m - Double(t / 2)) / m) / 3
+            var prefix = 0
+            while prefix < min(4, min(x.count, y.count)) && x[prefix] == y[prefix] { prefix += 1 }
+            return jaro + Double(prefix) * 0.1 * (1 - jaro)
         }
-        if matches == 0 { return 0 }
-        var t = 0
-        var k = 0
-        for i in 0..<x.count where xm[i] {
-            while !ym[k] { k += 1 }
-            if x[i] != y[k] { t += 1 }
-            k += 1
-        }
-        let m = Double(matches)
-        let jaro = (m / Double(x.count) + m / Double(y.count) + (m - Double(t / 2)) / m) / 3
-        var prefix = 0
-        while prefix < min(4, min(x.count, y.count)) && x[prefix] == y[prefix] { prefix += 1 }
-        return jaro + Double(prefix) * 0.1 * (1 - jaro)
     }
 
     /// How alike two terms are, in [0, 1]: the same variant group 1; the same skeleton 0.92 (between Latin

@@ -16,6 +16,7 @@ public enum NameNormalizer {
 
     /// The normalised tokens of a name.
     public static func tokenize(_ text: String) -> [String] {
+        if let ascii = asciiTokens(text) { return ascii }
         let nfkc = text.precomposedStringWithCompatibilityMapping
         var latin = ""
         for s in nfkc.unicodeScalars {
@@ -51,6 +52,31 @@ public enum NameNormalizer {
         if !cur.isEmpty { out.append(cur) }
         // "al-baljiki" became two tokens: keep the article as its own token.
         return out.map { $0.precomposedStringWithCanonicalMapping }
+    }
+
+    /// Plain ASCII (most names): the same tokens without the Unicode passes — lower-cased letters and digits,
+    /// apostrophes and backquotes dropped, anything else a separator. Nil when the text is not ASCII.
+    static func asciiTokens(_ text: String) -> [String]? {
+        var t = text
+        return t.withUTF8 { bytes -> [String]? in
+            var out: [String] = []
+            var cur: [UInt8] = []
+            for b in bytes {
+                if b >= 0x80 { return nil }
+                switch b {
+                case 0x41...0x5A: cur.append(b | 0x20)
+                case 0x61...0x7A, 0x30...0x39: cur.append(b)
+                case 0x27, 0x60: continue
+                default:
+                    if !cur.isEmpty {
+                        out.append(String(decoding: cur, as: UTF8.self))
+                        cur.removeAll(keepingCapacity: true)
+                    }
+                }
+            }
+            if !cur.isEmpty { out.append(String(decoding: cur, as: UTF8.self)) }
+            return out
+        }
     }
 
     /// ISO 15924 code of the script most letters are in.
