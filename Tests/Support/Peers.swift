@@ -27,33 +27,33 @@ public func readRecords(_ path: String) -> [JSONObject] {
     return text.split(separator: "\n").compactMap { try? JSONParser.parse(String($0)).objectValue }
 }
 
-/// A real SMTP server (aiosmtpd, scripts/smtp_receiver.py) started for a test and stopped after it.
-public final class SMTPServer {
+/// A peer process (one of the Python test peers in scripts/) that writes the port it listens on to a file and
+/// logs what it receives as NDJSON; started by a test, stopped after it.
+public class Peer {
     let process = Process()
     public let dir: URL
     public let port: Int
     public let log: String
 
-    public init(_ arguments: [String] = [], port: Int = 0) throws {
-        dir = scratchDirectory("smtp")
+    /// Runs `script` with the port file and log path placed by `arguments(portfile, log)`.
+    init(script: String, what: String, arguments: (String, String) -> [String]) throws {
+        dir = scratchDirectory("peer")
         log = dir.appendingPathComponent("received.ndjson").path
         let portfile = dir.appendingPathComponent("port").path
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments =
-            [
-                "python3", repositoryRoot.appendingPathComponent("scripts/smtp_receiver.py").path, portfile, log,
-                "--port", String(port),
-            ] + arguments
+            ["python3", repositoryRoot.appendingPathComponent("scripts/" + script).path] + arguments(portfile, log)
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardError = FileHandle.nullDevice
         try process.run()
         guard waitUntil(15, { FileManager.default.fileExists(atPath: portfile) }) else {
             process.terminate()
-            throw TestFailure("the SMTP server did not start (is aiosmtpd installed? scripts/setup.sh --peers)")
+            throw TestFailure("the \(what) did not start (are the test peers installed? scripts/setup.sh --peers)")
         }
         self.port = Int((try? String(contentsOfFile: portfile, encoding: .utf8)) ?? "") ?? 0
     }
 
+    /// Every record logged so far.
     public var received: [JSONObject] { readRecords(log) }
 
     public func stop() {
@@ -62,6 +62,16 @@ public final class SMTPServer {
             process.waitUntilExit()
         }
         try? FileManager.default.removeItem(at: dir)
+    }
+}
+
+/// A real SMTP server (aiosmtpd, scripts/smtp_receiver.py): each accepted message parsed back by Python's
+/// `email` package and logged.
+public final class SMTPServer: Peer {
+    public init(_ arguments: [String] = [], port: Int = 0) throws {
+        try super.init(script: "smtp_receiver.py", what: "SMTP server") { portfile, log in
+            [portfile, log, "--port", String(port)] + arguments
+        }
     }
 }
 
@@ -96,41 +106,11 @@ public func header(_ record: JSONObject, _ name: String) -> String? {
 
 /// A real HTTP webhook receiver (scripts/webhook_receiver.py) checking every signature with the
 /// `standardwebhooks` package; answers with `statuses` in turn, then 200.
-public final class WebhookReceiver {
-    let process = Process()
-    public let dir: URL
-    public let port: Int
-    public let log: String
-
+public final class WebhookReceiver: Peer {
     public init(secret: String, statuses: String = "", arguments: [String] = []) throws {
-        dir = scratchDirectory("hook")
-        log = dir.appendingPathComponent("received.ndjson").path
-        let portfile = dir.appendingPathComponent("port").path
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments =
-            [
-                "python3", repositoryRoot.appendingPathComponent("scripts/webhook_receiver.py").path, portfile, secret,
-                log,
-                statuses,
-            ] + arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        guard waitUntil(15, { FileManager.default.fileExists(atPath: portfile) }) else {
-            process.terminate()
-            throw TestFailure("the webhook receiver did not start (scripts/setup.sh --peers)")
+        try super.init(script: "webhook_receiver.py", what: "webhook receiver") { portfile, log in
+            [portfile, secret, log, statuses] + arguments
         }
-        self.port = Int((try? String(contentsOfFile: portfile, encoding: .utf8)) ?? "") ?? 0
-    }
-
-    public var received: [JSONObject] { readRecords(log) }
-
-    public func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-        try? FileManager.default.removeItem(at: dir)
     }
 }
 
