@@ -44,35 +44,46 @@ alerts = sum(len(n["alerts"]) for n in notes)
 print(f"serve: 200,000 selectors (1% hits) from standard input to the log receiver: {elapsed:.2f} s, "
       f"{200_000 / elapsed:,.0f} selectors/s, {len(notes)} notifications, {alerts} alerts")
 
+def start_follow():
+    """A fresh state and an empty followed file; serve started on it."""
+    shutil.rmtree(f"{d}/state", ignore_errors=True)
+    open(f"{d}/follow.ndjson", "w").close()
+    proc = subprocess.Popen([binary, "serve", "--config", "tripline.yaml", "--follow", "follow.ndjson"], cwd=d,
+                            stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    return proc
+
+def latency(tag, arrival, what):
+    """Appends 200 critical hits one at a time; `arrival(item)` gives when the item's notification arrived."""
+    lat = []
+    for k in range(200):
+        sel = {"id": f"{tag}{k}", "type": "phone", "value": f"+32470{k:06d}", "source": {"item": f"{tag}-{k}"}}
+        start = time.time()
+        with open(f"{d}/follow.ndjson", "a") as f:
+            f.write(json.dumps(sel) + "\n")
+        while True:
+            t_arr = arrival(f"{tag}-{k}")
+            if t_arr is not None:
+                lat.append(t_arr - start); break
+            if time.time() - start > 10:
+                print(f"{what}: timed out"); break
+            time.sleep(0.0005)
+    lat.sort()
+    p50 = lat[len(lat) // 2] * 1000; p99 = lat[int(len(lat) * 0.99) - 1] * 1000
+    print(f"serve: ingest -> {what} latency, critical alert, group_wait 0s, followed file: "
+          f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {lat[-1] * 1000:.1f} ms ({len(lat)} alerts)")
+
 # 2. Latency: serve follows a file; one critical hit at a time, timed until its notification is in the log.
-shutil.rmtree(f"{d}/state"); os.remove(f"{d}/alerts.ndjson")
-open(f"{d}/follow.ndjson", "w").close()
-p = subprocess.Popen([binary, "serve", "--config", "tripline.yaml", "--follow", "follow.ndjson"], cwd=d,
-                     stderr=subprocess.DEVNULL)
-time.sleep(1.0)
-lat = []
-seen = 0
-for k in range(200):
-    sel = {"id": f"L{k}", "type": "phone", "value": f"+32470{k:06d}", "source": {"item": f"LAT{k}"}}
-    start = time.time()
-    with open(f"{d}/follow.ndjson", "a") as f:
-        f.write(json.dumps(sel) + "\n")
-    while True:
-        try:
-            with open(f"{d}/alerts.ndjson") as f:
-                content = f.read()
-        except FileNotFoundError:
-            content = ""
-        if f'"LAT{k}"' in content:
-            lat.append(time.time() - start); break
-        if time.time() - start > 10:
-            print("latency: timed out"); break
-        time.sleep(0.0005)
+os.remove(f"{d}/alerts.ndjson")
+p = start_follow()
+def in_log(item):
+    try:
+        with open(f"{d}/alerts.ndjson") as f:
+            return time.time() if f'"{item}"' in f.read() else None
+    except FileNotFoundError:
+        return None
+latency("LAT", in_log, "log receiver")
 p.terminate(); p.wait()
-lat.sort()
-p50 = lat[len(lat) // 2] * 1000; p99 = lat[int(len(lat) * 0.99) - 1] * 1000
-print(f"serve: ingest -> log receiver latency, critical alert, group_wait 0s, followed file: "
-      f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {lat[-1] * 1000:.1f} ms ({len(lat)} alerts)")
 
 # 3. Webhooks: a loopback receiver (answers 200 after reading the body) notes when each alert's POST arrived.
 import threading
@@ -100,29 +111,11 @@ cfg = cfg.replace("file_configs: [{path: alerts.ndjson}]",
 cfg = cfg.replace("group_by: [owner, list, item]", "group_by: ['...']")
 with open(f"{d}/tripline.yaml", "w") as f:
     f.write(cfg)
-shutil.rmtree(f"{d}/state")
-open(f"{d}/follow.ndjson", "w").close()
-p = subprocess.Popen([binary, "serve", "--config", "tripline.yaml", "--follow", "follow.ndjson"], cwd=d,
-                     stderr=subprocess.DEVNULL)
-time.sleep(1.0)
-lat = []
-for k in range(200):
-    sel = {"id": f"W{k}", "type": "phone", "value": f"+32470{k:06d}", "source": {"item": f"WH{k}"}}
-    start = time.time()
-    with open(f"{d}/follow.ndjson", "a") as f:
-        f.write(json.dumps(sel) + "\n")
-    while True:
-        with lock:
-            t_arr = arrived.get(f"WH{k}")
-        if t_arr is not None:
-            lat.append(t_arr - start); break
-        if time.time() - start > 10:
-            print("webhook latency: timed out"); break
-        time.sleep(0.0005)
-lat.sort()
-p50 = lat[len(lat) // 2] * 1000; p99 = lat[int(len(lat) * 0.99) - 1] * 1000
-print(f"serve: ingest -> webhook 2xx latency, critical alert, group_wait 0s, loopback receiver: "
-      f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {lat[-1] * 1000:.1f} ms ({len(lat)} alerts)")
+p = start_follow()
+def at_webhook(item):
+    with lock:
+        return arrived.get(item)
+latency("WH", at_webhook, "webhook 2xx (loopback receiver)")
 
 # 4. Sustained deliveries: 5,000 new alerts at once, one notification each ('...'), all to the webhook.
 M = 5000

@@ -114,17 +114,25 @@ public final class WebhookReceiver: Peer {
     }
 }
 
-/// A TCP port nobody listens on right now (bound, read, released), for a peer that starts later.
-public func freePort() -> Int {
+/// A loopback TCP socket bound to a free port, listening when `listen` (it accepts into the backlog and never
+/// answers: a silent server); the caller closes `fd`.
+public func loopbackSocket(listen: Bool) -> (fd: Int32, port: Int) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
     var len = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    if listen { _ = Glibc.listen(fd, 4) }
     _ = withUnsafeMutablePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
     }
-    return Int(UInt16(bigEndian: addr.sin_port))
+    return (fd, Int(UInt16(bigEndian: addr.sin_port)))
+}
+
+/// A TCP port nobody listens on right now (bound, read, released), for a peer that starts later.
+public func freePort() -> Int {
+    let (fd, port) = loopbackSocket(listen: false)
+    close(fd)
+    return port
 }

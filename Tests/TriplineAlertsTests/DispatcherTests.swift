@@ -5,6 +5,7 @@ import TriplineJSON
 import TriplineMatch
 import TriplineSelectors
 import TriplineState
+import TriplineTestSupport
 import TriplineWatchlists
 
 func hit(
@@ -24,7 +25,7 @@ struct Harness {
     let store = MemoryStateStore()
     let config: AlertsConfig
     let d: Dispatcher
-    let dir = temporaryDirectory("dispatch")
+    let dir = scratchDirectory("dispatch")
 
     init(route r: Route? = nil, edit: (inout AlertsConfig) -> Void = { _ in }) throws {
         var c = alertsConfig(dir, route: r)
@@ -187,7 +188,7 @@ struct DispatcherTests {
     }
 
     @Test func recoveryAfterACrashSendsWhatWasNotSent() throws {
-        let dir = temporaryDirectory("recover")
+        let dir = scratchDirectory("recover")
         let store = MemoryStateStore()
         let c = alertsConfig(dir, route: route("ops-rx", wait: 30))
         let d1 = try Dispatcher(config: c, store: store, now: t0)

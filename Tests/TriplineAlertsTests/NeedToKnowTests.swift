@@ -31,7 +31,7 @@ struct NeedToKnowTests {
     }
 
     func run(tlp: String, releasableToFR: Bool, template: Template?) async throws {
-        let dir = temporaryDirectory("ntk")
+        let dir = scratchDirectory("ntk")
         defer { try? FileManager.default.removeItem(at: dir) }
         let rel = releasableToFR ? "[be-fedpol, fr-dgsi]" : "[be-fedpol]"
         let lists = loadList(

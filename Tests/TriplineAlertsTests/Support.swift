@@ -7,15 +7,10 @@ import TriplineRules
 import TriplineSelectors
 import TriplineSinks
 import TriplineState
+import TriplineTestSupport
 import TriplineWatchlists
 
 let t0 = 1_900_000_000.0
-
-func temporaryDirectory(_ tag: String) -> URL {
-    let d = FileManager.default.temporaryDirectory.appendingPathComponent("tripline-\(tag)-\(UUID().uuidString)")
-    try! FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-    return d
-}
 
 func route(
     _ receiver: String, children: [Route] = [], groupBy: [String] = ["owner", "list"], wait: Double = 0,

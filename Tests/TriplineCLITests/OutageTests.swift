@@ -115,7 +115,7 @@ struct OutageTests {
             }
             return out
         }
-        let done = ServeTests.waitFor(90) {
+        let done = waitUntil(90) {
             Set(webhookArrivals().keys).isSuperset(of: keys) && Set(mailArrivals().keys).isSuperset(of: keys)
                 && ServeTests.pendingOutbox(dir) == 0
         }

@@ -6,12 +6,6 @@ import TriplineTestSupport
 /// `tripline serve` as an operator runs it: samples on standard input, a followed file, signals, SIGKILL.
 @Suite("tripline serve", .serialized)
 struct ServeTests {
-    static func readLines(_ path: String) -> [JSONObject] {
-        guard let d = FileManager.default.contents(atPath: path) else { return [] }
-        return String(decoding: d, as: UTF8.self).split(separator: "\n").compactMap {
-            try? JSONParser.parse(String($0)).objectValue
-        }
-    }
 
     /// A scratch deployment: one list of `entries` numbers owned by be-fedpol, one receiver writing `alerts.ndjson`.
     static func deployment(entries: Int, rules: String = "", extra: String = "") throws -> URL {
@@ -102,15 +96,6 @@ struct ServeTests {
         return out
     }
 
-    static func waitFor(_ seconds: Double, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(50_000)
-        }
-        return condition()
-    }
-
     @Test("serve on the samples: alerts in the log receivers, exit 0 at end of input, alerts show by need-to-know")
     func samples() throws {
         let state = FileManager.default.temporaryDirectory.appendingPathComponent("serve-samples-\(UUID().uuidString)")
@@ -130,8 +115,8 @@ struct ServeTests {
         let r = try CLITests.run(["serve", "--config", config], stdin: input)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.contains("end of input: 34 selectors"))
-        let ops = Self.readLines(state.appendingPathComponent("alerts-ops.ndjson").path)
-        let be = Self.readLines(state.appendingPathComponent("alerts-be-fedpol.ndjson").path)
+        let ops = readRecords(state.appendingPathComponent("alerts-ops.ndjson").path)
+        let be = readRecords(state.appendingPathComponent("alerts-be-fedpol.ndjson").path)
         #expect(!ops.isEmpty && !be.isEmpty)
         // The operating agency is not entitled to be-fedpol's amber list: its rendering is opaque.
         let opsText = ops.map { JSONWriter.string(.object($0)) }.joined()
@@ -323,7 +308,7 @@ struct ServeTests {
             try h.close()
         }
         try append(#"{"id":"a","type":"phone","value":"+32470000001"}"# + "\n")
-        #expect(Self.waitFor(15) { Self.readLines(log).count == 1 })
+        #expect(waitUntil(15) { readRecords(log).count == 1 })
         // A broken rule: reload refused, the service goes on with the old set.
         try
             "title: x\nid: broken\nlogsource: {product: tripline, category: selector}\ndetection: {s: {valu: 1}, condition: s}\n"
@@ -331,7 +316,7 @@ struct ServeTests {
         kill(p.processIdentifier, SIGHUP)
         usleep(500_000)
         try append(#"{"id":"b","type":"phone","value":"+32470000002"}"# + "\n")
-        #expect(Self.waitFor(15) { Self.readLines(log).count == 2 })
+        #expect(waitUntil(15) { readRecords(log).count == 2 })
         #expect(p.isRunning)
         // A valid rule: reloaded, and it fires.
         try
@@ -341,7 +326,7 @@ struct ServeTests {
         usleep(500_000)
         try append(#"{"id":"c","type":"phone","value":"+32470000003"}"# + "\n")
         #expect(
-            Self.waitFor(15) { Self.readLines(log).contains { JSONWriter.string(.object($0)).contains("rule:fixed:") } }
+            waitUntil(15) { readRecords(log).contains { JSONWriter.string(.object($0)).contains("rule:fixed:") } }
         )
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()
@@ -380,7 +365,7 @@ struct ServeTests {
         let (p, err) = try Self.start(["serve", "--config", "tripline.yaml", "--follow", input.path], cwd: dir)
         func alertIDs() -> [String: Set<String>] {
             var byKey: [String: Set<String>] = [:]
-            for l in Self.readLines(log) {
+            for l in readRecords(log) {
                 for a in l["alerts"]?.arrayValue ?? [] {
                     if let k = a.objectValue?["key"]?.stringValue, let n = l["notification_id"]?.stringValue {
                         byKey[k, default: []].insert(n)
@@ -391,7 +376,7 @@ struct ServeTests {
         }
         func pending() -> Int { Self.pendingOutbox(dir) }
         // Everything notified, and the outbox empty (a delivery cut short by a kill is redelivered, same id).
-        let done = Self.waitFor(60) { alertIDs().count >= entries && pending() == 0 }
+        let done = waitUntil(60) { alertIDs().count >= entries && pending() == 0 }
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()
         _ = err.fileHandleForReading.readDataToEndOfFile()

@@ -213,18 +213,8 @@ struct MailTests {
         } catch { #expect(!error.permanent, "\(error)") }
 
         // A server that accepts the connection and never greets: the read timeout ends it.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (fd, silent) = loopbackSocket(listen: true)
         defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        listen(fd, 4)
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        let silent = Int(UInt16(bigEndian: addr.sin_port))
         let start = Date()
         do {
             try await Self.deliver(Self.basic(silent).map { $0.0 == "timeout" ? ($0.0, "500ms") : $0 })

@@ -173,13 +173,15 @@ public struct MailMessage: Sendable {
         SHA256.hash(data: Data(s.utf8)).prefix(8).map { hex2($0) }.joined()
     }
 
-    static func rfc5322Date(_ d: Date) -> String {
+    private static let dateFormatter: DateFormatter = {
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX")
         f.timeZone = TimeZone(identifier: "UTC")
         f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss '+0000'"
-        return f.string(from: d)
-    }
+        return f
+    }()
+
+    static func rfc5322Date(_ d: Date) -> String { dateFormatter.string(from: d) }
 
     /// RFC 2047: text with anything but printable ASCII becomes `=?UTF-8?B?...?=` words of at most 75
     /// characters, split between characters, separated by folding white space.
