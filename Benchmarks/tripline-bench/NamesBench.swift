@@ -68,6 +68,9 @@ func namesBench() {
             queries.append(pickGiven() + " " + family() + "x")
         }
     }
+    if ProcessInfo.processInfo.environment["NAMES_EXPLAIN"] != nil {
+        for q in queries.prefix(12) { print(q, "|", index.explain(NameModel.form(q))) }
+    }
     var lat: [Double] = []
     var found = 0
     for q in queries {

@@ -83,6 +83,10 @@ if only == "names" {
     namesBench()
     exit(0)
 }
+if only == "names-eval" {
+    namesEval()
+    exit(0)
+}
 
 // 2. Exact lookup against a 1,000,000-entry watchlist (10% of queries hit).
 let entries = 1_000_000

@@ -56,8 +56,20 @@ public enum NameModel {
         "mawlawi", "maulvi", "mufti", "ustadh", "ustaz", "col", "colonel", "gen", "general", "mr", "mrs", "ms", "sir",
         "prof", "professor", "qari", "hafiz", "sayyed", "syed", "imam",
         // as transliterated from Arabic script
-        "mla", "shykh", "hajy", "dktwr", "alhaj", "alshykh", "almla",
+        "mla", "mlla", "shykh", "hajy", "hjy", "haj", "dktwr", "alhaj", "alshykh", "almla", "qary", "syd", "mwlwy",
+        "mwlana",
     ]
+
+    /// Titles long enough to be recognised when misspelt by one letter (not those that are also given names).
+    static let longHonorifics = [
+        "sheikh", "shaykh", "shaikh", "cheikh", "mullah", "maulana", "mawlana", "mawlawi", "maulvi", "hajji", "hadji",
+        "colonel", "doctor", "docteur", "general", "professor", "ustadh",
+    ]
+
+    static func misspeltHonorific(_ t: String) -> Bool {
+        guard t.utf8.count >= 5, variants[t] == nil else { return false }
+        return longHonorifics.contains { $0.first == t.first && jaroWinkler($0, t) >= 0.9 }
+    }
 
     /// Given-name variant groups (generated: scripts/gen_name_variants.py).
     static let variants: [String: String] = {
@@ -84,7 +96,7 @@ public enum NameModel {
         // Particles glued to what follows ("abdelhamid", "albaljiki" from Arabic script) come apart first.
         var parts: [String] = []
         for t in tokens {
-            if honorifics.contains(t) && tokens.count > 1 {
+            if tokens.count > 1 && (honorifics.contains(t) || misspeltHonorific(t)) {
                 honors.append(t)
                 continue
             }
@@ -93,8 +105,7 @@ public enum NameModel {
         var terms: [NameTerm] = []
         var pending: String?
         for p in parts {
-            // In Arabic script the particle عبد is "bd" (the ayn is not written): "abd" there is the name عابد.
-            if let sym = particles[p], !(arabic && p == "abd") {
+            if let sym = particles[p] {
                 switch sym {
                 case "AL", "BIN": continue
                 default:
@@ -107,8 +118,15 @@ public enum NameModel {
             terms.append(t)
             pending = nil
         }
-        if let pending, terms.isEmpty || pending != "ABD" {
-            terms.append(term(pending.lowercased(), prefix: nil))
+        if let pending {
+            if let first = terms.first, first.canon.firstIndex(of: ":") == nil, terms.count > 1 || pending != "ABU" {
+                // A particle left at the end belongs to the first name of an inverted "SURNAME, Given Abd Al".
+                var t = term(first.text, prefix: pending)
+                t.arabic = first.arabic
+                terms[0] = t
+            } else if terms.isEmpty || pending != "ABD" {
+                terms.append(term(pending.lowercased(), prefix: nil))
+            }
         }
         return NameForm(tokens: tokens, terms: terms, honorifics: honors)
     }
@@ -118,14 +136,14 @@ public enum NameModel {
     static func split(_ t: String, arabic: Bool) -> [String] {
         if variants[t] != nil || particles[t] != nil { return [t] }
         if arabic && t.hasPrefix("al") && t.count > 4 { return ["al"] + split(String(t.dropFirst(2)), arabic: true) }
-        if arabic && t.hasPrefix("bd") && t.count > 4 { return ["bd"] + split(String(t.dropFirst(2)), arabic: true) }
+        if arabic && t.hasPrefix("abd") && t.count > 5 { return ["abd"] + split(String(t.dropFirst(3)), arabic: true) }
         if arabic && t.hasPrefix("abw") && t.count > 5 { return ["abw"] + split(String(t.dropFirst(3)), arabic: true) }
         for g in gluedABD where t.hasPrefix(g) && t.count >= g.count + 3 {
             return ["abd", String(t.dropFirst(g.count))]
         }
         if t.hasPrefix("abu") && t.count >= 6 && !arabic { return ["abu", String(t.dropFirst(3))] }
         // "X al-Din" written as one word (Salahaldin, Nuruddin, Nasreddine) meets "Salah al-Din".
-        for suffix in ["aldin", "uddin", "eddine", "eddin", "addin", "aldeen", "uddeen", "edine"]
+        for suffix in ["aldin", "uddin", "eddine", "eddin", "addin", "aldeen", "uddeen", "edine", "aldyn"]
         where t.hasSuffix(suffix) && t.count >= suffix.count + 3 {
             return [String(t.dropLast(suffix.count)), "din"]
         }
@@ -135,7 +153,7 @@ public enum NameModel {
             if c[2] == c[3], !"aeiouy".contains(c[2]) { return ["al", String(c[2...])] }
         }
         // Compounds with "allah" written as one word (Khayrallah, Nasrallah) meet their two-word spelling.
-        for suffix in ["allah", "ullah", "ollah"] where t.hasSuffix(suffix) && t.count >= suffix.count + 3 {
+        for suffix in ["allah", "ullah", "ollah", "allh"] where t.hasSuffix(suffix) && t.count >= suffix.count + 3 {
             return [String(t.dropLast(suffix.count)), "allah"]
         }
         return [t]
@@ -284,6 +302,7 @@ public enum NameModel {
             s = max(s, 0.95 * jaroWinkler(q.skeleton, e.skeleton))
         }
         // Between Latin spellings, short names are alike by chance (Walid and Ali, Sami and Ami): they need more.
-        return s >= (!arabic && min(q.text.count, e.text.count) <= 4 ? 0.92 : 0.84) ? s : 0
+        // Between Latin spellings, one edit in a name of five letters or more stays above 0.86; two apart do not.
+        return s >= (arabic ? 0.84 : min(q.text.count, e.text.count) <= 4 ? 0.92 : 0.87) ? s : 0
     }
 }

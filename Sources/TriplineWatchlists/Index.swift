@@ -427,7 +427,9 @@ public struct WatchlistIndex: Sendable {
             }
         }
         exact = ExactIndex(exactItems)
-        names = NameIndex(nameItems)
+        // Candidates are cut for the lowest threshold a list asks for.
+        names = NameIndex(
+            nameItems, floor: lists.map { $0.minScore ?? NameIndex.defaultMinScore }.min() ?? NameIndex.defaultMinScore)
         prefixes = PrefixTrie(prefixItems)
         networks = CIDRTrie(cidrItems)
     }
