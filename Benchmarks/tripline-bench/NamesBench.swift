@@ -17,11 +17,14 @@ func namesBench() {
         "fatima", "aisha", "khadija", "maryam", "zaynab", "amina", "hafsa", "safiya", "asma", "sumayya", "layla",
     ]
     let roots = Array("bdfhjklmnqrstwyzgs")
-    let patterns = ["%@a%@i%@", "%@u%@a%@", "ma%@%@u%@", "%@a%@%@a%@", "%@i%@a%@", "%@a%@a%@i"]
+    // Root consonants C1 C2 C3 in a pattern (C1aC2iC3, C1uC2aC3, maC1C2uC3...).
+    let patterns = ["1a2i3", "1u2a3", "ma12u3", "1a22a3", "1i2a3", "1a2a3i"]
     func family() -> String {
-        let r = (0..<3).map { _ in String(roots[Int(g.next() % UInt64(roots.count))]) }
-        var base = String(format: patterns[Int(g.next() % UInt64(patterns.count))], r[0], r[1], r[2])
-        base = base.replacingOccurrences(of: "%@", with: "")
+        let r = (0..<3).map { _ in roots[Int(g.next() % UInt64(roots.count))] }
+        var base = ""
+        for c in patterns[Int(g.next() % UInt64(patterns.count))] {
+            if let d = c.wholeNumberValue { base.append(r[d - 1]) } else { base.append(c) }
+        }
         switch g.next() % 4 {
         case 0: return "al-" + base + "i"
         case 1: return base + "i"

@@ -142,6 +142,12 @@ public enum NameModel {
             return ["abd", String(t.dropFirst(g.count))]
         }
         if t.hasPrefix("abu") && t.count >= 6 && !arabic { return ["abu", String(t.dropFirst(3))] }
+        // "al-Din" glued to its article ("Nor Eldin") is "Din".
+        if ["eldin", "aldin", "uddin", "eddin", "eddine", "addin", "aldyn"].contains(t) { return ["din"] }
+        // Persian "-zada" (son of) written onto the name (Akhunzada, Kakazada) meets "Akhund Zadah".
+        for suffix in ["zada", "zadeh", "zadah", "zadh"] where t.hasSuffix(suffix) && t.count >= suffix.count + 3 {
+            return [String(t.dropLast(suffix.count)), suffix]
+        }
         // "X al-Din" written as one word (Salahaldin, Nuruddin, Nasreddine) meets "Salah al-Din".
         for suffix in ["aldin", "uddin", "eddine", "eddin", "addin", "aldeen", "uddeen", "edine", "aldyn"]
         where t.hasSuffix(suffix) && t.count >= suffix.count + 3 {
@@ -154,7 +160,9 @@ public enum NameModel {
         }
         // Compounds with "allah" written as one word (Khayrallah, Nasrallah) meet their two-word spelling.
         for suffix in ["allah", "ullah", "ollah", "allh"] where t.hasSuffix(suffix) && t.count >= suffix.count + 3 {
-            return [String(t.dropLast(suffix.count)), "allah"]
+            let stem = String(t.dropLast(suffix.count))
+            // "Abbdullah", "Abdoallah": Abdullah misspelt, not a name before "Allah".
+            return [skeleton(stem) == "bd" ? "abd" : stem, "allah"]
         }
         return [t]
     }
@@ -162,7 +170,10 @@ public enum NameModel {
     static func term(_ base: String, prefix: String?) -> NameTerm {
         var canon = variants[base] ?? base
         var skel = skeleton(base)
-        if prefix == "ABD", ["allah", "llah", "lah", "ullah", "alla", "ala", "allh", "llh"].contains(base) {
+        if prefix == "ABD",
+            ["allah", "llah", "lah", "ullah", "alla", "ala", "allh", "llh"].contains(base)
+                || base.first == "l" && skeleton(base) == "lh"
+        {
             canon = "abdullah"
             skel = skeleton("abdullah")
             return NameTerm(
@@ -214,7 +225,7 @@ public enum NameModel {
             case ("t", "h"): mapped = "t"; step = 2
             case ("d", "h"): mapped = "d"; step = 2
             case ("p", "h"): mapped = "f"; step = 2
-            case ("d", "j"), ("d", "z"): mapped = "j"; step = 2
+            case ("d", "j"), ("d", "z"), ("z", "h"): mapped = "j"; step = 2  // Dzhokhar, Razhapovich
             case ("c", "k"): mapped = "k"; step = 2
             case ("q", "u") where at(i + 2).map({ "aeiou".contains($0) }) == true: mapped = "k"; step = 2
             case ("c", "e"), ("c", "i"), ("c", "y"): mapped = "s"  // French and Spanish soft c (Lounici)
@@ -279,30 +290,120 @@ public enum NameModel {
     }
 
     /// How alike two terms are, in [0, 1]: the same variant group 1; the same skeleton 0.92 (between Latin
-    /// spellings only when they are alike too); an initial and a name with that letter 0.75; else Jaro–Winkler
-    /// over the spellings (and, against Arabic script, the skeletons), 0 below 0.84.
+    /// spellings only when they are alike too); against Arabic script the same loose skeleton 0.86; an initial and a
+    /// name with that letter 0.75; else Jaro–Winkler over spellings one edit apart (a letter changed, added, left
+    /// out, or two swapped) or with skeletons of four or more one edit apart (Izmaylov, Ismailov) and, against Arabic
+    /// script, over skeletons one edit apart or spellings with the same consonants — 0 below 0.87 (0.92 for Latin names of four letters or fewer; 0.84 against Arabic script).
+    /// Bounding the edits is what lets an index find every alike term through keys (the spelling and its one-letter
+    /// deletions) instead of comparing with all of them.
     public static func similarity(_ q: NameTerm, _ e: NameTerm) -> Double {
         if q.canon == e.canon { return 1 }
         let qp = q.canon.firstIndex(of: ":").map { q.canon[..<$0] }
         let ep = e.canon.firstIndex(of: ":").map { e.canon[..<$0] }
         if qp != ep { return 0 }
         let arabic = q.arabic || e.arabic
+        var qt = q.text
+        var et = e.text
+        return qt.withUTF8 { a in
+            et.withUTF8 { b in
+                var qs = q.skeleton
+                var es = e.skeleton
+                return qs.withUTF8 { x in
+                    es.withUTF8 { y in
+                        similarity(
+                            text: a, b, skeleton: x, y, loose: arabic && q.loose == e.loose, arabic: arabic,
+                            initial: q.initial || e.initial, short: min(q.text.count, e.text.count) <= 4)
+                    }
+                }
+            }
+        }
+    }
+
+    /// `similarity` over the bytes of two terms of one particle class whose variant groups differ.
+    public static func similarity(
+        text a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>, skeleton x: UnsafeBufferPointer<UInt8>,
+        _ y: UnsafeBufferPointer<UInt8>, loose: Bool, arabic: Bool, initial: Bool, short: Bool
+    ) -> Double {
         // Between two Latin spellings a shared skeleton counts only when the spellings are alike too (Kanaan and
         // Kony, Siavash and Isaevich share one); against unvocalised Arabic it is most of the evidence.
-        let textJW = jaroWinkler(q.text, e.text)
-        if q.skeleton == e.skeleton && !q.skeleton.isEmpty && (arabic || textJW >= 0.75) {
-            return q.skeleton.count >= 2 ? 0.92 : 0.85
+        let sameSkeleton = !x.isEmpty && x.count == y.count && memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0
+        var textJW = -1.0
+        if sameSkeleton {
+            if arabic { return x.count >= 2 ? 0.92 : 0.85 }
+            textJW = jaroWinkler(a, b)
+            if textJW >= 0.75 { return x.count >= 2 ? 0.92 : 0.85 }
         }
-        if arabic && q.loose == e.loose && q.loose.count >= 2 { return 0.86 }
-        if q.initial || e.initial {
-            return q.text.first == e.text.first ? 0.75 : 0
+        if loose && looseLength(x) >= 2 { return 0.86 }
+        if initial { return a.first == b.first ? 0.75 : 0 }
+        var s = 0.0
+        if withinOneEdit(a, b) || arabic && sameConsonants(a, b)
+            || x.count >= 4 && y.count >= 4 && withinOneEdit(x, y)
+        {
+            s = textJW >= 0 ? textJW : jaroWinkler(a, b)
         }
-        var s = textJW
-        if arabic && q.skeleton.count >= 3 && e.skeleton.count >= 3 {
-            s = max(s, 0.95 * jaroWinkler(q.skeleton, e.skeleton))
-        }
+        if arabic && x.count >= 3 && y.count >= 3 && withinOneEdit(x, y) { s = max(s, 0.95 * jaroWinkler(x, y)) }
         // Between Latin spellings, short names are alike by chance (Walid and Ali, Sami and Ami): they need more.
-        // Between Latin spellings, one edit in a name of five letters or more stays above 0.86; two apart do not.
-        return s >= (arabic ? 0.84 : min(q.text.count, e.text.count) <= 4 ? 0.92 : 0.87) ? s : 0
+        return s >= (arabic ? 0.84 : short ? 0.92 : 0.87) ? s : 0
+    }
+
+    /// The length of the loose skeleton, counted on the skeleton (look-alike runs merge).
+    static func looseLength(_ x: UnsafeBufferPointer<UInt8>) -> Int {
+        var n = 0
+        var last: UInt8 = 0
+        for c in x {
+            let m = looseByte(c)
+            if m != last { n += 1 }
+            last = m
+        }
+        return n
+    }
+
+    static func looseByte(_ c: UInt8) -> UInt8 {
+        switch c {
+        case UInt8(ascii: "t"), UInt8(ascii: "z"): UInt8(ascii: "d")
+        case UInt8(ascii: "S"): UInt8(ascii: "s")
+        case UInt8(ascii: "K"), UInt8(ascii: "G"), UInt8(ascii: "j"): UInt8(ascii: "k")
+        default: c
+        }
+    }
+
+    /// One edit apart or equal: a letter changed, added or left out, or two neighbours swapped.
+    public static func withinOneEdit(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        let (s, l) = a.count <= b.count ? (a, b) : (b, a)
+        if l.count - s.count > 1 { return false }
+        var i = 0
+        while i < s.count && s[i] == l[i] { i += 1 }
+        if i == s.count { return true }
+        if s.count == l.count {
+            // Changed at i, or i and i + 1 swapped.
+            var j = s.count - 1
+            while j > i && s[j] == l[j] { j -= 1 }
+            if j == i { return true }
+            return j == i + 1 && s[i] == l[i + 1] && s[i + 1] == l[i]
+        }
+        // l has one letter more at i.
+        var j = i
+        while j < s.count && s[j] == l[j + 1] { j += 1 }
+        return j == s.count
+    }
+
+    /// The same letters once vowels are left out ("th" and Taha).
+    static func sameConsonants(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        func vowel(_ c: UInt8) -> Bool {
+            c == UInt8(ascii: "a") || c == UInt8(ascii: "e") || c == UInt8(ascii: "i") || c == UInt8(ascii: "o")
+                || c == UInt8(ascii: "u")
+        }
+        var i = 0
+        var j = 0
+        var n = 0
+        while true {
+            while i < a.count && vowel(a[i]) { i += 1 }
+            while j < b.count && vowel(b[j]) { j += 1 }
+            if i == a.count || j == b.count { return i == a.count && j == b.count && n >= 2 }
+            if a[i] != b[j] { return false }
+            i += 1
+            j += 1
+            n += 1
+        }
     }
 }

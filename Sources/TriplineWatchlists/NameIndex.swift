@@ -145,12 +145,16 @@ public final class NameIndex: @unchecked Sendable {
 
     func weight(_ t: NameTerm) -> Double { Self.weight(t, df: df, n: Double(max(1, refs.count))) }
 
-    /// Term-level keys: two alike terms share one (the similarity decides). Entry terms are posted under their
-    /// initial letter when they are initials; a query term looks up the initials of its letter.
+    /// Term-level keys: two terms `NameModel.similarity` finds alike share one — the variant group, the skeleton,
+    /// the spelling or one of its one-letter deletions (one edit apart), an initial's letter; against Arabic script
+    /// also the loose skeleton, the skeleton's one-letter deletions and the consonants. Vocabulary terms post the
+    /// Arabic-only keys under one tag when they are from Arabic script and another when not; a Latin query term looks
+    /// up only the first (a Latin pair never uses them), an Arabic one both.
     static func keys(_ t: NameTerm, entry: Bool) -> [UInt64] {
         var k: [UInt64] = [hash(1, t.canon)]
         if !t.skeleton.isEmpty { k.append(hash(2, t.skeleton)) }
-        if t.loose.count >= 2 { k.append(hash(3, t.loose)) }
+        let tags: [UInt8] = entry ? [t.arabic ? 0 : 1] : t.arabic ? [0, 1] : [0]
+        if t.loose.count >= 2 { for a in tags { k.append(hash(3 + a * 10, t.loose)) } }
         if t.initial {
             if entry { k.append(hash(4, t.text)) }
             return k
@@ -158,15 +162,11 @@ public final class NameIndex: @unchecked Sendable {
         if !entry, t.canon.firstIndex(of: ":") == nil, let c = t.text.first { k.append(hash(4, String(c))) }
         let text = Array(t.text.utf8)
         deletions(text, tag: 5, into: &k)
-        // Unvocalised script against a vocalised spelling ("th" and Taha).
-        let consonants = text.filter { !"aeiou".utf8.contains($0) }
-        if consonants.count >= 2 && consonants.count < text.count || !entry { k.append(hash(9, consonants[...])) }
         let skel = Array(t.skeleton.utf8)
-        if skel.count >= 3 { deletions(skel, tag: 6, into: &k) }
-        if text.count >= 3 {
-            k.append(hash(7, text.prefix(3)))
-            k.append(hash(8, text.suffix(3)))
-        }
+        if skel.count >= 3 { for a in tags { deletions(skel, tag: 6 + a * 10, into: &k) } }
+        if skel.count >= 4 { deletions(skel, tag: 7, into: &k) }
+        let consonants = text.filter { !"aeiou".utf8.contains($0) }
+        if consonants.count >= 2 { for a in tags { k.append(hash(9 + a * 10, consonants[...])) } }
         return k
     }
 
