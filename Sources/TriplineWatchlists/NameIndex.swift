@@ -37,6 +37,11 @@ public final class NameIndex: @unchecked Sendable {
     // Vocabulary.
     let vocab: [NameTerm]
     let vocabWeight: [Double]
+    /// The vocabulary as `similarity` reads it: ids for groups and loose skeletons, spellings as bytes.
+    let packed: [Packed]
+    let bytes: [UInt8]
+    let canonIDs: [String: Int32]
+    let looseIDs: [String: Int32]
     let termKeys: [UInt64: [Int32]]
     let df: [String: Int32]
     // Names.
@@ -93,6 +98,10 @@ public final class NameIndex: @unchecked Sendable {
         for (i, t) in vocab.enumerated() where dfById[i] > 0 { df[t.canon, default: 0] += dfById[i] }
         let n = Double(max(1, refs.count))
         let vocabWeight = vocab.map { Self.weight($0, df: df, n: n) }
+        var canonIDs: [String: Int32] = [:]
+        var looseIDs: [String: Int32] = [:]
+        var bytes: [UInt8] = []
+        let packed = vocab.map { Self.pack($0, canonIDs: &canonIDs, looseIDs: &looseIDs, into: &bytes) }
         var termKeys: [UInt64: [Int32]] = [:]
         for (i, t) in vocab.enumerated() {
             for k in Self.keys(t, entry: true) { termKeys[k, default: []].append(Int32(i)) }
@@ -121,6 +130,10 @@ public final class NameIndex: @unchecked Sendable {
             }
         }
         self.vocab = vocab
+        self.packed = packed
+        self.bytes = bytes
+        self.canonIDs = canonIDs
+        self.looseIDs = looseIDs
         self.vocabWeight = vocabWeight
         self.termKeys = termKeys
         self.df = df
@@ -133,6 +146,67 @@ public final class NameIndex: @unchecked Sendable {
         self.full = full
         self.prefix = prefix
         self.floor = floor
+    }
+
+    /// A term as `similarity` reads it.
+    struct Packed {
+        var canon: Int32
+        var loose: Int32
+        var prefix: UInt8
+        var arabic: Bool
+        var initial: Bool
+        var short: Bool
+        var text: Int32
+        var textCount: Int32
+        var skeleton: Int32
+        var skeletonCount: Int32
+    }
+
+    /// Packs a vocabulary term (ids assigned) — or, with `assign` false, a query term (unknown ids are -1).
+    static func pack(
+        _ t: NameTerm, canonIDs: inout [String: Int32], looseIDs: inout [String: Int32], into bytes: inout [UInt8],
+        assign: Bool = true
+    ) -> Packed {
+        func id(_ key: String, _ ids: inout [String: Int32]) -> Int32 {
+            if let known = ids[key] { return known }
+            if !assign { return -1 }
+            let n = Int32(ids.count)
+            ids[key] = n
+            return n
+        }
+        let prefix: UInt8 =
+            t.canon.hasPrefix("ABU:") ? 1 : t.canon.hasPrefix("ABD:") ? 2 : t.canon.hasPrefix("UMM:") ? 3 : 0
+        let text = Int32(bytes.count)
+        bytes += t.text.utf8
+        let skeleton = Int32(bytes.count)
+        bytes += t.skeleton.utf8
+        return Packed(
+            canon: id(t.canon, &canonIDs), loose: t.loose.count >= 2 ? id(t.loose, &looseIDs) : -1, prefix: prefix,
+            arabic: t.arabic, initial: t.initial, short: t.text.count <= 4, text: text,
+            textCount: skeleton - text, skeleton: skeleton, skeletonCount: Int32(bytes.count) - skeleton)
+    }
+
+    /// `NameModel.similarity` over packed terms (the test suite checks they agree).
+    @inline(__always)
+    static func similarity(
+        _ q: Packed, _ qb: UnsafeBufferPointer<UInt8>, _ v: Packed, _ vb: UnsafeBufferPointer<UInt8>
+    ) -> Double {
+        if q.canon >= 0 && q.canon == v.canon { return 1 }
+        if q.prefix != v.prefix { return 0 }
+        let arabic = q.arabic || v.arabic
+        func slice(_ b: UnsafeBufferPointer<UInt8>, _ at: Int32, _ n: Int32) -> UnsafeBufferPointer<UInt8> {
+            UnsafeBufferPointer(rebasing: b[Int(at)..<Int(at + n)])
+        }
+        return NameModel.similarity(
+            text: slice(qb, q.text, q.textCount), slice(vb, v.text, v.textCount),
+            skeleton: slice(qb, q.skeleton, q.skeletonCount), slice(vb, v.skeleton, v.skeletonCount),
+            loose: arabic && q.loose >= 0 && q.loose == v.loose, arabic: arabic, initial: q.initial || v.initial,
+            short: q.short || v.short)
+    }
+
+    /// Packed similarity of two vocabulary terms (for the test suite's agreement check).
+    func packedSimilarity(_ a: Int, _ b: Int) -> Double {
+        bytes.withUnsafeBufferPointer { Self.similarity(packed[a], $0, packed[b], $0) }
     }
 
     /// Rarity weight of a term: log(1 + N / df), the full weight for a term no name has.
@@ -194,133 +268,23 @@ public final class NameIndex: @unchecked Sendable {
     }
 
     /// Entry names scoring at least `minScore(ref)` against `query`, best first. `minScore` below `floor` is
-    /// treated as `floor` for finding candidates.
+    /// treated as `floor`.
     public func query(_ query: NameForm, minScore: (HitRef) -> Double) -> [NameMatch] {
         let content = query.terms.filter { !$0.initial }
         if content.isEmpty || refs.isEmpty { return [] }
         let s = takeScratch()
         defer { giveScratch(s) }
-        s.begin(content)
-        // Vocabulary terms alike to some query term, scored against every query term once.
+        begin(s, content)
+        // Vocabulary terms alike to some query term, each scored against every query term once.
         for q in content {
             for k in Self.keys(q, entry: false) {
                 guard let p = termKeys[k] else { continue }
-                for v in p where s.vocabStamp[Int(v)] != s.gen { s.add(v, vocab[Int(v)], content) }
+                addRows(s, p)
             }
         }
-        s.refineWeights()
-        let candidates = self.candidates(content, s)
-        return collect(content, weak: query.weak, s, candidates, minScore: minScore)
-    }
-
-    /// Names worth scoring: from the query's rarest terms (every name carrying an alike term) or from every query
-    /// term (the names whose rare prefix holds an alike term), whichever walks fewer postings.
-    func candidates(_ content: [NameTerm], _ s: Scratch) -> [Int32] {
-        let qn = content.count
-        let qw = s.qw
-        let wq = qw.reduce(0, +)
-        let coverQ = qn == 1 ? floor : (floor - (1 - Self.queryShare)) / Self.queryShare
-        // The rarest query terms, until what is left could not reach the coverage a match needs.
-        let byWeight = (0..<qn).sorted { qw[$0] > qw[$1] }
-        var rare = [Bool](repeating: false, count: qn)
-        var rest = wq
-        for i in byWeight {
-            if rest < coverQ * wq && coverQ > 0 { break }
-            rare[i] = true
-            rest -= qw[i]
-        }
-        var costA = 0
-        var costB = 0
-        for r in 0..<s.rows {
-            let v = Int(s.rowVocab[r])
-            for i in 0..<qn where s.sims[r * qn + i] > 0 {
-                costB += prefix[v].count
-                if rare[i] { costA += full[v].count }
-            }
-        }
-        s.entryGen &+= 1
-        if s.entryGen == 0 {
-            for i in s.entryStamp.indices { s.entryStamp[i] = 0 }
-            s.entryGen = 1
-        }
-        var out: [Int32] = []
-        for r in 0..<s.rows {
-            let v = Int(s.rowVocab[r])
-            var walk = false
-            for i in 0..<qn where s.sims[r * qn + i] > 0 && (costA > costB || rare[i]) { walk = true }
-            if !walk { continue }
-            for e in costA <= costB ? full[v] : prefix[v] where s.entryStamp[Int(e)] != s.entryGen {
-                s.entryStamp[Int(e)] = s.entryGen
-                out.append(e)
-            }
-        }
-        return out
-    }
-
-    func collect(
-        _ content: [NameTerm], weak: Bool, _ s: Scratch, _ candidates: [Int32], minScore: (HitRef) -> Double
-    ) -> [NameMatch] {
-        var out: [NameMatch] = []
-        for e in candidates {
-            let score = score(Int(e), s, pairs: nil)
-            let ref = refs[Int(e)]
-            if score >= minScore(ref) {
-                var pairs: [(String, String, Double)] = []
-                _ = self.score(Int(e), s, pairs: &pairs)
-                out.append(
-                    NameMatch(
-                        ref: ref, score: (score * 1000).rounded() / 1000, matched: names[Int(e)], alignment: pairs,
-                        weak: weak || weakName[Int(e)]))
-            }
-        }
-        return out.sorted { $0.score > $1.score || ($0.score == $1.score && $0.ref.entry < $1.ref.entry) }
-    }
-
-    /// Token alignment: every (query term, name term) pair by similarity, taken greedily best first; the score
-    /// is 0.6 × the query's weighted coverage + 0.4 × the name's, weights by rarity (a one-term query against a
-    /// longer name: its coverage × (0.5 + 0.5 × the name's)).
-    func score(_ e: Int, _ s: Scratch, pairs: UnsafeMutablePointer<[(String, String, Double)]>?) -> Double {
-        let lo = Int(start[e])
-        let hi = Int(start[e + 1])
-        let en = hi - lo
-        if en == 0 { return 0 }
-        let qn = s.qn
-        var found: [(Int32, Int32, Double)] = s.pairBuffer
-        found.removeAll(keepingCapacity: true)
-        for j in 0..<en {
-            let v = Int(terms[lo + j])
-            guard s.vocabStamp[v] == s.gen else { continue }
-            let r = Int(s.vocabSlot[v]) * qn
-            for i in 0..<qn where s.sims[r + i] > 0 { found.append((Int32(i), Int32(j), s.sims[r + i])) }
-        }
-        if found.isEmpty {
-            s.pairBuffer = found
-            return 0
-        }
-        // Best first; ties by position, so the query and the scan align alike.
-        found.sort { $0.2 > $1.2 || ($0.2 == $1.2 && ($0.0, $0.1) < ($1.0, $1.1)) }
-        var usedQ: UInt64 = 0
-        var usedE: UInt64 = 0
-        var coveredQ = 0.0
-        var coveredE = 0.0
-        for (i, j, sim) in found where usedQ & (1 << UInt64(i)) == 0 && usedE & (1 << UInt64(min(j, 63))) == 0 {
-            usedQ |= 1 << UInt64(i)
-            usedE |= 1 << UInt64(min(j, 63))
-            let v = Int(terms[lo + Int(j)])
-            coveredQ += sim * s.qw[Int(i)]
-            coveredE += sim * vocabWeight[v]
-            if let pairs {
-                pairs.pointee.append((s.content[Int(i)].text, vocab[v].text, (sim * 1000).rounded() / 1000))
-            }
-        }
-        s.pairBuffer = found
-        let covQ = coveredQ / s.wq
-        let covE = coveredE / total[e]
-        // One term says little: it must also cover much of the name.
-        if qn == 1 && en > 1 { return covQ * (0.5 + 0.5 * covE) }
-        // A one-term name (weak) inside a longer query: the query's other terms count against it.
-        if en == 1 && qn > 1 { return covE * (0.3 + 0.7 * covQ) }
-        return Self.queryShare * covQ + (1 - Self.queryShare) * covE
+        refineWeights(s)
+        let candidates = self.candidates(s)
+        return collect(s, weak: query.weak, candidates, floor: floor, minScore: minScore)
     }
 
     /// Every name scored with the same scorer, every vocabulary term compared with every query term (the
@@ -330,17 +294,231 @@ public final class NameIndex: @unchecked Sendable {
         if content.isEmpty || refs.isEmpty { return [] }
         let s = takeScratch()
         defer { giveScratch(s) }
-        s.begin(content)
-        for v in vocab.indices { s.add(Int32(v), vocab[v], content) }
-        s.refineWeights()
-        return collect(content, weak: query.weak, s, (0..<Int32(refs.count)).map { $0 }, minScore: { _ in minScore })
+        begin(s, content)
+        addRows(s, Array(0..<Int32(vocab.count)))
+        refineWeights(s)
+        return collect(
+            s, weak: query.weak, Array(0..<Int32(refs.count)), floor: minScore, minScore: { _ in minScore })
+    }
+
+    func begin(_ s: Scratch, _ content: [NameTerm]) {
+        s.gen &+= 1
+        if s.gen == 0 {
+            s.vocabStamp.update(repeating: 0, count: vocab.count)
+            s.gen = 1
+        }
+        s.qn = content.count
+        s.content = content
+        s.queryBytes.removeAll(keepingCapacity: true)
+        var c = canonIDs
+        var l = looseIDs
+        s.packedQuery = content.map { Self.pack($0, canonIDs: &c, looseIDs: &l, into: &s.queryBytes, assign: false) }
+        s.qw = content.map(weight)
+        s.wq = s.qw.reduce(0, +)
+        s.rows = 0
+        s.rowVocab.removeAll(keepingCapacity: true)
+        s.sims.removeAll(keepingCapacity: true)
+    }
+
+    /// Scores the vocabulary terms of `ids` not seen yet in this query against every query term.
+    func addRows(_ s: Scratch, _ ids: [Int32]) {
+        let gen = s.gen
+        let stamp = s.vocabStamp
+        let slot = s.vocabSlot
+        var rows = s.rows
+        var rowVocab = s.rowVocab
+        var sims = s.sims
+        s.rowVocab = []
+        s.sims = []
+        s.packedQuery.withUnsafeBufferPointer { pq in
+            s.queryBytes.withUnsafeBufferPointer { qb in
+                packed.withUnsafeBufferPointer { pk in
+                    bytes.withUnsafeBufferPointer { vb in
+                        for v in ids where stamp[Int(v)] != gen {
+                            stamp[Int(v)] = gen
+                            slot[Int(v)] = Int32(rows)
+                            rowVocab.append(v)
+                            let t = pk[Int(v)]
+                            for q in pq { sims.append(Self.similarity(q, qb, t, vb)) }
+                            rows += 1
+                        }
+                    }
+                }
+            }
+        }
+        s.rows = rows
+        s.rowVocab = rowVocab
+        s.sims = sims
+    }
+
+    /// A query term no name carries (a misspelling, or a spelling from another script) weighs what the most
+    /// alike vocabulary term weighs: "Mohammad" misspelt is still common, and unvocalised محمد is Muhammad.
+    func refineWeights(_ s: Scratch) {
+        let qn = s.qn
+        for i in 0..<qn where df[s.content[i].canon] == nil {
+            var best = 0.0
+            var w = s.qw[i]
+            for r in 0..<s.rows where !packed[Int(s.rowVocab[r])].initial {
+                let sim = s.sims[r * qn + i]
+                let vw = vocabWeight[Int(s.rowVocab[r])]
+                if sim > best || (sim == best && sim > 0 && vw < w) {
+                    best = sim
+                    w = vw
+                }
+            }
+            s.qw[i] = w
+        }
+        s.wq = s.qw.reduce(0, +)
+    }
+
+    /// Names worth scoring: from the query's rarest terms (every name carrying an alike term) or from every query
+    /// term (the names whose rare prefix holds an alike term), whichever walks fewer postings.
+    func candidates(_ s: Scratch) -> [Int32] {
+        let qn = s.qn
+        let qw = s.qw
+        let wq = s.wq
+        let coverQ = qn == 1 ? floor : (floor - (1 - Self.queryShare)) / Self.queryShare
+        // The rarest query terms, until what is left could not reach the coverage a match needs.
+        var rare: UInt64 = 0
+        var rest = wq
+        for i in (0..<qn).sorted(by: { qw[$0] > qw[$1] }) {
+            if rest < coverQ * wq && coverQ > 0 { break }
+            rare |= 1 << UInt64(i & 63)
+            rest -= qw[i]
+        }
+        // Per row: alike to some query term (bit 0), to a rare one (bit 1).
+        var costA = 0
+        var costB = 0
+        var kind = [UInt8](repeating: 0, count: s.rows)
+        for r in 0..<s.rows {
+            let v = Int(s.rowVocab[r])
+            for i in 0..<qn where s.sims[r * qn + i] > 0 {
+                kind[r] |= 1
+                if rare & (1 << UInt64(i & 63)) != 0 { kind[r] |= 2 }
+            }
+            if kind[r] & 1 != 0 { costB += prefix[v].count }
+            if kind[r] & 2 != 0 { costA += full[v].count }
+        }
+        s.entryGen &+= 1
+        if s.entryGen == 0 {
+            s.entryStamp.update(repeating: 0, count: refs.count)
+            s.entryGen = 1
+        }
+        let gen = s.entryGen
+        let stamp = s.entryStamp
+        let byRare = costA <= costB
+        var out: [Int32] = []
+        out.reserveCapacity(min(costA, costB))
+        for r in 0..<s.rows where kind[r] & (byRare ? 2 : 1) != 0 {
+            let v = Int(s.rowVocab[r])
+            (byRare ? full[v] : prefix[v]).withUnsafeBufferPointer { p in
+                for e in p where stamp[Int(e)] != gen {
+                    stamp[Int(e)] = gen
+                    out.append(e)
+                }
+            }
+        }
+        return out
+    }
+
+    func collect(
+        _ s: Scratch, weak: Bool, _ candidates: [Int32], floor: Double, minScore: (HitRef) -> Double
+    ) -> [NameMatch] {
+        var keep: [(Int32, Double)] = []
+        s.sims.withUnsafeBufferPointer { sims in
+            s.qw.withUnsafeBufferPointer { qw in
+                for e in candidates {
+                    let score = score(Int(e), s, sims, qw, pairs: nil)
+                    if score >= floor { keep.append((e, score)) }
+                }
+            }
+        }
+        var out: [NameMatch] = []
+        for (e, score) in keep {
+            let ref = refs[Int(e)]
+            guard score >= minScore(ref) else { continue }
+            var pairs: [(String, String, Double)] = []
+            s.sims.withUnsafeBufferPointer { sims in
+                s.qw.withUnsafeBufferPointer { qw in _ = self.score(Int(e), s, sims, qw, pairs: &pairs) }
+            }
+            out.append(
+                NameMatch(
+                    ref: ref, score: (score * 1000).rounded() / 1000, matched: names[Int(e)], alignment: pairs,
+                    weak: weak || weakName[Int(e)]))
+        }
+        return out.sorted { $0.score > $1.score || ($0.score == $1.score && $0.ref.entry < $1.ref.entry) }
+    }
+
+    /// Token alignment: every (query term, name term) pair by similarity, taken greedily best first; the score
+    /// is 0.6 × the query's weighted coverage + 0.4 × the name's, weights by rarity (a one-term query against a
+    /// longer name: its coverage × (0.5 + 0.5 × the name's); a one-term name inside a longer query: its coverage ×
+    /// (0.3 + 0.7 × the query's)).
+    func score(
+        _ e: Int, _ s: Scratch, _ sims: UnsafeBufferPointer<Double>, _ qw: UnsafeBufferPointer<Double>,
+        pairs: UnsafeMutablePointer<[(String, String, Double)]>?
+    ) -> Double {
+        let lo = Int(start[e])
+        let en = Int(start[e + 1]) - lo
+        if en == 0 { return 0 }
+        let qn = s.qn
+        let gen = s.gen
+        let stamp = s.vocabStamp
+        let slot = s.vocabSlot
+        return withUnsafeTemporaryAllocation(of: Double.self, capacity: qn * en) { sim in
+            // sim[i * en + j]: the query term i against the name's term j (0 when not alike).
+            var any = false
+            for j in 0..<en {
+                let v = Int(terms[lo + j])
+                let seen = stamp[v] == gen
+                let r = seen ? Int(slot[v]) * qn : 0
+                for i in 0..<qn {
+                    let x = seen ? sims[r + i] : 0
+                    sim[i * en + j] = x
+                    any = any || x > 0
+                }
+            }
+            if !any { return 0 }
+            // Greedy, best pair first (ties: lower query term, then lower name term).
+            var usedQ: UInt64 = 0
+            var usedE: UInt64 = 0
+            var coveredQ = 0.0
+            var coveredE = 0.0
+            for _ in 0..<min(qn, en) {
+                var best = 0.0
+                var bi = -1
+                var bj = -1
+                for i in 0..<qn where usedQ & (1 << UInt64(i & 63)) == 0 {
+                    for j in 0..<en where usedE & (1 << UInt64(j & 63)) == 0 && sim[i * en + j] > best {
+                        best = sim[i * en + j]
+                        bi = i
+                        bj = j
+                    }
+                }
+                if bi < 0 { break }
+                usedQ |= 1 << UInt64(bi & 63)
+                usedE |= 1 << UInt64(bj & 63)
+                let v = Int(terms[lo + bj])
+                coveredQ += best * qw[bi]
+                coveredE += best * vocabWeight[v]
+                if let pairs {
+                    pairs.pointee.append((s.content[bi].text, vocab[v].text, (best * 1000).rounded() / 1000))
+                }
+            }
+            let covQ = coveredQ / s.wq
+            let covE = coveredE / total[e]
+            // One term says little: it must also cover much of the name.
+            if qn == 1 && en > 1 { return covQ * (0.5 + 0.5 * covE) }
+            // A one-term name (weak) inside a longer query: the query's other terms count against it.
+            if en == 1 && qn > 1 { return covE * (0.3 + 0.7 * covQ) }
+            return Self.queryShare * covQ + (1 - Self.queryShare) * covE
+        }
     }
 
     /// Per-query working memory, reused: stamps over the vocabulary and the names instead of clearing.
     final class Scratch {
-        var vocabStamp: [UInt32]
-        var vocabSlot: [Int32]
-        var entryStamp: [UInt32]
+        let vocabStamp: UnsafeMutablePointer<UInt32>
+        let vocabSlot: UnsafeMutablePointer<Int32>
+        let entryStamp: UnsafeMutablePointer<UInt32>
         var gen: UInt32 = 0
         var entryGen: UInt32 = 0
         var qn = 0
@@ -350,63 +528,29 @@ public final class NameIndex: @unchecked Sendable {
         var qw: [Double] = []
         var wq = 0.0
         var content: [NameTerm] = []
-        var pairBuffer: [(Int32, Int32, Double)] = []
-        unowned let index: NameIndex
+        var packedQuery: [Packed] = []
+        var queryBytes: [UInt8] = []
 
-        init(_ index: NameIndex) {
-            self.index = index
-            vocabStamp = [UInt32](repeating: 0, count: index.vocab.count)
-            vocabSlot = [Int32](repeating: 0, count: index.vocab.count)
-            entryStamp = [UInt32](repeating: 0, count: index.refs.count)
+        init(vocab: Int, names: Int) {
+            vocabStamp = .allocate(capacity: max(1, vocab))
+            vocabStamp.initialize(repeating: 0, count: max(1, vocab))
+            vocabSlot = .allocate(capacity: max(1, vocab))
+            vocabSlot.initialize(repeating: 0, count: max(1, vocab))
+            entryStamp = .allocate(capacity: max(1, names))
+            entryStamp.initialize(repeating: 0, count: max(1, names))
         }
 
-        func begin(_ content: [NameTerm]) {
-            gen &+= 1
-            if gen == 0 {
-                for i in vocabStamp.indices { vocabStamp[i] = 0 }
-                gen = 1
-            }
-            qn = content.count
-            self.content = content
-            qw = content.map(index.weight)
-            wq = qw.reduce(0, +)
-            rows = 0
-            rowVocab.removeAll(keepingCapacity: true)
-            sims.removeAll(keepingCapacity: true)
-        }
-
-        /// A query term no name carries (a misspelling, or a spelling from another script) weighs what the most
-        /// alike vocabulary term weighs: "Mohammad" misspelt is still common, and unvocalised محمد is Muhammad.
-        func refineWeights() {
-            for i in 0..<qn where index.df[content[i].canon] == nil {
-                var best = 0.0
-                var w = qw[i]
-                for r in 0..<rows where !index.vocab[Int(rowVocab[r])].initial {
-                    let sim = sims[r * qn + i]
-                    let vw = index.vocabWeight[Int(rowVocab[r])]
-                    if sim > best || (sim == best && sim > 0 && vw < w) {
-                        best = sim
-                        w = vw
-                    }
-                }
-                qw[i] = w
-            }
-            wq = qw.reduce(0, +)
-        }
-
-        func add(_ v: Int32, _ t: NameTerm, _ content: [NameTerm]) {
-            vocabStamp[Int(v)] = gen
-            vocabSlot[Int(v)] = Int32(rows)
-            rowVocab.append(v)
-            for q in content { sims.append(NameModel.similarity(q, t)) }
-            rows += 1
+        deinit {
+            vocabStamp.deallocate()
+            vocabSlot.deallocate()
+            entryStamp.deallocate()
         }
     }
 
     private func takeScratch() -> Scratch {
         lock.lock()
         defer { lock.unlock() }
-        return scratch.popLast() ?? Scratch(self)
+        return scratch.popLast() ?? Scratch(vocab: vocab.count, names: refs.count)
     }
 
     private func giveScratch(_ s: Scratch) {
@@ -417,31 +561,23 @@ public final class NameIndex: @unchecked Sendable {
 }
 
 extension NameIndex {
-    /// Debug: (rows scored, candidates) for a query; misses of the term keys against a full vocabulary scan.
+    /// What a query costs and whether the term keys missed an alike term: vocabulary rows scored, rows alike,
+    /// candidates scored, and alike terms the keys did not reach (`TRIPLINE_BENCH=names NAMES_EXPLAIN=1`).
     public func explain(_ query: NameForm) -> String {
         let content = query.terms.filter { !$0.initial }
         if content.isEmpty { return "" }
-        let s = Scratch(self)
-        s.begin(content)
+        let s = Scratch(vocab: vocab.count, names: refs.count)
+        begin(s, content)
         for q in content {
             for k in Self.keys(q, entry: false) {
-                guard let p = termKeys[k] else { continue }
-                for v in p where s.vocabStamp[Int(v)] != s.gen { s.add(v, vocab[Int(v)], content) }
+                if let p = termKeys[k] { addRows(s, p) }
             }
         }
-        let rows = s.rows
-        s.refineWeights()
-        var best: [String] = []
-        for r in 0..<s.rows {
-            for i in 0..<s.qn where s.sims[r * s.qn + i] > 0 {
-                best.append(
-                    "\(content[i].text)~\(vocab[Int(s.rowVocab[r])].text) \(s.sims[r * s.qn + i]) w \(vocabWeight[Int(s.rowVocab[r])])"
-                )
-            }
-        }
+        refineWeights(s)
         var alike = 0
         for r in 0..<s.rows where (0..<s.qn).contains(where: { s.sims[r * s.qn + $0] > 0 }) { alike += 1 }
-        let c = candidates(content, s)
+        let rows = s.rows
+        let c = candidates(s)
         var missed: [String] = []
         for (i, q) in content.enumerated() {
             for v in vocab.indices where s.vocabStamp[v] != s.gen {
@@ -449,7 +585,6 @@ extension NameIndex {
                 if sim > 0 { missed.append("\(i):\(q.text)~\(vocab[v].text) \(sim)") }
             }
         }
-        return
-            "\(best) rows \(rows) alike \(alike) candidates \(c.count) missed \(missed.count) \(missed.prefix(6)) w \(s.qw)"
+        return "rows \(rows) alike \(alike) candidates \(c.count) missed \(missed.count) \(missed.prefix(6)) w \(s.qw)"
     }
 }
