@@ -74,6 +74,18 @@ func namesBench() {
     if ProcessInfo.processInfo.environment["NAMES_EXPLAIN"] != nil {
         for q in queries.prefix(12) { print(q, "|", index.explain(NameModel.form(q))) }
     }
+    // NAMES_PROFILE=N: the queries N more times and nothing else (to profile the query path alone).
+    if let n = ProcessInfo.processInfo.environment["NAMES_PROFILE"].flatMap(Int.init) {
+        var hits = 0
+        let forms = queries.map { NameModel.form($0) }
+        let t = nowNS()
+        for _ in 0..<n { for f in forms { hits += index.query(f) { _ in 0.8 }.count } }
+        print(
+            String(
+                format: "names: %.0f µs a query without forming names (%d hits)",
+                Double(nowNS() - t) / 1e3 / Double(n * forms.count), hits))
+        return
+    }
     var lat: [Double] = []
     var found = 0
     for q in queries {

@@ -45,9 +45,10 @@ public final class NameIndex: @unchecked Sendable {
     let termKeys: [UInt64: [Int32]]
     let df: [String: Int32]
     // Names.
-    let start: [Int32]
-    let terms: [Int32]
-    let total: [Double]
+    /// Each name as one record, where its postings point: [entry, term count, total weight (Float bits), term ids...]
+    /// — a candidate costs one cache line, not three.
+    let records: [Int32]
+    let recordAt: [Int32]
     let weakName: [Bool]
     let refs: [HitRef]
     let names: [String]
@@ -110,22 +111,27 @@ public final class NameIndex: @unchecked Sendable {
         let coverE = max(0, (floor - Self.queryShare) / (1 - Self.queryShare))
         var full = [[Int32]](repeating: [], count: vocab.count)
         var prefix = [[Int32]](repeating: [], count: vocab.count)
-        var total: [Double] = []
-        total.reserveCapacity(refs.count)
+        var records: [Int32] = []
+        records.reserveCapacity(terms.count + 3 * refs.count)
+        var recordAt: [Int32] = []
+        recordAt.reserveCapacity(refs.count)
         var order: [Int32] = []
         for e in 0..<refs.count {
             let r = Int(start[e])..<Int(start[e + 1])
             var w = 0.0
             for j in r { w += vocabWeight[Int(terms[j])] }
-            total.append(w)
+            let at = Int32(records.count)
+            recordAt.append(at)
+            records += [Int32(e), Int32(r.count), Int32(bitPattern: Float(w).bitPattern)]
+            records += terms[r]
             order.removeAll(keepingCapacity: true)
             for j in r where !order.contains(terms[j]) { order.append(terms[j]) }
-            for t in order { full[Int(t)].append(Int32(e)) }
+            for t in order { full[Int(t)].append(at) }
             order.sort { vocabWeight[Int($0)] > vocabWeight[Int($1)] }
             var rest = w
             for t in order {
                 if rest < coverE * w && coverE > 0 { break }
-                prefix[Int(t)].append(Int32(e))
+                prefix[Int(t)].append(at)
                 for j in r where terms[j] == t { rest -= vocabWeight[Int(t)] }
             }
         }
@@ -137,9 +143,8 @@ public final class NameIndex: @unchecked Sendable {
         self.vocabWeight = vocabWeight
         self.termKeys = termKeys
         self.df = df
-        self.start = start
-        self.terms = terms
-        self.total = total
+        self.records = records
+        self.recordAt = recordAt
         self.weakName = weakName
         self.refs = refs
         self.names = names
@@ -298,7 +303,7 @@ public final class NameIndex: @unchecked Sendable {
         addRows(s, Array(0..<Int32(vocab.count)))
         refineWeights(s)
         return collect(
-            s, weak: query.weak, Array(0..<Int32(refs.count)), floor: minScore, minScore: { _ in minScore })
+            s, weak: query.weak, recordAt, floor: minScore, minScore: { _ in minScore })
     }
 
     func begin(_ s: Scratch, _ content: [NameTerm]) {
@@ -409,12 +414,17 @@ public final class NameIndex: @unchecked Sendable {
         let byRare = costA <= costB
         var out: [Int32] = []
         out.reserveCapacity(min(costA, costB))
-        for r in 0..<s.rows where kind[r] & (byRare ? 2 : 1) != 0 {
-            let v = Int(s.rowVocab[r])
-            (byRare ? full[v] : prefix[v]).withUnsafeBufferPointer { p in
-                for e in p where stamp[Int(e)] != gen {
-                    stamp[Int(e)] = gen
-                    out.append(e)
+        records.withUnsafeBufferPointer { rec in
+            for r in 0..<s.rows where kind[r] & (byRare ? 2 : 1) != 0 {
+                let v = Int(s.rowVocab[r])
+                (byRare ? full[v] : prefix[v]).withUnsafeBufferPointer { p in
+                    for at in p {
+                        let e = Int(rec[Int(at)])
+                        if stamp[e] != gen {
+                            stamp[e] = gen
+                            out.append(at)
+                        }
+                    }
                 }
             }
         }
@@ -427,19 +437,24 @@ public final class NameIndex: @unchecked Sendable {
         var keep: [(Int32, Double)] = []
         s.sims.withUnsafeBufferPointer { sims in
             s.qw.withUnsafeBufferPointer { qw in
-                for e in candidates {
-                    let score = score(Int(e), s, sims, qw, pairs: nil)
-                    if score >= floor { keep.append((e, score)) }
+                records.withUnsafeBufferPointer { rec in
+                    for at in candidates {
+                        let score = score(rec, Int(at), s, sims, qw, pairs: nil)
+                        if score >= floor { keep.append((at, score)) }
+                    }
                 }
             }
         }
         var out: [NameMatch] = []
-        for (e, score) in keep {
+        for (at, score) in keep {
+            let e = records[Int(at)]
             let ref = refs[Int(e)]
             guard score >= minScore(ref) else { continue }
             var pairs: [(String, String, Double)] = []
             s.sims.withUnsafeBufferPointer { sims in
-                s.qw.withUnsafeBufferPointer { qw in _ = self.score(Int(e), s, sims, qw, pairs: &pairs) }
+                s.qw.withUnsafeBufferPointer { qw in
+                    records.withUnsafeBufferPointer { _ = self.score($0, Int(at), s, sims, qw, pairs: &pairs) }
+                }
             }
             out.append(
                 NameMatch(
@@ -454,11 +469,12 @@ public final class NameIndex: @unchecked Sendable {
     /// longer name: its coverage × (0.5 + 0.5 × the name's); a one-term name inside a longer query: its coverage ×
     /// (0.3 + 0.7 × the query's)).
     func score(
-        _ e: Int, _ s: Scratch, _ sims: UnsafeBufferPointer<Double>, _ qw: UnsafeBufferPointer<Double>,
-        pairs: UnsafeMutablePointer<[(String, String, Double)]>?
+        _ rec: UnsafeBufferPointer<Int32>, _ at: Int, _ s: Scratch, _ sims: UnsafeBufferPointer<Double>,
+        _ qw: UnsafeBufferPointer<Double>, pairs: UnsafeMutablePointer<[(String, String, Double)]>?
     ) -> Double {
-        let lo = Int(start[e])
-        let en = Int(start[e + 1]) - lo
+        let en = Int(rec[at + 1])
+        let total = Double(Float(bitPattern: UInt32(bitPattern: rec[at + 2])))
+        let lo = at + 3
         if en == 0 { return 0 }
         let qn = s.qn
         let gen = s.gen
@@ -468,7 +484,7 @@ public final class NameIndex: @unchecked Sendable {
             // sim[i * en + j]: the query term i against the name's term j (0 when not alike).
             var any = false
             for j in 0..<en {
-                let v = Int(terms[lo + j])
+                let v = Int(rec[lo + j])
                 let seen = stamp[v] == gen
                 let r = seen ? Int(slot[v]) * qn : 0
                 for i in 0..<qn {
@@ -497,7 +513,7 @@ public final class NameIndex: @unchecked Sendable {
                 if bi < 0 { break }
                 usedQ |= 1 << UInt64(bi & 63)
                 usedE |= 1 << UInt64(bj & 63)
-                let v = Int(terms[lo + bj])
+                let v = Int(rec[lo + bj])
                 coveredQ += best * qw[bi]
                 coveredE += best * vocabWeight[v]
                 if let pairs {
@@ -505,7 +521,7 @@ public final class NameIndex: @unchecked Sendable {
                 }
             }
             let covQ = coveredQ / s.wq
-            let covE = coveredE / total[e]
+            let covE = coveredE / total
             // One term says little: it must also cover much of the name.
             if qn == 1 && en > 1 { return covQ * (0.5 + 0.5 * covE) }
             // A one-term name (weak) inside a longer query: the query's other terms count against it.

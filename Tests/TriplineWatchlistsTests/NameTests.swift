@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import TriplineSelectors
-import TriplineWatchlists
+
+@testable import TriplineWatchlists
 
 /// Fuzzy person names (issue 7): normalisation, scoring, and the evaluation on the real UN list.
 @Suite("person names")
@@ -93,6 +94,17 @@ struct NameTests {
             if let orig = o["original"] as? String, !orig.isEmpty { originals.append((orig, k)) }
         }
         let idx = NameIndex(items)
+        // The packed similarity the index runs is NameModel.similarity (every pair of a vocabulary sample).
+        var g = SystemRandomNumberGenerator()
+        let sample = (0..<150).map { _ in Int.random(in: 0..<idx.vocab.count, using: &g) }
+        var disagree: [String] = []
+        for a in sample {
+            for b in idx.vocab.indices
+            where idx.packedSimilarity(a, b) != NameModel.similarity(idx.vocab[a], idx.vocab[b]) {
+                disagree.append("\(idx.vocab[a].text)~\(idx.vocab[b].text)")
+            }
+        }
+        #expect(disagree.isEmpty, "packed and model similarity differ: \(disagree.prefix(5))")
         func finds(_ q: String, _ k: Int) -> Bool {
             idx.query(NameModel.form(q)) { _ in NameIndex.defaultMinScore }.contains { $0.ref.entry == Int32(k) }
         }
@@ -116,8 +128,10 @@ struct NameTests {
         // Spelling variants by kind.
         var byKind: [String: (Int, Int)] = [:]
         var variantMisses: [String] = []
+        var variantQueries: [String] = []
         for line in try Self.python([script, "variants", Self.unList, "20261123"]).split(separator: "\n") {
             let f = line.split(separator: "\t").map(String.init)
+            variantQueries.append(f[1])
             let k = idOf[f[2]]!
             let ok = finds(f[1], k)
             byKind[f[0], default: (0, 0)].0 += ok ? 1 : 0
@@ -143,6 +157,17 @@ struct NameTests {
             }
         }
         let fpRate = Double(falsePositives.count) / Double(negatives.count)
+        // The index finds every name a full scan with the same scorer finds (variants, negatives, originals).
+        var differ: [String] = []
+        let probes = originals.map(\.0) + negatives.prefix(300).map(String.init) + variantQueries.prefix(300)
+        for q in probes {
+            let form = NameModel.form(q)
+            let got = Set(idx.query(form) { _ in NameIndex.defaultMinScore }.map(\.ref))
+            let all = Set(idx.scan(form, minScore: NameIndex.defaultMinScore).map(\.ref))
+            if got != all { differ.append(q) }
+        }
+        print("names: indexed search against a full scan: \(probes.count - differ.count)/\(probes.count) queries agree")
+        #expect(differ.isEmpty, "index and scan differ for \(differ.prefix(5))")
         print(
             "names: false positives \(falsePositives.count)/\(negatives.count) = \(fpRate): \(falsePositives.prefix(8))"
         )
