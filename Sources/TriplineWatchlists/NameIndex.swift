@@ -264,7 +264,8 @@ public final class NameIndex: @unchecked Sendable {
     static func hash(_ tag: UInt8, _ s: String) -> UInt64 { hash(tag, Array(s.utf8)[...]) }
 
     static func hash(_ tag: UInt8, _ s: ArraySlice<UInt8>) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(tag)
+        // FNV-1a with the tag as a byte of its own (XORed into the seed it would collide with first letters).
+        var h: UInt64 = (0xcbf2_9ce4_8422_2325 ^ UInt64(tag)) &* 0x100_0000_01b3
         for b in s {
             h ^= UInt64(b)
             h &*= 0x100_0000_01b3
