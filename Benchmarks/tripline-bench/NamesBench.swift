@@ -94,6 +94,11 @@ func namesBench() {
         lat.append(Double(nowNS() - s) / 1000)
         if !r.isEmpty { found += 1 }
     }
+    if ProcessInfo.processInfo.environment["NAMES_EXPLAIN"] != nil {
+        for (q, l) in zip(queries, lat).sorted(by: { $0.1 > $1.1 }).prefix(6) {
+            print(String(format: "slow %.0f µs", l), q, "|", index.explain(NameModel.form(q)).prefix(200))
+        }
+    }
     lat.sort()
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)

@@ -384,26 +384,34 @@ public final class NameIndex: @unchecked Sendable {
         let qw = s.qw
         let wq = s.wq
         let coverQ = qn == 1 ? floor : (floor - (1 - Self.queryShare)) / Self.queryShare
-        // The rarest query terms, until what is left could not reach the coverage a match needs.
-        var rare: UInt64 = 0
-        var rest = wq
-        for i in (0..<qn).sorted(by: { qw[$0] > qw[$1] }) {
-            if rest < coverQ * wq && coverQ > 0 { break }
-            rare |= 1 << UInt64(i & 63)
-            rest -= qw[i]
-        }
-        // Per row: alike to some query term (bit 0), to a rare one (bit 1).
-        var costA = 0
+        // What walking every name with a term alike to query term i costs, and the rare prefix's cost.
+        var costOf = [Int](repeating: 0, count: qn)
         var costB = 0
-        var kind = [UInt8](repeating: 0, count: s.rows)
+        var alike = [UInt64](repeating: 0, count: s.rows)
         for r in 0..<s.rows {
             let v = Int(s.rowVocab[r])
             for i in 0..<qn where s.sims[r * qn + i] > 0 {
-                kind[r] |= 1
-                if rare & (1 << UInt64(i & 63)) != 0 { kind[r] |= 2 }
+                alike[r] |= 1 << UInt64(i & 63)
+                costOf[i] += full[v].count
             }
-            if kind[r] & 1 != 0 { costB += prefix[v].count }
-            if kind[r] & 2 != 0 { costA += full[v].count }
+            if alike[r] != 0 { costB += prefix[v].count }
+        }
+        // Query terms a match must meet one of: any set whose complement weighs less than the coverage a match
+        // needs; the cheapest such set (up to 12 terms; beyond, the rarest terms in order).
+        var rare: UInt64 = (1 << UInt64(min(qn, 63))) - 1
+        var costA = costOf.reduce(0, +)
+        if qn <= 12 {
+            for mask in 1..<(UInt64(1) << UInt64(qn)) {
+                var rest = 0.0
+                var cost = 0
+                for i in 0..<qn {
+                    if mask & (1 << UInt64(i)) != 0 { cost += costOf[i] } else { rest += qw[i] }
+                }
+                if rest < coverQ * wq && cost < costA {
+                    rare = mask
+                    costA = cost
+                }
+            }
         }
         s.entryGen &+= 1
         if s.entryGen == 0 {
@@ -416,7 +424,7 @@ public final class NameIndex: @unchecked Sendable {
         var out: [Int32] = []
         out.reserveCapacity(min(costA, costB))
         records.withUnsafeBufferPointer { rec in
-            for r in 0..<s.rows where kind[r] & (byRare ? 2 : 1) != 0 {
+            for r in 0..<s.rows where byRare ? alike[r] & rare != 0 : alike[r] != 0 {
                 let v = Int(s.rowVocab[r])
                 (byRare ? full[v] : prefix[v]).withUnsafeBufferPointer { p in
                     for at in p {
@@ -439,9 +447,16 @@ public final class NameIndex: @unchecked Sendable {
         s.sims.withUnsafeBufferPointer { sims in
             s.qw.withUnsafeBufferPointer { qw in
                 records.withUnsafeBufferPointer { rec in
-                    for at in candidates {
-                        let score = score(rec, Int(at), s, sims, qw, pairs: nil)
-                        if score >= floor { keep.append((at, score)) }
+                    vocabWeight.withUnsafeBufferPointer { vw in
+                        let p = Probe(
+                            qn: s.qn, gen: s.gen, stamp: s.vocabStamp, slot: s.vocabSlot, sims: sims, qw: qw,
+                            wq: s.wq, rec: rec, weights: vw)
+                        var found: [(Int32, Double)] = []
+                        for at in candidates {
+                            let score = Self.score(p, Int(at), pairs: nil)
+                            if score >= floor { found.append((at, score)) }
+                        }
+                        keep = found
                     }
                 }
             }
@@ -451,45 +466,63 @@ public final class NameIndex: @unchecked Sendable {
             let e = records[Int(at)]
             let ref = refs[Int(e)]
             guard score >= minScore(ref) else { continue }
-            var pairs: [(String, String, Double)] = []
+            var pairs: [(Int, Int32, Double)] = []
             s.sims.withUnsafeBufferPointer { sims in
                 s.qw.withUnsafeBufferPointer { qw in
-                    records.withUnsafeBufferPointer { _ = self.score($0, Int(at), s, sims, qw, pairs: &pairs) }
+                    records.withUnsafeBufferPointer { rec in
+                        vocabWeight.withUnsafeBufferPointer { vw in
+                            let p = Probe(
+                                qn: s.qn, gen: s.gen, stamp: s.vocabStamp, slot: s.vocabSlot, sims: sims, qw: qw,
+                                wq: s.wq, rec: rec, weights: vw)
+                            _ = Self.score(p, Int(at), pairs: &pairs)
+                        }
+                    }
                 }
             }
             out.append(
                 NameMatch(
-                    ref: ref, score: (score * 1000).rounded() / 1000, matched: names[Int(e)], alignment: pairs,
+                    ref: ref, score: (score * 1000).rounded() / 1000, matched: names[Int(e)],
+                    alignment: pairs.map {
+                        (s.content[$0.0].text, vocab[Int($0.1)].text, ($0.2 * 1000).rounded() / 1000)
+                    },
                     weak: weak || weakName[Int(e)]))
         }
         return out.sorted { $0.score > $1.score || ($0.score == $1.score && $0.ref.entry < $1.ref.entry) }
     }
 
+    /// What scoring reads, fetched once per query.
+    struct Probe {
+        let qn: Int
+        let gen: UInt32
+        let stamp: UnsafeMutablePointer<UInt32>
+        let slot: UnsafeMutablePointer<Int32>
+        let sims: UnsafeBufferPointer<Double>
+        let qw: UnsafeBufferPointer<Double>
+        let wq: Double
+        let rec: UnsafeBufferPointer<Int32>
+        let weights: UnsafeBufferPointer<Double>
+    }
+
     /// Token alignment: every (query term, name term) pair by similarity, taken greedily best first; the score
     /// is 0.6 × the query's weighted coverage + 0.4 × the name's, weights by rarity (a one-term query against a
     /// longer name: its coverage × (0.5 + 0.5 × the name's); a one-term name inside a longer query: its coverage ×
-    /// (0.3 + 0.7 × the query's)).
-    func score(
-        _ rec: UnsafeBufferPointer<Int32>, _ at: Int, _ s: Scratch, _ sims: UnsafeBufferPointer<Double>,
-        _ qw: UnsafeBufferPointer<Double>, pairs: UnsafeMutablePointer<[(String, String, Double)]>?
-    ) -> Double {
+    /// (0.3 + 0.7 × the query's)). `pairs` receives (query term, vocabulary term, similarity).
+    static func score(_ p: Probe, _ at: Int, pairs: UnsafeMutablePointer<[(Int, Int32, Double)]>?) -> Double {
+        let rec = p.rec
         let en = Int(rec[at + 1])
+        if en == 0 { return 0 }
         let total = Double(Float(bitPattern: UInt32(bitPattern: rec[at + 2])))
         let lo = at + 3
-        if en == 0 { return 0 }
-        let qn = s.qn
-        let gen = s.gen
-        let stamp = s.vocabStamp
-        let slot = s.vocabSlot
+        let qn = p.qn
         return withUnsafeTemporaryAllocation(of: Double.self, capacity: qn * en) { sim in
             // sim[i * en + j]: the query term i against the name's term j (0 when not alike).
             var any = false
             for j in 0..<en {
                 let v = Int(rec[lo + j])
-                let seen = stamp[v] == gen
-                let r = seen ? Int(slot[v]) * qn : 0
+                let seen = p.stamp[v] == p.gen
+                let r = seen ? Int(p.slot[v]) * qn : 0
                 for i in 0..<qn {
-                    let x = seen ? sims[r + i] : 0
+                    let x = seen ? p.sims[r + i] : 0
                     sim[i * en + j] = x
                     any = any || x > 0
                 }
@@ -514,20 +547,18 @@ public final class NameIndex: @unchecked Sendable {
                 if bi < 0 { break }
                 usedQ |= 1 << UInt64(bi & 63)
                 usedE |= 1 << UInt64(bj & 63)
-                let v = Int(rec[lo + bj])
-                coveredQ += best * qw[bi]
-                coveredE += best * vocabWeight[v]
-                if let pairs {
-                    pairs.pointee.append((s.content[bi].text, vocab[v].text, (best * 1000).rounded() / 1000))
-                }
+                let v = rec[lo + bj]
+                coveredQ += best * p.qw[bi]
+                coveredE += best * p.weights[Int(v)]
+                pairs?.pointee.append((bi, v, best))
             }
-            let covQ = coveredQ / s.wq
+            let covQ = coveredQ / p.wq
             let covE = coveredE / total
             // One term says little: it must also cover much of the name.
             if qn == 1 && en > 1 { return covQ * (0.5 + 0.5 * covE) }
             // A one-term name (weak) inside a longer query: the query's other terms count against it.
             if en == 1 && qn > 1 { return covE * (0.3 + 0.7 * covQ) }
-            return Self.queryShare * covQ + (1 - Self.queryShare) * covE
+            return queryShare * covQ + (1 - queryShare) * covE
         }
     }
 
