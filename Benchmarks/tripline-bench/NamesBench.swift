@@ -78,12 +78,26 @@ func namesBench() {
     if let n = ProcessInfo.processInfo.environment["NAMES_PROFILE"].flatMap(Int.init) {
         var hits = 0
         let forms = queries.map { NameModel.form($0) }
+        var each: [Double] = []
         let t = nowNS()
-        for _ in 0..<n { for f in forms { hits += index.query(f) { _ in 0.8 }.count } }
+        for _ in 0..<n {
+            for f in forms {
+                let s = nowNS()
+                hits += index.query(f) { _ in 0.8 }.count
+                each.append(Double(nowNS() - s) / 1e3)
+            }
+        }
+        let total = Double(nowNS() - t) / 1e3
+        each.sort()
+        var formTime = nowNS()
+        for q in queries { _ = NameModel.form(q) }
+        formTime = nowNS() - formTime
         print(
             String(
-                format: "names: %.0f µs a query without forming names (%d hits)",
-                Double(nowNS() - t) / 1e3 / Double(n * forms.count), hits))
+                format:
+                    "names: without forming names: mean %.0f µs, p50 %.0f µs, p99 %.0f µs a query (%d hits); forming a query name %.1f µs",
+                total / Double(n * forms.count), each[each.count / 2], each[each.count * 99 / 100], hits,
+                Double(formTime) / 1e3 / Double(queries.count)))
         return
     }
     var lat: [Double] = []
@@ -114,7 +128,7 @@ func namesBench() {
     var alerted = 0
     var scanAlerted = 0
     var bestFound = 0
-    for q in queries.prefix(40) {
+    for q in queries.prefix(100) {
         let form = NameModel.form(q)
         let truth = index.scan(form, minScore: 0.8)
         if truth.isEmpty { continue }
@@ -128,7 +142,7 @@ func namesBench() {
     print(
         String(
             format:
-                "names: indexed search against a full scan (same scorer, 40 queries): every match %d / %d = %.3f; "
+                "names: indexed search against a full scan (same scorer, 100 queries): every match %d / %d = %.3f; "
                 + "a hit whenever the scan has one %d / %d; the scan's best score found %d / %d",
             agree, total, total == 0 ? 1 : Double(agree) / Double(total), alerted, scanAlerted, bestFound,
             scanAlerted))
