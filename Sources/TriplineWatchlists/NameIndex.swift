@@ -16,16 +16,17 @@ public struct NameMatch: Sendable {
 /// Every watched name and alias, compiled for fuzzy search (issue 7). Two levels:
 ///
 /// - the **vocabulary**: each distinct term once, with its rarity weight and term-level keys (variant group,
-///   skeletons, the spelling and its one-letter deletions, first and last three letters, initials). A query term
-///   finds the vocabulary terms alike to it through those keys, and each is scored once per query
-///   (`NameModel.similarity`), not once per name that carries it;
+///   skeleton, the spelling and its one-letter deletions, initials; against Arabic script the loose skeleton, the
+///   skeleton's deletions and the consonants). Two terms `NameModel.similarity` finds alike always share a key, so
+///   a query term finds every alike vocabulary term through them, and each is scored once per query, not once per
+///   name that carries it;
 /// - the **names**: each name's term ids, and two postings per term — every name carrying it, and the names in
 ///   whose *rare prefix* it stands (their rarest terms, up to what a match must cover of them).
 ///
 /// A name scoring at least the floor must cover ≥ (floor − 0.4) / 0.6 of the query's weight and ≥ (floor − 0.6) /
 /// 0.4 of its own (the score is 0.6 × one + 0.4 × the other): so it shares a term with the query's rarest terms, and
 /// one of its own rarest terms is alike to a query term. The query walks whichever of the two posting sets is
-/// shorter; common terms ("Mohammed") stand in almost no name's rare prefix, so their long postings are never
+/// shorter (on the query's side, the cheapest set of terms whose absence would leave too little); common terms ("Mohammed") stand in almost no name's rare prefix, so their long postings are never
 /// walked for them — that is the cap on over-common postings, exact rather than a cut-off. `scan` scores every name
 /// with the same scorer (the reference the index is measured against).
 public final class NameIndex: @unchecked Sendable {
@@ -413,29 +414,14 @@ public final class NameIndex: @unchecked Sendable {
                 }
             }
         }
-        s.entryGen &+= 1
-        if s.entryGen == 0 {
-            s.entryStamp.update(repeating: 0, count: refs.count)
-            s.entryGen = 1
-        }
-        let gen = s.entryGen
-        let stamp = s.entryStamp
+        // Postings are concatenated, not deduplicated: a name reached twice is scored twice (rare — a name seldom
+        // has two terms alike to the query's) and its hit kept once, which costs less than a stamp per name.
         let byRare = costA <= costB
         var out: [Int32] = []
         out.reserveCapacity(min(costA, costB))
-        records.withUnsafeBufferPointer { rec in
-            for r in 0..<s.rows where byRare ? alike[r] & rare != 0 : alike[r] != 0 {
-                let v = Int(s.rowVocab[r])
-                (byRare ? full[v] : prefix[v]).withUnsafeBufferPointer { p in
-                    for at in p {
-                        let e = Int(rec[Int(at)])
-                        if stamp[e] != gen {
-                            stamp[e] = gen
-                            out.append(at)
-                        }
-                    }
-                }
-            }
+        for r in 0..<s.rows where byRare ? alike[r] & rare != 0 : alike[r] != 0 {
+            let v = Int(s.rowVocab[r])
+            out += byRare ? full[v] : prefix[v]
         }
         return out
     }
@@ -443,42 +429,22 @@ public final class NameIndex: @unchecked Sendable {
     func collect(
         _ s: Scratch, weak: Bool, _ candidates: [Int32], floor: Double, minScore: (HitRef) -> Double
     ) -> [NameMatch] {
-        var keep: [(Int32, Double)] = []
-        s.sims.withUnsafeBufferPointer { sims in
-            s.qw.withUnsafeBufferPointer { qw in
-                records.withUnsafeBufferPointer { rec in
-                    vocabWeight.withUnsafeBufferPointer { vw in
-                        let p = Probe(
-                            qn: s.qn, gen: s.gen, stamp: s.vocabStamp, slot: s.vocabSlot, sims: sims, qw: qw,
-                            wq: s.wq, rec: rec, weights: vw)
-                        var found: [(Int32, Double)] = []
-                        for at in candidates {
-                            let score = Self.score(p, Int(at), pairs: nil)
-                            if score >= floor { found.append((at, score)) }
-                        }
-                        keep = found
-                    }
-                }
+        let keep: [(Int32, Double)] = withProbe(s) { p in
+            var found: [(Int32, Double)] = []
+            for at in candidates {
+                let score = Self.score(p, Int(at), pairs: nil)
+                if score >= floor { found.append((at, score)) }
             }
+            return found
         }
         var out: [NameMatch] = []
-        for (at, score) in keep {
+        var seen = Set<Int32>()
+        for (at, score) in keep where seen.insert(at).inserted {
             let e = records[Int(at)]
             let ref = refs[Int(e)]
             guard score >= minScore(ref) else { continue }
             var pairs: [(Int, Int32, Double)] = []
-            s.sims.withUnsafeBufferPointer { sims in
-                s.qw.withUnsafeBufferPointer { qw in
-                    records.withUnsafeBufferPointer { rec in
-                        vocabWeight.withUnsafeBufferPointer { vw in
-                            let p = Probe(
-                                qn: s.qn, gen: s.gen, stamp: s.vocabStamp, slot: s.vocabSlot, sims: sims, qw: qw,
-                                wq: s.wq, rec: rec, weights: vw)
-                            _ = Self.score(p, Int(at), pairs: &pairs)
-                        }
-                    }
-                }
-            }
+            withProbe(s) { _ = Self.score($0, Int(at), pairs: &pairs) }
             out.append(
                 NameMatch(
                     ref: ref, score: (score * 1000).rounded() / 1000, matched: names[Int(e)],
@@ -488,6 +454,21 @@ public final class NameIndex: @unchecked Sendable {
                     weak: weak || weakName[Int(e)]))
         }
         return out.sorted { $0.score > $1.score || ($0.score == $1.score && $0.ref.entry < $1.ref.entry) }
+    }
+
+    func withProbe<T>(_ s: Scratch, _ body: (Probe) -> T) -> T {
+        s.sims.withUnsafeBufferPointer { sims in
+            s.qw.withUnsafeBufferPointer { qw in
+                records.withUnsafeBufferPointer { rec in
+                    vocabWeight.withUnsafeBufferPointer { vw in
+                        body(
+                            Probe(
+                                qn: s.qn, gen: s.gen, stamp: s.vocabStamp, slot: s.vocabSlot, sims: sims, qw: qw,
+                                wq: s.wq, rec: rec, weights: vw))
+                    }
+                }
+            }
+        }
     }
 
     /// What scoring reads, fetched once per query.
@@ -562,13 +543,11 @@ public final class NameIndex: @unchecked Sendable {
         }
     }
 
-    /// Per-query working memory, reused: stamps over the vocabulary and the names instead of clearing.
+    /// Per-query working memory, reused: stamps over the vocabulary instead of clearing.
     final class Scratch {
         let vocabStamp: UnsafeMutablePointer<UInt32>
         let vocabSlot: UnsafeMutablePointer<Int32>
-        let entryStamp: UnsafeMutablePointer<UInt32>
         var gen: UInt32 = 0
-        var entryGen: UInt32 = 0
         var qn = 0
         var rows = 0
         var rowVocab: [Int32] = []
@@ -579,26 +558,23 @@ public final class NameIndex: @unchecked Sendable {
         var packedQuery: [Packed] = []
         var queryBytes: [UInt8] = []
 
-        init(vocab: Int, names: Int) {
+        init(vocab: Int) {
             vocabStamp = .allocate(capacity: max(1, vocab))
             vocabStamp.initialize(repeating: 0, count: max(1, vocab))
             vocabSlot = .allocate(capacity: max(1, vocab))
             vocabSlot.initialize(repeating: 0, count: max(1, vocab))
-            entryStamp = .allocate(capacity: max(1, names))
-            entryStamp.initialize(repeating: 0, count: max(1, names))
         }
 
         deinit {
             vocabStamp.deallocate()
             vocabSlot.deallocate()
-            entryStamp.deallocate()
         }
     }
 
     private func takeScratch() -> Scratch {
         lock.lock()
         defer { lock.unlock() }
-        return scratch.popLast() ?? Scratch(vocab: vocab.count, names: refs.count)
+        return scratch.popLast() ?? Scratch(vocab: vocab.count)
     }
 
     private func giveScratch(_ s: Scratch) {
@@ -614,7 +590,7 @@ extension NameIndex {
     public func explain(_ query: NameForm) -> String {
         let content = query.terms.filter { !$0.initial }
         if content.isEmpty { return "" }
-        let s = Scratch(vocab: vocab.count, names: refs.count)
+        let s = Scratch(vocab: vocab.count)
         begin(s, content)
         for q in content {
             for k in Self.keys(q, entry: false) {
