@@ -109,7 +109,8 @@ func namesBench() {
         if !r.isEmpty { found += 1 }
     }
     if ProcessInfo.processInfo.environment["NAMES_EXPLAIN"] != nil {
-        for (q, l) in zip(queries, lat).sorted(by: { $0.1 > $1.1 }).prefix(6) {
+        let ranked = zip(queries, lat).sorted(by: { $0.1 > $1.1 })
+        for (q, l) in ranked.prefix(6) + ranked[(ranked.count / 2 - 3)..<(ranked.count / 2 + 3)] {
             print(String(format: "slow %.0f µs", l), q, "|", index.explain(NameModel.form(q)).prefix(200))
         }
     }

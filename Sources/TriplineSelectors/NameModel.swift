@@ -330,6 +330,8 @@ public enum NameModel {
         var textJW = -1.0
         if sameSkeleton {
             if arabic { return x.count >= 2 ? 0.92 : 0.85 }
+            // One edit apart, four letters or more: Jaro–Winkler is at least 0.83 without computing it.
+            if min(a.count, b.count) >= 4 && withinOneEdit(a, b) { return x.count >= 2 ? 0.92 : 0.85 }
             textJW = jaroWinkler(a, b)
             if textJW >= 0.75 { return x.count >= 2 ? 0.92 : 0.85 }
         }

@@ -44,6 +44,12 @@ public final class NameIndex: @unchecked Sendable {
     let canonIDs: [String: Int32]
     let looseIDs: [String: Int32]
     let termKeys: [UInt64: [Int32]]
+    /// Each vocabulary term's alike terms with their similarity, found and scored once when the index is built: a
+    /// query term that is a known spelling reads its row here instead of comparing.
+    let termIDs: [NameTerm: Int32]
+    let alikeAt: [Int32]
+    let alikeTerm: [Int32]
+    let alikeSim: [Double]
     let df: [String: Int32]
     // Names.
     /// Each name as one record, where its postings point: [entry, term count, total weight (Float bits), term ids...]
@@ -108,6 +114,26 @@ public final class NameIndex: @unchecked Sendable {
         for (i, t) in vocab.enumerated() {
             for k in Self.keys(t, entry: true) { termKeys[k, default: []].append(Int32(i)) }
         }
+        // Alike terms of every term, as a query term would find them.
+        var alikeAt: [Int32] = [0]
+        var alikeTerm: [Int32] = []
+        var alikeSim: [Double] = []
+        var seenAt = [Int32](repeating: -1, count: vocab.count)
+        bytes.withUnsafeBufferPointer { b in
+            for a in vocab.indices {
+                for k in Self.keys(vocab[a], entry: false) {
+                    for v in termKeys[k] ?? [] where seenAt[Int(v)] != Int32(a) {
+                        seenAt[Int(v)] = Int32(a)
+                        let sim = Self.similarity(packed[a], b, packed[Int(v)], b)
+                        if sim > 0 {
+                            alikeTerm.append(v)
+                            alikeSim.append(sim)
+                        }
+                    }
+                }
+                alikeAt.append(Int32(alikeTerm.count))
+            }
+        }
         // Postings: every name per term, and the names whose rare prefix holds it.
         let coverE = max(0, (floor - Self.queryShare) / (1 - Self.queryShare))
         var full = [[Int32]](repeating: [], count: vocab.count)
@@ -141,6 +167,10 @@ public final class NameIndex: @unchecked Sendable {
         self.bytes = bytes
         self.canonIDs = canonIDs
         self.looseIDs = looseIDs
+        self.termIDs = ids
+        self.alikeAt = alikeAt
+        self.alikeTerm = alikeTerm
+        self.alikeSim = alikeSim
         self.vocabWeight = vocabWeight
         self.termKeys = termKeys
         self.df = df
@@ -282,16 +312,50 @@ public final class NameIndex: @unchecked Sendable {
         let s = takeScratch()
         defer { giveScratch(s) }
         begin(s, content)
-        // Vocabulary terms alike to some query term, each scored against every query term once.
-        for q in content {
+        // Vocabulary terms alike to some query term. Spellings no name has: through the term keys, each found term
+        // compared with every query term. Then known spellings: their alike terms as the build found them (a term
+        // alike to an unknown query term was already found through its keys).
+        let known = content.map { termIDs[$0] }
+        var fresh: [Int32] = []
+        let stamp = s.vocabStamp
+        let gen = s.gen
+        for (q, id) in zip(content, known) where id == nil {
             for k in Self.keys(q, entry: false) {
                 guard let p = termKeys[k] else { continue }
-                addRows(s, p)
+                for v in p where stamp[Int(v)] != gen {
+                    stamp[Int(v)] = gen
+                    fresh.append(v)
+                }
             }
+        }
+        addRows(s, fresh)
+        for (i, id) in known.enumerated() {
+            guard let id else { continue }
+            addKnownRows(s, i, Int(alikeAt[Int(id)])..<Int(alikeAt[Int(id) + 1]))
         }
         refineWeights(s)
         let candidates = self.candidates(s)
         return collect(s, weak: query.weak, candidates, floor: floor, minScore: minScore)
+    }
+
+    /// The alike terms of query term `i` (a known spelling), from the build: new rows start at 0 for the other
+    /// query terms (their own lists, or their keys, fill them in).
+    func addKnownRows(_ s: Scratch, _ i: Int, _ range: Range<Int>) {
+        let qn = s.qn
+        let gen = s.gen
+        let stamp = s.vocabStamp
+        let slot = s.vocabSlot
+        for n in range {
+            let v = Int(alikeTerm[n])
+            if stamp[v] != gen {
+                stamp[v] = gen
+                slot[v] = Int32(s.rows)
+                s.rowVocab.append(Int32(v))
+                s.sims.append(contentsOf: repeatElement(0, count: qn))
+                s.rows += 1
+            }
+            s.sims[Int(slot[v]) * qn + i] = alikeSim[n]
+        }
     }
 
     /// Every name scored with the same scorer, every vocabulary term compared with every query term (the
@@ -328,6 +392,7 @@ public final class NameIndex: @unchecked Sendable {
     }
 
     /// Scores the vocabulary terms of `ids` not seen yet in this query against every query term.
+    /// Scores vocabulary terms not seen yet in this query (`ids`, distinct) against every query term.
     func addRows(_ s: Scratch, _ ids: [Int32]) {
         let gen = s.gen
         let stamp = s.vocabStamp
@@ -341,7 +406,12 @@ public final class NameIndex: @unchecked Sendable {
             s.queryBytes.withUnsafeBufferPointer { qb in
                 packed.withUnsafeBufferPointer { pk in
                     bytes.withUnsafeBufferPointer { vb in
-                        for v in ids where stamp[Int(v)] != gen {
+                        // Touch the packed terms, then their spellings, before comparing: independent loads overlap.
+                        var touch: Int32 = 0
+                        for v in ids { touch &+= pk[Int(v)].text }
+                        for v in ids { touch &+= Int32(vb[Int(pk[Int(v)].text)]) }
+                        s.touched = touch
+                        for v in ids {
                             stamp[Int(v)] = gen
                             slot[Int(v)] = Int32(rows)
                             rowVocab.append(v)
@@ -430,7 +500,12 @@ public final class NameIndex: @unchecked Sendable {
         _ s: Scratch, weak: Bool, _ candidates: [Int32], floor: Double, minScore: (HitRef) -> Double
     ) -> [NameMatch] {
         let keep: [(Int32, Double)] = withProbe(s) { p in
+            // Touch every candidate's record first: independent loads overlap (one cache miss each is most of
+            // the cost), then scoring finds them in cache.
+            var touch: Int32 = 0
+            for at in candidates { touch &+= p.rec[Int(at) + 1] }
             var found: [(Int32, Double)] = []
+            found.reserveCapacity(touch == 0 ? 0 : 16)
             for at in candidates {
                 let score = Self.score(p, Int(at), pairs: nil)
                 if score >= floor { found.append((at, score)) }
@@ -557,6 +632,8 @@ public final class NameIndex: @unchecked Sendable {
         var content: [NameTerm] = []
         var packedQuery: [Packed] = []
         var queryBytes: [UInt8] = []
+        /// Keeps the touching loads from being optimised away.
+        var touched: Int32 = 0
 
         init(vocab: Int) {
             vocabStamp = .allocate(capacity: max(1, vocab))
@@ -594,7 +671,7 @@ extension NameIndex {
         begin(s, content)
         for q in content {
             for k in Self.keys(q, entry: false) {
-                if let p = termKeys[k] { addRows(s, p) }
+                if let p = termKeys[k] { addRows(s, p.filter { s.vocabStamp[Int($0)] != s.gen }) }
             }
         }
         refineWeights(s)
