@@ -112,7 +112,7 @@ public final class NameIndex: @unchecked Sendable {
         let packed = vocab.map { Self.pack($0, canonIDs: &canonIDs, looseIDs: &looseIDs, into: &bytes) }
         var termKeys: [UInt64: [Int32]] = [:]
         for (i, t) in vocab.enumerated() {
-            for k in Self.keys(t, entry: true) { termKeys[k, default: []].append(Int32(i)) }
+            for k in Set(Self.keys(t, entry: true)) { termKeys[k, default: []].append(Int32(i)) }
         }
         // Alike terms of every term, as a query term would find them.
         var alikeAt: [Int32] = [0]
@@ -391,7 +391,6 @@ public final class NameIndex: @unchecked Sendable {
         s.sims.removeAll(keepingCapacity: true)
     }
 
-    /// Scores the vocabulary terms of `ids` not seen yet in this query against every query term.
     /// Scores vocabulary terms not seen yet in this query (`ids`, distinct) against every query term.
     func addRows(_ s: Scratch, _ ids: [Int32]) {
         let gen = s.gen
@@ -671,7 +670,12 @@ extension NameIndex {
         begin(s, content)
         for q in content {
             for k in Self.keys(q, entry: false) {
-                if let p = termKeys[k] { addRows(s, p.filter { s.vocabStamp[Int($0)] != s.gen }) }
+                var fresh: [Int32] = []
+                for v in termKeys[k] ?? [] where s.vocabStamp[Int(v)] != s.gen {
+                    s.vocabStamp[Int(v)] = s.gen
+                    fresh.append(v)
+                }
+                addRows(s, fresh)
             }
         }
         refineWeights(s)
