@@ -207,14 +207,16 @@ public enum NameModel {
 
     /// The consonant skeleton of a Latin-letter token (see `NameTerm.skeleton`).
     public static func skeleton(_ token: String) -> String {
-        var s = Array(token.unicodeScalars.map { Character($0) })
-        var out: [Character] = []
+        // Over scalars (cheap to compare), not Characters: a name's tokens hold no combining marks.
+        let s = Array(token.unicodeScalars)
+        var out = String.UnicodeScalarView()
+        var last: Unicode.Scalar?
         var i = 0
-        func at(_ k: Int) -> Character? { k < s.count ? s[k] : nil }
+        func at(_ k: Int) -> Unicode.Scalar? { k < s.count ? s[k] : nil }
         while i < s.count {
             let c = s[i]
             let n = at(i + 1)
-            var mapped: Character?
+            var mapped: Unicode.Scalar?
             var step = 1
             switch (c, n) {
             case ("s", "c") where at(i + 2) == "h": mapped = "S"; step = 3
@@ -227,25 +229,40 @@ public enum NameModel {
             case ("p", "h"): mapped = "f"; step = 2
             case ("d", "j"), ("d", "z"), ("z", "h"): mapped = "j"; step = 2  // Dzhokhar, Razhapovich
             case ("c", "k"): mapped = "k"; step = 2
-            case ("q", "u") where at(i + 2).map({ "aeiou".contains($0) }) == true: mapped = "k"; step = 2
+            case ("q", "u") where at(i + 2).map({ "aeiou".unicodeScalars.contains($0) }) == true:
+                mapped = "k"
+                step = 2
             case ("c", "e"), ("c", "i"), ("c", "y"): mapped = "s"  // French and Spanish soft c (Lounici)
             default:
                 switch c {
                 case "a", "e", "i", "o", "u": mapped = nil
-                case "y", "w": mapped = i == 0 ? (c == "y" ? "y" : "w") : nil
+                case "y", "w": mapped = i == 0 ? c : nil
                 case "q", "c", "k": mapped = "k"
                 case "g": mapped = "j"
                 case "p": mapped = "b"
                 case "v": mapped = "f"
                 case "x": mapped = "K"
-                default: mapped = c.isLetter || c.isNumber ? c : nil
+                default: mapped = isLetterOrNumber(c) ? c : nil
                 }
             }
-            if let m = mapped, out.last != m { out.append(m) }
+            if let m = mapped, last != m {
+                out.append(m)
+                last = m
+            }
             i += step
         }
-        s = out
-        return String(s)
+        return String(out)
+    }
+
+    /// `Character.isLetter || isNumber` for one scalar, without the property lookup for ASCII.
+    static func isLetterOrNumber(_ c: Unicode.Scalar) -> Bool {
+        if c.isASCII {
+            return ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c)
+        }
+        switch c.properties.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return true
+        default: return c.properties.numericType != nil
+        }
     }
 
     /// Jaro–Winkler similarity of two strings (bytes), prefix scale 0.1 over at most 4 characters.
