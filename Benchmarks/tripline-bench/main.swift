@@ -68,23 +68,13 @@ measure("phone normalisation, E.164 input", n: e164Only.count) {
     return valid
 }
 
-// TRIPLINE_BENCH=phone|rules|audit|names|stream runs one part (for profiling); unset runs everything.
+// TRIPLINE_BENCH=phone|rules|audit|names|names-eval|stream runs one part (for profiling); unset runs everything.
 let only = ProcessInfo.processInfo.environment["TRIPLINE_BENCH"]
-if only == "phone" { exit(0) }
-if only == "rules" {
-    rulesBench()
-    exit(0)
-}
-if only == "audit" {
-    auditBench()
-    exit(0)
-}
-if only == "names" {
-    namesBench()
-    exit(0)
-}
-if only == "names-eval" {
-    namesEval()
+let parts: [String: () -> Void] = [
+    "phone": {}, "rules": rulesBench, "audit": auditBench, "names": namesBench, "names-eval": namesEval,
+]
+if let only, let part = parts[only] {
+    part()
     exit(0)
 }
 

@@ -168,7 +168,7 @@ public struct Matcher: Sendable {
 
     /// Names: scored against every watched name and alias (the best per entry), per list `min_score`.
     func matchName(_ s: NormalizedSelector) -> [Hit] {
-        let form = NameModel.form(s.value, script: s.fields["script"]?.stringValue)
+        let form = NameModel.form(normalized: s.value, script: s.fields["script"]?.stringValue)
         let lists = index.lists
         let found = index.names.query(form) { r in lists[Int(r.list)].minScore ?? Self.defaultMinScore }
         var hits: [Hit] = []

@@ -90,8 +90,16 @@ public enum NameModel {
 
     /// Prepares a name for matching; `script` (ISO 15924) when the text is already normalised from another script.
     public static func form(_ text: String, script: String? = nil) -> NameForm {
-        let arabic = (script ?? NameNormalizer.dominantScript(text)) == "Arab"
-        let tokens = NameNormalizer.tokenize(text)
+        form(tokens: NameNormalizer.tokenize(text), arabic: (script ?? NameNormalizer.dominantScript(text)) == "Arab")
+    }
+
+    /// Prepares a name already normalised (`NameNormalizer`'s tokens, joined by spaces), from the script it was
+    /// written in: no second tokenizing pass.
+    public static func form(normalized: String, script: String?) -> NameForm {
+        form(tokens: normalized.split(separator: " ").map(String.init), arabic: script == "Arab")
+    }
+
+    static func form(tokens: [String], arabic: Bool) -> NameForm {
         var honors: [String] = []
         // Particles glued to what follows ("abdelhamid", "albaljiki" from Arabic script) come apart first.
         var parts: [String] = []

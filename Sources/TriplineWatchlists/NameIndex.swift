@@ -109,7 +109,16 @@ public final class NameIndex: @unchecked Sendable {
         var canonIDs: [String: Int32] = [:]
         var looseIDs: [String: Int32] = [:]
         var bytes: [UInt8] = []
-        let packed = vocab.map { Self.pack($0, canonIDs: &canonIDs, looseIDs: &looseIDs, into: &bytes) }
+        func id(_ key: String, _ ids: inout [String: Int32]) -> Int32 {
+            if let known = ids[key] { return known }
+            ids[key] = Int32(ids.count)
+            return Int32(ids.count - 1)
+        }
+        let packed = vocab.map {
+            Self.pack(
+                $0, canon: id($0.canon, &canonIDs), loose: $0.loose.count >= 2 ? id($0.loose, &looseIDs) : -1,
+                into: &bytes)
+        }
         var termKeys: [UInt64: [Int32]] = [:]
         for (i, t) in vocab.enumerated() {
             for k in Set(Self.keys(t, entry: true)) { termKeys[k, default: []].append(Int32(i)) }
@@ -118,17 +127,18 @@ public final class NameIndex: @unchecked Sendable {
         var alikeAt: [Int32] = [0]
         var alikeTerm: [Int32] = []
         var alikeSim: [Double] = []
-        var seenAt = [Int32](repeating: -1, count: vocab.count)
+        let seen = Scratch(vocab: vocab.count)
+        var reached: [Int32] = []
         bytes.withUnsafeBufferPointer { b in
             for a in vocab.indices {
-                for k in Self.keys(vocab[a], entry: false) {
-                    for v in termKeys[k] ?? [] where seenAt[Int(v)] != Int32(a) {
-                        seenAt[Int(v)] = Int32(a)
-                        let sim = Self.similarity(packed[a], b, packed[Int(v)], b)
-                        if sim > 0 {
-                            alikeTerm.append(v)
-                            alikeSim.append(sim)
-                        }
+                seen.gen += 1
+                reached.removeAll(keepingCapacity: true)
+                Self.reach(vocab[a], termKeys, seen, into: &reached)
+                for v in reached {
+                    let sim = Self.similarity(packed[a], b, packed[Int(v)], b)
+                    if sim > 0 {
+                        alikeTerm.append(v)
+                        alikeSim.append(sim)
                     }
                 }
                 alikeAt.append(Int32(alikeTerm.count))
@@ -198,18 +208,8 @@ public final class NameIndex: @unchecked Sendable {
         var skeletonCount: Int32
     }
 
-    /// Packs a vocabulary term (ids assigned) — or, with `assign` false, a query term (unknown ids are -1).
-    static func pack(
-        _ t: NameTerm, canonIDs: inout [String: Int32], looseIDs: inout [String: Int32], into bytes: inout [UInt8],
-        assign: Bool = true
-    ) -> Packed {
-        func id(_ key: String, _ ids: inout [String: Int32]) -> Int32 {
-            if let known = ids[key] { return known }
-            if !assign { return -1 }
-            let n = Int32(ids.count)
-            ids[key] = n
-            return n
-        }
+    /// Packs a term, its spelling and skeleton appended to `bytes`; `canon` and `loose` are its ids (-1: none).
+    static func pack(_ t: NameTerm, canon: Int32, loose: Int32, into bytes: inout [UInt8]) -> Packed {
         let prefix: UInt8 =
             t.canon.hasPrefix("ABU:") ? 1 : t.canon.hasPrefix("ABD:") ? 2 : t.canon.hasPrefix("UMM:") ? 3 : 0
         let text = Int32(bytes.count)
@@ -217,9 +217,14 @@ public final class NameIndex: @unchecked Sendable {
         let skeleton = Int32(bytes.count)
         bytes += t.skeleton.utf8
         return Packed(
-            canon: id(t.canon, &canonIDs), loose: t.loose.count >= 2 ? id(t.loose, &looseIDs) : -1, prefix: prefix,
-            arabic: t.arabic, initial: t.initial, short: t.text.count <= 4, text: text,
-            textCount: skeleton - text, skeleton: skeleton, skeletonCount: Int32(bytes.count) - skeleton)
+            canon: canon, loose: loose, prefix: prefix, arabic: t.arabic, initial: t.initial, short: t.text.count <= 4,
+            text: text, textCount: skeleton - text, skeleton: skeleton, skeletonCount: Int32(bytes.count) - skeleton)
+    }
+
+    /// A query term packed against this vocabulary (ids it does not have are -1).
+    func pack(query t: NameTerm, into bytes: inout [UInt8]) -> Packed {
+        Self.pack(
+            t, canon: canonIDs[t.canon] ?? -1, loose: t.loose.count >= 2 ? looseIDs[t.loose] ?? -1 : -1, into: &bytes)
     }
 
     /// `NameModel.similarity` over packed terms (the test suite checks they agree).
@@ -311,31 +316,38 @@ public final class NameIndex: @unchecked Sendable {
         if content.isEmpty || refs.isEmpty { return [] }
         let s = takeScratch()
         defer { giveScratch(s) }
+        prepare(s, content)
+        let candidates = self.candidates(s)
+        return collect(s, weak: query.weak, candidates, floor: floor, minScore: minScore)
+    }
+
+    /// The rows of a query: vocabulary terms alike to some query term. Spellings no name has: through the term keys,
+    /// each found term compared with every query term. Then known spellings: their alike terms as the build found
+    /// them (a term alike to an unknown query term was already found through its keys).
+    func prepare(_ s: Scratch, _ content: [NameTerm]) {
         begin(s, content)
-        // Vocabulary terms alike to some query term. Spellings no name has: through the term keys, each found term
-        // compared with every query term. Then known spellings: their alike terms as the build found them (a term
-        // alike to an unknown query term was already found through its keys).
         let known = content.map { termIDs[$0] }
         var fresh: [Int32] = []
-        let stamp = s.vocabStamp
-        let gen = s.gen
-        for (q, id) in zip(content, known) where id == nil {
-            for k in Self.keys(q, entry: false) {
-                guard let p = termKeys[k] else { continue }
-                for v in p where stamp[Int(v)] != gen {
-                    stamp[Int(v)] = gen
-                    fresh.append(v)
-                }
-            }
-        }
+        for (q, id) in zip(content, known) where id == nil { Self.reach(q, termKeys, s, into: &fresh) }
         addRows(s, fresh)
         for (i, id) in known.enumerated() {
             guard let id else { continue }
             addKnownRows(s, i, Int(alikeAt[Int(id)])..<Int(alikeAt[Int(id) + 1]))
         }
         refineWeights(s)
-        let candidates = self.candidates(s)
-        return collect(s, weak: query.weak, candidates, floor: floor, minScore: minScore)
+    }
+
+    /// The vocabulary terms a query term's keys reach and `s` has not stamped yet, each once (stamped now).
+    static func reach(_ q: NameTerm, _ termKeys: [UInt64: [Int32]], _ s: Scratch, into out: inout [Int32]) {
+        let stamp = s.vocabStamp
+        let gen = s.gen
+        for k in keys(q, entry: false) {
+            guard let p = termKeys[k] else { continue }
+            for v in p where stamp[Int(v)] != gen {
+                stamp[Int(v)] = gen
+                out.append(v)
+            }
+        }
     }
 
     /// The alike terms of query term `i` (a known spelling), from the build: new rows start at 0 for the other
@@ -381,9 +393,7 @@ public final class NameIndex: @unchecked Sendable {
         s.qn = content.count
         s.content = content
         s.queryBytes.removeAll(keepingCapacity: true)
-        var c = canonIDs
-        var l = looseIDs
-        s.packedQuery = content.map { Self.pack($0, canonIDs: &c, looseIDs: &l, into: &s.queryBytes, assign: false) }
+        s.packedQuery = content.map { pack(query: $0, into: &s.queryBytes) }
         s.qw = content.map(weight)
         s.wq = s.qw.reduce(0, +)
         s.rows = 0
@@ -503,8 +513,8 @@ public final class NameIndex: @unchecked Sendable {
             // the cost), then scoring finds them in cache.
             var touch: Int32 = 0
             for at in candidates { touch &+= p.rec[Int(at) + 1] }
+            s.touched = touch
             var found: [(Int32, Double)] = []
-            found.reserveCapacity(touch == 0 ? 0 : 16)
             for at in candidates {
                 let score = Self.score(p, Int(at), pairs: nil)
                 if score >= floor { found.append((at, score)) }
@@ -661,24 +671,13 @@ public final class NameIndex: @unchecked Sendable {
 }
 
 extension NameIndex {
-    /// What a query costs and whether the term keys missed an alike term: vocabulary rows scored, rows alike,
-    /// candidates scored, and alike terms the keys did not reach (`TRIPLINE_BENCH=names NAMES_EXPLAIN=1`).
+    /// What a query costs and whether an alike term was missed: vocabulary rows, rows alike, candidates scored, and
+    /// alike terms neither the keys nor the build's alike lists reached (`TRIPLINE_BENCH=names NAMES_EXPLAIN=1`).
     public func explain(_ query: NameForm) -> String {
         let content = query.terms.filter { !$0.initial }
         if content.isEmpty { return "" }
         let s = Scratch(vocab: vocab.count)
-        begin(s, content)
-        for q in content {
-            for k in Self.keys(q, entry: false) {
-                var fresh: [Int32] = []
-                for v in termKeys[k] ?? [] where s.vocabStamp[Int(v)] != s.gen {
-                    s.vocabStamp[Int(v)] = s.gen
-                    fresh.append(v)
-                }
-                addRows(s, fresh)
-            }
-        }
-        refineWeights(s)
+        prepare(s, content)
         var alike = 0
         for r in 0..<s.rows where (0..<s.qn).contains(where: { s.sims[r * s.qn + $0] > 0 }) { alike += 1 }
         let rows = s.rows
