@@ -401,6 +401,7 @@ public struct WatchlistIndex: Sendable {
         var prefixItems: [(String, HitRef)] = []
         var cidrItems: [(CIDR, HitRef)] = []
         var nameItems: [(String, HitRef)] = []
+        var nameScripts: [String?] = []
         for (li, l) in lists.enumerated() {
             for (ei, e) in l.entries.enumerated() {
                 for (si, s) in e.selectors.enumerated() {
@@ -408,10 +409,12 @@ public struct WatchlistIndex: Sendable {
                     switch s.kind {
                     case .exact(.name):
                         nameItems.append((s.value, ref))
-                        for a in s.aliases where a != s.value {
+                        nameScripts.append(s.scripts.first ?? nil)
+                        for (k, a) in s.aliases.enumerated() where a != s.value {
                             var r = ref
                             r.viaAlias = true
                             nameItems.append((a, r))
+                            nameScripts.append(k + 1 < s.scripts.count ? s.scripts[k + 1] : nil)
                         }
                     case .exact(let t):
                         exactItems.append((t, s.value, ref))
@@ -429,7 +432,8 @@ public struct WatchlistIndex: Sendable {
         exact = ExactIndex(exactItems)
         // Candidates are cut for the lowest threshold a list asks for.
         names = NameIndex(
-            nameItems, floor: lists.map { $0.minScore ?? NameIndex.defaultMinScore }.min() ?? NameIndex.defaultMinScore)
+            nameItems, scripts: nameScripts,
+            floor: lists.map { $0.minScore ?? NameIndex.defaultMinScore }.min() ?? NameIndex.defaultMinScore)
         prefixes = PrefixTrie(prefixItems)
         networks = CIDRTrie(cidrItems)
     }

@@ -68,8 +68,9 @@ public final class NameIndex: @unchecked Sendable {
 
     public var count: Int { refs.count }
 
-    /// `items`: (normalised name, where it is watched); `floor`: the lowest `min_score` any list uses.
-    public init(_ items: [(String, HitRef)], floor: Double = NameIndex.defaultMinScore) {
+    /// `items`: (normalised name, where it is watched); `scripts`: the script each was written in (ISO 15924; none:
+    /// Latin); `floor`: the lowest `min_score` any list uses.
+    public init(_ items: [(String, HitRef)], scripts: [String?] = [], floor: Double = NameIndex.defaultMinScore) {
         var ids: [NameTerm: Int32] = [:]
         var vocab: [NameTerm] = []
         var start: [Int32] = [0]
@@ -80,8 +81,8 @@ public final class NameIndex: @unchecked Sendable {
         var dfById: [Int32] = []
         start.reserveCapacity(items.count + 1)
         terms.reserveCapacity(items.count * 3)
-        for (name, ref) in items {
-            let f = NameModel.form(name)
+        for (i, (name, ref)) in items.enumerated() {
+            let f = NameModel.form(normalized: name, script: i < scripts.count ? scripts[i] : nil)
             var seenCanon: Set<String> = []
             for t in f.terms {
                 let id: Int32

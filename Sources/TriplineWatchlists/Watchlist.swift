@@ -62,6 +62,8 @@ public struct WatchSelector: Sendable {
     public var value: String
     /// Further normalised forms that match too (name aliases).
     public var aliases: [String]
+    /// Names: the script each was written in (ISO 15924), the value's first, then the aliases' (nil: unknown).
+    public var scripts: [String?] = []
     public var line: Int
 
     public init(kind: WatchKind, value: String, aliases: [String] = [], line: Int) {

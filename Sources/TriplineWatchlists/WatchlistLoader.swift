@@ -318,6 +318,9 @@ struct Validator {
                 )
                 return nil
             }
+            // The script each name was written in (value, then aliases): fuzzy matching treats unvocalised Arabic
+            // apart, and the normalised value is already Latin.
+            var scripts: [String?] = []
             func norm(_ v: String, _ where_: Node) -> String? {
                 do {
                     let (n, fields) = try normalizer.normalizeValue(
@@ -330,6 +333,7 @@ struct Validator {
                         warnings.append(
                             where_.error("\(type.rawValue) \"\(v)\" is not valid (\(why)); it is watched as \(n)"))
                     }
+                    scripts.append(fields["script"]?.stringValue)
                     return n
                 } catch {
                     fail(where_, "unparseable \(type.rawValue) \"\(v)\": \(error.message)")
@@ -353,7 +357,9 @@ struct Validator {
                     fail(al, "\"aliases\" must be a list of names")
                 }
             }
-            return WatchSelector(kind: .exact(type), value: n, aliases: aliases, line: at.mark.line)
+            var w = WatchSelector(kind: .exact(type), value: n, aliases: aliases, line: at.mark.line)
+            if type == .name { w.scripts = scripts }
+            return w
         }
     }
 }

@@ -84,9 +84,11 @@ struct NameTests {
         var items: [(String, HitRef)] = []
         var originals: [(String, Int)] = []
         var idOf: [String: Int] = [:]
+        var primary: [Int: String] = [:]
         for (k, line) in try Self.python([script, "individuals", Self.unList]).split(separator: "\n").enumerated() {
             let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
             idOf[o["id"] as! String] = k
+            if let first = (o["names"] as! [String]).first { primary[k] = first }
             for n in o["names"] as! [String] {
                 items.append(
                     (NameNormalizer.tokenize(n).joined(separator: " "), HitRef(list: 0, entry: Int32(k), selector: 0)))
@@ -164,6 +166,28 @@ struct NameTests {
             }
         }
         let fpRate = Double(falsePositives.count) / Double(negatives.count)
+        // The other way round: names watched as written in Arabic script, found by their Latin primary names. The
+        // entries' script must reach the index (their normalised value is already Latin).
+        let arabicOriginals = originals.filter { o in
+            o.0.unicodeScalars.contains { (0x0600...0x06FF).contains($0.value) }
+        }
+        let watchedArabic = arabicOriginals.map {
+            (NameNormalizer.tokenize($0.0).joined(separator: " "), HitRef(list: 0, entry: Int32($0.1), selector: 0))
+        }
+        func reverseRecall(_ index: NameIndex) -> Double {
+            let found = arabicOriginals.filter { o in
+                primary[o.1].map { p in
+                    index.query(NameModel.form(p)) { _ in NameIndex.defaultMinScore }.contains {
+                        $0.ref.entry == Int32(o.1)
+                    }
+                } ?? false
+            }
+            return Double(found.count) / Double(arabicOriginals.count)
+        }
+        let withScript = reverseRecall(NameIndex(watchedArabic, scripts: watchedArabic.map { _ in "Arab" }))
+        let withoutScript = reverseRecall(NameIndex(watchedArabic))
+        print("names: Arabic-script entries found by Latin names: \(withScript) (read as Latin: \(withoutScript))")
+        #expect(withScript >= 0.85 && withScript > withoutScript)
         // The index finds every name a full scan with the same scorer finds (variants, negatives, originals).
         var differ: [String] = []
         let probes = originals.map(\.0) + negatives.prefix(300).map(String.init) + variantQueries.prefix(300)

@@ -48,6 +48,25 @@ let goodList = """
 
 @Suite("Watchlists")
 struct WatchlistTests {
+    @Test("a name watched as written in Arabic script keeps its script for fuzzy matching")
+    func arabicScriptName() throws {
+        let d = TempDir()
+        d.write(
+            "be-fedpol/returning-fighters.yaml",
+            goodList.replacingOccurrences(
+                of: "aliases: [\"Abou Omar al-Baljiki\"]",
+                with: "aliases: [\"Abou Omar al-Baljiki\", \"عزت ابراهيم الدوري\"]"))
+        let r = WatchlistLoader().load(directory: d.path, now: now2030)
+        #expect(r.errors.isEmpty)
+        let sel = try #require(r.lists.first?.entries.first?.selectors.first { $0.kind == .exact(.name) })
+        #expect(sel.scripts == ["Latn", "Latn", "Arab"])
+        // The Latin spelling meets the unvocalised alias only when the index knows it was Arabic script (read as a
+        // Latin spelling, "azt abrahym dwry" is too far from "Izzat Ibrahim al-Duri").
+        let idx = WatchlistIndex(lists: r.lists)
+        let found = idx.names.query(NameModel.form("Izzat Ibrahim al-Duri")) { _ in NameIndex.defaultMinScore }
+        #expect(found.contains { $0.ref.viaAlias && $0.ref.entry == 0 })
+    }
+
     @Test("a valid list loads with its handling, priorities and version")
     func loads() throws {
         let d = TempDir()
