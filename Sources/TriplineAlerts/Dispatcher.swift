@@ -11,6 +11,10 @@ import TriplineWatchlists
 ///
 /// The notification log (last state each receiver was told of each alert) lives in the store, so after a crash
 /// whatever was not yet notified is found again and sent once.
+///
+/// The dispatcher computes; its caller commits. Between `begin()` and `end()` every change to its memory is
+/// journalled (the first old value of each key), so that when the caller's commit fails `rollback()` puts back
+/// exactly what was there before — the memory never runs ahead of the database.
 public final class Dispatcher {
     public private(set) var config: AlertsConfig
     private var renderer: Renderer
@@ -18,12 +22,17 @@ public final class Dispatcher {
     private var nextID: Int64
     private var nflog: [String: NotifyLogEntry] = [:]
     private var groups: [String: Group] = [:]
+    /// Group timers, earliest first (stale entries are skipped when popped).
+    private var timers = TimerHeap()
     /// Active silences with their matchers compiled once per load.
     private var silences: [(silence: Silence, matchers: [LabelMatcher])] = []
     private var sent: [String: [Double]] = [:]
     private var digest: [String: [Int64]] = [:]
     private var lastSync = -Double.infinity
     private var lastResolveScan = -Double.infinity
+    private var lastChanges: Int64?
+    private var inhibition: InhibitionIndex
+    private var journal: Journal?
 
     struct Group {
         var route: Route
@@ -31,13 +40,32 @@ public final class Dispatcher {
         var labels: JSONObject
         /// Alerts in the group that are not resolved (for repeats).
         var keys: Set<String>
-        /// Alerts enqueued since the last flush: the only ones a flush reads, unless repeats are due.
+        /// Alerts enqueued since the last flush, in order: the only ones a flush reads, unless repeats are due.
         var pending: [String]
+        var pendingSet: Set<String>
         var next: Double
         var nextRepeat: Double
+        /// When the group was last flushed: a new alert in an idle group waits at most `group_interval` from it.
+        var lastFlush = -Double.infinity
         /// Highest priority enqueued: due groups flush highest first, so rate limits keep the important ones.
         var rank: Int
     }
+
+    /// The first old value of everything changed since `begin()`.
+    struct Journal {
+        var nextID: Int64
+        var lastSync: Double
+        var lastResolveScan: Double
+        var lastChanges: Int64?
+        var silences: [(silence: Silence, matchers: [LabelMatcher])]
+        var groups: [String: Group?] = [:]
+        var nflog: [String: NotifyLogEntry?] = [:]
+        var sent: [String: [Double]?] = [:]
+        var digest: [String: [Int64]?] = [:]
+    }
+
+    /// The store key that commands bump when an operator changes an alert or a silence from another process.
+    public static let changesKey = "operator-changes"
 
     public init(config: AlertsConfig, store: any StateStore, now: Double) throws(StateError) {
         self.config = config
@@ -46,17 +74,83 @@ public final class Dispatcher {
         nextID = try store.maxAlertID() + 1
         for n in try store.notifyLog() { nflog[n.receiver + "\u{0}" + n.key] = n }
         silences = Self.compiled(try store.silences(includeExpired: false))
+        inhibition = InhibitionIndex(config.inhibitRules)
         // Recovery: every open or recently changed alert some receiver has not been told of goes back to its group.
-        for a in try store.alerts(states: nil, limit: 100_000) { enqueue(a, now: now, recovering: true) }
+        for a in try store.alerts(states: nil, limit: Int.max) {
+            enqueue(a, now: now, recovering: true)
+            inhibition.update(a)
+        }
+        lastChanges = try store.offset(source: Self.changesKey)
         lastSync = now
     }
 
     /// A new configuration (SIGHUP): routes and receivers may have changed; groups are rebuilt.
     public func reconfigure(_ c: AlertsConfig, now: Double) throws(StateError) {
+        precondition(journal == nil, "reconfigure inside a batch")
         config = c
         renderer = Renderer(config: c)
         groups = [:]
-        for a in try store.alerts(states: nil, limit: 100_000) { enqueue(a, now: now, recovering: true) }
+        timers = TimerHeap()
+        inhibition = InhibitionIndex(c.inhibitRules)
+        for a in try store.alerts(states: nil, limit: Int.max) {
+            enqueue(a, now: now, recovering: true)
+            inhibition.update(a)
+        }
+    }
+
+    // MARK: Batches
+
+    /// Starts journalling: what changes from here can be taken back by `rollback()`.
+    public func begin() {
+        precondition(journal == nil, "begin inside a batch")
+        journal = Journal(
+            nextID: nextID, lastSync: lastSync, lastResolveScan: lastResolveScan, lastChanges: lastChanges,
+            silences: silences)
+    }
+
+    /// The caller's commit of what this batch computed succeeded: `c` is now in the store.
+    public func end(committed c: Commit) {
+        journal = nil
+        for a in c.alerts { inhibition.update(a) }
+    }
+
+    /// The caller's commit failed: memory goes back to what it was at `begin()`.
+    public func rollback() {
+        guard let j = journal else { return }
+        journal = nil
+        nextID = j.nextID
+        lastSync = j.lastSync
+        lastResolveScan = j.lastResolveScan
+        lastChanges = j.lastChanges
+        silences = j.silences
+        for (k, v) in j.groups {
+            groups[k] = v
+            if let g = v { timers.push(g.next, k) }
+        }
+        for (k, v) in j.nflog { nflog[k] = v }
+        for (k, v) in j.sent { sent[k] = v }
+        for (k, v) in j.digest { digest[k] = v }
+    }
+
+    private func setGroup(_ gid: String, _ g: Group?) {
+        if journal != nil && journal!.groups.index(forKey: gid) == nil { journal!.groups[gid] = .some(groups[gid]) }
+        if let g, g.next != groups[gid]?.next { timers.push(g.next, gid) }
+        groups[gid] = g
+    }
+
+    private func setNflog(_ k: String, _ n: NotifyLogEntry) {
+        if journal != nil && journal!.nflog.index(forKey: k) == nil { journal!.nflog[k] = .some(nflog[k]) }
+        nflog[k] = n
+    }
+
+    private func setSent(_ k: String, _ v: [Double]) {
+        if journal != nil && journal!.sent.index(forKey: k) == nil { journal!.sent[k] = .some(sent[k]) }
+        sent[k] = v
+    }
+
+    private func setDigest(_ k: String, _ v: [Int64]) {
+        if journal != nil && journal!.digest.index(forKey: k) == nil { journal!.digest[k] = .some(digest[k]) }
+        digest[k] = v
     }
 
     // MARK: Identity and labels
@@ -207,38 +301,45 @@ public final class Dispatcher {
                 for name in route.groupBy { gl.append(name, a.labels[name] ?? .string("")) }
             }
             gid += JSONWriter.string(.object(gl))
-            if groups[gid] == nil {
-                groups[gid] = Group(
-                    route: route, receiver: receiver, labels: gl, keys: [], pending: [], next: now + route.groupWait,
-                    nextRepeat: now + route.groupWait + route.repeatInterval, rank: a.priorityRank)
-            }
-            groups[gid]!.rank = max(groups[gid]!.rank, a.priorityRank)
-            if groups[gid]!.keys.insert(a.key).inserted || !groups[gid]!.pending.contains(a.key) {
-                groups[gid]!.pending.append(a.key)
-            }
+            var g =
+                groups[gid]
+                ?? Group(
+                    route: route, receiver: receiver, labels: gl, keys: [], pending: [], pendingSet: [],
+                    next: now + route.groupWait, nextRepeat: now + route.groupWait + route.repeatInterval,
+                    rank: a.priorityRank)
+            g.rank = max(g.rank, a.priorityRank)
+            g.keys.insert(a.key)
+            if g.pendingSet.insert(a.key).inserted { g.pending.append(a.key) }
+            if g.lastFlush.isFinite { g.next = min(g.next, max(now, g.lastFlush + g.route.groupInterval)) }
+            setGroup(gid, g)
         }
     }
 
     // MARK: Timers
 
-    /// The earliest time `tick` has work, if any.
-    public var nextDue: Double? { groups.values.map(\.next).min() }
-
     /// Flushes due groups, resolves timed-out alerts, picks up operators' changes (acks, resolutions, silences
     /// made with the command line) and sends pending digests. `flushAll` ignores group timers (end of input).
+    /// Everything it decides is in the returned commit, for the caller to make durable.
     public func tick(now: Double, flushAll: Bool = false) throws(StateError) -> Commit {
         var c = Commit()
         if now - lastSync >= 1 || flushAll {
             silences = Self.compiled(try store.silences(includeExpired: false))
-            for a in try store.alerts(states: nil, limit: 1000) where a.updatedAt > lastSync - 2 {
-                enqueue(a, now: now, recovering: true)
+            let changes = try store.offset(source: Self.changesKey)
+            if changes != lastChanges || flushAll {
+                // Another process (the command line) changed alerts: their new states go to their receivers.
+                for a in try store.alerts(updatedSince: lastSync - 2, limit: 100_000) {
+                    enqueue(a, now: now, recovering: true)
+                    inhibition.update(a)
+                }
+                lastChanges = changes
             }
             lastSync = now
         }
         if now - lastResolveScan >= 10 || flushAll {
             lastResolveScan = now
-            for var a in try store.alerts(states: [.firing, .acknowledged], limit: 100_000)
-            where a.lastSeen + config.resolveTimeout <= now {
+            for var a in try store.alerts(
+                states: [.firing, .acknowledged], lastSeenBefore: (now - config.resolveTimeout).nextUp, limit: 10_000)
+            {
                 a.state = .resolved
                 a.updatedAt = now
                 c.alerts.append(a)
@@ -248,12 +349,22 @@ public final class Dispatcher {
                         detail: JSONObject([("alert_id", .number(String(a.id)))])))
                 enqueue(a, now: now, recovering: false, events: &c.events)
             }
-            try store.commit(c)
-            c = Commit()
         }
-        let due = groups.filter { flushAll || $0.value.next <= now }
-            .sorted { ($0.value.rank, $1.key) > ($1.value.rank, $0.key) }.map(\.key)
-        for gid in due { try flush(gid, now: now, into: &c) }
+        var due: [String]
+        if flushAll {
+            due = Array(groups.keys)
+        } else {
+            var seen = Set<String>()
+            due = []
+            while let (t, gid) = timers.peek(), t <= now {
+                timers.pop()
+                if let g = groups[gid], g.next == t, seen.insert(gid).inserted { due.append(gid) }
+            }
+        }
+        due.sort { (groups[$0]!.rank, $1) > (groups[$1]!.rank, $0) }
+        var fresh: [String: AlertRecord] = [:]
+        for a in c.alerts { fresh[a.key] = a }
+        for gid in due { try flush(gid, now: now, fresh: fresh, into: &c) }
         for (receiver, ids) in digest where !ids.isEmpty && allowance(receiver, now: now) > 0 {
             queue(receiver: receiver, views: [], groupLabels: JSONObject(), status: "firing", now: now, into: &c)
         }
@@ -262,27 +373,19 @@ public final class Dispatcher {
 
     private func allowance(_ receiver: String, now: Double) -> Int {
         guard let limit = config.rateLimits.first(where: { $0.receiver == receiver }) else { return .max }
-        let recent = (sent[receiver] ?? []).filter { $0 > now - limit.per }
-        sent[receiver] = recent
+        let times = sent[receiver] ?? []
+        let recent = times.filter { $0 > now - limit.per }
+        if recent.count != times.count { setSent(receiver, recent) }
         return max(0, limit.max - recent.count)
     }
 
-    private func inhibited(_ a: AlertRecord) throws(StateError) -> AlertRecord? {
-        for rule in config.inhibitRules where rule.targetMatchers.matches(a.labels) {
-            for s in try store.alerts(states: [.firing], limit: 10_000)
-            where s.key != a.key && rule.sourceMatchers.matches(s.labels)
-                && rule.equal.allSatisfy({ s.labels[$0] == a.labels[$0] })
-            {
-                return s
-            }
-        }
-        return nil
-    }
-
-    private func flush(_ gid: String, now: Double, into c: inout Commit) throws(StateError) {
+    /// `fresh`: alerts this tick changed and has not committed yet (they win over the store's copies).
+    private func flush(_ gid: String, now: Double, fresh: [String: AlertRecord], into c: inout Commit)
+        throws(StateError)
+    {
         guard var g = groups[gid] else { return }
         guard let receiver = config.receiver(g.receiver) else {
-            groups[gid] = nil
+            setGroup(gid, nil)
             return
         }
         var entries: [AlertRecord] = []
@@ -292,13 +395,16 @@ public final class Dispatcher {
             g.nextRepeat = now + g.route.repeatInterval
         }
         g.pending = []
+        g.pendingSet = []
+        g.lastFlush = now
+        // Nothing new waits: wake for the next repeat (a new alert pulls the time in, see `enqueue`).
+        g.next = max(now + max(g.route.groupInterval, 0.05), g.nextRepeat)
         if candidates.isEmpty {
-            g.next = now + max(g.route.groupInterval, 0.05)
-            groups[gid] = g
+            setGroup(gid, g)
             return
         }
         for key in candidates {
-            var found = c.alerts.last { $0.key == key }
+            var found = fresh[key]
             if found == nil { found = try store.alert(key: key) }
             guard let a = found else { continue }
             let nk = receiver.name + "\u{0}" + key
@@ -329,15 +435,14 @@ public final class Dispatcher {
                 record(receiver.name, a, now: now, into: &c)
                 continue
             }
-            if a.state == .firing, let source = try inhibited(a) {
-                suppress("inhibition", [("by_alert", .number(String(source.id)))])
+            if a.state == .firing, let source = inhibition.source(inhibiting: a) {
+                suppress("inhibition", [("by_alert", .number(String(source)))])
                 record(receiver.name, a, now: now, into: &c)
                 continue
             }
             entries.append(a)
         }
-        g.next = now + g.route.groupInterval
-        if g.keys.isEmpty { groups[gid] = nil } else { groups[gid] = g }
+        setGroup(gid, g.keys.isEmpty ? nil : g)
         if entries.isEmpty { return }
         entries.sort { ($0.priorityRank, $1.id) > ($1.priorityRank, $0.id) }
         let allowed = allowance(receiver.name, now: now)
@@ -347,7 +452,7 @@ public final class Dispatcher {
                     EventDraft(
                         at: now, kind: "suppressed", alertKey: a.key, receiver: receiver.name, reason: "rate_limit",
                         detail: JSONObject([("alert_id", .number(String(a.id))), ("digest", .bool(true))])))
-                digest[receiver.name, default: []].append(a.id)
+                setDigest(receiver.name, (digest[receiver.name] ?? []) + [a.id])
                 record(receiver.name, a, now: now, into: &c)
             }
             entries = Array(entries.prefix(allowed))
@@ -378,32 +483,42 @@ public final class Dispatcher {
 
     private func record(_ receiver: String, _ a: AlertRecord, now: Double, into c: inout Commit) {
         let n = NotifyLogEntry(receiver: receiver, key: a.key, state: a.state, notifiedAt: now)
-        nflog[receiver + "\u{0}" + a.key] = n
+        setNflog(receiver + "\u{0}" + a.key, n)
         c.notifyLog.append(n)
     }
 
+    /// One notification for `receiver`: an outbox item per integration (each its own lane and retries), resolved
+    /// alerts left out for integrations that do not send them.
     private func queue(
         receiver: String, views: [(AlertRecord, JSONObject)], groupLabels: JSONObject, status: String, now: Double,
         into c: inout Commit
     ) {
         let id = UUID().uuidString.lowercased()
-        var p = JSONObject()
-        p.append("notification_id", .string(id))
-        p.append("receiver", .string(receiver))
-        p.append("status", .string(status))
-        p.append("at", .string(Renderer.time(now)))
-        p.append("group_labels", .object(groupLabels))
-        p.append("alerts", .array(views.map { .object($0.1) }))
         let more = digest[receiver]?.count ?? 0
-        if more > 0 {
-            p.append("more", .number(String(more)))
-            p.append("digest", .string("and \(more) more (rate limit)"))
-            digest[receiver] = []
+        if more > 0 { setDigest(receiver, []) }
+        setSent(receiver, (sent[receiver] ?? []) + [now])
+        var integrations: [String] = []
+        for integration in config.receiver(receiver)?.integrations ?? [] {
+            let shown = integration.sendResolved ? views : views.filter { $0.0.state != .resolved }
+            if shown.isEmpty && !views.isEmpty { continue }
+            var p = JSONObject()
+            p.append("notification_id", .string(id))
+            p.append("receiver", .string(receiver))
+            p.append("status", .string(shown.contains { $0.0.state != .resolved } || shown.isEmpty ? "firing" : status))
+            p.append("at", .string(Renderer.time(now)))
+            p.append("group_labels", .object(groupLabels))
+            p.append("alerts", .array(shown.map { .object($0.1) }))
+            if more > 0 {
+                p.append("more", .number(String(more)))
+                p.append("digest", .string("and \(more) more (rate limit)"))
+            }
+            let rank = shown.map(\.0.priorityRank).max() ?? 0
+            c.outbox.append(
+                OutboxItem(
+                    receiver: receiver, integration: integration.name, priorityRank: rank, createdAt: now,
+                    nextAttemptAt: now, payload: p))
+            integrations.append(integration.name)
         }
-        sent[receiver, default: []].append(now)
-        let rank = views.map(\.0.priorityRank).max() ?? 0
-        c.outbox.append(
-            OutboxItem(receiver: receiver, priorityRank: rank, createdAt: now, nextAttemptAt: now, payload: p))
         c.events.append(
             EventDraft(
                 at: now, kind: "notification_queued", receiver: receiver,
@@ -412,10 +527,16 @@ public final class Dispatcher {
                     ("alerts", .array(views.map { .number(String($0.0.id)) })),
                     ("states", .array(views.map { .string($0.0.state.rawValue) })),
                     ("more", .number(String(more))),
+                    ("integrations", .array(integrations.map { .string($0) })),
                 ])))
     }
 
     // MARK: Operator actions
+
+    /// The offset a command commits with an operator's change, so a running service picks it up.
+    public static func changed(_ now: Double) -> (source: String, offset: Int64) {
+        (changesKey, Int64(now * 1_000_000) &+ Int64.random(in: 0..<1000))
+    }
 
     /// Acknowledge or resolve an alert as a principal (recorded with the reason).
     public static func act(
@@ -436,6 +557,7 @@ public final class Dispatcher {
                 at: now, kind: state == .acknowledged ? "alert_acknowledged" : "alert_resolved", alertKey: a.key,
                 principal: principal, reason: reason, detail: JSONObject([("alert_id", .number(String(id)))]))
         ]
+        c.offsets = [Self.changed(now)]
         do { try store.commit(c) } catch { throw .state(error.description) }
         return a
     }

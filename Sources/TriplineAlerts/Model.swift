@@ -95,31 +95,60 @@ public struct Principal: Sendable {
     }
 }
 
-/// A receiver: a name, the partner it belongs to, and its integrations. Mail and webhook configurations are kept
-/// as read (their sinks come with the delivery issue); file configurations write NDJSON.
-public struct Receiver: Sendable {
-    public struct FileConfig: Sendable {
-        public var path: String
-        public var template: String?
-        public var sendResolved: Bool
-        public init(path: String, template: String? = nil, sendResolved: Bool = true) {
-            self.path = path
-            self.template = template
-            self.sendResolved = sendResolved
-        }
+/// One integration of a receiver (Alertmanager's `notify.Integration`): its type (`file`, `webhook`, `email`, ...:
+/// the `<type>_configs` key it came from), its position among the receiver's integrations of that type, its
+/// settings as configured (validated by its sink), and its own resolved policy. Each integration is delivered on
+/// its own lane with its own retries.
+public struct Integration: Sendable {
+    public var type: String
+    public var index: Int
+    public var settings: JSONObject
+    public var sendResolved: Bool
+    public init(type: String, index: Int, settings: JSONObject, sendResolved: Bool) {
+        self.type = type
+        self.index = index
+        self.settings = settings
+        self.sendResolved = sendResolved
     }
+    /// `type/index`: the lane an outbox item names.
+    public var name: String { "\(type)/\(index)" }
+}
+
+/// A receiver: a name, the partner it belongs to, and its integrations.
+public struct Receiver: Sendable {
     public var name: String
     public var partner: String
-    public var fileConfigs: [FileConfig] = []
-    public var emailConfigs: [JSONObject] = []
-    public var webhookConfigs: [JSONObject] = []
-    public init(name: String, partner: String, fileConfigs: [FileConfig] = []) {
+    public var integrations: [Integration] = []
+    public init(name: String, partner: String, integrations: [Integration] = []) {
         self.name = name
         self.partner = partner
-        self.fileConfigs = fileConfigs
+        self.integrations = integrations
     }
     /// Whether any integration of the receiver wants resolved notifications.
-    public var sendResolved: Bool { fileConfigs.contains { $0.sendResolved } }
+    public var sendResolved: Bool { integrations.contains { $0.sendResolved } }
+    public func integration(_ name: String) -> Integration? { integrations.first { $0.name == name } }
+    /// The settings of the receiver's integrations of one type (setting them replaces those integrations; the
+    /// resolved policy is read from `send_resolved`, defaulting to true except for mail, as in Alertmanager).
+    public func settings(of type: String) -> [JSONObject] { integrations.filter { $0.type == type }.map(\.settings) }
+    public var emailConfigs: [JSONObject] {
+        get { settings(of: "email") }
+        set { replace("email", newValue, resolvedByDefault: false) }
+    }
+    public var webhookConfigs: [JSONObject] {
+        get { settings(of: "webhook") }
+        set { replace("webhook", newValue, resolvedByDefault: true) }
+    }
+    private mutating func replace(_ type: String, _ settings: [JSONObject], resolvedByDefault: Bool) {
+        integrations.removeAll { $0.type == type }
+        for s in settings {
+            add(type, s, sendResolved: s["send_resolved"]?.stringValue.map { $0 == "true" } ?? resolvedByDefault)
+        }
+    }
+    /// Adds an integration of `type` after the receiver's others of that type.
+    public mutating func add(_ type: String, _ settings: JSONObject, sendResolved: Bool) {
+        let index = integrations.filter { $0.type == type }.count
+        integrations.append(Integration(type: type, index: index, settings: settings, sendResolved: sendResolved))
+    }
 }
 
 /// A node of the routing tree (Alertmanager's shape); children inherit what they do not set.

@@ -179,20 +179,20 @@ struct Match: ParsableCommand {
             printError("tripline: \(rules.errors.count) rule errors; not reading input")
             throw ExitCode(1)
         }
-        let matcher = Matcher(index: WatchlistIndex(lists: r.lists), now: now)
-        var engine = RuleEngine(rules.ruleSet, options: s.correlation)
+        var step = RecordStep(
+            normalizer: normalizer, matcher: Matcher(index: WatchlistIndex(lists: r.lists), now: now),
+            engine: RuleEngine(rules.ruleSet, options: s.correlation))
         let out = OutputStream(fd: 1)
         let rej = try rejects.map { try OutputStream(path: $0) } ?? OutputStream(fd: 2)
         var stream = SelectorStream(normalizer: normalizer, rejects: rej)
-        let ingestTime = now
+        // Without --now, time is the clock's at each selector (an entry expires mid-stream); with it, fixed.
+        let fixed = common.now != nil
         do {
             try stream.run(files: files) { sel in
-                let hits = matcher.match(sel)
-                for h in hits { out.writeLine(h.json) }
-                let ruleHits = engine.process(sel, watchlist: hits, ingestTime: ingestTime) { problem in
-                    printError("tripline: selector \(sel.id): \(problem)")
+                let t = fixed ? now : Date().timeIntervalSince1970
+                for h in step.match(sel, ingestTime: t, now: t, problem: { printError("tripline: \($0)") }) {
+                    out.writeLine(h.json)
                 }
-                for h in ruleHits { out.writeLine(h.json) }
             }
         } catch {
             out.flush()
@@ -200,7 +200,7 @@ struct Match: ParsableCommand {
             throw ExitCode(2)
         }
         out.flush()
-        let c = engine.correlation
+        let c = step.engine.correlation
         if c.lateEvents > 0 {
             printError(
                 "tripline: \(c.lateEvents) events arrived more than the allowed lateness behind the newest event "
@@ -210,8 +210,8 @@ struct Match: ParsableCommand {
             printError(
                 "tripline: correlation limits dropped \(c.droppedEntries) window entries and \(c.droppedGroups) groups")
         }
-        if engine.evaluator.limitHits > 0 {
-            printError("tripline: \(engine.evaluator.limitHits) regex matches stopped by a PCRE2 limit (see above)")
+        if step.engine.evaluator.limitHits > 0 {
+            printError("tripline: \(step.engine.evaluator.limitHits) regex matches stopped by a PCRE2 limit (see above)")
         }
         if stream.rejected > 0 { throw ExitCode(1) }
     }

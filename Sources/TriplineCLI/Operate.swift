@@ -21,12 +21,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds to keep delivering at shutdown or at the end of input.") var drainTimeout = 10.0
     @Option(help: "Longest wait between delivery attempts, in seconds (retries go on until delivered).")
     var maxBackoff = 6 * 3600.0
+    @Option(help: "Seconds a failing state database is retried (nothing skipped) before serve stops with exit 2.")
+    var dbTimeout = 60.0
 
     func run() async throws {
         var o = Server.Options(configPath: config, follow: follow)
         o.outboxBound = outboxBound
         o.drainTimeout = drainTimeout
         o.maxBackoff = maxBackoff
+        o.dbTimeout = dbTimeout
         let status = await Server.run(o)
         if status != 0 { throw ExitCode(status) }
     }
@@ -350,7 +353,11 @@ struct Receivers: ParsableCommand {
                 throw ValidationError("no receiver \(name) in the configuration")
             }
             var commit = Commit()
-            commit.offsets = [(DeliveryFailure.disabledKey(name), 0)]
+            commit.offsets =
+                [(DeliveryFailure.disabledKey(name), 0)]
+                + c.alerts.receiver(name)!.integrations.map {
+                    (DeliveryFailure.disabledKey(OutboxLane(receiver: name, integration: $0.name)), 0)
+                }
             commit.events = [
                 EventDraft(at: now, kind: "receiver_enabled", receiver: name, principal: p.id, reason: actor.reason)
             ]

@@ -1,5 +1,6 @@
 import TriplineIngest
 import TriplineJSON
+import TriplineRules
 import TriplineSelectors
 
 /// Reads NDJSON selector records from files or standard input; every bad line becomes one error object
@@ -37,57 +38,19 @@ struct SelectorStream {
             do { next = try reader.next() } catch { throw CLIError.io(error.description) }
             guard let next else { return }
             switch next {
-            case .oversized(let line, let length):
-                reject(file: file, line: line, id: nil, "record of \(length) bytes is over the 64 KiB limit")
+            case .oversized(let line, let length, let head):
+                let r = RecordStep.oversized(length: length, head: head[...])
+                reject(file: file, line: line, id: r.id, r.message)
             case .record(let bytes, let line):
-                if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }  // blank line
-                let parsed = bytes.withUnsafeBufferPointer { buf in
-                    Result { () throws(JSONError) -> JSONValue in try JSONParser.parse(buf) }
-                }
-                let value: JSONValue
-                switch parsed {
-                case .failure(let e):
-                    reject(file: file, line: line, id: Self.salvageID(bytes), "invalid JSON: \(e.description)")
-                    continue
-                case .success(let v): value = v
-                }
-                guard case .object(let o) = value else {
-                    reject(
-                        file: file, line: line, id: nil,
-                        "a selector record must be a JSON object, not \(value.typeName)")
-                    continue
-                }
-                let id = o["id"]?.stringValue
                 do {
-                    let input = try SelectorInput(json: o)
-                    let n = try normalizer.normalize(input)
+                    guard let n = try RecordStep.prepare(bytes, normalizer: normalizer) else { continue }
                     accepted += 1
                     each(n)
                 } catch {
-                    reject(file: file, line: line, id: id, error.message)
+                    reject(file: file, line: line, id: error.id, error.message)
                 }
             }
         }
-    }
-
-    /// Best effort for a line that is not valid JSON: the text of a leading `"id": "..."` member, when it is
-    /// plain valid UTF-8 without escapes, so the error still names the record.
-    static func salvageID(_ bytes: ArraySlice<UInt8>) -> String? {
-        let key = Array(#""id""#.utf8)
-        guard let start = bytes.indices.first(where: { bytes[$0...].starts(with: key) }) else { return nil }
-        var i = start + key.count
-        while i < bytes.endIndex && (bytes[i] == 0x20 || bytes[i] == 0x09) { i += 1 }
-        guard i < bytes.endIndex, bytes[i] == UInt8(ascii: ":") else { return nil }
-        i += 1
-        while i < bytes.endIndex && (bytes[i] == 0x20 || bytes[i] == 0x09) { i += 1 }
-        guard i < bytes.endIndex, bytes[i] == UInt8(ascii: "\"") else { return nil }
-        let from = i + 1
-        var j = from
-        while j < bytes.endIndex && bytes[j] != UInt8(ascii: "\"") && bytes[j] != UInt8(ascii: "\\") && j - from < 256 {
-            j += 1
-        }
-        guard j < bytes.endIndex, bytes[j] == UInt8(ascii: "\""), j > from else { return nil }
-        return String(validating: bytes[from..<j], as: UTF8.self)
     }
 
     private mutating func reject(file: String?, line: Int, id: String?, _ message: String) {

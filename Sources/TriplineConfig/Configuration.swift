@@ -20,6 +20,20 @@ public struct Configuration: Sendable {
     /// The `audit` section as read (the audit issue uses it).
     public var audit: [String: String] = [:]
 
+    /// The longest value each duration key takes (SPEC §6: network deadlines at most 24 h, every other duration
+    /// a documented maximum); `check` refuses longer ones at file:line:col.
+    public static let durationMaxima: [(key: String, seconds: Double, text: String)] = [
+        ("timeout", 86_400, "24h"),
+        ("group_wait", 86_400, "24h"),
+        ("group_interval", 86_400, "24h"),
+        ("repeat_interval", 365 * 86_400, "365d"),
+        ("resolve_timeout", 365 * 86_400, "365d"),
+        ("allowed_lateness", 3650 * 86_400, "3650d"),
+        ("max_future_skew", 7 * 86_400, "7d"),
+        ("per", 7 * 86_400, "7d"),
+        ("checkpoint_interval", 86_400, "24h"),
+    ]
+
     /// Embedded defaults: one local partner whose receiver writes `.tripline/alerts.ndjson`.
     public init() {
         let route = Route(
@@ -27,7 +41,9 @@ public struct Configuration: Sendable {
             repeatInterval: 4 * 3600, continue: false, routes: [], index: 0)
         var a = AlertsConfig(route: route, handleKey: [])
         a.partners = [Partner(id: "local", name: "Operating agency", countries: [], contact: "operations desk")]
-        a.receivers = [Receiver(name: "log", partner: "local", fileConfigs: [.init(path: ".tripline/alerts.ndjson")])]
+        var log = Receiver(name: "log", partner: "local")
+        log.add("file", JSONObject([("path", .string(".tripline/alerts.ndjson"))]), sendResolved: true)
+        a.receivers = [log]
         alerts = a
     }
 
@@ -84,9 +100,13 @@ private struct Reader {
         return out
     }
 
+    /// A duration key, within its documented maximum (`Configuration.durationMaxima`).
     func duration(_ n: Node, _ what: String) throws(LocatedError) -> Double {
         guard let s = n.scalar, let d = parseDuration(s) else {
             throw n.error("\"\(what)\" must be a duration such as 0s, 30s, 5m, 4h")
+        }
+        if let limit = Configuration.durationMaxima.first(where: { $0.key == what }), d > limit.seconds {
+            throw n.error("\"\(what)\" is at most \(limit.text) (\(s) is longer)")
         }
         return d
     }
@@ -146,7 +166,7 @@ private struct Reader {
             case "require_tls", "implicit_tls", "insecure_skip_verify", "send_resolved":
                 guard value == "true" || value == "false" else { throw v.error("\"\(key)\" is true or false") }
             case "timeout":
-                guard let d = parseDuration(value), d > 0 else { throw v.error("\"timeout\" must be a duration") }
+                guard try duration(v, "timeout") > 0 else { throw v.error("\"timeout\" must be longer than 0s") }
             case "template":
                 guard templates.contains(where: { $0.name == value }) else {
                     throw v.error("unknown template \"\(value)\"")
@@ -293,6 +313,11 @@ private struct Reader {
             case "audit":
                 for (ak, av) in try mapping(v, "audit", keys: ["origin", "key_file", "checkpoint_interval"]) {
                     let s = try string(av, ak.scalar!)
+                    if ak.scalar == "checkpoint_interval" {
+                        guard try duration(av, "checkpoint_interval") > 0 else {
+                            throw av.error("\"checkpoint_interval\" must be longer than 0s")
+                        }
+                    }
                     c.audit[ak.scalar!] = ak.scalar == "key_file" ? resolve(s) : s
                 }
             case "partners": partnersNode = v
@@ -385,17 +410,17 @@ private struct Reader {
                                 }
                             }
                             guard let path else { throw i.error("a file config needs a \"path\"") }
-                            rec.fileConfigs.append(.init(path: path, template: template, sendResolved: sendResolved))
+                            var settings = JSONObject([("path", .string(path))])
+                            if let template { settings.append("template", .string(template)) }
+                            rec.add("file", settings, sendResolved: sendResolved)
                         }
                     case "email_configs", "webhook_configs":
                         guard let items = v.sequence else { throw v.error("\"\(k.scalar!)\" must be a list") }
                         for i in items {
                             let box = try integration(i, k.scalar!, templates: c.alerts.templates)
-                            if k.scalar == "email_configs" {
-                                rec.emailConfigs.append(box.object)
-                            } else {
-                                rec.webhookConfigs.append(box.object)
-                            }
+                            let email = k.scalar == "email_configs"
+                            let resolved = box.object["send_resolved"]?.stringValue.map { $0 == "true" } ?? !email
+                            rec.add(email ? "email" : "webhook", box.object, sendResolved: resolved)
                         }
                     default: break
                     }

@@ -11,8 +11,12 @@ public struct LineReader: ~Copyable {
     public enum Line {
         /// The record's bytes (without the newline or a trailing CR) and its 1-based line number.
         case record(ArraySlice<UInt8>, line: Int)
-        case oversized(line: Int, length: Int)
+        /// A line over the limit, skipped; `head` is its first bytes (enough to name the record's id).
+        case oversized(line: Int, length: Int, head: [UInt8])
     }
+
+    /// How much of an oversized line is kept for its error message.
+    public static let headLength = 512
 
     public static let defaultMaxRecord = 64 * 1024
 
@@ -26,6 +30,7 @@ public struct LineReader: ~Copyable {
     private var lineNumber = 0
     private var skipping = false
     private var skippedLength = 0
+    private var skippedHead: [UInt8] = []
     private var totalRead: Int64 = 0
     /// Follow mode (`tail -f`): at the current end of the file `next()` returns nil without ending the input,
     /// and a last line without a newline waits for it.
@@ -61,6 +66,20 @@ public struct LineReader: ~Copyable {
 
     deinit { if ownsFD { close(fd) } }
 
+    /// The open file's device and inode (a followed file replaced by rotation has another).
+    public var identity: FileIdentity? {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        return FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size))
+    }
+
+    /// What is at `path` now, if anything.
+    public static func identity(path: String) -> FileIdentity? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size))
+    }
+
     /// The next line, or nil at end of input.
     public mutating func next() throws(IngestError) -> Line? {
         while true {
@@ -71,11 +90,15 @@ public struct LineReader: ~Copyable {
                 lineNumber += 1
                 if skipping {
                     skipping = false
-                    return .oversized(line: lineNumber, length: skippedLength + (nl - lineStart))
+                    return .oversized(line: lineNumber, length: skippedLength + (nl - lineStart), head: skippedHead)
                 }
                 var lineEnd = nl
                 if lineEnd > lineStart && buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }
-                if nl - lineStart > maxRecord { return .oversized(line: lineNumber, length: nl - lineStart) }
+                if nl - lineStart > maxRecord {
+                    return .oversized(
+                        line: lineNumber, length: nl - lineStart,
+                        head: Array(buffer[lineStart..<lineStart + min(Self.headLength, nl - lineStart)]))
+                }
                 return .record(buffer[lineStart..<lineEnd], line: lineNumber)
             }
             if eof && follow {
@@ -88,8 +111,9 @@ public struct LineReader: ~Copyable {
                     let s = start
                     start = end
                     if skipping || end - s > maxRecord {
+                        let head = skipping ? skippedHead : Array(buffer[s..<s + min(Self.headLength, end - s)])
                         skipping = false
-                        return .oversized(line: lineNumber, length: skippedLength + end - s)
+                        return .oversized(line: lineNumber, length: skippedLength + end - s, head: head)
                     }
                     var lineEnd = end
                     if buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }
@@ -102,6 +126,7 @@ public struct LineReader: ~Copyable {
                 if !skipping {
                     skipping = true
                     skippedLength = 0
+                    skippedHead = Array(buffer[start..<start + min(Self.headLength, end - start)])
                 }
                 skippedLength += end - start
                 start = 0
@@ -145,6 +170,15 @@ public struct LineReader: ~Copyable {
             totalRead += Int64(got)
         }
     }
+}
+
+/// A file's identity for `tail -F`: the same device and inode is the same file; a size below the read position
+/// means it was truncated.
+public struct FileIdentity: Sendable, Equatable {
+    public var device: UInt64
+    public var inode: UInt64
+    public var size: Int64
+    public func sameFile(as o: FileIdentity) -> Bool { device == o.device && inode == o.inode }
 }
 
 /// Ingest failures (I/O, not bad records: those are reported per line).

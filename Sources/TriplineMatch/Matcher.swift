@@ -138,9 +138,13 @@ public struct Matcher: Sendable {
     /// The fuzzy-name threshold of a list without `min_score` (chosen from the evaluation, BENCHMARKS.md).
     public static let defaultMinScore = NameIndex.defaultMinScore
 
-    /// Hits for one selector, highest priority first; lists past review and expired entries never match.
-    public func match(_ s: NormalizedSelector) -> [Hit] {
-        if s.type == .name { return matchName(s) }
+    /// Hits for one selector at the matcher's `now`.
+    public func match(_ s: NormalizedSelector) -> [Hit] { match(s, at: now) }
+
+    /// Hits for one selector, highest priority first, judged at `now`: a list past its review date and an entry
+    /// past its expiry never match, also when the time passed after the lists were loaded.
+    public func match(_ s: NormalizedSelector, at now: Double) -> [Hit] {
+        if s.type == .name { return matchName(s, at: now) }
         let refs = index.candidates(s)
         if refs.isEmpty { return [] }
         var hits: [Hit] = []
@@ -167,7 +171,7 @@ public struct Matcher: Sendable {
     }
 
     /// Names: scored against every watched name and alias (the best per entry), per list `min_score`.
-    func matchName(_ s: NormalizedSelector) -> [Hit] {
+    func matchName(_ s: NormalizedSelector, at now: Double) -> [Hit] {
         let form = NameModel.form(normalized: s.value, script: s.fields["script"]?.stringValue)
         let lists = index.lists
         let found = index.names.query(form) { r in lists[Int(r.list)].minScore ?? Self.defaultMinScore }

@@ -109,7 +109,7 @@ public struct RuleTestRunner {
             for e in loaded.errors { error(e) }
             return
         }
-        let matcher = Matcher(index: WatchlistIndex(lists: lists), now: now)
+        let index = WatchlistIndex(lists: lists)
         guard let tests = root["tests"]?.sequence else {
             return error((root["tests"] ?? root).error("\"tests\" lists the test cases"))
         }
@@ -119,7 +119,9 @@ public struct RuleTestRunner {
                 error(t.error("test \"\(name)\" has no \"input\" list"))
                 continue
             }
-            var engine = RuleEngine(loaded.ruleSet, options: options)
+            var step = RecordStep(
+                normalizer: normalizer, matcher: Matcher(index: index, now: now),
+                engine: RuleEngine(loaded.ruleSet, options: options))
             var actual: [Hit] = []
             var bad = false
             for rec in input {
@@ -129,14 +131,13 @@ public struct RuleTestRunner {
                     bad = true
                     continue
                 }
-                do {
-                    let sel = try normalizer.normalize(try SelectorInput(json: o))
-                    let wl = matcher.match(sel)
-                    actual += engine.process(sel, watchlist: wl, ingestTime: now)
-                } catch {
+                switch step.run(object: o, ingestTime: now, now: now) {
+                case .accepted(_, let hits): actual += hits.filter { $0.kind == .rule }
+                case .rejected(let r):
                     out.errors += 1
-                    out.report.append(rec.error("input rejected: \(error.message)").description)
+                    out.report.append(rec.error("input rejected: \(r.message)").description)
                     bad = true
+                case .blank: break
                 }
             }
             if bad { continue }

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Logging
 import TriplineAlerts
+import TriplineAudit
 import TriplineConfig
 import TriplineJSON
 import TriplineMatch
@@ -39,27 +40,92 @@ public struct Loaded: Sendable {
     }
 }
 
+/// The service stopped because the state database stayed unwritable (SPEC §6 "Durability": input is never
+/// skipped; the service retries the same batch, then stops with an error).
+public struct PipelineFailure: Error, CustomStringConvertible, Sendable {
+    public var description: String
+}
+
+/// How long a failing database is retried before the service stops (`serve --db-timeout`).
+public struct Durability: Sendable {
+    /// Give up (exit 2) when commits have failed for this long.
+    public var retryFor: Double = 60
+    public init(retryFor: Double = 60) { self.retryFor = retryFor }
+    /// Retry delays: 50 ms doubling to 2 s.
+    func delay(_ attempt: Int) -> Double { min(2, 0.05 * pow(2, Double(min(attempt, 10)))) }
+}
+
+/// One line of input, with the byte offset just after it (where a restart resumes once it is committed).
+public struct InputLine: Sendable {
+    public var bytes: [UInt8]
+    public var number: Int
+    public var end: Int64
+    /// Set for a line over the record limit: its length (`bytes` holds its first bytes only).
+    public var oversized: Int?
+    public init(bytes: [UInt8], number: Int, end: Int64, oversized: Int? = nil) {
+        self.bytes = bytes
+        self.number = number
+        self.end = end
+        self.oversized = oversized
+    }
+}
+
+/// A batch of lines from one source and the input position it consumes up to, committed with its effects.
+public struct InputBatch: Sendable {
+    public var source: String
+    public var lines: [InputLine]
+    public var offset: Int64
+    public var lineNumber: Int
+    /// Other keys committed with the position (a followed file's inode).
+    public var marks: [(source: String, offset: Int64)]
+    public init(source: String, lines: [InputLine], offset: Int64, lineNumber: Int, marks: [(String, Int64)] = []) {
+        self.source = source
+        self.lines = lines
+        self.offset = offset
+        self.lineNumber = lineNumber
+        self.marks = marks
+    }
+
+    /// The keys to commit when everything up to `offset` (line `line`) is consumed.
+    func positions(upTo offset: Int64, line: Int) -> [(source: String, offset: Int64)] {
+        // The line number is kept beside the offset so that a restart reports the same numbers.
+        [(source, offset), (source + "#line", Int64(line))] + marks
+    }
+}
+
 /// normalise → match (lists, rules) → alerts → outbox, one batch of input lines per transaction. An actor: input
-/// batches, timer ticks and reloads take turns.
+/// batches, timer ticks and reloads take turns. The dispatcher and the rule engine compute; the pipeline owns the
+/// transaction: when a commit fails their memory is rolled back to before the batch, and the batch is tried again
+/// (a busy, locked or full database), or — when the database refuses the change itself — its lines are committed
+/// one at a time and a line that is refused is rejected alone. Nothing is skipped: the service stops (exit 2)
+/// rather than go past input it could not commit.
 public actor Pipeline {
     public private(set) var loaded: Loaded
-    private var engine: RuleEngine
+    private var step: RecordStep
     public let dispatcher: Dispatcher
     public let store: any StateStore
     private let logger: Logger
+    private let durability: Durability
     public private(set) var rejected = 0
     public private(set) var accepted = 0
     public private(set) var hits = 0
-    /// Called after a commit that queued notifications (wakes the delivery service).
+    /// When commits started failing (nil while they succeed).
+    private var failingSince: Double?
+    private var tickFailingSince: Double?
 
-    public init(loaded: Loaded, store: any StateStore, logger: Logger, now: Double) throws {
+    public init(
+        loaded: Loaded, store: any StateStore, logger: Logger, now: Double, durability: Durability = Durability()
+    ) throws {
         self.loaded = loaded
-        engine = RuleEngine(loaded.rules, options: loaded.configuration.correlation)
+        step = RecordStep(
+            normalizer: loaded.normalizer, matcher: loaded.matcher,
+            engine: RuleEngine(loaded.rules, options: loaded.configuration.correlation))
         var alerts = loaded.configuration.alerts
         alerts.handleKey = try loaded.configuration.loadHandleKey()
         dispatcher = try Dispatcher(config: alerts, store: store, now: now)
         self.store = store
         self.logger = logger
+        self.durability = durability
         var c = Commit()
         c.events = [Self.configEvent(loaded, now: now, kind: "config_loaded")]
         try store.commit(c)
@@ -78,71 +144,155 @@ public actor Pipeline {
             ]))
     }
 
-    /// One line of input.
-    public struct Line: Sendable {
-        public var bytes: [UInt8]
-        public var number: Int
-        public init(bytes: [UInt8], number: Int) {
-            self.bytes = bytes
-            self.number = number
+    /// Processes a batch and commits it with the input position it consumes up to; then runs the timers.
+    public func process(_ batch: InputBatch, now: Double) async throws(PipelineFailure) {
+        let all = batch.positions(upTo: batch.offset, line: batch.lineNumber)
+        if try await attempt(batch.lines[...], source: batch.source, positions: all, now: now) {
+            try await tick(now: now)
+            return
+        }
+        // The database refused the change itself: one line per transaction, a refused line rejected alone.
+        logger.warning("\(batch.source): the state database refused a batch; committing its lines one at a time")
+        for (i, line) in batch.lines.enumerated() {
+            let last = i == batch.lines.count - 1
+            let positions =
+                last ? all : batch.positions(upTo: line.end, line: line.number)
+            if try await attempt(batch.lines[i...i], source: batch.source, positions: positions, now: now) { continue }
+            _ = try await attempt(
+                [], source: batch.source, positions: positions, now: now,
+                refused: (line, "the state database refused the record's changes"))
+        }
+        try await tick(now: now)
+    }
+
+    /// One transaction for `lines`; true when committed, false when the database refused the change itself.
+    /// A failing database is retried with backoff until `durability.retryFor`, then the service stops.
+    private func attempt(
+        _ lines: ArraySlice<InputLine>, source: String, positions: [(source: String, offset: Int64)], now: Double,
+        refused: (InputLine, String)? = nil
+    ) async throws(PipelineFailure) -> Bool {
+        var tries = 0
+        while true {
+            engineJournal(.begin)
+            dispatcher.begin()
+            var commit = Commit()
+            var log: [String] = []
+            var counts = (accepted: 0, rejected: 0, hits: 0)
+            do throws(StateError) {
+                var found: [Hit] = []
+                var digest = SHA256()
+                for l in lines {
+                    digest.update(data: l.bytes)
+                    let outcome: RecordStep.Outcome
+                    if let length = l.oversized {
+                        outcome = .rejected(RecordStep.oversized(length: length, head: l.bytes[...]))
+                    } else {
+                        let logger = self.logger
+                        outcome = step.run(l.bytes[...], ingestTime: now, now: now) { logger.warning("\($0)") }
+                    }
+                    switch outcome {
+                    case .blank: continue
+                    case .accepted(_, let hits):
+                        counts.accepted += 1
+                        found += hits
+                    case .rejected(let r):
+                        counts.rejected += 1
+                        log.append("\(source):\(l.number): \(r.id.map { "id \($0): " } ?? "")\(r.message)")
+                        commit.events.append(Self.rejection(r, source: source, line: l.number, now: now))
+                    }
+                }
+                if let (l, why) = refused {
+                    counts.rejected += 1
+                    let r = RecordStep.Rejection(id: RecordStep.salvageID(l.bytes[...]), message: why)
+                    log.append("\(source):\(l.number): \(r.id.map { "id \($0): " } ?? "")\(r.message)")
+                    commit.events.append(Self.rejection(r, source: source, line: l.number, now: now))
+                }
+                counts.hits = found.count
+                try dispatcher.ingest(found, now: now, into: &commit)
+                commit.events.append(
+                    EventDraft(
+                        at: now, kind: "ingest_batch",
+                        detail: JSONObject([
+                            ("source", .string(source)), ("lines", .number(String(lines.count))),
+                            ("last_line", .number(String(positions.first { $0.source == source + "#line" }?.offset ?? 0))),
+                            ("offset", .number(String(positions.first { $0.source == source }?.offset ?? 0))),
+                            ("sha256", .string(hexString(Array(digest.finalize())))),
+                        ])))
+                commit.offsets = positions
+                try store.commit(commit)
+            } catch let e {
+                engineJournal(.rollback)
+                dispatcher.rollback()
+                if e.refusedChange && refused == nil { return false }
+                tries += 1
+                try await wait(after: e, tries: tries, now: now, what: "\(source): commit")
+                continue
+            }
+            dispatcher.end(committed: commit)
+            engineJournal(.end)
+            if failingSince != nil {
+                logger.info("\(source): the state database is writable again; nothing was skipped")
+                failingSince = nil
+            }
+            accepted += counts.accepted
+            rejected += counts.rejected
+            hits += counts.hits
+            for line in log { logger.warning("\(line)") }
+            return true
         }
     }
 
-    /// Processes a batch and commits it with the input position it consumes up to.
-    public func process(_ lines: [Line], source: String, offset: Int64, lineNumber: Int, now: Double) throws {
-        var commit = Commit()
-        var found: [Hit] = []
-        var digest = SHA256()
-        for l in lines {
-            digest.update(data: l.bytes)
-            if l.bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
-            let parsed = l.bytes.withUnsafeBufferPointer { buf in
-                Result { () throws(JSONError) -> JSONValue in try JSONParser.parse(buf) }
-            }
-            var id: String?
-            do {
-                guard case .object(let o) = try parsed.get() else {
-                    throw SelectorError("a selector record must be a JSON object")
-                }
-                id = o["id"]?.stringValue
-                let sel = try loaded.normalizer.normalize(try SelectorInput(json: o))
-                accepted += 1
-                let wl = loaded.matcher.match(sel)
-                found += wl
-                let logger = self.logger
-                found += engine.process(sel, watchlist: wl, ingestTime: now) { problem in
-                    logger.warning("selector \(sel.id): \(problem)")
-                }
-            } catch {
-                rejected += 1
-                let message = (error as? SelectorError)?.message ?? "invalid JSON: \(error)"
-                logger.warning("\(source):\(l.number): \(id.map { "id \($0): " } ?? "")\(message)")
-                var d = JSONObject([("source", .string(source)), ("line", .number(String(l.number)))])
-                if let id { d.append("id", .string(id)) }
-                d.append("error", .string(message))
-                commit.events.append(EventDraft(at: now, kind: "input_rejected", reason: message, detail: d))
-            }
-        }
-        hits += found.count
-        try dispatcher.ingest(found, now: now, into: &commit)
-        commit.events.append(
-            EventDraft(
-                at: now, kind: "ingest_batch",
-                detail: JSONObject([
-                    ("source", .string(source)), ("lines", .number(String(lines.count))),
-                    ("last_line", .number(String(lineNumber))), ("offset", .number(String(offset))),
-                    ("sha256", .string(digest.finalize().map { String(format: "%02x", $0) }.joined())),
-                ])))
-        // The line number is kept beside the offset so that a restart reports the same numbers.
-        commit.offsets = [(source, offset), (source + "#line", Int64(lineNumber))]
-        try store.commit(commit)
-        try tick(now: now)
+    enum JournalStep { case begin, rollback, end }
+    /// The rule engine's batch journal (correlation windows taken back with a failed commit).
+    private func engineJournal(_ s: JournalStep) {
+        // TODO(rollback): wire to the rule engine's journal once it lands.
     }
 
-    /// Runs due timers; `flushAll` sends every pending group now (end of input).
-    public func tick(now: Double, flushAll: Bool = false) throws {
-        let c = try dispatcher.tick(now: now, flushAll: flushAll)
-        if !c.isEmpty { try store.commit(c) }
+    /// Backoff after a failed commit; stops the service when the database has failed for too long.
+    private func wait(after e: StateError, tries: Int, now: Double, what: String) async throws(PipelineFailure) {
+        let start = failingSince ?? Date().timeIntervalSince1970
+        if failingSince == nil {
+            failingSince = start
+            logger.warning("\(what) failed, retrying (nothing is skipped): \(e.description)")
+        }
+        let elapsed = Date().timeIntervalSince1970 - start
+        if elapsed >= durability.retryFor {
+            throw PipelineFailure(
+                description:
+                    "the state database stayed unwritable for \(Int(elapsed)) s (\(e.description)); stopping with "
+                    + "the input kept: a restart resumes at the last committed position")
+        }
+        try? await Task.sleep(nanoseconds: UInt64(durability.delay(tries) * 1e9))
+    }
+
+    static func rejection(_ r: RecordStep.Rejection, source: String, line: Int, now: Double) -> EventDraft {
+        var d = JSONObject([("source", .string(source)), ("line", .number(String(line)))])
+        if let id = r.id { d.append("id", .string(id)) }
+        d.append("error", .string(r.message))
+        return EventDraft(at: now, kind: "input_rejected", reason: r.message, detail: d)
+    }
+
+    /// Runs due timers; `flushAll` sends every pending group now (end of input). A failed commit rolls the
+    /// dispatcher back (the next tick decides again); a database failing for too long stops the service.
+    public func tick(now: Double, flushAll: Bool = false) async throws(PipelineFailure) {
+        dispatcher.begin()
+        do throws(StateError) {
+            let c = try dispatcher.tick(now: now, flushAll: flushAll)
+            if !c.isEmpty { try store.commit(c) }
+            dispatcher.end(committed: c)
+            tickFailingSince = nil
+        } catch let e {
+            dispatcher.rollback()
+            let start = tickFailingSince ?? Date().timeIntervalSince1970
+            if tickFailingSince == nil {
+                tickFailingSince = start
+                logger.warning("timers: commit failed, retrying: \(e.description)")
+            }
+            if Date().timeIntervalSince1970 - start >= durability.retryFor {
+                throw PipelineFailure(
+                    description: "the state database stayed unwritable for the timers (\(e.description)); stopping")
+            }
+        }
     }
 
     /// SIGHUP: reads the configuration, lists and rules again; keeps the running set when any of it is invalid.
@@ -176,7 +326,8 @@ public actor Pipeline {
             return false
         }
         loaded = l
-        engine = RuleEngine(l.rules, options: c.correlation)
+        step = RecordStep(
+            normalizer: l.normalizer, matcher: l.matcher, engine: RuleEngine(l.rules, options: c.correlation))
         var ev = Commit()
         ev.events = [Self.configEvent(l, now: now, kind: "config_reloaded")]
         try? store.commit(ev)

@@ -17,6 +17,8 @@ public enum Server {
         public var outboxBound = 10_000
         public var drainTimeout = 10.0
         public var maxBackoff = 6 * 3600.0
+        /// How long a failing state database is retried before `serve` stops with exit 2.
+        public var dbTimeout = 60.0
         public init(configPath: String?, follow: String?) {
             self.configPath = configPath
             self.follow = follow
@@ -42,10 +44,13 @@ public enum Server {
             return 1
         }
         do {
-            let store = try SQLiteStateStore(path: config.state)
+            let store = try SQLiteStateStore(path: config.state, busyTimeout: min(5, options.dbTimeout / 4))
             try store.migrate()
-            let pipeline = try Pipeline(loaded: loaded, store: store, logger: logger, now: now)
-            let input: IngestService.Input = options.follow.map { .follow($0) } ?? .standardInput
+            let pipeline = try Pipeline(
+                loaded: loaded, store: store, logger: logger, now: now,
+                durability: Durability(retryFor: options.dbTimeout))
+            let source: any IngestSource =
+                options.follow.map { FollowedFileSource(path: $0) } ?? StandardInputSource()
             let delivery = DeliveryService(
                 store: store, config: { await pipeline.alertsConfig }, logger: logger,
                 drainTimeout: options.drainTimeout, maxBackoff: options.maxBackoff)
@@ -66,13 +71,13 @@ public enum Server {
             }
             services += [
                 .init(service: delivery, successTerminationBehavior: .ignore),
-                .init(service: TickService(pipeline: pipeline, logger: logger), successTerminationBehavior: .ignore),
+                .init(service: TickService(pipeline: pipeline), successTerminationBehavior: .ignore),
                 .init(
                     service: ReloadService(pipeline: pipeline, configPath: options.configPath),
                     successTerminationBehavior: .ignore),
                 .init(
                     service: IngestService(
-                        input: input, pipeline: pipeline, store: store, logger: logger,
+                        source: source, pipeline: pipeline, store: store, logger: logger,
                         outboxBound: options.outboxBound,
                         drainTimeout: options.drainTimeout),
                     successTerminationBehavior: .gracefullyShutdownGroup),
@@ -85,7 +90,7 @@ public enum Server {
             try await group.run()
             return 0
         } catch {
-            logger.error("\(error)")
+            FileHandle.standardError.write(Data("tripline: \(error)\n".utf8))
             return 2
         }
     }

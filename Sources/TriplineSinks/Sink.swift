@@ -24,8 +24,12 @@ public struct DeliveryFailure: Error, CustomStringConvertible, Sendable {
         self.gone = gone
     }
 
-    /// The state-store key that marks a receiver disabled.
+    /// The state-store key that marks a receiver disabled (before integrations had lanes).
     public static func disabledKey(_ receiver: String) -> String { "receiver-disabled:" + receiver }
+    /// The state-store key that marks one integration of a receiver disabled (a 410 from its endpoint).
+    public static func disabledKey(_ lane: OutboxLane) -> String {
+        disabledKey(lane.receiver) + (lane.integration.isEmpty ? "" : "/" + lane.integration)
+    }
     public var description: String { message }
 }
 
@@ -35,22 +39,23 @@ public struct FileSink: Sink {
     public init() {}
 
     public func deliver(_ item: OutboxItem, to receiver: Receiver, config: AlertsConfig) async throws(DeliveryFailure) {
-        for fc in receiver.fileConfigs {
+        for fc in receiver.integrations where fc.type == "file" {
             if item.payload["status"] == .string("resolved") && !fc.sendResolved { continue }
+            guard let path = fc.settings["path"]?.stringValue else { continue }
             var o = item.payload
-            if let t = config.template(fc.template) {
+            if let t = config.template(fc.settings["template"]?.stringValue) {
                 o.append("text", .string(t.render(Templates.view(item.payload))))
             }
             var line = Array(JSONWriter.string(.object(o)).utf8)
             line.append(0x0A)
-            let dir = (fc.path as NSString).deletingLastPathComponent
+            let dir = (path as NSString).deletingLastPathComponent
             if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-            let fd = open(fc.path, O_WRONLY | O_CREAT | O_APPEND, 0o640)
-            if fd < 0 { throw DeliveryFailure("\(fc.path): \(String(cString: strerror(errno)))") }
+            let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o640)
+            if fd < 0 { throw DeliveryFailure("\(path): \(String(cString: strerror(errno)))") }
             defer { close(fd) }
             let n = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n != line.count { throw DeliveryFailure("\(fc.path): short write") }
-            if fsync(fd) != 0 { throw DeliveryFailure("\(fc.path): fsync: \(String(cString: strerror(errno)))") }
+            if n != line.count { throw DeliveryFailure("\(path): short write") }
+            if fsync(fd) != 0 { throw DeliveryFailure("\(path): fsync: \(String(cString: strerror(errno)))") }
         }
     }
 }

@@ -56,6 +56,24 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
         }
     }
 
+    public func alerts(updatedSince since: Double, limit: Int) throws(StateError) -> [AlertRecord] {
+        try locked {
+            Array(
+                alertsByID.values.filter { $0.updatedAt >= since }.sorted { ($0.updatedAt, $0.id) < ($1.updatedAt, $1.id) }
+                    .prefix(limit))
+        }
+    }
+
+    public func alerts(states: Set<AlertState>, lastSeenBefore before: Double, limit: Int) throws(StateError)
+        -> [AlertRecord]
+    {
+        try locked {
+            Array(
+                alertsByID.values.filter { states.contains($0.state) && $0.lastSeen < before }
+                    .sorted { ($0.lastSeen, $0.id) < ($1.lastSeen, $1.id) }.prefix(limit))
+        }
+    }
+
     public func maxAlertID() throws(StateError) -> Int64 { try locked { alertsByID.keys.max() ?? 0 } }
     public func notifyLog() throws(StateError) -> [NotifyLogEntry] {
         try locked { nflog.values.sorted { ($0.receiver, $0.key) < ($1.receiver, $1.key) } }
@@ -65,6 +83,23 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
         try locked {
             Array(
                 items.values.filter { $0.status == .pending && $0.nextAttemptAt <= now }
+                    .sorted { ($1.priorityRank, $0.createdAt, $0.id) < ($0.priorityRank, $1.createdAt, $1.id) }
+                    .prefix(limit))
+        }
+    }
+
+    public func dueLanes(now: Double) throws(StateError) -> [OutboxLane] {
+        try locked {
+            var seen = Set<OutboxLane>()
+            return items.values.filter { $0.status == .pending && $0.nextAttemptAt <= now }.sorted { $0.id < $1.id }
+                .map(\.lane).filter { seen.insert($0).inserted }
+        }
+    }
+
+    public func dueOutbox(lane: OutboxLane, now: Double, limit: Int) throws(StateError) -> [OutboxItem] {
+        try locked {
+            Array(
+                items.values.filter { $0.lane == lane && $0.status == .pending && $0.nextAttemptAt <= now }
                     .sorted { ($1.priorityRank, $0.createdAt, $0.id) < ($0.priorityRank, $1.createdAt, $1.id) }
                     .prefix(limit))
         }

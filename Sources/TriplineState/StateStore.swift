@@ -13,12 +13,20 @@ public protocol StateStore: AnyObject, Sendable {
     func alert(key: String) throws(StateError) -> AlertRecord?
     /// Alerts, newest update first, optionally only in the given states.
     func alerts(states: Set<AlertState>?, limit: Int) throws(StateError) -> [AlertRecord]
+    /// Alerts changed at or after `since` (operators' changes from another process), oldest change first.
+    func alerts(updatedSince since: Double, limit: Int) throws(StateError) -> [AlertRecord]
+    /// Alerts in `states` last seen before `before` (resolve timeouts), oldest sighting first.
+    func alerts(states: Set<AlertState>, lastSeenBefore before: Double, limit: Int) throws(StateError) -> [AlertRecord]
     func maxAlertID() throws(StateError) -> Int64
 
     func notifyLog() throws(StateError) -> [NotifyLogEntry]
 
     /// Pending items whose next attempt is due, highest priority first, then oldest.
     func dueOutbox(now: Double, limit: Int) throws(StateError) -> [OutboxItem]
+    /// The delivery lanes (receiver, integration) that have a pending item due.
+    func dueLanes(now: Double) throws(StateError) -> [OutboxLane]
+    /// One lane's due items, highest priority first, then oldest.
+    func dueOutbox(lane: OutboxLane, now: Double, limit: Int) throws(StateError) -> [OutboxItem]
     func outbox(status: OutboxStatus?, limit: Int) throws(StateError) -> [OutboxItem]
     func pendingOutboxCount() throws(StateError) -> Int
     /// Records one delivery attempt's outcome and its event, atomically.
@@ -114,10 +122,25 @@ public struct EventRecord: Sendable, Equatable {
     }
 }
 
-/// A notification waiting for (or done with) delivery to one receiver.
+/// Where an outbox item goes: one integration of one receiver (its mail, its webhook, its log file). Each lane
+/// is delivered in order and on its own, so a slow or failing integration never holds up another.
+public struct OutboxLane: Sendable, Hashable, CustomStringConvertible {
+    public var receiver: String
+    /// `type/index` (`webhook/0`); empty for items queued before integrations had lanes (all of the receiver's).
+    public var integration: String
+    public init(receiver: String, integration: String) {
+        self.receiver = receiver
+        self.integration = integration
+    }
+    public var description: String { integration.isEmpty ? receiver : receiver + " " + integration }
+}
+
+/// A notification waiting for (or done with) delivery through one integration of one receiver.
 public struct OutboxItem: Sendable, Equatable {
     public var id: Int64
     public var receiver: String
+    /// The integration (`webhook/0`, `email/0`, `file/0`) this item is for.
+    public var integration: String
     public var priorityRank: Int
     public var createdAt: Double
     public var nextAttemptAt: Double
@@ -126,13 +149,16 @@ public struct OutboxItem: Sendable, Equatable {
     /// The rendering for this receiver (already filtered by need-to-know).
     public var payload: JSONObject
     public var lastError: String?
+    public var lane: OutboxLane { OutboxLane(receiver: receiver, integration: integration) }
 
     public init(
-        id: Int64 = 0, receiver: String, priorityRank: Int, createdAt: Double, nextAttemptAt: Double,
-        attempts: Int = 0, status: OutboxStatus = .pending, payload: JSONObject, lastError: String? = nil
+        id: Int64 = 0, receiver: String, integration: String = "", priorityRank: Int, createdAt: Double,
+        nextAttemptAt: Double, attempts: Int = 0, status: OutboxStatus = .pending, payload: JSONObject,
+        lastError: String? = nil
     ) {
         self.id = id
         self.receiver = receiver
+        self.integration = integration
         self.priorityRank = priorityRank
         self.createdAt = createdAt
         self.nextAttemptAt = nextAttemptAt
@@ -221,14 +247,23 @@ public struct Commit: Sendable {
 public struct StateError: Error, CustomStringConvertible, Sendable {
     private enum Kind: Sendable {
         case database(String)
+        case record(String)
         case schema(String)
     }
     private let kind: Kind
+    /// The database failed (busy, locked, I/O, full): the same change may succeed later.
     public static func database(_ m: String) -> StateError { StateError(kind: .database(m)) }
+    /// The change itself was refused (a constraint, a value too big): retrying it as it is cannot succeed.
+    public static func record(_ m: String) -> StateError { StateError(kind: .record(m)) }
     public static func schema(_ m: String) -> StateError { StateError(kind: .schema(m)) }
+    /// Whether the change itself was refused (see `record`), rather than the database failing.
+    public var refusedChange: Bool {
+        if case .record = kind { return true }
+        return false
+    }
     public var description: String {
         switch kind {
-        case .database(let m): "state database: \(m)"
+        case .database(let m), .record(let m): "state database: \(m)"
         case .schema(let m): "state schema: \(m)"
         }
     }

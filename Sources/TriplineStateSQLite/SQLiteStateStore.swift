@@ -58,11 +58,20 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
         CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
         CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
         """,
+        // v3: an outbox item per integration of a receiver (its own lane, progress and retries); indexes for the
+        // timers' queries (operators' changes by update time, resolve timeouts by last sighting).
+        """
+        ALTER TABLE outbox ADD COLUMN integration TEXT NOT NULL DEFAULT '';
+        CREATE INDEX outbox_lane ON outbox(status, receiver, integration, next_attempt_at);
+        CREATE INDEX alerts_updated ON alerts(updated_at);
+        CREATE INDEX alerts_last_seen ON alerts(state, last_seen);
+        """,
     ]
 
     public static var schemaVersion: Int { migrations.count }
 
-    public init(path: String) throws(StateError) {
+    /// `busyTimeout`: how long a statement waits for another connection's lock before failing as busy.
+    public init(path: String, busyTimeout: Double = 10) throws(StateError) {
         self.path = path
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
@@ -74,7 +83,7 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
             throw .database("\(path): \(message)")
         }
         db = handle
-        sqlite3_busy_timeout(db, 10_000)
+        sqlite3_busy_timeout(db, Int32(max(0, min(busyTimeout, 3600)) * 1000))
         try exec("PRAGMA journal_mode=WAL")
         try exec("PRAGMA synchronous=FULL")
         try exec("PRAGMA foreign_keys=ON")
@@ -106,8 +115,15 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
 
     // MARK: SQL plumbing
 
+    /// The connection's last error; a constraint or size violation is the change's own fault (`record`), anything
+    /// else (busy, locked, I/O, full disk) is the database's.
     private func error(_ what: String) -> StateError {
-        .database("\(what): \(String(cString: sqlite3_errmsg(db)))")
+        let code = sqlite3_errcode(db)
+        let message = "\(what): \(String(cString: sqlite3_errmsg(db)))"
+        switch code {
+        case SQLITE_CONSTRAINT, SQLITE_TOOBIG, SQLITE_MISMATCH, SQLITE_RANGE: return .record(message)
+        default: return .database(message)
+        }
     }
 
     private func exec(_ sql: String) throws(StateError) {
@@ -132,9 +148,11 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
         init(_ s: OpaquePointer) { stmt = s }
         func int(_ i: Int32) -> Int64 { sqlite3_column_int64(stmt, i) }
         func real(_ i: Int32) -> Double { sqlite3_column_double(stmt, i) }
+        /// The column's text, read with its length (a NUL inside the text is kept, never an end).
         func text(_ i: Int32) -> String? {
             guard let p = sqlite3_column_text(stmt, i) else { return nil }
-            return String(cString: p)
+            let n = Int(sqlite3_column_bytes(stmt, i))
+            return String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
         }
         func blob(_ i: Int32) -> [UInt8]? {
             guard let p = sqlite3_column_blob(stmt, i) else {
@@ -167,7 +185,15 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
             switch v {
             case .int(let n): sqlite3_bind_int64(stmt, k, n)
             case .real(let d): sqlite3_bind_double(stmt, k, d)
-            case .text(let s): sqlite3_bind_text(stmt, k, s, -1, transient)
+            case .text(let s):
+                // Bound with its length: text after a NUL byte is part of the value (keys that differ only after
+                // a NUL must not collide).
+                var s = s
+                s.withUTF8 { u in
+                    let empty: StaticString = ""
+                    let p = UnsafeRawPointer(u.baseAddress ?? UnsafeRawPointer(empty.utf8Start).assumingMemoryBound(to: UInt8.self))
+                    _ = sqlite3_bind_text(stmt, k, p.assumingMemoryBound(to: CChar.self), Int32(u.count), transient)
+                }
             case .blob(let b):
                 _ = b.withUnsafeBytes { sqlite3_bind_blob(stmt, k, $0.baseAddress, Int32(b.count), transient) }
             case .null: sqlite3_bind_null(stmt, k)
@@ -260,11 +286,11 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
             for o in c.outbox {
                 try run(
                     """
-                    INSERT INTO outbox (receiver, priority_rank, created_at, next_attempt_at, attempts, status, payload,
-                        last_error) VALUES (?,?,?,?,?,?,?,?)
+                    INSERT INTO outbox (receiver, integration, priority_rank, created_at, next_attempt_at, attempts,
+                        status, payload, last_error) VALUES (?,?,?,?,?,?,?,?,?)
                     """,
                     [
-                        .text(o.receiver), .int(Int64(o.priorityRank)), .real(o.createdAt), .real(o.nextAttemptAt),
+                        .text(o.receiver), .text(o.integration), .int(Int64(o.priorityRank)), .real(o.createdAt), .real(o.nextAttemptAt),
                         .int(Int64(o.attempts)), .text(o.status.rawValue), Self.json(o.payload), Self.opt(o.lastError),
                     ])
             }
@@ -390,6 +416,33 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
         }
     }
 
+    public func alerts(updatedSince since: Double, limit: Int) throws(StateError) -> [AlertRecord] {
+        try locked { () throws(StateError) -> [AlertRecord] in
+            var out: [AlertRecord] = []
+            try run(
+                "SELECT \(Self.alertColumns) FROM alerts WHERE updated_at >= ? ORDER BY updated_at, id LIMIT ?",
+                [.real(since), .int(Int64(limit))]
+            ) { out.append(self.readAlert($0)) }
+            return out
+        }
+    }
+
+    public func alerts(states: Set<AlertState>, lastSeenBefore before: Double, limit: Int) throws(StateError)
+        -> [AlertRecord]
+    {
+        try locked { () throws(StateError) -> [AlertRecord] in
+            var out: [AlertRecord] = []
+            let list = states.map { "'\($0.rawValue)'" }.sorted().joined(separator: ",")
+            try run(
+                """
+                SELECT \(Self.alertColumns) FROM alerts WHERE state IN (\(list)) AND last_seen < ?
+                ORDER BY last_seen, id LIMIT ?
+                """, [.real(before), .int(Int64(limit))]
+            ) { out.append(self.readAlert($0)) }
+            return out
+        }
+    }
+
     public func maxAlertID() throws(StateError) -> Int64 {
         try locked { () throws(StateError) -> Int64 in
             var n: Int64 = 0
@@ -413,13 +466,39 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
 
     private func readOutbox(_ r: Row) -> OutboxItem {
         OutboxItem(
-            id: r.int(0), receiver: r.text(1) ?? "", priorityRank: Int(r.int(2)), createdAt: r.real(3),
-            nextAttemptAt: r.real(4), attempts: Int(r.int(5)),
+            id: r.int(0), receiver: r.text(1) ?? "", integration: r.text(9) ?? "", priorityRank: Int(r.int(2)),
+            createdAt: r.real(3), nextAttemptAt: r.real(4), attempts: Int(r.int(5)),
             status: OutboxStatus(rawValue: r.text(6) ?? "") ?? .pending, payload: r.json(7), lastError: r.text(8))
     }
 
     private static let outboxColumns =
-        "id, receiver, priority_rank, created_at, next_attempt_at, attempts, status, payload, last_error"
+        "id, receiver, priority_rank, created_at, next_attempt_at, attempts, status, payload, last_error, integration"
+
+    public func dueLanes(now: Double) throws(StateError) -> [OutboxLane] {
+        try locked { () throws(StateError) -> [OutboxLane] in
+            var out: [OutboxLane] = []
+            try run(
+                """
+                SELECT receiver, integration FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?
+                GROUP BY receiver, integration ORDER BY MIN(id)
+                """, [.real(now)]
+            ) { out.append(OutboxLane(receiver: $0.text(0) ?? "", integration: $0.text(1) ?? "")) }
+            return out
+        }
+    }
+
+    public func dueOutbox(lane: OutboxLane, now: Double, limit: Int) throws(StateError) -> [OutboxItem] {
+        try locked { () throws(StateError) -> [OutboxItem] in
+            var out: [OutboxItem] = []
+            try run(
+                """
+                SELECT \(Self.outboxColumns) FROM outbox WHERE status = 'pending' AND receiver = ? AND integration = ?
+                AND next_attempt_at <= ? ORDER BY priority_rank DESC, created_at, id LIMIT ?
+                """, [.text(lane.receiver), .text(lane.integration), .real(now), .int(Int64(limit))]
+            ) { out.append(self.readOutbox($0)) }
+            return out
+        }
+    }
 
     public func dueOutbox(now: Double, limit: Int) throws(StateError) -> [OutboxItem] {
         try locked { () throws(StateError) -> [OutboxItem] in

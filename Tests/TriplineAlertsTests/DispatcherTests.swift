@@ -34,14 +34,22 @@ struct Harness {
         d = try Dispatcher(config: c, store: store, now: t0)
     }
 
+    /// As the pipeline does: the dispatcher computes, the harness commits, then tells the dispatcher.
     func step(_ hits: [Hit], at t: Double) throws {
+        d.begin()
         var c = Commit()
         try d.ingest(hits, now: t, into: &c)
         try store.commit(c)
-        try store.commit(try d.tick(now: t))
+        d.end(committed: c)
+        try tick(t)
     }
 
-    func tick(_ t: Double, flushAll: Bool = false) throws { try store.commit(try d.tick(now: t, flushAll: flushAll)) }
+    func tick(_ t: Double, flushAll: Bool = false) throws {
+        d.begin()
+        let c = try d.tick(now: t, flushAll: flushAll)
+        try store.commit(c)
+        d.end(committed: c)
+    }
 
     func outbox(_ receiver: String? = nil) throws -> [OutboxItem] {
         try store.outbox(status: nil, limit: 1000).filter { receiver == nil || $0.receiver == receiver }

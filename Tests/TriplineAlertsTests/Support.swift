@@ -36,11 +36,11 @@ func alertsConfig(_ dir: URL, route r: Route? = nil, templates: [Template] = [])
     c.partners = partners
     c.templates = templates
     c.receivers = partners.map { p in
-        Receiver(
-            name: p.id + "-rx", partner: p.id,
-            fileConfigs: [
-                .init(path: dir.appendingPathComponent("\(p.id).ndjson").path, template: templates.first?.name)
-            ])
+        var r = Receiver(name: p.id + "-rx", partner: p.id)
+        var settings = JSONObject([("path", .string(dir.appendingPathComponent("\(p.id).ndjson").path))])
+        if let t = templates.first?.name { settings.append("template", .string(t)) }
+        r.add("file", settings, sendResolved: true)
+        return r
     }
     return c
 }

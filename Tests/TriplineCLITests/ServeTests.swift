@@ -33,6 +33,7 @@ struct ServeTests {
         principals:
           - {id: analyst-ops, partner: ops, role: analyst}
           - {id: analyst-be, partner: be-fedpol, role: analyst}
+          - {id: auditor, partner: ops, role: auditor}
         receivers:
           - {name: log, partner: ops, file_configs: [{path: alerts.ndjson}]}
         route: {receiver: log, group_by: [owner, list], group_wait: 0s, group_interval: 1s, repeat_interval: 100h}

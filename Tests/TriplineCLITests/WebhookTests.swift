@@ -43,8 +43,8 @@ struct WebhookTests {
             body["alerts"]?.arrayValue?.first?.objectValue?["labels"]?.objectValue?["owner"] == .string("be-fedpol"))
     }
 
-    @Test("410 disables the receiver until `tripline receivers enable`; other 4xx go to dead letters")
-    func goneAndDead() throws {
+    @Test("410 holds the receiver's notifications (not dead letters, no records while held) until enabled")
+    func goneIsHeld() throws {
         let rx = try WebhookReceiver(secret: Self.secretA, statuses: "410")
         defer { rx.stop() }
         let dir = try deployment(port: rx.port, secrets: Self.secretA)
@@ -54,19 +54,35 @@ struct WebhookTests {
             ["serve", "--drain-timeout", "2"] + c,
             stdin: #"{"id":"a","type":"phone","value":"+32470000001"}"# + "\n", cwd: dir)
         #expect(first.status == 0)
+        let heldFrom = try auditKinds(dir).count
         let second = try CLITests.run(
             ["serve", "--drain-timeout", "2"] + c,
             stdin: #"{"id":"b","type":"phone","value":"+32470000002"}"# + "\n", cwd: dir)
         #expect(second.status == 0)
-        #expect(rx.received.count == 1)  // held
+        #expect(rx.received.count == 1)  // held: b was not even tried
+        // While held, no attempt and no record per held item: only the second run's own records.
+        let during = try auditKinds(dir).dropFirst(heldFrom)
+        #expect(!during.contains { $0.hasPrefix("delivery") })
         let dead = try CLITests.run(["outbox", "list", "--dead", "--as", "analyst-ops", "--reason", "r"] + c, cwd: dir)
-        #expect(dead.lines.count == 1 && dead.lines[0]["last_error"]?.stringValue?.contains("410") == true)
+        #expect(dead.lines.isEmpty)  // a 410 is not a dead letter
+        let pending = try CLITests.run(["outbox", "list", "--as", "analyst-ops", "--reason", "r"] + c, cwd: dir)
+        #expect(pending.lines.filter { $0["status"] == .string("pending") }.count == 2)
         let en = try CLITests.run(
             ["receivers", "enable", "log", "--as", "analyst-ops", "--reason", "endpoint back"] + c, cwd: dir)
         #expect(en.status == 0, "\(en.stderr)")
         let third = try CLITests.run(["serve", "--drain-timeout", "10"] + c, stdin: "", cwd: dir)
         #expect(third.status == 0)
         let got = rx.received
-        #expect(got.count == 2 && got.allSatisfy { $0["verified"] == .bool(true) }, "\(got)")
+        #expect(got.count == 3 && got.allSatisfy { $0["verified"] == .bool(true) }, "\(got)")
+        // The refused one went out again under its first webhook-id.
+        #expect(got[0]["id"] == got[1]["id"] || got[0]["id"] == got[2]["id"])
+        #expect(got.filter { $0["status"] == .number("200") }.count == 2)
+    }
+
+    /// The kinds of the audit records, in order.
+    func auditKinds(_ dir: URL) throws -> [String] {
+        let q = try CLITests.run(
+            ["audit", "query", "--config", "tripline.yaml", "--as", "auditor", "--reason", "test"], cwd: dir)
+        return q.lines.compactMap { $0["kind"]?.stringValue }
     }
 }

@@ -53,7 +53,9 @@ struct JSONTests {
         while let l = try r.next() {
             switch l {
             case .record(let b, let n): seen.append("\(n):\(String(decoding: b, as: UTF8.self))")
-            case .oversized(let n, let len): seen.append("\(n):oversized \(len)")
+            case .oversized(let n, let len, let head):
+                seen.append("\(n):oversized \(len)")
+                #expect(head == Array(big.utf8.prefix(LineReader.headLength)))
             }
         }
         #expect(seen == ["1:one", "2:two", "3:oversized 3000", "4:four", "5:five"])

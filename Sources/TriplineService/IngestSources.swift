@@ -1,0 +1,206 @@
+import Foundation
+import Logging
+import TriplineIngest
+import TriplineState
+
+/// Where selectors come from (SPEC §2): standard input, a followed file, and the HTTP endpoint — each feeding the
+/// one record step through the pipeline. A source reads on its own thread and hands over batches of lines with the
+/// position after them; it reads the next batch only once the previous one is taken (`resume()`), so a slow
+/// pipeline slows the reading (backpressure), and nothing is dropped.
+public protocol IngestSource: Sendable {
+    /// The name positions are committed under (`stdin`, `file:PATH`).
+    var name: String { get }
+    /// Whether the input ends (standard input) rather than runs until shutdown (a followed file).
+    var ends: Bool { get }
+    /// Starts reading where the committed position says (`store`), in batches of at most `batchLines`.
+    func open(store: any StateStore, batchLines: Int, logger: Logger) throws -> IngestFeed
+}
+
+/// A running source: its batches, and the controls the ingest service uses.
+public final class IngestFeed: Sendable {
+    public let batches: AsyncStream<InputBatch>
+    private let gate: DispatchSemaphore
+    private let stopFlag: StopFlag
+
+    init(batches: AsyncStream<InputBatch>, gate: DispatchSemaphore, stop: StopFlag) {
+        self.batches = batches
+        self.gate = gate
+        self.stopFlag = stop
+    }
+
+    /// The batch handed over is committed: the reader may hand over another.
+    public func resume() { gate.signal() }
+
+    /// Stops reading (shutdown, or a fatal error).
+    public func stop() {
+        stopFlag.stop()
+        gate.signal()
+        gate.signal()
+    }
+}
+
+/// A flag the reading thread polls.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopped = false
+    func stop() {
+        lock.lock()
+        stopped = true
+        lock.unlock()
+    }
+    var isStopped: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return stopped
+    }
+}
+
+/// Collects lines into batches and hands each over, waiting while two are outstanding.
+struct Batcher {
+    let source: String
+    let batchLines: Int
+    let continuation: AsyncStream<InputBatch>.Continuation
+    let gate: DispatchSemaphore
+    var lines: [InputLine] = []
+
+    mutating func add(_ next: LineReader.Line, end: Int64) {
+        switch next {
+        case .record(let bytes, let n): lines.append(InputLine(bytes: Array(bytes), number: n, end: end))
+        case .oversized(let n, let length, let head):
+            lines.append(InputLine(bytes: head, number: n, end: end, oversized: length))
+        }
+    }
+
+    var full: Bool { lines.count >= batchLines }
+
+    /// Hands over what is collected (if anything) as consumed up to `offset`/`line`.
+    mutating func send(offset: Int64, line: Int, marks: [(String, Int64)]) {
+        if lines.isEmpty { return }
+        gate.wait()
+        continuation.yield(InputBatch(source: source, lines: lines, offset: offset, lineNumber: line, marks: marks))
+        lines = []
+    }
+}
+
+/// Standard input, to its end.
+public struct StandardInputSource: IngestSource {
+    public init() {}
+    public var name: String { "stdin" }
+    public var ends: Bool { true }
+
+    public func open(store: any StateStore, batchLines: Int, logger: Logger) throws -> IngestFeed {
+        let (stream, continuation) = AsyncStream.makeStream(of: InputBatch.self, bufferingPolicy: .unbounded)
+        let gate = DispatchSemaphore(value: 2)
+        let stop = StopFlag()
+        let name = self.name
+        let thread = Thread {
+            var reader = LineReader(fd: 0)
+            var batcher = Batcher(source: name, batchLines: batchLines, continuation: continuation, gate: gate)
+            while !stop.isStopped {
+                let next: LineReader.Line?
+                do { next = try reader.next() } catch {
+                    logger.error("ingest: standard input: \(error)")
+                    break
+                }
+                guard let next else { break }
+                batcher.add(next, end: reader.position)
+                if batcher.full { batcher.send(offset: reader.position, line: reader.line, marks: []) }
+            }
+            if !stop.isStopped { batcher.send(offset: reader.position, line: reader.line, marks: []) }
+            continuation.finish()
+        }
+        thread.start()
+        return IngestFeed(batches: stream, gate: gate, stop: stop)
+    }
+}
+
+/// A file followed as it grows (`tail -F`): resumed at the committed offset when it is still the same file; a file
+/// replaced (rotation: another inode at the path) or truncated (smaller than the position) is read from its start.
+public struct FollowedFileSource: IngestSource {
+    public let path: String
+    /// How often the end of the file is polled.
+    public var poll: Double = 0.005
+    public init(path: String) { self.path = path }
+    public var name: String { "file:" + path }
+    public var ends: Bool { false }
+
+    static func inodeKey(_ name: String) -> String { name + "#inode" }
+
+    public func open(store: any StateStore, batchLines: Int, logger: Logger) throws -> IngestFeed {
+        var offset = try store.offset(source: name) ?? 0
+        var line = Int(try store.offset(source: name + "#line") ?? 0)
+        let inode = try store.offset(source: Self.inodeKey(name))
+        guard let now = LineReader.identity(path: path) else {
+            throw IngestError.cannotOpen(path, "no such file")
+        }
+        if offset > 0, let inode, UInt64(bitPattern: inode) != now.inode {
+            logger.warning("\(path) was replaced since the last run (rotation): reading the new file from its start")
+            offset = 0
+            line = 0
+        } else if offset > now.size {
+            logger.warning("\(path) is shorter than the committed position (truncated): reading it from its start")
+            offset = 0
+            line = 0
+        }
+        let first = try LineReader(path: path, offset: offset, line: line)  // fail here, not in the thread
+        if offset > 0 { logger.info("resuming \(path) at byte \(offset) (line \(line + 1))") }
+        let (stream, continuation) = AsyncStream.makeStream(of: InputBatch.self, bufferingPolicy: .unbounded)
+        let gate = DispatchSemaphore(value: 2)
+        let stop = StopFlag()
+        let name = self.name
+        let path = self.path
+        let pause = useconds_t(poll * 1_000_000)
+        let box = ReaderBox(first)
+        let thread = Thread {
+            var reader = box.take()
+            reader.follow = true
+            var id = reader.identity
+            var batcher = Batcher(source: name, batchLines: batchLines, continuation: continuation, gate: gate)
+            func marks() -> [(String, Int64)] { id.map { [(Self.inodeKey(name), Int64(bitPattern: $0.inode))] } ?? [] }
+            while !stop.isStopped {
+                let next: LineReader.Line?
+                do { next = try reader.next() } catch {
+                    logger.error("ingest: \(path): \(error)")
+                    break
+                }
+                if let next {
+                    batcher.add(next, end: reader.position)
+                    if batcher.full { batcher.send(offset: reader.position, line: reader.line, marks: marks()) }
+                    continue
+                }
+                // At the end of what is there: hand over what is collected, then look for rotation or truncation.
+                batcher.send(offset: reader.position, line: reader.line, marks: marks())
+                if let current = LineReader.identity(path: path), let open = id {
+                    let replaced = !current.sameFile(as: open)
+                    let truncated = !replaced && current.size < reader.position
+                    if replaced || truncated {
+                        do {
+                            reader = try LineReader(path: path)
+                            reader.follow = true
+                            id = reader.identity
+                            logger.warning(
+                                "\(path) was \(replaced ? "replaced (rotation)" : "truncated"): reading it from its start")
+                            continue
+                        } catch {
+                            logger.warning("\(path): \(error); waiting for it")
+                        }
+                    }
+                }
+                usleep(pause)
+            }
+            continuation.finish()
+        }
+        thread.start()
+        return IngestFeed(batches: stream, gate: gate, stop: stop)
+    }
+}
+
+/// Moves a non-copyable reader into the reading thread.
+final class ReaderBox: @unchecked Sendable {
+    private var reader: LineReader?
+    init(_ r: consuming LineReader) { reader = consume r }
+    func take() -> LineReader {
+        guard let r = reader.take() else { fatalError("reader taken twice") }
+        return r
+    }
+}
