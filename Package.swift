@@ -52,7 +52,7 @@ let package = Package(
         ),
 
         // State: the store protocol (with an in-memory store), and the embedded SQLite store.
-        .target(name: "TriplineState", dependencies: ["TriplineJSON"]),
+        .target(name: "TriplineState", dependencies: ["TriplineJSON", "TriplineAudit"]),
         .target(name: "TriplineStateSQLite", dependencies: ["TriplineState", "TriplineJSON", "TriplineAudit", "CSQLite"]),
 
         // Alerts: identity, routing, grouping, silences, inhibition, rate limits, need-to-know rendering.
@@ -117,7 +117,7 @@ let package = Package(
             name: "tripline-bench",
             dependencies: [
                 "TriplineSelectors", "TriplineWatchlists", "TriplineMatch", "TriplineRules", "TriplineIngest",
-                "TriplineJSON", "TriplineAudit", "TriplineState", "TriplineStateSQLite",
+                "TriplineJSON", "TriplineAudit", "TriplineState", "TriplineStateSQLite", "TriplineAlerts",
             ],
             path: "Benchmarks/tripline-bench"
         ),
@@ -147,6 +147,15 @@ let package = Package(
             dependencies: ["TriplineSinks", "TriplineAlerts", "TriplineState", "TriplineJSON", "TriplineTestSupport"]),
         .testTarget(name: "TriplineAuditTests", dependencies: ["TriplineAudit", "TriplineJSON"]),
         .testTarget(name: "TriplineCLITests", dependencies: ["TriplineCLI", "TriplineJSON", "TriplineTestSupport"]),
+        // The service as a value, run in-process: the pipeline's transactions, delivery lanes, clocks.
+        .testTarget(
+            name: "TriplineServiceTests",
+            dependencies: [
+                "TriplineService", "TriplineConfig", "TriplineAlerts", "TriplineState", "TriplineStateSQLite",
+                "TriplineSinks", "TriplineRules", "TriplineJSON", "TriplineTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
     ]
 )
 

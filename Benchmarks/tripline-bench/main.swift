@@ -68,10 +68,12 @@ measure("phone normalisation, E.164 input", n: e164Only.count) {
     return valid
 }
 
-// TRIPLINE_BENCH=phone|rules|audit|names|names-eval|stream runs one part (for profiling); unset runs everything.
+// TRIPLINE_BENCH=phone|rules|correlation|audit|names|names-eval|stream runs one part (for profiling; rules includes
+// correlation); unset runs everything.
 let only = ProcessInfo.processInfo.environment["TRIPLINE_BENCH"]
 let parts: [String: () -> Void] = [
-    "phone": {}, "rules": rulesBench, "audit": auditBench, "names": namesBench, "names-eval": namesEval,
+    "phone": {}, "rules": rulesBench, "correlation": correlationBench, "audit": auditBench, "names": namesBench,
+    "names-eval": namesEval, "dispatch": dispatchBench,
 ]
 if let only, let part = parts[only] {
     part()
@@ -266,4 +268,5 @@ if only == nil { rulesBench() }
 if only == nil {
     auditBench()
     namesBench()
+    dispatchBench()
 }

@@ -16,12 +16,10 @@ struct Audit: ParsableCommand {
     struct Common: ParsableArguments {
         @Option(help: "Configuration file.") var config: String?
 
-        func open() throws -> (Configuration, SQLiteStateStore) {
+        func open() throws -> (Configuration, any DurableStore) {
             let c = try loadSettings(config: config)
             do {
-                let s = try SQLiteStateStore(path: c.state)
-                try s.migrate()
-                return (c, s)
+                return (c, try StateStores.open(c.state))
             } catch {
                 printError("tripline: \(error)")
                 throw ExitCode(2)
@@ -287,7 +285,7 @@ struct Audit: ParsableCommand {
     }
 
     static func consultation(
-        _ store: SQLiteStateStore, _ actor: Actor, _ p: String, _ command: String, _ f: Filters, _ n: Int
+        _ store: any DurableStore, _ actor: Actor, _ p: String, _ command: String, _ f: Filters, _ n: Int
     )
         throws
     {

@@ -203,15 +203,16 @@ struct Match: ParsableCommand {
         let c = step.engine.correlation
         if c.lateEvents > 0 {
             printError(
-                "tripline: \(c.lateEvents) events arrived more than the allowed lateness behind the newest event "
-                    + "time: matched, but left out of correlation windows")
+                "tripline: \(c.lateEvents) events arrived more than the allowed lateness behind their group's newest "
+                    + "event time: matched, but left out of correlation windows")
         }
         if c.droppedEntries + c.droppedGroups > 0 {
             printError(
                 "tripline: correlation limits dropped \(c.droppedEntries) window entries and \(c.droppedGroups) groups")
         }
         if step.engine.evaluator.limitHits > 0 {
-            printError("tripline: \(step.engine.evaluator.limitHits) regex matches stopped by a PCRE2 limit (see above)")
+            printError(
+                "tripline: \(step.engine.evaluator.limitHits) regex matches stopped by a PCRE2 limit (see above)")
         }
         if stream.rejected > 0 { throw ExitCode(1) }
     }

@@ -43,7 +43,7 @@ struct Actor: ParsableArguments {
     @Option(help: "Configuration file.") var config: String?
     @Option(help: "The current time, RFC 3339 (tests).") var now: String?
 
-    func open() throws -> (Configuration, Principal, SQLiteStateStore, Double) {
+    func open() throws -> (Configuration, Principal, any DurableStore, Double) {
         let c = try loadSettings(config: config)
         guard let p = c.alerts.principal(principal) else {
             throw ValidationError("--as \(principal) is not a principal of \(c.configFile ?? "the embedded defaults")")
@@ -59,9 +59,7 @@ struct Actor: ParsableArguments {
             t = Date().timeIntervalSince1970
         }
         do {
-            let s = try SQLiteStateStore(path: c.state)
-            try s.migrate()
-            return (c, p, s, t)
+            return (c, p, try StateStores.open(c.state), t)
         } catch {
             printError("tripline: \(error)")
             throw ExitCode(2)
@@ -92,7 +90,7 @@ func consult(_ a: AlertRecord, _ p: Principal, _ r: Renderer) -> JSONObject? {
 
 func writeJSON(_ o: JSONObject) { FileHandle.standardOutput.write(Data((JSONWriter.string(.object(o)) + "\n").utf8)) }
 
-func record(_ store: SQLiteStateStore, _ e: EventDraft) throws {
+func record(_ store: any DurableStore, _ e: EventDraft) throws {
     var c = Commit()
     c.events = [e]
     do { try store.commit(c) } catch {

@@ -24,12 +24,14 @@ public struct Configuration: Sendable {
     /// a documented maximum); `check` refuses longer ones at file:line:col.
     public static let durationMaxima: [(key: String, seconds: Double, text: String)] = [
         ("timeout", 86_400, "24h"),
+        ("transaction_timeout", 86_400, "24h"),
         ("group_wait", 86_400, "24h"),
         ("group_interval", 86_400, "24h"),
         ("repeat_interval", 365 * 86_400, "365d"),
         ("resolve_timeout", 365 * 86_400, "365d"),
         ("allowed_lateness", 3650 * 86_400, "3650d"),
         ("max_future_skew", 7 * 86_400, "7d"),
+        ("max_idle", 3650 * 86_400, "3650d"),
         ("per", 7 * 86_400, "7d"),
         ("checkpoint_interval", 86_400, "24h"),
     ]
@@ -139,7 +141,7 @@ private struct Reader {
             "to", "from", "smarthost", "hello", "auth_username", "auth_password_file", "auth_password_env",
             "auth_mechanism", "require_tls", "implicit_tls", "tls_config.ca_file", "tls_config.cert_file",
             "tls_config.key_file", "tls_config.server_name", "tls_config.insecure_skip_verify", "send_resolved",
-            "template", "timeout",
+            "template", "timeout", "transaction_timeout",
         ],
         "webhook_configs": ["url", "secret_file", "secret_env", "send_resolved", "timeout"],
     ]
@@ -165,8 +167,8 @@ private struct Reader {
             switch base {
             case "require_tls", "implicit_tls", "insecure_skip_verify", "send_resolved":
                 guard value == "true" || value == "false" else { throw v.error("\"\(key)\" is true or false") }
-            case "timeout":
-                guard try duration(v, "timeout") > 0 else { throw v.error("\"timeout\" must be longer than 0s") }
+            case "timeout", "transaction_timeout":
+                guard try duration(v, base) > 0 else { throw v.error("\"\(base)\" must be longer than 0s") }
             case "template":
                 guard templates.contains(where: { $0.name == value }) else {
                     throw v.error("unknown template \"\(value)\"")
@@ -295,10 +297,13 @@ private struct Reader {
             case "resolve_timeout": c.alerts.resolveTimeout = try duration(v, "resolve_timeout")
             case "correlation":
                 for (ck, cv) in try mapping(
-                    v, "correlation", keys: ["allowed_lateness", "max_groups", "max_entries_per_group"])
+                    v, "correlation",
+                    keys: ["allowed_lateness", "max_future_skew", "max_idle", "max_groups", "max_entries_per_group"])
                 {
                     switch ck.scalar {
                     case "allowed_lateness": c.correlation.allowedLateness = try duration(cv, "allowed_lateness")
+                    case "max_future_skew": c.correlation.maxFutureSkew = try duration(cv, "max_future_skew")
+                    case "max_idle": c.correlation.maxIdle = try duration(cv, "max_idle")
                     default:
                         guard let n = cv.scalar.flatMap({ Int($0) }), n > 0 else {
                             throw cv.error("\"\(ck.scalar!)\" must be a positive integer")

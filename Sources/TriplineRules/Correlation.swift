@@ -3,167 +3,147 @@ import TriplineMatch
 import TriplineSelectors
 import TriplineWatchlists
 
-/// Window limits and lateness for correlation rules.
+/// Window limits, lateness and event-time trust for correlation rules.
 public struct CorrelationOptions: Sendable {
-    /// How far behind the newest event time an event may arrive and still enter windows (seconds).
+    /// How far behind its group's newest event time an event may arrive and still enter windows (seconds).
     public var allowedLateness: Double = 3600
+    /// An `observed_at` later than the ingest time plus this is not trusted: the ingest time is the event time.
+    public var maxFutureSkew: Double = 300
     /// Entries kept per (correlation, group); the oldest go first beyond it.
     public var maxEntriesPerGroup = 10_000
-    /// Groups kept per correlation; new groups beyond it are not tracked (and counted).
+    /// Groups kept per correlation; beyond it the least recently touched group is forgotten (and counted).
     public var maxGroups = 1_000_000
+    /// A group that received no event for this long (ingest time) is forgotten; nil: the allowed lateness plus
+    /// the correlation's timespan.
+    public var maxIdle: Double? = nil
     public init() {}
 }
 
-/// Sigma correlations over true sliding windows by event time: each event that a counted rule matched enters the
-/// windows of its group; the condition is checked over every window of length `timespan` that contains it. A
-/// correlation fires when its condition becomes true for a group, and again only after it has been false. Events
-/// older than the watermark (newest event time minus the allowed lateness) are left out of windows; entries that
-/// no on-time event can share a window with are dropped, so memory stays flat on an endless stream.
+/// Sigma correlations over true sliding windows by event time. Each event that a counted rule matched enters the
+/// windows of its group (one entry per counted rule). A correlation fires when its condition becomes true for a
+/// group, and again only after it has been false; the hit carries the id of the event that made it true and the
+/// ids of the events of the window that satisfies it, oldest first.
+///
+/// Conditions:
+/// - `gt`/`gte` (and `event_count`/`value_count`/`temporal`/`temporal_ordered` without a condition): true when
+///   some window [x, x + timespan] that contains the new event satisfies it, x being an entry time in
+///   [t - timespan, t]; the hit's events are those of the earliest such window. This is exact in any arrival
+///   order (the brute force over every window start is the reference in the tests).
+/// - `temporal_ordered`: "in order" is by event time, then arrival.
+/// - Any condition with `lt`, `lte`, `eq` or `neq`: decided on the one window [t - timespan, t] that ends at the
+///   new event (the count is not monotone in the window, and "some window" would make `lt` true almost always).
+///
+/// Cost: every event is amortised O(log n) in the entries of its group (ordered-rule chains: times the number of
+/// rules), whatever the order and spacing of events; see `CorrelationWindows` for the structures.
+///
+/// Lateness is per group: an event more than `allowedLateness` behind the newest event time of *its* group is
+/// late — counted in `lateEvents`, still matched by detection rules, left out of the windows. A new group is never
+/// late, so no record of another group can make a group late. Entries that no on-time event can share a window
+/// with are dropped when their group is next fed. Memory: a group that received no event for `maxIdle` of ingest
+/// time is forgotten, and beyond `maxGroups` the least recently fed group is; both go by arrival, never by event
+/// time, so a seized phone's 2016 records keep their windows while 2026 records stream past.
+///
+/// Batches: between `beginBatch` and `endBatch` every change is journalled, and `rollbackBatch` restores the state
+/// of `beginBatch` in time proportional to the changes; outside a batch nothing is journalled.
 public struct CorrelationEngine {
     public let ruleSet: RuleSet
     public var options: CorrelationOptions
-    private var groups: [[String: Group]]
-    private var newest = -Double.infinity
-    private var sinceSweep = 0
-    /// Events too late for the windows (still matched by detection rules).
+    var windows: [CorrelationWindows]
+    private var seq = 0
+    private var clock = -Double.infinity
+    /// Events too late for the windows of their group (still matched by detection rules).
     public private(set) var lateEvents = 0
-    /// Entries dropped by the per-group cap, and groups not tracked because of the group cap.
+    /// Entries dropped by the per-group cap, and groups forgotten because of the group cap.
     public private(set) var droppedEntries = 0
     public private(set) var droppedGroups = 0
+    /// Groups forgotten after `maxIdle` without events.
+    public private(set) var idleGroups = 0
+    private var saved: Saved?
 
-    struct Entry {
-        var time: Double
-        var id: String
-        var value: String?
-        var rule: Int
-    }
-
-    struct Group {
-        var entries: [Entry] = []
-        var firing = false
-        var values: [JSONValue] = []
+    struct Saved {
+        var seq: Int
+        var clock: Double
+        var lateEvents: Int
+        var droppedEntries: Int
+        var droppedGroups: Int
+        var idleGroups: Int
     }
 
     public init(_ ruleSet: RuleSet, options: CorrelationOptions = CorrelationOptions()) {
         self.ruleSet = ruleSet
         self.options = options
-        groups = Array(repeating: [:], count: ruleSet.correlations.count)
+        windows = ruleSet.correlations.enumerated().map { (i, c) in
+            CorrelationWindows(c, seed: 0x9E37_79B9_7F4A_7C15 &* UInt64(i + 1))
+        }
     }
 
     /// Entries held in windows now (for tests and metrics).
-    public var entryCount: Int { groups.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.entries.count } } }
-    public var groupCount: Int { groups.reduce(0) { $0 + $1.count } }
+    public var entryCount: Int { windows.reduce(0) { $0 + $1.entryTotal } }
+    public var groupCount: Int { windows.reduce(0) { $0 + $1.index.count } }
 
     /// Feeds one event (its time and the detection rules it matched); returns the correlations that fired.
-    public mutating func process(_ event: RuleEvent, time: Double, matched: [Int]) -> [Hit] {
-        guard !groups.isEmpty else { return [] }
-        let late = time < newest - options.allowedLateness
-        if time > newest { newest = time }
-        sinceSweep += 1
-        if sinceSweep >= 4096 { sweep() }
+    /// `ingestTime` is the clock for forgetting idle groups.
+    /// `byIngest`: the time is the ingest time (no trusted `observed_at`); such events judge lateness among their
+    /// own kind within a group.
+    public mutating func process(
+        _ event: RuleEvent, time: Double, byIngest: Bool = false, ingestTime: Double = -.infinity, matched: [Int]
+    ) -> [Hit] {
+        guard !windows.isEmpty else { return [] }
         var touched: [Int] = []
         for r in matched { for c in ruleSet.correlationsOf[r] where !touched.contains(c) { touched.append(c) } }
         if touched.isEmpty { return [] }
-        if late {
-            lateEvents += 1
-            return []
-        }
+        if ingestTime > clock { clock = ingestTime }
         var hits: [Hit] = []
+        var late = false
+        let correlations = ruleSet.correlations
         for ci in touched.sorted() {
-            let c = ruleSet.correlations[ci]
             var keyParts: [String] = []
-            var keyValues: [JSONValue] = []
-            for f in c.groupBy {
+            let groupBy = correlations[ci].groupBy
+            for f in groupBy {
                 var first: String?
                 event.forEachText(f) { if first == nil { first = $0 } }
                 guard let v = first else { break }
                 keyParts.append(v)
-                keyValues.append(.string(v))
             }
-            guard keyParts.count == c.groupBy.count else { continue }  // a group-by field is missing
-            var value: String?
-            if let vf = c.valueField {
-                event.forEachText(vf) { if value == nil { value = $0 } }
-                guard value != nil else { continue }
-            }
-            let key = keyParts.joined(separator: "\u{1F}")
-            if groups[ci][key] == nil {
-                if groups[ci].count >= options.maxGroups {
-                    droppedGroups += 1
-                    continue
+            guard keyParts.count == groupBy.count else { continue }  // a group-by field is missing
+            var distinct: String?
+            switch correlations[ci].kind {
+            case .eventCount: distinct = event.selector.id
+            case .valueCount:
+                if let vf = correlations[ci].valueField {
+                    event.forEachText(vf) { if distinct == nil { distinct = $0 } }
                 }
-                groups[ci][key] = Group(values: keyValues)
+                guard distinct != nil else { continue }
+            case .temporal, .temporalOrdered: break
             }
-            var g = groups[ci].removeValue(forKey: key)!
-            for r in matched where c.rules.contains(r) {
-                let e = Entry(time: time, id: event.selector.id, value: value, rule: r)
-                var lo = 0
-                var hi = g.entries.count
-                while lo < hi {  // after every entry at or before `time`: arrival order breaks ties
-                    let mid = (lo + hi) / 2
-                    if g.entries[mid].time <= time { lo = mid + 1 } else { hi = mid }
-                }
-                g.entries.insert(e, at: lo)
+            let idle = options.maxIdle ?? (options.allowedLateness + correlations[ci].timespan)
+            idleGroups += windows[ci].evictIdle(before: clock - idle)
+            var rules: [Int32] = []
+            for r in matched where windows[ci].pattern.contains(Int32(r)) { rules.append(Int32(r)) }
+            let outcome = windows[ci].feed(
+                key: keyParts.joined(separator: "\u{1F}"), values: keyParts, distinct: distinct, rules: rules,
+                id: event.selector.id, time: time, byIngest: byIngest, ingest: ingestTime, seq: &seq, options: options,
+                droppedEntries: &droppedEntries, droppedGroups: &droppedGroups)
+            switch outcome {
+            case .untracked, .quiet: break
+            case .late: late = true
+            case .fired(let g, let from, let to):
+                let c = correlations[ci]
+                var group = JSONObject()
+                for (n, v) in zip(c.groupByNames, windows[ci].groups[g].values) { group.append(n, .string(v)) }
+                let events = windows[ci].ids(windows[ci].groups[g].entries, from: from, to: to)
+                hits.append(
+                    Hit(
+                        id: event.selector.id, selector: event.selector, kind: .rule, priority: c.level,
+                        rule: RuleHit(id: c.id, title: c.title, events: events, group: group),
+                        basis: event.watchlist.compactMap(\.watchlist)))
             }
-            if g.entries.count > options.maxEntriesPerGroup {
-                let extra = g.entries.count - options.maxEntriesPerGroup
-                g.entries.removeFirst(extra)
-                droppedEntries += extra
-            }
-            if let events = Self.satisfied(c, g.entries, at: time) {
-                if !g.firing {
-                    g.firing = true
-                    var group = JSONObject()
-                    for (n, v) in zip(c.groupByNames, g.values) { group.append(n, v) }
-                    hits.append(
-                        Hit(
-                            id: event.selector.id, selector: event.selector, kind: .rule, priority: c.level,
-                            rule: RuleHit(id: c.id, title: c.title, events: events, group: group),
-                            basis: event.watchlist.compactMap(\.watchlist)))
-                }
-            } else {
-                g.firing = false
-            }
-            groups[ci][key] = g
         }
+        if late { lateEvents += 1 }
         return hits
     }
 
-    /// Ids of the events of the first window containing `t` where the condition holds, or nil.
-    static func satisfied(_ c: CorrelationRule, _ entries: [Entry], at t: Double) -> [String]? {
-        let span = c.timespan
-        // Windows [x, x + span] containing t start at an entry time x in [t - span, t].
-        var s = entries.firstIndex { $0.time >= t - span } ?? entries.count
-        while s < entries.count && entries[s].time <= t {
-            let start = entries[s].time
-            var e = s
-            while e < entries.count && entries[e].time <= start + span { e += 1 }
-            let window = entries[s..<e]
-            let n: Int
-            switch c.kind {
-            case .eventCount: n = Set(window.map(\.id)).count
-            case .valueCount: n = Set(window.compactMap(\.value)).count
-            case .temporal: n = Set(window.map(\.rule)).count
-            case .temporalOrdered: n = orderedPrefix(c.rules, window)
-            }
-            if holds(c, n) {
-                var seen = Set<String>()
-                return window.map(\.id).filter { seen.insert($0).inserted }
-            }
-            // Skip starts at the same time: same window.
-            let time = entries[s].time
-            while s < entries.count && entries[s].time == time { s += 1 }
-        }
-        return nil
-    }
-
-    /// How many of `rules` occur in order in the window (greedy earliest match).
-    static func orderedPrefix(_ rules: [Int], _ window: ArraySlice<Entry>) -> Int {
-        var k = 0
-        for e in window where k < rules.count && e.rule == rules[k] { k += 1 }
-        return k
-    }
-
+    /// Whether a count satisfies a correlation's condition (every comparison, no `neq` value, and not zero).
     static func holds(_ c: CorrelationRule, _ n: Int) -> Bool {
         let x = Double(n)
         if n == 0 { return false }
@@ -173,19 +153,46 @@ public struct CorrelationEngine {
         return !c.notEqual.contains(x)
     }
 
-    /// Drops entries that no on-time event can share a window with, and empty groups.
+    /// Drops, in every group, the entries that no on-time event can share a window with (the engine does this for
+    /// a group whenever it is fed; this is for a caller that wants it for all groups now).
     public mutating func sweep() {
-        sinceSweep = 0
-        for ci in groups.indices {
-            let horizon = newest - options.allowedLateness - ruleSet.correlations[ci].timespan
-            for key in Array(groups[ci].keys) {
-                var g = groups[ci][key]!
-                let drop = g.entries.firstIndex { $0.time >= horizon } ?? g.entries.count
-                if drop == 0 { continue }
-                g.entries.removeFirst(drop)
-                groups[ci][key] = g.entries.isEmpty ? nil : g
-            }
+        for i in windows.indices { windows[i].sweep(lateness: options.allowedLateness) }
+    }
+
+    // MARK: Batches
+
+    /// Whether changes are being journalled.
+    public var inBatch: Bool { saved != nil }
+
+    /// Starts journalling changes (ending any batch in progress).
+    public mutating func beginBatch() {
+        if saved != nil { endBatch() }
+        saved = Saved(
+            seq: seq, clock: clock, lateEvents: lateEvents, droppedEntries: droppedEntries,
+            droppedGroups: droppedGroups, idleGroups: idleGroups)
+        for i in windows.indices { windows[i].journaling = true }
+    }
+
+    /// Keeps the changes since `beginBatch` and stops journalling.
+    public mutating func endBatch() {
+        saved = nil
+        for i in windows.indices where windows[i].journaling || !windows[i].journal.isEmpty {
+            windows[i].journaling = false
+            windows[i].journal.removeAll(keepingCapacity: windows[i].journal.count < 65_536)
         }
+    }
+
+    /// Undoes every change since `beginBatch` (in time proportional to them) and stops journalling.
+    public mutating func rollbackBatch() {
+        guard let s = saved else { return }
+        for i in windows.indices { windows[i].rollback() }
+        seq = s.seq
+        clock = s.clock
+        lateEvents = s.lateEvents
+        droppedEntries = s.droppedEntries
+        droppedGroups = s.droppedGroups
+        idleGroups = s.idleGroups
+        saved = nil
     }
 }
 
@@ -193,6 +200,9 @@ public struct CorrelationEngine {
 public struct RuleEngine {
     public var evaluator: RuleEvaluator
     public var correlation: CorrelationEngine
+    /// Events whose `observed_at` lay beyond the ingest time plus the tolerated skew (their ingest time was used).
+    public private(set) var untrustedTimes = 0
+    private var savedUntrusted: Int?
 
     public init(_ ruleSet: RuleSet, options: CorrelationOptions = CorrelationOptions()) {
         evaluator = RuleEvaluator(ruleSet)
@@ -201,7 +211,8 @@ public struct RuleEngine {
 
     public var ruleSet: RuleSet { evaluator.ruleSet }
 
-    /// Rule hits for one selector with its watchlist hits. Event time is `observed_at`, else `ingestTime`.
+    /// Rule hits for one selector with its watchlist hits. Event time is `observed_at`, unless it is missing or
+    /// later than `ingestTime` plus `maxFutureSkew`: then `ingestTime`.
     public mutating func process(
         _ selector: NormalizedSelector, watchlist: [Hit], ingestTime: Double, problem: (String) -> Void = { _ in }
     ) -> [Hit] {
@@ -209,7 +220,7 @@ public struct RuleEngine {
         if set.rules.isEmpty { return [] }
         let event = RuleEvent(selector: selector, watchlist: watchlist)
         let matched = evaluator.evaluate(event, problem: problem)
-        if matched.isEmpty && set.correlations.isEmpty { return [] }
+        if matched.isEmpty { return [] }
         var hits: [Hit] = []
         for r in matched where set.rules[r].generates {
             let rule = set.rules[r]
@@ -218,10 +229,41 @@ public struct RuleEngine {
                     id: selector.id, selector: selector, kind: .rule, priority: rule.level,
                     rule: RuleHit(id: rule.id, title: rule.title), basis: watchlist.compactMap(\.watchlist)))
         }
-        if !set.correlations.isEmpty && !matched.isEmpty {
-            let time = selector.observedAt.flatMap { Timestamp.parse($0) } ?? ingestTime
-            hits += correlation.process(event, time: time, matched: matched)
+        if !set.correlations.isEmpty {
+            var time = ingestTime
+            var byIngest = true
+            if let observed = selector.observedAt.flatMap({ Timestamp.parse($0) }) {
+                if observed > ingestTime + correlation.options.maxFutureSkew {
+                    untrustedTimes += 1
+                } else {
+                    time = observed
+                    byIngest = false
+                }
+            }
+            hits += correlation.process(
+                event, time: time, byIngest: byIngest, ingestTime: ingestTime, matched: matched)
         }
         return hits
+    }
+
+    // MARK: Batches (the service commits a batch of records at once)
+
+    /// Starts journalling correlation state, so that `rollbackBatch` can restore it (ending any batch in progress).
+    public mutating func beginBatch() {
+        savedUntrusted = untrustedTimes
+        correlation.beginBatch()
+    }
+
+    /// Keeps the batch's changes.
+    public mutating func endBatch() {
+        savedUntrusted = nil
+        correlation.endBatch()
+    }
+
+    /// Restores the correlation state and counters of `beginBatch`, in time proportional to the batch's changes.
+    public mutating func rollbackBatch() {
+        if let s = savedUntrusted { untrustedTimes = s }
+        savedUntrusted = nil
+        correlation.rollbackBatch()
     }
 }

@@ -492,6 +492,9 @@ struct Builder {
             leaves.append(.atom(add(Atom(field: field, test: test, negated: neq, rule: rule))))
         }
         if leaves.count == 1 { return leaves[0] }
+        // pySigma: `neq` negates the whole item, so each leaf is negated and, by De Morgan, a list means none of
+        // the values (all of them with `all`: not every one).
+        if neq { return all ? .or(leaves) : .and(leaves) }
         return all ? .and(leaves) : .or(leaves)
     }
 

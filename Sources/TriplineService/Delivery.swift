@@ -72,6 +72,10 @@ public struct DeliveryService: Service {
         var shutdownAt: Double?
         await withDiscardingTaskGroup { group in
             while true {
+                if Task.isCancelled {  // another service failed: the group is going down now
+                    group.cancelAll()
+                    return
+                }
                 if Task.isShuttingDownGracefully && shutdownAt == nil { shutdownAt = clock() }
                 if let s = shutdownAt, clock() - s > drainTimeout {
                     if !busy.isEmpty || !((try? store.dueLanes(now: clock())) ?? []).isEmpty {
@@ -172,7 +176,7 @@ public struct DeliveryService: Service {
     ) {
         let attempts = item.attempts + 1
         var wait = Self.backoff(attempts: attempts, cap: maxBackoff)
-        if let r = retryAfter, r.isFinite, r >= 0 { wait = min(r, Self.maxRetryAfter) }
+        if let r = retryAfter, !r.isNaN, r >= 0 { wait = min(r, Self.maxRetryAfter) }  // 1e309 is 24 h, not never
         let next = status == .pending ? now + wait : now
         let kind =
             switch status {

@@ -179,7 +179,8 @@ public struct FollowedFileSource: IngestSource {
                             reader.follow = true
                             id = reader.identity
                             logger.warning(
-                                "\(path) was \(replaced ? "replaced (rotation)" : "truncated"): reading it from its start")
+                                "\(path) was \(replaced ? "replaced (rotation)" : "truncated"): reading it from its start"
+                            )
                             continue
                         } catch {
                             logger.warning("\(path): \(error); waiting for it")

@@ -173,7 +173,7 @@ public actor Pipeline {
     ) async throws(PipelineFailure) -> Bool {
         var tries = 0
         while true {
-            engineJournal(.begin)
+            step.engine.beginBatch()
             dispatcher.begin()
             var commit = Commit()
             var log: [String] = []
@@ -214,14 +214,17 @@ public actor Pipeline {
                         at: now, kind: "ingest_batch",
                         detail: JSONObject([
                             ("source", .string(source)), ("lines", .number(String(lines.count))),
-                            ("last_line", .number(String(positions.first { $0.source == source + "#line" }?.offset ?? 0))),
+                            (
+                                "last_line",
+                                .number(String(positions.first { $0.source == source + "#line" }?.offset ?? 0))
+                            ),
                             ("offset", .number(String(positions.first { $0.source == source }?.offset ?? 0))),
                             ("sha256", .string(hexString(Array(digest.finalize())))),
                         ])))
                 commit.offsets = positions
                 try store.commit(commit)
             } catch let e {
-                engineJournal(.rollback)
+                step.engine.rollbackBatch()
                 dispatcher.rollback()
                 if e.refusedChange && refused == nil { return false }
                 tries += 1
@@ -229,7 +232,7 @@ public actor Pipeline {
                 continue
             }
             dispatcher.end(committed: commit)
-            engineJournal(.end)
+            step.engine.endBatch()
             if failingSince != nil {
                 logger.info("\(source): the state database is writable again; nothing was skipped")
                 failingSince = nil
@@ -240,12 +243,6 @@ public actor Pipeline {
             for line in log { logger.warning("\(line)") }
             return true
         }
-    }
-
-    enum JournalStep { case begin, rollback, end }
-    /// The rule engine's batch journal (correlation windows taken back with a failed commit).
-    private func engineJournal(_ s: JournalStep) {
-        // TODO(rollback): wire to the rule engine's journal once it lands.
     }
 
     /// Backoff after a failed commit; stops the service when the database has failed for too long.
@@ -262,6 +259,7 @@ public actor Pipeline {
                     "the state database stayed unwritable for \(Int(elapsed)) s (\(e.description)); stopping with "
                     + "the input kept: a restart resumes at the last committed position")
         }
+        if Task.isCancelled { throw PipelineFailure(description: "stopped while the state database was failing") }
         try? await Task.sleep(nanoseconds: UInt64(durability.delay(tries) * 1e9))
     }
 

@@ -44,8 +44,7 @@ public enum Server {
             return 1
         }
         do {
-            let store = try SQLiteStateStore(path: config.state, busyTimeout: min(5, options.dbTimeout / 4))
-            try store.migrate()
+            let store = try StateStores.open(config.state, busyTimeout: min(5, options.dbTimeout / 4))
             let pipeline = try Pipeline(
                 loaded: loaded, store: store, logger: logger, now: now,
                 durability: Durability(retryFor: options.dbTimeout))

@@ -8,7 +8,6 @@ import TriplineIngest
 import TriplineJSON
 import TriplineSinks
 import TriplineState
-import TriplineStateSQLite
 import UnixSignals
 
 /// The wall clock the services read (tests may pass another).
@@ -45,7 +44,9 @@ public struct IngestService: Service {
         let feed = try source.open(store: store, batchLines: batchLines, logger: logger)
         try await withGracefulShutdownHandler {
             for await batch in feed.batches {
-                while ((try? store.pendingOutboxCount()) ?? 0) > outboxBound && !Task.isShuttingDownGracefully {
+                while ((try? store.pendingOutboxCount()) ?? 0) > outboxBound && !Task.isShuttingDownGracefully
+                    && !Task.isCancelled
+                {
                     try? await Task.sleep(nanoseconds: 20_000_000)
                 }
                 do { try await pipeline.process(batch, now: clock()) } catch {
@@ -64,7 +65,9 @@ public struct IngestService: Service {
         // End of standard input: send what is pending now, and wait for delivery (up to the drain timeout).
         try await pipeline.tick(now: clock(), flushAll: true)
         let deadline = Date().addingTimeInterval(drainTimeout)
-        while ((try? store.dueOutbox(now: clock() + drainTimeout, limit: 1)) ?? []).isEmpty == false {
+        while ((try? store.dueOutbox(now: clock() + drainTimeout, limit: 1)) ?? []).isEmpty == false
+            && !Task.isCancelled
+        {
             if Date() > deadline {
                 let left = (try? store.pendingOutboxCount()) ?? 0
                 logger.warning("end of input: \(left) notifications still in the outbox (kept for the next run)")
@@ -88,7 +91,7 @@ public struct TickService: Service {
         self.clock = clock
     }
     public func run() async throws {
-        while !Task.isShuttingDownGracefully {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try await pipeline.tick(now: clock())
             try? await Task.sleep(nanoseconds: 50_000_000)
         }
@@ -113,13 +116,13 @@ public struct ReloadService: Service {
 
 /// Signs a checkpoint of the audit log every `interval` seconds and once more at shutdown (SPEC §7).
 public struct CheckpointService: Service {
-    let store: SQLiteStateStore
+    let store: any AuditStore
     let origin: String
     let signer: NoteSigner
     let interval: Double
     let logger: Logger
 
-    public init(store: SQLiteStateStore, origin: String, signer: NoteSigner, interval: Double, logger: Logger) {
+    public init(store: any AuditStore, origin: String, signer: NoteSigner, interval: Double, logger: Logger) {
         self.store = store
         self.origin = origin
         self.signer = signer
@@ -135,7 +138,7 @@ public struct CheckpointService: Service {
 
     public func run() async throws {
         var last = Date()
-        while !Task.isShuttingDownGracefully {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await Task.sleep(nanoseconds: 100_000_000)
             if Date().timeIntervalSince(last) >= interval {
                 sign()

@@ -31,26 +31,38 @@ public struct SinkRegistry: Sendable {
 }
 
 /// A sink that keeps what it is given, for tests of delivery: by the integration's `name` setting, every
-/// notification in order; `fail` (set by a test) makes deliveries fail with that failure.
+/// notification in order; `fail` (set by a test) makes deliveries fail with that failure, `times` times or until
+/// cleared.
 public final class MemorySink: Sink, @unchecked Sendable {
     private let lock = NSLock()
     private var delivered: [String: [OutboxItem]] = [:]
-    private var failures: [String: DeliveryFailure] = [:]
+    private var failures: [String: (failure: DeliveryFailure, left: Int)] = [:]
+    private var attempts: [String: Int] = [:]
 
     public init() {}
 
     public func deliver(_ item: OutboxItem, to receiver: Receiver, config: AlertsConfig) async throws(DeliveryFailure) {
         for i in receiver.integrations {
             let name = i.settings["name"]?.stringValue ?? receiver.name
-            if let f = locked({ failures[name] }) { throw f }
+            let failure = locked { () -> DeliveryFailure? in
+                attempts[name, default: 0] += 1
+                guard let f = failures[name] else { return nil }
+                if f.left <= 1 { failures[name] = nil } else { failures[name] = (f.failure, f.left - 1) }
+                return f.failure
+            }
+            if let failure { throw failure }
             locked { delivered[name, default: []].append(item) }
         }
     }
 
     /// What `name` received so far.
     public func received(_ name: String) -> [OutboxItem] { locked { delivered[name] ?? [] } }
-    /// Makes `name` fail (nil: deliver again).
-    public func fail(_ name: String, with f: DeliveryFailure?) { locked { failures[name] = f } }
+    /// Deliveries tried through `name`, failed ones included.
+    public func attempts(_ name: String) -> Int { locked { attempts[name] ?? 0 } }
+    /// Makes `name` fail `times` times (nil: deliver again).
+    public func fail(_ name: String, with f: DeliveryFailure?, times: Int = .max) {
+        locked { failures[name] = f.map { ($0, times) } }
+    }
 
     private func locked<T>(_ body: () -> T) -> T {
         lock.lock()
@@ -58,4 +70,3 @@ public final class MemorySink: Sink, @unchecked Sendable {
         return body()
     }
 }
-

@@ -3,9 +3,11 @@ import Crypto
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import TriplineAlerts
 import TriplineJSON
 import TriplineState
+import TriplineYAML
 
 /// Standard Webhooks signing: `webhook-id`, `webhook-timestamp`, and `webhook-signature: v1,<base64>` — the
 /// HMAC-SHA256 of `id.timestamp.body` under each `whsec_` secret (several during a key rotation).
@@ -93,14 +95,20 @@ public enum WebhookBody {
     }
 }
 
-/// Posts notifications to `webhook_configs` URLs, signed. 2xx: delivered; 429 and 408 and 5xx: retried (429's
+/// Posts notifications to `webhook_configs` URLs, signed. 2xx: delivered; 429 and 408 and 5xx: retried (their
 /// `Retry-After` honoured); 410: the endpoint is gone (the receiver is disabled until an operator enables it);
-/// other 4xx: dead letter.
+/// 3xx: redirects are not followed (dead letter); other 4xx: dead letter.
+///
+/// Every request has one deadline for all of it — connecting, the response head and the response body (read up
+/// to 64 KiB) — from the config's `timeout` (a duration; default 10 s, at most 24 h). Error messages name the
+/// URL as `scheme://host[:port]/path` only: its query and user info (where tokens live) never appear.
 public struct WebhookSink: Sink {
     let client: HTTPClient
     let timeout: TimeAmount
 
-    public init(client: HTTPClient = .shared, timeout: TimeAmount = .seconds(10)) {
+    /// `client` must not follow redirects (the default, `WebhookSink.client`, does not); `timeout` applies where
+    /// a webhook config has no `timeout` key.
+    public init(client: HTTPClient = WebhookSink.client, timeout: TimeAmount = .seconds(10)) {
         self.client = client
         self.timeout = timeout
     }
@@ -111,46 +119,170 @@ public struct WebhookSink: Sink {
             guard let url = wc["url"]?.stringValue else {
                 throw DeliveryFailure("webhook config without url", permanent: true)
             }
+            let limit = try Self.timeout(wc, default: timeout)
             let signer = try WebhookSigner(secrets: try Secrets.read(wc, "secret", what: "webhook secret"))
             let body = Array(JSONWriter.string(.object(WebhookBody.make(item.payload))).utf8)
             let id = item.payload["notification_id"]?.stringValue ?? "outbox-\(item.id)"
-            var request = HTTPClientRequest(url: url)
-            request.method = .POST
-            request.headers.add(name: "content-type", value: "application/json")
-            request.headers.add(name: "user-agent", value: "tripline")
-            for (k, v) in signer.headers(id: id, timestamp: Int(Date().timeIntervalSince1970), body: body) {
-                request.headers.add(name: k, value: v)
+            let headers =
+                [("content-type", "application/json"), ("user-agent", "tripline")]
+                + signer.headers(id: id, timestamp: Int(Date().timeIntervalSince1970), body: body)
+            try await Self.post(url: url, headers: headers, body: body, timeout: limit, client: client)
+        }
+    }
+
+    /// The longest any network wait or `Retry-After` may be (SPEC §6): 24 h, in seconds.
+    public static let maximumWait: Double = 86_400
+    /// The most of a response body read (the rest is left unread and the connection closed).
+    public static let maximumResponseBody = 64 * 1024
+
+    /// The client webhooks use: the shared event loops, redirects not followed (a redirect would carry the signed
+    /// body to a URL nobody configured).
+    public static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
+        configuration.decompression = .disabled
+        return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+    }()
+
+    /// The deadline of one request to this webhook config: its `timeout` (a duration string), else `fallback`;
+    /// at most 24 h.
+    public static func timeout(_ wc: JSONObject, default fallback: TimeAmount = .seconds(10)) throws(DeliveryFailure)
+        -> TimeAmount
+    {
+        let cap = TimeAmount.seconds(Int64(maximumWait))
+        guard let t = wc["timeout"]?.stringValue else { return min(fallback, cap) }
+        guard let d = parseDuration(t), d.isFinite, d > 0 else {
+            throw DeliveryFailure("webhook config timeout \"\(t)\" is not a positive duration", permanent: true)
+        }
+        return d >= maximumWait ? cap : .nanoseconds(Int64(d * 1_000_000_000))
+    }
+
+    /// What one request came to, before it is judged.
+    enum Outcome: Sendable {
+        case response(code: Int, retryAfter: String?)
+        case failed(String)
+        case deadline
+    }
+
+    /// POSTs `body` to `url` and judges the answer: returns on 2xx, throws a `DeliveryFailure` otherwise. Everything —
+    /// connecting, the head and the body (read up to 64 KiB) — ends within `timeout` of the call (at most 24 h).
+    /// Redirects are failures (permanent), whatever `client` does with them. Messages name the URL redacted
+    /// (`redactedURL`), and quote no response body.
+    public static func post(
+        url: String, headers: [(String, String)], body: [UInt8], timeout: TimeAmount,
+        client: HTTPClient = WebhookSink.client
+    ) async throws(DeliveryFailure) {
+        let shown = redactedURL(url)
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        for (k, v) in headers { request.headers.add(name: k, value: v) }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let prepared = request
+        let limit = min(timeout, .seconds(Int64(maximumWait)))
+        let deadline = NIODeadline.now() + limit
+        let outcome = await withTaskGroup(of: Outcome.self) { group in
+            group.addTask {
+                do {
+                    let response = try await client.execute(prepared, deadline: deadline)
+                    // A client that follows redirects already did: still a failure.
+                    if response.history.count > 1, let head = response.history.first?.responseHead {
+                        return .response(code: Int(head.status.code), retryAfter: nil)
+                    }
+                    var received = 0
+                    for try await chunk in response.body {
+                        received += chunk.readableBytes
+                        // Enough: the status decides; dropping the stream closes the connection.
+                        if received > maximumResponseBody { break }
+                    }
+                    return .response(
+                        code: Int(response.status.code), retryAfter: response.headers.first(name: "retry-after"))
+                } catch let e as HTTPClientError where e == .deadlineExceeded {
+                    return .deadline
+                } catch {
+                    return .failed(String(describing: error))
+                }
             }
-            request.body = .bytes(ByteBuffer(bytes: body))
-            let response: HTTPClientResponse
-            do { response = try await client.execute(request, timeout: timeout) } catch {
-                throw DeliveryFailure("\(url): \(error)")
+            group.addTask {
+                let left = deadline - .now()
+                if left > .nanoseconds(0) { try? await Task.sleep(for: .nanoseconds(left.nanoseconds)) }
+                return .deadline
             }
-            let code = Int(response.status.code)
-            _ = try? await response.body.collect(upTo: 64 * 1024)
+            let first = await group.next() ?? .deadline
+            group.cancelAll()
+            return first
+        }
+        switch outcome {
+        case .deadline:
+            throw DeliveryFailure("\(shown): no complete response within \(format(limit)) (timeout)")
+        case .failed(let text):
+            throw DeliveryFailure("\(shown): \(scrub(text, url: url))")
+        case .response(let code, let retryAfterText):
             switch code {
-            case 200..<300: continue
+            case 200..<300: return
+            case 300..<400:
+                throw DeliveryFailure("\(shown): \(code): 3xx redirect not followed", permanent: true)
             case 429:
-                throw DeliveryFailure(
-                    "\(url): 429 Too Many Requests",
-                    retryAfter: Self.retryAfter(response.headers.first(name: "retry-after")))
-            case 410: throw DeliveryFailure("\(url): 410 Gone: endpoint disabled", permanent: true, gone: true)
+                throw DeliveryFailure("\(shown): 429 Too Many Requests", retryAfter: retryAfter(retryAfterText))
+            case 410: throw DeliveryFailure("\(shown): 410 Gone: endpoint disabled", permanent: true, gone: true)
             case 408, 500..<600:
-                throw DeliveryFailure(
-                    "\(url): \(code)", retryAfter: Self.retryAfter(response.headers.first(name: "retry-after")))
-            default: throw DeliveryFailure("\(url): \(code) (not retried)", permanent: true)
+                throw DeliveryFailure("\(shown): \(code)", retryAfter: retryAfter(retryAfterText))
+            default: throw DeliveryFailure("\(shown): \(code) (not retried)", permanent: true)
             }
         }
     }
 
-    /// `Retry-After` as seconds or an HTTP date.
-    static func retryAfter(_ v: String?) -> Double? {
+    /// `10 s`, `1500 ms`.
+    static func format(_ t: TimeAmount) -> String {
+        let ms = t.nanoseconds / 1_000_000
+        return ms % 1000 == 0 ? "\(ms / 1000) s" : "\(ms) ms"
+    }
+
+    /// A URL as error messages show it: `scheme://host[:port]/path`, without user info, query or fragment.
+    public static func redactedURL(_ url: String) -> String {
+        guard let c = URLComponents(string: url), let scheme = c.scheme, let host = c.host, !host.isEmpty else {
+            return "(unparsable webhook URL)"
+        }
+        var out = scheme.lowercased() + "://" + (host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host)
+        if let port = c.port { out += ":\(port)" }
+        return out + c.percentEncodedPath
+    }
+
+    /// `text` with the URL's secret parts (the whole URL, its query, fragment and user info) cut out, in case an
+    /// underlying error quotes them.
+    static func scrub(_ text: String, url: String) -> String {
+        var secrets = [url]
+        if let c = URLComponents(string: url) {
+            secrets += [c.percentEncodedQuery, c.query, c.percentEncodedFragment, c.fragment].compactMap { $0 }
+            let user = c.percentEncodedUser ?? ""
+            let password = c.percentEncodedPassword.map { ":" + $0 } ?? ""
+            if !(user + password).isEmpty { secrets.append(user + password + "@") }
+            secrets += [c.password, c.percentEncodedPassword].compactMap { $0 }
+        }
+        var out = text
+        for s in secrets.filter({ $0.count >= 3 }).sorted(by: { $0.count > $1.count }) {
+            out = out.replacingOccurrences(of: s, with: "…")
+        }
+        return out
+    }
+
+    /// `Retry-After` (RFC 9110 §10.2.3) in seconds: delta-seconds (digits; a fraction is tolerated) or an HTTP-date
+    /// (IMF-fixdate, RFC 850 or asctime form; one in the past is 0), at most 24 h; anything else (a sign, an
+    /// exponent, words) is nil.
+    public static func retryAfter(_ v: String?, now: Date = Date()) -> Double? {
         guard let v = v?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
-        if let s = Double(v) { return max(0, s) }
+        let digits = v.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        if digits.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { (0x30...0x39).contains($0) } }) {
+            // Only digits: a number of seconds, however long (an endless one is the cap).
+            return min(Double(v) ?? maximumWait, maximumWait)
+        }
+        let text = v.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX")
         f.timeZone = TimeZone(identifier: "GMT")
-        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        return f.date(from: v).map { max(0, $0.timeIntervalSinceNow) }
+        f.isLenient = false
+        for format in ["EEE, dd MMM yyyy HH:mm:ss 'GMT'", "EEEE, dd-MMM-yy HH:mm:ss 'GMT'", "EEE MMM d HH:mm:ss yyyy"] {
+            f.dateFormat = format
+            if let d = f.date(from: text) { return min(max(0, d.timeIntervalSince(now)), maximumWait) }
+        }
+        return nil
     }
 }

@@ -59,8 +59,10 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
     public func alerts(updatedSince since: Double, limit: Int) throws(StateError) -> [AlertRecord] {
         try locked {
             Array(
-                alertsByID.values.filter { $0.updatedAt >= since }.sorted { ($0.updatedAt, $0.id) < ($1.updatedAt, $1.id) }
-                    .prefix(limit))
+                alertsByID.values.filter { $0.updatedAt >= since }.sorted {
+                    ($0.updatedAt, $0.id) < ($1.updatedAt, $1.id)
+                }
+                .prefix(limit))
         }
     }
 

@@ -7,7 +7,7 @@ import TriplineState
 /// The embedded state store: one SQLite file in WAL mode, `synchronous=FULL`, every `Commit` one transaction.
 /// The schema is versioned (`PRAGMA user_version`) and upgraded by numbered migrations; the event table refuses
 /// updates and deletes (append-only, enforced by triggers).
-public final class SQLiteStateStore: StateStore, @unchecked Sendable {
+public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable {
     private let db: OpaquePointer
     private let lock = NSLock()
     public let path: String
@@ -191,7 +191,8 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
                 var s = s
                 s.withUTF8 { u in
                     let empty: StaticString = ""
-                    let p = UnsafeRawPointer(u.baseAddress ?? UnsafeRawPointer(empty.utf8Start).assumingMemoryBound(to: UInt8.self))
+                    let p = UnsafeRawPointer(
+                        u.baseAddress ?? UnsafeRawPointer(empty.utf8Start).assumingMemoryBound(to: UInt8.self))
                     _ = sqlite3_bind_text(stmt, k, p.assumingMemoryBound(to: CChar.self), Int32(u.count), transient)
                 }
             case .blob(let b):
@@ -290,7 +291,8 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
                         status, payload, last_error) VALUES (?,?,?,?,?,?,?,?,?)
                     """,
                     [
-                        .text(o.receiver), .text(o.integration), .int(Int64(o.priorityRank)), .real(o.createdAt), .real(o.nextAttemptAt),
+                        .text(o.receiver), .text(o.integration), .int(Int64(o.priorityRank)), .real(o.createdAt),
+                        .real(o.nextAttemptAt),
                         .int(Int64(o.attempts)), .text(o.status.rawValue), Self.json(o.payload), Self.opt(o.lastError),
                     ])
             }
@@ -709,5 +711,14 @@ public final class SQLiteStateStore: StateStore, @unchecked Sendable {
             try run("SELECT note FROM audit_checkpoints ORDER BY size") { cps.append($0.text(0) ?? "") }
             return AuditLog(entries: entries, nodes: nodes, checkpoints: cps)
         }
+    }
+}
+
+/// Opens the state store a configuration names (a SQLite file; PostgreSQL later), migrated.
+public enum StateStores {
+    public static func open(_ location: String, busyTimeout: Double = 10) throws(StateError) -> any DurableStore {
+        let s = try SQLiteStateStore(path: location, busyTimeout: busyTimeout)
+        try s.migrate()
+        return s
     }
 }

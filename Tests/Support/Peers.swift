@@ -75,6 +75,17 @@ public final class SMTPServer: Peer {
     }
 }
 
+/// An SMTP server that breaks the rules on purpose (scripts/smtp_misbehave.py): `mode` is `silent`, `endless`,
+/// `trickle`, `slow`, `echo-auth` or `starttls-junk`; it logs the commands it gets and the messages it accepts.
+public final class MisbehavingSMTPServer: Peer {
+    public init(_ mode: String, delay: Double? = nil, tls: (cert: String, key: String)? = nil) throws {
+        try super.init(script: "smtp_misbehave.py", what: "misbehaving SMTP server") { portfile, log in
+            [portfile, log, mode] + (delay.map { ["--delay", String($0)] } ?? [])
+                + (tls.map { ["--tls", $0.cert, $0.key] } ?? [])
+        }
+    }
+}
+
 public struct TestFailure: Error, CustomStringConvertible {
     public var description: String
     public init(_ d: String) { description = d }

@@ -161,6 +161,37 @@ struct DispatcherTests {
         #expect(try h.events("alert_reopened").count == 1)
     }
 
+    @Test("resolved notifications reach every integration that asks for them, webhook- and mail-only included")
+    func resolvedPerIntegration() throws {
+        let tree = route(
+            "ops-rx",
+            children: [
+                route("hook-only", continue: true, index: 1), route("mail-only", continue: true, index: 2),
+                route("both", index: 3),
+            ])
+        let h = try Harness(route: tree) {
+            $0.resolveTimeout = 100
+            let url = JSONObject([("url", .string("http://127.0.0.1:9/h"))])
+            var hook = Receiver(name: "hook-only", partner: "ops")
+            hook.add("webhook", url, sendResolved: true)
+            var mail = Receiver(name: "mail-only", partner: "ops")
+            mail.add("email", JSONObject(), sendResolved: true)
+            var both = Receiver(name: "both", partner: "ops")
+            both.add("webhook", url, sendResolved: true)
+            both.add("email", JSONObject(), sendResolved: false)
+            $0.receivers += [hook, mail, both]
+        }
+        try h.step([hit(tlp: .clear)], at: t0)
+        try h.tick(t0 + 150)  // resolve timeout
+        func sent(_ receiver: String) throws -> [String] {
+            try h.outbox(receiver).map { "\($0.integration) \($0.payload["status"]?.stringValue ?? "")" }
+        }
+        #expect(try sent("hook-only") == ["webhook/0 firing", "webhook/0 resolved"])
+        #expect(try sent("mail-only") == ["email/0 firing", "email/0 resolved"])
+        // Each integration its own policy: the mail of `both` does not get the resolve, its webhook does.
+        #expect(try sent("both") == ["webhook/0 firing", "email/0 firing", "webhook/0 resolved"])
+    }
+
     @Test func inhibition() throws {
         let h = try Harness {
             $0.inhibitRules = [

@@ -54,7 +54,10 @@ struct WebhookTests {
             ["serve", "--drain-timeout", "2"] + c,
             stdin: #"{"id":"a","type":"phone","value":"+32470000001"}"# + "\n", cwd: dir)
         #expect(first.status == 0)
-        let heldFrom = try auditKinds(dir).count
+        let firstKinds = try auditKinds(dir)
+        let heldFrom = firstKinds.count
+        #expect(firstKinds.filter { $0 == "delivery_failed" }.count == 1, "\(firstKinds)")
+        #expect(firstKinds.filter { $0 == "receiver_disabled" }.count == 1, "\(firstKinds)")
         let second = try CLITests.run(
             ["serve", "--drain-timeout", "2"] + c,
             stdin: #"{"id":"b","type":"phone","value":"+32470000002"}"# + "\n", cwd: dir)
@@ -83,6 +86,8 @@ struct WebhookTests {
     func auditKinds(_ dir: URL) throws -> [String] {
         let q = try CLITests.run(
             ["audit", "query", "--config", "tripline.yaml", "--as", "auditor", "--reason", "test"], cwd: dir)
-        return q.lines.compactMap { $0["kind"]?.stringValue }
+        return q.lines.compactMap { l in
+            (try? JSONParser.parse(l["record"]?.stringValue ?? ""))?.objectValue?["kind"]?.stringValue
+        }
     }
 }

@@ -25,6 +25,9 @@ struct CorrelationTests {
           condition: s
         """
 
+    /// The ingest clock: 2030, after every observed_at of these tests.
+    static let ingest = 1_900_000_000.0
+
     func correlation(_ body: String) -> RuleSet {
         let r = loadRules(Self.base + "\n---\ntitle: C\nid: corr\nlevel: high\ncorrelation:\n" + body)
         #expect(r.errors.isEmpty, "\(r.errors)")
@@ -42,7 +45,7 @@ struct CorrelationTests {
         var options = CorrelationOptions()
         options.allowedLateness = lateness
         var engine = RuleEngine(set, options: options)
-        return events.flatMap { engine.process($0, watchlist: [], ingestTime: 0) }
+        return events.flatMap { engine.process($0, watchlist: [], ingestTime: Self.ingest) }
     }
 
     @Test func eventCountSlidingNotBucketed() {
@@ -115,12 +118,29 @@ struct CorrelationTests {
         var options = CorrelationOptions()
         options.allowedLateness = 600
         var engine = RuleEngine(set, options: options)
-        _ = engine.process(
-            event("new", "phone", "+3224561234", minute: 120, item: "OTHER"), watchlist: [], ingestTime: 0)
-        _ = engine.process(event("a", "phone", "+3224561234", minute: 0), watchlist: [], ingestTime: 0)
-        let hits = engine.process(event("b", "phone", "+3224561235", minute: 1), watchlist: [], ingestTime: 0)
+        // D1's own newest event is at 10:00; 08:00 and 08:01 are more than ten minutes behind it.
+        _ = engine.process(event("new", "phone", "+3224561234", minute: 120), watchlist: [], ingestTime: Self.ingest)
+        _ = engine.process(event("a", "phone", "+3224561234", minute: 0), watchlist: [], ingestTime: Self.ingest)
+        let hits = engine.process(event("b", "phone", "+3224561235", minute: 1), watchlist: [], ingestTime: Self.ingest)
         #expect(hits.isEmpty)
         #expect(engine.correlation.lateEvents == 2)
+        #expect(engine.correlation.entryCount == 1)
+    }
+
+    @Test func latenessIsJudgedPerGroup() {
+        let set = correlation(
+            "  type: event_count\n  rules: [phone]\n  group-by: [source.item]\n  timespan: 1h\n  condition: {gte: 2}")
+        var options = CorrelationOptions()
+        options.allowedLateness = 600
+        var engine = RuleEngine(set, options: options)
+        // Another device two hours ahead does not make D1 late.
+        _ = engine.process(
+            event("new", "phone", "+3224561234", minute: 120, item: "OTHER"), watchlist: [], ingestTime: Self.ingest)
+        _ = engine.process(event("a", "phone", "+3224561234", minute: 0), watchlist: [], ingestTime: Self.ingest)
+        let hits = engine.process(event("b", "phone", "+3224561235", minute: 1), watchlist: [], ingestTime: Self.ingest)
+        #expect(hits.map(\.id) == ["b"])
+        #expect(hits.first?.rule?.events == ["a", "b"])
+        #expect(engine.correlation.lateEvents == 0)
     }
 
     @Test func memoryStaysFlatOnAnEndlessStream() {
@@ -131,17 +151,44 @@ struct CorrelationTests {
         options.allowedLateness = 60
         var engine = RuleEngine(set, options: options)
         var peak = 0
+        var peakGroups = 0
         for k in 0..<60_000 {
-            // A new device every few events, time moving forward ten seconds an event.
-            let sel = event("e\(k)", "phone", "+3224561234", minute: 0, item: "D\(k / 5)")
-            var s = sel
-            s.observedAt = Timestamp.format(1_476_950_400 + Double(k * 10))
-            _ = engine.process(s, watchlist: [], ingestTime: 0)
+            // A new device every few events and one device always, time (event and ingest) moving forward ten
+            // seconds an event.
+            var s = event("e\(k)", "phone", "+3224561234", minute: 0, item: k % 2 == 0 ? "D\(k / 10)" : "ALWAYS")
+            let t = 1_476_950_400 + Double(k * 10)
+            s.observedAt = Timestamp.format(t)
+            _ = engine.process(s, watchlist: [], ingestTime: t)
             peak = max(peak, engine.correlation.entryCount)
+            peakGroups = max(peakGroups, engine.correlation.groupCount)
         }
-        // Window + lateness = 11 minutes = 66 events; a sweep runs every 4096 events.
-        #expect(peak < 4096 + 100)
-        #expect(engine.correlation.groupCount < 1000)
+        // A group idle for window + lateness (11 minutes of ingest) is forgotten: at most 7 device groups of 5
+        // entries and ALWAYS with its 11 minutes (34 entries), whatever the length of the stream.
+        #expect(peak == 72)
+        #expect(peakGroups == 9)
+        #expect(engine.correlation.groupCount == 8)
+        #expect(engine.correlation.idleGroups == 6_001 - 8)
+    }
+
+    @Test func groupCapForgetsTheLeastRecentlyFedGroup() {
+        // `match` has one ingest time for the whole run: only max_groups bounds the groups.
+        let set = correlation(
+            "  type: event_count\n  rules: [phone]\n  group-by: [source.item]\n  timespan: 10m\n  condition: {gte: 3}")
+        var options = CorrelationOptions()
+        options.maxGroups = 100
+        var engine = RuleEngine(set, options: options)
+        var hits: [Hit] = []
+        for k in 0..<10_000 {
+            // P1 every tenth event; a new device for the others.
+            var s = event("e\(k)", "phone", "+3224561234", minute: 0, item: k % 10 == 0 ? "P1" : "D\(k)")
+            s.observedAt = Timestamp.format(1_476_950_400 + Double(k))
+            hits += engine.process(s, watchlist: [], ingestTime: Self.ingest)
+        }
+        #expect(engine.correlation.groupCount == 100)
+        #expect(engine.correlation.droppedGroups == 9_001 - 100)
+        #expect(hits.map(\.id) == ["e20"])
+        // P1 holds window + lateness (4,200 s of its events, one in ten seconds); the others one each.
+        #expect(engine.correlation.entryCount == 421 + 99)
     }
 
     @Test func correlationErrors() {

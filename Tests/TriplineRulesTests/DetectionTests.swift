@@ -174,6 +174,21 @@ struct DetectionTests {
         #expect(!one("  s: {area: null}\n  condition: s", phone))
     }
 
+    @Test func neqListMeansNoneOfTheValues() {
+        // pySigma negates the whole item: a list under neq holds when the field equals none of the values.
+        #expect(!one("  s: {country|neq: [FR, BE]}\n  condition: s", phone))
+        #expect(!one("  s: {country|neq: [be, FR]}\n  condition: s", phone))
+        #expect(one("  s: {country|neq: [FR, DE, NL]}\n  condition: s", phone))
+        #expect(!one("  s: {context.contact_name|contains|neq: [zzz, omar]}\n  condition: s", phone))
+        #expect(one("  s: {context.contact_name|contains|neq: [zzz, yyy]}\n  condition: s", phone))
+        // With all: not every one of them.
+        #expect(one("  s: {context.contact_name|contains|neq|all: [abu, zzz]}\n  condition: s", phone))
+        #expect(!one("  s: {context.contact_name|contains|neq|all: [abu, omar]}\n  condition: s", phone))
+        // In a selection with another field, and as a filter.
+        #expect(one("  s: {type: phone, country|neq: [FR, DE]}\n  condition: s", phone))
+        #expect(!one("  s: {type: phone}\n  f: {country|neq: [FR, DE]}\n  condition: s and not f", phone))
+    }
+
     @Test func fieldref() {
         #expect(!one("  s: {country|fieldref: source.country}\n  condition: s", phone))
         let home = selector(#"{"id":"h","type":"phone","value":"+32 2 456 12 34","source":{"country":"be"}}"#)
@@ -323,7 +338,10 @@ struct PrefilterTests {
             }
         }
         let fields = ["context.contact_name", "value", "source.item", "area"]
-        let mods = ["", "|contains", "|startswith", "|endswith", "|re", "|cased", "|neq", "|contains|all"]
+        let mods = [
+            "", "|contains", "|startswith", "|endswith", "|re", "|cased", "|neq", "|contains|all", "|contains|neq",
+            "|neq|cased",
+        ]
         var docs: [String] = []
         for i in 0..<300 {
             var sels: [String] = []
@@ -339,6 +357,9 @@ struct PrefilterTests {
                         + "'"
                 } else if mod == "|contains|all" {
                     v = "[" + word() + ", " + word() + "]"
+                } else if mod.contains("neq") && rng.next() % 4 != 0 {
+                    // A list under neq: none of the values.
+                    v = "[" + value() + ", " + value() + (rng.next() % 2 == 0 ? "" : ", " + value()) + "]"
                 } else {
                     v = value()
                 }

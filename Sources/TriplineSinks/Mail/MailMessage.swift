@@ -4,9 +4,10 @@ import TriplineAlerts
 import TriplineJSON
 
 /// An RFC 5322 message for one notification, made from the receiver's need-to-know view only: Date,
-/// Message-ID (the notification id, so a redelivery is recognisable), In-Reply-To and References naming each
-/// alert's thread, `Auto-Submitted: auto-generated`, the priority in the subject (RFC 2047 encoded when not
-/// ASCII), and a multipart/alternative body with text and HTML parts in quoted-printable.
+/// Message-ID (the notification id, so a redelivery is recognisable), In-Reply-To naming the first alert's thread
+/// and References naming each alert's thread, ending with that one, `Auto-Submitted: auto-generated`, the
+/// priority in the subject (RFC 2047 encoded when not ASCII or when a word is too long to fold), every header line
+/// folded within 998 octets, and a multipart/alternative body with text and HTML parts in quoted-printable.
 public struct MailMessage: Sendable {
     public var headers: [(String, String)]
     public var text: String
@@ -28,7 +29,11 @@ public struct MailMessage: Sendable {
         if more > 0 { subject += " (+\(more) more)" }
 
         let nid = payload["notification_id"]?.stringValue ?? UUID().uuidString.lowercased()
-        let threads = views.map { "<" + Self.threadID($0) + "@" + domain + ">" }
+        var threads: [String] = []
+        for v in views {
+            let t = "<" + Self.threadID(v) + "@" + domain + ">"
+            if !threads.contains(t) { threads.append(t) }
+        }
         var h: [(String, String)] = [
             ("Date", Self.rfc5322Date(date)),
             ("From", from),
@@ -36,9 +41,11 @@ public struct MailMessage: Sendable {
             ("Subject", Self.encodeHeader(subject)),
             ("Message-ID", "<\(nid)@\(domain)>"),
         ]
+        // The message answers the first alert's thread; References names the other alerts' threads (at most 19)
+        // and ends with the In-Reply-To id, as RFC 5322 §3.6.4 has it.
         if let first = threads.first {
             h.append(("In-Reply-To", first))
-            h.append(("References", threads.prefix(20).joined(separator: " ")))
+            h.append(("References", (threads.dropFirst().prefix(19) + [first]).joined(separator: " ")))
         }
         h += [
             ("Auto-Submitted", "auto-generated"),
@@ -183,10 +190,20 @@ public struct MailMessage: Sendable {
 
     static func rfc5322Date(_ d: Date) -> String { dateFormatter.string(from: d) }
 
-    /// RFC 2047: text with anything but printable ASCII becomes `=?UTF-8?B?...?=` words of at most 75
-    /// characters, split between characters, separated by folding white space.
+    /// The longest run of printable ASCII without a space that a header keeps as it is: folding happens only at
+    /// spaces, so a longer one (with its header name) could pass RFC 5322's 998-octet line limit.
+    static let longestPlainWord = 900
+
+    /// RFC 2047: text with anything but printable ASCII — or with a word longer than `longestPlainWord` — becomes
+    /// `=?UTF-8?B?...?=` words of at most 75 characters, split between characters (control characters become
+    /// spaces), separated by folding white space; decoders join adjacent encoded words without the space, so the
+    /// whole text comes back however long it is.
     public static func encodeHeader(_ s: String) -> String {
-        if s.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F }) && !s.contains("=?") { return s }
+        if s.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F }) && !s.contains("=?")
+            && s.split(separator: " ").allSatisfy({ $0.utf8.count <= longestPlainWord })
+        {
+            return s
+        }
         var words: [String] = []
         var chunk: [UInt8] = []
         for c in s.unicodeScalars {
@@ -201,7 +218,8 @@ public struct MailMessage: Sendable {
         return words.joined(separator: " ")
     }
 
-    /// Folds a header line at spaces so lines stay within 78 characters where possible (RFC 5322 §2.2.3).
+    /// Folds a header line at spaces so lines stay within 78 characters where possible (RFC 5322 §2.2.3); no line
+    /// passes 998 octets as long as no word does (subjects see to that through `encodeHeader`).
     static func fold(_ line: String) -> String {
         guard line.utf8.count > 78 else { return line }
         var out = ""

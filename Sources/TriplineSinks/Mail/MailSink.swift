@@ -67,11 +67,15 @@ public struct MailSink: Sink {
             s.password = pw
         }
         s.mechanism = ec["auth_mechanism"]?.stringValue
-        if let t = ec["timeout"]?.stringValue {
+        // Network deadlines: `timeout` each reply (default 30 s), `transaction_timeout` connect to QUIT (default
+        // max(5 min, 10 × timeout)); both at most 24 h (`check` refuses longer ones).
+        for (key, what) in [("timeout", "each reply"), ("transaction_timeout", "the whole transaction")] {
+            guard let t = ec[key]?.stringValue else { continue }
             guard let d = parseDuration(t), d > 0 else {
-                throw DeliveryFailure("email config timeout \"\(t)\" is not a duration", permanent: true)
+                throw DeliveryFailure("email config \(key) \"\(t)\" (\(what)) is not a duration", permanent: true)
             }
-            s.timeout = .milliseconds(Int64(d * 1000))
+            let amount = TimeAmount.milliseconds(Int64(min(d, 86_400) * 1000))
+            if key == "timeout" { s.timeout = amount } else { s.transactionTimeout = amount }
         }
         return s
     }

@@ -11,94 +11,201 @@ public struct SMTPReply: Sendable, CustomStringConvertible {
     public var description: String { "\(code) " + lines.joined(separator: " / ") }
 }
 
-/// Splits the server's bytes into replies: `ddd-text` lines continue, `ddd text` (or `ddd`) ends one.
-struct SMTPReplyDecoder: ByteToMessageDecoder {
-    typealias InboundOut = SMTPReply
-    var lines: [String] = []
-
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let nl = buffer.readableBytesView.firstIndex(of: 0x0A) else {
-            if buffer.readableBytes > 8192 { throw SMTPProtocolError("reply line longer than 8192 bytes") }
-            return .needMoreData
-        }
-        let length = nl - buffer.readerIndex + 1
-        var bytes = buffer.readBytes(length: length)!
-        while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
-        guard bytes.count >= 3, bytes[0..<3].allSatisfy({ (0x30...0x39).contains($0) }),
-            bytes.count == 3 || bytes[3] == 0x20 || bytes[3] == 0x2D
-        else {
-            throw SMTPProtocolError("malformed reply line \"\(String(decoding: bytes.prefix(80), as: UTF8.self))\"")
-        }
-        let code = Int(String(decoding: bytes[0..<3], as: UTF8.self))!
-        lines.append(bytes.count > 4 ? String(decoding: bytes[4...], as: UTF8.self) : "")
-        if bytes.count == 3 || bytes[3] == 0x20 {
-            context.fireChannelRead(wrapInboundOut(SMTPReply(code: code, lines: lines)))
-            lines = []
-        }
-        return .continue
-    }
-
-    mutating func decodeLast(
-        context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool
-    ) throws -> DecodingState {
-        while try decode(context: context, buffer: &buffer) == .continue {}
-        return .needMoreData
-    }
-}
+/// Tells `SMTPReplyHandler` that the next command is STARTTLS (a user outbound event, sent before the command).
+struct SMTPExpectStartTLS: Sendable {}
 
 struct SMTPProtocolError: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
+    /// What went wrong, in our words.
+    var message: String
+    /// Server text quoted to explain it, if any: left out where a reply might echo a credential (AUTH).
+    var quoted: String?
+    init(_ message: String, quoting quoted: String? = nil) {
+        self.message = message
+        self.quoted = quoted
+    }
+    var description: String { message + (quoted.map { " \"\($0)\"" } ?? "") }
 }
 
-/// The reply deadline: armed when the connection opens (the greeting) and at every write, disarmed by each
-/// complete reply. It measures the server alone — a busy client that reads its replies late does not time out.
-/// When it fires, the channel closes with an error, and `fired` tells the session why.
-final class SMTPReplyTimer: ChannelDuplexHandler {
-    typealias InboundIn = SMTPReply
+/// The client's side of the connection, between the bytes (or the TLS handler) and the session:
+/// - splits the server's bytes into replies (RFC 5321 §4.2: `ddd-text` lines continue, `ddd text` or `ddd` ends
+///   one), each reply bounded (at most `maxLines` lines, `maxReplyBytes` bytes, lines of at most `maxLineBytes`):
+///   beyond, a protocol error, so a server cannot grow the client's memory;
+/// - the reply deadline: armed when the connection opens (the greeting) and at every write, disarmed by each
+///   complete reply. It measures the server alone — a busy client that reads its replies late does not time out;
+/// - the transaction deadline: the whole exchange, connect to QUIT, ends by `deadline`;
+/// - STARTTLS (RFC 3207 §4.2): once the 220 to STARTTLS is read, anything else the server sent before the TLS
+///   handler was in place is discarded, never read as a reply (what comes after passes through TLS).
+/// When a deadline fires or a reply breaks the rules, the channel closes with an error, and `fired` tells the
+/// session why (for deadlines).
+final class SMTPReplyHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
     typealias InboundOut = SMTPReply
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
-    let timeout: TimeAmount
-    let fired: NIOLockedValueBox<Bool>
-    var task: Scheduled<Void>?
 
-    init(timeout: TimeAmount, fired: NIOLockedValueBox<Bool>) {
-        self.timeout = timeout
+    static let maxLineBytes = 8192
+    static let maxLines = 100
+    static let maxReplyBytes = 64 * 1024
+
+    enum StartTLS { case no, awaitingReply, discarding }
+
+    let replyTimeout: TimeAmount
+    let deadline: NIODeadline
+    let deadlineText: String
+    let fired: NIOLockedValueBox<String?>
+    var replyTask: Scheduled<Void>?
+    var deadlineTask: Scheduled<Void>?
+    var buffer = ByteBuffer()
+    var lines: [String] = []
+    var replyBytes = 0
+    var startTLS = StartTLS.no
+    var failed = false
+
+    init(replyTimeout: TimeAmount, deadline: NIODeadline, deadlineText: String, fired: NIOLockedValueBox<String?>) {
+        self.replyTimeout = replyTimeout
+        self.deadline = deadline
+        self.deadlineText = deadlineText
         self.fired = fired
     }
 
-    func arm(_ context: ChannelHandlerContext) {
-        task?.cancel()
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        let fired = self.fired
-        task = context.eventLoop.scheduleTask(in: timeout) {
-            fired.withLockedValue { $0 = true }
-            bound.value.fireErrorCaught(SMTPProtocolError("timed out waiting for the server"))
-            bound.value.close(promise: nil)
-        }
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { start(context) }
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) { stopTimers() }
+
     func channelActive(context: ChannelHandlerContext) {
-        arm(context)
+        start(context)
         context.fireChannelActive()
     }
 
+    func channelInactive(context: ChannelHandlerContext) {
+        stopTimers()
+        context.fireChannelInactive()
+    }
+
+    func start(_ context: ChannelHandlerContext) {
+        guard deadlineTask == nil else { return }
+        armReply(context)
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let text = deadlineText
+        deadlineTask = context.eventLoop.scheduleTask(deadline: deadline) {
+            bound.value.0.fire(bound.value.1, text)
+        }
+    }
+
+    func armReply(_ context: ChannelHandlerContext) {
+        replyTask?.cancel()
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let text = "timed out waiting for the server (\(replyTimeout.nanoseconds / 1_000_000) ms)"
+        replyTask = context.eventLoop.scheduleTask(in: replyTimeout) {
+            bound.value.0.fire(bound.value.1, text)
+        }
+    }
+
+    func stopTimers() {
+        replyTask?.cancel()
+        replyTask = nil
+        deadlineTask?.cancel()
+        deadlineTask = nil
+    }
+
+    /// A deadline passed: the session learns why from `fired`.
+    func fire(_ context: ChannelHandlerContext, _ text: String) {
+        fired.withLockedValue { if $0 == nil { $0 = text } }
+        fail(context, SMTPProtocolError(text))
+    }
+
+    func fail(_ context: ChannelHandlerContext, _ error: any Error) {
+        guard !failed else { return }
+        failed = true
+        stopTimers()
+        buffer.clear()
+        lines = []
+        context.fireErrorCaught(error)
+        context.close(promise: nil)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        task?.cancel()
-        task = nil
-        context.fireChannelRead(data)
+        // Before the handshake completes, what the server pipelined after its 220 is not a reply.
+        guard !failed, startTLS != .discarding else { return }
+        var incoming = unwrapInboundIn(data)
+        buffer.writeBuffer(&incoming)
+        do {
+            while let nl = buffer.readableBytesView.firstIndex(of: 0x0A) {
+                let length = nl - buffer.readerIndex + 1
+                guard length <= Self.maxLineBytes else {
+                    throw SMTPProtocolError("reply line longer than \(Self.maxLineBytes) bytes")
+                }
+                var bytes = buffer.readBytes(length: length)!
+                replyBytes += length
+                while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
+                guard let reply = try take(bytes) else { continue }
+                replyTask?.cancel()
+                replyTask = nil
+                if startTLS == .awaitingReply {
+                    startTLS = reply.code == 220 ? .discarding : .no
+                    if startTLS == .discarding {
+                        buffer.clear()
+                        context.fireChannelRead(wrapInboundOut(reply))
+                        return
+                    }
+                }
+                context.fireChannelRead(wrapInboundOut(reply))
+                if failed { return }
+            }
+            guard buffer.readableBytes <= Self.maxLineBytes else {
+                throw SMTPProtocolError("reply line longer than \(Self.maxLineBytes) bytes")
+            }
+            buffer.discardReadBytes()
+        } catch {
+            fail(context, error)
+        }
+    }
+
+    /// One line of a reply; the reply when it is the last.
+    func take(_ bytes: [UInt8]) throws -> SMTPReply? {
+        guard bytes.count >= 3, bytes[0..<3].allSatisfy({ (0x30...0x39).contains($0) }),
+            bytes.count == 3 || bytes[3] == 0x20 || bytes[3] == 0x2D
+        else {
+            throw SMTPProtocolError(
+                "malformed reply line", quoting: String(decoding: bytes.prefix(80), as: UTF8.self))
+        }
+        lines.append(bytes.count > 4 ? String(decoding: bytes[4...], as: UTF8.self) : "")
+        if bytes.count == 3 || bytes[3] == 0x20 {
+            let reply = SMTPReply(code: Int(String(decoding: bytes[0..<3], as: UTF8.self))!, lines: lines)
+            lines = []
+            replyBytes = 0
+            return reply
+        }
+        guard lines.count < Self.maxLines, replyBytes <= Self.maxReplyBytes else {
+            throw SMTPProtocolError(
+                "reply longer than \(Self.maxLines) lines or \(Self.maxReplyBytes / 1024) KiB (not an SMTP server?)")
+        }
+        return nil
+    }
+
+    /// The TLS handler is in place: what arrives from now on passes through it, so nothing more is discarded
+    /// (whatever came in clear before is gone).
+    func tlsStarted() {
+        startTLS = .no
+        buffer.clear()
+        lines = []
+        replyBytes = 0
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        arm(context)
+        armReply(context)
         context.write(data, promise: promise)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        task?.cancel()
-        task = nil
-        context.fireChannelInactive()
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        if event is SMTPExpectStartTLS {
+            startTLS = .awaitingReply
+            promise?.succeed(())
+        } else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+        }
     }
 }
 
@@ -123,8 +230,26 @@ public struct SMTPSettings: Sendable {
     public var password: String?
     /// `PLAIN` or `LOGIN`; nil picks PLAIN when offered, else LOGIN.
     public var mechanism: String?
-    /// Connecting, and waiting for each reply.
+    /// Connecting, and waiting for each reply (at most 24 h).
     public var timeout: TimeAmount = .seconds(30)
+    /// The whole transaction, connect to QUIT (RFC 5321 §4.5.3.2 gives only per-command limits; this bounds how long
+    /// one receiver's mail can hold a delivery). nil: `transactionLimit`'s default.
+    public var transactionTimeout: TimeAmount?
+
+    /// The longest network wait (SPEC §6): 24 h.
+    public static let maximumWait = TimeAmount.hours(24)
+
+    /// The reply timeout in force: `timeout`, at most 24 h.
+    public var replyLimit: TimeAmount { min(timeout, Self.maximumWait) }
+
+    /// The transaction deadline in force: `transactionTimeout`, else the greater of 5 minutes and 10 × `timeout`;
+    /// at most 24 h.
+    public var transactionLimit: TimeAmount {
+        let chosen =
+            transactionTimeout
+            ?? max(.minutes(5), .nanoseconds(replyLimit.nanoseconds.multipliedReportingOverflow(by: 10).partialValue))
+        return min(max(chosen, .nanoseconds(1)), Self.maximumWait)
+    }
 
     public init(host: String, port: Int) {
         self.host = host
@@ -134,30 +259,39 @@ public struct SMTPSettings: Sendable {
 
 /// An SMTP client of our own on SwiftNIO (RFC 5321): EHLO (HELO as fallback), STARTTLS (RFC 3207) or implicit
 /// TLS, AUTH PLAIN (RFC 4616) and LOGIN, MAIL/RCPT/DATA with dot-stuffing, QUIT; timeouts on connect and every
-/// reply. Failures are `DeliveryFailure`s: 4xx replies, timeouts and network errors are retried, 5xx are
-/// permanent.
+/// reply, and a deadline on the whole transaction; replies bounded in size. Failures are `DeliveryFailure`s: 4xx
+/// replies, timeouts and network errors are retried, 5xx are permanent. Credentials go in clear only to a literal
+/// loopback address; errors of the AUTH steps quote the reply code, never the server's text (a server may echo
+/// the credential), and nothing here logs protocol lines.
 public enum SMTPClient {
     public static func send(
         from: String, to recipients: [String], message: [UInt8], settings: SMTPSettings,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(DeliveryFailure) {
         let where_ = "smtp://\(settings.host):\(settings.port)"
+        let limit = settings.transactionLimit
+        let deadline = NIODeadline.now() + limit
+        if settings.username != nil && settings.security == .none && !isLoopback(settings.host) {
+            throw DeliveryFailure("\(where_): \(Self.clearTextRefusal)", permanent: true)
+        }
         do {
             let sslContext = settings.security == .none ? nil : try NIOSSLContext(configuration: settings.tls)
             let sni = settings.serverName ?? (isAddress(settings.host) ? nil : settings.host)
             let implicit = settings.security == .implicitTLS
-            let timeout = settings.timeout
-            let timedOut = NIOLockedValueBox(false)
+            let timeout = settings.replyLimit
+            let fired = NIOLockedValueBox<String?>(nil)
+            let deadlineText = "the transaction took longer than \(limit.nanoseconds / 1_000_000) ms (its deadline)"
             let channel = try await ClientBootstrap(group: group)
-                .connectTimeout(timeout)
+                .connectTimeout(min(timeout, limit))
                 .connect(host: settings.host, port: settings.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let ops = channel.pipeline.syncOperations
                         if implicit, let sslContext {
                             try ops.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: sni))
                         }
-                        try ops.addHandler(ByteToMessageHandler(SMTPReplyDecoder()))
-                        try ops.addHandler(SMTPReplyTimer(timeout: timeout, fired: timedOut))
+                        try ops.addHandler(
+                            SMTPReplyHandler(
+                                replyTimeout: timeout, deadline: deadline, deadlineText: deadlineText, fired: fired))
                         return try NIOAsyncChannel<SMTPReply, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }
@@ -168,8 +302,9 @@ public enum SMTPClient {
                         settings: settings, sslContext: sslContext, sni: sni, tls: implicit)
                     try await session.run(from: from, to: recipients, message: message)
                 }
-            } catch  where timedOut.withLockedValue({ $0 }) {
-                throw DeliveryFailure("timed out waiting for the server (\(timeout.nanoseconds / 1_000_000) ms)")
+            } catch {
+                if let why = fired.withLockedValue({ $0 }) { throw DeliveryFailure(why) }
+                throw error
             }
         } catch let f as DeliveryFailure {
             throw DeliveryFailure("\(where_): \(f.message)", permanent: f.permanent)
@@ -177,6 +312,9 @@ public enum SMTPClient {
             throw DeliveryFailure("\(where_): \(error)")
         }
     }
+
+    static let clearTextRefusal =
+        "refusing to send credentials without TLS to a server that is not a loopback address (127.0.0.0/8, ::1)"
 
     static func isAddress(_ host: String) -> Bool {
         var v4 = in_addr()
@@ -228,6 +366,9 @@ public enum SMTPClient {
         let sslContext: NIOSSLContext?
         let sni: String?
         var tls: Bool
+        /// What AUTH sent (the password, its base64 forms): cut out of any reply quoted later, should a server
+        /// echo it back in another step's reply.
+        var secrets: [String] = []
 
         init(
             inbound: NIOAsyncChannelInboundStream<SMTPReply>.AsyncIterator,
@@ -244,20 +385,27 @@ public enum SMTPClient {
         }
 
         func reply() async throws -> SMTPReply {
-            guard let r = try await inbound.next() else {
-                throw DeliveryFailure("the server closed the connection")
+            let next: SMTPReply?
+            do { next = try await inbound.next() } catch var e as SMTPProtocolError {
+                e.quoted = e.quoted.map(scrubbed)
+                throw e
             }
+            guard let r = next else { throw DeliveryFailure("the server closed the connection") }
             return r
         }
 
         /// Sends `line` (nil: only reads) and expects a reply in `accepted`; `what` names the step in errors,
-        /// so no secret is ever quoted.
+        /// so no secret is ever quoted. `quote: false` (the AUTH steps) leaves the reply's text out: only its code.
         @discardableResult
-        func command(_ line: String?, expect accepted: ClosedRange<Int>, _ what: String) async throws -> SMTPReply {
+        func command(
+            _ line: String?, expect accepted: ClosedRange<Int>, _ what: String, quote: Bool = true
+        ) async throws -> SMTPReply {
             if let line { try await outbound.write(ByteBuffer(string: line + "\r\n")) }
             let r = try await reply()
             guard accepted.contains(r.code) else {
-                throw DeliveryFailure("\(what): \(r)", permanent: (500...599).contains(r.code))
+                throw DeliveryFailure(
+                    "\(what): \(quote ? scrubbed(r.description) : String(r.code))",
+                    permanent: (500...599).contains(r.code))
             }
             return r
         }
@@ -273,6 +421,31 @@ public enum SMTPClient {
             return []
         }
 
+        /// AUTH PLAIN or LOGIN. Errors name the step and the reply code only: a server's text after an AUTH line
+        /// may echo it, and a protocol error's quoted text is left out for the same reason.
+        func scrubbed(_ text: String) -> String {
+            secrets.reduce(text) { $0.replacingOccurrences(of: $1, with: "…") }
+        }
+
+        func authenticate(_ mech: String, user: String, password: String) async throws {
+            let plain = Data(([0] + Array(user.utf8) + [0] + Array(password.utf8))).base64EncodedString()
+            secrets = [plain, Data(password.utf8).base64EncodedString(), password].filter { $0.count >= 4 }
+            var step = "AUTH \(mech)"
+            do {
+                if mech == "PLAIN" {
+                    try await command("AUTH PLAIN " + plain, expect: 235...235, step, quote: false)
+                } else {
+                    try await command("AUTH LOGIN", expect: 334...334, step, quote: false)
+                    step = "AUTH LOGIN user"
+                    try await command(Data(user.utf8).base64EncodedString(), expect: 334...334, step, quote: false)
+                    step = "AUTH LOGIN password"
+                    try await command(Data(password.utf8).base64EncodedString(), expect: 235...235, step, quote: false)
+                }
+            } catch let e as SMTPProtocolError {
+                throw DeliveryFailure("\(step): \(e.message)")
+            }
+        }
+
         func run(from: String, to recipients: [String], message: [UInt8]) async throws {
             try await command(nil, expect: 220...220, "greeting")
             var extensions = try await ehlo()
@@ -280,6 +453,8 @@ public enum SMTPClient {
                 guard extensions.contains(where: { $0 == "STARTTLS" || $0.hasPrefix("STARTTLS ") }) else {
                     throw DeliveryFailure("the server does not offer STARTTLS and TLS is required (require_tls)")
                 }
+                // The handler drops whatever follows the 220 until the handshake completes (RFC 3207 §4.2).
+                try await self.channel.triggerUserOutboundEvent(SMTPExpectStartTLS()).get()
                 try await command("STARTTLS", expect: 220...220, "STARTTLS")
                 let ctx = sslContext!
                 let sni = self.sni
@@ -287,19 +462,18 @@ public enum SMTPClient {
                 try await channel.eventLoop.submit {
                     let handler = try NIOSSLClientHandler(context: ctx, serverHostname: sni)
                     try channel.pipeline.syncOperations.addHandler(handler, position: .first)
+                    try channel.pipeline.syncOperations.handler(type: SMTPReplyHandler.self).tlsStarted()
                 }.get()
                 tls = true
                 extensions = try await ehlo()
             }
             if let user = settings.username {
                 guard tls || SMTPClient.isLoopback(settings.host) else {
-                    throw DeliveryFailure(
-                        "refusing to send credentials without TLS to a remote server", permanent: true)
+                    throw DeliveryFailure(SMTPClient.clearTextRefusal, permanent: true)
                 }
                 let offered = Set(
                     extensions.filter { $0.hasPrefix("AUTH ") || $0.hasPrefix("AUTH=") }
                         .flatMap { $0.dropFirst(5).split(separator: " ").map(String.init) })
-                let password = settings.password ?? ""
                 let mech =
                     settings.mechanism?.uppercased()
                     ?? (offered.contains("PLAIN") ? "PLAIN" : offered.contains("LOGIN") ? "LOGIN" : nil)
@@ -309,15 +483,7 @@ public enum SMTPClient {
                             + "\(settings.mechanism.map { "\($0) is" } ?? "PLAIN or LOGIN is") needed",
                         permanent: true)
                 }
-                if mech == "PLAIN" {
-                    let token = Data(([0] + Array(user.utf8) + [0] + Array(password.utf8))).base64EncodedString()
-                    try await command("AUTH PLAIN " + token, expect: 235...235, "AUTH PLAIN")
-                } else {
-                    try await command("AUTH LOGIN", expect: 334...334, "AUTH LOGIN")
-                    try await command(Data(user.utf8).base64EncodedString(), expect: 334...334, "AUTH LOGIN user")
-                    try await command(
-                        Data(password.utf8).base64EncodedString(), expect: 235...235, "AUTH LOGIN password")
-                }
+                try await authenticate(mech, user: user, password: settings.password ?? "")
             }
             try await command("MAIL FROM:<\(SMTPClient.addrSpec(from))>", expect: 250...250, "MAIL FROM")
             for r in recipients {
@@ -332,7 +498,15 @@ public enum SMTPClient {
         }
     }
 
+    /// A literal loopback address: IPv4 127.0.0.0/8 or IPv6 ::1. Names (even "localhost", even "127.x.example")
+    /// are not: a name can resolve anywhere.
     static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, host, &v6) == 1 {
+            return withUnsafeBytes(of: &v6) { Array($0) } == Array(repeating: 0, count: 15) + [1]
+        }
+        return false
     }
 }

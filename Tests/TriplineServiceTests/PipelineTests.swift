@@ -1,0 +1,265 @@
+import Foundation
+import Logging
+import Testing
+import TriplineConfig
+import TriplineJSON
+import TriplineService
+import TriplineState
+import TriplineStateSQLite
+import TriplineTestSupport
+
+/// 2030-01-01T00:00:00Z: the clock the in-process tests pass to the pipeline.
+let t0 = 1_893_456_000.0
+
+/// A deployment on disk (lists, rules, configuration) and the service's parts built from it, in-process.
+struct Deployment {
+    let dir: URL
+    let config: Configuration
+    var statePath: String { config.state }
+
+    /// One list `l` of be-fedpol with phones +3247000000N (entry EN), `entryYAML` appended to the entries.
+    init(entries: Int = 10, listExtra: String = "", entryYAML: String = "", rules: String = "", extra: String = "")
+        throws
+    {
+        dir = scratchDirectory("pipeline")
+        let lists = dir.appendingPathComponent("Watchlists/be-fedpol")
+        try FileManager.default.createDirectory(at: lists, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: dir.appendingPathComponent("Rules"), withIntermediateDirectories: true)
+        var yaml =
+            "watchlist: l\nowner: be-fedpol\nhandling: {tlp: green}\nreview_by: 2099-01-01\n\(listExtra)entries:\n"
+        for i in 0..<entries {
+            yaml += "  - {ref: E\(i), selectors: [{type: phone, value: \"+3247000000\(i)\"}]}\n"
+        }
+        yaml += entryYAML
+        try yaml.write(to: lists.appendingPathComponent("l.yaml"), atomically: true, encoding: .utf8)
+        if !rules.isEmpty {
+            try rules.write(to: dir.appendingPathComponent("Rules/r.yml"), atomically: true, encoding: .utf8)
+        }
+        try """
+        rules: Rules
+        watchlists: Watchlists
+        state: state/state.sqlite
+        partners:
+          - {id: ops, name: Ops, countries: [], contact: ops@example}
+          - {id: be-fedpol, name: BE, countries: [BE], contact: be@example}
+        receivers:
+          - {name: log, partner: ops, file_configs: [{path: alerts.ndjson}]}
+        route: {receiver: log, group_by: [owner, list], group_wait: 0s, group_interval: 1s, repeat_interval: 100h}
+        \(extra)
+        """.write(to: dir.appendingPathComponent("tripline.yaml"), atomically: true, encoding: .utf8)
+        config = try Configuration.load(config: dir.appendingPathComponent("tripline.yaml").path)
+    }
+
+    func pipeline(busyTimeout: Double = 0.1, retryFor: Double = 30, now: Double = t0) throws -> (
+        Pipeline, SQLiteStateStore
+    ) {
+        let (loaded, errors, _) = Loaded.load(config, now: now)
+        guard let loaded else { throw TestFailure("\(errors)") }
+        let store = try SQLiteStateStore(path: statePath, busyTimeout: busyTimeout)
+        try store.migrate()
+        let p = try Pipeline(
+            loaded: loaded, store: store, logger: Logger(label: "test"), now: now,
+            durability: Durability(retryFor: retryFor))
+        return (p, store)
+    }
+}
+
+/// Input lines as the sources hand them over.
+func batch(_ records: [String], source: String = "test", first: Int = 1) -> InputBatch {
+    var offset: Int64 = 0
+    var lines: [InputLine] = []
+    for (i, r) in records.enumerated() {
+        offset += Int64(r.utf8.count + 1)
+        lines.append(InputLine(bytes: Array(r.utf8), number: first + i, end: offset))
+    }
+    return InputBatch(source: source, lines: lines, offset: offset, lineNumber: first + records.count - 1)
+}
+
+func phone(_ id: String, _ value: String, item: String = "P-1") -> String {
+    #"{"id":"\#(id)","type":"phone","value":"\#(value)","source":{"item":"\#(item)"}}"#
+}
+
+/// Another process (Python's sqlite3) holding the database's write lock (`BEGIN IMMEDIATE`) until released.
+final class Locker {
+    let process = Process()
+    let input = Pipe()
+    init(_ path: String) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", "-c",
+            """
+            import signal, sqlite3, sys
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
+            c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+            c.execute('BEGIN IMMEDIATE')
+            print('locked', flush=True)
+            sys.stdin.readline()
+            c.execute('ROLLBACK')
+            """,
+            path,
+        ]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardInput = input
+        try process.run()
+        let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        guard line.hasPrefix("locked") else { throw TestFailure("the locker did not lock: \(line)") }
+    }
+    func release() {
+        try? input.fileHandleForWriting.write(contentsOf: Data("\n".utf8))
+        process.waitUntilExit()
+    }
+}
+
+func kinds(_ store: SQLiteStateStore) throws -> [String: Int] {
+    var out: [String: Int] = [:]
+    for e in try store.events(after: 0, limit: 1_000_000) { out[e.event.kind, default: 0] += 1 }
+    return out
+}
+
+@Suite("Pipeline transactions", .serialized)
+struct PipelineTests {
+    @Test("a locked database: the batch waits and is committed once; memory was rolled back, not run ahead")
+    func lockedDatabaseRetriesTheSameBatch() async throws {
+        let d = try Deployment()
+        defer { try? FileManager.default.removeItem(at: d.dir) }
+        let (pipeline, store) = try d.pipeline()
+        let locker = try Locker(d.statePath)
+        let started = Date()
+        let input = batch([phone("a", "+32470000001"), phone("b", "+32470000002"), "{broken"])
+        async let done: Void = pipeline.process(input, now: t0)
+        try await Task.sleep(nanoseconds: 1_200_000_000)
+        locker.release()
+        try await done
+        // It waited for the lock (several failed attempts, each rolled back), then committed once.
+        #expect(Date().timeIntervalSince(started) >= 1.1)
+        let alerts = try store.alerts(states: nil, limit: 10)
+        #expect(alerts.map(\.id).sorted() == [1, 2])  // ids not used up by the failed attempts
+        let k = try kinds(store)
+        #expect(k["ingest_batch"] == 1 && k["alert_opened"] == 2 && k["input_rejected"] == 1)
+        #expect(try store.offset(source: "test") == input.offset)
+        #expect(try store.outbox(status: nil, limit: 10).count == 1)  // one notification for the group
+        // The next batch folds into the same alerts: memory and database agree.
+        try await pipeline.process(batch([phone("c", "+32470000001")], first: 4), now: t0 + 1)
+        #expect(try store.alerts(states: nil, limit: 10).map(\.count).sorted() == [1, 2])
+        #expect(try kinds(store)["alert_opened"] == 2)
+    }
+
+    @Test("a database locked past --db-timeout stops the pipeline; a restart commits the batch exactly once")
+    func unwritableStopsThenResumes() async throws {
+        let d = try Deployment()
+        defer { try? FileManager.default.removeItem(at: d.dir) }
+        let input = batch([phone("a", "+32470000001"), phone("b", "+32470000003")])
+        do {
+            let (pipeline, store) = try d.pipeline(retryFor: 0.6)
+            let locker = try Locker(d.statePath)
+            await #expect(throws: PipelineFailure.self) { try await pipeline.process(input, now: t0) }
+            locker.release()
+            #expect(try store.offset(source: "test") == nil)  // nothing counted as consumed
+            #expect(try store.alerts(states: nil, limit: 10).isEmpty)
+        }
+        let (again, store) = try d.pipeline()
+        try await again.process(input, now: t0)
+        #expect(try store.alerts(states: nil, limit: 10).map(\.id).sorted() == [1, 2])
+        #expect(try kinds(store)["ingest_batch"] == 1)
+        #expect(try store.offset(source: "test") == input.offset)
+    }
+
+    @Test("a record whose change the database refuses is rejected alone; the rest of its batch is committed")
+    func refusedRecordIsRejectedAlone() async throws {
+        let d = try Deployment()
+        defer { try? FileManager.default.removeItem(at: d.dir) }
+        let (pipeline, store) = try d.pipeline()
+        // A trigger refusing one entry's alert: a constraint failure tied to one record.
+        _ = ServeQuery.run(
+            d.statePath,
+            "CREATE TRIGGER refuse BEFORE INSERT ON alerts WHEN NEW.key LIKE '%/E7' BEGIN SELECT RAISE(ABORT, 'no'); END"
+        )
+        let input = batch([phone("a", "+32470000001"), phone("x", "+32470000007"), phone("b", "+32470000002")])
+        try await pipeline.process(input, now: t0)
+        let keys = try store.alerts(states: nil, limit: 10).map(\.key).sorted()
+        #expect(keys == ["wl:be-fedpol/l/E1", "wl:be-fedpol/l/E2"])
+        let rejected = try store.events(after: 0, limit: 1000).map(\.event).filter { $0.kind == "input_rejected" }
+        #expect(rejected.count == 1)
+        #expect(rejected.first?.detail["id"] == .string("x") && rejected.first?.detail["line"] == .number("2"))
+        #expect(try store.offset(source: "test") == input.offset)
+        let (rejectedCount, acceptedCount) = (await pipeline.rejected, await pipeline.accepted)
+        #expect(rejectedCount == 1 && acceptedCount == 2)
+    }
+
+    @Test("keys that differ only after a NUL byte are two alerts (text bound and read with its length)")
+    func nulInKeys() async throws {
+        let rule = """
+            title: Item
+            id: item-rule
+            logsource: {product: tripline, category: selector}
+            level: high
+            detection:
+              s: {type: phone}
+              condition: s
+            """
+        let d = try Deployment(rules: rule)
+        defer { try? FileManager.default.removeItem(at: d.dir) }
+        let (pipeline, store) = try d.pipeline()
+        try await pipeline.process(
+            batch([phone("a", "+33612345678", item: #"P\u0000a"#), phone("b", "+33612345679", item: #"P\u0000b"#)]),
+            now: t0)
+        let alerts = try store.alerts(states: nil, limit: 10)
+        #expect(alerts.count == 2)
+        #expect(Set(alerts.compactMap { $0.labels["item"]?.stringValue }) == ["P\u{0}a", "P\u{0}b"])
+        for a in alerts { #expect(try store.alert(key: a.key)?.id == a.id) }
+        #expect(try kinds(store)["input_rejected"] == nil)
+    }
+
+    @Test("an entry's expiry and a list's review date are judged at each selector's time, without a reload")
+    func timeIsJudgedLive() async throws {
+        let d = try Deployment(
+            entries: 2,
+            entryYAML: """
+                  - {ref: SOON, expires: "2030-01-01T00:00:08Z", selectors: [{type: phone, value: "+32470000008"}]}
+                """)
+        defer { try? FileManager.default.removeItem(at: d.dir) }
+        let (pipeline, store) = try d.pipeline()
+        try await pipeline.process(batch([phone("before", "+32470000008")]), now: t0 + 4)
+        try await pipeline.process(batch([phone("after", "+32470000008")], first: 2), now: t0 + 12)
+        let opened = try store.events(after: 0, limit: 100).map(\.event).filter { $0.kind == "alert_opened" }
+        #expect(opened.map { $0.detail["selector"] } == [.string("before")])
+        #expect(await pipeline.hits == 1)
+    }
+
+    @Test("a list past its review date stops matching while the service runs")
+    func reviewDatePassesLive() async throws {
+        let d = try Deployment(entries: 2, listExtra: "")
+        defer { try? FileManager.default.removeItem(at: d.dir) }
+        // Same list with a review date in 10 s.
+        let path = d.dir.appendingPathComponent("Watchlists/be-fedpol/l.yaml")
+        try String(contentsOf: path, encoding: .utf8).replacingOccurrences(
+            of: "review_by: 2099-01-01", with: "review_by: \"2030-01-01T00:00:10Z\""
+        ).write(to: path, atomically: true, encoding: .utf8)
+        let (pipeline, _) = try d.pipeline()
+        try await pipeline.process(batch([phone("a", "+32470000001")]), now: t0 + 5)
+        try await pipeline.process(batch([phone("b", "+32470000001")], first: 2), now: t0 + 11)
+        #expect(await pipeline.hits == 1)
+    }
+}
+
+/// SQL through Python's sqlite3 (another connection, as an operator's tool would be).
+enum ServeQuery {
+    @discardableResult
+    static func run(_ db: String, _ sql: String) -> String {
+        let q = Process()
+        q.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        q.arguments = [
+            "python3", "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1], timeout=10, isolation_level=None); print('\\n'.join('|'.join(map(str, r)) for r in c.execute(sys.argv[2])))",
+            db, sql,
+        ]
+        let out = Pipe()
+        q.standardOutput = out
+        try? q.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        q.waitUntilExit()
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
