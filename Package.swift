@@ -66,7 +66,9 @@ let package = Package(
 
         .target(
             name: "TriplineConfig",
-            dependencies: ["TriplineAlerts", "TriplineRules", "TriplineSelectors", "TriplineYAML", "TriplineJSON"]
+            dependencies: [
+                "TriplineAlerts", "TriplineRules", "TriplineSelectors", "TriplineSinks", "TriplineYAML", "TriplineJSON",
+            ]
         ),
         // Sinks: one protocol; the log-file receiver, webhooks (AsyncHTTPClient), mail (our SMTP client on SwiftNIO).
         .target(
@@ -152,7 +154,7 @@ let package = Package(
             name: "TriplineServiceTests",
             dependencies: [
                 "TriplineService", "TriplineConfig", "TriplineAlerts", "TriplineState", "TriplineStateSQLite",
-                "TriplineSinks", "TriplineRules", "TriplineJSON", "TriplineTestSupport",
+                "TriplineSinks", "TriplineRules", "TriplineJSON", "TriplineYAML", "TriplineTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),

@@ -3,6 +3,7 @@ import TriplineAlerts
 import TriplineJSON
 import TriplineRules
 import TriplineSelectors
+import TriplineSinks
 import TriplineYAML
 
 /// `tripline.yaml` (SPEC §6), read strictly: every error names `file:line:col`. Paths are relative to the file.
@@ -23,8 +24,8 @@ public struct Configuration: Sendable {
     /// The longest value each duration key takes (SPEC §6: network deadlines at most 24 h, every other duration
     /// a documented maximum); `check` refuses longer ones at file:line:col.
     public static let durationMaxima: [(key: String, seconds: Double, text: String)] = [
-        ("timeout", 86_400, "24h"),
-        ("transaction_timeout", 86_400, "24h"),
+        ("timeout", SinkConfig.maxNetworkDeadline, "24h"),
+        ("transaction_timeout", SinkConfig.maxNetworkDeadline, "24h"),
         ("group_wait", 86_400, "24h"),
         ("group_interval", 86_400, "24h"),
         ("repeat_interval", 365 * 86_400, "365d"),
@@ -50,7 +51,7 @@ public struct Configuration: Sendable {
     }
 
     /// `--config F`, else `tripline.yaml` in the working directory, else the embedded defaults.
-    public static func load(config: String?) throws(LocatedError) -> Configuration {
+    public static func load(config: String?, sinks: SinkRegistry = .standard) throws(LocatedError) -> Configuration {
         let path: String
         if let config {
             path = config
@@ -60,7 +61,7 @@ public struct Configuration: Sendable {
             return Configuration()
         }
         guard let root = try YAMLReader().read(path: path) else { return Configuration() }
-        var r = Reader(base: (path as NSString).deletingLastPathComponent)
+        var r = Reader(base: (path as NSString).deletingLastPathComponent, sinks: sinks)
         var c = try r.read(root)
         c.configFile = path
         return c
@@ -87,6 +88,7 @@ public struct Configuration: Sendable {
 
 private struct Reader {
     let base: String
+    let sinks: SinkRegistry
 
     func resolve(_ p: String) -> String { p.hasPrefix("/") || base.isEmpty ? p : base + "/" + p }
 
@@ -132,84 +134,6 @@ private struct Reader {
             }
         }
         return out
-    }
-
-    static let secretKeys = ["auth_password", "password", "secret", "token", "api_key", "auth_secret"]
-
-    static let integrationKeys: [String: Set<String>] = [
-        "email_configs": [
-            "to", "from", "smarthost", "hello", "auth_username", "auth_password_file", "auth_password_env",
-            "auth_mechanism", "require_tls", "implicit_tls", "tls_config.ca_file", "tls_config.cert_file",
-            "tls_config.key_file", "tls_config.server_name", "tls_config.insecure_skip_verify", "send_resolved",
-            "template", "timeout", "transaction_timeout",
-        ],
-        "webhook_configs": ["url", "secret_file", "secret_env", "send_resolved", "timeout"],
-    ]
-    static let integrationRequired: [String: [String]] = [
-        "email_configs": ["to", "from", "smarthost"], "webhook_configs": ["url"],
-    ]
-
-    /// Mail and webhook configurations: known keys only (`tls_config` flattened to `tls_config.KEY`), the
-    /// required ones present, secrets refused inline.
-    func integration(_ n: Node, _ what: String, templates: [Template]) throws(LocatedError) -> JSONObjectBox {
-        guard let m = n.mapping else { throw n.error("each of \(what) must be a mapping") }
-        var out: [(String, String)] = []
-        let known = Self.integrationKeys[what] ?? []
-        func add(_ key: String, _ k: Node, _ v: Node) throws(LocatedError) {
-            let base = key.split(separator: ".").last.map(String.init) ?? key
-            if Self.secretKeys.contains(base) {
-                throw k.error("\"\(key)\" must not be inline: use \(key)_file (a path) or \(key)_env (a variable)")
-            }
-            guard known.contains(key) else {
-                throw k.error("unknown key \"\(key)\" in \(what) (known: \(known.sorted().joined(separator: ", ")))")
-            }
-            let value = try string(v, key)
-            switch base {
-            case "require_tls", "implicit_tls", "insecure_skip_verify", "send_resolved":
-                guard value == "true" || value == "false" else { throw v.error("\"\(key)\" is true or false") }
-            case "timeout", "transaction_timeout":
-                guard try duration(v, base) > 0 else { throw v.error("\"\(base)\" must be longer than 0s") }
-            case "template":
-                guard templates.contains(where: { $0.name == value }) else {
-                    throw v.error("unknown template \"\(value)\"")
-                }
-            case "auth_mechanism":
-                guard ["PLAIN", "LOGIN"].contains(value.uppercased()) else {
-                    throw v.error("\"auth_mechanism\" is PLAIN or LOGIN")
-                }
-            case "smarthost":
-                guard let colon = value.lastIndex(of: ":"), let p = Int(value[value.index(after: colon)...]),
-                    (1...65535).contains(p), colon > value.startIndex
-                else { throw v.error("\"smarthost\" is host:port") }
-            case "url":
-                guard let u = URL(string: value), u.scheme == "http" || u.scheme == "https", u.host != nil else {
-                    throw v.error("\"url\" must be an http or https URL")
-                }
-            default: break
-            }
-            out.append((key, key.hasSuffix("_file") ? resolve(value) : value))
-        }
-        for (k, v) in m {
-            let key = k.scalar ?? ""
-            if key == "tls_config" && what == "email_configs" {
-                guard let inner = v.mapping else { throw v.error("\"tls_config\" must be a mapping") }
-                for (ik, iv) in inner { try add("tls_config." + (ik.scalar ?? ""), ik, iv) }
-            } else {
-                try add(key, k, v)
-            }
-        }
-        for r in Self.integrationRequired[what] ?? [] where !out.contains(where: { $0.0 == r }) {
-            throw n.error("each of \(what) needs \"\(r)\"")
-        }
-        if what == "webhook_configs" && !out.contains(where: { $0.0 == "secret_file" || $0.0 == "secret_env" }) {
-            throw n.error("a webhook config needs secret_file or secret_env (deliveries are signed)")
-        }
-        if what == "email_configs" && out.contains(where: { $0.0 == "auth_username" })
-            && !out.contains(where: { $0.0 == "auth_password_file" || $0.0 == "auth_password_env" })
-        {
-            throw n.error("auth_username needs auth_password_file or auth_password_env")
-        }
-        return JSONObjectBox(pairs: out)
     }
 
     var routeIndex = 0
@@ -380,9 +304,8 @@ private struct Reader {
                 var name: String?
                 var partner: String?
                 var rec = Receiver(name: "", partner: "")
-                for (k, v) in try mapping(
-                    n, "receiver", keys: ["name", "partner", "email_configs", "webhook_configs", "file_configs"])
-                {
+                let integrations = sinks.types.map { $0 + "_configs" }
+                for (k, v) in try mapping(n, "receiver", keys: ["name", "partner"] + integrations) {
                     switch k.scalar {
                     case "name": name = try string(v, "name")
                     case "partner":
@@ -391,43 +314,11 @@ private struct Reader {
                             throw v.error("receiver belongs to unknown partner \"\(p)\"")
                         }
                         partner = p
-                    case "file_configs":
-                        guard let items = v.sequence else { throw v.error("\"file_configs\" must be a list") }
-                        for i in items {
-                            var path: String?
-                            var template: String?
-                            var sendResolved = true
-                            for (fk, fv) in try mapping(i, "file_configs", keys: ["path", "template", "send_resolved"])
-                            {
-                                switch fk.scalar {
-                                case "path": path = resolve(try string(fv, "path"))
-                                case "template":
-                                    let t = try string(fv, "template")
-                                    guard c.alerts.templates.contains(where: { $0.name == t }) else {
-                                        throw fv.error("unknown template \"\(t)\"")
-                                    }
-                                    template = t
-                                default:
-                                    guard let s = fv.scalar, s == "true" || s == "false" else {
-                                        throw fv.error("\"send_resolved\" is true or false")
-                                    }
-                                    sendResolved = s == "true"
-                                }
-                            }
-                            guard let path else { throw i.error("a file config needs a \"path\"") }
-                            var settings = JSONObject([("path", .string(path))])
-                            if let template { settings.append("template", .string(template)) }
-                            rec.add("file", settings, sendResolved: sendResolved)
-                        }
-                    case "email_configs", "webhook_configs":
-                        guard let items = v.sequence else { throw v.error("\"\(k.scalar!)\" must be a list") }
-                        for i in items {
-                            let box = try integration(i, k.scalar!, templates: c.alerts.templates)
-                            let email = k.scalar == "email_configs"
-                            let resolved = box.object["send_resolved"]?.stringValue.map { $0 == "true" } ?? !email
-                            rec.add(email ? "email" : "webhook", box.object, sendResolved: resolved)
-                        }
-                    default: break
+                    default:
+                        let type = String(k.scalar!.dropLast("_configs".count))
+                        try sinks.read(
+                            type, v, into: &rec,
+                            context: SinkConfigContext(resolve: resolve, templates: c.alerts.templates))
                     }
                 }
                 guard let name else { throw n.error("a receiver needs a \"name\"") }
@@ -513,15 +404,5 @@ private struct Reader {
             }
         }
         return c
-    }
-}
-
-/// A JSON object built from string pairs (kept simple: integration settings are strings).
-struct JSONObjectBox {
-    var pairs: [(String, String)]
-    var object: TriplineJSON.JSONObject {
-        var o = TriplineJSON.JSONObject()
-        for (k, v) in pairs { o.append(k, .string(v)) }
-        return o
     }
 }

@@ -2,20 +2,45 @@ import Foundation
 import TriplineAlerts
 import TriplineJSON
 import TriplineState
+import TriplineYAML
 
 /// Sinks by integration type (`<type>_configs` in a receiver): the delivery service looks an integration's sink
 /// up here. A new sink is one new file and one line in `standard`.
 public struct SinkRegistry: Sendable {
     public var sinks: [String: any Sink]
-    public init(_ sinks: [String: any Sink]) { self.sinks = sinks }
+    /// The types in registration order (the order receivers' keys are listed in errors).
+    public var types: [String]
+    public init(_ sinks: [any Sink]) {
+        self.sinks = [:]
+        types = []
+        for s in sinks {
+            let t = type(of: s).type
+            self.sinks[t] = s
+            types.append(t)
+        }
+    }
 
     public static let standard = SinkRegistry([
-        "file": FileSink(),
-        "webhook": WebhookSink(),
-        "email": MailSink(),
+        FileSink(),
+        WebhookSink(),
+        MailSink(),
     ])
 
     public func sink(_ type: String) -> (any Sink)? { sinks[type] }
+
+    /// Reads a receiver's `<type>_configs` list into its integrations, each with its resolved policy.
+    public func read(_ type: String, _ list: Node, into receiver: inout Receiver, context: SinkConfigContext)
+        throws(LocatedError)
+    {
+        guard let sink = sinks[type] else { throw list.error("no sink for \(type)_configs") }
+        guard let items = list.sequence else { throw list.error("\"\(type)_configs\" must be a list") }
+        let kind = Swift.type(of: sink)
+        for item in items {
+            let settings = try kind.settings(item, context)
+            let resolved = settings["send_resolved"]?.stringValue.map { $0 == "true" } ?? kind.resolvedByDefault
+            receiver.add(type, settings, sendResolved: resolved)
+        }
+    }
 
     /// Delivers `item` through one integration of `receiver` (the sinks see a receiver holding only it).
     public func deliver(_ item: OutboxItem, to receiver: Receiver, integration: Integration, config: AlertsConfig)
@@ -34,6 +59,15 @@ public struct SinkRegistry: Sendable {
 /// notification in order; `fail` (set by a test) makes deliveries fail with that failure, `times` times or until
 /// cleared.
 public final class MemorySink: Sink, @unchecked Sendable {
+    public static let type = "memory"
+    public static let resolvedByDefault = true
+    /// `memory_configs` entries: `name` (what the test reads back), `send_resolved`.
+    public static func settings(_ entry: Node, _ context: SinkConfigContext) throws(LocatedError) -> JSONObject {
+        var spec = SinkConfigSpec(keys: ["name", "send_resolved"])
+        spec.required = ["name"]
+        return try SinkConfig.read(entry, type: type, spec: spec, context: context)
+    }
+
     private let lock = NSLock()
     private var delivered: [String: [OutboxItem]] = [:]
     private var failures: [String: (failure: DeliveryFailure, left: Int)] = [:]

@@ -2,9 +2,20 @@ import Foundation
 import TriplineAlerts
 import TriplineJSON
 import TriplineState
+import TriplineYAML
 
-/// A delivery integration: takes one outbox item (already rendered for its receiver) to its destination.
+/// A type of integration (Alertmanager's notifier): how its `<type>_configs` entries are read, whether it sends
+/// resolved notifications by default, and how it takes one outbox item (already rendered for its receiver) to its
+/// destination. A new sink is one file conforming to this and one line in `SinkRegistry.standard`.
 public protocol Sink: Sendable {
+    /// The integration type: the receiver key `<type>_configs`, and the lanes' `type/index`.
+    static var type: String { get }
+    /// Whether an entry without `send_resolved` gets resolved notifications.
+    static var resolvedByDefault: Bool { get }
+    /// Validates one entry into its settings; every error at its file:line:col.
+    static func settings(_ entry: Node, _ context: SinkConfigContext) throws(LocatedError) -> JSONObject
+    /// Delivers through the receiver's integrations of this type (the delivery service passes one at a time).
+    /// Failures say whether to retry (and when), give up (dead letter), or hold the lane (gone).
     func deliver(_ item: OutboxItem, to receiver: Receiver, config: AlertsConfig) async throws(DeliveryFailure)
 }
 
@@ -37,6 +48,16 @@ public struct DeliveryFailure: Error, CustomStringConvertible, Sendable {
 /// disk before the delivery counts. A template, when set, adds its text (rendered from the same filtered view).
 public struct FileSink: Sink {
     public init() {}
+
+    public static let type = "file"
+    public static let resolvedByDefault = true
+
+    /// `file_configs` entries: `path` (relative to the configuration), `template`, `send_resolved`.
+    public static func settings(_ entry: Node, _ context: SinkConfigContext) throws(LocatedError) -> JSONObject {
+        var spec = SinkConfigSpec(keys: ["path", "template", "send_resolved"])
+        spec.required = ["path"]
+        return try SinkConfig.read(entry, type: type, spec: spec, context: context)
+    }
 
     public func deliver(_ item: OutboxItem, to receiver: Receiver, config: AlertsConfig) async throws(DeliveryFailure) {
         for fc in receiver.integrations where fc.type == "file" {

@@ -286,3 +286,30 @@ public struct WebhookSink: Sink {
         return nil
     }
 }
+
+extension WebhookSink {
+    public static let type = "webhook"
+    /// As Alertmanager's webhook: resolved notifications unless `send_resolved: false`.
+    public static let resolvedByDefault = true
+
+    /// `webhook_configs` entries: `url` (http or https), `secret_file`/`secret_env` (required: deliveries are
+    /// signed), `send_resolved`, `timeout` (the whole request, body included; at most 24 h).
+    public static func settings(_ entry: Node, _ context: SinkConfigContext) throws(LocatedError) -> JSONObject {
+        var spec = SinkConfigSpec(keys: ["url", "secret_file", "secret_env", "send_resolved", "timeout"])
+        spec.required = ["url"]
+        spec.deadlines = ["timeout"]
+        spec.check = { key, value, node throws(LocatedError) in
+            if key == "url" {
+                guard let u = URL(string: value), u.scheme == "http" || u.scheme == "https", u.host != nil else {
+                    throw node.error("\"url\" must be an http or https URL")
+                }
+            }
+        }
+        spec.checkEntry = { s, node throws(LocatedError) in
+            if s["secret_file"] == nil && s["secret_env"] == nil {
+                throw node.error("a webhook config needs secret_file or secret_env (deliveries are signed)")
+            }
+        }
+        return try SinkConfig.read(entry, type: type, spec: spec, context: context)
+    }
+}

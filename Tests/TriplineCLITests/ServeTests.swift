@@ -254,7 +254,7 @@ struct ServeTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let c = try CLITests.run(["check", "--config", "tripline.yaml"], cwd: dir)
         #expect(c.status == 1)
-        #expect(c.stderr.contains("tripline.yaml:13:26: rate limit for unknown receiver \"nobody\""), "\(c.stderr)")
+        #expect(c.stderr.contains("tripline.yaml:14:26: rate limit for unknown receiver \"nobody\""), "\(c.stderr)")
         let s = try CLITests.run(["serve", "--config", "tripline.yaml"], stdin: "", cwd: dir)
         #expect(s.status == 1 && s.stderr.contains("unknown receiver"))
         let inline = try Self.deployment(entries: 1)
@@ -272,16 +272,16 @@ struct ServeTests {
         for (mail, expected) in [
             (
                 "{to: a@b.example, from: c@d.example, smarthost: \"m.example:25\", tls: yes}",
-                ":11:150: unknown key \"tls\""
+                ":12:150: unknown key \"tls\""
             ),
-            ("{to: a@b.example, from: c@d.example}", ":11:86: each of email_configs needs \"smarthost\""),
+            ("{to: a@b.example, from: c@d.example}", ":12:86: each of email_configs needs \"smarthost\""),
             (
                 "{to: a@b.example, from: c@d.example, smarthost: \"m.example:25\", tls_config: {insecure_skip_verify: maybe}}",
-                ":11:185: \"tls_config.insecure_skip_verify\" is true or false"
+                ":12:185: \"tls_config.insecure_skip_verify\" is true or false"
             ),
             (
                 "{to: a@b.example, from: c@d.example, smarthost: m.example, require_tls: false}",
-                ":11:134: \"smarthost\" is host:port"
+                ":12:134: \"smarthost\" is host:port"
             ),
         ] {
             try text.replacingOccurrences(

@@ -6,9 +6,15 @@ import TriplineJSON
 import TriplineService
 import TriplineSinks
 import TriplineState
+import TriplineYAML
 
 /// A sink that holds every delivery for a minute (a peer that never answers), unless cancelled.
 struct StuckSink: Sink {
+    static let type = "stuck"
+    static let resolvedByDefault = true
+    static func settings(_ entry: Node, _ context: SinkConfigContext) throws(LocatedError) -> JSONObject {
+        try SinkConfig.read(entry, type: type, spec: SinkConfigSpec(keys: ["name"]), context: context)
+    }
     func deliver(_ item: OutboxItem, to receiver: Receiver, config: AlertsConfig) async throws(DeliveryFailure) {
         try? await Task.sleep(nanoseconds: 60_000_000_000)
         throw DeliveryFailure("cancelled")
@@ -53,7 +59,7 @@ struct DeliveryHarness {
         let cfg = config
         let service = DeliveryService(
             store: store, config: { cfg }, logger: Logger(label: "test"), drainTimeout: 1, maxBackoff: maxBackoff,
-            sinks: SinkRegistry(["memory": memory, "stuck": StuckSink()]))
+            sinks: SinkRegistry([memory, StuckSink()]))
         let task = Task { try await service.run() }
         let end = Date().addingTimeInterval(seconds)
         var met = until()

@@ -124,3 +124,42 @@ public enum Templates {
         return view
     }
 }
+
+extension MailSink {
+    public static let type = "email"
+    /// As Alertmanager's email: no resolved notifications unless `send_resolved: true`.
+    public static let resolvedByDefault = false
+
+    /// `email_configs` entries: Alertmanager's keys (`to`, `from`, `smarthost` required) plus `implicit_tls`,
+    /// `auth_mechanism`, `template`, `timeout` (each reply) and `transaction_timeout` (connect to QUIT), both at
+    /// most 24 h; `tls_config` is a mapping; the password only from a file or a variable.
+    public static func settings(_ entry: Node, _ context: SinkConfigContext) throws(LocatedError) -> JSONObject {
+        var spec = SinkConfigSpec(keys: [
+            "to", "from", "smarthost", "hello", "auth_username", "auth_password_file", "auth_password_env",
+            "auth_mechanism", "require_tls", "implicit_tls", "tls_config.ca_file", "tls_config.cert_file",
+            "tls_config.key_file", "tls_config.server_name", "tls_config.insecure_skip_verify", "send_resolved",
+            "template", "timeout", "transaction_timeout",
+        ])
+        spec.nested = ["tls_config"]
+        spec.required = ["to", "from", "smarthost"]
+        spec.booleans = ["send_resolved", "require_tls", "implicit_tls", "insecure_skip_verify"]
+        spec.deadlines = ["timeout", "transaction_timeout"]
+        spec.check = { key, value, node throws(LocatedError) in
+            switch key {
+            case "auth_mechanism":
+                guard ["PLAIN", "LOGIN"].contains(value.uppercased()) else {
+                    throw node.error("\"auth_mechanism\" is PLAIN or LOGIN")
+                }
+            case "smarthost":
+                guard hostPort(value) != nil else { throw node.error("\"smarthost\" is host:port") }
+            default: break
+            }
+        }
+        spec.checkEntry = { s, node throws(LocatedError) in
+            if s["auth_username"] != nil && s["auth_password_file"] == nil && s["auth_password_env"] == nil {
+                throw node.error("auth_username needs auth_password_file or auth_password_env")
+            }
+        }
+        return try SinkConfig.read(entry, type: type, spec: spec, context: context)
+    }
+}
