@@ -64,6 +64,8 @@ let package = Package(
             ]
         ),
 
+        // The one authorisation policy (SPEC §8's table): commands and API routes ask it.
+        .target(name: "TriplinePolicy", dependencies: ["TriplineAlerts", "TriplineState", "TriplineJSON"]),
         .target(
             name: "TriplineConfig",
             dependencies: [
@@ -110,7 +112,7 @@ let package = Package(
             dependencies: [
                 "TriplineIngest", "TriplineSelectors", "TriplineWatchlists", "TriplineMatch", "TriplineRules",
                 "TriplineYAML", "TriplineJSON", "TriplineConfig", "TriplineAlerts", "TriplineState",
-                "TriplineStateSQLite", "TriplineService", "TriplineAudit", "TriplineSinks",
+                "TriplineStateSQLite", "TriplineService", "TriplineAudit", "TriplineSinks", "TriplinePolicy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -17,12 +17,13 @@ with open(f"{d}/tripline.yaml", "w") as f:
     f.write("""rules: Rules
 watchlists: Watchlists
 state: state/state.sqlite
+operator: ops
 partners:
   - {id: ops, name: Ops, countries: [], contact: ops@example}
   - {id: be-fedpol, name: BE, countries: [BE], contact: be@example}
 receivers:
   - {name: log, partner: be-fedpol, file_configs: [{path: alerts.ndjson}]}
-route: {receiver: log, group_by: [owner, list, item], group_wait: 0s, group_interval: 0s, repeat_interval: 100h}
+route: {receiver: log, group_by: [owner, list, item], group_wait: 0s, group_interval: 1ms, repeat_interval: 100h}
 """)
 
 # 1. Throughput: 200,000 lines, 1% on the list (each a new alert), the rest on no list.

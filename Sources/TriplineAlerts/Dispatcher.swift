@@ -33,6 +33,8 @@ public final class Dispatcher {
     private var lastChanges: Int64?
     private var inhibition: InhibitionIndex
     private var journal: Journal?
+    /// Receivers whose rate-limit state changed since it was last put in a commit.
+    private var ratesChanged = Set<String>()
 
     struct Group {
         var route: Route
@@ -74,6 +76,10 @@ public final class Dispatcher {
         nextID = try store.maxAlertID() + 1
         for n in try store.notifyLog() { nflog[n.receiver + "\u{0}" + n.key] = n }
         silences = Self.compiled(try store.silences(includeExpired: false))
+        for r in try store.rateStates() {
+            sent[r.receiver] = r.sent
+            digest[r.receiver] = r.digest
+        }
         inhibition = InhibitionIndex(config.inhibitRules)
         // Recovery: every open or recently changed alert some receiver has not been told of goes back to its group.
         for a in try store.alerts(states: nil, limit: Int.max) {
@@ -130,6 +136,8 @@ public final class Dispatcher {
         for (k, v) in j.nflog { nflog[k] = v }
         for (k, v) in j.sent { sent[k] = v }
         for (k, v) in j.digest { digest[k] = v }
+        ratesChanged.formUnion(j.sent.keys)
+        ratesChanged.formUnion(j.digest.keys)
     }
 
     private func setGroup(_ gid: String, _ g: Group?) {
@@ -146,11 +154,21 @@ public final class Dispatcher {
     private func setSent(_ k: String, _ v: [Double]) {
         if journal != nil && journal!.sent.index(forKey: k) == nil { journal!.sent[k] = .some(sent[k]) }
         sent[k] = v
+        ratesChanged.insert(k)
     }
 
     private func setDigest(_ k: String, _ v: [Int64]) {
         if journal != nil && journal!.digest.index(forKey: k) == nil { journal!.digest[k] = .some(digest[k]) }
         digest[k] = v
+        ratesChanged.insert(k)
+    }
+
+    /// The changed rate-limit states into the commit (so that a digest and a window survive a restart).
+    private func persistRates(into c: inout Commit) {
+        for r in ratesChanged.sorted() {
+            c.rateStates.append(RateState(receiver: r, sent: sent[r] ?? [], digest: digest[r] ?? []))
+        }
+        ratesChanged = []
     }
 
     // MARK: Identity and labels
@@ -228,7 +246,7 @@ public final class Dispatcher {
                 c.events.append(
                     EventDraft(
                         at: now, kind: "suppressed", alertKey: key,
-                        reason: e.state == .acknowledged ? "acknowledged" : "dedup",
+                        reason: e.acks.values.contains { $0.holds(at: now) } ? "acknowledged" : "dedup",
                         detail: JSONObject([
                             ("alert_id", .number(String(e.id))), ("selector", .string(h.id)),
                             ("count", .number(String(e.count))),
@@ -261,36 +279,16 @@ public final class Dispatcher {
         enqueue(a, now: now, recovering: recovering, events: &ignored)
     }
 
-    /// The receivers an alert goes to, each with the route whose timings apply.
-    func targets(_ a: AlertRecord) -> [(Route, String)] {
-        var out: [(Route, String)] = []
-        for r in config.route.match(a.labels) where !out.contains(where: { $0.1 == r.receiver }) {
-            out.append((r, r.receiver))
-        }
-        // Jurisdiction: partners covering the selector's country receive it.
-        if let country = a.labels["country"]?.stringValue {
-            for p in config.partners where p.countries.contains(country) {
-                for r in config.receivers where r.partner == p.id && !out.contains(where: { $0.1 == r.name }) {
-                    out.append((config.route, r.name))
-                }
-            }
-        }
-        // Originator: the list's owner is told of sightings of its entries unless the list says otherwise.
-        if a.kind == "watchlist", let w = a.payload["watchlist"]?.objectValue, let owner = w["owner"]?.stringValue,
-            w["handling"]?.objectValue?["originator_notified"] != .bool(false)
-        {
-            for r in config.receivers where r.partner == owner && !out.contains(where: { $0.1 == r.name }) {
-                out.append((config.route, r.name))
-            }
-        }
-        return out
-    }
+    /// The receivers an alert goes to (`AlertsConfig.targets`).
+    func targets(_ a: AlertRecord) -> [(Route, String)] { config.targets(a) }
 
     private func enqueue(_ a: AlertRecord, now: Double, recovering: Bool, events: inout [EventDraft]) {
         for (route, receiver) in targets(a) {
             let last = nflog[receiver + "\u{0}" + a.key]
-            if recovering && last?.state == a.state { continue }
-            if !recovering, let last, last.state == a.state { continue }  // dedup: nothing new for this receiver
+            // The state as this receiver's partner sees it (acknowledged by its partner, or not).
+            let state = a.state(for: config.receiver(receiver)?.partner, at: now)
+            if recovering && last?.state == state { continue }
+            if !recovering, let last, last.state == state { continue }  // dedup: nothing new for this receiver
             var gl = JSONObject()
             var gid = "\(route.index)\u{0}\(receiver)\u{0}"
             if route.groupBy == ["..."] {
@@ -364,10 +362,17 @@ public final class Dispatcher {
         due.sort { (groups[$0]!.rank, $1) > (groups[$1]!.rank, $0) }
         var fresh: [String: AlertRecord] = [:]
         for a in c.alerts { fresh[a.key] = a }
-        for gid in due { try flush(gid, now: now, fresh: fresh, into: &c) }
+        do throws(StateError) {
+            for gid in due { try flush(gid, now: now, fresh: fresh, into: &c) }
+        } catch {
+            // A store read failed: the popped timers go back (the caller rolls the rest back).
+            for gid in due { if let g = groups[gid] { timers.push(g.next, gid) } }
+            throw error
+        }
         for (receiver, ids) in digest where !ids.isEmpty && allowance(receiver, now: now) > 0 {
             queue(receiver: receiver, views: [], groupLabels: JSONObject(), status: "firing", now: now, into: &c)
         }
+        persistRates(into: &c)
         return c
     }
 
@@ -406,11 +411,13 @@ public final class Dispatcher {
         for key in candidates {
             var found = fresh[key]
             if found == nil { found = try store.alert(key: key) }
-            guard let a = found else { continue }
+            guard var a = found else { continue }
             let nk = receiver.name + "\u{0}" + key
             let last = nflog[nk]
+            // From here `a` is the alert as this receiver's partner sees it: acknowledged when its partner acked.
+            a.state = a.state(for: receiver.partner, at: now)
             let changed = last?.state != a.state
-            let repeatDue = a.state != .resolved && last.map { now - $0.notifiedAt >= g.route.repeatInterval } ?? false
+            let repeatDue = a.state == .firing && last.map { now - $0.notifiedAt >= g.route.repeatInterval } ?? false
             if a.state == .resolved { g.keys.remove(key) }
             if !changed && !repeatDue { continue }
             func suppress(_ reason: String, _ detail: [(String, JSONValue)] = []) {
@@ -425,11 +432,14 @@ public final class Dispatcher {
                 continue
             }
             if a.state == .acknowledged && last?.state == .acknowledged {
-                suppress("acknowledged", [("by", .string(a.ackedBy ?? ""))])
+                suppress("acknowledged", [("by", .string(a.acks[receiver.partner]?.by ?? ""))])
                 continue
             }
             if a.state != .resolved,
-                let s = silences.first(where: { $0.silence.isActive(at: now) && $0.matchers.matches(a.labels) })
+                let s = silences.first(where: {
+                    $0.silence.isActive(at: now) && $0.silence.covers(partner: receiver.partner)
+                        && $0.matchers.matches(a.labels)
+                })
             {
                 suppress("silence", [("silence", .string(s.silence.id))])
                 record(receiver.name, a, now: now, into: &c)
@@ -538,27 +548,69 @@ public final class Dispatcher {
         (changesKey, Int64(now * 1_000_000) &+ Int64.random(in: 0..<1000))
     }
 
-    /// Acknowledge or resolve an alert as a principal (recorded with the reason).
+    /// Acknowledge (for the principal's partner: `until` nil means until the alert resolves) or resolve (for
+    /// everyone) an alert as a principal, recorded with the reason. Whether the principal may is the policy's
+    /// decision, made before.
     public static func act(
-        on id: Int64, state: AlertState, principal: String, reason: String, store: any StateStore, now: Double
+        on id: Int64, state: AlertState, principal: Principal, reason: String, until: Double? = nil,
+        store: any StateStore, now: Double
     ) throws(AlertsError) -> AlertRecord {
         let found: AlertRecord?
         do { found = try store.alert(id: id) } catch { throw .state(error.description) }
         guard var a = found else { throw .notFound("no alert \(id)") }
         guard a.state != .resolved else { throw .state("alert \(id) is already resolved") }
-        if state == .acknowledged && a.state == .acknowledged { throw .state("alert \(id) is already acknowledged") }
-        a.state = state
+        var detail = JSONObject([("alert_id", .number(String(id)))])
+        if state == .acknowledged {
+            if let ack = a.acks[principal.partner], ack.holds(at: now) {
+                throw .state("alert \(id) is already acknowledged by \(principal.partner) (\(ack.by))")
+            }
+            a.acks[principal.partner] = Ack(by: principal.id, at: now, until: until)
+            detail.append("partner", .string(principal.partner))
+            if let until { detail.append("until", .string(Renderer.time(until))) }
+        } else {
+            a.state = .resolved
+        }
         a.updatedAt = now
-        if state == .acknowledged { a.ackedBy = principal }
         var c = Commit()
         c.alerts = [a]
         c.events = [
             EventDraft(
                 at: now, kind: state == .acknowledged ? "alert_acknowledged" : "alert_resolved", alertKey: a.key,
-                principal: principal, reason: reason, detail: JSONObject([("alert_id", .number(String(id)))]))
+                principal: principal.id, reason: reason, detail: detail)
         ]
         c.offsets = [Self.changed(now)]
         do { try store.commit(c) } catch { throw .state(error.description) }
         return a
+    }
+
+    /// Schema v4 moved acknowledgements to partners and scoped silences to theirs: alerts left `acknowledged`
+    /// become firing with their acknowledging principal's partner's ack (the operating partner's when that
+    /// principal is gone), and silences without a scope take their creator's partner (an admin's keep every
+    /// receiver). What changed is returned for the caller to commit, each change audited.
+    public static func migratePartnerScopes(
+        store: any StateStore, config: AlertsConfig, operatorPartner: String, now: Double
+    ) throws(StateError) -> Commit {
+        var c = Commit()
+        for var a in try store.alerts(states: [.acknowledged], limit: Int.max) {
+            let by = a.ackedBy ?? "unknown"
+            let partner = config.principal(by)?.partner ?? operatorPartner
+            a.acks[partner] = Ack(by: by, at: a.updatedAt)
+            a.state = .firing
+            c.alerts.append(a)
+            c.events.append(
+                EventDraft(
+                    at: now, kind: "ack_migrated", alertKey: a.key,
+                    detail: JSONObject([("alert_id", .number(String(a.id))), ("partner", .string(partner))])))
+        }
+        for var s in try store.silences(includeExpired: false) where s.partner == nil {
+            guard let p = config.principal(s.createdBy), p.role != .admin else { continue }
+            s.partner = p.partner
+            c.silences.append(s)
+            c.events.append(
+                EventDraft(
+                    at: now, kind: "silence_scoped",
+                    detail: JSONObject([("silence", .string(s.id)), ("partner", .string(p.partner))])))
+        }
+        return c
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import TriplineJSON
 import TriplineRegex
+import TriplineState
 
 /// An Alertmanager label matcher: `name="value"`, `name!="value"`, `name=~"regex"`, `name!~"regex"` (regexes
 /// anchored at both ends; quotes optional).
@@ -84,7 +85,8 @@ public struct Partner: Sendable {
 }
 
 public struct Principal: Sendable {
-    public enum Role: String, Sendable, CaseIterable { case partner, analyst, auditor, admin }
+    /// SPEC §8: `ingest` is a source system (it may only submit selectors).
+    public enum Role: String, Sendable, CaseIterable { case partner, analyst, auditor, admin, ingest }
     public var id: String
     public var partner: String
     public var role: Role
@@ -284,6 +286,31 @@ public struct AlertsConfig: Sendable {
     }
 
     public func partner(_ id: String) -> Partner? { partners.first { $0.id == id } }
+
+    /// The receivers an alert goes to, each with the route whose timings apply: the route tree, then
+    /// jurisdiction (receivers of partners covering the selector's country), then the originator (the list
+    /// owner's receivers, unless the list says otherwise).
+    public func targets(_ a: AlertRecord) -> [(Route, String)] {
+        var out: [(Route, String)] = []
+        for r in route.match(a.labels) where !out.contains(where: { $0.1 == r.receiver }) {
+            out.append((r, r.receiver))
+        }
+        if let country = a.labels["country"]?.stringValue {
+            for p in partners where p.countries.contains(country) {
+                for r in receivers where r.partner == p.id && !out.contains(where: { $0.1 == r.name }) {
+                    out.append((route, r.name))
+                }
+            }
+        }
+        if a.kind == "watchlist", let w = a.payload["watchlist"]?.objectValue, let owner = w["owner"]?.stringValue,
+            w["handling"]?.objectValue?["originator_notified"] != .bool(false)
+        {
+            for r in receivers where r.partner == owner && !out.contains(where: { $0.1 == r.name }) {
+                out.append((route, r.name))
+            }
+        }
+        return out
+    }
     public func receiver(_ name: String) -> Receiver? { receivers.first { $0.name == name } }
     public func principal(_ id: String) -> Principal? { principals.first { $0.id == id } }
     public func template(_ name: String?) -> Template? { name.flatMap { n in templates.first { $0.name == n } } }

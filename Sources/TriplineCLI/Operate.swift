@@ -3,6 +3,7 @@ import Foundation
 import TriplineAlerts
 import TriplineConfig
 import TriplineJSON
+import TriplinePolicy
 import TriplineSelectors
 import TriplineService
 import TriplineSinks
@@ -35,7 +36,7 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-/// Who acts on the command line, and why (both recorded).
+/// Who acts on the command line, and why (both recorded, with the operating-system user).
 struct Actor: ParsableArguments {
     @Option(name: .customLong("as"), help: "The principal acting (an id from the configuration's principals).")
     var principal: String
@@ -71,21 +72,61 @@ struct Actor: ParsableArguments {
         a.handleKey = try c.loadHandleKey()
         return Renderer(config: a)
     }
+
+    func policy(_ c: Configuration) -> Policy { Policy(config: c.alerts, operatorPartner: c.operatorPartner) }
+
+    /// The operating-system user running the command (SPEC §10: recorded beside the principal).
+    static var osUser: String {
+        if let pw = getpwuid(getuid()), let name = pw.pointee.pw_name { return String(cString: name) }
+        return "uid:\(getuid())"
+    }
+
+    /// An audit record of this principal's action or consultation, with the reason and the OS user.
+    func event(
+        _ kind: String, _ p: Principal, at now: Double, alertKey: String? = nil, receiver: String? = nil,
+        _ detail: [(String, JSONValue)]
+    ) -> EventDraft {
+        EventDraft(
+            at: now, kind: kind, alertKey: alertKey, receiver: receiver, principal: p.id, reason: reason,
+            detail: JSONObject(detail + [("os_user", .string(Self.osUser))]))
+    }
+
+    /// Applies the policy's decision: a refusal is audited (principal, reason, why), printed, and exits 1.
+    func require(
+        _ d: Policy.Decision, _ p: Principal, _ action: Policy.Action, _ store: any DurableStore, at now: Double,
+        object: [(String, JSONValue)] = []
+    ) throws {
+        guard let why = d.reason else { return }
+        try record(
+            store,
+            event(
+                "refused", p, at: now,
+                [("command", .string(action.rawValue)), ("why", .string(why))] + object))
+        printError("tripline: \(why)")
+        throw ExitCode(1)
+    }
 }
 
-/// What a principal may see of an alert: auditors and admins everything; analysts by need-to-know; partners only
-/// alerts on their own lists.
-func consult(_ a: AlertRecord, _ p: Principal, _ r: Renderer) -> JSONObject? {
-    switch p.role {
-    case .auditor, .admin:
-        return r.view(a, access: .full)
-    case .partner:
-        let owners = Set(Protection.from(a.payload).map(\.owner))
-        guard owners.contains(p.partner) else { return nil }
-        return r.view(a, access: r.access(a, partner: p.partner, sink: false))
-    case .analyst:
-        return r.view(a, access: r.access(a, partner: p.partner, sink: false))
+/// What a principal may see of an alert: auditors everything; partners and analysts by need-to-know, and the
+/// state as their partner sees it (acknowledged when their partner acknowledged it).
+func consult(_ a: AlertRecord, _ p: Principal, _ r: Renderer, now: Double) -> JSONObject {
+    var seen = a
+    seen.state = a.state(for: p.role == .auditor ? nil : p.partner, at: now)
+    let access: Access = p.role == .auditor ? .full : r.access(a, partner: p.partner, sink: false)
+    var v = r.view(seen, access: access)
+    if access == .full && !a.acks.isEmpty {
+        v.append(
+            "acknowledged_by",
+            .array(
+                a.acks.sorted { $0.key < $1.key }.map { partner, ack in
+                    var o = JSONObject([
+                        ("partner", .string(partner)), ("by", .string(ack.by)), ("at", .string(Renderer.time(ack.at))),
+                    ])
+                    o.append("until", ack.until.map { .string(Renderer.time($0)) } ?? .string("resolved"))
+                    return .object(o)
+                }))
     }
+    return v
 }
 
 func writeJSON(_ o: JSONObject) { FileHandle.standardOutput.write(Data((JSONWriter.string(.object(o)) + "\n").utf8)) }
@@ -105,27 +146,30 @@ struct Alerts: ParsableCommand {
         subcommands: [List.self, Show.self, Ack.self, Resolve.self])
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Alerts as NDJSON, newest first.")
+        static let configuration = CommandConfiguration(
+            abstract: "Alerts the principal may list (SPEC §8), as it may see them, as NDJSON, newest first.")
         @OptionGroup var actor: Actor
-        @Option(help: "Only alerts in this state (firing, acknowledged, resolved).") var state: AlertState?
+        @Option(help: "Only alerts in this state as the principal sees it (firing, acknowledged, resolved).")
+        var state: AlertState?
         @Option(help: "At most this many.") var limit = 100
 
         func run() throws {
             let (c, p, store, now) = try actor.open()
+            let policy = actor.policy(c)
+            try actor.require(policy.decide(p, .listAlerts), p, .listAlerts, store, at: now)
             let r = try actor.renderer(c)
-            let alerts = try store.alerts(states: state.map { [$0] }, limit: limit)
             var shown: [JSONValue] = []
-            for a in alerts {
-                if let v = consult(a, p, r) {
-                    writeJSON(v)
-                    shown.append(.number(String(a.id)))
-                }
+            for a in try store.alerts(states: nil, limit: Int.max) where shown.count < limit {
+                guard policy.decide(p, .listAlerts, alert: a).allowed else { continue }
+                let v = consult(a, p, r, now: now)
+                if let state, v["state"] != .string(state.rawValue) { continue }
+                writeJSON(v)
+                shown.append(.number(String(a.id)))
             }
             try record(
                 store,
-                EventDraft(
-                    at: now, kind: "consultation", principal: p.id, reason: actor.reason,
-                    detail: JSONObject([("command", .string("alerts list")), ("alerts", .array(shown))])))
+                actor.event(
+                    "consultation", p, at: now, [("command", .string("alerts list")), ("alerts", .array(shown))]))
         }
     }
 
@@ -136,56 +180,67 @@ struct Alerts: ParsableCommand {
 
         func run() throws {
             let (c, p, store, now) = try actor.open()
-            let r = try actor.renderer(c)
-            guard let a = try store.alert(id: id), let v = consult(a, p, r) else {
-                try record(
-                    store,
-                    EventDraft(
-                        at: now, kind: "consultation", principal: p.id, reason: actor.reason,
-                        detail: JSONObject([
-                            ("command", .string("alerts show")), ("alert_id", .number(String(id))),
-                            ("found", .bool(false)),
-                        ])))
-                printError("tripline: no alert \(id) visible to \(p.id)")
-                throw ExitCode(1)
+            let policy = actor.policy(c)
+            try actor.require(policy.decide(p, .showAlert), p, .showAlert, store, at: now)
+            let object: [(String, JSONValue)] = [("alert_id", .number(String(id)))]
+            guard let a = try store.alert(id: id) else {
+                try actor.require(
+                    .hidden("no alert \(id) visible to \(p.id)"), p, .showAlert, store, at: now, object: object)
+                return
             }
-            writeJSON(v)
+            try actor.require(policy.decide(p, .showAlert, alert: a), p, .showAlert, store, at: now, object: object)
+            writeJSON(consult(a, p, try actor.renderer(c), now: now))
             try record(
                 store,
-                EventDraft(
-                    at: now, kind: "consultation", alertKey: a.key, principal: p.id, reason: actor.reason,
-                    detail: JSONObject([("command", .string("alerts show")), ("alert_id", .number(String(id)))])))
+                actor.event(
+                    "consultation", p, at: now, alertKey: a.key, [("command", .string("alerts show"))] + object))
         }
     }
 
     struct Ack: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Acknowledge an alert.")
+        static let configuration = CommandConfiguration(
+            abstract: "Acknowledge an alert for your partner: its receivers get no more repeats.")
         @OptionGroup var actor: Actor
         @Argument(help: "Alert id.") var id: Int64
-        func run() throws { try act(actor, id, .acknowledged) }
+        @Option(help: "resolved (the default: until the alert resolves) or a duration such as 4h.")
+        var until = "resolved"
+        func run() throws {
+            var limit: Double?
+            if until != "resolved" {
+                guard let d = parseDuration(until), d > 0, d <= Policy.maxSilence else {
+                    throw ValidationError("--until is resolved or a duration up to 365d, like 4h")
+                }
+                limit = d
+            }
+            try act(actor, id, .acknowledged, .ackAlert, until: limit)
+        }
     }
 
     struct Resolve: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Resolve an alert.")
+        static let configuration = CommandConfiguration(abstract: "Resolve an alert (for everyone).")
         @OptionGroup var actor: Actor
         @Argument(help: "Alert id.") var id: Int64
-        func run() throws { try act(actor, id, .resolved) }
+        func run() throws { try act(actor, id, .resolved, .resolveAlert) }
     }
 
-    static func act(_ actor: Actor, _ id: Int64, _ state: AlertState) throws {
+    static func act(
+        _ actor: Actor, _ id: Int64, _ state: AlertState, _ action: Policy.Action, until: Double? = nil
+    ) throws {
         let (c, p, store, now) = try actor.open()
-        guard p.role == .analyst || p.role == .admin else {
-            printError("tripline: \(p.id) (\(p.role.rawValue)) may not change alerts")
-            throw ExitCode(1)
+        let policy = actor.policy(c)
+        let object: [(String, JSONValue)] = [("alert_id", .number(String(id)))]
+        try actor.require(policy.decide(p, action), p, action, store, at: now, object: object)
+        guard let a = try store.alert(id: id) else {
+            try actor.require(.hidden("no alert \(id) visible to \(p.id)"), p, action, store, at: now, object: object)
+            return
         }
-        guard let a = try store.alert(id: id), consult(a, p, try actor.renderer(c)) != nil else {
-            printError("tripline: no alert \(id) visible to \(p.id)")
-            throw ExitCode(1)
-        }
+        try actor.require(policy.decide(p, action, alert: a), p, action, store, at: now, object: object)
         do {
             let done = try Dispatcher.act(
-                on: id, state: state, principal: p.id, reason: actor.reason, store: store, now: now)
-            printError("alert \(done.id) \(done.state.rawValue) by \(p.id)")
+                on: id, state: state, principal: p, reason: actor.reason, until: until.map { now + $0 },
+                store: store, now: now)
+            printError(
+                "alert \(done.id) \(state == .resolved ? "resolved" : "acknowledged for \(p.partner)") by \(p.id)")
         } catch {
             printError("tripline: \(error)")
             throw ExitCode(1)
@@ -195,53 +250,62 @@ struct Alerts: ParsableCommand {
 
 struct Silences: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "silence", abstract: "Add, list and expire silences.",
+        commandName: "silence", abstract: "Add, list and expire silences (scoped to your partner's receivers).",
         subcommands: [Add.self, List.self, Expire.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Silence alerts whose labels match every matcher, e.g. 'owner=\"be-fedpol\"' 'priority=~\"low|medium\"'."
+                "Silence alerts whose labels match every matcher, e.g. 'owner=\"be-fedpol\"' 'priority=~\"low|medium\"', "
+                + "for your partner's receivers (an admin's: every receiver)."
         )
         @OptionGroup var actor: Actor
-        @Option(help: "How long: 30m, 2h, 1d.") var duration = "2h"
+        @Option(help: "How long: 30m, 2h, 1d (at most 365d).") var duration = "2h"
         @Option(help: "Comment (shown with the silence).") var comment: String
         @Argument(help: "Label matchers.") var matchers: [String]
 
         func run() throws {
-            let (_, p, store, now) = try actor.open()
             for m in matchers {
                 do { _ = try LabelMatcher(m) } catch { throw ValidationError("\(error)") }
             }
             guard !matchers.isEmpty else { throw ValidationError("a silence needs at least one matcher") }
-            guard let d = parseDuration(duration), d > 0 else {
-                throw ValidationError("--duration like 30m or 2h")
-            }
+            guard let d = parseDuration(duration), d > 0 else { throw ValidationError("--duration like 30m or 2h") }
+            guard d <= Policy.maxSilence else { throw ValidationError("--duration is at most 365d") }
+            let (c, p, store, now) = try actor.open()
+            let policy = actor.policy(c)
+            try actor.require(policy.decide(p, .addSilence), p, .addSilence, store, at: now)
+            let scope = policy.silenceScope(p)
             let s = Silence(
                 id: UUID().uuidString.lowercased(), matchers: matchers, startsAt: now, endsAt: now + d,
-                createdBy: p.id, comment: comment)
-            var c = Commit()
-            c.silences = [s]
-            c.events = [
-                EventDraft(
-                    at: now, kind: "silence_added", principal: p.id, reason: actor.reason,
-                    detail: JSONObject([
+                createdBy: p.id, comment: comment, partner: scope)
+            var commit = Commit()
+            commit.silences = [s]
+            commit.events = [
+                actor.event(
+                    "silence_added", p, at: now,
+                    [
                         ("silence", .string(s.id)), ("matchers", .array(matchers.map { .string($0) })),
                         ("ends_at", .string(Renderer.time(s.endsAt))), ("comment", .string(comment)),
-                    ]))
+                        ("receivers_of", .string(scope ?? "every partner")),
+                    ])
             ]
-            try store.commit(c)
+            commit.offsets = [Dispatcher.changed(now)]
+            try store.commit(commit)
             print(s.id)
         }
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Silences as NDJSON.")
+        static let configuration = CommandConfiguration(abstract: "Silences you may see (SPEC §8), as NDJSON.")
         @OptionGroup var actor: Actor
         @Flag(help: "Include expired silences.") var expired = false
         func run() throws {
-            let (_, p, store, now) = try actor.open()
-            for s in try store.silences(includeExpired: expired) {
+            let (c, p, store, now) = try actor.open()
+            let policy = actor.policy(c)
+            try actor.require(policy.decide(p, .listSilences), p, .listSilences, store, at: now)
+            var shown: [JSONValue] = []
+            for s in try store.silences(includeExpired: expired)
+            where policy.decide(p, .listSilences, silence: s).allowed {
                 var o = JSONObject()
                 o.append("id", .string(s.id))
                 o.append("matchers", .array(s.matchers.map { .string($0) }))
@@ -249,14 +313,15 @@ struct Silences: ParsableCommand {
                 o.append("ends_at", .string(Renderer.time(s.endsAt)))
                 o.append("created_by", .string(s.createdBy))
                 o.append("comment", .string(s.comment))
+                o.append("receivers_of", .string(s.partner ?? "every partner"))
                 o.append("active", .bool(s.isActive(at: now)))
                 writeJSON(o)
+                shown.append(.string(s.id))
             }
             try record(
                 store,
-                EventDraft(
-                    at: now, kind: "consultation", principal: p.id, reason: actor.reason,
-                    detail: JSONObject([("command", .string("silence list"))])))
+                actor.event(
+                    "consultation", p, at: now, [("command", .string("silence list")), ("silences", .array(shown))]))
         }
     }
 
@@ -265,20 +330,23 @@ struct Silences: ParsableCommand {
         @OptionGroup var actor: Actor
         @Argument(help: "Silence id.") var id: String
         func run() throws {
-            let (_, p, store, now) = try actor.open()
+            let (c, p, store, now) = try actor.open()
+            let policy = actor.policy(c)
+            let object: [(String, JSONValue)] = [("silence", .string(id))]
+            try actor.require(policy.decide(p, .expireSilence), p, .expireSilence, store, at: now, object: object)
             guard var s = try store.silences(includeExpired: false).first(where: { $0.id == id }) else {
-                printError("tripline: no active silence \(id)")
-                throw ExitCode(1)
+                try actor.require(.hidden("no active silence \(id)"), p, .expireSilence, store, at: now, object: object)
+                return
             }
+            try actor.require(
+                policy.decide(p, .expireSilence, silence: s).allowed ? .allow : .hidden("no active silence \(id)"),
+                p, .expireSilence, store, at: now, object: object)
             s.expiredAt = now
-            var c = Commit()
-            c.silences = [s]
-            c.events = [
-                EventDraft(
-                    at: now, kind: "silence_expired", principal: p.id, reason: actor.reason,
-                    detail: JSONObject([("silence", .string(id))]))
-            ]
-            try store.commit(c)
+            var commit = Commit()
+            commit.silences = [s]
+            commit.events = [actor.event("silence_expired", p, at: now, object)]
+            commit.offsets = [Dispatcher.changed(now)]
+            try store.commit(commit)
         }
     }
 }
@@ -288,16 +356,23 @@ struct Outbox: ParsableCommand {
         abstract: "List the outbox and retry dead letters.", subcommands: [List.self, Retry.self])
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Outbox items as NDJSON (metadata, not content).")
+        static let configuration = CommandConfiguration(
+            abstract: "Outbox items of the receivers you may see, as NDJSON (metadata, not content).")
         @OptionGroup var actor: Actor
         @Flag(help: "Dead letters only.") var dead = false
         @Option(help: "At most this many.") var limit = 1000
         func run() throws {
-            let (_, p, store, now) = try actor.open()
-            for i in try store.outbox(status: dead ? .dead : nil, limit: limit) {
+            let (c, p, store, now) = try actor.open()
+            let policy = actor.policy(c)
+            try actor.require(policy.decide(p, .listOutbox), p, .listOutbox, store, at: now)
+            var n = 0
+            for i in try store.outbox(status: dead ? .dead : nil, limit: Int.max) where n < limit {
+                guard policy.decide(p, .listOutbox, receiver: i.receiver).allowed else { continue }
+                n += 1
                 var o = JSONObject()
                 o.append("id", .number(String(i.id)))
                 o.append("receiver", .string(i.receiver))
+                if !i.integration.isEmpty { o.append("integration", .string(i.integration)) }
                 o.append("status", .string(i.status.rawValue))
                 o.append("priority_rank", .number(String(i.priorityRank)))
                 o.append("attempts", .number(String(i.attempts)))
@@ -307,11 +382,7 @@ struct Outbox: ParsableCommand {
                 if let e = i.lastError { o.append("last_error", .string(e)) }
                 writeJSON(o)
             }
-            try record(
-                store,
-                EventDraft(
-                    at: now, kind: "consultation", principal: p.id, reason: actor.reason,
-                    detail: JSONObject([("command", .string("outbox list"))])))
+            try record(store, actor.event("consultation", p, at: now, [("command", .string("outbox list"))]))
         }
     }
 
@@ -320,12 +391,21 @@ struct Outbox: ParsableCommand {
         @OptionGroup var actor: Actor
         @Argument(help: "Outbox id.") var id: Int64
         func run() throws {
-            let (_, p, store, now) = try actor.open()
+            let (c, p, store, now) = try actor.open()
+            let policy = actor.policy(c)
+            let object: [(String, JSONValue)] = [("outbox_id", .number(String(id)))]
+            try actor.require(policy.decide(p, .retryOutbox), p, .retryOutbox, store, at: now, object: object)
+            guard let item = try store.outbox(status: .dead, limit: Int.max).first(where: { $0.id == id }) else {
+                try actor.require(
+                    .hidden("outbox item \(id) is not a dead letter"), p, .retryOutbox, store, at: now, object: object)
+                return
+            }
+            try actor.require(
+                policy.decide(p, .retryOutbox, receiver: item.receiver).allowed
+                    ? .allow : .hidden("outbox item \(id) is not a dead letter"),
+                p, .retryOutbox, store, at: now, object: object)
             let ok = try store.retry(
-                outboxID: id,
-                event: EventDraft(
-                    at: now, kind: "outbox_retry", principal: p.id, reason: actor.reason,
-                    detail: JSONObject([("outbox_id", .number(String(id)))])))
+                outboxID: id, event: actor.event("outbox_retry", p, at: now, receiver: item.receiver, object))
             if !ok {
                 printError("tripline: outbox item \(id) is not a dead letter")
                 throw ExitCode(1)
@@ -347,18 +427,22 @@ struct Receivers: ParsableCommand {
         @Argument(help: "Receiver name.") var name: String
         func run() throws {
             let (c, p, store, now) = try actor.open()
+            let policy = actor.policy(c)
+            let object: [(String, JSONValue)] = [("receiver", .string(name))]
+            try actor.require(policy.decide(p, .enableReceiver), p, .enableReceiver, store, at: now, object: object)
             guard c.alerts.receiver(name) != nil else {
-                throw ValidationError("no receiver \(name) in the configuration")
+                try actor.require(.hidden("no receiver \(name)"), p, .enableReceiver, store, at: now, object: object)
+                return
             }
+            try actor.require(
+                policy.decide(p, .enableReceiver, receiver: name), p, .enableReceiver, store, at: now, object: object)
             var commit = Commit()
             commit.offsets =
                 [(DeliveryFailure.disabledKey(name), 0)]
                 + c.alerts.receiver(name)!.integrations.map {
                     (DeliveryFailure.disabledKey(OutboxLane(receiver: name, integration: $0.name)), 0)
                 }
-            commit.events = [
-                EventDraft(at: now, kind: "receiver_enabled", receiver: name, principal: p.id, reason: actor.reason)
-            ]
+            commit.events = [actor.event("receiver_enabled", p, at: now, receiver: name, [])]
             try store.commit(commit)
         }
     }

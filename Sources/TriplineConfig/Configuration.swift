@@ -4,6 +4,7 @@ import TriplineJSON
 import TriplineRules
 import TriplineSelectors
 import TriplineSinks
+import TriplineState
 import TriplineYAML
 
 /// `tripline.yaml` (SPEC §6), read strictly: every error names `file:line:col`. Paths are relative to the file.
@@ -20,6 +21,8 @@ public struct Configuration: Sendable {
     public var alerts: AlertsConfig
     /// The `audit` section as read (the audit issue uses it).
     public var audit: [String: String] = [:]
+    /// The operating partner (SPEC §8 `operator:`): the only partner by default; required with several.
+    public var operatorPartner = "local"
 
     /// The longest value each duration key takes (SPEC §6: network deadlines at most 24 h, every other duration
     /// a documented maximum); `check` refuses longer ones at file:line:col.
@@ -74,14 +77,17 @@ public struct Configuration: Sendable {
             handleKeyFile
             ?? ((state as NSString).deletingLastPathComponent as NSString)
             .appendingPathComponent("handle.key")
-        if let d = FileManager.default.contents(atPath: path), d.count >= 16 { return Array(d) }
-        let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        if let d = FileManager.default.contents(atPath: path) {
+            // A short key would make the opaque handles guessable: an error to fix, never silently replaced.
+            guard d.count >= 16 else {
+                throw PrivateFileError("\(path): the handle key has \(d.count) bytes; it needs 16 or more")
+            }
+            return Array(d)
+        }
         var key = [UInt8](repeating: 0, count: 32)
         var g = SystemRandomNumberGenerator()
         for i in key.indices { key[i] = UInt8.random(in: 0...255, using: &g) }
-        guard FileManager.default.createFile(atPath: path, contents: Data(key), attributes: [.posixPermissions: 0o600])
-        else { throw CocoaError(.fileWriteUnknown) }
+        try PrivateFiles.create(path, contents: key)  // 0600 from the start
         return key
     }
 }
@@ -166,8 +172,13 @@ private struct Reader {
                     throw v.error("group_by '...' (one group per alert) stands alone")
                 }
             case "group_wait": wait = try duration(v, "group_wait")
-            case "group_interval": interval = try duration(v, "group_interval")
-            case "repeat_interval": rep = try duration(v, "repeat_interval")
+            case "group_interval":
+                interval = try duration(v, "group_interval")
+                // As Alertmanager: zero would flush a group on every tick.
+                guard interval > 0 else { throw v.error("\"group_interval\" must be longer than 0s") }
+            case "repeat_interval":
+                rep = try duration(v, "repeat_interval")
+                guard rep > 0 else { throw v.error("\"repeat_interval\" must be longer than 0s") }
             case "continue":
                 guard let s = v.scalar, s == "true" || s == "false" else {
                     throw v.error("\"continue\" is true or false")
@@ -202,6 +213,7 @@ private struct Reader {
         var inhibitNode: Node?
         var rateNode: Node?
         var templatesNode: Node?
+        var operatorNode: Node?
         for (k, v) in top {
             switch k.scalar {
             case "rules": c.rules = resolve(try string(v, "rules"))
@@ -249,6 +261,7 @@ private struct Reader {
                     }
                     c.audit[ak.scalar!] = ak.scalar == "key_file" ? resolve(s) : s
                 }
+            case "operator": operatorNode = v
             case "partners": partnersNode = v
             case "principals": principalsNode = v
             case "receivers": receiversNode = v
@@ -283,6 +296,16 @@ private struct Reader {
             c.alerts.partners = partners
         }
         let partnerIDs = Set(c.alerts.partners.map(\.id))
+        if let o = operatorNode {
+            let id = try string(o, "operator")
+            guard partnerIDs.contains(id) else { throw o.error("\"operator\" names unknown partner \"\(id)\"") }
+            c.operatorPartner = id
+        } else if c.alerts.partners.count == 1 {
+            c.operatorPartner = c.alerts.partners[0].id
+        } else {
+            throw (partnersNode ?? root).error(
+                "with several partners, \"operator\" must name the operating partner (the agency that runs Tripline)")
+        }
         if let t = templatesNode {
             guard let seq = t.sequence else { throw t.error("\"templates\" must be a list of {name, text}") }
             var ts: [Template] = []
@@ -346,7 +369,7 @@ private struct Reader {
                         partner = s
                     default:
                         guard let r = Principal.Role(rawValue: v.scalar ?? "") else {
-                            throw v.error("\"role\" is one of partner, analyst, auditor, admin")
+                            throw v.error("\"role\" is one of partner, analyst, auditor, admin, ingest")
                         }
                         role = r
                     }

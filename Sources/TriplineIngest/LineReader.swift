@@ -35,9 +35,17 @@ public struct LineReader: ~Copyable {
     /// Follow mode (`tail -f`): at the current end of the file `next()` returns nil without ending the input,
     /// and a last line without a newline waits for it.
     public var follow = false
+    /// Before each read, check that the bytes just before the read position are still those read there: a file
+    /// truncated and written again (even past the old size) or replaced in place throws `IngestError.changed`.
+    public var verify = false
+    /// The last bytes read (at most `fingerprintLength`), for `verify`.
+    private var recent: [UInt8] = []
+    public static let fingerprintLength = 64
 
-    /// Byte offset just past the last line returned (where a restart resumes).
-    public var position: Int64 { totalRead - Int64(end - start) }
+    /// Byte offset just past the last line returned (where a restart resumes) — never inside a line, not even
+    /// an oversized one still being skipped.
+    public var position: Int64 { consumed }
+    private var consumed: Int64 = 0
     /// Line number of the last line returned.
     public var line: Int { lineNumber }
 
@@ -61,6 +69,7 @@ public struct LineReader: ~Copyable {
         }
         self.init(fd: fd, maxRecord: maxRecord, ownsFD: true)
         totalRead = offset
+        consumed = offset
         lineNumber = line
     }
 
@@ -88,6 +97,7 @@ public struct LineReader: ~Copyable {
                 let lineStart = start
                 start = nl + 1
                 lineNumber += 1
+                consumed = totalRead - Int64(end - start)
                 if skipping {
                     skipping = false
                     return .oversized(line: lineNumber, length: skippedLength + (nl - lineStart), head: skippedHead)
@@ -110,6 +120,7 @@ public struct LineReader: ~Copyable {
                     lineNumber += 1
                     let s = start
                     start = end
+                    consumed = totalRead
                     if skipping || end - s > maxRecord {
                         let head = skipping ? skippedHead : Array(buffer[s..<s + min(Self.headLength, end - s)])
                         skipping = false
@@ -157,6 +168,13 @@ public struct LineReader: ~Copyable {
             end = n
         }
         if end == buffer.count { buffer.append(contentsOf: [UInt8](repeating: 0, count: buffer.count)) }
+        if verify && !recent.isEmpty {
+            var probe = [UInt8](repeating: 0, count: recent.count)
+            let n = probe.withUnsafeMutableBytes {
+                pread(fd, $0.baseAddress, recent.count, off_t(totalRead) - off_t(recent.count))
+            }
+            if n != recent.count || probe != recent { throw IngestError.changed }
+        }
         let capacity = buffer.count - end
         let got = buffer.withUnsafeMutableBufferPointer { b in read(fd, b.baseAddress! + end, capacity) }
         if got < 0 {
@@ -166,9 +184,38 @@ public struct LineReader: ~Copyable {
         if got == 0 {
             eof = true
         } else {
+            if verify {
+                let k = Self.fingerprintLength
+                recent = Array((recent + buffer[max(end, end + got - k)..<(end + got)]).suffix(k))
+            }
             end += got
             totalRead += Int64(got)
         }
+    }
+
+    /// A hash of the bytes just before `offset` in the open file (up to `fingerprintLength`): committed with the
+    /// position, so that a restart can tell the same file from another one that reuses its inode.
+    public func fingerprint(at offset: Int64) -> Int64 { Self.fingerprint(fd: fd, at: offset) }
+
+    /// The same for the file at `path` now (nil if it cannot be read).
+    public static func fingerprint(path: String, at offset: Int64) -> Int64? {
+        let fd = open(path, O_RDONLY)
+        if fd < 0 { return nil }
+        defer { close(fd) }
+        return fingerprint(fd: fd, at: offset)
+    }
+
+    static func fingerprint(fd: Int32, at offset: Int64) -> Int64 {
+        let k = Int(min(Int64(fingerprintLength), offset))
+        var bytes = [UInt8](repeating: 0, count: k)
+        let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, k, off_t(offset) - off_t(k)) }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
+        for b in bytes.prefix(max(0, n)) {
+            h ^= UInt64(b)
+            h &*= 0x100_0000_01b3
+        }
+        h ^= UInt64(max(0, n))
+        return Int64(bitPattern: h)
     }
 }
 
@@ -185,11 +232,14 @@ public struct FileIdentity: Sendable, Equatable {
 public enum IngestError: Error, CustomStringConvertible {
     case cannotOpen(String, String)
     case readFailed(String)
+    /// The bytes already read are no longer in the file (truncated and rewritten, or replaced in place).
+    case changed
 
     public var description: String {
         switch self {
         case .cannotOpen(let path, let why): "\(path): \(why)"
         case .readFailed(let why): "read failed: \(why)"
+        case .changed: "the file changed under the reader (truncated or replaced)"
         }
     }
 }

@@ -85,8 +85,10 @@ public struct CorrelationEngine {
     /// `ingestTime` is the clock for forgetting idle groups.
     /// `byIngest`: the time is the ingest time (no trusted `observed_at`); such events judge lateness among their
     /// own kind within a group.
+    /// `basis`: the lists behind the event (its watchlist hits, its rules' expansions; default its hits).
     public mutating func process(
-        _ event: RuleEvent, time: Double, byIngest: Bool = false, ingestTime: Double = -.infinity, matched: [Int]
+        _ event: RuleEvent, time: Double, byIngest: Bool = false, ingestTime: Double = -.infinity, matched: [Int],
+        basis: [WatchlistHit]? = nil
     ) -> [Hit] {
         guard !windows.isEmpty else { return [] }
         var touched: [Int] = []
@@ -122,7 +124,8 @@ public struct CorrelationEngine {
             for r in matched where windows[ci].pattern.contains(Int32(r)) { rules.append(Int32(r)) }
             let outcome = windows[ci].feed(
                 key: keyParts.joined(separator: "\u{1F}"), values: keyParts, distinct: distinct, rules: rules,
-                id: event.selector.id, time: time, byIngest: byIngest, ingest: ingestTime, seq: &seq, options: options,
+                id: event.selector.id, basis: basis ?? event.watchlist.compactMap(\.watchlist), time: time,
+                byIngest: byIngest, ingest: ingestTime, seq: &seq, options: options,
                 droppedEntries: &droppedEntries, droppedGroups: &droppedGroups)
             switch outcome {
             case .untracked, .quiet: break
@@ -132,11 +135,12 @@ public struct CorrelationEngine {
                 var group = JSONObject()
                 for (n, v) in zip(c.groupByNames, windows[ci].groups[g].values) { group.append(n, .string(v)) }
                 let events = windows[ci].ids(windows[ci].groups[g].entries, from: from, to: to)
+                // The alert takes the handling of every list its events were on, not only the last event's.
+                let basis = windows[ci].basis(windows[ci].groups[g].entries, from: from, to: to)
                 hits.append(
                     Hit(
                         id: event.selector.id, selector: event.selector, kind: .rule, priority: c.level,
-                        rule: RuleHit(id: c.id, title: c.title, events: events, group: group),
-                        basis: event.watchlist.compactMap(\.watchlist)))
+                        rule: RuleHit(id: c.id, title: c.title, events: events, group: group), basis: basis))
             }
         }
         if late { lateEvents += 1 }
@@ -227,7 +231,8 @@ public struct RuleEngine {
             hits.append(
                 Hit(
                     id: selector.id, selector: selector, kind: .rule, priority: rule.level,
-                    rule: RuleHit(id: rule.id, title: rule.title), basis: watchlist.compactMap(\.watchlist)))
+                    rule: RuleHit(id: rule.id, title: rule.title),
+                    basis: watchlist.compactMap(\.watchlist) + rule.expandedFrom))
         }
         if !set.correlations.isEmpty {
             var time = ingestTime
@@ -240,8 +245,10 @@ public struct RuleEngine {
                     byIngest = false
                 }
             }
+            var basis = watchlist.compactMap(\.watchlist)
+            for r in matched { basis += set.rules[r].expandedFrom }
             hits += correlation.process(
-                event, time: time, byIngest: byIngest, ingestTime: ingestTime, matched: matched)
+                event, time: time, byIngest: byIngest, ingestTime: ingestTime, matched: matched, basis: basis)
         }
         return hits
     }

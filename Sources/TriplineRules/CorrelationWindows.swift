@@ -1,3 +1,5 @@
+import TriplineMatch
+
 /// How a correlation's condition is decided for a new event at time t (see `CorrelationEngine`).
 enum WindowMode: Equatable {
     /// `gt`/`gte` conditions of `event_count`, `value_count`, `temporal`: at least `k` distinct keys (ids, values,
@@ -110,7 +112,8 @@ struct CorrelationWindows {
 
     enum Op {
         case entryAdded(group: Int32, time: Double, seq: Int)
-        case entryRemoved(group: Int32, time: Double, seq: Int, key: String?, rule: Int32, id: String)
+        case entryRemoved(
+            group: Int32, time: Double, seq: Int, key: String?, rule: Int32, id: String, basis: [WatchlistHit])
         case hullAdded(group: Int32, time: Double, seq: Int)
         case hullRemoved(group: Int32, Hull)
         case groupCreated(group: Int32, appended: Bool)
@@ -135,6 +138,9 @@ struct CorrelationWindows {
 
     var nodes: [Node] = []
     var ids: [String] = []
+    /// Per node: the watchlist hits of its event (an alert on a correlation takes the handling of every list its
+    /// events were on; empty for most events, which share one empty array).
+    var bases: [[WatchlistHit]] = []
     var freeNodes: [Int32] = []
     var deltas: [Delta] = []
     var freeDeltas: [Int32] = []
@@ -305,6 +311,16 @@ struct CorrelationWindows {
             if node.time > hi { break }
             if seen.insert(ids[Int(top)]).inserted { out.append(ids[Int(top)]) }
             n = node.right
+        }
+        return out
+    }
+
+    /// The watchlist hits of the entries with lo <= time <= hi, each list entry once.
+    func basis(_ root: Int32, from lo: Double, to hi: Double) -> [WatchlistHit] {
+        var out: [WatchlistHit] = []
+        var seen = Set<String>()
+        for n in allEntries(root) where nodes[Int(n)].time >= lo && nodes[Int(n)].time <= hi {
+            for w in bases[Int(n)] where seen.insert(w.owner + "/" + w.list + "/" + w.ref).inserted { out.append(w) }
         }
         return out
     }
@@ -756,7 +772,9 @@ struct CorrelationWindows {
 
     // MARK: Entry primitives (no hull upkeep, no journal)
 
-    mutating func insertEntry(_ g: Int, time: Double, seq: Int, key: String?, rule: Int32, id: String) {
+    mutating func insertEntry(
+        _ g: Int, time: Double, seq: Int, key: String?, rule: Int32, id: String, basis: [WatchlistHit] = []
+    ) {
         let k = stringKeys ? intern(key ?? "") : rule
         let node = Node(time: time, seq: seq, key: k, rule: rule, prio: priority())
         let n: Int32
@@ -764,10 +782,12 @@ struct CorrelationWindows {
             n = f
             nodes[Int(f)] = node
             ids[Int(f)] = id
+            bases[Int(f)] = basis
         } else {
             n = Int32(nodes.count)
             nodes.append(node)
             ids.append(id)
+            bases.append(basis)
         }
         groups[g].entries = insertByTime(groups[g].entries, n)
         if case .atLeastOrdered = mode {
@@ -822,6 +842,7 @@ struct CorrelationWindows {
         }
         if stringKeys { release(k) }
         ids[Int(n)] = ""
+        bases[Int(n)] = []
         freeNodes.append(n)
         groups[g].count -= 1
         entryTotal -= 1
@@ -839,7 +860,7 @@ struct CorrelationWindows {
             journal.append(
                 .entryRemoved(
                     group: Int32(g), time: e.time, seq: e.seq, key: stringKeys ? internText[Int(e.key)] : nil,
-                    rule: e.rule, id: ids[Int(n)]))
+                    rule: e.rule, id: ids[Int(n)], basis: bases[Int(n)]))
         }
         removeEntry(g, node: n, oldest: true)
     }
@@ -900,7 +921,7 @@ struct CorrelationWindows {
                 journal.append(
                     .entryRemoved(
                         group: Int32(g), time: e.time, seq: e.seq, key: stringKeys ? internText[Int(e.key)] : nil,
-                        rule: e.rule, id: ids[Int(n)]))
+                        rule: e.rule, id: ids[Int(n)], basis: bases[Int(n)]))
             }
             for h in allHulls(groups[g].hulls) { journal.append(.hullRemoved(group: Int32(g), hulls[Int(h)])) }
             journal.append(.groupRemoved(group: Int32(g), groups[g]))
@@ -908,6 +929,7 @@ struct CorrelationWindows {
         for n in entries {
             if stringKeys { release(nodes[Int(n)].key) }
             ids[Int(n)] = ""
+            bases[Int(n)] = []
             freeNodes.append(n)
         }
         freeDeltaTree(groups[g].deltas)
@@ -994,8 +1016,9 @@ struct CorrelationWindows {
 
     /// Feeds one event of the group `key` (its counted rules, in order) and decides the condition.
     mutating func feed(
-        key: String, values: [String], distinct: String?, rules: [Int32], id: String, time t: Double,
-        byIngest: Bool = false, ingest: Double, seq: inout Int, options: CorrelationOptions,
+        key: String, values: [String], distinct: String?, rules: [Int32], id: String,
+        basis: [WatchlistHit] = [], time t: Double, byIngest: Bool = false, ingest: Double, seq: inout Int,
+        options: CorrelationOptions,
         droppedEntries: inout Int, droppedGroups: inout Int
     ) -> Outcome {
         let g: Int
@@ -1031,7 +1054,7 @@ struct CorrelationWindows {
         for r in rules {
             let s = seq
             seq += 1
-            insertEntry(g, time: t, seq: s, key: distinct, rule: r, id: id)
+            insertEntry(g, time: t, seq: s, key: distinct, rule: r, id: id, basis: basis)
             if journaling { journal.append(.entryAdded(group: Int32(g), time: t, seq: s)) }
             if case .atLeastOrdered(let k) = mode { chains(g, through: findByTime(groups[g].entries, t, s), length: k) }
         }
@@ -1074,8 +1097,8 @@ struct CorrelationWindows {
             switch op {
             case .entryAdded(let g, let t, let s):
                 removeEntry(Int(g), time: t, seq: s)
-            case .entryRemoved(let g, let t, let s, let key, let rule, let id):
-                insertEntry(Int(g), time: t, seq: s, key: key, rule: rule, id: id)
+            case .entryRemoved(let g, let t, let s, let key, let rule, let id, let basis):
+                insertEntry(Int(g), time: t, seq: s, key: key, rule: rule, id: id, basis: basis)
             case .hullAdded(let g, let t, let s):
                 groups[Int(g)].hulls = removeHull(groups[Int(g)].hulls, t, s)
             case .hullRemoved(let g, let h):

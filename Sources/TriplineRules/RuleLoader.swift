@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import TriplineMatch
 import TriplineRegex
 import TriplineSelectors
 import TriplineWatchlists
@@ -30,6 +31,25 @@ public struct RuleLoader: Sendable {
         public var warnings: [LocatedError]
         /// Each file read, with the lower-case hex SHA-256 of its bytes (for the audit log).
         public var files: [(path: String, sha256: String)]
+        /// The documents read, per file: what `recompile` compiles again (at another `now`, for `expand`).
+        public var documents: [(file: String, nodes: [Node])] = []
+    }
+
+    /// The same documents compiled again with this loader's lists and `now` — the `expand` placeholders of a
+    /// running service follow entries that expire and lists that pass their review date, without reading the
+    /// rule files again (a change to them waits for a reload).
+    public func recompile(_ r: Result) -> Result {
+        var b = Builder(loader: self)
+        for (_, nodes) in r.documents { for d in nodes { b.document(d) } }
+        b.resolveCorrelations()
+        let set = RuleSet(builder: b)
+        b.warnings += set.compileWarnings
+        var out = Result(
+            ruleSet: set, errors: b.errors.sorted(by: Self.byPosition),
+            warnings: b.warnings.sorted(by: Self.byPosition),
+            files: r.files)
+        out.documents = r.documents
+        return out
     }
 
     /// Every `*.yml` file under `directory`, except those under `tests/` (rule unit tests), in sorted order.
@@ -55,6 +75,7 @@ public struct RuleLoader: Sendable {
         var b = Builder(loader: self)
         if let missing { b.errors.append(missing) }
         var digests: [(String, String)] = []
+        var documents: [(file: String, nodes: [Node])] = []
         for f in files {
             if let data = FileManager.default.contents(atPath: f) {
                 digests.append((f, SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()))
@@ -65,14 +86,17 @@ public struct RuleLoader: Sendable {
                 continue
             }
             for d in docs { b.document(d) }
+            documents.append((f, docs))
         }
         b.resolveCorrelations()
         let set = RuleSet(builder: b)
         b.warnings += set.compileWarnings
-        return Result(
+        var result = Result(
             ruleSet: set, errors: b.errors.sorted(by: Self.byPosition),
             warnings: b.warnings.sorted(by: Self.byPosition),
             files: digests)
+        result.documents = documents
+        return result
     }
 
     static func byPosition(_ a: LocatedError, _ b: LocatedError) -> Bool {
@@ -139,6 +163,9 @@ public struct DetectionRule: Sendable {
     /// False when a correlation uses the rule and does not ask for its hits (`generate: false`).
     public var generates = true
     var condition: Expr
+    /// The lists its `expand` placeholders took values from: its alerts take their handling too (SPEC §6), as
+    /// hits without an entry (`ref` empty, `via: expand`).
+    public var expandedFrom: [WatchlistHit] = []
 }
 
 /// A correlation rule (Sigma correlation), compiled.
@@ -179,6 +206,8 @@ struct Builder {
     var correlations: [CorrelationRule] = []
     var atoms: [Atom] = []
     var ids: [String: Node] = [:]
+    /// Per rule index: the lists its `expand` placeholders drew on.
+    var expanded: [Int32: [WatchlistHit]] = [:]
 
     init(loader: RuleLoader) { self.loader = loader }
 
@@ -238,7 +267,12 @@ struct Builder {
         }
         let ruleIndex = Int32(rules.count)
         let firstAtom = atoms.count
-        defer { if rules.count == Int(ruleIndex) { atoms.removeSubrange(firstAtom..<atoms.count) } }  // not compiled
+        defer {  // not compiled: its atoms and expansions go
+            if rules.count == Int(ruleIndex) {
+                atoms.removeSubrange(firstAtom..<atoms.count)
+                expanded[ruleIndex] = nil
+            }
+        }
         let before = errors.count
         var selections: [(name: String, expr: Expr)] = []
         var conditionNode: Node?
@@ -270,10 +304,11 @@ struct Builder {
             }
         }
         guard errors.count == before, !exprs.isEmpty else { return }
-        rules.append(
-            DetectionRule(
-                id: id, name: name, title: title, level: level, status: status, file: doc.file, line: doc.mark.line,
-                condition: exprs.count == 1 ? exprs[0] : .or(exprs)))
+        var rule = DetectionRule(
+            id: id, name: name, title: title, level: level, status: status, file: doc.file, line: doc.mark.line,
+            condition: exprs.count == 1 ? exprs[0] : .or(exprs))
+        rule.expandedFrom = expanded[Int32(rules.count)] ?? []
+        rules.append(rule)
     }
 
     /// A selection: a map (all fields), a list of maps (any), or a list of keywords (any, anywhere in the record).
@@ -430,7 +465,7 @@ struct Builder {
         if expand {
             var out: [(String, Node)] = []
             for (t, n) in texts {
-                guard let expanded = expandPlaceholders(t, node: n) else { return nil }
+                guard let expanded = expandPlaceholders(t, node: n, rule: rule) else { return nil }
                 out += expanded.map { ($0, n) }
             }
             texts = out
@@ -499,7 +534,7 @@ struct Builder {
     }
 
     /// `%owner/list%` or `%list%` replaced by each watched value of the list (active entries only).
-    mutating func expandPlaceholders(_ text: String, node: Node) -> [String]? {
+    mutating func expandPlaceholders(_ text: String, node: Node, rule: Int32) -> [String]? {
         guard let open = text.firstIndex(of: "%") else { return [text] }
         let rest = text[text.index(after: open)...]
         guard let close = rest.firstIndex(of: "%") else { return [text] }
@@ -514,6 +549,12 @@ struct Builder {
             return nil
         }
         let list = lists[0]
+        if !(expanded[rule] ?? []).contains(where: { $0.owner == list.owner && $0.list == list.name }) {
+            expanded[rule, default: []].append(
+                WatchlistHit(
+                    owner: list.owner, list: list.name, version: list.version, ref: "", label: nil,
+                    handling: list.handling, score: 1, via: "expand", watched: ""))
+        }
         var values: [String] = []
         if list.isActive(at: loader.now) {
             for e in list.entries where (e.expires ?? .infinity) > loader.now {
@@ -522,7 +563,7 @@ struct Builder {
         }
         let prefix = String(text[..<open])
         let suffix = String(rest[rest.index(after: close)...])
-        guard let tails = expandPlaceholders(suffix, node: node) else { return nil }
+        guard let tails = expandPlaceholders(suffix, node: node, rule: rule) else { return nil }
         var out: [String] = []
         for v in values { for t in tails { out.append(prefix + v + t) } }
         return out

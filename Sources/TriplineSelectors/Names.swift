@@ -4,10 +4,29 @@ import TriplineJSON
 /// Person names: NFKC, case-folded, diacritics removed, Arabic, Cyrillic and Greek script transliterated, tokens.
 /// Fuzzy matching (particles as symbols, variant groups, skeletons, scoring) is `NameModel`'s.
 public enum NameNormalizer {
+    /// The longest name, in UTF-8 bytes after trimming. In the UN consolidated list and the EU sanctions list
+    /// (January 2026) the longest one person's name is 77 bytes (six words in Arabic script, two bytes a
+    /// letter) and the longest name field of an individual 193 (a name with a note on false
+    /// documents). 512 holds any real name in any script with room to spare, and bounds what a hostile record costs.
+    public static let maxBytes = 512
+    /// The most tokens a name may have. The longest single names in the UN and EU lists have 11 ("Zine El Abidine
+    /// Ben Haj Hamda Ben Haj Hassen BEN ALI", particles counted); every field with 12 or more is several names joined
+    /// by ";" or a name with a note. Fuzzy matching compares every query token with every alike watched token, and
+    /// picks which tokens a match must meet among all subsets of up to 12: 16 bounds that work.
+    public static let maxTokens = 16
+
     static func normalize(_ text: String) throws(SelectorError) -> (String, JSONObject) {
-        let script = dominantScript(text)
+        // Counted before any Unicode work, so a huge value costs nothing (`text` is already trimmed).
+        let bytes = text.utf8.count
+        guard bytes <= maxBytes else {
+            throw SelectorError("name: \(bytes) bytes, longer than the \(maxBytes) a name may have")
+        }
         let tokens = tokenize(text)
         guard !tokens.isEmpty else { throw SelectorError("name: no letters") }
+        guard tokens.count <= maxTokens else {
+            throw SelectorError("name: \(tokens.count) words, more than the \(maxTokens) a name may have")
+        }
+        let script = dominantScript(text)
         var f = JSONObject()
         f["tokens"] = .array(tokens.map { .string($0) })
         f.append("script", .string(script))

@@ -46,6 +46,31 @@ public struct DeliveryService: Service {
         return base * Double.random(in: 0.5..<1.5)
     }
 
+    /// Outcomes that could not be recorded (the database failing): the delivery happened, so the item is not sent
+    /// again — its outcome is recorded first when the lane comes back, and the lane waits a little meanwhile.
+    final class Unrecorded: @unchecked Sendable {
+        private let lock = NSLock()
+        private var outcomes: [Int64: AttemptOutcome] = [:]
+        private var pausedUntil: [OutboxLane: Double] = [:]
+        func put(_ o: AttemptOutcome, lane: OutboxLane, until: Double) {
+            lock.lock()
+            outcomes[o.outboxID] = o
+            pausedUntil[lane] = until
+            lock.unlock()
+        }
+        func take(_ id: Int64) -> AttemptOutcome? {
+            lock.lock()
+            defer { lock.unlock() }
+            return outcomes.removeValue(forKey: id)
+        }
+        func paused(_ lane: OutboxLane, now: Double) -> Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            return (pausedUntil[lane] ?? 0) > now
+        }
+    }
+    let unrecorded = Unrecorded()
+
     /// The lanes being delivered now.
     final class Busy: @unchecked Sendable {
         private let lock = NSLock()
@@ -84,7 +109,10 @@ public struct DeliveryService: Service {
                     group.cancelAll()
                     return
                 }
-                let lanes = ((try? store.dueLanes(now: clock())) ?? []).filter { !held($0) }
+                let now = clock()
+                let lanes = ((try? store.dueLanes(now: now)) ?? []).filter {
+                    !held($0) && !unrecorded.paused($0, now: now)
+                }
                 if lanes.isEmpty && busy.isEmpty && shutdownAt != nil { return }
                 if !lanes.isEmpty {
                     let cfg = await config()
@@ -113,12 +141,32 @@ public struct DeliveryService: Service {
             if items.isEmpty { return }
             for item in items {
                 if Task.isCancelled { return }
+                if let pending = unrecorded.take(item.id) {
+                    // Delivered before, its outcome not yet recorded: record it, do not send it again.
+                    if !record(pending, lane: lane) { return }
+                    continue
+                }
                 if await !deliver(item, cfg) { return }
             }
         }
     }
 
-    /// One attempt; false when the lane is now held (410).
+    /// Records an attempt's outcome; when the database refuses, keeps it for the lane's next turn and pauses the
+    /// lane (false).
+    func record(_ outcome: AttemptOutcome, lane: OutboxLane) -> Bool {
+        do {
+            try store.finishAttempt(outcome)
+            return true
+        } catch {
+            logger.error(
+                "outbox: cannot record the outcome of item \(outcome.outboxID) (\(error)); not sending it again")
+            unrecorded.put(outcome, lane: lane, until: clock() + 1)
+            return false
+        }
+    }
+
+    /// One attempt; false when the lane must stop: the item waits for a retry (nothing overtakes it), the lane is
+    /// held after a 410, or the outcome could not be recorded.
     func deliver(_ item: OutboxItem, _ cfg: AlertsConfig) async -> Bool {
         let now = clock()
         let nid = item.payload["notification_id"] ?? .null
@@ -126,8 +174,7 @@ public struct DeliveryService: Service {
         if !item.integration.isEmpty { detail.append("integration", .string(item.integration)) }
         detail.append("attempt", .number(String(item.attempts + 1)))
         guard let receiver = cfg.receiver(item.receiver) else {
-            finish(item, .dead, now: now, error: "receiver \(item.receiver) is no longer configured", detail)
-            return true
+            return finish(item, .dead, now: now, error: "receiver \(item.receiver) is no longer configured", detail)
         }
         let integrations: [Integration]
         if item.integration.isEmpty {
@@ -135,19 +182,16 @@ public struct DeliveryService: Service {
         } else if let i = receiver.integration(item.integration) {
             integrations = [i]
         } else {
-            finish(
+            return finish(
                 item, .dead, now: now,
                 error: "receiver \(item.receiver) has no \(item.integration) integration any more", detail)
-            return true
         }
         if integrations.isEmpty {
-            finish(item, .dead, now: now, error: "receiver has no email, webhook or file configs", detail)
-            return true
+            return finish(item, .dead, now: now, error: "receiver has no email, webhook or file configs", detail)
         }
         do {
             for i in integrations { try await sinks.deliver(item, to: receiver, integration: i, config: cfg) }
-            finish(item, .delivered, now: clock(), error: nil, detail)
-            return true
+            return finish(item, .delivered, now: clock(), error: nil, detail)
         } catch {
             if Task.isCancelled { return false }  // shutdown: the outcome is unknown, the item stays as it was
             if error.gone {
@@ -160,20 +204,22 @@ public struct DeliveryService: Service {
                 ]
                 try? store.commit(c)
                 logger.warning("receiver \(item.lane) disabled (410 Gone); its notifications are held until enabled")
-                finish(item, .pending, now: clock(), error: error.message, detail, retryAfter: 0)
+                _ = finish(item, .pending, now: clock(), error: error.message, detail, retryAfter: 0)
                 return false
             }
-            finish(
+            let recorded = finish(
                 item, error.permanent ? .dead : .pending, now: clock(), error: error.message, detail,
                 retryAfter: error.retryAfter)
-            return true
+            // A dead letter lets the lane go on; an item waiting for its retry holds it (first in, first out).
+            return recorded && error.permanent
         }
     }
 
+    /// Records the attempt; false when it could not be recorded (the lane pauses, see `record`).
     func finish(
         _ item: OutboxItem, _ status: OutboxStatus, now: Double, error: String?, _ detail: JSONObject,
         retryAfter: Double? = nil
-    ) {
+    ) -> Bool {
         let attempts = item.attempts + 1
         var wait = Self.backoff(attempts: attempts, cap: maxBackoff)
         if let r = retryAfter, !r.isNaN, r >= 0 { wait = min(r, Self.maxRetryAfter) }  // 1e309 is 24 h, not never
@@ -185,14 +231,10 @@ public struct DeliveryService: Service {
             case .pending: "delivery_failed"
             }
         let ev = EventDraft(at: now, kind: kind, receiver: item.receiver, reason: error, detail: detail)
-        do {
-            try store.finishAttempt(
-                AttemptOutcome(
-                    outboxID: item.id, status: status, attempts: attempts, nextAttemptAt: next, error: error, event: ev)
-            )
-        } catch {
-            logger.error("outbox: \(error)")
-        }
         if let error { logger.warning("delivery to \(item.lane) \(kind): \(error)") }
+        return record(
+            AttemptOutcome(
+                outboxID: item.id, status: status, attempts: attempts, nextAttemptAt: next, error: error, event: ev),
+            lane: item.lane)
     }
 }

@@ -39,6 +39,16 @@ public final class IngestFeed: Sendable {
     }
 }
 
+/// The gate between a reading thread and the pipeline: two batches may be outstanding. Made at value 0 and
+/// signalled twice, because a semaphore freed below its initial value traps (the service stopping on a failing
+/// database leaves a batch unresumed).
+func makeGate() -> DispatchSemaphore {
+    let gate = DispatchSemaphore(value: 0)
+    gate.signal()
+    gate.signal()
+    return gate
+}
+
 /// A flag the reading thread polls.
 final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
@@ -90,7 +100,7 @@ public struct StandardInputSource: IngestSource {
 
     public func open(store: any StateStore, batchLines: Int, logger: Logger) throws -> IngestFeed {
         let (stream, continuation) = AsyncStream.makeStream(of: InputBatch.self, bufferingPolicy: .unbounded)
-        let gate = DispatchSemaphore(value: 2)
+        let gate = makeGate()
         let stop = StopFlag()
         let name = self.name
         let thread = Thread {
@@ -125,16 +135,23 @@ public struct FollowedFileSource: IngestSource {
     public var ends: Bool { false }
 
     static func inodeKey(_ name: String) -> String { name + "#inode" }
+    static func tailKey(_ name: String) -> String { name + "#tail" }
 
     public func open(store: any StateStore, batchLines: Int, logger: Logger) throws -> IngestFeed {
         var offset = try store.offset(source: name) ?? 0
         var line = Int(try store.offset(source: name + "#line") ?? 0)
         let inode = try store.offset(source: Self.inodeKey(name))
+        let tail = try store.offset(source: Self.tailKey(name))
         guard let now = LineReader.identity(path: path) else {
             throw IngestError.cannotOpen(path, "no such file")
         }
         if offset > 0, let inode, UInt64(bitPattern: inode) != now.inode {
             logger.warning("\(path) was replaced since the last run (rotation): reading the new file from its start")
+            offset = 0
+            line = 0
+        } else if offset > 0 && offset <= now.size, let tail, LineReader.fingerprint(path: path, at: offset) != tail {
+            // Same inode, other content before the position (replaced and the inode reused, or rewritten).
+            logger.warning("\(path) is not the file read before (its content changed): reading it from its start")
             offset = 0
             line = 0
         } else if offset > now.size {
@@ -145,7 +162,7 @@ public struct FollowedFileSource: IngestSource {
         let first = try LineReader(path: path, offset: offset, line: line)  // fail here, not in the thread
         if offset > 0 { logger.info("resuming \(path) at byte \(offset) (line \(line + 1))") }
         let (stream, continuation) = AsyncStream.makeStream(of: InputBatch.self, bufferingPolicy: .unbounded)
-        let gate = DispatchSemaphore(value: 2)
+        let gate = makeGate()
         let stop = StopFlag()
         let name = self.name
         let path = self.path
@@ -154,12 +171,31 @@ public struct FollowedFileSource: IngestSource {
         let thread = Thread {
             var reader = box.take()
             reader.follow = true
+            reader.verify = true
             var id = reader.identity
             var batcher = Batcher(source: name, batchLines: batchLines, continuation: continuation, gate: gate)
-            func marks() -> [(String, Int64)] { id.map { [(Self.inodeKey(name), Int64(bitPattern: $0.inode))] } ?? [] }
+            func marks() -> [(String, Int64)] {
+                (id.map { [(Self.inodeKey(name), Int64(bitPattern: $0.inode))] } ?? [])
+                    + [(Self.tailKey(name), reader.fingerprint(at: reader.position))]
+            }
             while !stop.isStopped {
                 let next: LineReader.Line?
-                do { next = try reader.next() } catch {
+                do { next = try reader.next() } catch IngestError.changed {
+                    // Truncated and written again, or replaced in place: what is buffered may mix old and new.
+                    batcher.send(offset: reader.position, line: reader.line, marks: marks())
+                    do {
+                        reader = try LineReader(path: path)
+                        reader.follow = true
+                        reader.verify = true
+                        id = reader.identity
+                        logger.warning(
+                            "\(path) changed under the reader (truncated or replaced): reading it from its start")
+                        continue
+                    } catch {
+                        logger.error("ingest: \(path): \(error)")
+                        break
+                    }
+                } catch {
                     logger.error("ingest: \(path): \(error)")
                     break
                 }
@@ -177,6 +213,7 @@ public struct FollowedFileSource: IngestSource {
                         do {
                             reader = try LineReader(path: path)
                             reader.follow = true
+                            reader.verify = true
                             id = reader.identity
                             logger.warning(
                                 "\(path) was \(replaced ? "replaced (rotation)" : "truncated"): reading it from its start"

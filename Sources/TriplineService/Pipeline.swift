@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Logging
+import ServiceLifecycle
 import TriplineAlerts
 import TriplineAudit
 import TriplineConfig
@@ -19,31 +20,99 @@ public struct Loaded: Sendable {
     public var matcher: Matcher
     public var rules: RuleSet
     public var files: [(path: String, sha256: String)]
+    /// The lists, and the rules as read: compiled again when an entry expires or a list passes its review date
+    /// (`expand` placeholders follow the lists' time limits too).
+    public var lists: [Watchlist] = []
+    public var ruleSource: RuleLoader.Result?
 
-    /// Loads lists and rules; every error (file:line:col) is returned, and nothing is usable if there is one.
-    public static func load(_ c: Configuration, now: Double) -> (Loaded?, errors: [String], warnings: [String]) {
+    /// Lists refused at this load (their previous version, if any, stays in force): file and error count.
+    public var refused: [(file: String, errors: Int)] = []
+
+    /// Loads lists and rules. A list is accepted or refused on its own (SPEC §4): a refused list keeps its
+    /// `previous` version in force (absent on a first start) and every other list loads; its errors are returned
+    /// for the operator. Rules are all or nothing (nil when any has an error), as is a missing directory.
+    public static func load(_ c: Configuration, now: Double, previous: Loaded? = nil) -> (
+        Loaded?, errors: [String], warnings: [String]
+    ) {
         let normalizer = SelectorNormalizer(defaultRegion: c.defaultRegion)
         let w = WatchlistLoader(normalizer: normalizer).load(directory: c.watchlists, now: now)
-        let r = RuleLoader(watchlists: w.lists, now: now).load(directory: c.rules)
+        var lists = w.lists
+        var refused: [(String, Int)] = []
+        for f in w.refused {
+            refused.append((f.path, f.errors.count))
+            let kept = previous?.lists.first { old in
+                if let owner = f.owner, let name = f.name { return old.owner == owner && old.name == name }
+                return old.file == f.path
+            }
+            if let kept, !lists.contains(where: { $0.owner == kept.owner && $0.name == kept.name }) {
+                lists.append(kept)
+            }
+        }
+        let r = RuleLoader(watchlists: lists, now: now).load(directory: c.rules)
         let errors = w.errors.map(\.description) + r.errors.map(\.description)
         let warnings =
             w.warnings.map { "\($0.file):\($0.mark.line):\($0.mark.column): warning: \($0.message)" }
             + r.warnings.map(\.description)
-        if !errors.isEmpty { return (nil, errors, warnings) }
-        let files = w.lists.map { ($0.file, $0.version) } + r.files
-        return (
-            Loaded(
-                configuration: c, normalizer: normalizer,
-                matcher: Matcher(index: WatchlistIndex(lists: w.lists), now: now),
-                rules: r.ruleSet, files: files), [], warnings
-        )
+        if !w.directoryErrors.isEmpty || !r.errors.isEmpty { return (nil, errors, warnings) }
+        let files = lists.map { ($0.file, $0.version) } + r.files
+        var l = Loaded(
+            configuration: c, normalizer: normalizer,
+            matcher: Matcher(index: WatchlistIndex(lists: lists), now: now),
+            rules: r.ruleSet, files: files)
+        l.lists = lists
+        l.ruleSource = r
+        l.refused = refused
+        return (l, errors, warnings)
     }
+
+    /// Audit records of the lists refused at this load (file and error count; never their content).
+    func refusalEvents(now: Double) -> [EventDraft] {
+        refused.map { f in
+            EventDraft(
+                at: now, kind: "watchlist_refused", reason: "invalid list",
+                detail: JSONObject([
+                    ("file", .string(f.file)), ("errors", .number(String(f.errors))),
+                    ("previous_version_kept", .bool(lists.contains { $0.file == f.file })),
+                ]))
+        }
+    }
+
+    /// The next time after `now` at which a list passes its review date or an entry expires.
+    public func nextTimeLimit(after now: Double) -> Double {
+        var next = Double.infinity
+        for l in lists {
+            if l.reviewBy > now { next = min(next, l.reviewBy) }
+            for e in l.entries { if let x = e.expires, x > now { next = min(next, x) } }
+        }
+        return next
+    }
+
+    /// Whether a rule takes values from the lists (`expand`).
+    public var expands: Bool { rules.rules.contains { !$0.expandedFrom.isEmpty } }
 }
 
 /// The service stopped because the state database stayed unwritable (SPEC §6 "Durability": input is never
 /// skipped; the service retries the same batch, then stops with an error).
 public struct PipelineFailure: Error, CustomStringConvertible, Sendable {
     public var description: String
+    /// The service is shutting down (SIGTERM) while a batch waited for the database: not an error; the batch
+    /// stays uncommitted and is read again at the next start.
+    public var stopped = false
+}
+
+/// Text from input made safe for a log line: control characters (a newline forging a log line, NUL, ESC) shown
+/// as `\u{..}` escapes.
+func printable(_ s: String) -> String {
+    if !s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return s }
+    var out = ""
+    for u in s.unicodeScalars {
+        if u.value < 0x20 || u.value == 0x7F {
+            out += "\\u{\(String(u.value, radix: 16))}"
+        } else {
+            out.unicodeScalars.append(u)
+        }
+    }
+    return out
 }
 
 /// How long a failing database is retried before the service stops (`serve --db-timeout`).
@@ -111,6 +180,10 @@ public actor Pipeline {
     public private(set) var hits = 0
     /// When commits started failing (nil while they succeed).
     private var failingSince: Double?
+    /// The next time a list passes its review date or an entry expires (matching judges these itself; rules
+    /// using `expand` are compiled again, and the operator is told of a list past its review date).
+    private var nextTimeLimit: Double
+    private var limitsCheckedAt: Double
     private var tickFailingSince: Double?
 
     public init(
@@ -122,12 +195,17 @@ public actor Pipeline {
             engine: RuleEngine(loaded.rules, options: loaded.configuration.correlation))
         var alerts = loaded.configuration.alerts
         alerts.handleKey = try loaded.configuration.loadHandleKey()
+        let migrated = try Dispatcher.migratePartnerScopes(
+            store: store, config: alerts, operatorPartner: loaded.configuration.operatorPartner, now: now)
+        if !migrated.isEmpty { try store.commit(migrated) }
         dispatcher = try Dispatcher(config: alerts, store: store, now: now)
         self.store = store
         self.logger = logger
         self.durability = durability
+        nextTimeLimit = loaded.nextTimeLimit(after: now)
+        limitsCheckedAt = now
         var c = Commit()
-        c.events = [Self.configEvent(loaded, now: now, kind: "config_loaded")]
+        c.events = [Self.configEvent(loaded, now: now, kind: "config_loaded")] + loaded.refusalEvents(now: now)
         try store.commit(c)
     }
 
@@ -146,6 +224,7 @@ public actor Pipeline {
 
     /// Processes a batch and commits it with the input position it consumes up to; then runs the timers.
     public func process(_ batch: InputBatch, now: Double) async throws(PipelineFailure) {
+        if now >= nextTimeLimit { passTimeLimits(now: now) }
         let all = batch.positions(upTo: batch.offset, line: batch.lineNumber)
         if try await attempt(batch.lines[...], source: batch.source, positions: all, now: now) {
             try await tick(now: now)
@@ -163,6 +242,24 @@ public actor Pipeline {
                 refused: (line, "the state database refused the record's changes"))
         }
         try await tick(now: now)
+    }
+
+    /// A list passed its review date or an entry expired while the service runs: the operator is told (owner and
+    /// file, never an entry), and rules that take values from the lists are compiled again at `now`.
+    private func passTimeLimits(now: Double) {
+        for l in loaded.lists where l.reviewBy <= now && l.reviewBy > limitsCheckedAt {
+            logger.warning("\(l.file): watchlist \(l.owner)/\(l.name) passed its review date: it no longer matches")
+        }
+        if loaded.expands, let source = loaded.ruleSource {
+            let r = RuleLoader(watchlists: loaded.lists, now: now).recompile(source)
+            if r.errors.isEmpty {
+                // Same documents, same rules in the same order: the correlation windows stay as they are.
+                step.engine.evaluator = RuleEvaluator(r.ruleSet)
+                loaded.rules = r.ruleSet
+            }
+        }
+        nextTimeLimit = loaded.nextTimeLimit(after: now)
+        limitsCheckedAt = now
     }
 
     /// One transaction for `lines`; true when committed, false when the database refused the change itself.
@@ -197,14 +294,17 @@ public actor Pipeline {
                         found += hits
                     case .rejected(let r):
                         counts.rejected += 1
-                        log.append("\(source):\(l.number): \(r.id.map { "id \($0): " } ?? "")\(r.message)")
+                        log.append(
+                            "\(source):\(l.number): \(r.id.map { "id \(printable($0)): " } ?? "")\(printable(r.message))"
+                        )
                         commit.events.append(Self.rejection(r, source: source, line: l.number, now: now))
                     }
                 }
                 if let (l, why) = refused {
                     counts.rejected += 1
                     let r = RecordStep.Rejection(id: RecordStep.salvageID(l.bytes[...]), message: why)
-                    log.append("\(source):\(l.number): \(r.id.map { "id \($0): " } ?? "")\(r.message)")
+                    log.append(
+                        "\(source):\(l.number): \(r.id.map { "id \(printable($0)): " } ?? "")\(printable(r.message))")
                     commit.events.append(Self.rejection(r, source: source, line: l.number, now: now))
                 }
                 counts.hits = found.count
@@ -259,7 +359,11 @@ public actor Pipeline {
                     "the state database stayed unwritable for \(Int(elapsed)) s (\(e.description)); stopping with "
                     + "the input kept: a restart resumes at the last committed position")
         }
-        if Task.isCancelled { throw PipelineFailure(description: "stopped while the state database was failing") }
+        if Task.isCancelled || Task.isShuttingDownGracefully {
+            throw PipelineFailure(
+                description: "stopped while the state database was failing; the batch is read again at the next start",
+                stopped: true)
+        }
         try? await Task.sleep(nanoseconds: UInt64(durability.delay(tries) * 1e9))
     }
 
@@ -301,8 +405,12 @@ public actor Pipeline {
             logger.error("reload refused, keeping the running configuration: \(error.description)")
             return false
         }
-        let (l, errors, warnings) = Loaded.load(c, now: now)
+        let (l, errors, warnings) = Loaded.load(c, now: now, previous: loaded)
         for w in warnings { logger.warning("\(w)") }
+        if let l, !errors.isEmpty {
+            for e in errors { logger.error("\(e)") }
+            logger.error("reload: \(l.refused.count) watchlists refused (their previous versions stay in force)")
+        }
         guard let l else {
             for e in errors { logger.error("\(e)") }
             logger.error("reload refused (\(errors.count) errors), keeping the running configuration")
@@ -315,20 +423,26 @@ public actor Pipeline {
             try? store.commit(ev)
             return false
         }
-        do {
-            var alerts = c.alerts
-            alerts.handleKey = try c.loadHandleKey()
-            try dispatcher.reconfigure(alerts, now: now)
-        } catch {
+        var alerts = c.alerts
+        do { alerts.handleKey = try c.loadHandleKey() } catch {
             logger.error("reload refused: \(error)")
             return false
         }
+        // The change is recorded before it takes effect: no configuration runs that the audit log does not show.
+        var ev = Commit()
+        ev.events = [Self.configEvent(l, now: now, kind: "config_reloaded")] + l.refusalEvents(now: now)
+        do { try store.commit(ev) } catch {
+            logger.error("reload refused, keeping the running configuration: it could not be recorded (\(error))")
+            return false
+        }
+        do { try dispatcher.reconfigure(alerts, now: now) } catch {
+            logger.error("reload: the alerts could not be read again (\(error)); routes apply from the next change")
+        }
         loaded = l
+        nextTimeLimit = l.nextTimeLimit(after: now)
+        limitsCheckedAt = now
         step = RecordStep(
             normalizer: l.normalizer, matcher: l.matcher, engine: RuleEngine(l.rules, options: c.correlation))
-        var ev = Commit()
-        ev.events = [Self.configEvent(l, now: now, kind: "config_reloaded")]
-        try? store.commit(ev)
         logger.info("reloaded: \(l.rules.rules.count) rules, configuration \(c.configFile ?? "embedded defaults")")
         return true
     }

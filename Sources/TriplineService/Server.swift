@@ -38,13 +38,18 @@ public enum Server {
         }
         let (loaded, errors, warnings) = Loaded.load(config, now: now)
         for w in warnings { logger.warning("\(w)") }
+        if let loaded, !errors.isEmpty {
+            // One partner's invalid list is refused alone: the service starts with the others.
+            for e in errors { FileHandle.standardError.write(Data((e + "\n").utf8)) }
+            logger.error("\(loaded.refused.count) watchlists refused; serving the others")
+        }
         guard let loaded else {
             for e in errors { FileHandle.standardError.write(Data((e + "\n").utf8)) }
             FileHandle.standardError.write(Data("tripline: \(errors.count) errors; not starting\n".utf8))
             return 1
         }
         do {
-            let store = try StateStores.open(config.state, busyTimeout: min(5, options.dbTimeout / 4))
+            let store = try StateStores.open(config.state, busyTimeout: min(0.5, options.dbTimeout / 4))
             let pipeline = try Pipeline(
                 loaded: loaded, store: store, logger: logger, now: now,
                 durability: Durability(retryFor: options.dbTimeout))

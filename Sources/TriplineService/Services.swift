@@ -49,8 +49,12 @@ public struct IngestService: Service {
                 {
                     try? await Task.sleep(nanoseconds: 20_000_000)
                 }
-                do { try await pipeline.process(batch, now: clock()) } catch {
+                do { try await pipeline.process(batch, now: clock()) } catch let error as PipelineFailure {
                     feed.stop()
+                    if error.stopped {
+                        logger.warning("\(error)")
+                        return
+                    }
                     logger.critical("\(error)")
                     throw error
                 }

@@ -12,6 +12,7 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
     private var nflog: [String: NotifyLogEntry] = [:]
     private var silenceByID: [String: Silence] = [:]
     private var offsets: [String: Int64] = [:]
+    private var rates: [String: RateState] = [:]
 
     public init() {}
 
@@ -40,6 +41,7 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
             for n in c.notifyLog { nflog[n.receiver + "\u{0}" + n.key] = n }
             for s in c.silences { silenceByID[s.id] = s }
             for (source, offset) in c.offsets { offsets[source] = offset }
+            for r in c.rateStates { rates[r.receiver] = r }
         }
     }
 
@@ -92,18 +94,20 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
 
     public func dueLanes(now: Double) throws(StateError) -> [OutboxLane] {
         try locked {
-            var seen = Set<OutboxLane>()
-            return items.values.filter { $0.status == .pending && $0.nextAttemptAt <= now }.sorted { $0.id < $1.id }
-                .map(\.lane).filter { seen.insert($0).inserted }
+            var oldest: [OutboxLane: OutboxItem] = [:]
+            for i in items.values where i.status == .pending {
+                if let o = oldest[i.lane], o.id < i.id { continue }
+                oldest[i.lane] = i
+            }
+            return oldest.values.filter { $0.nextAttemptAt <= now }.sorted { $0.id < $1.id }.map(\.lane)
         }
     }
 
     public func dueOutbox(lane: OutboxLane, now: Double, limit: Int) throws(StateError) -> [OutboxItem] {
         try locked {
             Array(
-                items.values.filter { $0.lane == lane && $0.status == .pending && $0.nextAttemptAt <= now }
-                    .sorted { ($1.priorityRank, $0.createdAt, $0.id) < ($0.priorityRank, $1.createdAt, $1.id) }
-                    .prefix(limit))
+                items.values.filter { $0.lane == lane && $0.status == .pending }.sorted { $0.id < $1.id }
+                    .prefix(limit).prefix { $0.nextAttemptAt <= now })
         }
     }
 
@@ -147,6 +151,10 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
     }
 
     public func offset(source: String) throws(StateError) -> Int64? { try locked { offsets[source] } }
+
+    public func rateStates() throws(StateError) -> [RateState] {
+        try locked { rates.values.sorted { $0.receiver < $1.receiver } }
+    }
 
     public func events(after seq: Int64, limit: Int) throws(StateError) -> [EventRecord] {
         try locked { Array(eventLog.filter { $0.seq > seq }.prefix(limit)) }

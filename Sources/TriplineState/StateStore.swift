@@ -23,9 +23,10 @@ public protocol StateStore: AnyObject, Sendable {
 
     /// Pending items whose next attempt is due, highest priority first, then oldest.
     func dueOutbox(now: Double, limit: Int) throws(StateError) -> [OutboxItem]
-    /// The delivery lanes (receiver, integration) that have a pending item due.
+    /// The delivery lanes (receiver, integration) whose oldest pending item is due, the lane with the oldest first.
+    /// A lane is delivered in order (first in, first out): a later item never overtakes one waiting for a retry.
     func dueLanes(now: Double) throws(StateError) -> [OutboxLane]
-    /// One lane's due items, highest priority first, then oldest.
+    /// One lane's pending items in order, up to the first that is not due yet.
     func dueOutbox(lane: OutboxLane, now: Double, limit: Int) throws(StateError) -> [OutboxItem]
     func outbox(status: OutboxStatus?, limit: Int) throws(StateError) -> [OutboxItem]
     func pendingOutboxCount() throws(StateError) -> Int
@@ -35,13 +36,30 @@ public protocol StateStore: AnyObject, Sendable {
     func retry(outboxID: Int64, event: EventDraft) throws(StateError) -> Bool
 
     func silences(includeExpired: Bool) throws(StateError) -> [Silence]
+    /// Receivers' rate-limit state (recent notification times, alerts folded into the next digest).
+    func rateStates() throws(StateError) -> [RateState]
     func offset(source: String) throws(StateError) -> Int64?
     /// Events after `seq`, oldest first.
     func events(after seq: Int64, limit: Int) throws(StateError) -> [EventRecord]
 }
 
+/// An alert's state. `acknowledged` is a view: an alert stays `firing` and keeps the partners that acknowledged it
+/// (`AlertRecord.acks`); a principal or receiver of such a partner sees it as acknowledged (SPEC §6).
 public enum AlertState: String, Sendable, CaseIterable, Codable {
     case firing, acknowledged, resolved
+}
+
+/// One partner's acknowledgement: who, when, and until when (nil: until the alert resolves).
+public struct Ack: Sendable, Equatable {
+    public var by: String
+    public var at: Double
+    public var until: Double?
+    public init(by: String, at: Double, until: Double? = nil) {
+        self.by = by
+        self.at = at
+        self.until = until
+    }
+    public func holds(at t: Double) -> Bool { until.map { t < $0 } ?? true }
 }
 
 public enum OutboxStatus: String, Sendable, CaseIterable {
@@ -65,13 +83,16 @@ public struct AlertRecord: Sendable, Equatable {
     /// The first hit (selector, watchlist or rule part, handling, basis): what renderings are made from.
     public var payload: JSONObject
     public var ackedBy: String?
+    /// Acknowledgements by partner (SPEC §6: an ack stops repeats for the acknowledging partner only).
+    public var acks: [String: Ack] = [:]
     public var updatedAt: Double
 
     public init(
         id: Int64, key: String, kind: String, priority: String, priorityRank: Int, state: AlertState,
         labels: JSONObject, firstSeen: Double, lastSeen: Double, count: Int, sources: [String], payload: JSONObject,
-        ackedBy: String? = nil, updatedAt: Double
+        ackedBy: String? = nil, acks: [String: Ack] = [:], updatedAt: Double
     ) {
+        self.acks = acks
         self.id = id
         self.key = key
         self.kind = kind
@@ -86,6 +107,14 @@ public struct AlertRecord: Sendable, Equatable {
         self.payload = payload
         self.ackedBy = ackedBy
         self.updatedAt = updatedAt
+    }
+}
+
+extension AlertRecord {
+    /// The state as `partner` sees it at `t`: acknowledged when its partner acknowledged the firing alert.
+    public func state(for partner: String?, at t: Double) -> AlertState {
+        if state == .firing, let partner, let ack = acks[partner], ack.holds(at: t) { return .acknowledged }
+        return state
     }
 }
 
@@ -210,10 +239,13 @@ public struct Silence: Sendable, Equatable {
     public var createdBy: String
     public var comment: String
     public var expiredAt: Double?
+    /// The partner whose receivers it silences (its creator's); nil: every receiver (an operator's silence).
+    public var partner: String?
     public init(
         id: String, matchers: [String], startsAt: Double, endsAt: Double, createdBy: String, comment: String,
-        expiredAt: Double? = nil
+        expiredAt: Double? = nil, partner: String? = nil
     ) {
+        self.partner = partner
         self.id = id
         self.matchers = matchers
         self.startsAt = startsAt
@@ -223,6 +255,21 @@ public struct Silence: Sendable, Equatable {
         self.expiredAt = expiredAt
     }
     public func isActive(at t: Double) -> Bool { expiredAt == nil && startsAt <= t && t < endsAt }
+    /// Whether it applies to a receiver of `partner`.
+    public func covers(partner p: String) -> Bool { partner == nil || partner == p }
+}
+
+/// A receiver's rate-limit state: when its recent notifications went out, and the alerts waiting for its digest
+/// ("and N more"), kept across restarts.
+public struct RateState: Sendable, Equatable {
+    public var receiver: String
+    public var sent: [Double]
+    public var digest: [Int64]
+    public init(receiver: String, sent: [Double], digest: [Int64]) {
+        self.receiver = receiver
+        self.sent = sent
+        self.digest = digest
+    }
 }
 
 /// One atomic change: what a batch of input, a timer, or an operator's action did.
@@ -236,10 +283,13 @@ public struct Commit: Sendable {
     public var silences: [Silence] = []
     /// The input positions this commit consumes up to.
     public var offsets: [(source: String, offset: Int64)] = []
+    /// Replaced by receiver.
+    public var rateStates: [RateState] = []
 
     public init() {}
     public var isEmpty: Bool {
         alerts.isEmpty && events.isEmpty && outbox.isEmpty && notifyLog.isEmpty && silences.isEmpty && offsets.isEmpty
+            && rateStates.isEmpty
     }
 }
 

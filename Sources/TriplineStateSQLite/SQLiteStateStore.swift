@@ -66,6 +66,14 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
         CREATE INDEX alerts_updated ON alerts(updated_at);
         CREATE INDEX alerts_last_seen ON alerts(state, last_seen);
         """,
+        // v4: acknowledgements per partner (an alert stays firing; each partner's ack stops its own repeats), and
+        // silences scoped to their creator's partner (NULL: every receiver, an operator's silence).
+        """
+        ALTER TABLE alerts ADD COLUMN acks TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE silences ADD COLUMN partner TEXT;
+        CREATE INDEX outbox_fifo ON outbox(status, receiver, integration, id);
+        CREATE TABLE rate_state (receiver TEXT PRIMARY KEY, sent TEXT NOT NULL, digest TEXT NOT NULL);
+        """,
     ]
 
     public static var schemaVersion: Int { migrations.count }
@@ -73,8 +81,12 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     /// `busyTimeout`: how long a statement waits for another connection's lock before failing as busy.
     public init(path: String, busyTimeout: Double = 10) throws(StateError) {
         self.path = path
-        let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        // The state directory 0700 and the database 0600 from the start (SQLite gives -wal and -shm the database's
+        // mode): only the operating-system user running Tripline reads the partners' payloads.
+        do {
+            try PrivateFiles.directory((path as NSString).deletingLastPathComponent)
+            try PrivateFiles.touch(path)
+        } catch { throw .database("\(error)") }
         var handle: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX
         guard sqlite3_open_v2(path, &handle, flags, nil) == SQLITE_OK, let handle else {
@@ -270,17 +282,17 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
                 try run(
                     """
                     INSERT INTO alerts (id, key, kind, priority, priority_rank, state, labels, first_seen, last_seen,
-                        count, sources, payload, acked_by, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                        count, sources, payload, acked_by, updated_at, acks) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                     ON CONFLICT(id) DO UPDATE SET priority=excluded.priority, priority_rank=excluded.priority_rank,
                         state=excluded.state, labels=excluded.labels, last_seen=excluded.last_seen,
                         count=excluded.count, sources=excluded.sources, payload=excluded.payload,
-                        acked_by=excluded.acked_by, updated_at=excluded.updated_at
+                        acked_by=excluded.acked_by, updated_at=excluded.updated_at, acks=excluded.acks
                     """,
                     [
                         .int(a.id), .text(a.key), .text(a.kind), .text(a.priority), .int(Int64(a.priorityRank)),
                         .text(a.state.rawValue), Self.json(a.labels), .real(a.firstSeen), .real(a.lastSeen),
                         .int(Int64(a.count)), .text(JSONWriter.string(.array(a.sources.map { .string($0) }))),
-                        Self.json(a.payload), Self.opt(a.ackedBy), .real(a.updatedAt),
+                        Self.json(a.payload), Self.opt(a.ackedBy), .real(a.updatedAt), Self.json(Self.acksJSON(a.acks)),
                     ])
             }
             for e in c.events { try insert(e) }
@@ -304,17 +316,25 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             for s in c.silences {
                 try run(
                     """
-                    INSERT OR REPLACE INTO silences (id, matchers, starts_at, ends_at, created_by, comment, expired_at)
-                    VALUES (?,?,?,?,?,?,?)
+                    INSERT OR REPLACE INTO silences (id, matchers, starts_at, ends_at, created_by, comment, expired_at,
+                        partner) VALUES (?,?,?,?,?,?,?,?)
                     """,
                     [
                         .text(s.id), .text(JSONWriter.string(.array(s.matchers.map { .string($0) }))),
                         .real(s.startsAt), .real(s.endsAt), .text(s.createdBy), .text(s.comment),
-                        s.expiredAt.map { .real($0) } ?? .null,
+                        s.expiredAt.map { .real($0) } ?? .null, Self.opt(s.partner),
                     ])
             }
             for (source, offset) in c.offsets {
                 try run("INSERT OR REPLACE INTO offsets (source, offset) VALUES (?,?)", [.text(source), .int(offset)])
+            }
+            for r in c.rateStates {
+                try run(
+                    "INSERT OR REPLACE INTO rate_state (receiver, sent, digest) VALUES (?,?,?)",
+                    [
+                        .text(r.receiver), .text(JSONWriter.string(.array(r.sent.map { .number(String($0)) }))),
+                        .text(JSONWriter.string(.array(r.digest.map { .number(String($0)) }))),
+                    ])
             }
         }
     }
@@ -378,7 +398,28 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     private static let alertColumns =
-        "id, key, kind, priority, priority_rank, state, labels, first_seen, last_seen, count, sources, payload, acked_by, updated_at"
+        "id, key, kind, priority, priority_rank, state, labels, first_seen, last_seen, count, sources, payload, acked_by, updated_at, acks"
+
+    static func acksJSON(_ acks: [String: Ack]) -> JSONObject {
+        var o = JSONObject()
+        for (partner, a) in acks.sorted(by: { $0.key < $1.key }) {
+            var v = JSONObject([("by", .string(a.by)), ("at", .number(String(a.at)))])
+            if let u = a.until { v.append("until", .number(String(u))) }
+            o.append(partner, .object(v))
+        }
+        return o
+    }
+
+    static func acks(_ o: JSONObject) -> [String: Ack] {
+        var out: [String: Ack] = [:]
+        for (partner, v) in o {
+            guard let a = v.objectValue, let by = a["by"]?.stringValue else { continue }
+            out[partner] = Ack(
+                by: by, at: a["at"]?.doubleValue ?? 0,
+                until: a["until"]?.doubleValue)
+        }
+        return out
+    }
 
     private func readAlert(_ r: Row) -> AlertRecord {
         let sources = (try? JSONParser.parse(r.text(10) ?? "[]"))?.arrayValue?.compactMap(\.stringValue) ?? []
@@ -386,7 +427,7 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             id: r.int(0), key: r.text(1) ?? "", kind: r.text(2) ?? "", priority: r.text(3) ?? "",
             priorityRank: Int(r.int(4)), state: AlertState(rawValue: r.text(5) ?? "") ?? .firing, labels: r.json(6),
             firstSeen: r.real(7), lastSeen: r.real(8), count: Int(r.int(9)), sources: sources, payload: r.json(11),
-            ackedBy: r.text(12), updatedAt: r.real(13))
+            ackedBy: r.text(12), acks: Self.acks(r.json(14)), updatedAt: r.real(13))
     }
 
     public func alert(id: Int64) throws(StateError) -> AlertRecord? {
@@ -476,32 +517,6 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     private static let outboxColumns =
         "id, receiver, priority_rank, created_at, next_attempt_at, attempts, status, payload, last_error, integration"
 
-    public func dueLanes(now: Double) throws(StateError) -> [OutboxLane] {
-        try locked { () throws(StateError) -> [OutboxLane] in
-            var out: [OutboxLane] = []
-            try run(
-                """
-                SELECT receiver, integration FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?
-                GROUP BY receiver, integration ORDER BY MIN(id)
-                """, [.real(now)]
-            ) { out.append(OutboxLane(receiver: $0.text(0) ?? "", integration: $0.text(1) ?? "")) }
-            return out
-        }
-    }
-
-    public func dueOutbox(lane: OutboxLane, now: Double, limit: Int) throws(StateError) -> [OutboxItem] {
-        try locked { () throws(StateError) -> [OutboxItem] in
-            var out: [OutboxItem] = []
-            try run(
-                """
-                SELECT \(Self.outboxColumns) FROM outbox WHERE status = 'pending' AND receiver = ? AND integration = ?
-                AND next_attempt_at <= ? ORDER BY priority_rank DESC, created_at, id LIMIT ?
-                """, [.text(lane.receiver), .text(lane.integration), .real(now), .int(Int64(limit))]
-            ) { out.append(self.readOutbox($0)) }
-            return out
-        }
-    }
-
     public func dueOutbox(now: Double, limit: Int) throws(StateError) -> [OutboxItem] {
         try locked { () throws(StateError) -> [OutboxItem] in
             var out: [OutboxItem] = []
@@ -512,6 +527,38 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
                 """, [.real(now), .int(Int64(limit))]
             ) { out.append(self.readOutbox($0)) }
             return out
+        }
+    }
+
+    public func dueLanes(now: Double) throws(StateError) -> [OutboxLane] {
+        try locked { () throws(StateError) -> [OutboxLane] in
+            var out: [(OutboxLane, Int64)] = []
+            // Each lane's oldest pending item (SQLite takes the bare columns from the row with the MIN).
+            try run(
+                """
+                SELECT receiver, integration, next_attempt_at, MIN(id) FROM outbox WHERE status = 'pending'
+                GROUP BY receiver, integration
+                """
+            ) { r in
+                if r.real(2) <= now {
+                    out.append((OutboxLane(receiver: r.text(0) ?? "", integration: r.text(1) ?? ""), r.int(3)))
+                }
+            }
+            return out.sorted { $0.1 < $1.1 }.map(\.0)
+        }
+    }
+
+    public func dueOutbox(lane: OutboxLane, now: Double, limit: Int) throws(StateError) -> [OutboxItem] {
+        try locked { () throws(StateError) -> [OutboxItem] in
+            var out: [OutboxItem] = []
+            try run(
+                """
+                SELECT \(Self.outboxColumns) FROM outbox WHERE status = 'pending' AND receiver = ? AND integration = ?
+                ORDER BY id LIMIT ?
+                """, [.text(lane.receiver), .text(lane.integration), .int(Int64(limit))]
+            ) { out.append(self.readOutbox($0)) }
+            // In order, up to the first that is not due: nothing overtakes an item waiting for its retry.
+            return Array(out.prefix { $0.nextAttemptAt <= now })
         }
     }
 
@@ -569,14 +616,30 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             var out: [Silence] = []
             let filter = includeExpired ? "" : " WHERE expired_at IS NULL"
             try run(
-                "SELECT id, matchers, starts_at, ends_at, created_by, comment, expired_at FROM silences\(filter) ORDER BY starts_at"
+                "SELECT id, matchers, starts_at, ends_at, created_by, comment, expired_at, partner FROM silences\(filter) ORDER BY starts_at"
             ) { r in
                 let m = (try? JSONParser.parse(r.text(1) ?? "[]"))?.arrayValue?.compactMap(\.stringValue) ?? []
                 out.append(
                     Silence(
                         id: r.text(0) ?? "", matchers: m, startsAt: r.real(2), endsAt: r.real(3),
                         createdBy: r.text(4) ?? "", comment: r.text(5) ?? "",
-                        expiredAt: sqlite3_column_type(r.stmt, 6) == SQLITE_NULL ? nil : r.real(6)))
+                        expiredAt: sqlite3_column_type(r.stmt, 6) == SQLITE_NULL ? nil : r.real(6), partner: r.text(7)))
+            }
+            return out
+        }
+    }
+
+    public func rateStates() throws(StateError) -> [RateState] {
+        try locked { () throws(StateError) -> [RateState] in
+            var out: [RateState] = []
+            try run("SELECT receiver, sent, digest FROM rate_state ORDER BY receiver") { r in
+                func numbers(_ t: String?) -> [Double] {
+                    ((try? JSONParser.parse(t ?? "[]"))?.arrayValue ?? []).compactMap(\.doubleValue)
+                }
+                out.append(
+                    RateState(
+                        receiver: r.text(0) ?? "", sent: numbers(r.text(1)),
+                        digest: numbers(r.text(2)).map { Int64($0) }))
             }
             return out
         }
@@ -593,24 +656,48 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     public func events(after seq: Int64, limit: Int) throws(StateError) -> [EventRecord] {
         try locked { () throws(StateError) -> [EventRecord] in
             var out: [EventRecord] = []
+            var missing: [(position: Int, index: Int)] = []
             try run(
                 """
-                SELECT r.idx, r.record, p.payload FROM audit_records r LEFT JOIN audit_payloads p ON p.idx = r.idx
-                WHERE r.idx >= ? ORDER BY r.idx LIMIT ?
+                SELECT r.idx, r.record, p.payload, p.salt FROM audit_records r
+                LEFT JOIN audit_payloads p ON p.idx = r.idx WHERE r.idx >= ? ORDER BY r.idx LIMIT ?
                 """, [.int(seq), .int(Int64(limit))]
             ) { r in
                 let rec = (try? JSONParser.parse(r.text(1) ?? "{}"))?.objectValue ?? JSONObject()
-                let payload = r.text(2).flatMap { try? JSONParser.parse($0).objectValue }
+                // A payload without its salt is as good as missing.
+                let payload =
+                    r.blob(3)?.count == Erasures.saltLength
+                    ? r.text(2).flatMap { try? JSONParser.parse($0).objectValue } : nil
                 var at = 0.0
                 if case .number(let us)? = rec["at_us"] { at = (Double(us) ?? 0) / 1_000_000 }
-                let detail = payload?["detail"]?.objectValue ?? JSONObject([("erased", .bool(true))])
+                if payload == nil { missing.append((out.count, Int(r.int(0)))) }
                 out.append(
                     EventRecord(
                         seq: r.int(0) + 1,
                         event: EventDraft(
                             at: at, kind: rec["kind"]?.stringValue ?? "", alertKey: payload?["alert_key"]?.stringValue,
                             receiver: payload?["receiver"]?.stringValue, principal: payload?["principal"]?.stringValue,
-                            reason: payload?["reason"]?.stringValue, detail: detail)))
+                            reason: payload?["reason"]?.stringValue,
+                            detail: payload?["detail"]?.objectValue ?? JSONObject())))
+            }
+            // A missing payload reads as erased only when an audited erasure names it; otherwise as missing.
+            if !missing.isEmpty {
+                var erasureRecords: [(Int, AuditEntry)] = []
+                try run(
+                    """
+                    SELECT r.idx, r.record, p.salt, p.payload FROM audit_records r JOIN audit_payloads p ON p.idx = r.idx
+                    WHERE r.record LIKE '%"kind":"\(Erasures.kind)"%' ORDER BY r.idx
+                    """
+                ) { r in
+                    erasureRecords.append(
+                        (Int(r.int(0)), AuditEntry(record: r.text(1) ?? "", salt: r.blob(2), payload: r.text(3))))
+                }
+                let erasures = Erasures(erasureRecords)
+                for (position, index) in missing {
+                    out[position].event.detail =
+                        erasures.by[index] != nil
+                        ? JSONObject([("erased", .bool(true))]) : JSONObject([("payload_missing", .bool(true))])
+                }
             }
             return out
         }
@@ -687,8 +774,24 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
 
     /// Erases the personal data of record `index` (its payload and salt); the record, its leaf and every proof stay
     /// valid. The erasure is itself an audit record, in the same transaction.
+    /// Refused (`StateError.record`, nothing changed) for an erasure record and for a consultation by the erasing
+    /// principal (SPEC §8).
     public func erasePayload(index: Int, event: EventDraft) throws(StateError) -> Bool {
         try transaction { () throws(StateError) -> Bool in
+            var kind: String?
+            var principal: String?
+            try run(
+                "SELECT r.record, p.payload FROM audit_records r LEFT JOIN audit_payloads p ON p.idx = r.idx WHERE r.idx = ?",
+                [.int(Int64(index))]
+            ) { r in
+                kind = (try? JSONParser.parse(r.text(0) ?? ""))?.objectValue?["kind"]?.stringValue ?? ""
+                principal = r.text(1).flatMap { (try? JSONParser.parse($0))?.objectValue?["principal"]?.stringValue }
+            }
+            guard let kind else { return false }
+            if let why = Erasures.refusal(index: index, kind: kind, principal: principal, caller: event.principal ?? "")
+            {
+                throw StateError.record(why)
+            }
             let n = try run("DELETE FROM audit_payloads WHERE idx = ?", [.int(Int64(index))])
             if n == 0 { return false }
             try insert(event)
@@ -697,28 +800,72 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     /// Everything an auditor recomputes: records with payloads, stored nodes, stored checkpoints.
+    /// Record and payload text is read byte for byte with its length (a NUL is part of it, never an end); bytes that
+    /// are not UTF-8 are not repaired but reported as the entry's defect, so what is verified is what is stored.
     public func auditLog() throws(StateError) -> AuditLog {
         try locked { () throws(StateError) -> AuditLog in
+            /// The column's exact text, or why it has none.
+            func exact(_ r: Row, _ i: Int32, _ what: String) -> (text: String?, defect: String?) {
+                if sqlite3_column_type(r.stmt, i) == SQLITE_NULL { return (nil, nil) }
+                guard let p = sqlite3_column_text(r.stmt, i) else { return (nil, "\(what) unreadable") }
+                let bytes = UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(r.stmt, i)))
+                guard let s = String(validating: bytes, as: UTF8.self) else {
+                    return (String(decoding: bytes, as: UTF8.self), "\(what) is not UTF-8 text")
+                }
+                return (s, nil)
+            }
             var entries: [AuditEntry] = []
             try run(
                 "SELECT r.record, p.salt, p.payload FROM audit_records r LEFT JOIN audit_payloads p ON p.idx = r.idx ORDER BY r.idx"
-            ) { r in entries.append(AuditEntry(record: r.text(0) ?? "", salt: r.blob(1), payload: r.text(2))) }
+            ) { r in
+                let record = exact(r, 0, "record")
+                let payload = exact(r, 2, "payload")
+                entries.append(
+                    AuditEntry(
+                        record: record.text ?? "", salt: r.blob(1), payload: payload.text,
+                        defect: record.text == nil ? "record missing" : record.defect ?? payload.defect))
+            }
             var nodes: [AuditLog.NodeKey: Hash] = [:]
             try run("SELECT level, idx, hash FROM audit_nodes") { r in
                 nodes[AuditLog.NodeKey(level: Int(r.int(0)), index: Int(r.int(1)))] = r.blob(2) ?? []
             }
             var cps: [String] = []
             try run("SELECT note FROM audit_checkpoints ORDER BY size") { cps.append($0.text(0) ?? "") }
-            return AuditLog(entries: entries, nodes: nodes, checkpoints: cps)
+            var stray: [Int] = []
+            try run("SELECT idx FROM audit_payloads WHERE idx NOT IN (SELECT idx FROM audit_records) ORDER BY idx") {
+                stray.append(Int($0.int(0)))
+            }
+            return AuditLog(entries: entries, nodes: nodes, checkpoints: cps, strayPayloads: stray)
         }
     }
 }
 
-/// Opens the state store a configuration names (a SQLite file; PostgreSQL later), migrated.
+/// Opens the state store a configuration names (a SQLite file; PostgreSQL later), migrated. Files of the state
+/// that are readable by others (a deployment from before, a copy) are tightened once, with an audit record.
 public enum StateStores {
     public static func open(_ location: String, busyTimeout: Double = 10) throws(StateError) -> any DurableStore {
+        let dir = (location as NSString).deletingLastPathComponent
+        var tightened: [String] = []
+        if !dir.isEmpty && PrivateFiles.tighten(dir, directory: true) { tightened.append(dir) }
         let s = try SQLiteStateStore(path: location, busyTimeout: busyTimeout)
+        for f in [
+            location, location + "-wal", location + "-shm", (dir as NSString).appendingPathComponent("handle.key"),
+        ]
+        where PrivateFiles.tighten(f) {
+            tightened.append(f)
+        }
         try s.migrate()
+        if !tightened.isEmpty {
+            var c = Commit()
+            c.events = [
+                EventDraft(
+                    at: Date().timeIntervalSince1970, kind: "file_modes_tightened",
+                    detail: JSONObject([
+                        ("files", .array(tightened.map { .string($0) })), ("mode", .string("0600/0700")),
+                    ]))
+            ]
+            try s.commit(c)
+        }
         return s
     }
 }

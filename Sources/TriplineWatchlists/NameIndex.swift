@@ -645,6 +645,24 @@ public final class NameIndex: @unchecked Sendable {
         /// Keeps the touching loads from being optimised away.
         var touched: Int32 = 0
 
+        /// Forgets the last query (its terms and scores), and gives back any buffer grown past `keeping` elements.
+        func release(keeping: Int) {
+            if sims.capacity > keeping { sims = [] } else { sims.removeAll(keepingCapacity: true) }
+            if rowVocab.capacity > keeping { rowVocab = [] } else { rowVocab.removeAll(keepingCapacity: true) }
+            if queryBytes.capacity > keeping { queryBytes = [] } else { queryBytes.removeAll(keepingCapacity: true) }
+            content = []
+            packedQuery = []
+            qw = []
+            rows = 0
+            qn = 0
+        }
+
+        var heldBytes: Int {
+            sims.capacity * MemoryLayout<Double>.stride + rowVocab.capacity * MemoryLayout<Int32>.stride
+                + queryBytes.capacity + content.capacity * MemoryLayout<NameTerm>.stride
+                + packedQuery.capacity * MemoryLayout<Packed>.stride + qw.capacity * MemoryLayout<Double>.stride
+        }
+
         init(vocab: Int) {
             vocabStamp = .allocate(capacity: max(1, vocab))
             vocabStamp.initialize(repeating: 0, count: max(1, vocab))
@@ -665,9 +683,22 @@ public final class NameIndex: @unchecked Sendable {
     }
 
     private func giveScratch(_ s: Scratch) {
+        s.release(keeping: Self.scratchKeep)
         lock.lock()
         defer { lock.unlock() }
         scratch.append(s)
+    }
+
+    /// The most elements a pooled scratch keeps room for between queries (a row of `sims` per alike vocabulary
+    /// term and query term): an ordinary name needs far less, and one unusual query must not leave the service
+    /// holding what it grew to.
+    static let scratchKeep = 1 << 16
+
+    /// The bytes the pooled scratches hold beyond their vocabulary stamps (for the test suite).
+    var pooledScratchBytes: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return scratch.reduce(0) { $0 + $1.heldBytes }
     }
 }
 

@@ -3,34 +3,94 @@ import Foundation
 import TriplineSelectors
 import TriplineYAML
 
-/// Reads and strictly validates watchlist files (SPEC §4). A list with any error is not loaded;
-/// every error names `file:line:col`.
+/// Reads and strictly validates watchlist files (SPEC §4). Each file is one list, accepted or refused on its own:
+/// a list with any error is not loaded, and every error names `file:line:col`.
+///
+/// No message names a ref, label or watched value, nor echoes any text of the file (SPEC §6: a list's content
+/// never reaches the operator unless the list is clear or green, and its handling may be read after the errors):
+/// messages say "the entry at line N" and "this value"; what the normaliser or the YAML reader quote is left out.
 public struct WatchlistLoader: Sendable {
     public var normalizer: SelectorNormalizer
     public var reader: YAMLReader
 
-    public init(normalizer: SelectorNormalizer = SelectorNormalizer(), reader: YAMLReader = YAMLReader()) {
+    /// The limits on one list file (SPEC §4): 256 MiB, 20,000,000 nodes, depth 64, 10,000 aliases.
+    public static let limits: YAMLReader.Limits = {
+        var l = YAMLReader.Limits()
+        l.maxBytes = 256 * 1024 * 1024
+        l.maxNodes = 20_000_000
+        l.maxDepth = 64
+        l.maxAliases = 10_000
+        return l
+    }()
+
+    public init(
+        normalizer: SelectorNormalizer = SelectorNormalizer(),
+        reader: YAMLReader = YAMLReader(limits: WatchlistLoader.limits)
+    ) {
         self.normalizer = normalizer
         self.reader = reader
     }
 
-    public struct Result: Sendable {
-        public var lists: [Watchlist] = []
+    /// What became of one list file.
+    public struct FileOutcome: Sendable {
+        /// The file as found (the directory joined with its relative path).
+        public var path: String
+        /// The partner the file belongs to: its directory (`Watchlists/<owner>/`); nil for a file outside any
+        /// owner's directory, or, for a file loaded on its own without one, its `owner:` field when it is an id.
+        public var owner: String?
+        /// The `watchlist:` field, when the file could be read and it is an id.
+        public var name: String?
+        /// Lower-case hex SHA-256 of the file's bytes, when it could be read.
+        public var version: String?
+        /// The list, when it is wholly valid; nil when refused.
+        public var list: Watchlist?
+        /// Every error (sorted by position); none when `list` is set.
         public var errors: [LocatedError] = []
         public var warnings: [LocatedError] = []
+        /// Where the `watchlist:` field is (duplicate lists are reported there).
+        var nameMark: Mark?
+
+        public var accepted: Bool { list != nil }
+
+        init(path: String, owner: String?) {
+            self.path = path
+            self.owner = owner
+        }
+    }
+
+    public struct Result: Sendable {
+        /// The accepted lists, in path order.
+        public var lists: [Watchlist] = []
+        /// Every error: the directory's, then each file's in path order.
+        public var errors: [LocatedError] = []
+        public var warnings: [LocatedError] = []
+        /// Every `*.yaml` / `*.yml` file under the directory, in path order, accepted or refused.
+        public var files: [FileOutcome] = []
+        /// Errors about the directory itself (not found): no file could be judged.
+        public var directoryErrors: [LocatedError] = []
+
+        /// The files refused, with their errors.
+        public var refused: [FileOutcome] { files.filter { !$0.accepted } }
     }
 
     public static let selectorTypes =
         SelectorType.allCases.map(\.rawValue) + ["phone_prefix", "ip_cidr"]
 
-    /// Every `*.yaml` / `*.yml` file under `directory` (sorted, so loading is deterministic).
+    /// The rule every list file follows (SPEC §4).
+    public static let placementRule = "a list file sits directly in Watchlists/<owner>/"
+
+    /// Every `*.yaml` / `*.yml` file under `directory` (sorted, so loading is deterministic), each accepted or refused
+    /// on its own. A file not directly in an owner's directory is refused. When two files name the same list of one
+    /// owner, the first in path order is judged as usual and every later one is refused.
     public func load(directory: String, now: Double) -> Result {
         var result = Result()
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
-            result.errors.append(
-                LocatedError(file: directory, mark: Mark(line: 1, column: 1), message: "watchlist directory not found"))
+            let e = LocatedError(
+                file: directory, mark: Mark(line: 1, column: 1), message: "watchlist directory not found")
+            result.directoryErrors.append(e)
+            result.errors.append(e)
             return result
         }
         let files = (fm.enumerator(atPath: directory)?.compactMap { $0 as? String } ?? [])
@@ -38,52 +98,118 @@ public struct WatchlistLoader: Sendable {
         var seen: [String: String] = [:]
         for rel in files {
             let path = (directory as NSString).appendingPathComponent(rel)
-            let one = load(file: path, relativePath: rel, now: now)
+            let parts = rel.split(separator: "/", omittingEmptySubsequences: true)
+            var one: FileOutcome
+            if parts.count == 2 {
+                one = outcome(file: path, owner: String(parts[0]), now: now)
+            } else {
+                one = FileOutcome(path: path, owner: nil)
+                let where_ =
+                    parts.count < 2
+                    ? "this file is at the top of the watchlist directory"
+                    : "this file is in a subdirectory of \(parts[0])/"
+                one.errors.append(
+                    LocatedError(
+                        file: path, mark: Mark(line: 1, column: 1),
+                        message: "\(Self.placementRule): \(where_), so it is not loaded"))
+            }
+            if let owner = one.owner, let name = one.name {
+                let key = owner + "/" + name
+                if let first = seen[key] {
+                    one.errors.append(
+                        LocatedError(
+                            file: path, mark: one.nameMark ?? Mark(line: 1, column: 1),
+                            message:
+                                "\(owner) already has a list of this name in \(first): the first file in path order "
+                                + "is that list, so this one is refused"))
+                    one.errors.sort(by: Self.byPosition)
+                    one.list = nil
+                } else {
+                    seen[key] = path
+                }
+            }
+            result.files.append(one)
             result.errors += one.errors
             result.warnings += one.warnings
-            if let list = one.lists.first {
-                let key = list.owner + "/" + list.name
-                if let other = seen[key] {
-                    result.errors.append(
-                        LocatedError(
-                            file: path, mark: Mark(line: 1, column: 1),
-                            message: "watchlist \(key) is also defined in \(other)"))
-                    continue
-                }
-                seen[key] = path
-                result.lists.append(list)
-            }
+            if let list = one.list { result.lists.append(list) }
         }
         return result
     }
 
-    /// One file. `relativePath` (`owner/list.yaml`) is checked against the list's owner when given.
+    /// One file. `relativePath` (`owner/list.yaml`, relative to the watchlist directory) names the owner when given:
+    /// the list's `owner:` must be that directory, and a path of any other shape is refused.
     public func load(file path: String, relativePath: String? = nil, now: Double) -> Result {
-        var result = Result()
-        guard let data = FileManager.default.contents(atPath: path) else {
-            result.errors.append(LocatedError(file: path, mark: Mark(line: 1, column: 1), message: "cannot read file"))
-            return result
+        var one: FileOutcome
+        if let rel = relativePath {
+            let parts = rel.split(separator: "/", omittingEmptySubsequences: true)
+            if parts.count == 2 {
+                one = outcome(file: path, owner: String(parts[0]), now: now)
+            } else {
+                one = FileOutcome(path: path, owner: nil)
+                one.errors.append(
+                    LocatedError(
+                        file: path, mark: Mark(line: 1, column: 1),
+                        message: "\(Self.placementRule), so this file is not loaded"))
+            }
+        } else {
+            one = outcome(file: path, owner: nil, now: now)
         }
-        let bytes = [UInt8](data)
+        var result = Result()
+        result.files = [one]
+        result.errors = one.errors
+        result.warnings = one.warnings
+        if let list = one.list { result.lists = [list] }
+        return result
+    }
+
+    /// One file of `owner` (its directory; nil: the list's `owner:` field is taken as it is).
+    public func outcome(file path: String, owner: String?, now: Double) -> FileOutcome {
+        // The size first: a file over the limit is not read into memory at all.
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber,
+            size.int64Value > Int64(reader.limits.maxBytes)
+        {
+            var one = FileOutcome(path: path, owner: owner)
+            one.errors.append(
+                LocatedError(
+                    file: path, mark: Mark(line: 1, column: 1),
+                    message: "file is larger than \(reader.limits.maxBytes) bytes, the limit for a list file"))
+            return one
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            var one = FileOutcome(path: path, owner: owner)
+            one.errors.append(LocatedError(file: path, mark: Mark(line: 1, column: 1), message: "cannot read file"))
+            return one
+        }
+        return outcome(bytes: [UInt8](data), file: path, owner: owner, now: now)
+    }
+
+    /// A list from its bytes (a submission): `file` is how messages name it (its owner and version for a
+    /// submitted list), `owner` the partner it must belong to (nil: its `owner:` field).
+    public func outcome(bytes: [UInt8], file path: String, owner: String?, now: Double) -> FileOutcome {
+        var one = FileOutcome(path: path, owner: owner)
+        one.version = Self.sha256Hex(bytes)
         let root: Node?
         do { root = try reader.parse(bytes, file: path) } catch {
-            result.errors.append(error)
-            return result
+            one.errors.append(LocatedError(file: error.file, mark: error.mark, message: Redact.yaml(error.message)))
+            return one
         }
         guard let root else {
-            result.errors.append(
-                LocatedError(file: path, mark: Mark(line: 1, column: 1), message: "empty watchlist file"))
-            return result
+            one.errors.append(LocatedError(file: path, mark: Mark(line: 1, column: 1), message: "empty watchlist file"))
+            return one
         }
         var v = Validator(normalizer: normalizer, now: now)
-        let list = v.watchlist(root, path: path, relativePath: relativePath, version: Self.sha256Hex(bytes))
-        let byPosition: (LocatedError, LocatedError) -> Bool = {
-            ($0.mark.line, $0.mark.column) < ($1.mark.line, $1.mark.column)
-        }
-        result.errors = v.errors.sorted(by: byPosition)
-        result.warnings = v.warnings.sorted(by: byPosition)
-        if v.errors.isEmpty, let list { result.lists.append(list) }
-        return result
+        let list = v.watchlist(root, path: path, owner: owner, version: one.version!)
+        one.errors = v.errors.sorted(by: Self.byPosition)
+        one.warnings = v.warnings.sorted(by: Self.byPosition)
+        one.name = v.name
+        one.nameMark = v.nameMark
+        if owner == nil { one.owner = v.owner }
+        if v.errors.isEmpty, let list { one.list = list }
+        return one
+    }
+
+    static func byPosition(_ a: LocatedError, _ b: LocatedError) -> Bool {
+        (a.mark.line, a.mark.column) < (b.mark.line, b.mark.column)
     }
 
     public static func sha256Hex(_ bytes: [UInt8]) -> String {
@@ -94,12 +220,103 @@ public struct WatchlistLoader: Sendable {
     }
 }
 
-/// Collects every error in one pass, so `check` reports them all.
+/// Reasons from the normaliser and the YAML reader without the text they quote: a list's errors never carry its
+/// content (SPEC §6).
+enum Redact {
+    static let hidden = "(not shown)"
+
+    /// A normaliser's reason about `value`: quoted text, a quoted character other than punctuation, and any word
+    /// that shares with the value a word of three letters or more, three digits in a row, or a number written with
+    /// a `+` (`+999`) are left out. The reason's own counts and limits ("667 bytes", "ISO 3166") stay.
+    static func reason(_ message: String, value: String) -> String {
+        func runs(_ s: Substring, _ keep: (Character) -> Bool) -> [String] {
+            var out: [String] = []
+            var cur = ""
+            for c in s {
+                if keep(c) {
+                    cur.append(c)
+                } else if !cur.isEmpty {
+                    out.append(cur)
+                    cur = ""
+                }
+            }
+            if !cur.isEmpty { out.append(cur) }
+            return out
+        }
+        let isDigit: (Character) -> Bool = { $0.isASCII && $0.isNumber }
+        let valueWords = Set(
+            runs(Substring(value.lowercased()), { $0.isLetter || $0.isNumber }).filter { $0.count >= 3 })
+        let valueDigits = String(value.filter(isDigit))
+        func leaks(_ w: Substring) -> Bool {
+            let lower = Substring(w.lowercased())
+            if runs(lower, { $0.isLetter || $0.isNumber }).contains(where: valueWords.contains) { return true }
+            for d in runs(w, isDigit) where d.count >= 3 && valueDigits.contains(d) { return true }
+            // "+9": a calling code taken from the value.
+            var rest = w[...]
+            while let plus = rest.firstIndex(of: "+") {
+                rest = rest[rest.index(after: plus)...]
+                let d = String(rest.prefix(while: isDigit))
+                if !d.isEmpty && valueDigits.contains(d) { return true }
+            }
+            return false
+        }
+        return unquote(message).split(separator: " ", omittingEmptySubsequences: false)
+            .map { leaks($0) ? Substring(hidden) : $0 }.joined(separator: " ")
+    }
+
+    /// A YAML reader's error: quoted text and alias names left out (its counts and limits are its own).
+    static func yaml(_ message: String) -> String {
+        var out = ""
+        var alias = false
+        for c in unquote(message) {
+            if alias {
+                if c.isLetter || c.isNumber || c == "-" || c == "_" || c == "." { continue }
+                alias = false
+                out += hidden
+            }
+            out.append(c)
+            if c == "*" { alias = true }
+        }
+        if alias { out += hidden }
+        return out
+    }
+
+    /// `"..."` (to its closing quote, or the end) and `'c'` (one character, unless punctuation) left out.
+    static func unquote(_ message: String) -> String {
+        let c = Array(message)
+        var out = ""
+        var i = 0
+        while i < c.count {
+            if c[i] == "\"" {
+                var j = i + 1
+                while j < c.count && c[j] != "\"" { j += 1 }
+                out += hidden
+                i = j + 1
+                continue
+            }
+            if c[i] == "'" && i + 2 < c.count && c[i + 2] == "'" {
+                let q = c[i + 1]
+                out += q.isASCII && q.isPunctuation || q.isASCII && q.isSymbol ? "'\(q)'" : hidden
+                i += 3
+                continue
+            }
+            out.append(c[i])
+            i += 1
+        }
+        return out
+    }
+}
+
+/// Collects every error in one pass, so `check` reports them all. No message quotes the file's text.
 struct Validator {
     let normalizer: SelectorNormalizer
     let now: Double
     var errors: [LocatedError] = []
     var warnings: [LocatedError] = []
+    /// The `watchlist:` and `owner:` fields, when they are ids, and where the name is.
+    var name: String?
+    var owner: String?
+    var nameMark: Mark?
 
     mutating func fail(_ node: Node, _ message: String) { errors.append(node.error(message)) }
 
@@ -118,7 +335,7 @@ struct Validator {
     mutating func date(_ node: Node?, _ field: String, in parent: Node, required: Bool = false) -> Double? {
         guard let s = string(node, field, in: parent, required: required) else { return nil }
         guard let t = Timestamp.parse(s) else {
-            fail(node!, "\"\(field)\" must be a date (YYYY-MM-DD) or an RFC 3339 time, not \"\(s)\"")
+            fail(node!, "\"\(field)\" must be a date (YYYY-MM-DD) or an RFC 3339 time")
             return nil
         }
         return t
@@ -129,27 +346,53 @@ struct Validator {
         guard let p = Priority(rawValue: s.lowercased()) else {
             fail(
                 node!,
-                "unknown \(field) \"\(s)\" (expected \(Priority.allCases.map(\.rawValue).joined(separator: ", ")))")
+                "unknown \(field) (expected \(Priority.allCases.map(\.rawValue).joined(separator: ", ")))")
             return nil
         }
         return p
     }
 
-    mutating func checkKeys(_ node: Node, allowed: Set<String>, what: String) {
+    mutating func checkKeys(_ node: Node, allowed: [String], what: String) {
         for (k, _) in node.mapping ?? [] {
             guard let ks = k.scalar else {
                 fail(k, "\(what) keys must be strings")
                 continue
             }
             if !allowed.contains(ks) {
-                fail(
-                    k,
-                    "unknown field \"\(ks)\" in \(what) (expected one of \(allowed.sorted().joined(separator: ", ")))")
+                let hint = Self.closest(ks, allowed).map { "did you mean \"\($0)\"? " } ?? ""
+                fail(k, "unknown field in \(what) (\(hint)expected one of \(allowed.sorted().joined(separator: ", ")))")
             }
         }
     }
 
-    mutating func watchlist(_ root: Node, path: String, relativePath: String?, version: String) -> Watchlist? {
+    /// The allowed word one or two edits from `s`, if one is (a misspelt field, named without echoing it).
+    static func closest(_ s: String, _ allowed: [String]) -> String? {
+        let a = Array(s.lowercased().utf8)
+        if a.count > 40 { return nil }
+        var best: (word: String, distance: Int)?
+        for w in allowed {
+            let d = editDistance(a, Array(w.utf8))
+            if d <= 2 && 2 * d < w.utf8.count && d < best?.distance ?? .max { best = (w, d) }
+        }
+        return best?.word
+    }
+
+    static func editDistance(_ a: [UInt8], _ b: [UInt8]) -> Int {
+        if a.isEmpty || b.isEmpty { return max(a.count, b.count) }
+        var row = Array(0...b.count)
+        for i in 1...a.count {
+            var diagonal = row[0]
+            row[0] = i
+            for j in 1...b.count {
+                let above = row[j]
+                row[j] = min(above + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1))
+                diagonal = above
+            }
+        }
+        return row[b.count]
+    }
+
+    mutating func watchlist(_ root: Node, path: String, owner directory: String?, version: String) -> Watchlist? {
         guard root.mapping != nil else {
             fail(root, "a watchlist must be a mapping, not \(root.kindName)")
             return nil
@@ -160,19 +403,22 @@ struct Validator {
                 "watchlist", "owner", "description", "handling", "review_by", "default_priority", "min_score",
                 "entries",
             ], what: "watchlist")
-        let name = string(root["watchlist"], "watchlist", in: root, required: true)
-        let owner = string(root["owner"], "owner", in: root, required: true)
-        if let owner, let rel = relativePath {
-            let parts = rel.split(separator: "/")
-            if parts.count >= 2, parts[parts.count - 2] != owner {
-                fail(root["owner"]!, "owner \"\(owner)\" does not match the directory \"\(parts[parts.count - 2])\"")
-            }
-        }
+        var name = string(root["watchlist"], "watchlist", in: root, required: true)
+        var owner = string(root["owner"], "owner", in: root, required: true)
         for (field, value) in [("watchlist", name), ("owner", owner)] {
             if let value, !Self.isIdentifier(value) {
-                fail(root[field]!, "\"\(field)\" must be letters, digits, '-', '_' or '.', not \"\(value)\"")
+                fail(root[field]!, "\"\(field)\" must be letters, digits, '-', '_' or '.'")
+                if field == "watchlist" { name = nil } else { owner = nil }
             }
         }
+        if let directory, let owner, owner != directory {
+            fail(
+                root["owner"]!,
+                "\"owner\" must name the directory the file sits in, \(directory) (\(WatchlistLoader.placementRule))")
+        }
+        self.name = name
+        self.nameMark = root["watchlist"]?.mark
+        self.owner = owner
         let description = string(root["description"], "description", in: root)
         let handling = self.handling(root["handling"], owner: owner ?? "", in: root)
         let reviewBy = date(root["review_by"], "review_by", in: root, required: true)
@@ -191,15 +437,15 @@ struct Validator {
             }
         }
         var entries: [Entry] = []
-        var refs: [String: Mark] = [:]
+        var refs: [String: Int] = [:]
         if let en = root["entries"] {
             if let seq = en.sequence {
                 for e in seq {
                     if let entry = self.entry(e) {
                         if let first = refs[entry.ref] {
-                            fail(e["ref"] ?? e, "duplicate ref \"\(entry.ref)\" (first at line \(first.line))")
+                            fail(e["ref"] ?? e, "duplicate ref: the entry at line \(first) has the same ref")
                         } else {
-                            refs[entry.ref] = (e["ref"] ?? e).mark
+                            refs[entry.ref] = e.mark.line
                         }
                         entries.append(entry)
                     }
@@ -230,7 +476,7 @@ struct Validator {
         checkKeys(node, allowed: ["tlp", "releasable_to", "originator_notified"], what: "handling")
         if let t = string(node["tlp"], "tlp", in: node) {
             guard let tlp = TLP(rawValue: t.lowercased().replacingOccurrences(of: "tlp:", with: "")) else {
-                fail(node["tlp"]!, "unknown tlp \"\(t)\" (expected clear, green, amber, amber+strict or red)")
+                fail(node["tlp"]!, "unknown tlp (expected clear, green, amber, amber+strict or red)")
                 return nil
             }
             h.tlp = tlp
@@ -268,9 +514,10 @@ struct Validator {
         let label = string(node["label"], "label", in: node)
         let priority = self.priority(node["priority"], "priority", in: node)
         let expires = date(node["expires"], "expires", in: node)
-        if let expires, expires <= now, let ref {
+        if let expires, expires <= now {
             warnings.append(
-                node["expires"]!.error("entry \(ref) expired \(Timestamp.format(expires)): it never matches"))
+                node["expires"]!.error(
+                    "the entry at line \(node.mark.line) expired \(Timestamp.format(expires)): it never matches"))
         }
         var selectors: [WatchSelector] = []
         if let sel = node["selectors"], let seq = sel.sequence {
@@ -301,12 +548,12 @@ struct Validator {
                     kind: .phonePrefix, value: try normalizer.normalizePhonePrefix(value), aliases: [],
                     line: at.mark.line)
             } catch {
-                fail(at, "unparseable phone_prefix \"\(value)\": \(error)")
+                fail(at, "unparseable phone_prefix: \(Redact.reason(error.message, value: value))")
                 return nil
             }
         case "ip_cidr":
             guard let c = CIDR(value) else {
-                fail(at, "unparseable ip_cidr \"\(value)\": expected address/prefix-length")
+                fail(at, "unparseable ip_cidr: expected address/prefix-length")
                 return nil
             }
             return WatchSelector(kind: .ipCIDR, value: c.description, aliases: [], line: at.mark.line)
@@ -314,8 +561,7 @@ struct Validator {
             guard let type = SelectorType(rawValue: typeName) else {
                 fail(
                     node["type"]!,
-                    "unknown selector type \"\(typeName)\" (expected one of \(WatchlistLoader.selectorTypes.joined(separator: ", ")))"
-                )
+                    "unknown selector type (expected one of \(WatchlistLoader.selectorTypes.joined(separator: ", ")))")
                 return nil
             }
             // The script each name was written in (value, then aliases): fuzzy matching treats unvocalised Arabic
@@ -329,14 +575,19 @@ struct Validator {
                         country: node["country"]?.scalar, platform: node["platform"]?.scalar,
                         chain: node["chain"]?.scalar, kind: node["kind"]?.scalar)
                     if case .bool(false)? = fields["valid"] {
-                        let why = fields["invalid_reason"]?.stringValue ?? "invalid"
+                        let why = fields["invalid_reason"]?.stringValue.map { Redact.reason($0, value: v) } ?? "invalid"
                         warnings.append(
-                            where_.error("\(type.rawValue) \"\(v)\" is not valid (\(why)); it is watched as \(n)"))
+                            where_.error(
+                                "this \(type.rawValue) value is not valid (\(why)): it is watched in its normalised form"
+                            ))
                     }
                     scripts.append(fields["script"]?.stringValue)
                     return n
                 } catch {
-                    fail(where_, "unparseable \(type.rawValue) \"\(v)\": \(error.message)")
+                    // The normaliser's reasons start with the type ("name: ..."): named once.
+                    var why = error.message
+                    if why.hasPrefix(type.rawValue + ": ") { why.removeFirst(type.rawValue.count + 2) }
+                    fail(where_, "unparseable \(type.rawValue): \(Redact.reason(why, value: v))")
                     return nil
                 }
             }

@@ -138,7 +138,8 @@ struct DispatcherTests {
         try h.step([hit()], at: t0)
         let id = try #require(try h.store.alerts(states: nil, limit: 1).first?.id)
         _ = try Dispatcher.act(
-            on: id, state: .acknowledged, principal: "analyst", reason: "case 12", store: h.store, now: t0 + 10)
+            on: id, state: .acknowledged, principal: Principal(id: "analyst", partner: "ops", role: .analyst),
+            reason: "case 12", store: h.store, now: t0 + 10)
         try h.tick(t0 + 12)
         #expect(try h.states("ops-rx") == ["firing"])  // the group's interval has not passed
         try h.tick(t0 + 61)
@@ -148,6 +149,49 @@ struct DispatcherTests {
         #expect(try h.states("ops-rx") == ["firing", "acknowledged"])
         #expect(try h.events("suppressed", reason: "acknowledged").count == 1)
         #expect(try h.events("alert_acknowledged").first?.principal == "analyst")
+    }
+
+    @Test("an acknowledgement stops repeats for the acknowledging partner's receivers only")
+    func acknowledgementIsPerPartner() throws {
+        // ops-rx by the route; be-fedpol-rx as the list's owner (originator). Repeats every 100 s.
+        let h = try Harness(route: route("ops-rx", repeatInterval: 100))
+        try h.step([hit(tlp: .clear)], at: t0)
+        #expect(try h.states("ops-rx") == ["firing"] && h.states("be-fedpol-rx") == ["firing"])
+        let id = try #require(try h.store.alerts(states: nil, limit: 1).first?.id)
+        _ = try Dispatcher.act(
+            on: id, state: .acknowledged, principal: Principal(id: "analyst-be", partner: "be-fedpol", role: .analyst),
+            reason: "on it", store: h.store, now: t0 + 10)
+        let acked = try #require(try h.store.alert(id: id))
+        #expect(acked.state == .firing && acked.acks["be-fedpol"]?.by == "analyst-be")
+        try h.tick(t0 + 11)
+        try h.tick(t0 + 300)
+        try h.tick(t0 + 500)
+        // be-fedpol: told once that its partner acknowledged, then nothing; ops: repeats go on.
+        #expect(try h.states("be-fedpol-rx") == ["firing", "acknowledged"])
+        #expect(try h.states("ops-rx") == ["firing", "firing", "firing"])
+        #expect(
+            throws: AlertsError.self,
+            performing: {
+                try Dispatcher.act(
+                    on: id, state: .acknowledged,
+                    principal: Principal(id: "analyst-b2", partner: "be-fedpol", role: .analyst), reason: "again",
+                    store: h.store, now: t0 + 501)
+            })
+    }
+
+    @Test("a rate limit's digest and window survive a restart")
+    func digestSurvivesRestart() throws {
+        let h = try Harness { $0.rateLimits = [RateLimit(receiver: "ops-rx", max: 1, per: 60)] }
+        try h.step((1...3).map { hit(list: "l\($0)", tlp: .clear) }, at: t0)
+        #expect(try h.outbox("ops-rx").count == 1)
+        // A new dispatcher on the same store (a restart): the two folded alerts still come as a digest.
+        let d2 = try Dispatcher(config: h.config, store: h.store, now: t0 + 1)
+        d2.begin()
+        let c = try d2.tick(now: t0 + 61)
+        try h.store.commit(c)
+        d2.end(committed: c)
+        #expect(try h.outbox("ops-rx").count == 2)
+        #expect(try h.outbox("ops-rx").last?.payload["more"] == .number("2"))
     }
 
     @Test func resolveTimeoutSendsResolved() throws {

@@ -57,7 +57,8 @@ struct CLITests {
         #expect(r.status == 0, "\(r.stderr)")
         #expect(
             r.stderr.contains("Watchlists/fr-dgsi/known-contacts.yaml:")
-                && r.stderr.contains("warning: entry FR-KC-0023"))
+                && r.stderr.contains("warning: the entry at line 24 expired"), "\(r.stderr)")
+        #expect(!r.stderr.contains("FR-KC-0023"))  // no entry ref of a partner's list in the operator's output
     }
 
     @Test("match on the sample stream: hits with the SPEC §9 fields, expired entries silent")
@@ -160,8 +161,11 @@ struct CLITests {
         """.write(to: wl.appendingPathComponent("broken.yaml"), atomically: true, encoding: .utf8)
         let c = try Self.run(["check", now], cwd: dir)
         #expect(c.status == 1)
-        #expect(c.stderr.contains("Watchlists/be-fedpol/broken.yaml:7:10: duplicate ref \"A\""))
-        #expect(c.stderr.contains("Watchlists/be-fedpol/broken.yaml:8:24: unknown selector type \"telex\""))
+        #expect(
+            c.stderr.contains(
+                "Watchlists/be-fedpol/broken.yaml:7:10: duplicate ref: the entry at line 5 has the same ref"),
+            "\(c.stderr)")
+        #expect(c.stderr.contains("Watchlists/be-fedpol/broken.yaml:8:24: unknown selector type (expected one of"))
         let m = try Self.run(
             ["match", now], stdin: #"{"id":"1","type":"phone","value":"+32470123456"}"# + "\n", cwd: dir)
         #expect(m.status == 1)

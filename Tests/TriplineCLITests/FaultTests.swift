@@ -62,7 +62,10 @@ struct FaultTests {
         let (p, err) = try ServeTests.start(args, cwd: dir)
         #expect(waitUntil(15) { readRecords(log).count == 1 })
         let locker = try Locker(dir.appendingPathComponent("state/state.sqlite").path)
-        try Self.append(input, Self.line("c", 3) + Self.line("d", 4))
+        // A backlog of several batches behind the failing one (the reader is held at its gate when it stops).
+        var backlog = Self.line("c", 3)
+        for i in 0..<1500 { backlog += #"{"id":"n\#(i)","type":"phone","value":"+33612345678"}"# + "\n" }
+        try Self.append(input, backlog + Self.line("d", 4))
         p.waitUntilExit()
         locker.release()
         let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -70,19 +73,50 @@ struct FaultTests {
         #expect(stderr.contains("stayed unwritable"), "\(stderr)")
         // Restarted: c and d are read from the committed position, once.
         let (q, _) = try ServeTests.start(Array(args.dropLast(2)), cwd: dir)
-        #expect(waitUntil(15) { readRecords(log).count == 2 })
+        func refs() -> [String] {
+            readRecords(log).flatMap { $0["alerts"]?.arrayValue ?? [] }.compactMap {
+                $0.objectValue?["key"]?.stringValue
+            }
+        }
+        #expect(waitUntil(15) { refs().count == 4 })
         kill(q.processIdentifier, SIGTERM)
         q.waitUntilExit()
-        let refs = readRecords(log).flatMap { $0["alerts"]?.arrayValue ?? [] }.compactMap {
-            $0.objectValue?["key"]?.stringValue
-        }
+        let refs = refs()
         #expect(
             refs.sorted() == [
                 "wl:be-fedpol/crash/E1", "wl:be-fedpol/crash/E2", "wl:be-fedpol/crash/E3", "wl:be-fedpol/crash/E4",
             ])
-        let batches = ServeTests.query(
-            dir, "select count(*) from audit_records where json_extract(record, '$.kind') = 'ingest_batch'")
-        #expect(Int(batches) == 2)
+        let lines = ServeTests.query(
+            dir,
+            "select sum(json_extract(p.payload, '$.detail.lines')) from audit_records r join audit_payloads p on p.idx = r.idx where json_extract(r.record, '$.kind') = 'ingest_batch'"
+        )
+        #expect(Int(lines) == 1504)  // every line once: 2 before, 1502 after the restart
+    }
+
+    @Test("SIGTERM while a batch waits for a locked database: serve stops at once, and the batch is read again")
+    func sigtermWhileRetrying() throws {
+        let dir = try ServeTests.deployment(entries: 20)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = dir.appendingPathComponent("in.ndjson")
+        try Self.line("a", 1).write(to: input, atomically: true, encoding: .utf8)
+        let log = dir.appendingPathComponent("alerts.ndjson").path
+        let args = ["serve", "--config", "tripline.yaml", "--follow", input.path, "--drain-timeout", "1"]
+        let (p, _) = try ServeTests.start(args + ["--db-timeout", "60"], cwd: dir)
+        #expect(waitUntil(15) { readRecords(log).count == 1 })
+        let locker = try Locker(dir.appendingPathComponent("state/state.sqlite").path)
+        try Self.append(input, Self.line("b", 2))
+        usleep(1_000_000)  // the batch is now retrying
+        let stop = Date()
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        locker.release()
+        // Tolerance: the drain timeout (1 s) and a few seconds, not the 60 s of --db-timeout.
+        #expect(Date().timeIntervalSince(stop) < 6, "took \(Date().timeIntervalSince(stop)) s")
+        #expect(p.terminationStatus == 0)
+        let (q, _) = try ServeTests.start(args, cwd: dir)
+        #expect(waitUntil(15) { readRecords(log).count == 2 })
+        kill(q.processIdentifier, SIGTERM)
+        q.waitUntilExit()
     }
 
     @Test("a followed file that is rotated or truncated is read again from its start; nothing is skipped")
@@ -104,17 +138,23 @@ struct FaultTests {
         try FileManager.default.moveItem(at: input, to: dir.appendingPathComponent("in.ndjson.1"))
         try Self.line("b", 2).write(to: input, atomically: false, encoding: .utf8)
         #expect(waitUntil(15) { readRecords(log).count == 2 }, "\(readRecords(log))")
-        // Truncation in place (copytruncate), then a hit written at the start.
+        // Truncation in place (copytruncate), then at once more than was there before: a hit at the start.
         let h = try FileHandle(forWritingTo: input)
         try h.truncate(atOffset: 0)
+        try h.write(
+            contentsOf: Data(
+                (Self.line("c", 3)
+                    + String(repeating: #"{"id":"p","type":"phone","value":"+33612345679"}"# + "\n", count: 20)).utf8))
         try h.close()
-        usleep(200_000)
-        try Self.append(input, Self.line("c", 3))
         #expect(waitUntil(15) { readRecords(log).count == 3 }, "\(readRecords(log))")
         // A restart resumes in the current file, at its committed position: nothing twice.
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()
         try Self.append(input, Self.line("d", 4))
+        // While it is down the file is rewritten in place (same inode), longer than the committed position.
+        let committed =
+            Int(ServeTests.query(dir, "select offset from offsets where source = 'file:\(input.path)'")) ?? 0
+        #expect(committed > 0)
         let (q, _) = try ServeTests.start(args, cwd: dir)
         #expect(waitUntil(15) { readRecords(log).count == 4 })
         usleep(300_000)
@@ -134,7 +174,7 @@ struct FaultTests {
         let dir = try ServeTests.deployment(entries: 5)
         defer { try? FileManager.default.removeItem(at: dir) }
         let big = #"{"id":"huge-1","type":"name","value":""# + String(repeating: "a", count: 70_000) + "\"}\n"
-        let broken = #"{"id":"broken-2","type":"phone","value":"+32470000002""# + "\n"
+        let broken = #"{"id":"broken-2\nFORGED: admin logged in","type":"phone","value":"+32470000002""# + "\n"
         let input = Self.line("ok-1", 1) + big + broken + Self.line("ok-4", 3)
         let s = try CLITests.run(["serve", "--config", "tripline.yaml"], stdin: input, cwd: dir)
         #expect(s.status == 0, "\(s.stderr)")
@@ -145,14 +185,17 @@ struct FaultTests {
         #expect(rejected.count == 2, "\(rejected)")
         #expect(rejected.first?.hasPrefix("2|huge-1|record of 70") == true, "\(rejected)")
         #expect(rejected.first?.hasSuffix("bytes is over the 64 KiB limit") == true, "\(rejected)")
-        #expect(rejected.last?.hasPrefix("3|broken-2|invalid JSON") == true, "\(rejected)")
+        #expect(
+            rejected.last?.hasPrefix("3|broken-2\\nFORGED") == false && rejected.last?.contains("invalid JSON") == true)
+        // A record's id cannot forge a log line: control characters are escaped.
+        #expect(!s.stderr.split(separator: "\n").contains { $0.hasPrefix("FORGED") }, "\(s.stderr)")
         #expect(readRecords(dir.appendingPathComponent("alerts.ndjson").path).count == 1)
         let m = try CLITests.run(["match", "--config", "tripline.yaml"], stdin: input, cwd: dir)
         let errors = m.stderr.split(separator: "\n").compactMap { try? JSONParser.parse(String($0)).objectValue }
         #expect(errors.count == 2)
         #expect(errors.first?["id"] == .string("huge-1"))
         #expect(errors.first?["error"]?.stringValue?.hasSuffix("bytes is over the 64 KiB limit") == true)
-        #expect(errors.last?["id"] == .string("broken-2"))
+        #expect(errors.last?["error"]?.stringValue?.hasPrefix("invalid JSON") == true)
     }
 
     @Test("durations past their documented maximum are refused at file:line:col by check and serve")
@@ -168,6 +211,7 @@ struct FaultTests {
                 ":12:103: \"timeout\" is at most 24h"
             ),
             ("repeat_interval: 100h", "repeat_interval: 400d", ":13:102: \"repeat_interval\" is at most 365d"),
+            ("group_interval: 1s", "group_interval: 0s", ":13:81: \"group_interval\" must be longer than 0s"),
         ] {
             try text.replacingOccurrences(of: from, with: to).write(to: path, atomically: true, encoding: .utf8)
             let c = try CLITests.run(["check", "--config", "tripline.yaml"], cwd: dir)

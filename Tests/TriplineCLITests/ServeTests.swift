@@ -37,6 +37,7 @@ struct ServeTests {
         receivers:
           - {name: log, partner: ops, file_configs: [{path: alerts.ndjson}]}
         route: {receiver: log, group_by: [owner, list], group_wait: 0s, group_interval: 1s, repeat_interval: 100h}
+        operator: ops
         \(extra)
         """.write(to: dir.appendingPathComponent("tripline.yaml"), atomically: true, encoding: .utf8)
         return dir
@@ -254,7 +255,7 @@ struct ServeTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let c = try CLITests.run(["check", "--config", "tripline.yaml"], cwd: dir)
         #expect(c.status == 1)
-        #expect(c.stderr.contains("tripline.yaml:14:26: rate limit for unknown receiver \"nobody\""), "\(c.stderr)")
+        #expect(c.stderr.contains("tripline.yaml:15:26: rate limit for unknown receiver \"nobody\""), "\(c.stderr)")
         let s = try CLITests.run(["serve", "--config", "tripline.yaml"], stdin: "", cwd: dir)
         #expect(s.status == 1 && s.stderr.contains("unknown receiver"))
         let inline = try Self.deployment(entries: 1)

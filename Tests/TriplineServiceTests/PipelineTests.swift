@@ -46,6 +46,7 @@ struct Deployment {
         receivers:
           - {name: log, partner: ops, file_configs: [{path: alerts.ndjson}]}
         route: {receiver: log, group_by: [owner, list], group_wait: 0s, group_interval: 1s, repeat_interval: 100h}
+        operator: ops
         \(extra)
         """.write(to: dir.appendingPathComponent("tripline.yaml"), atomically: true, encoding: .utf8)
         config = try Configuration.load(config: dir.appendingPathComponent("tripline.yaml").path)
@@ -190,26 +191,40 @@ struct PipelineTests {
 
     @Test("keys that differ only after a NUL byte are two alerts (text bound and read with its length)")
     func nulInKeys() async throws {
+        // A correlation per device: its alert key is "rule:per-device:" + source.item, NUL and all.
         let rule = """
-            title: Item
-            id: item-rule
+            title: Phone
+            id: base-phone
+            name: phone
             logsource: {product: tripline, category: selector}
-            level: high
             detection:
               s: {type: phone}
               condition: s
+            ---
+            title: Device
+            id: per-device
+            level: high
+            correlation:
+              type: event_count
+              rules: [phone]
+              group-by: [source.item]
+              timespan: 1h
+              condition: {gte: 1}
             """
         let d = try Deployment(rules: rule)
         defer { try? FileManager.default.removeItem(at: d.dir) }
         let (pipeline, store) = try d.pipeline()
-        try await pipeline.process(
-            batch([phone("a", "+33612345678", item: #"P\u0000a"#), phone("b", "+33612345679", item: #"P\u0000b"#)]),
-            now: t0)
-        let alerts = try store.alerts(states: nil, limit: 10)
-        #expect(alerts.count == 2)
-        #expect(Set(alerts.compactMap { $0.labels["item"]?.stringValue }) == ["P\u{0}a", "P\u{0}b"])
-        for a in alerts { #expect(try store.alert(key: a.key)?.id == a.id) }
+        let input = batch([
+            phone("a", "+33612345678", item: #"P\u0000a"#), phone("b", "+33612345679", item: #"P\u0000b"#),
+            phone("c", "+32470000001"),
+        ])
+        try await pipeline.process(input, now: t0)
+        let keys = try store.alerts(states: nil, limit: 10).map(\.key).sorted()
+        #expect(
+            keys == ["rule:per-device:P\u{0}a", "rule:per-device:P\u{0}b", "rule:per-device:P-1", "wl:be-fedpol/l/E1"])
+        for k in keys { #expect(try store.alert(key: k)?.key == k) }
         #expect(try kinds(store)["input_rejected"] == nil)
+        #expect(try store.offset(source: "test") == input.offset)
     }
 
     @Test("an entry's expiry and a list's review date are judged at each selector's time, without a reload")
@@ -226,6 +241,57 @@ struct PipelineTests {
         let opened = try store.events(after: 0, limit: 100).map(\.event).filter { $0.kind == "alert_opened" }
         #expect(opened.map { $0.detail["selector"] } == [.string("before")])
         #expect(await pipeline.hits == 1)
+    }
+
+    @Test("a rule expanding a list follows the entries' expiry, and its alert takes the list's handling")
+    func expandFollowsExpiry() async throws {
+        let rule = """
+            title: Contact of a watched number
+            id: contact-rule
+            logsource: {product: tripline, category: selector}
+            level: high
+            detection:
+              s: {context.contact_number|expand: '%be-fedpol/l%'}
+              condition: s
+            """
+        let d = try Deployment(
+            entries: 1,
+            entryYAML: """
+                  - {ref: SOON, expires: "2030-01-01T00:00:08Z", selectors: [{type: phone, value: "+32470000008"}]}
+                """, rules: rule)
+        defer { try? FileManager.default.removeItem(at: d.dir) }
+        let path = d.dir.appendingPathComponent("Watchlists/be-fedpol/l.yaml")
+        try String(contentsOf: path, encoding: .utf8).replacingOccurrences(
+            of: "handling: {tlp: green}", with: "handling: {tlp: amber}"
+        ).write(to: path, atomically: true, encoding: .utf8)
+        let (pipeline, store) = try d.pipeline()
+        func contact(_ id: String) -> String {
+            #"{"id":"\#(id)","type":"phone","value":"+33612345678","context":{"contact_number":"+32470000008"}}"#
+        }
+        try await pipeline.process(batch([contact("before")]), now: t0 + 4)
+        try await pipeline.process(batch([contact("after")], first: 2), now: t0 + 12)
+        let rules = try store.alerts(states: nil, limit: 10).filter { $0.kind == "rule" }
+        #expect(rules.count == 1 && rules.first?.count == 1)  // the later sighting found no rule hit
+        let protections = rules.first?.payload["protections"]?.arrayValue ?? []
+        #expect(protections.count == 1)
+        #expect(protections.first?.objectValue?["owner"] == .string("be-fedpol"))
+        #expect(protections.first?.objectValue?["handling"]?.objectValue?["tlp"] == .string("amber"))
+    }
+
+    @Test("a reload that cannot be recorded (the database locked) does not take effect")
+    func reloadIsRecordedOrRefused() async throws {
+        let d = try Deployment(entries: 2)
+        defer { try? FileManager.default.removeItem(at: d.dir) }
+        let (pipeline, store) = try d.pipeline()
+        let before = try kinds(store)["config_reloaded"]
+        let locker = try Locker(d.statePath)
+        let ok = await pipeline.reload(configPath: d.dir.appendingPathComponent("tripline.yaml").path, now: t0)
+        locker.release()
+        #expect(!ok)
+        #expect(try kinds(store)["config_reloaded"] == before)
+        let again = await pipeline.reload(configPath: d.dir.appendingPathComponent("tripline.yaml").path, now: t0)
+        #expect(again)
+        #expect(try kinds(store)["config_reloaded"] == 1)
     }
 
     @Test("a list past its review date stops matching while the service runs")
