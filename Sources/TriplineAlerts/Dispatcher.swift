@@ -71,7 +71,7 @@ public final class Dispatcher {
 
     public init(config: AlertsConfig, store: any StateStore, now: Double) throws(StateError) {
         self.config = config
-        renderer = Renderer(config: config)
+        renderer = Renderer(config: config, handlings: try store.listHandlings())
         self.store = store
         nextID = try store.maxAlertID() + 1
         for n in try store.notifyLog() { nflog[n.receiver + "\u{0}" + n.key] = n }
@@ -94,7 +94,7 @@ public final class Dispatcher {
     public func reconfigure(_ c: AlertsConfig, now: Double) throws(StateError) {
         precondition(journal == nil, "reconfigure inside a batch")
         config = c
-        renderer = Renderer(config: c)
+        renderer = Renderer(config: c, handlings: try store.listHandlings())
         groups = [:]
         timers = TimerHeap()
         inhibition = InhibitionIndex(c.inhibitRules)

@@ -16,6 +16,7 @@ public enum Access: String, Sendable {
 /// The list handlings behind an alert (the list of a watchlist hit; the list hits a rule saw).
 public struct Protection: Sendable {
     public var owner: String
+    public var list: String = ""
     public var tlp: String
     public var releasableTo: [String]
 
@@ -35,19 +36,40 @@ public struct Protection: Sendable {
                 let h = o["handling"]?.objectValue, let tlp = h["tlp"]?.stringValue
             else { return nil }
             let rel = h["releasable_to"]?.arrayValue?.compactMap(\.stringValue) ?? [owner]
-            return Protection(owner: owner, tlp: tlp, releasableTo: rel)
+            var p = Protection(owner: owner, tlp: tlp, releasableTo: rel)
+            p.list = o["list"]?.stringValue ?? ""
+            return p
         }
+    }
+
+    /// The protection as the list's handling is *now* (SPEC §6): a list made stricter protects its open alerts at
+    /// once; a withdrawn list (no longer among `current`) entitles its owner alone.
+    public func current(_ handlings: [String: JSONObject]?) -> Protection {
+        guard let handlings else { return self }
+        guard let h = handlings[owner + "/" + list] else {
+            return Protection(owner: owner, list: list, tlp: "amber+strict", releasableTo: [owner])
+        }
+        return Protection(
+            owner: owner, list: list, tlp: h["tlp"]?.stringValue ?? tlp,
+            releasableTo: h["releasable_to"]?.arrayValue?.compactMap(\.stringValue) ?? [owner])
     }
 }
 
 public struct Renderer: Sendable {
     public let config: AlertsConfig
+    /// The lists' handlings now (`owner/list` → handling), as the service last loaded them; nil: unknown, the
+    /// handling recorded with the alert applies.
+    public let handlings: [String: JSONObject]?
 
-    public init(config: AlertsConfig) { self.config = config }
+    public init(config: AlertsConfig, handlings: [String: JSONObject]? = nil) {
+        self.config = config
+        self.handlings = handlings
+    }
 
-    /// The access `partner` has to `alert`; `sink` is true for mail, webhook and log renderings.
+    /// The access `partner` has to `alert`; `sink` is true for mail, webhook and log renderings. Judged against the
+    /// lists' handling now, not when the alert was opened.
     public func access(_ alert: AlertRecord, partner: String?, sink: Bool) -> Access {
-        let ps = Protection.from(alert.payload)
+        let ps = Protection.from(alert.payload).map { $0.current(handlings) }
         if sink && ps.contains(where: { $0.tlp == "red" }) { return .notice }
         guard let partner else { return ps.isEmpty ? .full : .opaque }
         return ps.allSatisfy { $0.entitles(partner) } ? .full : .opaque
@@ -110,7 +132,7 @@ public struct Renderer: Sendable {
                 for k in ["id", "title"] { if let v = r[k] { rule.append(k, v) } }
                 o.append("rule", .object(rule))
             }
-            let owners = Set(Protection.from(a.payload).map(\.owner)).sorted()
+            let owners = Set(Protection.from(a.payload).map(\.owner)).sorted()  // contact routes only
             o.append(
                 "contact",
                 .array(

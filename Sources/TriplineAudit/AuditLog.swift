@@ -39,11 +39,15 @@ public struct AuditEntry: Sendable, Equatable {
     public var record: String
     public var salt: [UInt8]?
     public var payload: String?
+    /// What the reader found wrong with the stored bytes themselves (text that is not UTF-8, a record that is not
+    /// text): the entry fails verification with this reason.
+    public var defect: String?
 
-    public init(record: String, salt: [UInt8]?, payload: String?) {
+    public init(record: String, salt: [UInt8]?, payload: String?, defect: String? = nil) {
         self.record = record
         self.salt = salt
         self.payload = payload
+        self.defect = defect
     }
 
     public static func payloadHash(salt: [UInt8], payload: String) -> String {
@@ -89,6 +93,8 @@ public struct AuditLog: Sendable {
     /// Stored perfect-subtree hashes by (level, index).
     public var nodes: [NodeKey: Hash]
     public var checkpoints: [String]
+    /// Indices of payloads stored for no record (a record deleted, its payload left behind).
+    public var strayPayloads: [Int]
 
     public struct NodeKey: Hashable, Sendable {
         public var level: Int
@@ -99,14 +105,23 @@ public struct AuditLog: Sendable {
         }
     }
 
-    public init(entries: [AuditEntry], nodes: [NodeKey: Hash], checkpoints: [String]) {
+    public init(entries: [AuditEntry], nodes: [NodeKey: Hash], checkpoints: [String], strayPayloads: [Int] = []) {
         self.entries = entries
         self.nodes = nodes
         self.checkpoints = checkpoints
+        self.strayPayloads = strayPayloads
+    }
+
+    /// Every record's payload status (SPEC §7: erased only when an audited erasure names it).
+    public func payloadStatuses() -> [PayloadStatus] {
+        let erasures = Erasures(entries.enumerated().map { ($0.offset, $0.element) })
+        return entries.enumerated().map { erasures.status(index: $0.offset, entry: $0.element) }
     }
 }
 
-/// Recomputes everything and names the first problem (SPEC §7: it fails loudly, never just warns).
+/// Recomputes everything and names the first problem (SPEC §7: it fails loudly, never just warns): the first record
+/// that does not parse, sits at the wrong index, has a payload that neither matches nor was erased by an audited
+/// erasure, or does not hash to its stored leaf; then the stored interior nodes; then the checkpoints.
 public struct AuditVerifier {
     public struct Failure: Error, CustomStringConvertible, Sendable {
         public var index: Int?
@@ -128,16 +143,30 @@ public struct AuditVerifier {
     private var parsedCache: [String: Parsed] = [:]
     /// The last entries verified and what they gave: an unchanged (same storage) entry list is not recomputed.
     private var lastEntries: [AuditEntry] = []
-    private var lastExpected: (nodes: [AuditLog.NodeKey: Hash], root: Hash, erased: Int)?
+    private var lastRecomputed: Recomputed?
 
     struct Parsed {
         var index: Int
+        var kind: String
         var payloadHash: String
     }
 
+    /// What the records alone give: the tree nodes over the records before the first bad one (all of them when
+    /// none is bad), and that first bad record.
+    struct Recomputed {
+        var nodes: [AuditLog.NodeKey: Hash]
+        var root: Hash
+        var erased: Int
+        var failure: Failure?
+    }
+
     static func parse(_ record: String) -> Result<Parsed, Failure> {
-        guard let v = try? JSONParser.parse(record), case .object(let r) = v else {
-            return .failure(Failure(index: nil, reason: "record is not JSON"))
+        let v: JSONValue
+        do { v = try JSONParser.parse(record) } catch {
+            return .failure(Failure(index: nil, reason: "record is not JSON (\(error))"))
+        }
+        guard case .object(let r) = v else {
+            return .failure(Failure(index: nil, reason: "record is not a JSON object"))
         }
         if Canonical.text(.object(r)) != record {
             return .failure(Failure(index: nil, reason: "record is not in canonical form"))
@@ -148,7 +177,7 @@ public struct AuditVerifier {
         guard let ph = r["payload_sha256"]?.stringValue else {
             return .failure(Failure(index: nil, reason: "record has no payload hash"))
         }
-        return .success(Parsed(index: i, payloadHash: ph))
+        return .success(Parsed(index: i, kind: r["kind"]?.stringValue ?? "", payloadHash: ph))
     }
 
     public init(vkey: NoteVerifier?, origin: String?) {
@@ -157,16 +186,13 @@ public struct AuditVerifier {
     }
 
     public mutating func verify(_ log: AuditLog, checkpoints extra: [String] = []) -> Result<Report, Failure> {
-        let recomputed: (nodes: [AuditLog.NodeKey: Hash], root: Hash, erased: Int)
-        if let last = lastExpected, Self.sameStorage(log.entries, lastEntries) {
+        let recomputed: Recomputed
+        if let last = lastRecomputed, Self.sameStorage(log.entries, lastEntries) {
             recomputed = last
         } else {
-            switch recompute(log.entries) {
-            case .failure(let f): return .failure(f)
-            case .success(let r): recomputed = r
-            }
+            recomputed = recompute(log.entries)
             lastEntries = log.entries
-            lastExpected = recomputed
+            lastRecomputed = recomputed
         }
         return check(log, recomputed, extra)
     }
@@ -176,37 +202,40 @@ public struct AuditVerifier {
             && a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in x.baseAddress == y.baseAddress } }
     }
 
-    private mutating func recompute(_ entries: [AuditEntry]) -> Result<
-        (nodes: [AuditLog.NodeKey: Hash], root: Hash, erased: Int), Failure
-    > {
+    private mutating func parsed(_ record: String) -> Result<Parsed, Failure> {
+        if let p = parsedCache[record] { return .success(p) }
+        let r = Self.parse(record)
+        if case .success(let p) = r { parsedCache[record] = p }
+        return r
+    }
+
+    private mutating func recompute(_ entries: [AuditEntry]) -> Recomputed {
+        // The erasures first: an erasure record comes after the record it erases.
+        var erasures = Erasures()
+        for (i, e) in entries.enumerated() where e.defect == nil {
+            if case .success(let p) = parsed(e.record) { erasures.note(index: i, parsed: p, entry: e) }
+        }
         var range = CompactRange()
         var expected: [AuditLog.NodeKey: Hash] = [:]
         expected.reserveCapacity(entries.count * 2)
         var erased = 0
+        func failed(_ i: Int, _ why: String) -> Recomputed {
+            Recomputed(nodes: expected, root: range.root, erased: erased, failure: Failure(index: i, reason: why))
+        }
         for (i, e) in entries.enumerated() {
-            let parsed: Parsed
-            if let p = parsedCache[e.record] {
-                parsed = p
-            } else {
-                switch Self.parse(e.record) {
-                case .success(let p): parsed = p
-                case .failure(let why): return .failure(Failure(index: i, reason: why.reason))
-                }
-                parsedCache[e.record] = parsed
+            if let d = e.defect { return failed(i, d) }
+            let p: Parsed
+            switch parsed(e.record) {
+            case .success(let v): p = v
+            case .failure(let why): return failed(i, why.reason)
             }
-            guard parsed.index == i else {
-                return .failure(
-                    Failure(
-                        index: i,
-                        reason: "record says index \(parsed.index): records deleted, inserted, duplicated or reordered")
-                )
+            guard p.index == i else {
+                return failed(i, "record says index \(p.index): records deleted, inserted, duplicated or reordered")
             }
-            if let salt = e.salt, let payload = e.payload {
-                if AuditEntry.payloadHash(salt: salt, payload: payload) != parsed.payloadHash {
-                    return .failure(Failure(index: i, reason: "payload does not match the record's payload_sha256"))
-                }
-            } else {
-                erased += 1
+            switch erasures.status(index: i, entry: e, parsed: p) {
+            case .present: break
+            case .erased: erased += 1
+            case .bad(let why): return failed(i, why)
             }
             let leaf: Hash
             if let c = leafCache[e.record] {
@@ -217,29 +246,60 @@ public struct AuditVerifier {
             }
             range.append(leaf) { l, idx, h in expected[AuditLog.NodeKey(level: l, index: idx)] = h }
         }
-        return .success((expected, range.root, erased))
+        return Recomputed(nodes: expected, root: range.root, erased: erased, failure: nil)
     }
 
-    private func check(
-        _ log: AuditLog, _ recomputed: (nodes: [AuditLog.NodeKey: Hash], root: Hash, erased: Int), _ extra: [String]
-    ) -> Result<Report, Failure> {
+    private func check(_ log: AuditLog, _ recomputed: Recomputed, _ extra: [String]) -> Result<Report, Failure> {
         let expected = recomputed.nodes
-        // Every stored node must be the recomputed one, and no node may be missing or extra.
-        var firstBad: (Int, String)?
-        func note(_ idx: Int, _ why: String) { if firstBad == nil || idx < firstBad!.0 { firstBad = (idx, why) } }
+        let n = log.entries.count
+        // The records themselves first: each recomputed leaf against its stored level-0 node, the lowest index that
+        // differs named (a changed record is that record, not the subtree above it).
+        for i in 0..<(recomputed.failure?.index ?? n) {
+            let k = AuditLog.NodeKey(level: 0, index: i)
+            guard let have = log.nodes[k] else {
+                return .failure(Failure(index: i, reason: "its leaf hash (tree node level 0, index \(i)) is missing"))
+            }
+            if have != expected[k] {
+                return .failure(
+                    Failure(
+                        index: i,
+                        reason: "record does not hash to its stored leaf (tree node level 0, index \(i)): changed"))
+            }
+        }
+        if let f = recomputed.failure { return .failure(f) }
+        // Then every stored interior node must be the recomputed one, and no node may be missing or extra. A changed
+        // node changes every node above it: the lowest differing node of each chain is named, the one over the
+        // lowest records first.
+        var bad: [AuditLog.NodeKey: String] = [:]
         for (k, h) in log.nodes {
+            if k.level == 0 && k.index >= 0 && k.index < n { continue }
             guard let want = expected[k] else {
-                note(k.index << k.level, "stored tree node (level \(k.level), index \(k.index)) beyond the records")
+                bad[k] = "is beyond the records"
                 continue
             }
-            if want != h { note(k.index << k.level, "stored tree hash (level \(k.level), index \(k.index)) differs") }
+            if want != h { bad[k] = "differs from the records' hashes" }
         }
         if log.nodes.count < expected.count {
-            for k in expected.keys where log.nodes[k] == nil {
-                note(k.index << k.level, "stored tree node (level \(k.level), index \(k.index)) missing")
-            }
+            for k in expected.keys where log.nodes[k] == nil { bad[k] = "is missing" }
         }
-        if let (i, why) = firstBad { return .failure(Failure(index: i, reason: why)) }
+        var first: (start: Int, level: Int, why: String)?
+        for (k, why) in bad {
+            // Stored keys are anyone's numbers: positions are computed only for nodes that can be in a tree.
+            let sane = k.level >= 0 && k.level < 62 && k.index >= 0 && k.index < 1 << (62 - k.level)
+            if sane && k.level > 0 {
+                let below = [2 * k.index, 2 * k.index + 1].map { AuditLog.NodeKey(level: k.level - 1, index: $0) }
+                if below.contains(where: { bad[$0] != nil }) { continue }
+            }
+            let start = sane ? k.index << k.level : Int.max
+            if let f = first, (f.start, f.level) <= (start, k.level) { continue }
+            let end = sane ? min((k.index + 1) << k.level, n) : 0
+            let span = start < end ? ", over records \(start)..<\(end)," : ""
+            first = (start, k.level, "stored tree node (level \(k.level), index \(k.index))\(span) \(why)")
+        }
+        if let f = first { return .failure(Failure(index: f.start == Int.max ? nil : f.start, reason: f.why)) }
+        if let stray = log.strayPayloads.min() {
+            return .failure(Failure(index: stray, reason: "a payload is stored for a record that is not in the log"))
+        }
         // Checkpoints: signature, origin, and the root of the prefix they cover.
         var verified = 0
         for cp in log.checkpoints + extra {
@@ -256,28 +316,23 @@ public struct AuditVerifier {
             if let origin, c.origin != origin {
                 return .failure(Failure(index: nil, reason: "checkpoint origin \(c.origin) is not \(origin)"))
             }
-            if c.size > log.entries.count {
+            if c.size > n {
                 return .failure(
-                    Failure(
-                        index: log.entries.count,
-                        reason: "the log has \(log.entries.count) records but a checkpoint covers \(c.size): truncated")
-                )
+                    Failure(index: n, reason: "the log has \(n) records but a checkpoint covers \(c.size): truncated"))
             }
             let root =
                 c.size == 0
                 ? Merkle.emptyRoot : Merkle.subtreeHash(0, c.size) { expected[AuditLog.NodeKey(level: $0, index: $1)]! }
             if root != c.root {
-                // Name the first record whose change explains it: binary search on prefix roots is not possible
-                // without the old leaves, so report the checkpoint's range.
+                // Every record matches its stored leaf and every node its records: the records were rewritten
+                // consistently, and without the old leaves no single record can be named.
                 return .failure(
                     Failure(index: nil, reason: "records 0..<\(c.size) do not hash to the checkpoint's root"))
             }
             verified += 1
         }
         return .success(
-            Report(
-                size: log.entries.count, root: recomputed.root, checkpointsVerified: verified, erased: recomputed.erased
-            ))
+            Report(size: n, root: recomputed.root, checkpointsVerified: verified, erased: recomputed.erased))
     }
 }
 

@@ -4,9 +4,16 @@ import TriplineAlerts
 import TriplineAudit
 import TriplineConfig
 import TriplineJSON
+import TriplinePolicy
 import TriplineSelectors
 import TriplineState
 import TriplineStateSQLite
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 struct Audit: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -59,14 +66,11 @@ struct Audit: ParsableCommand {
             }
             let signer = try NoteSigner(name: name ?? common.origin(c))
             let dir = (path as NSString).deletingLastPathComponent
-            if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-            guard
-                FileManager.default.createFile(
-                    atPath: path, contents: Data((signer.text + "\n").utf8), attributes: [.posixPermissions: 0o600])
-            else {
-                printError("tripline: cannot write \(path)")
-                throw ExitCode(2)
+            if !dir.isEmpty && !FileManager.default.fileExists(atPath: dir) {
+                try FileManager.default.createDirectory(
+                    atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             }
+            try Audit.createPrivateFile(path, Array((signer.text + "\n").utf8))
             print(signer.verifier.text)
         }
     }
@@ -130,54 +134,32 @@ struct Audit: ParsableCommand {
         }
 
         func verifyBundle(_ dir: String) throws {
-            func read(_ name: String) throws -> String {
+            func read(_ name: String) throws -> [UInt8] {
                 guard let d = FileManager.default.contents(atPath: (dir as NSString).appendingPathComponent(name))
                 else {
-                    printError("tripline: bundle has no \(name)")
+                    printError("tripline: bundle verification FAILED: the bundle has no \(name)")
                     throw ExitCode(1)
                 }
-                return String(decoding: d, as: UTF8.self)
+                return Array(d)
             }
-            let keyText = try vkey.map(Audit.fileOrText) ?? read("vkey")
-            func fail(_ m: String) throws -> Never {
-                printError("tripline: bundle verification FAILED: \(m)")
+            let keyText = try vkey.map(Audit.fileOrText) ?? String(decoding: read(AuditBundle.vkeyFile), as: UTF8.self)
+            let key: NoteVerifier
+            do { key = try NoteVerifier(text: keyText) } catch {
+                printError("tripline: bundle verification FAILED: vkey: \(error)")
                 throw ExitCode(1)
             }
-            let key: NoteVerifier
-            do { key = try NoteVerifier(text: keyText) } catch { try fail("vkey: \(error)") }
-            let cp: Checkpoint
-            do { cp = try Checkpoint(text: try key.open(try read("checkpoint"))) } catch {
-                try fail("checkpoint: \(error)")
+            let result = AuditBundle.verify(
+                records: try read(AuditBundle.recordsFile), proofs: try read(AuditBundle.proofsFile),
+                checkpoint: try read(AuditBundle.checkpointFile), vkey: key)
+            switch result {
+            case .success(let r):
+                print(
+                    "ok: \(r.records) records included in the checkpoint of \(r.checkpoint.origin) at size \(r.checkpoint.size), \(r.erased) payloads erased"
+                )
+            case .failure(let f):
+                printError("tripline: bundle verification FAILED: \(f)")
+                throw ExitCode(1)
             }
-            let proofs = try read("proofs.ndjson").split(separator: "\n").map {
-                try JSONParser.parse(String($0)).objectValue ?? JSONObject()
-            }
-            let records = try read("records.ndjson").split(separator: "\n").map {
-                try JSONParser.parse(String($0)).objectValue ?? JSONObject()
-            }
-            guard proofs.count == records.count else { try fail("\(records.count) records but \(proofs.count) proofs") }
-            for (r, p) in zip(records, proofs) {
-                guard case .number(let n)? = r["index"], let i = Int(n), let record = r["record"]?.stringValue else {
-                    try fail("a record line without index and record")
-                }
-                if let payload = r["payload"]?.stringValue,
-                    let salt = r["salt"]?.stringValue.flatMap({ Data(base64Encoded: $0) })
-                {
-                    let want = (try? JSONParser.parse(record).objectValue?["payload_sha256"]?.stringValue) ?? nil
-                    if AuditEntry.payloadHash(salt: Array(salt), payload: payload) != want {
-                        try fail("record \(i): payload does not match its record")
-                    }
-                }
-                let path = (p["proof"]?.arrayValue ?? []).compactMap {
-                    $0.stringValue.flatMap { Data(base64Encoded: $0) }.map(Array.init)
-                }
-                if !Merkle.verifyInclusion(
-                    leaf: Merkle.leafHash(Array(record.utf8)), index: i, size: cp.size, proof: path, root: cp.root)
-                {
-                    try fail("record \(i): inclusion proof does not lead to the checkpoint's root")
-                }
-            }
-            print("ok: \(records.count) records included in the checkpoint of \(cp.origin) at size \(cp.size)")
         }
     }
 
@@ -268,20 +250,26 @@ struct Audit: ParsableCommand {
     }
 
     /// Auditors and admins read the log; others are refused (exit 1).
-    static func requireAuditor(_ p: Principal, _ what: String) throws {
-        guard p.role == .auditor || p.role == .admin else {
-            printError("tripline: \(p.id) (\(p.role.rawValue)) may not \(what)")
-            throw ExitCode(1)
+    /// Creates `path` with mode 0600 from the start (O_CREAT|O_EXCL: never an existing file or link, never a
+    /// chmod after writing) and writes `bytes` to it, synced.
+    static func createPrivateFile(_ path: String, _ bytes: [UInt8]) throws {
+        func failed(_ what: String) throws -> Never {
+            printError("tripline: \(what) \(path): \(String(cString: strerror(errno)))")
+            throw ExitCode(2)
         }
-    }
-
-    static func line(_ i: Int, _ e: AuditEntry) -> JSONObject {
-        var o = JSONObject()
-        o.append("index", .number(String(i)))
-        o.append("record", .string(e.record))
-        if let s = e.salt { o.append("salt", .string(Data(s).base64EncodedString())) }
-        if let p = e.payload { o.append("payload", .string(p)) } else { o.append("erased", .bool(true)) }
-        return o
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        if fd < 0 { try failed("cannot create") }
+        defer { close(fd) }
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                try failed("cannot write")
+            }
+            off += n
+        }
+        if fsync(fd) != 0 { try failed("cannot sync") }
     }
 
     static func consultation(
@@ -306,12 +294,22 @@ struct Audit: ParsableCommand {
         @OptionGroup var filters: Filters
 
         func run() throws {
-            let (c, p, store, _) = try actor.open()
-            try Audit.requireAuditor(p, "read the audit log")
+            let (c, p, store, now) = try actor.open()
+            try actor.require(actor.policy(c).decide(p, .queryAudit), p, .queryAudit, store, at: now)
             let log = try store.auditLog()
+            let statuses = log.payloadStatuses()
             let hits = try filters.matching(log, c)
-            for i in hits { writeJSON(Audit.line(i, log.entries[i])) }
+            var firstBad: (Int, String)?
+            for i in hits {
+                writeJSON(AuditBundle.line(index: i, entry: log.entries[i], status: statuses[i]))
+                if firstBad == nil, case .bad(let why) = statuses[i] { firstBad = (i, why) }
+            }
             try Audit.consultation(store, actor, p.id, "audit query", filters, hits.count)
+            // A payload neither intact nor erased by an audited erasure is never passed off as genuine.
+            if let (i, why) = firstBad {
+                printError("tripline: audit log verification FAILED: record \(i): \(why)")
+                throw ExitCode(1)
+            }
         }
     }
 
@@ -323,41 +321,66 @@ struct Audit: ParsableCommand {
         @Option(help: "Bundle directory to create.") var out: String
 
         func run() throws {
-            let (c, p, store, _) = try actor.open()
-            try Audit.requireAuditor(p, "export the audit log")
+            let (c, p, store, now) = try actor.open()
+            try actor.require(actor.policy(c).decide(p, .exportAudit), p, .exportAudit, store, at: now)
             let common = Common(config: actor.config)
             let signer = try common.signer(c)
+            if FileManager.default.fileExists(atPath: out) {
+                throw ValidationError("\(out) exists: an export bundle is a new directory")
+            }
+            // The log first, then a checkpoint covering at least what was read.
+            let log = try store.auditLog()
             let note = try store.checkpoint(origin: common.origin(c), signer: signer, at: Date().timeIntervalSince1970)
             let cp = try Checkpoint(text: try signer.verifier.open(note))
-            let log = try store.auditLog()
-            let hits = try filters.matching(log, c).filter { $0 < cp.size }
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            var records = ""
-            var proofs = ""
-            for i in hits {
-                records += JSONWriter.string(.object(Audit.line(i, log.entries[i]))) + "\n"
+            let statuses = log.payloadStatuses()
+            var hits = Set(try filters.matching(log, c).filter { $0 < cp.size })
+            // Each erased record travels with the erasure record that erased it: the bundle proves the erasure was
+            // audited.
+            for i in hits { if case .erased(let j) = statuses[i] { hits.insert(j) } }
+            let indices = hits.sorted()
+            if let i = indices.first(where: { if case .bad = statuses[$0] { true } else { false } }),
+                case .bad(let why) = statuses[i]
+            {
+                try Audit.consultation(store, actor, p.id, "audit export (failed: record \(i))", filters, 0)
+                printError("tripline: audit log verification FAILED: record \(i): \(why); nothing exported")
+                throw ExitCode(1)
+            }
+            var records: [UInt8] = []
+            var proofs: [UInt8] = []
+            for i in indices {
+                records += Array(
+                    (JSONWriter.string(.object(AuditBundle.line(index: i, entry: log.entries[i], status: statuses[i])))
+                        + "\n").utf8)
                 let path = try store.inclusionProof(index: i, size: cp.size).map {
                     JSONValue.string(Data($0).base64EncodedString())
                 }
-                proofs +=
-                    JSONWriter.string(
+                proofs += Array(
+                    (JSONWriter.string(
                         .object(
                             JSONObject([
                                 ("index", .number(String(i))), ("size", .number(String(cp.size))),
                                 ("proof", .array(path)),
-                            ]))) + "\n"
+                            ]))) + "\n").utf8)
             }
-            func write(_ name: String, _ text: String) throws {
-                try text.write(
-                    toFile: (out as NSString).appendingPathComponent(name), atomically: true, encoding: .utf8)
+            // The directory 0700 and its files 0600, each created with its mode (never loosened, then chmodded).
+            let parent = (out as NSString).deletingLastPathComponent
+            if !parent.isEmpty && !FileManager.default.fileExists(atPath: parent) {
+                try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
             }
-            try write("records.ndjson", records)
-            try write("proofs.ndjson", proofs)
-            try write("checkpoint", note)
-            try write("vkey", signer.verifier.text + "\n")
-            try Audit.consultation(store, actor, p.id, "audit export", filters, hits.count)
+            if mkdir(out, 0o700) != 0 {
+                printError("tripline: cannot create \(out): \(String(cString: strerror(errno)))")
+                throw ExitCode(2)
+            }
+            func write(_ name: String, _ bytes: [UInt8]) throws {
+                try Audit.createPrivateFile((out as NSString).appendingPathComponent(name), bytes)
+            }
+            try write(AuditBundle.recordsFile, records)
+            try write(AuditBundle.proofsFile, proofs)
+            try write(AuditBundle.checkpointFile, Array(note.utf8))
+            try write(AuditBundle.vkeyFile, Array((signer.verifier.text + "\n").utf8))
+            try Audit.consultation(store, actor, p.id, "audit export", filters, indices.count)
             printError(
-                "exported \(hits.count) records with inclusion proofs against the checkpoint at size \(cp.size) to \(out)"
+                "exported \(indices.count) records with inclusion proofs against the checkpoint at size \(cp.size) to \(out)"
             )
         }
     }
@@ -366,22 +389,49 @@ struct Audit: ParsableCommand {
 extension Audit {
     struct Erase: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Erase a record's personal data (its payload); proofs stay valid; the erasure is audited.")
+            abstract:
+                "Erase a record's personal data (its payload); proofs stay valid; the erasure is audited. Auditors only; never an erasure record, never one's own consultations."
+        )
         @OptionGroup var actor: Actor
         @Argument(help: "Record index.") var index: Int
 
         func run() throws {
-            let (_, p, store, now) = try actor.open()
-            guard p.role == .admin || p.role == .auditor else {
-                printError("tripline: \(p.id) (\(p.role.rawValue)) may not erase audit data")
+            let (c, p, store, now) = try actor.open()
+            try actor.require(actor.policy(c).decide(p, .eraseAudit), p, .eraseAudit, store, at: now)
+            /// A refusal is itself audited (principal, reason, why), then the command exits 1.
+            func refuse(_ why: String) throws -> Never {
+                try record(
+                    store,
+                    EventDraft(
+                        at: now, kind: "audit_erase_refused", principal: p.id, reason: actor.reason,
+                        detail: JSONObject([("index", .number(String(index))), ("refusal", .string(why))])))
+                printError("tripline: refused: \(why)")
                 throw ExitCode(1)
             }
-            let ok = try store.erasePayload(
-                index: index,
-                event: EventDraft(
-                    at: now, kind: "payload_erased", principal: p.id, reason: actor.reason,
-                    detail: JSONObject([("index", .number(String(index)))])))
-            if !ok {
+            guard p.role == .auditor else {
+                try refuse("\(p.id) (\(p.role.rawValue)) may not erase audit data: only auditors erase")
+            }
+            guard index >= 0, let target = try store.events(after: Int64(index), limit: 1).first,
+                target.seq == Int64(index) + 1
+            else {
+                printError("tripline: record \(index) is not in the audit log")
+                throw ExitCode(1)
+            }
+            if let why = Erasures.refusal(
+                index: index, kind: target.event.kind, principal: target.event.principal, caller: p.id)
+            {
+                try refuse(why)
+            }
+            let erased = Result { () throws(StateError) -> Bool in
+                try store.erasePayload(
+                    index: index,
+                    event: EventDraft(
+                        at: now, kind: Erasures.kind, principal: p.id, reason: actor.reason,
+                        detail: JSONObject([("index", .number(String(index)))])))
+            }
+            // The store refuses too, inside its transaction (another caller, or a race with this check).
+            if case .failure(let e) = erased, e.refusedChange { try refuse("\(e)") }
+            if try !erased.get() {
                 printError("tripline: record \(index) has no payload to erase")
                 throw ExitCode(1)
             }

@@ -67,10 +67,10 @@ struct Actor: ParsableArguments {
         }
     }
 
-    func renderer(_ c: Configuration) throws -> Renderer {
+    func renderer(_ c: Configuration, _ store: any DurableStore) throws -> Renderer {
         var a = c.alerts
         a.handleKey = try c.loadHandleKey()
-        return Renderer(config: a)
+        return Renderer(config: a, handlings: try store.listHandlings())
     }
 
     func policy(_ c: Configuration) -> Policy { Policy(config: c.alerts, operatorPartner: c.operatorPartner) }
@@ -157,7 +157,7 @@ struct Alerts: ParsableCommand {
             let (c, p, store, now) = try actor.open()
             let policy = actor.policy(c)
             try actor.require(policy.decide(p, .listAlerts), p, .listAlerts, store, at: now)
-            let r = try actor.renderer(c)
+            let r = try actor.renderer(c, store)
             var shown: [JSONValue] = []
             for a in try store.alerts(states: nil, limit: Int.max) where shown.count < limit {
                 guard policy.decide(p, .listAlerts, alert: a).allowed else { continue }
@@ -189,7 +189,7 @@ struct Alerts: ParsableCommand {
                 return
             }
             try actor.require(policy.decide(p, .showAlert, alert: a), p, .showAlert, store, at: now, object: object)
-            writeJSON(consult(a, p, try actor.renderer(c), now: now))
+            writeJSON(consult(a, p, try actor.renderer(c, store), now: now))
             try record(
                 store,
                 actor.event(

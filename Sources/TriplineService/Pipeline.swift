@@ -65,6 +65,13 @@ public struct Loaded: Sendable {
         return (l, errors, warnings)
     }
 
+    /// The lists' handlings now (`owner/list` → handling), for rendering by the current handling.
+    public var handlings: [String: JSONObject] {
+        var out: [String: JSONObject] = [:]
+        for l in lists { out[l.owner + "/" + l.name] = l.handling.json.objectValue ?? JSONObject() }
+        return out
+    }
+
     /// Audit records of the lists refused at this load (file and error count; never their content).
     func refusalEvents(now: Double) -> [EventDraft] {
         refused.map { f in
@@ -198,6 +205,10 @@ public actor Pipeline {
         let migrated = try Dispatcher.migratePartnerScopes(
             store: store, config: alerts, operatorPartner: loaded.configuration.operatorPartner, now: now)
         if !migrated.isEmpty { try store.commit(migrated) }
+        // The lists' handlings now: alerts already open are rendered by them (a list made stricter, withdrawn).
+        var handlings = Commit()
+        handlings.listHandlings = loaded.handlings
+        try store.commit(handlings)
         dispatcher = try Dispatcher(config: alerts, store: store, now: now)
         self.store = store
         self.logger = logger
@@ -431,6 +442,7 @@ public actor Pipeline {
         // The change is recorded before it takes effect: no configuration runs that the audit log does not show.
         var ev = Commit()
         ev.events = [Self.configEvent(l, now: now, kind: "config_reloaded")] + l.refusalEvents(now: now)
+        ev.listHandlings = l.handlings
         do { try store.commit(ev) } catch {
             logger.error("reload refused, keeping the running configuration: it could not be recorded (\(error))")
             return false

@@ -13,6 +13,7 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
     private var silenceByID: [String: Silence] = [:]
     private var offsets: [String: Int64] = [:]
     private var rates: [String: RateState] = [:]
+    private var handlings: [String: JSONObject]?
 
     public init() {}
 
@@ -42,6 +43,7 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
             for s in c.silences { silenceByID[s.id] = s }
             for (source, offset) in c.offsets { offsets[source] = offset }
             for r in c.rateStates { rates[r.receiver] = r }
+            if let h = c.listHandlings { handlings = h }
         }
     }
 
@@ -151,6 +153,8 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
     }
 
     public func offset(source: String) throws(StateError) -> Int64? { try locked { offsets[source] } }
+
+    public func listHandlings() throws(StateError) -> [String: JSONObject]? { try locked { handlings } }
 
     public func rateStates() throws(StateError) -> [RateState] {
         try locked { rates.values.sorted { $0.receiver < $1.receiver } }

@@ -38,6 +38,8 @@ public protocol StateStore: AnyObject, Sendable {
     func silences(includeExpired: Bool) throws(StateError) -> [Silence]
     /// Receivers' rate-limit state (recent notification times, alerts folded into the next digest).
     func rateStates() throws(StateError) -> [RateState]
+    /// The lists' handlings as the service last loaded them (`owner/list` → handling); nil before any load.
+    func listHandlings() throws(StateError) -> [String: JSONObject]?
     func offset(source: String) throws(StateError) -> Int64?
     /// Events after `seq`, oldest first.
     func events(after seq: Int64, limit: Int) throws(StateError) -> [EventRecord]
@@ -285,11 +287,13 @@ public struct Commit: Sendable {
     public var offsets: [(source: String, offset: Int64)] = []
     /// Replaced by receiver.
     public var rateStates: [RateState] = []
+    /// When set, replaces every list handling (a load or reload of the lists).
+    public var listHandlings: [String: JSONObject]?
 
     public init() {}
     public var isEmpty: Bool {
         alerts.isEmpty && events.isEmpty && outbox.isEmpty && notifyLog.isEmpty && silences.isEmpty && offsets.isEmpty
-            && rateStates.isEmpty
+            && rateStates.isEmpty && listHandlings == nil
     }
 }
 

@@ -73,6 +73,7 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
         ALTER TABLE silences ADD COLUMN partner TEXT;
         CREATE INDEX outbox_fifo ON outbox(status, receiver, integration, id);
         CREATE TABLE rate_state (receiver TEXT PRIMARY KEY, sent TEXT NOT NULL, digest TEXT NOT NULL);
+        CREATE TABLE list_handlings (key TEXT PRIMARY KEY, handling TEXT NOT NULL);
         """,
     ]
 
@@ -327,6 +328,13 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             }
             for (source, offset) in c.offsets {
                 try run("INSERT OR REPLACE INTO offsets (source, offset) VALUES (?,?)", [.text(source), .int(offset)])
+            }
+            if let h = c.listHandlings {
+                try run("DELETE FROM list_handlings")
+                for (k, v) in h.sorted(by: { $0.key < $1.key }) {
+                    try run("INSERT INTO list_handlings (key, handling) VALUES (?,?)", [.text(k), Self.json(v)])
+                }
+                try run("INSERT OR REPLACE INTO offsets (source, offset) VALUES ('list-handlings-known', 1)")
             }
             for r in c.rateStates {
                 try run(
@@ -625,6 +633,17 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
                         createdBy: r.text(4) ?? "", comment: r.text(5) ?? "",
                         expiredAt: sqlite3_column_type(r.stmt, 6) == SQLITE_NULL ? nil : r.real(6), partner: r.text(7)))
             }
+            return out
+        }
+    }
+
+    public func listHandlings() throws(StateError) -> [String: JSONObject]? {
+        try locked { () throws(StateError) -> [String: JSONObject]? in
+            var known = false
+            try run("SELECT 1 FROM offsets WHERE source = 'list-handlings-known'") { _ in known = true }
+            if !known { return nil }
+            var out: [String: JSONObject] = [:]
+            try run("SELECT key, handling FROM list_handlings") { out[$0.text(0) ?? ""] = $0.json(1) }
             return out
         }
     }

@@ -154,6 +154,48 @@ struct AuthorizationTests {
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
     }
 
+    @Test(
+        "entitlement follows the list's handling now: made amber+strict, fr-dgsi no longer sees it, in views or sinks")
+    func entitlementFollowsCurrentHandling() throws {
+        let dir = try Self.deployment()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let c = ["--config", "tripline.yaml"]
+        let list = dir.appendingPathComponent("Watchlists/be-fedpol/rf.yaml")
+        let cfg = dir.appendingPathComponent("tripline.yaml")
+        // fr-dgsi entitled and told (its receiver routed every alert), then the owner makes the list strict.
+        try String(contentsOf: list, encoding: .utf8).replacingOccurrences(
+            of: "releasable_to: [be-fedpol]", with: "releasable_to: [be-fedpol, fr-dgsi]"
+        ).write(to: list, atomically: true, encoding: .utf8)
+        try String(contentsOf: cfg, encoding: .utf8).replacingOccurrences(
+            of: "{receiver: ops-log}]", with: "{receiver: fr-oncall, continue: true}, {receiver: ops-log}]"
+        ).write(to: cfg, atomically: true, encoding: .utf8)
+        let first = try CLITests.run(
+            ["serve", "--drain-timeout", "3"] + c,
+            stdin: #"{"id":"b","type":"phone","value":"+32470000001","source":{"item":"P-2"}}"# + "\n", cwd: dir)
+        #expect(first.status == 0, "\(first.stderr)")
+        let before = try CLITests.run(["alerts", "show", "1", "--as", "analyst-fr", "--reason", "r"] + c, cwd: dir)
+        #expect(before.stdout.contains("Canary label"), "\(before.stdout)")
+        try String(contentsOf: list, encoding: .utf8).replacingOccurrences(
+            of: "{tlp: amber, releasable_to: [be-fedpol, fr-dgsi]}", with: "{tlp: amber+strict}"
+        ).write(to: list, atomically: true, encoding: .utf8)
+        // The service (re)loads the lists; then the owner resolves, and fr-dgsi's receiver is told.
+        let second = try CLITests.run(["serve", "--drain-timeout", "3"] + c, stdin: "", cwd: dir)
+        #expect(second.status == 0, "\(second.stderr)")
+        let after = try CLITests.run(["alerts", "show", "1", "--as", "analyst-fr", "--reason", "r"] + c, cwd: dir)
+        #expect(after.status == 0 && !after.stdout.contains("Canary label") && !after.stdout.contains("+32470000001"))
+        #expect(after.lines.first?["restricted"] == .bool(true))
+        let resolve = try CLITests.run(
+            ["alerts", "resolve", "1", "--as", "analyst-be", "--reason", "done"] + c, cwd: dir)
+        #expect(resolve.status == 0, "\(resolve.stderr)")
+        let third = try CLITests.run(["serve", "--drain-timeout", "3"] + c, stdin: "", cwd: dir)
+        #expect(third.status == 0)
+        let fr = try String(contentsOf: dir.appendingPathComponent("fr.ndjson"), encoding: .utf8)
+        let frLines = fr.split(separator: "\n")
+        #expect(frLines.count == 2)  // the firing (entitled then), the resolve (not any more)
+        #expect(frLines.first?.contains("Canary label") == true)
+        #expect(frLines.last.map { !$0.contains("Canary label") && !$0.contains("+32470000001") } == true)
+    }
+
     @Test("a partner's silence quiets only its own receivers; acks stop only the acknowledging partner's repeats")
     func scopes() throws {
         let dir = try Self.deployment()

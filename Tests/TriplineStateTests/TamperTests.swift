@@ -9,6 +9,7 @@ import TriplineStateSQLite
 @Suite("Audit log tamper evidence")
 struct TamperTests {
     static let origin = "tripline.test/audit"
+    static let salt = [UInt8](repeating: 1, count: 16)
 
     static func makeLog() throws -> (AuditLog, NoteVerifier, SQLiteStateStore, () -> Void) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tripline-tamper-\(UUID().uuidString)")
@@ -94,7 +95,8 @@ struct TamperTests {
         del.entries.remove(at: 400)
         fails(del, "deletion")
         var ins = log
-        ins.entries.insert(AuditEntry.make(index: 400, at: 1, kind: "forged", fields: JSONObject(), salt: [1]), at: 400)
+        ins.entries.insert(
+            AuditEntry.make(index: 400, at: 1, kind: "forged", fields: JSONObject(), salt: Self.salt), at: 400)
         fails(ins, "insertion")
         var dup = log
         dup.entries.insert(log.entries[400], at: 401)
@@ -104,7 +106,7 @@ struct TamperTests {
         fails(swap, "reordering")
         // A consistent rewrite (records and every node recomputed) still breaks the signed checkpoint.
         var rewritten = log
-        rewritten.entries[7] = AuditEntry.make(index: 7, at: 1, kind: "forged", fields: JSONObject(), salt: [1])
+        rewritten.entries[7] = AuditEntry.make(index: 7, at: 1, kind: "forged", fields: JSONObject(), salt: Self.salt)
         rewritten.nodes = Self.recomputedNodes(rewritten.entries)
         fails(rewritten, "consistent rewrite")
         // Truncation: the last 50 records and their nodes removed consistently, the stored checkpoint deleted
@@ -120,15 +122,15 @@ struct TamperTests {
             return
         }
         #expect(f.index == 1000 && f.reason.contains("truncated"))
-        // Erasure of a payload keeps every proof valid.
+        // A payload gone without an audited erasure is a failure, not an erasure (real erasures: below).
         var erased = log
         erased.entries[20].payload = nil
         erased.entries[20].salt = nil
-        guard case .success(let r2) = v.verify(erased) else {
-            Issue.record("an erased payload must not break verification")
+        guard case .failure(let f2) = v.verify(erased) else {
+            Issue.record("a payload removed without an audited erasure verifies")
             return
         }
-        #expect(r2.erased == 1)
+        #expect(f2.description == "record 20: payload missing, and no audited erasure (payload_erased record) names it")
     }
 
     static func recomputedNodes(_ entries: [AuditEntry]) -> [AuditLog.NodeKey: Hash] {
@@ -136,6 +138,187 @@ struct TamperTests {
         var nodes: [AuditLog.NodeKey: Hash] = [:]
         for e in entries { range.append(e.leaf) { l, i, h in nodes[AuditLog.NodeKey(level: l, index: i)] = h } }
         return nodes
+    }
+
+    /// Runs a Python sqlite3 script on the database (the attacker's tool: not our reader or writer).
+    @discardableResult
+    static func sql(_ db: String, _ script: String) throws -> String {
+        let q = Process()
+        q.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        q.arguments = [
+            "python3", "-c", "import sqlite3,sys,hashlib; db=sqlite3.connect(sys.argv[1]); " + script + "; db.commit()",
+            db,
+        ]
+        let out = Pipe()
+        q.standardOutput = out
+        q.standardError = out
+        try q.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        q.waitUntilExit()
+        #expect(q.terminationStatus == 0, "\(text)")
+        return text
+    }
+
+    static func failure(_ store: SQLiteStateStore, _ vkey: NoteVerifier) throws -> String {
+        var v = AuditVerifier(vkey: vkey, origin: origin)
+        switch v.verify(try store.auditLog()) {
+        case .success: return "verified"
+        case .failure(let f): return f.description
+        }
+    }
+
+    @Test("verify names the changed record itself, not the start of the highest changed subtree")
+    func changedRecordIsNamed() throws {
+        let (_, vkey, store, cleanup) = try Self.makeLog()
+        defer { cleanup() }
+        try Self.sql(
+            store.path,
+            """
+            db.execute('drop trigger audit_records_no_update'); db.execute('drop trigger audit_nodes_no_update')
+            db.execute('update audit_records set record = replace(record, ?, ?) where idx = 20', ('"kind":"suppressed"', '"kind":"forged"'))
+            """)
+        #expect(
+            try Self.failure(store, vkey)
+                == "record 20: record does not hash to its stored leaf (tree node level 0, index 20): changed")
+        // The stored leaf rewritten to match: the first stored node that no longer does is named with its records.
+        try Self.sql(
+            store.path,
+            """
+            r = db.execute('select record from audit_records where idx = 20').fetchone()[0]
+            db.execute('update audit_nodes set hash = ? where level = 0 and idx = 20', (hashlib.sha256(b'\\x00' + r.encode()).digest(),))
+            """)
+        #expect(
+            try Self.failure(store, vkey)
+                == "record 20: stored tree node (level 1, index 10), over records 20..<22, differs from the records' hashes"
+        )
+    }
+
+    @Test("text after a NUL byte and bytes that are not UTF-8 are verified as stored")
+    func exactBytesAreVerified() throws {
+        let (log, vkey, store, cleanup) = try Self.makeLog()
+        defer { cleanup() }
+        // A payload with U+FFFD in it: bytes EF BF BD replaced by an invalid FF must not read back as the same text.
+        var c = Commit()
+        c.events = [
+            EventDraft(
+                at: 1_900_003_000, kind: "suppressed", detail: JSONObject([("selector", .string("caf\u{FFFD}"))]))
+        ]
+        try store.commit(c)
+        #expect(try Self.failure(store, vkey) == "verified")
+        try Self.sql(
+            store.path,
+            """
+            db.execute('drop trigger audit_payloads_no_update'); db.execute('drop trigger audit_records_no_update')
+            p = db.execute('select payload from audit_payloads where idx = 1050').fetchone()[0].encode()
+            db.execute('update audit_payloads set payload = cast(? as text) where idx = 1050', (p.replace(b'\\xef\\xbf\\xbd', b'\\xff'),))
+            """)
+        #expect(try Self.failure(store, vkey) == "record 1050: payload is not UTF-8 text")
+        // A NUL and a forged statement appended to a payload, then to a record.
+        try Self.sql(
+            store.path,
+            """
+            db.execute("update audit_payloads set payload = payload || ? where idx = 40", ('\\x00{"forged":true}',))
+            """)
+        #expect(try Self.failure(store, vkey) == "record 40: payload does not match the record's payload_sha256")
+        try Self.sql(
+            store.path,
+            """
+            db.execute("update audit_records set record = record || ? where idx = 30", ('\\x00{"forged":true}',))
+            """)
+        let at = log.entries[30].record.utf8.count + 1
+        #expect(
+            try Self.failure(store, vkey)
+                == "record 30: record is not JSON (unexpected data after the JSON value at byte \(at))")
+    }
+
+    @Test("a payload counts as erased only when an audited erasure names it")
+    func erasureIsOnlyWhatAnAuditedErasureSays() throws {
+        let (log, vkey, store, cleanup) = try Self.makeLog()
+        defer { cleanup() }
+        // A real erasure: the payload goes, every proof stays, the erasure is record 1050.
+        let erased = try store.erasePayload(
+            index: 5,
+            event: EventDraft(
+                at: 1_900_003_000, kind: "payload_erased", principal: "auditor-1", reason: "GDPR art. 17",
+                detail: JSONObject([("index", .number("5"))])))
+        #expect(erased)
+        var v = AuditVerifier(vkey: vkey, origin: Self.origin)
+        let after = try store.auditLog()
+        guard case .success(let r) = v.verify(after) else {
+            Issue.record("an audited erasure must verify: \(v.verify(after))")
+            return
+        }
+        #expect(r.size == 1051 && r.erased == 1)
+        #expect(try store.events(after: 5, limit: 1).first?.event.detail == JSONObject([("erased", .bool(true))]))
+        // The erased payload back in place: the erasure did not happen.
+        var restored = after
+        restored.entries[5] = log.entries[5]
+        #expect(
+            v.verify(restored).failureText == "record 5: record 1050 erased this payload, yet it is still stored")
+        // Tampering behind the store's back, highest index first (the lowest bad record is always the one named).
+        try Self.sql(
+            store.path,
+            """
+            db.execute("insert into audit_payloads (idx, salt, payload) values (5000, zeroblob(16), '{}')")
+            """)
+        #expect(try Self.failure(store, vkey) == "record 5000: a payload is stored for a record that is not in the log")
+        try Self.sql(
+            store.path,
+            """
+            db.execute('create table p2 (idx INTEGER PRIMARY KEY, salt BLOB, payload TEXT)')
+            db.execute('insert into p2 select idx, salt, payload from audit_payloads where idx < 5000')
+            db.execute('drop table audit_payloads'); db.execute('alter table p2 rename to audit_payloads')
+            db.execute("update audit_payloads set salt = x'01' where idx = 900")
+            """)
+        #expect(try Self.failure(store, vkey) == "record 900: salt is 1 bytes, not 16")
+        try Self.sql(store.path, "db.execute('update audit_payloads set payload = NULL where idx = 800')")
+        #expect(try Self.failure(store, vkey) == "record 800: salt stored without its payload")
+        try Self.sql(store.path, "db.execute('update audit_payloads set salt = NULL where idx = 700')")
+        #expect(try Self.failure(store, vkey) == "record 700: payload stored without its salt")
+        try Self.sql(store.path, "db.execute('delete from audit_payloads where idx = 600')")
+        #expect(
+            try Self.failure(store, vkey)
+                == "record 600: payload missing, and no audited erasure (payload_erased record) names it")
+        #expect(
+            try store.events(after: 600, limit: 1).first?.event.detail == JSONObject([("payload_missing", .bool(true))])
+        )
+    }
+
+    @Test("the store refuses to erase an erasure record or the eraser's own consultation")
+    func erasureRules() throws {
+        let (_, vkey, store, cleanup) = try Self.makeLog()
+        defer { cleanup() }
+        var c = Commit()
+        c.events = [
+            EventDraft(at: 1_900_003_000, kind: "audit_consultation", principal: "auditor-1", reason: "review"),
+            EventDraft(at: 1_900_003_001, kind: "audit_consultation", principal: "auditor-2", reason: "review"),
+            EventDraft(at: 1_900_003_002, kind: "consultation", principal: "auditor-1", reason: "alerts"),
+        ]
+        try store.commit(c)
+        func erase(_ i: Int, by p: String) throws -> Bool {
+            try store.erasePayload(
+                index: i,
+                event: EventDraft(
+                    at: 1_900_003_010, kind: "payload_erased", principal: p, reason: "GDPR",
+                    detail: JSONObject([("index", .number(String(i)))])))
+        }
+        let own = #expect(throws: StateError.self) { try erase(1050, by: "auditor-1") }
+        #expect(
+            own?.description
+                == "state database: record 1050 logs auditor-1's own consultation (audit_consultation): an auditor never erases its own consultations"
+        )
+        let ownAlerts = #expect(throws: StateError.self) { try erase(1052, by: "auditor-1") }
+        #expect(ownAlerts?.refusedChange == true)
+        #expect(try erase(1051, by: "auditor-1"))
+        let erasure = #expect(throws: StateError.self) { try erase(1053, by: "auditor-2") }
+        #expect(
+            erasure?.description
+                == "state database: record 1053 is an erasure record (payload_erased): erasure records are never erased"
+        )
+        // Refusals change nothing: one erasure, the log verifies.
+        #expect(try store.auditSize() == 1054)
+        var v = AuditVerifier(vkey: vkey, origin: Self.origin)
+        #expect(v.verify(try store.auditLog()).erasedCount == 1)
     }
 
     @Test func proofsFromTheStoreVerify() throws {
@@ -152,5 +335,16 @@ struct TamperTests {
                 Merkle.verifyConsistency(
                     size1: m, size2: 1050, proof: p, root1: try store.auditRoot(size: m), root2: root))
         }
+    }
+}
+
+extension Result where Success == AuditVerifier.Report, Failure == AuditVerifier.Failure {
+    var failureText: String? {
+        if case .failure(let f) = self { return f.description }
+        return nil
+    }
+    var erasedCount: Int? {
+        if case .success(let r) = self { return r.erased }
+        return nil
     }
 }
