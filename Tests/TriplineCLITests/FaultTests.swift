@@ -291,3 +291,36 @@ struct FaultTests {
         #expect(failed == 3)
     }
 }
+
+/// SPEC §8 "Files": only the operating-system user that runs Tripline reads the state.
+@Suite("state file modes", .serialized)
+struct FileModeTests {
+    func mode(_ url: URL) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: url.path)[.posixPermissions]) as? Int ?? -1) & 0o777
+    }
+
+    @Test("state directory 0700, database and handle key 0600; looser ones tightened once and audited")
+    func modes() throws {
+        let dir = try ServeTests.deployment(entries: 1)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let state = dir.appendingPathComponent("state")
+        let db = state.appendingPathComponent("state.sqlite")
+        let s = try CLITests.run(["serve", "--config", "tripline.yaml"], stdin: FaultTests.line("a", 0), cwd: dir)
+        #expect(s.status == 0, "\(s.stderr)")
+        #expect(mode(state) == 0o700 && mode(db) == 0o600)
+        #expect(mode(state.appendingPathComponent("handle.key")) == 0o600)
+        #expect(ServeTests.eventCounts(dir)["file_modes_tightened"] == nil)
+        // Someone loosened them: the next start tightens them, and says so in the audit log.
+        chmod(state.path, 0o755)
+        chmod(db.path, 0o644)
+        let again = try CLITests.run(["serve", "--config", "tripline.yaml"], stdin: "", cwd: dir)
+        #expect(again.status == 0)
+        #expect(mode(state) == 0o700 && mode(db) == 0o600)
+        #expect(ServeTests.eventCounts(dir)["file_modes_tightened"] == 1)
+        // A handle key too short to keep handles opaque is an error, not silently replaced.
+        try Data([1, 2, 3]).write(to: state.appendingPathComponent("handle.key"))
+        let short = try CLITests.run(["serve", "--config", "tripline.yaml"], stdin: "", cwd: dir)
+        #expect(short.status == 2 && short.stderr.contains("the handle key has 3 bytes"), "\(short.stderr)")
+        #expect(try Data(contentsOf: state.appendingPathComponent("handle.key")).count == 3)
+    }
+}

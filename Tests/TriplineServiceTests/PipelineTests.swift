@@ -294,6 +294,36 @@ struct PipelineTests {
         #expect(try kinds(store)["config_reloaded"] == 1)
     }
 
+    @Test("one partner's invalid list is refused alone: its previous version stays in force, other lists reload")
+    func refusedListKeepsItsPreviousVersion() async throws {
+        let d = try Deployment(entries: 3)
+        defer { try? FileManager.default.removeItem(at: d.dir) }
+        let other = d.dir.appendingPathComponent("Watchlists/ops")
+        try FileManager.default.createDirectory(at: other, withIntermediateDirectories: true)
+        let otherList = other.appendingPathComponent("o.yaml")
+        try
+            "watchlist: o\nowner: ops\nreview_by: 2099-01-01\nentries:\n  - {ref: O1, selectors: [{type: phone, value: \"+32470000051\"}]}\n"
+            .write(to: otherList, atomically: true, encoding: .utf8)
+        let (pipeline, store) = try d.pipeline()
+        // be-fedpol's list breaks (a duplicate ref); ops's list gains an entry.
+        let list = d.dir.appendingPathComponent("Watchlists/be-fedpol/l.yaml")
+        try
+            (String(contentsOf: list, encoding: .utf8)
+            + "  - {ref: E1, selectors: [{type: phone, value: \"+32470000009\"}]}\n")
+            .write(to: list, atomically: true, encoding: .utf8)
+        try
+            (String(contentsOf: otherList, encoding: .utf8)
+            + "  - {ref: O2, selectors: [{type: phone, value: \"+32470000052\"}]}\n")
+            .write(to: otherList, atomically: true, encoding: .utf8)
+        #expect(await pipeline.reload(configPath: d.dir.appendingPathComponent("tripline.yaml").path, now: t0))
+        try await pipeline.process(
+            batch([phone("a", "+32470000001"), phone("b", "+32470000009"), phone("c", "+32470000052")]), now: t0)
+        let keys = try store.alerts(states: nil, limit: 10).map(\.key).sorted()
+        #expect(keys == ["wl:be-fedpol/l/E1", "wl:ops/o/O2"])  // the old be-fedpol list, the new ops list
+        let refused = try store.events(after: 0, limit: 1000).map(\.event).filter { $0.kind == "watchlist_refused" }
+        #expect(refused.count == 1 && refused.first?.detail["previous_version_kept"] == .bool(true))
+    }
+
     @Test("a list past its review date stops matching while the service runs")
     func reviewDatePassesLive() async throws {
         let d = try Deployment(entries: 2, listExtra: "")
