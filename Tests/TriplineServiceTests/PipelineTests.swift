@@ -324,6 +324,32 @@ struct PipelineTests {
         #expect(refused.count == 1 && refused.first?.detail["previous_version_kept"] == .bool(true))
     }
 
+    @Test("acknowledgements from before per-partner acks are migrated at start, audited")
+    func acknowledgementsMigrate() async throws {
+        let d = try Deployment(entries: 2, extra: "principals: [{id: analyst-be, partner: be-fedpol, role: analyst}]")
+        defer { try? FileManager.default.removeItem(at: d.dir) }
+        let store = try SQLiteStateStore(path: d.statePath)
+        try store.migrate()
+        var c = Commit()
+        c.alerts = [
+            AlertRecord(
+                id: 1, key: "wl:be-fedpol/l/E1", kind: "watchlist", priority: "high", priorityRank: 3,
+                state: .acknowledged, labels: JSONObject(), firstSeen: t0, lastSeen: t0, count: 1, sources: [],
+                payload: JSONObject(), ackedBy: "analyst-be", updatedAt: t0),
+            AlertRecord(
+                id: 2, key: "wl:be-fedpol/l/E0", kind: "watchlist", priority: "high", priorityRank: 3,
+                state: .acknowledged, labels: JSONObject(), firstSeen: t0, lastSeen: t0, count: 1, sources: [],
+                payload: JSONObject(), ackedBy: "gone-principal", updatedAt: t0),
+        ]
+        try store.commit(c)
+        let (_, s) = try d.pipeline(now: t0 + 1)
+        let a = try #require(try s.alert(id: 1))
+        let b = try #require(try s.alert(id: 2))
+        #expect(a.state == .firing && a.acks["be-fedpol"]?.by == "analyst-be" && a.acks.count == 1)
+        #expect(b.state == .firing && b.acks["ops"]?.by == "gone-principal")  // the operating partner's
+        #expect(try kinds(s)["ack_migrated"] == 2)
+    }
+
     @Test("a list past its review date stops matching while the service runs")
     func reviewDatePassesLive() async throws {
         let d = try Deployment(entries: 2, listExtra: "")
