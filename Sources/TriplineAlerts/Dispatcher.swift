@@ -217,6 +217,21 @@ public final class Dispatcher {
         return o
     }
 
+    /// `payload` with the protections of `other` added (each list once).
+    static func mergingProtections(_ payload: JSONObject, _ other: JSONObject) -> JSONObject {
+        var protections = payload["protections"]?.arrayValue ?? []
+        func id(_ v: JSONValue) -> String {
+            let o = v.objectValue
+            return (o?["owner"]?.stringValue ?? "") + "/" + (o?["list"]?.stringValue ?? "") + "/"
+                + JSONWriter.string(o?["handling"] ?? .null)
+        }
+        var seen = Set(protections.map(id))
+        for p in other["protections"]?.arrayValue ?? [] where seen.insert(id(p)).inserted { protections.append(p) }
+        var out = payload
+        out["protections"] = .array(protections)
+        return out
+    }
+
     // MARK: Ingest
 
     /// Folds `hits` into alerts and queues them for their receivers; what changed goes into `c`.
@@ -242,6 +257,9 @@ public final class Dispatcher {
                 {
                     e.sources.append(item)
                 }
+                // A later sighting may stand on lists the first did not (a rule alert whose value has since been
+                // put on a red list): the alert takes the handling of every list behind any of its sightings.
+                e.payload = Self.mergingProtections(e.payload, Self.payload(h))
                 a = e
                 c.events.append(
                     EventDraft(
@@ -435,10 +453,13 @@ public final class Dispatcher {
                 suppress("acknowledged", [("by", .string(a.acks[receiver.partner]?.by ?? ""))])
                 continue
             }
+            // A partner's silence matches the labels as that partner sees them (handles where not entitled):
+            // a silence must not become a way to probe another partner's list names.
+            let seen = renderer.labels(a, access: renderer.access(a, partner: receiver.partner, sink: false))
             if a.state != .resolved,
                 let s = silences.first(where: {
                     $0.silence.isActive(at: now) && $0.silence.covers(partner: receiver.partner)
-                        && $0.matchers.matches(a.labels)
+                        && $0.matchers.matches($0.silence.partner == nil ? a.labels : seen)
                 })
             {
                 suppress("silence", [("silence", .string(s.silence.id))])
@@ -539,6 +560,41 @@ public final class Dispatcher {
                     ("more", .number(String(more))),
                     ("integrations", .array(integrations.map { .string($0) })),
                 ])))
+    }
+
+    // MARK: Delivery
+
+    /// An outbox item as it may go out *now* (SPEC §6: entitlement follows the lists' current handling, also for
+    /// notifications already queued, dead, or held): each alert view that the receiver's partner may no longer
+    /// see as it was rendered is rendered again, stricter; the ids stay.
+    public func refresh(_ item: OutboxItem) -> OutboxItem {
+        guard let receiver = config.receiver(item.receiver), var views = item.payload["alerts"]?.arrayValue else {
+            return item
+        }
+        var changed = false
+        for (i, v) in views.enumerated() {
+            guard let o = v.objectValue, let id = o["alert_id"]?.doubleValue.map({ Int64($0) }),
+                let a = try? store.alert(id: id)
+            else { continue }
+            let now = renderer.access(a, partner: receiver.partner, sink: true)
+            guard Renderer.strictness(now) > Renderer.strictness(Renderer.access(of: o)) else { continue }
+            var seen = a
+            seen.state = o["state"]?.stringValue.flatMap(AlertState.init(rawValue:)) ?? a.state
+            views[i] = .object(renderer.view(seen, access: now))
+            changed = true
+        }
+        guard changed else { return item }
+        var out = item
+        out.payload["alerts"] = .array(views)
+        let groupKeys = item.payload["group_labels"]?.objectValue?.map(\.key) ?? []
+        var group = JSONObject()
+        if !views.contains(where: { $0.objectValue?["notice"] != nil }),
+            let first = views.first?.objectValue?["labels"]?.objectValue
+        {
+            for k in groupKeys { group.append(k, first[k] ?? .string("")) }
+        }
+        out.payload["group_labels"] = .object(group)
+        return out
     }
 
     // MARK: Operator actions

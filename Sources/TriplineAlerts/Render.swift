@@ -81,6 +81,33 @@ public struct Renderer: Sendable {
         return "h-" + mac.prefix(10).map { String(format: "%02x", $0) }.joined()
     }
 
+    /// The alert's labels as a partner with `access` sees them: the list and ref are opaque handles unless entitled.
+    public func labels(_ a: AlertRecord, access: Access) -> JSONObject {
+        var labels = JSONObject()
+        for (k, v) in a.labels {
+            if access != .full && (k == "list" || k == "ref") {
+                labels.append(k, .string(handle(v.stringValue ?? "")))
+            } else {
+                labels.append(k, v)
+            }
+        }
+        return labels
+    }
+
+    /// How strict an access is (a rendering is redone when the access became stricter).
+    public static func strictness(_ a: Access) -> Int {
+        switch a {
+        case .full: 0
+        case .opaque: 1
+        case .notice: 2
+        }
+    }
+
+    /// The access a rendered view was made with.
+    public static func access(of view: JSONObject) -> Access {
+        view["notice"] != nil ? .notice : view["restricted"] == .bool(true) ? .opaque : .full
+    }
+
     /// The alert as `partner` may see it.
     public func view(_ a: AlertRecord, access: Access) -> JSONObject {
         var o = JSONObject()
@@ -103,15 +130,7 @@ public struct Renderer: Sendable {
         o.append("state", .string(a.state.rawValue))
         o.append("priority", .string(a.priority))
         o.append("kind", .string(a.kind))
-        var labels = JSONObject()
-        for (k, v) in a.labels {
-            if access == .opaque && (k == "list" || k == "ref") {
-                labels.append(k, .string(handle(v.stringValue ?? "")))
-            } else {
-                labels.append(k, v)
-            }
-        }
-        o.append("labels", .object(labels))
+        o.append("labels", .object(labels(a, access: access)))
         o.append("count", .number(String(a.count)))
         o.append("first_seen", .string(Self.time(a.firstSeen)))
         o.append("last_seen", .string(Self.time(a.lastSeen)))

@@ -89,6 +89,10 @@ public struct Erasures: Sendable {
             return "record \(index) logs \(caller)'s own consultation (\(kind)): an auditor never erases its own"
                 + " consultations"
         }
+        if principal == caller {
+            // Its own actions and refused attempts too: no one erases the trace of what they did themselves.
+            return "record \(index) logs \(caller)'s own action (\(kind)): an auditor never erases its own records"
+        }
         return nil
     }
 }

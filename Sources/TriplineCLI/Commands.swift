@@ -117,7 +117,11 @@ struct Check: ParsableCommand {
         let s = try common.settings()
         let now = try common.clock()
         var errors = 0
-        let r = loadWatchlists(s.watchlists, now: now, normalizer: SelectorNormalizer(defaultRegion: s.defaultRegion))
+        var r = WatchlistLoader(normalizer: SelectorNormalizer(defaultRegion: s.defaultRegion))
+            .load(directory: s.watchlists, now: now)
+        if s.configFile != nil { r.refuse(ownersNotIn: Set(s.alerts.partners.map(\.id))) }
+        for e in r.errors { printError(e.description) }
+        for w in r.warnings { printError("\(w.file):\(w.mark.line):\(w.mark.column): warning: \(w.message)") }
         errors += r.errors.count
         let rules = loadRules(s.rules, watchlists: r.lists, now: now)
         errors += rules.errors.count

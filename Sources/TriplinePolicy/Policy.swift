@@ -149,7 +149,7 @@ public struct Policy: Sendable {
         }
         if scope == .all { return .allow }
         guard let r = config.receiver(name), r.partner == p.partner else {
-            return .hidden("no receiver \(name) of \(p.partner)")
+            return .hidden("no receiver \(name)")  // the same words as for a receiver that does not exist
         }
         return .allow
     }

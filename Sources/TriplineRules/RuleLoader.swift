@@ -465,7 +465,8 @@ struct Builder {
         if expand {
             var out: [(String, Node)] = []
             for (t, n) in texts {
-                guard let expanded = expandPlaceholders(t, node: n, rule: rule) else { return nil }
+                // A watched value placed into a regex is a literal (a phone's "+" is no quantifier).
+                guard let expanded = expandPlaceholders(t, node: n, rule: rule, quote: isRegex) else { return nil }
                 out += expanded.map { ($0, n) }
             }
             texts = out
@@ -479,13 +480,16 @@ struct Builder {
                 test = .null
             } else if let comparison {
                 guard let d = Double(t) else {
-                    fail(n, "\"\(comparison.rawValue)\" needs a number, not \"\(t)\"")
+                    // A value from a list (expand) is partner content: never quoted in an error.
+                    fail(
+                        n,
+                        "\"\(comparison.rawValue)\" needs a number, not \(expand ? "a value of the list" : "\"\(t)\"")")
                     return nil
                 }
                 test = .compare(comparison, d)
             } else if fieldref {
                 guard let other = Field(name: t) else {
-                    fail(n, "fieldref names an unknown field \"\(t)\"")
+                    fail(n, "fieldref names an unknown field\(expand ? " (a value of the list)" : " \"\(t)\"")")
                     return nil
                 }
                 let position: FieldrefPosition =
@@ -534,7 +538,7 @@ struct Builder {
     }
 
     /// `%owner/list%` or `%list%` replaced by each watched value of the list (active entries only).
-    mutating func expandPlaceholders(_ text: String, node: Node, rule: Int32) -> [String]? {
+    mutating func expandPlaceholders(_ text: String, node: Node, rule: Int32, quote: Bool = false) -> [String]? {
         guard let open = text.firstIndex(of: "%") else { return [text] }
         let rest = text[text.index(after: open)...]
         guard let close = rest.firstIndex(of: "%") else { return [text] }
@@ -563,9 +567,22 @@ struct Builder {
         }
         let prefix = String(text[..<open])
         let suffix = String(rest[rest.index(after: close)...])
-        guard let tails = expandPlaceholders(suffix, node: node, rule: rule) else { return nil }
+        guard let tails = expandPlaceholders(suffix, node: node, rule: rule, quote: quote) else { return nil }
         var out: [String] = []
-        for v in values { for t in tails { out.append(prefix + v + t) } }
+        for v in values {
+            let value = quote ? Self.regexLiteral(v) : v
+            for t in tails { out.append(prefix + value + t) }
+        }
+        return out
+    }
+
+    /// `s` as a regex matching exactly it (metacharacters escaped one by one, which the prefilter reads as literals).
+    static func regexLiteral(_ s: String) -> String {
+        var out = ""
+        for c in s {
+            if "\\^$.|?*+()[]{}-/#".contains(c) { out.append("\\") }
+            out.append(c)
+        }
         return out
     }
 

@@ -21,6 +21,8 @@ public struct DeliveryService: Service {
     let maxBackoff: Double
     let sinks: SinkRegistry
     let clock: WallClock
+    /// The item as it may go out now (rendered again when a list became stricter since it was queued).
+    let refresh: @Sendable (OutboxItem) async -> OutboxItem
 
     /// `Retry-After` and network deadlines are capped here (SPEC §6).
     public static let maxRetryAfter = 86_400.0
@@ -28,8 +30,9 @@ public struct DeliveryService: Service {
     public init(
         store: any StateStore, config: @escaping @Sendable () async -> AlertsConfig, logger: Logger,
         drainTimeout: Double, maxBackoff: Double = 6 * 3600, sinks: SinkRegistry = .standard,
-        clock: @escaping WallClock = systemClock
+        clock: @escaping WallClock = systemClock, refresh: @escaping @Sendable (OutboxItem) async -> OutboxItem = { $0 }
     ) {
+        self.refresh = refresh
         self.store = store
         self.config = config
         self.logger = logger
@@ -167,7 +170,8 @@ public struct DeliveryService: Service {
 
     /// One attempt; false when the lane must stop: the item waits for a retry (nothing overtakes it), the lane is
     /// held after a 410, or the outcome could not be recorded.
-    func deliver(_ item: OutboxItem, _ cfg: AlertsConfig) async -> Bool {
+    func deliver(_ queued: OutboxItem, _ cfg: AlertsConfig) async -> Bool {
+        let item = await refresh(queued)
         let now = clock()
         let nid = item.payload["notification_id"] ?? .null
         var detail = JSONObject([("outbox_id", .number(String(item.id))), ("notification_id", nid)])

@@ -27,6 +27,8 @@ public struct Loaded: Sendable {
 
     /// Lists refused at this load (their previous version, if any, stays in force): file and error count.
     public var refused: [(file: String, errors: Int)] = []
+    /// A reload's rule errors, when the previous rule set stayed in force.
+    public var rulesRefused: [String] = []
 
     /// Loads lists and rules. A list is accepted or refused on its own (SPEC §4): a refused list keeps its
     /// `previous` version in force (absent on a first start) and every other list loads; its errors are returned
@@ -35,7 +37,10 @@ public struct Loaded: Sendable {
         Loaded?, errors: [String], warnings: [String]
     ) {
         let normalizer = SelectorNormalizer(defaultRegion: c.defaultRegion)
-        let w = WatchlistLoader(normalizer: normalizer).load(directory: c.watchlists, now: now)
+        var w = WatchlistLoader(normalizer: normalizer).load(directory: c.watchlists, now: now)
+        // A list's owner is a configured partner: a directory named after nobody is refused (the embedded defaults
+        // name no partners of their own, so there every directory is taken as one).
+        if c.configFile != nil { w.refuse(ownersNotIn: Set(c.alerts.partners.map(\.id))) }
         var lists = w.lists
         var refused: [(String, Int)] = []
         for f in w.refused {
@@ -48,12 +53,20 @@ public struct Loaded: Sendable {
                 lists.append(kept)
             }
         }
-        let r = RuleLoader(watchlists: lists, now: now).load(directory: c.rules)
+        var r = RuleLoader(watchlists: lists, now: now).load(directory: c.rules)
+        var rulesRefused: [String] = []
         let errors = w.errors.map(\.description) + r.errors.map(\.description)
         let warnings =
             w.warnings.map { "\($0.file):\($0.mark.line):\($0.mark.column): warning: \($0.message)" }
             + r.warnings.map(\.description)
-        if !w.directoryErrors.isEmpty || !r.errors.isEmpty { return (nil, errors, warnings) }
+        if !w.directoryErrors.isEmpty { return (nil, errors, warnings) }
+        if !r.errors.isEmpty {
+            // Rules are all or nothing (SPEC §5): on a reload the previous rule set stays in force, and the lists
+            // still take effect (a partner's new list must not wait for a rule it did not write); at start, none.
+            guard let previous, let source = previous.ruleSource else { return (nil, errors, warnings) }
+            rulesRefused = r.errors.map(\.description)
+            r = source
+        }
         let files = lists.map { ($0.file, $0.version) } + r.files
         var l = Loaded(
             configuration: c, normalizer: normalizer,
@@ -61,6 +74,7 @@ public struct Loaded: Sendable {
             rules: r.ruleSet, files: files)
         l.lists = lists
         l.ruleSource = r
+        l.rulesRefused = rulesRefused
         l.refused = refused
         return (l, errors, warnings)
     }
@@ -74,14 +88,21 @@ public struct Loaded: Sendable {
 
     /// Audit records of the lists refused at this load (file and error count; never their content).
     func refusalEvents(now: Double) -> [EventDraft] {
-        refused.map { f in
-            EventDraft(
-                at: now, kind: "watchlist_refused", reason: "invalid list",
-                detail: JSONObject([
-                    ("file", .string(f.file)), ("errors", .number(String(f.errors))),
-                    ("previous_version_kept", .bool(lists.contains { $0.file == f.file })),
-                ]))
-        }
+        (rulesRefused.isEmpty
+            ? []
+            : [
+                EventDraft(
+                    at: now, kind: "rules_rejected", reason: "the previous rule set stays in force",
+                    detail: JSONObject([("errors", .array(rulesRefused.map { .string($0) }))]))
+            ])
+            + refused.map { f in
+                EventDraft(
+                    at: now, kind: "watchlist_refused", reason: "invalid list",
+                    detail: JSONObject([
+                        ("file", .string(f.file)), ("errors", .number(String(f.errors))),
+                        ("previous_version_kept", .bool(lists.contains { $0.file == f.file })),
+                    ]))
+            }
     }
 
     /// The next time after `now` at which a list passes its review date or an entry expires.
@@ -222,6 +243,9 @@ public actor Pipeline {
 
     /// The alert configuration in force (receivers for delivery).
     public var alertsConfig: AlertsConfig { dispatcher.config }
+
+    /// An outbox item rendered again where the lists' current handling is stricter than when it was queued.
+    public func refresh(_ item: OutboxItem) -> OutboxItem { dispatcher.refresh(item) }
 
     static func configEvent(_ l: Loaded, now: Double, kind: String) -> EventDraft {
         var files = JSONObject()
@@ -420,7 +444,12 @@ public actor Pipeline {
         for w in warnings { logger.warning("\(w)") }
         if let l, !errors.isEmpty {
             for e in errors { logger.error("\(e)") }
-            logger.error("reload: \(l.refused.count) watchlists refused (their previous versions stay in force)")
+            if !l.rulesRefused.isEmpty {
+                logger.error("reload: \(l.rulesRefused.count) rule errors; the previous rule set stays in force")
+            }
+            if !l.refused.isEmpty {
+                logger.error("reload: \(l.refused.count) watchlists refused (their previous versions stay in force)")
+            }
         }
         guard let l else {
             for e in errors { logger.error("\(e)") }

@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import TriplineAudit
 import TriplineConfig
+import TriplineJSON
 import TriplineState
 import TriplineStateSQLite
 import TriplineYAML
@@ -50,6 +51,20 @@ public enum Server {
         }
         do {
             let store = try StateStores.open(config.state, busyTimeout: min(0.5, options.dbTimeout / 4))
+            // Keys outside the state directory (the audit key, a handle key file) are private too.
+            let keys = [config.audit["key_file"], config.handleKeyFile].compactMap { $0 }
+            let tightened = keys.filter { PrivateFiles.tighten($0) }
+            if !tightened.isEmpty {
+                var c = Commit()
+                c.events = [
+                    EventDraft(
+                        at: now, kind: "file_modes_tightened",
+                        detail: JSONObject([
+                            ("files", .array(tightened.map { .string($0) })), ("mode", .string("0600")),
+                        ]))
+                ]
+                try store.commit(c)
+            }
             let pipeline = try Pipeline(
                 loaded: loaded, store: store, logger: logger, now: now,
                 durability: Durability(retryFor: options.dbTimeout))
@@ -57,7 +72,8 @@ public enum Server {
                 options.follow.map { FollowedFileSource(path: $0) } ?? StandardInputSource()
             let delivery = DeliveryService(
                 store: store, config: { await pipeline.alertsConfig }, logger: logger,
-                drainTimeout: options.drainTimeout, maxBackoff: options.maxBackoff)
+                drainTimeout: options.drainTimeout, maxBackoff: options.maxBackoff,
+                refresh: { await pipeline.refresh($0) })
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
             if let keyFile = config.audit["key_file"] {
                 guard let text = FileManager.default.contents(atPath: keyFile) else {

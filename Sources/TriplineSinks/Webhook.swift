@@ -116,7 +116,18 @@ public struct WebhookSink: Sink {
     public func deliver(_ item: OutboxItem, to receiver: Receiver, config: AlertsConfig) async throws(DeliveryFailure) {
         for wc in receiver.webhookConfigs {
             if item.payload["status"] == .string("resolved") && wc["send_resolved"]?.stringValue == "false" { continue }
-            guard let url = wc["url"]?.stringValue else {
+            // `url_file`: a URL that is itself a secret (a token in its path, as Slack-style hooks have) is read
+            // from a file and never shown beyond scheme://host.
+            let secretURL = wc["url"] == nil
+            let url: String
+            if let u = wc["url"]?.stringValue {
+                url = u
+            } else if wc["url_file"] != nil || wc["url_env"] != nil {
+                url = try Secrets.read(wc, "url", what: "webhook URL").trimmingCharacters(in: .whitespacesAndNewlines)
+                guard let u = URL(string: url), u.scheme == "http" || u.scheme == "https", u.host != nil else {
+                    throw DeliveryFailure("the webhook URL in url_file is not an http or https URL", permanent: true)
+                }
+            } else {
                 throw DeliveryFailure("webhook config without url", permanent: true)
             }
             let limit = try Self.timeout(wc, default: timeout)
@@ -126,7 +137,8 @@ public struct WebhookSink: Sink {
             let headers =
                 [("content-type", "application/json"), ("user-agent", "tripline")]
                 + signer.headers(id: id, timestamp: Int(Date().timeIntervalSince1970), body: body)
-            try await Self.post(url: url, headers: headers, body: body, timeout: limit, client: client)
+            try await Self.post(
+                url: url, headers: headers, body: body, timeout: limit, client: client, hidePath: secretURL)
         }
     }
 
@@ -169,9 +181,9 @@ public struct WebhookSink: Sink {
     /// (`redactedURL`), and quote no response body.
     public static func post(
         url: String, headers: [(String, String)], body: [UInt8], timeout: TimeAmount,
-        client: HTTPClient = WebhookSink.client
+        client: HTTPClient = WebhookSink.client, hidePath: Bool = false
     ) async throws(DeliveryFailure) {
-        let shown = redactedURL(url)
+        let shown = redactedURL(url, path: !hidePath)
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         for (k, v) in headers { request.headers.add(name: k, value: v) }
@@ -214,7 +226,7 @@ public struct WebhookSink: Sink {
         case .deadline:
             throw DeliveryFailure("\(shown): no complete response within \(format(limit)) (timeout)")
         case .failed(let text):
-            throw DeliveryFailure("\(shown): \(scrub(text, url: url))")
+            throw DeliveryFailure("\(shown): \(scrub(text, url: url, path: hidePath))")
         case .response(let code, let retryAfterText):
             switch code {
             case 200..<300: return
@@ -237,20 +249,22 @@ public struct WebhookSink: Sink {
     }
 
     /// A URL as error messages show it: `scheme://host[:port]/path`, without user info, query or fragment.
-    public static func redactedURL(_ url: String) -> String {
+    /// With `path: false` (a URL from `url_file`) the path is left out too.
+    public static func redactedURL(_ url: String, path: Bool = true) -> String {
         guard let c = URLComponents(string: url), let scheme = c.scheme, let host = c.host, !host.isEmpty else {
             return "(unparsable webhook URL)"
         }
         var out = scheme.lowercased() + "://" + (host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host)
         if let port = c.port { out += ":\(port)" }
-        return out + c.percentEncodedPath
+        return out + (path ? c.percentEncodedPath : "/…")
     }
 
     /// `text` with the URL's secret parts (the whole URL, its query, fragment and user info) cut out, in case an
     /// underlying error quotes them.
-    static func scrub(_ text: String, url: String) -> String {
+    static func scrub(_ text: String, url: String, path: Bool = false) -> String {
         var secrets = [url]
         if let c = URLComponents(string: url) {
+            if path && c.percentEncodedPath.count > 1 { secrets += [c.percentEncodedPath, c.path] }
             secrets += [c.percentEncodedQuery, c.query, c.percentEncodedFragment, c.fragment].compactMap { $0 }
             let user = c.percentEncodedUser ?? ""
             let password = c.percentEncodedPassword.map { ":" + $0 } ?? ""
@@ -292,11 +306,12 @@ extension WebhookSink {
     /// As Alertmanager's webhook: resolved notifications unless `send_resolved: false`.
     public static let resolvedByDefault = true
 
-    /// `webhook_configs` entries: `url` (http or https), `secret_file`/`secret_env` (required: deliveries are
-    /// signed), `send_resolved`, `timeout` (the whole request, body included; at most 24 h).
+    /// `webhook_configs` entries: `url` (http or https) or `url_file`/`url_env` (a URL that carries a secret),
+    /// `secret_file`/`secret_env` (required: deliveries are signed), `send_resolved`, `timeout` (the whole request,
+    /// body included; at most 24 h).
     public static func settings(_ entry: Node, _ context: SinkConfigContext) throws(LocatedError) -> JSONObject {
-        var spec = SinkConfigSpec(keys: ["url", "secret_file", "secret_env", "send_resolved", "timeout"])
-        spec.required = ["url"]
+        var spec = SinkConfigSpec(
+            keys: ["url", "url_file", "url_env", "secret_file", "secret_env", "send_resolved", "timeout"])
         spec.deadlines = ["timeout"]
         spec.check = { key, value, node throws(LocatedError) in
             if key == "url" {
@@ -306,6 +321,9 @@ extension WebhookSink {
             }
         }
         spec.checkEntry = { s, node throws(LocatedError) in
+            if [s["url"], s["url_file"], s["url_env"]].compactMap({ $0 }).count != 1 {
+                throw node.error("each of webhook_configs needs one of \"url\", \"url_file\", \"url_env\"")
+            }
             if s["secret_file"] == nil && s["secret_env"] == nil {
                 throw node.error("a webhook config needs secret_file or secret_env (deliveries are signed)")
             }

@@ -71,6 +71,19 @@ public struct WatchlistLoader: Sendable {
 
         /// The files refused, with their errors.
         public var refused: [FileOutcome] { files.filter { !$0.accepted } }
+
+        /// Refuses the lists whose owner (their directory) is not one of `partners`.
+        public mutating func refuse(ownersNotIn partners: Set<String>) {
+            for (i, f) in files.enumerated() where f.accepted && !partners.contains(f.owner ?? "") {
+                let e = LocatedError(
+                    file: f.path, mark: Mark(line: 1, column: 1),
+                    message: "the list's owner \"\(f.owner ?? "")\" is not a partner of the configuration")
+                files[i].errors.append(e)
+                files[i].list = nil
+                errors.append(e)
+            }
+            lists = files.compactMap(\.list)
+        }
     }
 
     public static let selectorTypes =
@@ -266,6 +279,11 @@ enum Redact {
 
     /// A YAML reader's error: quoted text and alias names left out (its counts and limits are its own).
     static func yaml(_ message: String) -> String {
+        // A quote inside quoted text cannot be paired reliably: from the first quote on, nothing is shown.
+        var message = message
+        if let q = message.firstIndex(where: { $0 == "\"" || $0 == "'" }) {
+            message = String(message[..<q]) + hidden
+        }
         var out = ""
         var alias = false
         for c in unquote(message) {

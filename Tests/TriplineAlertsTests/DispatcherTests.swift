@@ -179,6 +179,62 @@ struct DispatcherTests {
             })
     }
 
+    @Test("a notification queued before its list was made stricter goes out as the handling is now")
+    func queuedNotificationsFollowAStricterHandling() throws {
+        let h = try Harness()
+        // be-fedpol's amber list, releasable to fr-dgsi; an FR number, so fr-dgsi's receiver is routed it.
+        var x = hit(value: "+33612345678", tlp: .amber)
+        x.watchlist!.handling = Handling(tlp: .amber, releasableTo: ["be-fedpol", "fr-dgsi"], originatorNotified: true)
+        try h.step([x], at: t0)
+        let fr = try #require(try h.outbox("fr-dgsi-rx").first)
+        #expect(fr.payload["alerts"]?.arrayValue?.first?.objectValue?["watchlist"] != nil)  // entitled when queued
+        // The owner makes the list amber+strict; the service records the handlings it loads.
+        var c = Commit()
+        c.listHandlings = ["be-fedpol/l1": JSONObject([("tlp", .string("amber+strict"))])]
+        try h.store.commit(c)
+        try h.d.reconfigure(h.config, now: t0 + 1)
+        let now = h.d.refresh(fr)
+        let view = now.payload["alerts"]?.arrayValue?.first?.objectValue
+        #expect(view?["restricted"] == .bool(true) && view?["watchlist"] == nil)
+        #expect(!JSONWriter.string(.object(now.payload)).contains("+33612345678"))
+        #expect(now.payload["notification_id"] == fr.payload["notification_id"])  // the same id, for dedup
+    }
+
+    @Test("a rule alert takes the handling of lists behind later sightings")
+    func ruleAlertTakesLaterProtections() throws {
+        let h = try Harness()
+        let sel = selector(#"{"id":"v1","type":"phone","value":"+33612345678"}"#)
+        let plain = Hit(id: "v1", selector: sel, kind: .rule, priority: .high, rule: RuleHit(id: "r", title: "t"))
+        try h.step([plain], at: t0)
+        let red = WatchlistHit(
+            owner: "be-fedpol", list: "red", version: "v", ref: "R", label: "L",
+            handling: Handling(tlp: .red, releasableTo: ["be-fedpol"], originatorNotified: true), score: 1,
+            via: "exact", watched: sel.value)
+        var later = plain
+        later.basis = [red]
+        try h.step([later], at: t0 + 5)
+        let a = try #require(try h.store.alerts(states: nil, limit: 1).first)
+        #expect(a.count == 2)
+        #expect(Protection.from(a.payload).map(\.tlp) == ["red"])
+        #expect(Renderer(config: h.config).access(a, partner: "fr-dgsi", sink: true) == .notice)
+    }
+
+    @Test("a partner's silence matches the labels as that partner sees them (no probing of list names)")
+    func silencesSeeWhatTheirPartnerSees() throws {
+        let h = try Harness(route: route("fr-dgsi-rx"))
+        var c = Commit()
+        c.silences = [
+            Silence(
+                id: "probe", matchers: [#"list=~"l.*""#], startsAt: t0 - 1, endsAt: t0 + 1000, createdBy: "analyst-fr",
+                comment: "probe", partner: "fr-dgsi")
+        ]
+        try h.store.commit(c)
+        try h.tick(t0 + 1)
+        try h.step([hit(list: "l1", tlp: .amberStrict)], at: t0 + 2)  // fr-dgsi sees a handle, not "l1"
+        #expect(try h.outbox("fr-dgsi-rx").count == 1)
+        #expect(try h.events("suppressed", reason: "silence").isEmpty)
+    }
+
     @Test("a rate limit's digest and window survive a restart")
     func digestSurvivesRestart() throws {
         let h = try Harness { $0.rateLimits = [RateLimit(receiver: "ops-rx", max: 1, per: 60)] }

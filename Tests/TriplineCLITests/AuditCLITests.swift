@@ -351,6 +351,11 @@ struct AuditCLITests {
                 == .string(
                     "record \(k) logs auditor-1's own consultation (audit_consultation): an auditor never erases its own consultations"
                 ))
+        // Nor the trace of one's own refused attempts (or any record of one's own).
+        #expect(try erase(e, as: "auditor-1", "undo again").status == 1)
+        let refusedIndex = try Self.lastIndex(db)
+        let own2 = try erase(refusedIndex, as: "auditor-1", "hide it")
+        #expect(own2.status == 1 && own2.stderr.contains("own action"), "\(own2.stderr)")
         let ok = try CLITests.run(["audit", "verify", "--vkey", vkey] + c, cwd: dir)
         #expect(ok.status == 0 && ok.stdout.hasSuffix(", 1 payloads erased\n"), "\(ok.stdout)\(ok.stderr)")
     }

@@ -324,3 +324,44 @@ struct FileModeTests {
         #expect(try Data(contentsOf: state.appendingPathComponent("handle.key")).count == 3)
     }
 }
+
+/// SPEC §4 and §6: what an operator's files and a partner's directory may and may not do.
+@Suite("keys and owners", .serialized)
+struct KeysAndOwnersTests {
+    @Test("an audit key readable by others is tightened at start, with an audit record")
+    func auditKeyTightened() throws {
+        let dir = try ServeTests.deployment(
+            entries: 1, extra: #"audit: {origin: "tripline.test/audit", key_file: keys/audit.key}"#)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let key = dir.appendingPathComponent("keys/audit.key")
+        let k = try CLITests.run(["audit", "keygen", "--out", key.path], cwd: dir)
+        #expect(k.status == 0, "\(k.stderr)")
+        chmod(key.path, 0o644)
+        let s = try CLITests.run(["serve", "--config", "tripline.yaml"], stdin: "", cwd: dir)
+        #expect(s.status == 0, "\(s.stderr)")
+        let mode =
+            ((try FileManager.default.attributesOfItem(atPath: key.path)[.posixPermissions]) as? Int ?? 0) & 0o777
+        #expect(mode == 0o600)
+        #expect(ServeTests.eventCounts(dir)["file_modes_tightened"] == 1)
+    }
+
+    @Test("a list in the directory of no configured partner is refused, by check and by serve")
+    func ownerMustBeAPartner() throws {
+        let dir = try ServeTests.deployment(entries: 1)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let zz = dir.appendingPathComponent("Watchlists/zz")
+        try FileManager.default.createDirectory(at: zz, withIntermediateDirectories: true)
+        try
+            "watchlist: x\nowner: zz\nreview_by: 2099-01-01\nentries:\n  - {ref: Z, selectors: [{type: phone, value: \"+32470000099\"}]}\n"
+            .write(to: zz.appendingPathComponent("x.yaml"), atomically: true, encoding: .utf8)
+        let c = try CLITests.run(["check", "--config", "tripline.yaml"], cwd: dir)
+        #expect(
+            c.status == 1 && c.stderr.contains("zz/x.yaml:1:1: the list's owner \"zz\" is not a partner"), "\(c.stderr)"
+        )
+        let s = try CLITests.run(
+            ["serve", "--config", "tripline.yaml"], stdin: FaultTests.line("a", 99), cwd: dir)
+        #expect(s.status == 0)
+        #expect(ServeTests.eventCounts(dir)["alert_opened"] == nil)  // the planted list never matched
+        #expect(ServeTests.eventCounts(dir)["watchlist_refused"] == 1)
+    }
+}

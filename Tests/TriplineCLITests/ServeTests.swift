@@ -335,7 +335,8 @@ struct ServeTests {
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(p.terminationStatus == 0, "\(text)")
         #expect(text.contains("Rules/r.yml:4:17: unknown field \"valu\""), "\(text)")
-        #expect(text.contains("reload refused") && text.contains("reloaded:"))
+        #expect(text.contains("the previous rule set stays in force") && text.contains("reloaded:"), "\(text)")
+        #expect(Self.eventCounts(dir)["rules_rejected"] == 1)
     }
 
     @Test("crash test: SIGKILL at random moments on a followed file; every alert notified once, all accounted for")

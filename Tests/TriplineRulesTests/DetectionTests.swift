@@ -243,6 +243,28 @@ struct DetectionTests {
         #expect(bad.errors.first?.message.contains("names no loaded watchlist") == true)
     }
 
+    @Test("expand under re takes watched values as literals; errors never quote a watched value")
+    func expandIsLiteralAndQuiet() throws {
+        let dir = FileManager.default.currentDirectoryPath + "/Watchlists"
+        let lists = WatchlistLoader().load(directory: dir, now: 1_900_000_000).lists
+        // "+32470123456": a regex would read "+" as a quantifier with nothing to repeat.
+        let re = loadRules(
+            rule("  s: {value|expand|re: '^%be-fedpol/returning-fighters%$'}\n  condition: s"), watchlists: lists)
+        #expect(re.errors.isEmpty, "\(re.errors)")
+        #expect(matches(re.ruleSet, selector(#"{"id":"x","type":"phone","value":"+32 470 12 34 56"}"#)) == ["r1"])
+        #expect(matches(re.ruleSet, selector(#"{"id":"y","type":"phone","value":"+32 470 12 34 57"}"#)).isEmpty)
+        let values = lists.flatMap { $0.entries.flatMap { $0.selectors.map(\.value) } }
+        for bad in [
+            "  s: {value|expand|gt: '%be-fedpol/returning-fighters%'}\n  condition: s",
+            "  s: {value|expand|fieldref: '%be-fedpol/returning-fighters%'}\n  condition: s",
+        ] {
+            let r = loadRules(rule(bad), watchlists: lists)
+            #expect(r.errors.count == 1)
+            let text = r.errors.map(\.description).joined()
+            #expect(!values.contains { text.contains($0) }, "\(text)")
+        }
+    }
+
     @Test func multipleDocumentsAndDuplicates() {
         let text =
             rule("  s: {type: phone}\n  condition: s") + "\n---\n" + rule("  s: {type: ip}\n  condition: s", id: "r2")
