@@ -178,23 +178,27 @@ public struct FollowedFileSource: IngestSource {
                 (id.map { [(Self.inodeKey(name), Int64(bitPattern: $0.inode))] } ?? [])
                     + [(Self.tailKey(name), reader.fingerprint(at: reader.position))]
             }
+            /// The file at `path` again, from its start (rotated, truncated, changed); false when it cannot be opened.
+            func reopen(_ why: String) -> Bool {
+                do {
+                    reader = try LineReader(path: path)
+                } catch {
+                    logger.warning("\(path): \(error); waiting for it")
+                    return false
+                }
+                reader.follow = true
+                reader.verify = true
+                id = reader.identity
+                logger.warning("\(path) \(why): reading it from its start")
+                return true
+            }
             while !stop.isStopped {
                 let next: LineReader.Line?
                 do { next = try reader.next() } catch IngestError.changed {
                     // Truncated and written again, or replaced in place: what is buffered may mix old and new.
                     batcher.send(offset: reader.position, line: reader.line, marks: marks())
-                    do {
-                        reader = try LineReader(path: path)
-                        reader.follow = true
-                        reader.verify = true
-                        id = reader.identity
-                        logger.warning(
-                            "\(path) changed under the reader (truncated or replaced): reading it from its start")
-                        continue
-                    } catch {
-                        logger.error("ingest: \(path): \(error)")
-                        break
-                    }
+                    if reopen("changed under the reader (truncated or replaced)") { continue }
+                    break
                 } catch {
                     logger.error("ingest: \(path): \(error)")
                     break
@@ -209,19 +213,8 @@ public struct FollowedFileSource: IngestSource {
                 if let current = LineReader.identity(path: path), let open = id {
                     let replaced = !current.sameFile(as: open)
                     let truncated = !replaced && current.size < reader.position
-                    if replaced || truncated {
-                        do {
-                            reader = try LineReader(path: path)
-                            reader.follow = true
-                            reader.verify = true
-                            id = reader.identity
-                            logger.warning(
-                                "\(path) was \(replaced ? "replaced (rotation)" : "truncated"): reading it from its start"
-                            )
-                            continue
-                        } catch {
-                            logger.warning("\(path): \(error); waiting for it")
-                        }
+                    if replaced || truncated, reopen(replaced ? "was replaced (rotation)" : "was truncated") {
+                        continue
                     }
                 }
                 usleep(pause)

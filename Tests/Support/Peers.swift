@@ -147,3 +147,37 @@ public func freePort() -> Int {
     close(fd)
     return port
 }
+
+/// Another process (Python's sqlite3) holding a database's write lock (`BEGIN IMMEDIATE`) until `release()`: the
+/// locked database of the fault tests.
+public final class DatabaseLocker {
+    let process = Process()
+    let input = Pipe()
+    public init(_ path: String) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", "-c",
+            """
+            import signal, sqlite3, sys
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
+            c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+            c.execute('BEGIN IMMEDIATE')
+            print('locked', flush=True)
+            sys.stdin.readline()
+            c.execute('ROLLBACK')
+            """,
+            path,
+        ]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardInput = input
+        try process.run()
+        let said = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        guard said.hasPrefix("locked") else { throw TestFailure("the locker did not lock: \(said)") }
+    }
+
+    public func release() {
+        try? input.fileHandleForWriting.write(contentsOf: Data("\n".utf8))
+        process.waitUntilExit()
+    }
+}

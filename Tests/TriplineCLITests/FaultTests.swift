@@ -19,38 +19,6 @@ struct FaultTests {
             + "\n"
     }
 
-    /// Another process holding the database's write lock until `release()`.
-    final class Locker {
-        let process = Process()
-        let input = Pipe()
-        init(_ path: String) throws {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [
-                "python3", "-c",
-                """
-                import signal, sqlite3, sys
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
-                c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
-                c.execute('BEGIN IMMEDIATE')
-                print('locked', flush=True)
-                sys.stdin.readline()
-                c.execute('ROLLBACK')
-                """,
-                path,
-            ]
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardInput = input
-            try process.run()
-            let said = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
-            guard said.hasPrefix("locked") else { throw TestFailure("the locker did not lock: \(said)") }
-        }
-        func release() {
-            try? input.fileHandleForWriting.write(contentsOf: Data("\n".utf8))
-            process.waitUntilExit()
-        }
-    }
-
     @Test("a database locked past --db-timeout: serve stops with exit 2 and says why; a restart skips nothing")
     func lockedDatabaseStopsThenResumes() throws {
         let dir = try ServeTests.deployment(entries: 20)
@@ -61,7 +29,7 @@ struct FaultTests {
         let args = ["serve", "--config", "tripline.yaml", "--follow", input.path, "--db-timeout", "1.5"]
         let (p, err) = try ServeTests.start(args, cwd: dir)
         #expect(waitUntil(15) { readRecords(log).count == 1 })
-        let locker = try Locker(dir.appendingPathComponent("state/state.sqlite").path)
+        let locker = try DatabaseLocker(dir.appendingPathComponent("state/state.sqlite").path)
         // A backlog of several batches behind the failing one (the reader is held at its gate when it stops).
         var backlog = Self.line("c", 3)
         for i in 0..<1500 { backlog += #"{"id":"n\#(i)","type":"phone","value":"+33612345678"}"# + "\n" }
@@ -103,7 +71,7 @@ struct FaultTests {
         let args = ["serve", "--config", "tripline.yaml", "--follow", input.path, "--drain-timeout", "1"]
         let (p, _) = try ServeTests.start(args + ["--db-timeout", "60"], cwd: dir)
         #expect(waitUntil(15) { readRecords(log).count == 1 })
-        let locker = try Locker(dir.appendingPathComponent("state/state.sqlite").path)
+        let locker = try DatabaseLocker(dir.appendingPathComponent("state/state.sqlite").path)
         try Self.append(input, Self.line("b", 2))
         usleep(1_000_000)  // the batch is now retrying
         let stop = Date()

@@ -143,7 +143,7 @@ struct DeliveryTests {
         try store.migrate()
         let h = DeliveryHarness([("r", [("memory", "m")])], store: store)
         try h.queue("r", id: "n1")
-        let locker = try Locker(path)
+        let locker = try DatabaseLocker(path)
         Task.detached {
             try? await Task.sleep(nanoseconds: 1_500_000_000)
             locker.release()

@@ -81,37 +81,6 @@ func phone(_ id: String, _ value: String, item: String = "P-1") -> String {
     #"{"id":"\#(id)","type":"phone","value":"\#(value)","source":{"item":"\#(item)"}}"#
 }
 
-/// Another process (Python's sqlite3) holding the database's write lock (`BEGIN IMMEDIATE`) until released.
-final class Locker {
-    let process = Process()
-    let input = Pipe()
-    init(_ path: String) throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", "-c",
-            """
-            import signal, sqlite3, sys
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
-            c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
-            c.execute('BEGIN IMMEDIATE')
-            print('locked', flush=True)
-            sys.stdin.readline()
-            c.execute('ROLLBACK')
-            """,
-            path,
-        ]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardInput = input
-        try process.run()
-        let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
-        guard line.hasPrefix("locked") else { throw TestFailure("the locker did not lock: \(line)") }
-    }
-    func release() {
-        try? input.fileHandleForWriting.write(contentsOf: Data("\n".utf8))
-        process.waitUntilExit()
-    }
-}
 
 func kinds(_ store: SQLiteStateStore) throws -> [String: Int] {
     var out: [String: Int] = [:]
@@ -126,7 +95,7 @@ struct PipelineTests {
         let d = try Deployment()
         defer { try? FileManager.default.removeItem(at: d.dir) }
         let (pipeline, store) = try d.pipeline()
-        let locker = try Locker(d.statePath)
+        let locker = try DatabaseLocker(d.statePath)
         let started = Date()
         let input = batch([phone("a", "+32470000001"), phone("b", "+32470000002"), "{broken"])
         async let done: Void = pipeline.process(input, now: t0)
@@ -154,7 +123,7 @@ struct PipelineTests {
         let input = batch([phone("a", "+32470000001"), phone("b", "+32470000003")])
         do {
             let (pipeline, store) = try d.pipeline(retryFor: 0.6)
-            let locker = try Locker(d.statePath)
+            let locker = try DatabaseLocker(d.statePath)
             await #expect(throws: PipelineFailure.self) { try await pipeline.process(input, now: t0) }
             locker.release()
             #expect(try store.offset(source: "test") == nil)  // nothing counted as consumed
@@ -284,7 +253,7 @@ struct PipelineTests {
         defer { try? FileManager.default.removeItem(at: d.dir) }
         let (pipeline, store) = try d.pipeline()
         let before = try kinds(store)["config_reloaded"]
-        let locker = try Locker(d.statePath)
+        let locker = try DatabaseLocker(d.statePath)
         let ok = await pipeline.reload(configPath: d.dir.appendingPathComponent("tripline.yaml").path, now: t0)
         locker.release()
         #expect(!ok)
