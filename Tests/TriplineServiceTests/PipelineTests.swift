@@ -81,7 +81,6 @@ func phone(_ id: String, _ value: String, item: String = "P-1") -> String {
     #"{"id":"\#(id)","type":"phone","value":"\#(value)","source":{"item":"\#(item)"}}"#
 }
 
-
 func kinds(_ store: SQLiteStateStore) throws -> [String: Int] {
     var out: [String: Int] = [:]
     for e in try store.events(after: 0, limit: 1_000_000) { out[e.event.kind, default: 0] += 1 }
