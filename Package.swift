@@ -66,6 +66,13 @@ let package = Package(
 
         // The one authorisation policy (SPEC §8's table): commands and API routes ask it.
         .target(name: "TriplinePolicy", dependencies: ["TriplineAlerts", "TriplineState", "TriplineJSON"]),
+        // The operator actions (policy, need-to-know, audit) shared by the command line and the HTTP API.
+        .target(
+            name: "TriplineOperations",
+            dependencies: [
+                "TriplinePolicy", "TriplineConfig", "TriplineAlerts", "TriplineState", "TriplineAudit", "TriplineSinks",
+                "TriplineSelectors", "TriplineJSON", "TriplineYAML",
+            ]),
         .target(
             name: "TriplineConfig",
             dependencies: [
@@ -113,6 +120,7 @@ let package = Package(
                 "TriplineIngest", "TriplineSelectors", "TriplineWatchlists", "TriplineMatch", "TriplineRules",
                 "TriplineYAML", "TriplineJSON", "TriplineConfig", "TriplineAlerts", "TriplineState",
                 "TriplineStateSQLite", "TriplineService", "TriplineAudit", "TriplineSinks", "TriplinePolicy",
+                "TriplineOperations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

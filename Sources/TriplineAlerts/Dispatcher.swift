@@ -609,7 +609,7 @@ public final class Dispatcher {
     /// decision, made before.
     public static func act(
         on id: Int64, state: AlertState, principal: Principal, reason: String, until: Double? = nil,
-        store: any StateStore, now: Double
+        via: [(String, JSONValue)] = [], store: any StateStore, now: Double
     ) throws(AlertsError) -> AlertRecord {
         let found: AlertRecord?
         do { found = try store.alert(id: id) } catch { throw .state(error.description) }
@@ -632,7 +632,7 @@ public final class Dispatcher {
         c.events = [
             EventDraft(
                 at: now, kind: state == .acknowledged ? "alert_acknowledged" : "alert_resolved", alertKey: a.key,
-                principal: principal.id, reason: reason, detail: detail)
+                principal: principal.id, reason: reason, detail: JSONObject(detail.members + via))
         ]
         c.offsets = [Self.changed(now)]
         do { try store.commit(c) } catch { throw .state(error.description) }

@@ -4,6 +4,7 @@ import TriplineAlerts
 import TriplineAudit
 import TriplineConfig
 import TriplineJSON
+import TriplineOperations
 import TriplinePolicy
 import TriplineSelectors
 import TriplineState
@@ -201,40 +202,26 @@ struct Audit: ParsableCommand {
         @Option(help: "Records about this rule id.") var rule: String?
         @Option(help: "Records about this receiver.") var receiver: String?
 
-        func matching(_ log: AuditLog, _ c: Configuration) throws -> [Int] {
-            let lo = try from.map { t -> Double in
+        /// The filters as the operations take them.
+        func filter() throws -> AuditFilter {
+            var f = AuditFilter()
+            f.from = try from.map { t -> Double in
                 guard let v = Timestamp.parse(t) else { throw ValidationError("--from must be RFC 3339") }
                 return v
             }
-            let hi = try to.map { t -> Double in
+            f.to = try to.map { t -> Double in
                 guard let v = Timestamp.parse(t) else { throw ValidationError("--to must be RFC 3339") }
                 return v
             }
-            var out: [Int] = []
-            for (i, e) in log.entries.enumerated() {
-                guard let rec = try? JSONParser.parse(e.record).objectValue else { continue }
-                var at = 0.0
-                if case .number(let us)? = rec["at_us"] { at = (Double(us) ?? 0) / 1e6 }
-                if let lo, at < lo { continue }
-                if let hi, at > hi { continue }
-                let payload = e.payload ?? ""
-                let p = (try? JSONParser.parse(payload).objectValue) ?? JSONObject()
-                let key = p["alert_key"]?.stringValue ?? ""
-                let rx = p["receiver"]?.stringValue
-                if let selector, !payload.contains(selector) { continue }
-                if let list, !key.contains("/\(list)/") && !payload.contains("\"list\":\"\(list)\"") { continue }
-                if let rule, !key.hasPrefix("rule:\(rule):") && !payload.contains(rule) { continue }
-                if let receiver, rx != receiver { continue }
-                if let partner {
-                    let viaReceiver = rx.flatMap { c.alerts.receiver($0)?.partner } == partner
-                    let viaPrincipal =
-                        p["principal"]?.stringValue.flatMap { c.alerts.principal($0)?.partner } == partner
-                    if !(key.hasPrefix("wl:\(partner)/") || viaReceiver || viaPrincipal) { continue }
-                }
-                out.append(i)
-            }
-            return out
+            f.selector = selector
+            f.partner = partner
+            f.list = list
+            f.rule = rule
+            f.receiver = receiver
+            return f
         }
+
+        func matching(_ log: AuditLog, _ c: Configuration) throws -> [Int] { try filter().matching(log, c) }
 
         var description: JSONObject {
             var o = JSONObject()
@@ -294,20 +281,13 @@ struct Audit: ParsableCommand {
         @OptionGroup var filters: Filters
 
         func run() throws {
-            let (c, p, store, now) = try actor.open()
-            try actor.require(actor.policy(c).decide(p, .queryAudit), p, .queryAudit, store, at: now)
-            let log = try store.auditLog()
-            let statuses = log.payloadStatuses()
-            let hits = try filters.matching(log, c)
-            var firstBad: (Int, String)?
-            for i in hits {
-                writeJSON(AuditBundle.line(index: i, entry: log.entries[i], status: statuses[i]))
-                if firstBad == nil, case .bad(let why) = statuses[i] { firstBad = (i, why) }
-            }
-            try Audit.consultation(store, actor, p.id, "audit query", filters, hits.count)
+            let f = try filters.filter()
+            let (ops, caller) = try actor.operations()
+            let (lines, problem) = try TriplineCLI.run { () throws(OperationError) in try ops.auditRecords(caller, f) }
+            for l in lines { writeJSON(l) }
             // A payload neither intact nor erased by an audited erasure is never passed off as genuine.
-            if let (i, why) = firstBad {
-                printError("tripline: audit log verification FAILED: record \(i): \(why)")
+            if let problem {
+                printError("tripline: audit log verification FAILED: \(problem)")
                 throw ExitCode(1)
             }
         }

@@ -3,6 +3,7 @@ import Foundation
 import TriplineAlerts
 import TriplineConfig
 import TriplineJSON
+import TriplineOperations
 import TriplinePolicy
 import TriplineSelectors
 import TriplineService
@@ -36,7 +37,8 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-/// Who acts on the command line, and why (both recorded, with the operating-system user).
+/// Who acts on the command line, and why (both recorded, with the operating-system user). Without `--server` the
+/// command acts on the local state database (SPEC §10: only the operating-system user that owns it can open it).
 struct Actor: ParsableArguments {
     @Option(name: .customLong("as"), help: "The principal acting (an id from the configuration's principals).")
     var principal: String
@@ -67,10 +69,20 @@ struct Actor: ParsableArguments {
         }
     }
 
-    func renderer(_ c: Configuration, _ store: any DurableStore) throws -> Renderer {
-        var a = c.alerts
-        a.handleKey = try c.loadHandleKey()
-        return Renderer(config: a, handlings: try store.listHandlings())
+    /// The operations on the local state database, as this principal.
+    func operations() throws -> (Operations, Caller) {
+        let (c, p, store, t) = try open()
+        let fixed = now != nil
+        let clock: @Sendable () -> Double = { fixed ? t : Date().timeIntervalSince1970 }
+        do {
+            return (
+                try Operations(config: c, store: store, clock: clock),
+                Caller(principal: p, reason: reason, via: [("os_user", .string(Self.osUser))])
+            )
+        } catch {
+            printError("tripline: \(error)")
+            throw ExitCode(2)
+        }
     }
 
     func policy(_ c: Configuration) -> Policy { Policy(config: c.alerts, operatorPartner: c.operatorPartner) }
@@ -107,26 +119,17 @@ struct Actor: ParsableArguments {
     }
 }
 
-/// What a principal may see of an alert: auditors everything; partners and analysts by need-to-know, and the
-/// state as their partner sees it (acknowledged when their partner acknowledged it).
-func consult(_ a: AlertRecord, _ p: Principal, _ r: Renderer, now: Double) -> JSONObject {
-    var seen = a
-    seen.state = a.state(for: p.role == .auditor ? nil : p.partner, at: now)
-    let access: Access = p.role == .auditor ? .full : r.access(a, partner: p.partner, sink: false)
-    var v = r.view(seen, access: access)
-    if access == .full && !a.acks.isEmpty {
-        v.append(
-            "acknowledged_by",
-            .array(
-                a.acks.sorted { $0.key < $1.key }.map { partner, ack in
-                    var o = JSONObject([
-                        ("partner", .string(partner)), ("by", .string(ack.by)), ("at", .string(Renderer.time(ack.at))),
-                    ])
-                    o.append("until", ack.until.map { .string(Renderer.time($0)) } ?? .string("resolved"))
-                    return .object(o)
-                }))
+/// Runs an operation: a refusal, a hidden object, a conflict or bad input exits 1 with its message (the
+/// operation audited it); a failing database exits 2.
+func run<T>(_ body: () throws(OperationError) -> T) throws -> T {
+    do { return try body() } catch {
+        printError("tripline: \(error)")
+        switch error {
+        case .failed: throw ExitCode(2)
+        case .invalid: throw ExitCode(64)
+        default: throw ExitCode(1)
+        }
     }
-    return v
 }
 
 func writeJSON(_ o: JSONObject) { FileHandle.standardOutput.write(Data((JSONWriter.string(.object(o)) + "\n").utf8)) }
@@ -154,22 +157,13 @@ struct Alerts: ParsableCommand {
         @Option(help: "At most this many.") var limit = 100
 
         func run() throws {
-            let (c, p, store, now) = try actor.open()
-            let policy = actor.policy(c)
-            try actor.require(policy.decide(p, .listAlerts), p, .listAlerts, store, at: now)
-            let r = try actor.renderer(c, store)
-            var shown: [JSONValue] = []
-            for a in try store.alerts(states: nil, limit: Int.max) where shown.count < limit {
-                guard policy.decide(p, .listAlerts, alert: a).allowed else { continue }
-                let v = consult(a, p, r, now: now)
-                if let state, v["state"] != .string(state.rawValue) { continue }
+            let (ops, caller) = try actor.operations()
+            var f = Operations.AlertFilter()
+            f.state = state
+            f.limit = limit
+            for v in try TriplineCLI.run({ () throws(OperationError) in try ops.listAlerts(caller, f).alerts }) {
                 writeJSON(v)
-                shown.append(.number(String(a.id)))
             }
-            try record(
-                store,
-                actor.event(
-                    "consultation", p, at: now, [("command", .string("alerts list")), ("alerts", .array(shown))]))
         }
     }
 
@@ -179,21 +173,8 @@ struct Alerts: ParsableCommand {
         @Argument(help: "Alert id.") var id: Int64
 
         func run() throws {
-            let (c, p, store, now) = try actor.open()
-            let policy = actor.policy(c)
-            try actor.require(policy.decide(p, .showAlert), p, .showAlert, store, at: now)
-            let object: [(String, JSONValue)] = [("alert_id", .number(String(id)))]
-            guard let a = try store.alert(id: id) else {
-                try actor.require(
-                    .hidden("no alert \(id) visible to \(p.id)"), p, .showAlert, store, at: now, object: object)
-                return
-            }
-            try actor.require(policy.decide(p, .showAlert, alert: a), p, .showAlert, store, at: now, object: object)
-            writeJSON(consult(a, p, try actor.renderer(c, store), now: now))
-            try record(
-                store,
-                actor.event(
-                    "consultation", p, at: now, alertKey: a.key, [("command", .string("alerts show"))] + object))
+            let (ops, caller) = try actor.operations()
+            writeJSON(try TriplineCLI.run({ () throws(OperationError) in try ops.showAlert(caller, id: id) }))
         }
     }
 
@@ -212,7 +193,12 @@ struct Alerts: ParsableCommand {
                 }
                 limit = d
             }
-            try act(actor, id, .acknowledged, .ackAlert, until: limit)
+            let (ops, caller) = try actor.operations()
+            let done = try TriplineCLI.run { () throws(OperationError) in
+                try ops.act(caller, id: id, resolve: false, until: limit.map { ops.clock() + $0 })
+            }
+            printError("alert \(id) acknowledged for \(caller.principal.partner) by \(caller.principal.id)")
+            _ = done
         }
     }
 
@@ -220,30 +206,10 @@ struct Alerts: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Resolve an alert (for everyone).")
         @OptionGroup var actor: Actor
         @Argument(help: "Alert id.") var id: Int64
-        func run() throws { try act(actor, id, .resolved, .resolveAlert) }
-    }
-
-    static func act(
-        _ actor: Actor, _ id: Int64, _ state: AlertState, _ action: Policy.Action, until: Double? = nil
-    ) throws {
-        let (c, p, store, now) = try actor.open()
-        let policy = actor.policy(c)
-        let object: [(String, JSONValue)] = [("alert_id", .number(String(id)))]
-        try actor.require(policy.decide(p, action), p, action, store, at: now, object: object)
-        guard let a = try store.alert(id: id) else {
-            try actor.require(.hidden("no alert \(id) visible to \(p.id)"), p, action, store, at: now, object: object)
-            return
-        }
-        try actor.require(policy.decide(p, action, alert: a), p, action, store, at: now, object: object)
-        do {
-            let done = try Dispatcher.act(
-                on: id, state: state, principal: p, reason: actor.reason, until: until.map { now + $0 },
-                store: store, now: now)
-            printError(
-                "alert \(done.id) \(state == .resolved ? "resolved" : "acknowledged for \(p.partner)") by \(p.id)")
-        } catch {
-            printError("tripline: \(error)")
-            throw ExitCode(1)
+        func run() throws {
+            let (ops, caller) = try actor.operations()
+            _ = try TriplineCLI.run { () throws(OperationError) in try ops.act(caller, id: id, resolve: true) }
+            printError("alert \(id) resolved by \(caller.principal.id)")
         }
     }
 }
@@ -271,27 +237,11 @@ struct Silences: ParsableCommand {
             guard !matchers.isEmpty else { throw ValidationError("a silence needs at least one matcher") }
             guard let d = parseDuration(duration), d > 0 else { throw ValidationError("--duration like 30m or 2h") }
             guard d <= Policy.maxSilence else { throw ValidationError("--duration is at most 365d") }
-            let (c, p, store, now) = try actor.open()
-            let policy = actor.policy(c)
-            try actor.require(policy.decide(p, .addSilence), p, .addSilence, store, at: now)
-            let scope = policy.silenceScope(p)
-            let s = Silence(
-                id: UUID().uuidString.lowercased(), matchers: matchers, startsAt: now, endsAt: now + d,
-                createdBy: p.id, comment: comment, partner: scope)
-            var commit = Commit()
-            commit.silences = [s]
-            commit.events = [
-                actor.event(
-                    "silence_added", p, at: now,
-                    [
-                        ("silence", .string(s.id)), ("matchers", .array(matchers.map { .string($0) })),
-                        ("ends_at", .string(Renderer.time(s.endsAt))), ("comment", .string(comment)),
-                        ("receivers_of", .string(scope ?? "every partner")),
-                    ])
-            ]
-            commit.offsets = [Dispatcher.changed(now)]
-            try store.commit(commit)
-            print(s.id)
+            let (ops, caller) = try actor.operations()
+            let s = try TriplineCLI.run { () throws(OperationError) in
+                try ops.addSilence(caller, matchers: matchers, duration: d, comment: comment)
+            }
+            print(s["id"]?.stringValue ?? "")
         }
     }
 
@@ -300,28 +250,11 @@ struct Silences: ParsableCommand {
         @OptionGroup var actor: Actor
         @Flag(help: "Include expired silences.") var expired = false
         func run() throws {
-            let (c, p, store, now) = try actor.open()
-            let policy = actor.policy(c)
-            try actor.require(policy.decide(p, .listSilences), p, .listSilences, store, at: now)
-            var shown: [JSONValue] = []
-            for s in try store.silences(includeExpired: expired)
-            where policy.decide(p, .listSilences, silence: s).allowed {
-                var o = JSONObject()
-                o.append("id", .string(s.id))
-                o.append("matchers", .array(s.matchers.map { .string($0) }))
-                o.append("starts_at", .string(Renderer.time(s.startsAt)))
-                o.append("ends_at", .string(Renderer.time(s.endsAt)))
-                o.append("created_by", .string(s.createdBy))
-                o.append("comment", .string(s.comment))
-                o.append("receivers_of", .string(s.partner ?? "every partner"))
-                o.append("active", .bool(s.isActive(at: now)))
-                writeJSON(o)
-                shown.append(.string(s.id))
+            let (ops, caller) = try actor.operations()
+            for s in try TriplineCLI.run({ () throws(OperationError) in try ops.listSilences(caller, expired: expired) }
+            ) {
+                writeJSON(s)
             }
-            try record(
-                store,
-                actor.event(
-                    "consultation", p, at: now, [("command", .string("silence list")), ("silences", .array(shown))]))
         }
     }
 
@@ -330,23 +263,8 @@ struct Silences: ParsableCommand {
         @OptionGroup var actor: Actor
         @Argument(help: "Silence id.") var id: String
         func run() throws {
-            let (c, p, store, now) = try actor.open()
-            let policy = actor.policy(c)
-            let object: [(String, JSONValue)] = [("silence", .string(id))]
-            try actor.require(policy.decide(p, .expireSilence), p, .expireSilence, store, at: now, object: object)
-            guard var s = try store.silences(includeExpired: false).first(where: { $0.id == id }) else {
-                try actor.require(.hidden("no active silence \(id)"), p, .expireSilence, store, at: now, object: object)
-                return
-            }
-            try actor.require(
-                policy.decide(p, .expireSilence, silence: s).allowed ? .allow : .hidden("no active silence \(id)"),
-                p, .expireSilence, store, at: now, object: object)
-            s.expiredAt = now
-            var commit = Commit()
-            commit.silences = [s]
-            commit.events = [actor.event("silence_expired", p, at: now, object)]
-            commit.offsets = [Dispatcher.changed(now)]
-            try store.commit(commit)
+            let (ops, caller) = try actor.operations()
+            try TriplineCLI.run { () throws(OperationError) in try ops.expireSilence(caller, id: id) }
         }
     }
 }
@@ -362,27 +280,12 @@ struct Outbox: ParsableCommand {
         @Flag(help: "Dead letters only.") var dead = false
         @Option(help: "At most this many.") var limit = 1000
         func run() throws {
-            let (c, p, store, now) = try actor.open()
-            let policy = actor.policy(c)
-            try actor.require(policy.decide(p, .listOutbox), p, .listOutbox, store, at: now)
-            var n = 0
-            for i in try store.outbox(status: dead ? .dead : nil, limit: Int.max) where n < limit {
-                guard policy.decide(p, .listOutbox, receiver: i.receiver).allowed else { continue }
-                n += 1
-                var o = JSONObject()
-                o.append("id", .number(String(i.id)))
-                o.append("receiver", .string(i.receiver))
-                if !i.integration.isEmpty { o.append("integration", .string(i.integration)) }
-                o.append("status", .string(i.status.rawValue))
-                o.append("priority_rank", .number(String(i.priorityRank)))
-                o.append("attempts", .number(String(i.attempts)))
-                o.append("created_at", .string(Renderer.time(i.createdAt)))
-                o.append("next_attempt_at", .string(Renderer.time(i.nextAttemptAt)))
-                if let n = i.payload["notification_id"] { o.append("notification_id", n) }
-                if let e = i.lastError { o.append("last_error", .string(e)) }
+            let (ops, caller) = try actor.operations()
+            for o in try TriplineCLI.run({ () throws(OperationError) in
+                try ops.listOutbox(caller, dead: dead, limit: limit)
+            }) {
                 writeJSON(o)
             }
-            try record(store, actor.event("consultation", p, at: now, [("command", .string("outbox list"))]))
         }
     }
 
@@ -391,25 +294,8 @@ struct Outbox: ParsableCommand {
         @OptionGroup var actor: Actor
         @Argument(help: "Outbox id.") var id: Int64
         func run() throws {
-            let (c, p, store, now) = try actor.open()
-            let policy = actor.policy(c)
-            let object: [(String, JSONValue)] = [("outbox_id", .number(String(id)))]
-            try actor.require(policy.decide(p, .retryOutbox), p, .retryOutbox, store, at: now, object: object)
-            guard let item = try store.outbox(status: .dead, limit: Int.max).first(where: { $0.id == id }) else {
-                try actor.require(
-                    .hidden("outbox item \(id) is not a dead letter"), p, .retryOutbox, store, at: now, object: object)
-                return
-            }
-            try actor.require(
-                policy.decide(p, .retryOutbox, receiver: item.receiver).allowed
-                    ? .allow : .hidden("outbox item \(id) is not a dead letter"),
-                p, .retryOutbox, store, at: now, object: object)
-            let ok = try store.retry(
-                outboxID: id, event: actor.event("outbox_retry", p, at: now, receiver: item.receiver, object))
-            if !ok {
-                printError("tripline: outbox item \(id) is not a dead letter")
-                throw ExitCode(1)
-            }
+            let (ops, caller) = try actor.operations()
+            try TriplineCLI.run { () throws(OperationError) in try ops.retryOutbox(caller, id: id) }
         }
     }
 }
@@ -426,24 +312,8 @@ struct Receivers: ParsableCommand {
         @OptionGroup var actor: Actor
         @Argument(help: "Receiver name.") var name: String
         func run() throws {
-            let (c, p, store, now) = try actor.open()
-            let policy = actor.policy(c)
-            let object: [(String, JSONValue)] = [("receiver", .string(name))]
-            try actor.require(policy.decide(p, .enableReceiver), p, .enableReceiver, store, at: now, object: object)
-            guard c.alerts.receiver(name) != nil else {
-                try actor.require(.hidden("no receiver \(name)"), p, .enableReceiver, store, at: now, object: object)
-                return
-            }
-            try actor.require(
-                policy.decide(p, .enableReceiver, receiver: name), p, .enableReceiver, store, at: now, object: object)
-            var commit = Commit()
-            commit.offsets =
-                [(DeliveryFailure.disabledKey(name), 0)]
-                + c.alerts.receiver(name)!.integrations.map {
-                    (DeliveryFailure.disabledKey(OutboxLane(receiver: name, integration: $0.name)), 0)
-                }
-            commit.events = [actor.event("receiver_enabled", p, at: now, receiver: name, [])]
-            try store.commit(commit)
+            let (ops, caller) = try actor.operations()
+            try TriplineCLI.run { () throws(OperationError) in try ops.enableReceiver(caller, name: name) }
         }
     }
 }
