@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // System libraries named by the design card, linked from the distribution's packages.
@@ -71,7 +73,7 @@ let package = Package(
             name: "TriplineOperations",
             dependencies: [
                 "TriplinePolicy", "TriplineConfig", "TriplineAlerts", "TriplineState", "TriplineAudit", "TriplineSinks",
-                "TriplineSelectors", "TriplineJSON", "TriplineYAML",
+                "TriplineSelectors", "TriplineJSON", "TriplineYAML", .product(name: "Crypto", package: "swift-crypto"),
             ]),
         .target(
             name: "TriplineConfig",
@@ -97,7 +99,7 @@ let package = Package(
             name: "TriplineService",
             dependencies: [
                 "TriplineConfig", "TriplineAlerts", "TriplineSinks", "TriplineState", "TriplineStateSQLite", "TriplineAudit",
-                "TriplineIngest", "TriplineRules", "TriplineMatch", "TriplineWatchlists", "TriplineSelectors",
+                "TriplineIngest", "TriplineHTTP", "TriplineOperations", "TriplineRules", "TriplineMatch", "TriplineWatchlists", "TriplineSelectors",
                 "TriplineJSON", "TriplineYAML",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -112,6 +114,19 @@ let package = Package(
             // Verification recomputes every hash; optimised in debug builds too, so the tamper suite stays quick.
             swiftSettings: [.unsafeFlags(["-O"])]
         ),
+
+        // The HTTP API (SPEC §10): Hummingbird routes over the operations, bearer tokens, problem+json.
+        .target(
+            name: "TriplineHTTP",
+            dependencies: [
+                "TriplineOperations", "TriplinePolicy", "TriplineAlerts", "TriplineState", "TriplineAudit",
+                "TriplineSelectors", "TriplineJSON", "TriplineYAML",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            resources: [.copy("Resources/openapi.json")]),
 
         // Command line: the wiring, and a thin main.
         .target(

@@ -15,7 +15,7 @@ public struct Tripline: AsyncParsableCommand {
         abstract: "Streaming selector-watchlist matcher.",
         subcommands: [
             Check.self, Normalize.self, Match.self, RuleTest.self, Serve.self, Alerts.self, Silences.self, Outbox.self,
-            Audit.self, Receivers.self,
+            Audit.self, Receivers.self, TokensCommand.self,
         ]
     )
     public init() {}

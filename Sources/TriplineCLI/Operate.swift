@@ -25,6 +25,8 @@ struct Serve: AsyncParsableCommand {
     var maxBackoff = 6 * 3600.0
     @Option(help: "Seconds a failing state database is retried (nothing skipped) before serve stops with exit 2.")
     var dbTimeout = 60.0
+    @Flag(help: "Read standard input also when the HTTP API is on (it is read by default only without it).")
+    var stdin = false
 
     func run() async throws {
         var o = Server.Options(configPath: config, follow: follow)
@@ -32,6 +34,7 @@ struct Serve: AsyncParsableCommand {
         o.drainTimeout = drainTimeout
         o.maxBackoff = maxBackoff
         o.dbTimeout = dbTimeout
+        o.stdin = stdin
         let status = await Server.run(o)
         if status != 0 { throw ExitCode(status) }
     }
@@ -314,6 +317,50 @@ struct Receivers: ParsableCommand {
         func run() throws {
             let (ops, caller) = try actor.operations()
             try TriplineCLI.run { () throws(OperationError) in try ops.enableReceiver(caller, name: name) }
+        }
+    }
+}
+
+struct TokensCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tokens", abstract: "API tokens for the configuration's principals (admin).",
+        subcommands: [Issue.self, List.self, Revoke.self])
+
+    struct Issue: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue a token for a principal; it is printed once (only its hash is kept).")
+        @OptionGroup var actor: Actor
+        @Option(help: "The principal the token stands for.") var principal: String
+        @Option(help: "How long it is valid: 90d (default), 12h, ... at most 3650d.") var expires = "90d"
+        func run() throws {
+            guard let d = parseDuration(expires), d > 0 else { throw ValidationError("--expires like 90d") }
+            let (ops, caller) = try actor.operations()
+            let (token, view) = try TriplineCLI.run { () throws(OperationError) in
+                try ops.issueToken(caller, principal: principal, expiresIn: d)
+            }
+            print(token)
+            printError(
+                "token \(view["id"]?.stringValue ?? "") for \(principal), valid until \(view["expires_at"]?.stringValue ?? "")"
+            )
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Tokens (never their secrets) as NDJSON.")
+        @OptionGroup var actor: Actor
+        func run() throws {
+            let (ops, caller) = try actor.operations()
+            for t in try TriplineCLI.run({ () throws(OperationError) in try ops.listTokens(caller) }) { writeJSON(t) }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a token by its id.")
+        @OptionGroup var actor: Actor
+        @Argument(help: "Token id (tok_...).") var id: String
+        func run() throws {
+            let (ops, caller) = try actor.operations()
+            try TriplineCLI.run { () throws(OperationError) in try ops.revokeToken(caller, id: id) }
         }
     }
 }

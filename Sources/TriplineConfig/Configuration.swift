@@ -23,6 +23,22 @@ public struct Configuration: Sendable {
     public var audit: [String: String] = [:]
     /// The operating partner (SPEC §8 `operator:`): the only partner by default; required with several.
     public var operatorPartner = "local"
+    /// The HTTP API (SPEC §10), off unless configured.
+    public var http: HTTPSettings?
+
+    public struct HTTPSettings: Sendable {
+        public var host: String
+        public var port: Int
+        /// TLS: certificate chain and key files; clients verified against `clientCAFile` when set.
+        public var certFile: String?
+        public var keyFile: String?
+        public var clientCAFile: String?
+        public var externalURL: String?
+        public var linkKeyFile: String?
+        /// Requests per second per principal, and the burst above it.
+        public var rateLimit = 100.0
+        public var rateBurst = 200.0
+    }
 
     /// The longest value each duration key takes (SPEC §6: network deadlines at most 24 h, every other duration
     /// a documented maximum); `check` refuses longer ones at file:line:col.
@@ -251,6 +267,41 @@ private struct Reader {
                         }
                     }
                 }
+            case "http":
+                var h = Configuration.HTTPSettings(host: "127.0.0.1", port: 9466)
+                for (hk, hv) in try mapping(
+                    v, "http", keys: ["listen", "tls", "external_url", "link_key_file", "rate_limit", "rate_burst"])
+                {
+                    switch hk.scalar {
+                    case "listen":
+                        let l = try string(hv, "listen")
+                        guard let colon = l.lastIndex(of: ":"), let port = Int(l[l.index(after: colon)...]),
+                            (1...65535).contains(port), colon > l.startIndex
+                        else { throw hv.error("\"listen\" is host:port, like 127.0.0.1:9466") }
+                        h.host = String(l[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+                        h.port = port
+                    case "tls":
+                        for (tk, tv) in try mapping(hv, "tls", keys: ["cert_file", "key_file", "client_ca_file"]) {
+                            let f = resolve(try string(tv, tk.scalar!))
+                            switch tk.scalar {
+                            case "cert_file": h.certFile = f
+                            case "key_file": h.keyFile = f
+                            default: h.clientCAFile = f
+                            }
+                        }
+                        if (h.certFile == nil) != (h.keyFile == nil) {
+                            throw hv.error("\"tls\" needs both cert_file and key_file")
+                        }
+                    case "external_url": h.externalURL = try string(hv, "external_url")
+                    case "link_key_file": h.linkKeyFile = resolve(try string(hv, "link_key_file"))
+                    default:
+                        guard let n = hv.scalar.flatMap(Double.init), n > 0, n <= 100_000 else {
+                            throw hv.error("\"\(hk.scalar!)\" is a number of requests, 1 to 100000")
+                        }
+                        if hk.scalar == "rate_limit" { h.rateLimit = n } else { h.rateBurst = n }
+                    }
+                }
+                c.http = h
             case "audit":
                 for (ak, av) in try mapping(v, "audit", keys: ["origin", "key_file", "checkpoint_interval"]) {
                     let s = try string(av, ak.scalar!)

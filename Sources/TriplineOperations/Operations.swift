@@ -145,25 +145,30 @@ public struct Operations: Sendable {
     ) {
         try reasoned(c)
         try require(policy.decide(c.principal, .listAlerts), c, .listAlerts)
-        let all: [AlertRecord]
-        do { all = try store.alerts(states: nil, limit: Int.max) } catch { throw .failed(error.description) }
         var out: [JSONObject] = []
         var shown: [JSONValue] = []
         var next: Int64?
-        for a in all.sorted(by: { $0.id > $1.id }) {
-            if let b = f.before, a.id >= b { continue }
-            if let since = f.since, a.updatedAt < since { continue }
-            if let p = f.priority, a.priority != p { continue }
-            if let o = f.owner, !Policy.owners(a).contains(o) { continue }
-            guard policy.decide(c.principal, .listAlerts, alert: a).allowed else { continue }
-            let v = view(a, for: c.principal)
-            if let s = f.state, v["state"] != .string(s.rawValue) { continue }
-            if out.count == f.limit {
-                next = Int64(shown.last.flatMap { $0.doubleValue } ?? 0)
-                break
+        var cursor = f.before
+        // Pages of the store, newest first, until the page the caller asked for is full of alerts it may list.
+        scan: while true {
+            let page: [AlertRecord]
+            do { page = try store.alerts(idBelow: cursor, limit: 500) } catch { throw .failed(error.description) }
+            for a in page {
+                cursor = a.id
+                if let since = f.since, a.updatedAt < since { continue }
+                if let p = f.priority, a.priority != p { continue }
+                if let o = f.owner, !Policy.owners(a).contains(o) { continue }
+                guard policy.decide(c.principal, .listAlerts, alert: a).allowed else { continue }
+                let v = view(a, for: c.principal)
+                if let s = f.state, v["state"] != .string(s.rawValue) { continue }
+                if out.count == f.limit {
+                    next = Int64(shown.last.flatMap { $0.doubleValue } ?? 0)
+                    break scan
+                }
+                out.append(v)
+                shown.append(.number(String(a.id)))
             }
-            out.append(v)
-            shown.append(.number(String(a.id)))
+            if page.count < 500 { break }
         }
         try record(event("consultation", c, [("command", .string("alerts list")), ("alerts", .array(shown))]))
         return (out, next)

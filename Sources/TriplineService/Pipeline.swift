@@ -243,6 +243,10 @@ public actor Pipeline {
 
     /// The alert configuration in force (receivers for delivery).
     public var alertsConfig: AlertsConfig { dispatcher.config }
+    /// The configuration in force.
+    public var configuration: Configuration { loaded.configuration }
+    /// Commits succeed (readiness).
+    public var healthy: Bool { failingSince == nil && tickFailingSince == nil }
 
     /// An outbox item rendered again where the lists' current handling is stricter than when it was queued.
     public func refresh(_ item: OutboxItem) -> OutboxItem { dispatcher.refresh(item) }
@@ -258,12 +262,14 @@ public actor Pipeline {
     }
 
     /// Processes a batch and commits it with the input position it consumes up to; then runs the timers.
-    public func process(_ batch: InputBatch, now: Double) async throws(PipelineFailure) {
+    @discardableResult
+    public func process(_ batch: InputBatch, now: Double) async throws(PipelineFailure) -> BatchOutcome {
         if now >= nextTimeLimit { passTimeLimits(now: now) }
+        outcome = BatchOutcome()
         let all = batch.positions(upTo: batch.offset, line: batch.lineNumber)
         if try await attempt(batch.lines[...], source: batch.source, positions: all, now: now) {
             try await tick(now: now)
-            return
+            return outcome
         }
         // The database refused the change itself: one line per transaction, a refused line rejected alone.
         logger.warning("\(batch.source): the state database refused a batch; committing its lines one at a time")
@@ -277,7 +283,15 @@ public actor Pipeline {
                 refused: (line, "the state database refused the record's changes"))
         }
         try await tick(now: now)
+        return outcome
     }
+
+    /// What a processed batch came to (the HTTP ingest answers with it).
+    public struct BatchOutcome: Sendable {
+        public var accepted = 0
+        public var rejected: [(line: Int, id: String?, error: String)] = []
+    }
+    private var outcome = BatchOutcome()
 
     /// A list passed its review date or an entry expired while the service runs: the operator is told (owner and
     /// file, never an entry), and rules that take values from the lists are compiled again at `now`.
@@ -309,6 +323,7 @@ public actor Pipeline {
             dispatcher.begin()
             var commit = Commit()
             var log: [String] = []
+            var rejections: [(line: Int, id: String?, error: String)] = []
             var counts = (accepted: 0, rejected: 0, hits: 0)
             do throws(StateError) {
                 var found: [Hit] = []
@@ -329,6 +344,7 @@ public actor Pipeline {
                         found += hits
                     case .rejected(let r):
                         counts.rejected += 1
+                        rejections.append((l.number, r.id, r.message))
                         log.append(
                             "\(source):\(l.number): \(r.id.map { "id \(printable($0)): " } ?? "")\(printable(r.message))"
                         )
@@ -338,6 +354,7 @@ public actor Pipeline {
                 if let (l, why) = refused {
                     counts.rejected += 1
                     let r = RecordStep.Rejection(id: RecordStep.salvageID(l.bytes[...]), message: why)
+                    rejections.append((l.number, r.id, r.message))
                     log.append(
                         "\(source):\(l.number): \(r.id.map { "id \(printable($0)): " } ?? "")\(printable(r.message))")
                     commit.events.append(Self.rejection(r, source: source, line: l.number, now: now))
@@ -375,6 +392,8 @@ public actor Pipeline {
             accepted += counts.accepted
             rejected += counts.rejected
             hits += counts.hits
+            outcome.accepted += counts.accepted
+            outcome.rejected += rejections
             for line in log { logger.warning("\(line)") }
             return true
         }

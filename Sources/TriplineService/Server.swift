@@ -3,7 +3,10 @@ import Logging
 import ServiceLifecycle
 import TriplineAudit
 import TriplineConfig
+import TriplineHTTP
 import TriplineJSON
+import TriplineOperations
+import TriplineRules
 import TriplineState
 import TriplineStateSQLite
 import TriplineYAML
@@ -20,10 +23,41 @@ public enum Server {
         public var maxBackoff = 6 * 3600.0
         /// How long a failing state database is retried before `serve` stops with exit 2.
         public var dbTimeout = 60.0
+        /// Read standard input also when the HTTP API is on.
+        public var stdin = false
         public init(configPath: String?, follow: String?) {
             self.configPath = configPath
             self.follow = follow
         }
+    }
+
+    /// HTTP ingest: the lines through the pipeline in batches, answered once committed (backpressure as for files).
+    static func ingest(
+        _ lines: [[UInt8]], _ caller: Caller, pipeline: Pipeline, store: any DurableStore, options: Options
+    ) async throws -> IngestOutcome {
+        var outcome = IngestOutcome(accepted: 0, rejected: [])
+        let source = "http:" + caller.principal.id
+        var n = 0
+        for chunk in stride(from: 0, to: lines.count, by: 512) {
+            while ((try? store.pendingOutboxCount()) ?? 0) > options.outboxBound {
+                try await Task.sleep(nanoseconds: 20_000_000)
+            }
+            var batch: [InputLine] = []
+            for l in lines[chunk..<min(chunk + 512, lines.count)] {
+                n += 1
+                if l.count > LineLimits.maxRecord {
+                    batch.append(InputLine(bytes: Array(l.prefix(512)), number: n, end: 0, oversized: l.count))
+                } else {
+                    batch.append(InputLine(bytes: l, number: n, end: 0))
+                }
+            }
+            let done = try await pipeline.process(
+                InputBatch(source: source, lines: batch, offset: 0, lineNumber: n),
+                now: Date().timeIntervalSince1970)
+            outcome.accepted += done.accepted
+            outcome.rejected += done.rejected
+        }
+        return outcome
     }
 
     /// Exit status: 0 after a clean end of input or shutdown, 1 for an invalid configuration, 2 for a runtime failure.
@@ -68,25 +102,29 @@ public enum Server {
             let pipeline = try Pipeline(
                 loaded: loaded, store: store, logger: logger, now: now,
                 durability: Durability(retryFor: options.dbTimeout))
-            let source: any IngestSource =
-                options.follow.map { FollowedFileSource(path: $0) } ?? StandardInputSource()
+            // With the API on, standard input is read only when asked (`--stdin`); a followed file when named.
+            let source: (any IngestSource)? =
+                options.follow.map { FollowedFileSource(path: $0) }
+                ?? (config.http == nil || options.stdin ? StandardInputSource() : nil)
             let delivery = DeliveryService(
                 store: store, config: { await pipeline.alertsConfig }, logger: logger,
                 drainTimeout: options.drainTimeout, maxBackoff: options.maxBackoff,
                 refresh: { await pipeline.refresh($0) })
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+            var signer: NoteSigner?
             if let keyFile = config.audit["key_file"] {
                 guard let text = FileManager.default.contents(atPath: keyFile) else {
                     FileHandle.standardError.write(Data("tripline: cannot read the audit key \(keyFile)\n".utf8))
                     return 1
                 }
-                let signer = try NoteSigner(text: String(decoding: text, as: UTF8.self))
+                let key = try NoteSigner(text: String(decoding: text, as: UTF8.self))
+                signer = key
                 let interval = config.audit["checkpoint_interval"].flatMap(parseDuration) ?? 60
                 // First in the group: stopped last, so its final checkpoint covers everything.
                 services.append(
                     .init(
                         service: CheckpointService(
-                            store: store, origin: config.audit["origin"] ?? "tripline.local/audit", signer: signer,
+                            store: store, origin: config.audit["origin"] ?? "tripline.local/audit", signer: key,
                             interval: interval, logger: logger), successTerminationBehavior: .ignore))
             }
             services += [
@@ -95,15 +133,45 @@ public enum Server {
                 .init(
                     service: ReloadService(pipeline: pipeline, configPath: options.configPath),
                     successTerminationBehavior: .ignore),
-                .init(
-                    service: IngestService(
-                        source: source, pipeline: pipeline, store: store, logger: logger,
-                        outboxBound: options.outboxBound,
-                        drainTimeout: options.drainTimeout),
-                    successTerminationBehavior: .gracefullyShutdownGroup),
             ]
+            if let http = config.http {
+                // The API before ingest in the group: it stops right after ingest, before deliveries drain.
+                var api = APIServices(
+                    operations: {
+                        do { return try Operations(config: await pipeline.configuration, store: store) } catch {
+                            throw error
+                        }
+                    },
+                    ingest: { lines, caller in
+                        try await Self.ingest(lines, caller, pipeline: pipeline, store: store, options: options)
+                    },
+                    reload: {
+                        await pipeline.reload(configPath: options.configPath, now: Date().timeIntervalSince1970)
+                    },
+                    ready: { await pipeline.healthy },
+                    signer: signer, openAPI: APIServer.openAPIDocument,
+                    metrics: { await Metrics.text(pipeline: pipeline, store: store) })
+                api.rate = (http.rateLimit, http.rateBurst)
+                let host = http.host
+                let apiLogger = logger
+                services.append(
+                    .init(
+                        service: APIServer.application(
+                            api, host: http.host, port: http.port, logger: logger,
+                            onRunning: { port in apiLogger.info("API listening on http://\(host):\(port)") }),
+                        successTerminationBehavior: .gracefullyShutdownGroup))
+            }
+            if let source {
+                services.append(
+                    .init(
+                        service: IngestService(
+                            source: source, pipeline: pipeline, store: store, logger: logger,
+                            outboxBound: options.outboxBound,
+                            drainTimeout: options.drainTimeout),
+                        successTerminationBehavior: .gracefullyShutdownGroup))
+            }
             logger.info(
-                "serving: \(loaded.rules.rules.count) rules, state \(config.state), input \(options.follow ?? "standard input")"
+                "serving: \(loaded.rules.rules.count) rules, state \(config.state), input \(source?.name ?? "the API only")"
             )
             let group = ServiceGroup(
                 configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

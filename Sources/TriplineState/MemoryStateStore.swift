@@ -14,6 +14,7 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
     private var offsets: [String: Int64] = [:]
     private var rates: [String: RateState] = [:]
     private var handlings: [String: JSONObject]?
+    private var tokenByID: [String: TokenRecord] = [:]
 
     public init() {}
 
@@ -44,6 +45,7 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
             for (source, offset) in c.offsets { offsets[source] = offset }
             for r in c.rateStates { rates[r.receiver] = r }
             if let h = c.listHandlings { handlings = h }
+            for t in c.tokens { tokenByID[t.id] = t }
         }
     }
 
@@ -57,6 +59,14 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
             Array(
                 alertsByID.values.filter { states?.contains($0.state) ?? true }
                     .sorted { ($0.updatedAt, $0.id) > ($1.updatedAt, $1.id) }.prefix(limit))
+        }
+    }
+
+    public func alerts(idBelow: Int64?, limit: Int) throws(StateError) -> [AlertRecord] {
+        try locked {
+            Array(
+                alertsByID.values.filter { a in idBelow.map { a.id < $0 } ?? true }.sorted { $0.id > $1.id }
+                    .prefix(limit))
         }
     }
 
@@ -155,6 +165,14 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
     public func offset(source: String) throws(StateError) -> Int64? { try locked { offsets[source] } }
 
     public func listHandlings() throws(StateError) -> [String: JSONObject]? { try locked { handlings } }
+
+    public func token(hash: String) throws(StateError) -> TokenRecord? {
+        try locked { tokenByID.values.first { $0.hash == hash } }
+    }
+
+    public func tokens() throws(StateError) -> [TokenRecord] {
+        try locked { tokenByID.values.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) } }
+    }
 
     public func rateStates() throws(StateError) -> [RateState] {
         try locked { rates.values.sorted { $0.receiver < $1.receiver } }

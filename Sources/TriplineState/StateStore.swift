@@ -13,6 +13,8 @@ public protocol StateStore: AnyObject, Sendable {
     func alert(key: String) throws(StateError) -> AlertRecord?
     /// Alerts, newest update first, optionally only in the given states.
     func alerts(states: Set<AlertState>?, limit: Int) throws(StateError) -> [AlertRecord]
+    /// Alerts with an id below `idBelow` (all when nil), highest id first: a page of the API's alert list.
+    func alerts(idBelow: Int64?, limit: Int) throws(StateError) -> [AlertRecord]
     /// Alerts changed at or after `since` (operators' changes from another process), oldest change first.
     func alerts(updatedSince since: Double, limit: Int) throws(StateError) -> [AlertRecord]
     /// Alerts in `states` last seen before `before` (resolve timeouts), oldest sighting first.
@@ -40,6 +42,10 @@ public protocol StateStore: AnyObject, Sendable {
     func rateStates() throws(StateError) -> [RateState]
     /// The lists' handlings as the service last loaded them (`owner/list` → handling); nil before any load.
     func listHandlings() throws(StateError) -> [String: JSONObject]?
+    /// The API token with this hash (SHA-256 hex of the token), if any.
+    func token(hash: String) throws(StateError) -> TokenRecord?
+    /// Every API token (hashes only), oldest first.
+    func tokens() throws(StateError) -> [TokenRecord]
     func offset(source: String) throws(StateError) -> Int64?
     /// Events after `seq`, oldest first.
     func events(after seq: Int64, limit: Int) throws(StateError) -> [EventRecord]
@@ -274,6 +280,30 @@ public struct RateState: Sendable, Equatable {
     }
 }
 
+/// An API credential (SPEC §10): the token itself is shown once; only its SHA-256 is kept.
+public struct TokenRecord: Sendable, Equatable {
+    public var id: String
+    public var principal: String
+    public var hash: String
+    public var createdAt: Double
+    public var expiresAt: Double?
+    public var revokedAt: Double?
+    public var createdBy: String
+    public init(
+        id: String, principal: String, hash: String, createdAt: Double, expiresAt: Double?, revokedAt: Double? = nil,
+        createdBy: String
+    ) {
+        self.id = id
+        self.principal = principal
+        self.hash = hash
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.revokedAt = revokedAt
+        self.createdBy = createdBy
+    }
+    public func valid(at t: Double) -> Bool { revokedAt == nil && (expiresAt.map { t < $0 } ?? true) }
+}
+
 /// One atomic change: what a batch of input, a timer, or an operator's action did.
 public struct Commit: Sendable {
     /// Inserted or replaced by id.
@@ -289,11 +319,13 @@ public struct Commit: Sendable {
     public var rateStates: [RateState] = []
     /// When set, replaces every list handling (a load or reload of the lists).
     public var listHandlings: [String: JSONObject]?
+    /// Inserted or replaced by id.
+    public var tokens: [TokenRecord] = []
 
     public init() {}
     public var isEmpty: Bool {
         alerts.isEmpty && events.isEmpty && outbox.isEmpty && notifyLog.isEmpty && silences.isEmpty && offsets.isEmpty
-            && rateStates.isEmpty && listHandlings == nil
+            && rateStates.isEmpty && listHandlings == nil && tokens.isEmpty
     }
 }
 

@@ -75,6 +75,12 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
         CREATE TABLE rate_state (receiver TEXT PRIMARY KEY, sent TEXT NOT NULL, digest TEXT NOT NULL);
         CREATE TABLE list_handlings (key TEXT PRIMARY KEY, handling TEXT NOT NULL);
         """,
+        // v5: API tokens (SPEC §10): only the SHA-256 of each token, with its principal, expiry and revocation.
+        """
+        CREATE TABLE tokens (
+            id TEXT PRIMARY KEY, principal TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created_at REAL NOT NULL,
+            expires_at REAL, revoked_at REAL, created_by TEXT NOT NULL);
+        """,
     ]
 
     public static var schemaVersion: Int { migrations.count }
@@ -336,6 +342,18 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
                 }
                 try run("INSERT OR REPLACE INTO offsets (source, offset) VALUES ('list-handlings-known', 1)")
             }
+            for t in c.tokens {
+                try run(
+                    """
+                    INSERT OR REPLACE INTO tokens (id, principal, hash, created_at, expires_at, revoked_at, created_by)
+                    VALUES (?,?,?,?,?,?,?)
+                    """,
+                    [
+                        .text(t.id), .text(t.principal), .text(t.hash), .real(t.createdAt),
+                        t.expiresAt.map { .real($0) } ?? .null, t.revokedAt.map { .real($0) } ?? .null,
+                        .text(t.createdBy),
+                    ])
+            }
             for r in c.rateStates {
                 try run(
                     "INSERT OR REPLACE INTO rate_state (receiver, sent, digest) VALUES (?,?,?)",
@@ -463,6 +481,17 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             }
             sql += " ORDER BY updated_at DESC, id DESC LIMIT ?"
             try run(sql, [.int(Int64(limit))]) { out.append(self.readAlert($0)) }
+            return out
+        }
+    }
+
+    public func alerts(idBelow: Int64?, limit: Int) throws(StateError) -> [AlertRecord] {
+        try locked { () throws(StateError) -> [AlertRecord] in
+            var out: [AlertRecord] = []
+            try run(
+                "SELECT \(Self.alertColumns) FROM alerts WHERE id < ? ORDER BY id DESC LIMIT ?",
+                [.int(idBelow ?? Int64.max), .int(Int64(limit))]
+            ) { out.append(self.readAlert($0)) }
             return out
         }
     }
@@ -633,6 +662,34 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
                         createdBy: r.text(4) ?? "", comment: r.text(5) ?? "",
                         expiredAt: sqlite3_column_type(r.stmt, 6) == SQLITE_NULL ? nil : r.real(6), partner: r.text(7)))
             }
+            return out
+        }
+    }
+
+    private func readToken(_ r: Row) -> TokenRecord {
+        TokenRecord(
+            id: r.text(0) ?? "", principal: r.text(1) ?? "", hash: r.text(2) ?? "", createdAt: r.real(3),
+            expiresAt: sqlite3_column_type(r.stmt, 4) == SQLITE_NULL ? nil : r.real(4),
+            revokedAt: sqlite3_column_type(r.stmt, 5) == SQLITE_NULL ? nil : r.real(5), createdBy: r.text(6) ?? "")
+    }
+
+    public func token(hash: String) throws(StateError) -> TokenRecord? {
+        try locked { () throws(StateError) -> TokenRecord? in
+            var out: TokenRecord?
+            try run(
+                "SELECT id, principal, hash, created_at, expires_at, revoked_at, created_by FROM tokens WHERE hash = ?",
+                [.text(hash)]
+            ) { out = self.readToken($0) }
+            return out
+        }
+    }
+
+    public func tokens() throws(StateError) -> [TokenRecord] {
+        try locked { () throws(StateError) -> [TokenRecord] in
+            var out: [TokenRecord] = []
+            try run(
+                "SELECT id, principal, hash, created_at, expires_at, revoked_at, created_by FROM tokens ORDER BY created_at, id"
+            ) { out.append(self.readToken($0)) }
             return out
         }
     }

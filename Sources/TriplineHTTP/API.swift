@@ -1,0 +1,404 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import TriplineAlerts
+import TriplineAudit
+import TriplineJSON
+import TriplineOperations
+import TriplinePolicy
+import TriplineSelectors
+import TriplineState
+import TriplineYAML
+
+/// A request's context: who the credential says it is (set by `Authenticate`), and the reason it gives.
+public struct APIContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var caller: Caller?
+    public init(source: ApplicationRequestContextSource) { coreContext = .init(source: source) }
+    /// Bodies are collected by the routes themselves, each with its own limit.
+    public var maxUploadSize: Int { API.maxIngest }
+}
+
+/// What the API needs from the running service.
+public struct APIServices: Sendable {
+    /// The operations as configured now (after the last reload).
+    public var operations: @Sendable () async throws -> Operations
+    /// Ingests NDJSON lines through the one record step; answers once they are committed.
+    public var ingest: @Sendable (_ lines: [[UInt8]], _ caller: Caller) async throws -> IngestOutcome
+    /// SIGHUP's work: reload configuration, lists and rules; false when the new set was refused.
+    public var reload: @Sendable () async -> Bool
+    /// Lists and rules loaded, database writable.
+    public var ready: @Sendable () async -> Bool
+    /// The audit signer, when the configuration names a key.
+    public var signer: NoteSigner?
+    /// The OpenAPI document served at /v1/openapi.json.
+    public var openAPI: [UInt8]
+    /// Prometheus text for /metrics.
+    public var metrics: @Sendable () async -> String
+    /// Requests per second per principal, and the burst above it (429 beyond).
+    public var rate: (perSecond: Double, burst: Double) = (100, 200)
+
+    public init(
+        operations: @escaping @Sendable () async throws -> Operations,
+        ingest: @escaping @Sendable ([[UInt8]], Caller) async throws -> IngestOutcome,
+        reload: @escaping @Sendable () async -> Bool, ready: @escaping @Sendable () async -> Bool,
+        signer: NoteSigner?, openAPI: [UInt8], metrics: @escaping @Sendable () async -> String
+    ) {
+        self.operations = operations
+        self.ingest = ingest
+        self.reload = reload
+        self.ready = ready
+        self.signer = signer
+        self.openAPI = openAPI
+        self.metrics = metrics
+    }
+}
+
+/// What an ingest request came to (202's body).
+public struct IngestOutcome: Sendable {
+    public var accepted: Int
+    public var rejected: [(line: Int, id: String?, error: String)]
+    public init(accepted: Int, rejected: [(line: Int, id: String?, error: String)]) {
+        self.accepted = accepted
+        self.rejected = rejected
+    }
+}
+
+/// The HTTP API (SPEC §10): one versioned JSON API under `/v1`, every request authenticated (bearer tokens), every
+/// route through the one policy (via the operations), errors as RFC 9457 problem+json.
+public enum API {
+    /// SPEC §10: NDJSON ingest bodies up to 16 MiB.
+    public static let maxIngest = 16 << 20
+    /// Other request bodies (silences, tokens).
+    public static let maxSmallBody = 1 << 20
+
+    public static func router(_ services: APIServices, logger: Logger) -> Router<APIContext> {
+        let router = Router(context: APIContext.self)
+        router.middlewares.add(ProblemMiddleware())
+        router.get("/healthz") { _, _ in json(JSONObject([("status", .string("ok"))])) }
+        router.get("/readyz") { _, _ in
+            await services.ready()
+                ? json(JSONObject([("status", .string("ready"))]))
+                : problem(.serviceUnavailable, "not ready: lists and rules not loaded, or the database not writable")
+        }
+        let authed = router.group().add(middleware: Authenticate(services: services))
+        authed.get("/metrics") { _, context in
+            _ = try caller(context)
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(
+                status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: await services.metrics())))
+        }
+        authed.get("/v1/openapi.json") { _, context in
+            _ = try caller(context)
+            return raw(services.openAPI, type: "application/json")
+        }
+        authed.post("/-/reload") { _, context in
+            let c = try caller(context)
+            let ops = try await services.operations()
+            try ops.require(ops.policy.decide(c.principal, .reload), c, .reload)
+            let ok = await services.reload()
+            return ok
+                ? json(JSONObject([("status", .string("reloaded"))]))
+                : problem(.unprocessableContent, "the new configuration was refused; the running one stays")
+        }
+        addIngest(authed, services)
+        addAlerts(authed, services)
+        addSilences(authed, services)
+        addOutbox(authed, services)
+        addAudit(authed, services)
+        addTokens(authed, services)
+        return router
+    }
+
+    // MARK: Routes
+
+    static func addIngest(_ r: RouterGroup<APIContext>, _ services: APIServices) {
+        r.post("/v1/selectors") { request, context in
+            let c = try caller(context)
+            let ops = try await services.operations()
+            try ops.require(ops.policy.decide(c.principal, .ingest), c, .ingest)
+            let body = try await collect(request, limit: maxIngest)
+            var lines: [[UInt8]] = []
+            body.withUnsafeReadableBytes { raw in
+                var start = 0
+                for (i, b) in raw.enumerated() where b == 0x0A {
+                    lines.append(Array(raw[start..<i]))
+                    start = i + 1
+                }
+                if start < raw.count { lines.append(Array(raw[start..<raw.count])) }
+            }
+            let outcome = try await services.ingest(lines, c)
+            var o = JSONObject([
+                ("accepted", .number(String(outcome.accepted))), ("rejected", .number(String(outcome.rejected.count))),
+            ])
+            o.append(
+                "rejects",
+                .array(
+                    outcome.rejected.map { r in
+                        var e = JSONObject([("line", .number(String(r.line)))])
+                        if let id = r.id { e.append("id", .string(id)) }
+                        e.append("error", .string(r.error))
+                        return .object(e)
+                    }))
+            return json(o, status: .accepted)
+        }
+    }
+
+    static func addAlerts(_ r: RouterGroup<APIContext>, _ services: APIServices) {
+        r.get("/v1/alerts") { request, context in
+            let c = try caller(context)
+            let q = request.uri.queryParameters
+            var f = Operations.AlertFilter()
+            if let s = q["state"] {
+                guard let state = AlertState(rawValue: String(s)) else {
+                    throw APIError.invalid("state is firing, acknowledged or resolved")
+                }
+                f.state = state
+            }
+            f.priority = q["priority"].map(String.init)
+            f.owner = q["owner"].map(String.init)
+            if let s = q["since"] {
+                guard let t = Timestamp.parse(String(s)) else { throw APIError.invalid("since is an RFC 3339 time") }
+                f.since = t
+            }
+            if let l = q["limit"] {
+                guard let n = Int(l), n > 0, n <= 1000 else { throw APIError.invalid("limit is 1 to 1000") }
+                f.limit = n
+            }
+            if let b = q["before"] {
+                guard let n = Int64(b), n > 0 else { throw APIError.invalid("before is an alert id") }
+                f.before = n
+            }
+            let ops = try await services.operations()
+            let page = try ops.listAlerts(c, f)
+            var o = JSONObject([("alerts", .array(page.alerts.map { .object($0) }))])
+            if let next = page.next { o.append("next", .string("/v1/alerts?before=\(next)")) }
+            return json(o)
+        }
+        r.get("/v1/alerts/{id}") { _, context in
+            let c = try caller(context)
+            let id = try context.parameters.require("id", as: Int64.self)
+            return json(try await services.operations().showAlert(c, id: id))
+        }
+        r.post("/v1/alerts/{id}/ack") { request, context in
+            let c = try caller(context)
+            let id = try context.parameters.require("id", as: Int64.self)
+            let body = try await object(request, context)
+            let ops = try await services.operations()
+            var until: Double?
+            if let u = body?["until"]?.stringValue, u != "resolved" {
+                guard let d = parseDurationText(u), d > 0, d <= Policy.maxSilence else {
+                    throw APIError.invalid("until is \"resolved\" or a duration up to 365d")
+                }
+                until = ops.clock() + d
+            }
+            return json(try ops.act(c, id: id, resolve: false, until: until))
+        }
+        r.post("/v1/alerts/{id}/resolve") { _, context in
+            let c = try caller(context)
+            let id = try context.parameters.require("id", as: Int64.self)
+            return json(try await services.operations().act(c, id: id, resolve: true))
+        }
+    }
+
+    static func addSilences(_ r: RouterGroup<APIContext>, _ services: APIServices) {
+        r.get("/v1/silences") { request, context in
+            let c = try caller(context)
+            let expired = request.uri.queryParameters["expired"] == "true"
+            let list = try await services.operations().listSilences(c, expired: expired)
+            return json(JSONObject([("silences", .array(list.map { .object($0) }))]))
+        }
+        r.post("/v1/silences") { request, context in
+            let c = try caller(context)
+            guard let body = try await object(request, context) else { throw APIError.invalid("a JSON object body") }
+            guard let ms = body["matchers"]?.arrayValue?.compactMap(\.stringValue), !ms.isEmpty else {
+                throw APIError.invalid("matchers: a list of label matchers")
+            }
+            guard let comment = body["comment"]?.stringValue else { throw APIError.invalid("comment is required") }
+            guard let d = parseDurationText(body["duration"]?.stringValue ?? "2h") else {
+                throw APIError.invalid("duration like 30m or 2h")
+            }
+            return json(
+                try await services.operations().addSilence(c, matchers: ms, duration: d, comment: comment),
+                status: .created)
+        }
+        r.delete("/v1/silences/{id}") { _, context in
+            let c = try caller(context)
+            try await services.operations().expireSilence(c, id: try context.parameters.require("id"))
+            return Response(status: .noContent)
+        }
+    }
+
+    static func addOutbox(_ r: RouterGroup<APIContext>, _ services: APIServices) {
+        r.get("/v1/outbox") { request, context in
+            let c = try caller(context)
+            let q = request.uri.queryParameters
+            let limit = try q["limit"].map { l -> Int in
+                guard let n = Int(l), n > 0, n <= 10_000 else { throw APIError.invalid("limit is 1 to 10000") }
+                return n
+            }
+            let items = try await services.operations().listOutbox(
+                c, dead: q["status"] == "dead", limit: limit ?? 1000)
+            return json(JSONObject([("items", .array(items.map { .object($0) }))]))
+        }
+        r.post("/v1/outbox/{id}/retry") { _, context in
+            let c = try caller(context)
+            try await services.operations().retryOutbox(c, id: try context.parameters.require("id", as: Int64.self))
+            return Response(status: .accepted)
+        }
+        r.post("/v1/receivers/{name}/enable") { _, context in
+            let c = try caller(context)
+            try await services.operations().enableReceiver(c, name: try context.parameters.require("name"))
+            return Response(status: .noContent)
+        }
+    }
+
+    static func addAudit(_ r: RouterGroup<APIContext>, _ services: APIServices) {
+        r.get("/v1/audit/records") { request, context in
+            let c = try caller(context)
+            let q = request.uri.queryParameters
+            var f = AuditFilter()
+            f.from = try q["from"].map { t -> Double in
+                guard let v = Timestamp.parse(String(t)) else { throw APIError.invalid("from is an RFC 3339 time") }
+                return v
+            }
+            f.to = try q["to"].map { t -> Double in
+                guard let v = Timestamp.parse(String(t)) else { throw APIError.invalid("to is an RFC 3339 time") }
+                return v
+            }
+            f.selector = q["selector"].map(String.init)
+            f.partner = q["partner"].map(String.init)
+            f.list = q["list"].map(String.init)
+            f.rule = q["rule"].map(String.init)
+            f.receiver = q["receiver"].map(String.init)
+            let (lines, problem) = try await services.operations().auditRecords(c, f)
+            var o = JSONObject([("records", .array(lines.map { .object($0) }))])
+            if let problem { o.append("verification_failed", .string(problem)) }
+            return json(o)
+        }
+        r.get("/v1/audit/checkpoint") { _, context in
+            _ = try caller(context)
+            let note = try await services.operations().checkpoint(signer: services.signer)
+            return raw(Array(note.utf8), type: "text/plain; charset=utf-8")
+        }
+        r.get("/v1/audit/proof/inclusion") { request, context in
+            let c = try caller(context)
+            let q = request.uri.queryParameters
+            guard let index = q["index"].flatMap({ Int($0) }) else { throw APIError.invalid("index is required") }
+            let size = try q["size"].map { s -> Int in
+                guard let n = Int(s) else { throw APIError.invalid("size is a number") }
+                return n
+            }
+            let proof = try await services.operations().proof(c, inclusion: index, size: size, old: nil, new: nil)
+            return json(JSONObject([("proof", .array(proof.map { .string(Data($0).base64EncodedString()) }))]))
+        }
+        r.get("/v1/audit/proof/consistency") { request, context in
+            let c = try caller(context)
+            let q = request.uri.queryParameters
+            guard let old = q["old"].flatMap({ Int($0) }), let new = q["new"].flatMap({ Int($0) }) else {
+                throw APIError.invalid("old and new are required")
+            }
+            let proof = try await services.operations().proof(c, inclusion: nil, size: nil, old: old, new: new)
+            return json(JSONObject([("proof", .array(proof.map { .string(Data($0).base64EncodedString()) }))]))
+        }
+    }
+
+    static func addTokens(_ r: RouterGroup<APIContext>, _ services: APIServices) {
+        r.get("/v1/tokens") { _, context in
+            let c = try caller(context)
+            let list = try await services.operations().listTokens(c)
+            return json(JSONObject([("tokens", .array(list.map { .object($0) }))]))
+        }
+        r.post("/v1/tokens") { request, context in
+            let c = try caller(context)
+            guard let body = try await object(request, context), let p = body["principal"]?.stringValue else {
+                throw APIError.invalid("principal is required")
+            }
+            var expires: Double? = 90 * 86_400
+            if let e = body["expires"]?.stringValue {
+                guard let d = parseDurationText(e) else { throw APIError.invalid("expires like 90d") }
+                expires = d
+            }
+            let (token, view) = try await services.operations().issueToken(c, principal: p, expiresIn: expires)
+            var o = view
+            o.append("token", .string(token))  // shown this once
+            return json(o, status: .created)
+        }
+        r.delete("/v1/tokens/{id}") { _, context in
+            let c = try caller(context)
+            try await services.operations().revokeToken(c, id: try context.parameters.require("id"))
+            return Response(status: .noContent)
+        }
+    }
+
+    // MARK: Plumbing
+
+    static func caller(_ context: APIContext) throws -> Caller {
+        guard let c = context.caller else { throw APIError.unauthorized }
+        return c
+    }
+
+    /// The request body, up to `limit` bytes (413 naming the limit beyond it).
+    static func collect(_ request: Request, limit: Int) async throws -> ByteBuffer {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
+            throw APIError.tooLarge(limit)
+        }
+        do { return try await request.body.collect(upTo: limit) } catch is NIOTooManyBytesError {
+            throw APIError.tooLarge(limit)
+        }
+    }
+
+    /// A small JSON object body, if any.
+    static func object(_ request: Request, _ context: APIContext) async throws -> JSONObject? {
+        let body = try await collect(request, limit: maxSmallBody)
+        if body.readableBytes == 0 { return nil }
+        let v: JSONValue
+        do { v = try body.withUnsafeReadableBytes { try JSONParser.parse($0.bindMemory(to: UInt8.self)) } } catch {
+            throw APIError.invalid("the body is not JSON: \(error)")
+        }
+        guard case .object(let o) = v else { throw APIError.invalid("the body is a JSON object") }
+        return o
+    }
+
+    static func json(_ o: JSONObject, status: HTTPResponse.Status = .ok) -> Response {
+        raw(Array(JSONWriter.string(.object(o)).utf8), type: "application/json", status: status)
+    }
+
+    static func raw(_ bytes: [UInt8], type: String, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = type
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    /// RFC 9457 problem details.
+    static func problem(_ status: HTTPResponse.Status, _ detail: String?, extra: [(String, JSONValue)] = []) -> Response
+    {
+        var o = JSONObject([
+            ("type", .string("about:blank")), ("title", .string(status.reasonPhrase)),
+            ("status", .number(String(status.code))),
+        ])
+        if let detail { o.append("detail", .string(detail)) }
+        for (k, v) in extra { o.append(k, v) }
+        return raw(Array(JSONWriter.string(.object(o)).utf8), type: "application/problem+json", status: status)
+    }
+
+    /// The one 401 body, byte for byte the same whatever the cause (the cause is in the audit log).
+    static let unauthorizedBody = Array(
+        #"{"type":"about:blank","title":"Unauthorized","status":401}"#.utf8)
+}
+
+/// Errors of the API layer itself (the operations have theirs).
+enum APIError: Error {
+    case unauthorized
+    case invalid(String)
+    case tooLarge(Int)
+}
+
+/// `parseDuration` for request fields (the one the configuration uses).
+func parseDurationText(_ s: String) -> Double? {
+    guard let d = parseDuration(s), d.isFinite else { return nil }
+    return d
+}
