@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // System libraries named by the design card, linked from the distribution's packages.
@@ -73,7 +75,8 @@ let package = Package(
             name: "TriplineOperations",
             dependencies: [
                 "TriplinePolicy", "TriplineConfig", "TriplineAlerts", "TriplineState", "TriplineAudit", "TriplineSinks",
-                "TriplineSelectors", "TriplineJSON", "TriplineYAML", .product(name: "Crypto", package: "swift-crypto"),
+                "TriplineSelectors", "TriplineWatchlists", "TriplineJSON", "TriplineYAML",
+                .product(name: "Crypto", package: "swift-crypto"),
             ]),
         .target(
             name: "TriplineConfig",
@@ -105,6 +108,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
 
@@ -173,7 +178,8 @@ let package = Package(
             name: "TriplineSinksTests",
             dependencies: ["TriplineSinks", "TriplineAlerts", "TriplineState", "TriplineJSON", "TriplineTestSupport"]),
         .testTarget(name: "TriplineAuditTests", dependencies: ["TriplineAudit", "TriplineJSON"]),
-        .testTarget(name: "TriplineCLITests", dependencies: ["TriplineCLI", "TriplineJSON", "TriplineTestSupport"]),
+        .testTarget(
+            name: "TriplineCLITests", dependencies: ["TriplineCLI", "TriplineHTTP", "TriplineJSON", "TriplineTestSupport"]),
         // The service as a value, run in-process: the pipeline's transactions, delivery lanes, clocks.
         .testTarget(
             name: "TriplineServiceTests",

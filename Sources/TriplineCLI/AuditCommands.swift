@@ -282,6 +282,17 @@ struct Audit: ParsableCommand {
 
         func run() throws {
             let f = try filters.filter()
+            if let api = try actor.remote() {
+                var q: [(String, String)] = []
+                for (k, v) in f.description { if let s = v.stringValue { q.append((k, s)) } }
+                let answer = try api.call("GET", "/v1/audit/records", query: q)?.objectValue
+                for r in answer?["records"]?.arrayValue ?? [] { if let o = r.objectValue { writeJSON(o) } }
+                if let problem = answer?["verification_failed"]?.stringValue {
+                    printError("tripline: audit log verification FAILED: \(problem)")
+                    throw ExitCode(1)
+                }
+                return
+            }
             let (ops, caller) = try actor.operations()
             let (lines, problem) = try TriplineCLI.run { () throws(OperationError) in try ops.auditRecords(caller, f) }
             for l in lines { writeJSON(l) }
@@ -301,68 +312,47 @@ struct Audit: ParsableCommand {
         @Option(help: "Bundle directory to create.") var out: String
 
         func run() throws {
-            let (c, p, store, now) = try actor.open()
-            try actor.require(actor.policy(c).decide(p, .exportAudit), p, .exportAudit, store, at: now)
-            let common = Common(config: actor.config)
-            let signer = try common.signer(c)
+            let f = try filters.filter()
+            let (ops, caller) = try actor.operations()
+            try TriplineCLI.run { () throws(OperationError) in
+                try ops.require(ops.policy.decide(caller.principal, .exportAudit), caller, .exportAudit)
+            }
+            let signer = try Common(config: actor.config).signer(ops.config)
             if FileManager.default.fileExists(atPath: out) {
                 throw ValidationError("\(out) exists: an export bundle is a new directory")
             }
-            // The log first, then a checkpoint covering at least what was read.
-            let log = try store.auditLog()
-            let note = try store.checkpoint(origin: common.origin(c), signer: signer, at: Date().timeIntervalSince1970)
-            let cp = try Checkpoint(text: try signer.verifier.open(note))
-            let statuses = log.payloadStatuses()
-            var hits = Set(try filters.matching(log, c).filter { $0 < cp.size })
-            // Each erased record travels with the erasure record that erased it: the bundle proves the erasure was
-            // audited.
-            for i in hits { if case .erased(let j) = statuses[i] { hits.insert(j) } }
-            let indices = hits.sorted()
-            if let i = indices.first(where: { if case .bad = statuses[$0] { true } else { false } }),
-                case .bad(let why) = statuses[i]
-            {
-                try Audit.consultation(store, actor, p.id, "audit export (failed: record \(i))", filters, 0)
-                printError("tripline: audit log verification FAILED: record \(i): \(why); nothing exported")
+            let (bundle, problem) = try TriplineCLI.run { () throws(OperationError) in
+                try ops.exportAudit(caller, f, signer: signer)
+            }
+            guard let bundle else {
+                printError("tripline: audit log verification FAILED: \(problem ?? "?"); nothing exported")
                 throw ExitCode(1)
             }
-            var records: [UInt8] = []
-            var proofs: [UInt8] = []
-            for i in indices {
-                records += Array(
-                    (JSONWriter.string(.object(AuditBundle.line(index: i, entry: log.entries[i], status: statuses[i])))
-                        + "\n").utf8)
-                let path = try store.inclusionProof(index: i, size: cp.size).map {
-                    JSONValue.string(Data($0).base64EncodedString())
-                }
-                proofs += Array(
-                    (JSONWriter.string(
-                        .object(
-                            JSONObject([
-                                ("index", .number(String(i))), ("size", .number(String(cp.size))),
-                                ("proof", .array(path)),
-                            ]))) + "\n").utf8)
-            }
-            // The directory 0700 and its files 0600, each created with its mode (never loosened, then chmodded).
-            let parent = (out as NSString).deletingLastPathComponent
-            if !parent.isEmpty && !FileManager.default.fileExists(atPath: parent) {
-                try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
-            }
-            if mkdir(out, 0o700) != 0 {
-                printError("tripline: cannot create \(out): \(String(cString: strerror(errno)))")
-                throw ExitCode(2)
-            }
-            func write(_ name: String, _ bytes: [UInt8]) throws {
-                try Audit.createPrivateFile((out as NSString).appendingPathComponent(name), bytes)
-            }
-            try write(AuditBundle.recordsFile, records)
-            try write(AuditBundle.proofsFile, proofs)
-            try write(AuditBundle.checkpointFile, Array(note.utf8))
-            try write(AuditBundle.vkeyFile, Array((signer.verifier.text + "\n").utf8))
-            try Audit.consultation(store, actor, p.id, "audit export", filters, indices.count)
+            try Audit.writeBundle(bundle, to: out)
             printError(
-                "exported \(indices.count) records with inclusion proofs against the checkpoint at size \(cp.size) to \(out)"
+                "exported \(bundle.records.count) records with inclusion proofs against the checkpoint at size \(bundle.size) to \(out)"
             )
         }
+    }
+
+    /// Writes a bundle as its directory: the directory 0700 and its files 0600, each created with its mode (never
+    /// loosened, then chmodded).
+    static func writeBundle(_ bundle: AuditExport, to out: String) throws {
+        let parent = (out as NSString).deletingLastPathComponent
+        if !parent.isEmpty && !FileManager.default.fileExists(atPath: parent) {
+            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        }
+        if mkdir(out, 0o700) != 0 {
+            printError("tripline: cannot create \(out): \(String(cString: strerror(errno)))")
+            throw ExitCode(2)
+        }
+        func write(_ name: String, _ bytes: [UInt8]) throws {
+            try Audit.createPrivateFile((out as NSString).appendingPathComponent(name), bytes)
+        }
+        try write(AuditBundle.recordsFile, AuditExport.ndjson(bundle.records))
+        try write(AuditBundle.proofsFile, AuditExport.ndjson(bundle.proofs))
+        try write(AuditBundle.checkpointFile, Array(bundle.checkpoint.utf8))
+        try write(AuditBundle.vkeyFile, Array((bundle.vkey + "\n").utf8))
     }
 }
 

@@ -43,14 +43,19 @@ struct Serve: AsyncParsableCommand {
 /// Who acts on the command line, and why (both recorded, with the operating-system user). Without `--server` the
 /// command acts on the local state database (SPEC §10: only the operating-system user that owns it can open it).
 struct Actor: ParsableArguments {
-    @Option(name: .customLong("as"), help: "The principal acting (an id from the configuration's principals).")
-    var principal: String
+    @Option(
+        name: .customLong("as"),
+        help: "The principal acting, on the local database (an id from the configuration's principals).")
+    var principal: String?
     @Option(help: "Why: a justification or case reference (recorded).") var reason: String
     @Option(help: "Configuration file.") var config: String?
     @Option(help: "The current time, RFC 3339 (tests).") var now: String?
+    @Option(help: "The HTTP API to act through (http://host:port), with a token instead of --as.") var server: String?
+    @Option(help: "File holding the API token (default: the TRIPLINE_TOKEN variable).") var tokenFile: String?
 
     func open() throws -> (Configuration, Principal, any DurableStore, Double) {
         let c = try loadSettings(config: config)
+        guard let principal else { throw ValidationError("--as names the principal acting (or use --server)") }
         guard let p = c.alerts.principal(principal) else {
             throw ValidationError("--as \(principal) is not a principal of \(c.configFile ?? "the embedded defaults")")
         }
@@ -160,6 +165,14 @@ struct Alerts: ParsableCommand {
         @Option(help: "At most this many.") var limit = 100
 
         func run() throws {
+            if let api = try actor.remote() {
+                var q = [("limit", String(limit))]
+                if let state { q.append(("state", state.rawValue)) }
+                for a in try api.call("GET", "/v1/alerts", query: q)?.objectValue?["alerts"]?.arrayValue ?? [] {
+                    if let o = a.objectValue { writeJSON(o) }
+                }
+                return
+            }
             let (ops, caller) = try actor.operations()
             var f = Operations.AlertFilter()
             f.state = state
@@ -176,6 +189,10 @@ struct Alerts: ParsableCommand {
         @Argument(help: "Alert id.") var id: Int64
 
         func run() throws {
+            if let api = try actor.remote() {
+                if let o = try api.call("GET", "/v1/alerts/\(id)")?.objectValue { writeJSON(o) }
+                return
+            }
             let (ops, caller) = try actor.operations()
             writeJSON(try TriplineCLI.run({ () throws(OperationError) in try ops.showAlert(caller, id: id) }))
         }
@@ -196,6 +213,11 @@ struct Alerts: ParsableCommand {
                 }
                 limit = d
             }
+            if let api = try actor.remote() {
+                _ = try api.call("POST", "/v1/alerts/\(id)/ack", body: JSONObject([("until", .string(until))]))
+                printError("alert \(id) acknowledged")
+                return
+            }
             let (ops, caller) = try actor.operations()
             let done = try TriplineCLI.run { () throws(OperationError) in
                 try ops.act(caller, id: id, resolve: false, until: limit.map { ops.clock() + $0 })
@@ -210,6 +232,11 @@ struct Alerts: ParsableCommand {
         @OptionGroup var actor: Actor
         @Argument(help: "Alert id.") var id: Int64
         func run() throws {
+            if let api = try actor.remote() {
+                _ = try api.call("POST", "/v1/alerts/\(id)/resolve")
+                printError("alert \(id) resolved")
+                return
+            }
             let (ops, caller) = try actor.operations()
             _ = try TriplineCLI.run { () throws(OperationError) in try ops.act(caller, id: id, resolve: true) }
             printError("alert \(id) resolved by \(caller.principal.id)")
@@ -240,6 +267,14 @@ struct Silences: ParsableCommand {
             guard !matchers.isEmpty else { throw ValidationError("a silence needs at least one matcher") }
             guard let d = parseDuration(duration), d > 0 else { throw ValidationError("--duration like 30m or 2h") }
             guard d <= Policy.maxSilence else { throw ValidationError("--duration is at most 365d") }
+            if let api = try actor.remote() {
+                let body = JSONObject([
+                    ("matchers", .array(matchers.map { .string($0) })), ("duration", .string(duration)),
+                    ("comment", .string(comment)),
+                ])
+                print(try api.call("POST", "/v1/silences", body: body)?.objectValue?["id"]?.stringValue ?? "")
+                return
+            }
             let (ops, caller) = try actor.operations()
             let s = try TriplineCLI.run { () throws(OperationError) in
                 try ops.addSilence(caller, matchers: matchers, duration: d, comment: comment)
@@ -253,6 +288,13 @@ struct Silences: ParsableCommand {
         @OptionGroup var actor: Actor
         @Flag(help: "Include expired silences.") var expired = false
         func run() throws {
+            if let api = try actor.remote() {
+                let q = expired ? [("expired", "true")] : []
+                for s in try api.call("GET", "/v1/silences", query: q)?.objectValue?["silences"]?.arrayValue ?? [] {
+                    if let o = s.objectValue { writeJSON(o) }
+                }
+                return
+            }
             let (ops, caller) = try actor.operations()
             for s in try TriplineCLI.run({ () throws(OperationError) in try ops.listSilences(caller, expired: expired) }
             ) {
@@ -266,6 +308,10 @@ struct Silences: ParsableCommand {
         @OptionGroup var actor: Actor
         @Argument(help: "Silence id.") var id: String
         func run() throws {
+            if let api = try actor.remote() {
+                _ = try api.call("DELETE", "/v1/silences/\(id)")
+                return
+            }
             let (ops, caller) = try actor.operations()
             try TriplineCLI.run { () throws(OperationError) in try ops.expireSilence(caller, id: id) }
         }
@@ -283,6 +329,14 @@ struct Outbox: ParsableCommand {
         @Flag(help: "Dead letters only.") var dead = false
         @Option(help: "At most this many.") var limit = 1000
         func run() throws {
+            if let api = try actor.remote() {
+                var q = [("limit", String(limit))]
+                if dead { q.append(("status", "dead")) }
+                for i in try api.call("GET", "/v1/outbox", query: q)?.objectValue?["items"]?.arrayValue ?? [] {
+                    if let o = i.objectValue { writeJSON(o) }
+                }
+                return
+            }
             let (ops, caller) = try actor.operations()
             for o in try TriplineCLI.run({ () throws(OperationError) in
                 try ops.listOutbox(caller, dead: dead, limit: limit)
@@ -297,6 +351,10 @@ struct Outbox: ParsableCommand {
         @OptionGroup var actor: Actor
         @Argument(help: "Outbox id.") var id: Int64
         func run() throws {
+            if let api = try actor.remote() {
+                _ = try api.call("POST", "/v1/outbox/\(id)/retry")
+                return
+            }
             let (ops, caller) = try actor.operations()
             try TriplineCLI.run { () throws(OperationError) in try ops.retryOutbox(caller, id: id) }
         }
@@ -315,6 +373,10 @@ struct Receivers: ParsableCommand {
         @OptionGroup var actor: Actor
         @Argument(help: "Receiver name.") var name: String
         func run() throws {
+            if let api = try actor.remote() {
+                _ = try api.call("POST", "/v1/receivers/\(name)/enable")
+                return
+            }
             let (ops, caller) = try actor.operations()
             try TriplineCLI.run { () throws(OperationError) in try ops.enableReceiver(caller, name: name) }
         }

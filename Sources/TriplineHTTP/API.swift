@@ -39,6 +39,8 @@ public struct APIServices: Sendable {
     public var metrics: @Sendable () async -> String
     /// Requests per second per principal, and the burst above it (429 beyond).
     public var rate: (perSecond: Double, burst: Double) = (100, 200)
+    /// Where the lists in force come from, and the reload after a submission (WatchlistRoutes.swift).
+    public var lists = ListServices()
 
     public init(
         operations: @escaping @Sendable () async throws -> Operations,
@@ -109,7 +111,9 @@ public enum API {
         addSilences(authed, services)
         addOutbox(authed, services)
         addAudit(authed, services)
+        addAuditExport(authed, services)
         addTokens(authed, services)
+        addWatchlists(authed, services)
         return router
     }
 

@@ -122,3 +122,84 @@ extension Operations {
         } catch { throw .failed("\(error)") }
     }
 }
+
+/// An export bundle (SPEC §7) as built in memory: the `records.ndjson` lines, the `proofs.ndjson` lines (an
+/// inclusion proof per record, in the same order), the signed checkpoint the proofs lead to, and its verifier key.
+/// The command line writes it as a directory; the API returns it as JSON.
+public struct AuditExport: Sendable {
+    public var records: [JSONObject]
+    public var proofs: [JSONObject]
+    /// The signed note (the checkpoint file's bytes).
+    public var checkpoint: String
+    /// The verifier key text (`name+hexkeyid+base64`).
+    public var vkey: String
+    /// The tree size of the checkpoint.
+    public var size: Int
+
+    /// One file's bytes: the lines of `lines`, each a JSON object and a newline.
+    public static func ndjson(_ lines: [JSONObject]) -> [UInt8] {
+        var out: [UInt8] = []
+        for l in lines { out += Array((JSONWriter.string(.object(l)) + "\n").utf8) }
+        return out
+    }
+}
+
+extension Operations {
+    /// An export bundle (auditors) of the records matching `filter`, each erased record with the erasure record that
+    /// erased it, against a checkpoint signed now with `signer` that covers at least what was read. The export is
+    /// audited as a consultation. `problem` names the first record whose payload is neither intact nor erased by an
+    /// audited erasure: then nothing is exported (and that is audited too).
+    public func exportAudit(_ c: Caller, _ filter: AuditFilter, signer: NoteSigner?) throws(OperationError) -> (
+        bundle: AuditExport?, problem: String?
+    ) {
+        try reasoned(c)
+        try require(policy.decide(c.principal, .exportAudit), c, .exportAudit)
+        guard let signer else {
+            throw .conflict("the configuration names no audit.key_file: no checkpoint can be signed for a bundle")
+        }
+        func consulted(_ command: String, _ n: Int) throws(OperationError) {
+            try record(
+                event(
+                    "audit_consultation", c,
+                    [
+                        ("command", .string(command)), ("filters", .object(filter.description)),
+                        ("records", .number(String(n))),
+                    ]))
+        }
+        do {
+            // The log first, then a checkpoint covering at least what was read.
+            let log = try store.auditLog()
+            let note = try store.checkpoint(
+                origin: config.audit["origin"] ?? "tripline.local/audit", signer: signer, at: clock())
+            let cp = try Checkpoint(text: try signer.verifier.open(note))
+            let statuses = log.payloadStatuses()
+            var hits = Set(filter.matching(log, config).filter { $0 < cp.size })
+            // Each erased record travels with the erasure record that erased it: the bundle proves the erasure was
+            // audited.
+            for i in hits { if case .erased(let j) = statuses[i] { hits.insert(j) } }
+            let indices = hits.sorted()
+            if let i = indices.first(where: { if case .bad = statuses[$0] { true } else { false } }),
+                case .bad(let why) = statuses[i]
+            {
+                try consulted("audit export (failed: record \(i))", 0)
+                return (nil, "record \(i): \(why)")
+            }
+            var bundle = AuditExport(
+                records: [], proofs: [], checkpoint: note, vkey: signer.verifier.text, size: cp.size)
+            for i in indices {
+                bundle.records.append(AuditBundle.line(index: i, entry: log.entries[i], status: statuses[i]))
+                let path = try store.inclusionProof(index: i, size: cp.size).map {
+                    JSONValue.string(Data($0).base64EncodedString())
+                }
+                bundle.proofs.append(
+                    JSONObject([
+                        ("index", .number(String(i))), ("size", .number(String(cp.size))), ("proof", .array(path)),
+                    ]))
+            }
+            try consulted("audit export", indices.count)
+            return (bundle, nil)
+        } catch let e as OperationError {
+            throw e
+        } catch { throw .failed("\(error)") }
+    }
+}

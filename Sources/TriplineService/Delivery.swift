@@ -23,6 +23,7 @@ public struct DeliveryService: Service {
     let clock: WallClock
     /// The item as it may go out now (rendered again when a list became stricter since it was queued).
     let refresh: @Sendable (OutboxItem) async -> OutboxItem
+    let metrics: ServiceMetrics
 
     /// `Retry-After` and network deadlines are capped here (SPEC §6).
     public static let maxRetryAfter = 86_400.0
@@ -30,8 +31,11 @@ public struct DeliveryService: Service {
     public init(
         store: any StateStore, config: @escaping @Sendable () async -> AlertsConfig, logger: Logger,
         drainTimeout: Double, maxBackoff: Double = 6 * 3600, sinks: SinkRegistry = .standard,
-        clock: @escaping WallClock = systemClock, refresh: @escaping @Sendable (OutboxItem) async -> OutboxItem = { $0 }
+        clock: @escaping WallClock = systemClock,
+        refresh: @escaping @Sendable (OutboxItem) async -> OutboxItem = { $0 },
+        metrics: ServiceMetrics = ServiceMetrics()
     ) {
+        self.metrics = metrics
         self.refresh = refresh
         self.store = store
         self.config = config
@@ -193,11 +197,19 @@ public struct DeliveryService: Service {
         if integrations.isEmpty {
             return finish(item, .dead, now: now, error: "receiver has no email, webhook or file configs", detail)
         }
+        let started = ContinuousClock.now
+        func took() -> Double {
+            let d = ContinuousClock.now - started
+            return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        }
         do {
             for i in integrations { try await sinks.deliver(item, to: receiver, integration: i, config: cfg) }
+            metrics.attempt(receiver: receiver.name, outcome: "delivered", seconds: took())
             return finish(item, .delivered, now: clock(), error: nil, detail)
         } catch {
             if Task.isCancelled { return false }  // shutdown: the outcome is unknown, the item stays as it was
+            let outcome = error.gone ? "disabled" : error.permanent ? "dead" : "failed"
+            metrics.attempt(receiver: receiver.name, outcome: outcome, seconds: took())
             if error.gone {
                 var c = Commit()
                 c.offsets = [(DeliveryFailure.disabledKey(item.lane), 1)]

@@ -24,6 +24,10 @@ public struct Loaded: Sendable {
     /// (`expand` placeholders follow the lists' time limits too).
     public var lists: [Watchlist] = []
     public var ruleSource: RuleLoader.Result?
+    /// The lists of the watchlist directory in force (submitted lists are merged beside them), and `owner/list` →
+    /// file for every list a file manages (SubmittedLists.swift).
+    public var fileLists: [Watchlist] = []
+    public var fileManaged: [String: String] = [:]
 
     /// Lists refused at this load (their previous version, if any, stays in force): file and error count.
     public var refused: [(file: String, errors: Int)] = []
@@ -33,7 +37,9 @@ public struct Loaded: Sendable {
     /// Loads lists and rules. A list is accepted or refused on its own (SPEC §4): a refused list keeps its
     /// `previous` version in force (absent on a first start) and every other list loads; its errors are returned
     /// for the operator. Rules are all or nothing (nil when any has an error), as is a missing directory.
-    public static func load(_ c: Configuration, now: Double, previous: Loaded? = nil) -> (
+    public static func load(
+        _ c: Configuration, now: Double, previous: Loaded? = nil, submitted: [SubmittedList] = []
+    ) -> (
         Loaded?, errors: [String], warnings: [String]
     ) {
         let normalizer = SelectorNormalizer(defaultRegion: c.defaultRegion)
@@ -53,12 +59,19 @@ public struct Loaded: Sendable {
                 lists.append(kept)
             }
         }
+        // Lists submitted through the API (SPEC §10) beside the files' (where a file names a list, it is the file's).
+        let fromFiles = lists
+        let managed = Self.fileManaged(w.files)
+        let s = Self.submittedLists(
+            submitted, managed: managed, previous: previous, config: c, normalizer: normalizer, now: now)
+        lists += s.lists
+        refused += s.refused
         var r = RuleLoader(watchlists: lists, now: now).load(directory: c.rules)
         var rulesRefused: [String] = []
-        let errors = w.errors.map(\.description) + r.errors.map(\.description)
+        let errors = w.errors.map(\.description) + s.errors + r.errors.map(\.description)
         let warnings =
             w.warnings.map { "\($0.file):\($0.mark.line):\($0.mark.column): warning: \($0.message)" }
-            + r.warnings.map(\.description)
+            + s.warnings + r.warnings.map(\.description)
         if !w.directoryErrors.isEmpty { return (nil, errors, warnings) }
         if !r.errors.isEmpty {
             // Rules are all or nothing (SPEC §5): on a reload the previous rule set stays in force, and the lists
@@ -73,6 +86,8 @@ public struct Loaded: Sendable {
             matcher: Matcher(index: WatchlistIndex(lists: lists), now: now),
             rules: r.ruleSet, files: files)
         l.lists = lists
+        l.fileLists = fromFiles
+        l.fileManaged = managed
         l.ruleSource = r
         l.rulesRefused = rulesRefused
         l.refused = refused
@@ -203,6 +218,7 @@ public actor Pipeline {
     public let store: any StateStore
     private let logger: Logger
     private let durability: Durability
+    private let metrics: ServiceMetrics
     public private(set) var rejected = 0
     public private(set) var accepted = 0
     public private(set) var hits = 0
@@ -215,8 +231,10 @@ public actor Pipeline {
     private var tickFailingSince: Double?
 
     public init(
-        loaded: Loaded, store: any StateStore, logger: Logger, now: Double, durability: Durability = Durability()
+        loaded: Loaded, store: any StateStore, logger: Logger, now: Double, durability: Durability = Durability(),
+        metrics: ServiceMetrics = ServiceMetrics()
     ) throws {
+        self.metrics = metrics
         self.loaded = loaded
         step = RecordStep(
             normalizer: loaded.normalizer, matcher: loaded.matcher,
@@ -324,7 +342,7 @@ public actor Pipeline {
             var commit = Commit()
             var log: [String] = []
             var rejections: [(line: Int, id: String?, error: String)] = []
-            var counts = (accepted: 0, rejected: 0, hits: 0)
+            var counts = (accepted: 0, rejected: 0, hits: 0, rules: 0)
             do throws(StateError) {
                 var found: [Hit] = []
                 var digest = SHA256()
@@ -360,6 +378,7 @@ public actor Pipeline {
                     commit.events.append(Self.rejection(r, source: source, line: l.number, now: now))
                 }
                 counts.hits = found.count
+                counts.rules = found.count { $0.kind == .rule }
                 try dispatcher.ingest(found, now: now, into: &commit)
                 commit.events.append(
                     EventDraft(
@@ -392,6 +411,7 @@ public actor Pipeline {
             accepted += counts.accepted
             rejected += counts.rejected
             hits += counts.hits
+            metrics.batch(accepted: counts.accepted, rejected: counts.rejected, hits: counts.hits, rules: counts.rules)
             outcome.accepted += counts.accepted
             outcome.rejected += rejections
             for line in log { logger.warning("\(line)") }
@@ -451,6 +471,42 @@ public actor Pipeline {
         }
     }
 
+    /// Lists submitted through the API changed (SPEC §10): their current versions are loaded again beside the file
+    /// lists as loaded (files, rules and configuration are read again by a reload only) and the new index takes
+    /// effect for the next selector; correlation windows stay. False when the change could not be read or recorded.
+    @discardableResult
+    public func reloadLists(now: Double) -> Bool {
+        let submitted: [SubmittedList]
+        do { submitted = try store.submittedLists(content: true) } catch {
+            logger.error("submitted lists could not be read (\(error.description)); the lists in force stay")
+            return false
+        }
+        let (l, errors, warnings) = loaded.merging(submitted, now: now)
+        for w in warnings { logger.warning("\(w)") }
+        for e in errors { logger.error("\(e)") }
+        var ev = Commit()
+        ev.events = l.refusalEvents(now: now)
+        let handlingsChanged = l.handlings != loaded.handlings
+        if handlingsChanged { ev.listHandlings = l.handlings }
+        if !ev.isEmpty {
+            do { try store.commit(ev) } catch {
+                logger.error("submitted lists: the change could not be recorded (\(error)); the lists in force stay")
+                return false
+            }
+        }
+        // A list withdrawn or its handling changed: open alerts are rendered by the handlings now.
+        if handlingsChanged {
+            do { try dispatcher.reconfigure(dispatcher.config, now: now) } catch {
+                logger.error("submitted lists: the alerts could not be read again (\(error))")
+            }
+        }
+        loaded = l
+        step.matcher = l.matcher
+        if l.expands { step.engine.evaluator = RuleEvaluator(l.rules) }
+        nextTimeLimit = l.nextTimeLimit(after: now)
+        return true
+    }
+
     /// SIGHUP: reads the configuration, lists and rules again; keeps the running set when any of it is invalid.
     @discardableResult
     public func reload(configPath: String?, now: Double) -> Bool {
@@ -459,7 +515,12 @@ public actor Pipeline {
             logger.error("reload refused, keeping the running configuration: \(error.description)")
             return false
         }
-        let (l, errors, warnings) = Loaded.load(c, now: now, previous: loaded)
+        let submitted: [SubmittedList]
+        do { submitted = try store.submittedLists(content: true) } catch {
+            logger.error("reload refused, keeping the running configuration: \(error.description)")
+            return false
+        }
+        let (l, errors, warnings) = Loaded.load(c, now: now, previous: loaded, submitted: submitted)
         for w in warnings { logger.warning("\(w)") }
         if let l, !errors.isEmpty {
             for e in errors { logger.error("\(e)") }

@@ -71,7 +71,13 @@ public enum Server {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             return 1
         }
-        let (loaded, errors, warnings) = Loaded.load(config, now: now)
+        // Lists partners submitted through the API (SPEC §10) load with the files, before rules that may expand them.
+        let submitted: [SubmittedList]
+        do { submitted = try SubmittedLists.stored(config.state, busyTimeout: min(0.5, options.dbTimeout / 4)) } catch {
+            FileHandle.standardError.write(Data("tripline: \(error)\n".utf8))
+            return 2
+        }
+        let (loaded, errors, warnings) = Loaded.load(config, now: now, submitted: submitted)
         for w in warnings { logger.warning("\(w)") }
         if let loaded, !errors.isEmpty {
             // One partner's invalid list is refused alone: the service starts with the others.
@@ -99,9 +105,10 @@ public enum Server {
                 ]
                 try store.commit(c)
             }
+            let endpoint = MetricsEndpoint()
             let pipeline = try Pipeline(
                 loaded: loaded, store: store, logger: logger, now: now,
-                durability: Durability(retryFor: options.dbTimeout))
+                durability: Durability(retryFor: options.dbTimeout), metrics: endpoint.metrics)
             // With the API on, standard input is read only when asked (`--stdin`); a followed file when named.
             let source: (any IngestSource)? =
                 options.follow.map { FollowedFileSource(path: $0) }
@@ -109,7 +116,7 @@ public enum Server {
             let delivery = DeliveryService(
                 store: store, config: { await pipeline.alertsConfig }, logger: logger,
                 drainTimeout: options.drainTimeout, maxBackoff: options.maxBackoff,
-                refresh: { await pipeline.refresh($0) })
+                refresh: { await pipeline.refresh($0) }, metrics: endpoint.metrics)
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
             var signer: NoteSigner?
             if let keyFile = config.audit["key_file"] {
@@ -150,8 +157,13 @@ public enum Server {
                     },
                     ready: { await pipeline.healthy },
                     signer: signer, openAPI: APIServer.openAPIDocument,
-                    metrics: { await Metrics.text(pipeline: pipeline, store: store) })
+                    metrics: {
+                        endpoint.text(store: store, receivers: await pipeline.alertsConfig.receivers.map(\.name))
+                    })
                 api.rate = (http.rateLimit, http.rateBurst)
+                api.lists = ListServices(
+                    catalog: { await pipeline.listCatalog },
+                    reload: { await pipeline.reloadLists(now: Date().timeIntervalSince1970) })
                 let host = http.host
                 let apiLogger = logger
                 services.append(

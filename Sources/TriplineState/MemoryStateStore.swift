@@ -15,6 +15,9 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
     private var rates: [String: RateState] = [:]
     private var handlings: [String: JSONObject]?
     private var tokenByID: [String: TokenRecord] = [:]
+    /// Submitted list versions and the order in which each became current.
+    private var submitted: [(seq: Int, list: SubmittedList)] = []
+    private var submittedSeq = 0
 
     public init() {}
 
@@ -46,6 +49,52 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
             for r in c.rateStates { rates[r.receiver] = r }
             if let h = c.listHandlings { handlings = h }
             for t in c.tokens { tokenByID[t.id] = t }
+            for change in c.listSubmissions {
+                switch change {
+                case .submit(let l):
+                    submittedSeq += 1
+                    submitted.removeAll {
+                        $0.list.owner == l.owner && $0.list.list == l.list && $0.list.version == l.version
+                    }
+                    submitted.append((submittedSeq, l))
+                case .withdraw(let owner, let list, let at):
+                    if let i = submitted.lastIndex(where: { $0.list.owner == owner && $0.list.list == list }) {
+                        submitted[i].list.withdrawnAt = at
+                    }
+                }
+            }
+        }
+    }
+
+    public func submittedLists(content: Bool) throws(StateError) -> [SubmittedList] {
+        try locked {
+            var current: [String: SubmittedList] = [:]
+            var order: [String] = []
+            for (_, l) in submitted {
+                let key = l.owner + "/" + l.list
+                order.removeAll { $0 == key }
+                order.append(key)
+                var v = l
+                if !content { v.yaml = [] }
+                current[key] = v
+            }
+            return order.compactMap { current[$0] }
+        }
+    }
+
+    public func submittedVersions(owner: String, list: String) throws(StateError) -> [SubmittedList] {
+        try locked {
+            submitted.filter { $0.list.owner == owner && $0.list.list == list }.map {
+                var v = $0.list
+                v.yaml = []
+                return v
+            }
+        }
+    }
+
+    public func submittedList(owner: String, list: String, version: String) throws(StateError) -> SubmittedList? {
+        try locked {
+            submitted.first { $0.list.owner == owner && $0.list.list == list && $0.list.version == version }?.list
         }
     }
 
@@ -131,6 +180,15 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
 
     public func pendingOutboxCount() throws(StateError) -> Int {
         try locked { items.values.filter { $0.status == .pending }.count }
+    }
+
+    public func metricCounts() throws(StateError) -> MetricCounts {
+        try locked {
+            var m = MetricCounts()
+            for a in alertsByID.values { m.alerts[.init(a.state.rawValue, a.priority), default: 0] += 1 }
+            for o in items.values { m.outbox[.init(o.receiver, o.status.rawValue), default: 0] += 1 }
+            return m
+        }
     }
 
     public func finishAttempt(_ a: AttemptOutcome) throws(StateError) {

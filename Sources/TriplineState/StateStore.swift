@@ -32,6 +32,8 @@ public protocol StateStore: AnyObject, Sendable {
     func dueOutbox(lane: OutboxLane, now: Double, limit: Int) throws(StateError) -> [OutboxItem]
     func outbox(status: OutboxStatus?, limit: Int) throws(StateError) -> [OutboxItem]
     func pendingOutboxCount() throws(StateError) -> Int
+    /// Counts for `/metrics`: alerts by state and priority, outbox items by receiver and status.
+    func metricCounts() throws(StateError) -> MetricCounts
     /// Records one delivery attempt's outcome and its event, atomically.
     func finishAttempt(_ a: AttemptOutcome) throws(StateError)
     /// A dead item back to pending (`tripline outbox retry`); false when there is no such dead item.
@@ -46,6 +48,14 @@ public protocol StateStore: AnyObject, Sendable {
     func token(hash: String) throws(StateError) -> TokenRecord?
     /// Every API token (hashes only), oldest first.
     func tokens() throws(StateError) -> [TokenRecord]
+    /// The current version of every list submitted through the API (SPEC §10), in the order they became current;
+    /// a withdrawn list's has `withdrawnAt`. `yaml` is read only when `content` (else empty).
+    func submittedLists(content: Bool) throws(StateError) -> [SubmittedList]
+    /// Every stored version of one submitted list, without content, in the order they became current (the
+    /// current one last).
+    func submittedVersions(owner: String, list: String) throws(StateError) -> [SubmittedList]
+    /// One stored version of a submitted list, with its content.
+    func submittedList(owner: String, list: String, version: String) throws(StateError) -> SubmittedList?
     func offset(source: String) throws(StateError) -> Int64?
     /// Events after `seq`, oldest first.
     func events(after seq: Int64, limit: Int) throws(StateError) -> [EventRecord]
@@ -225,6 +235,23 @@ public struct AttemptOutcome: Sendable {
     }
 }
 
+/// What `/metrics` counts in the store at a scrape: no alert content, only states, priorities and receiver names.
+public struct MetricCounts: Sendable, Equatable {
+    /// (state, priority) → alerts.
+    public var alerts: [Pair: Int] = [:]
+    /// (receiver, status) → outbox items.
+    public var outbox: [Pair: Int] = [:]
+    public struct Pair: Hashable, Sendable {
+        public var a: String
+        public var b: String
+        public init(_ a: String, _ b: String) {
+            self.a = a
+            self.b = b
+        }
+    }
+    public init() {}
+}
+
 /// The last state of an alert each receiver was told of (Alertmanager's nflog).
 public struct NotifyLogEntry: Sendable, Equatable {
     public var receiver: String
@@ -321,12 +348,51 @@ public struct Commit: Sendable {
     public var listHandlings: [String: JSONObject]?
     /// Inserted or replaced by id.
     public var tokens: [TokenRecord] = []
+    /// Lists submitted through the API: new current versions, withdrawals (in order).
+    public var listSubmissions: [ListSubmission] = []
 
     public init() {}
     public var isEmpty: Bool {
         alerts.isEmpty && events.isEmpty && outbox.isEmpty && notifyLog.isEmpty && silences.isEmpty && offsets.isEmpty
-            && rateStates.isEmpty && listHandlings == nil && tokens.isEmpty
+            && rateStates.isEmpty && listHandlings == nil && tokens.isEmpty && listSubmissions.isEmpty
     }
+}
+
+/// One version of a list submitted through the API (SPEC §10): the bytes as submitted (its version is their
+/// lower-case hex SHA-256), who submitted it and when, and when the list was withdrawn while this was current.
+public struct SubmittedList: Sendable, Equatable {
+    public var owner: String
+    public var list: String
+    public var version: String
+    /// The YAML as submitted (empty where read without content).
+    public var yaml: [UInt8]
+    /// Its length in bytes.
+    public var size: Int
+    public var submittedAt: Double
+    public var submittedBy: String
+    public var withdrawnAt: Double?
+    public init(
+        owner: String, list: String, version: String, yaml: [UInt8], size: Int? = nil, submittedAt: Double,
+        submittedBy: String, withdrawnAt: Double? = nil
+    ) {
+        self.owner = owner
+        self.list = list
+        self.version = version
+        self.yaml = yaml
+        self.size = size ?? yaml.count
+        self.submittedAt = submittedAt
+        self.submittedBy = submittedBy
+        self.withdrawnAt = withdrawnAt
+    }
+}
+
+/// A change to the submitted lists.
+public enum ListSubmission: Sendable {
+    /// A version stored (once per version: submitting a stored version again records who and when anew) and made
+    /// the list's current one.
+    case submit(SubmittedList)
+    /// The list's current version withdrawn: the list stops matching (its versions stay readable).
+    case withdraw(owner: String, list: String, at: Double)
 }
 
 /// A state store failure.

@@ -81,6 +81,15 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             id TEXT PRIMARY KEY, principal TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created_at REAL NOT NULL,
             expires_at REAL, revoked_at REAL, created_by TEXT NOT NULL);
         """,
+        // v6: lists submitted through the API (SPEC §10), every version as submitted (version: the SHA-256 of
+        // its bytes); `seq` orders the versions as they became current, the highest of a list is its current one.
+        """
+        CREATE TABLE submitted_lists (
+            owner TEXT NOT NULL, list TEXT NOT NULL, version TEXT NOT NULL, yaml BLOB NOT NULL,
+            submitted_at REAL NOT NULL, submitted_by TEXT NOT NULL, withdrawn_at REAL, seq INTEGER NOT NULL,
+            PRIMARY KEY (owner, list, version));
+        CREATE INDEX submitted_lists_seq ON submitted_lists(owner, list, seq);
+        """,
     ]
 
     public static var schemaVersion: Int { migrations.count }
@@ -354,6 +363,29 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
                         .text(t.createdBy),
                     ])
             }
+            for change in c.listSubmissions {
+                switch change {
+                case .submit(let l):
+                    try run(
+                        """
+                        INSERT INTO submitted_lists (owner, list, version, yaml, submitted_at, submitted_by,
+                            withdrawn_at, seq)
+                        VALUES (?,?,?,?,?,?,NULL,(SELECT COALESCE(MAX(seq), 0) + 1 FROM submitted_lists))
+                        ON CONFLICT(owner, list, version) DO UPDATE SET submitted_at=excluded.submitted_at,
+                            submitted_by=excluded.submitted_by, withdrawn_at=NULL, seq=excluded.seq
+                        """,
+                        [
+                            .text(l.owner), .text(l.list), .text(l.version), .blob(l.yaml), .real(l.submittedAt),
+                            .text(l.submittedBy),
+                        ])
+                case .withdraw(let owner, let list, let at):
+                    try run(
+                        """
+                        UPDATE submitted_lists SET withdrawn_at = ? WHERE owner = ? AND list = ?
+                            AND seq = (SELECT MAX(seq) FROM submitted_lists WHERE owner = ? AND list = ?)
+                        """, [.real(at), .text(owner), .text(list), .text(owner), .text(list)])
+                }
+            }
             for r in c.rateStates {
                 try run(
                     "INSERT OR REPLACE INTO rate_state (receiver, sent, digest) VALUES (?,?,?)",
@@ -624,6 +656,19 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
         }
     }
 
+    public func metricCounts() throws(StateError) -> MetricCounts {
+        try locked { () throws(StateError) -> MetricCounts in
+            var m = MetricCounts()
+            try run("SELECT state, priority, COUNT(*) FROM alerts GROUP BY state, priority") {
+                m.alerts[.init($0.text(0) ?? "", $0.text(1) ?? "")] = Int($0.int(2))
+            }
+            try run("SELECT receiver, status, COUNT(*) FROM outbox GROUP BY receiver, status") {
+                m.outbox[.init($0.text(0) ?? "", $0.text(1) ?? "")] = Int($0.int(2))
+            }
+            return m
+        }
+    }
+
     public func finishAttempt(_ a: AttemptOutcome) throws(StateError) {
         try transaction { () throws(StateError) in
             let changed = try run(
@@ -690,6 +735,54 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             try run(
                 "SELECT id, principal, hash, created_at, expires_at, revoked_at, created_by FROM tokens ORDER BY created_at, id"
             ) { out.append(self.readToken($0)) }
+            return out
+        }
+    }
+
+    private func readSubmitted(_ r: Row, content: Bool) -> SubmittedList {
+        SubmittedList(
+            owner: r.text(0) ?? "", list: r.text(1) ?? "", version: r.text(2) ?? "",
+            yaml: content ? (r.blob(7) ?? []) : [], size: Int(r.int(3)), submittedAt: r.real(4),
+            submittedBy: r.text(5) ?? "", withdrawnAt: sqlite3_column_type(r.stmt, 6) == SQLITE_NULL ? nil : r.real(6))
+    }
+
+    public func submittedLists(content: Bool) throws(StateError) -> [SubmittedList] {
+        try locked { () throws(StateError) -> [SubmittedList] in
+            var out: [SubmittedList] = []
+            try run(
+                """
+                SELECT owner, list, version, length(yaml), submitted_at, submitted_by, withdrawn_at,
+                    \(content ? "yaml" : "NULL") FROM submitted_lists s
+                WHERE seq = (SELECT MAX(seq) FROM submitted_lists WHERE owner = s.owner AND list = s.list)
+                ORDER BY seq
+                """
+            ) { out.append(self.readSubmitted($0, content: content)) }
+            return out
+        }
+    }
+
+    public func submittedVersions(owner: String, list: String) throws(StateError) -> [SubmittedList] {
+        try locked { () throws(StateError) -> [SubmittedList] in
+            var out: [SubmittedList] = []
+            try run(
+                """
+                SELECT owner, list, version, length(yaml), submitted_at, submitted_by, withdrawn_at, NULL
+                FROM submitted_lists WHERE owner = ? AND list = ? ORDER BY seq
+                """, [.text(owner), .text(list)]
+            ) { out.append(self.readSubmitted($0, content: false)) }
+            return out
+        }
+    }
+
+    public func submittedList(owner: String, list: String, version: String) throws(StateError) -> SubmittedList? {
+        try locked { () throws(StateError) -> SubmittedList? in
+            var out: SubmittedList?
+            try run(
+                """
+                SELECT owner, list, version, length(yaml), submitted_at, submitted_by, withdrawn_at, yaml
+                FROM submitted_lists WHERE owner = ? AND list = ? AND version = ?
+                """, [.text(owner), .text(list), .text(version)]
+            ) { out = self.readSubmitted($0, content: true) }
             return out
         }
     }
