@@ -285,16 +285,28 @@ struct Audit: ParsableCommand {
             if let api = try actor.remote() {
                 var q: [(String, String)] = []
                 for (k, v) in f.description { if let s = v.stringValue { q.append((k, s)) } }
-                let answer = try api.call("GET", "/v1/audit/records", query: q)?.objectValue
-                for r in answer?["records"]?.arrayValue ?? [] { if let o = r.objectValue { writeJSON(o) } }
-                if let problem = answer?["verification_failed"]?.stringValue {
+                // Page after page (each page is a consultation of its own in the audit log).
+                var after: String?
+                var problem: String?
+                repeat {
+                    let page = q + [("limit", "10000")] + (after.map { [("after", $0)] } ?? [])
+                    let answer = try api.call("GET", "/v1/audit/records", query: page)?.objectValue
+                    for r in answer?["records"]?.arrayValue ?? [] { if let o = r.objectValue { writeJSON(o) } }
+                    problem = problem ?? answer?["verification_failed"]?.stringValue
+                    after = answer?["next"]?.stringValue.flatMap {
+                        URLComponents(string: $0)?.queryItems?.first { $0.name == "after" }?.value
+                    }
+                } while after != nil
+                if let problem {
                     printError("tripline: audit log verification FAILED: \(problem)")
                     throw ExitCode(1)
                 }
                 return
             }
             let (ops, caller) = try actor.operations()
-            let (lines, problem) = try TriplineCLI.run { () throws(OperationError) in try ops.auditRecords(caller, f) }
+            let (lines, problem, _) = try TriplineCLI.run { () throws(OperationError) in
+                try ops.auditRecords(caller, f)
+            }
             for l in lines { writeJSON(l) }
             // A payload neither intact nor erased by an audited erasure is never passed off as genuine.
             if let problem {

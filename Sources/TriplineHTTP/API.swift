@@ -179,7 +179,9 @@ public enum API {
             let ops = try await services.operations()
             let page = try ops.listAlerts(c, f)
             var o = JSONObject([("alerts", .array(page.alerts.map { .object($0) }))])
-            if let next = page.next { o.append("next", .string("/v1/alerts?before=\(next)")) }
+            if let next = page.next {
+                o.append("next", .string(nextLink("/v1/alerts", request, cursor: ("before", next))))
+            }
             return json(o)
         }
         r.get("/v1/alerts/{id}") { _, context in
@@ -278,9 +280,21 @@ public enum API {
             f.list = q["list"].map(String.init)
             f.rule = q["rule"].map(String.init)
             f.receiver = q["receiver"].map(String.init)
-            let (lines, problem) = try await services.operations().auditRecords(c, f)
+            f.limit =
+                try q["limit"].map { l -> Int in
+                    guard let n = Int(l), n > 0, n <= 10_000 else { throw APIError.invalid("limit is 1 to 10000") }
+                    return n
+                } ?? 1000
+            f.after = try q["after"].map { a -> Int in
+                guard let n = Int(a), n >= 0 else { throw APIError.invalid("after is a record index") }
+                return n
+            }
+            let (lines, problem, next) = try await services.operations().auditRecords(c, f)
             var o = JSONObject([("records", .array(lines.map { .object($0) }))])
             if let problem { o.append("verification_failed", .string(problem)) }
+            if let next {
+                o.append("next", .string(nextLink("/v1/audit/records", request, cursor: ("after", Int64(next)))))
+            }
             return json(o)
         }
         r.get("/v1/audit/checkpoint") { _, context in
@@ -343,6 +357,23 @@ public enum API {
     static func caller(_ context: APIContext) throws -> Caller {
         guard let c = context.caller else { throw APIError.unauthorized }
         return c
+    }
+
+    /// The link to the page after this one: the request's own query (its filters and limit) with the cursor
+    /// parameter set, each value percent-encoded.
+    static func nextLink(_ path: String, _ request: Request, cursor: (name: String, value: Int64)) -> String {
+        var items = request.uri.queryParameters.filter { String($0.key) != cursor.name }.map {
+            (String($0.key), String($0.value))
+        }
+        items.sort { $0.0 < $1.0 }
+        items.append((cursor.name, String(cursor.value)))
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        let query = items.map { k, v in
+            (k.addingPercentEncoding(withAllowedCharacters: allowed) ?? k) + "="
+                + (v.addingPercentEncoding(withAllowedCharacters: allowed) ?? v)
+        }
+        return path + "?" + query.joined(separator: "&")
     }
 
     /// The request body, up to `limit` bytes (413 naming the limit beyond it).

@@ -15,12 +15,17 @@ public struct AuditFilter: Sendable {
     public var list: String?
     public var rule: String?
     public var receiver: String?
+    /// A page: records after index `after` (exclusive), at most `limit` of them (nil: all).
+    public var after: Int?
+    public var limit: Int?
     public init() {}
 
     /// The indexes of the records that match.
     public func matching(_ log: AuditLog, _ c: Configuration) -> [Int] {
         var out: [Int] = []
         for (i, e) in log.entries.enumerated() {
+            if let after, i <= after { continue }
+            if let limit, out.count == limit + 1 { break }
             guard let rec = try? JSONParser.parse(e.record).objectValue else { continue }
             var at = 0.0
             if case .number(let us)? = rec["at_us"] { at = (Double(us) ?? 0) / 1e6 }
@@ -59,15 +64,21 @@ public struct AuditFilter: Sendable {
 extension Operations {
     /// Audit records matching `filter` (auditors), each with its payload status; the consultation is itself audited.
     /// `problem` names the first record whose payload is neither intact nor erased by an audited erasure.
+    /// With a `limit`, `next` is the index to pass as `after` for the following page (nil on the last page).
     public func auditRecords(_ c: Caller, _ filter: AuditFilter) throws(OperationError) -> (
-        lines: [JSONObject], problem: String?
+        lines: [JSONObject], problem: String?, next: Int?
     ) {
         try reasoned(c)
         try require(policy.decide(c.principal, .queryAudit), c, .queryAudit)
         let log: AuditLog
         do { log = try store.auditLog() } catch { throw .failed(error.description) }
         let statuses = log.payloadStatuses()
-        let hits = filter.matching(log, config)
+        var hits = filter.matching(log, config)
+        var next: Int?
+        if let limit = filter.limit, hits.count > limit {
+            hits.removeLast(hits.count - limit)
+            next = hits.last
+        }
         var lines: [JSONObject] = []
         var problem: String?
         for i in hits {
@@ -81,7 +92,7 @@ extension Operations {
                     ("command", .string("audit query")), ("filters", .object(filter.description)),
                     ("records", .number(String(hits.count))),
                 ]))
-        return (lines, problem)
+        return (lines, problem, next)
     }
 
     /// The latest signed checkpoint (any authenticated principal, SPEC §8), signed now if the log grew since.
