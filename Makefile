@@ -1,4 +1,5 @@
-# Tripline. `make run`: set up, build (release) and run the main job on the samples.
+# Tripline. `make run`: set up, build (release) and tell the samples' story (the API on loopback, a list submitted
+#           over HTTP, the samples streamed in, the alerts, who was told, the signed checkpoint).
 #           `make test`: set up, lint, and run the whole test suite.
 SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 export PATH := /opt/swift/usr/bin:$(PATH)
@@ -13,14 +14,7 @@ build: setup
 	$(SWIFT) build -c release --product tripline
 
 run: build
-	$(BIN) check --config Examples/tripline.yaml
-	$(BIN) match Examples/selectors.ndjson > /dev/null
-	rm -f .tripline/state.sqlite* .tripline/alerts-*.ndjson
-	$(BIN) serve --config Examples/tripline.yaml < Examples/selectors.ndjson
-	@echo "--- .tripline/alerts-ops.ndjson (operating agency, brief template; partner content opaque where not entitled):"
-	@python3 -c "import json; [print(json.loads(l).get('text', l.strip())) for l in open('.tripline/alerts-ops.ndjson')]"
-	@echo "--- notifications per receiver:"
-	@wc -l .tripline/alerts-*.ndjson
+	python3 scripts/demo.py $(BIN)
 
 lint:
 	$(SWIFT) format lint --strict -r Sources Tests Benchmarks

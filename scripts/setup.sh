@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libpcre2-dev libyaml-dev libicu-dev libsqlite3-dev pkg-config make openssl; do
+for pkg in libpcre2-dev libyaml-dev libicu-dev libsqlite3-dev pkg-config make openssl python3 curl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${1:-}" = "--peers" ]; then
