@@ -148,16 +148,23 @@ c.request("GET", "/v1/alerts?state=firing&limit=1", headers={"Authorization": "B
 first = json.loads(c.getresponse().read())
 c.close()
 assert len(first["alerts"]) == 1, first
-top = int(first["alerts"][0]["id"])
+top = int(first["alerts"][0]["alert_id"])
 print(f"api: {N:,} alerts made through standard input in {filled:.1f} s (the newest id {top})")
 
 lua = f"{d}/ack.lua"
 with open(lua, "w") as f:
     f.write(f"""
+-- Each wrk thread acks its own alerts: thread t takes every other id of one walk over all of them (7919 is
+-- prime to {N - 1}), so no alert is acked twice (a second ack by the same partner answers 409).
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
 local counter = 0
 request = function()
+  local id = {top} - (((counter * 2 + tid) * 7919) % {N - 1})
   counter = counter + 1
-  local id = {top} - ((counter * 7919 + math.random(0, 99)) % {N - 1})
   return wrk.format("POST", "/v1/alerts/" .. id .. "/ack", nil, '{{"until":"resolved"}}')
 end
 """)

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import TriplineJSON
+import TriplineSelectors
 import TriplineState
 
 /// Need-to-know (SPEC §6): what one partner may see of one alert, and the rendering that follows from it.
@@ -166,7 +167,6 @@ public struct Renderer: Sendable {
         return o
     }
 
-    nonisolated(unsafe) private static let formatter = ISO8601DateFormatter()  // thread-safe for formatting
-
-    public static func time(_ t: Double) -> String { formatter.string(from: Date(timeIntervalSince1970: t)) }
+    /// RFC 3339 in UTC, whole seconds: the one time formatter (`Timestamp.format`).
+    public static func time(_ t: Double) -> String { Timestamp.format(t) }
 }

@@ -150,9 +150,12 @@ public struct Operations: Sendable {
         var next: Int64?
         var cursor = f.before
         // Pages of the store, newest first, until the page the caller asked for is full of alerts it may list.
+        // The first read asks for one more than a page (enough when the caller may list most alerts); later reads
+        // grow, up to 1000 at a time, when filters or entitlement skip many.
+        var size = f.limit + 1
         scan: while true {
             let page: [AlertRecord]
-            do { page = try store.alerts(idBelow: cursor, limit: 500) } catch { throw .failed(error.description) }
+            do { page = try store.alerts(idBelow: cursor, limit: size) } catch { throw .failed(error.description) }
             for a in page {
                 cursor = a.id
                 if let since = f.since, a.updatedAt < since { continue }
@@ -168,7 +171,8 @@ public struct Operations: Sendable {
                 out.append(v)
                 shown.append(.number(String(a.id)))
             }
-            if page.count < 500 { break }
+            if page.count < size { break }
+            size = min(1000, size * 2)
         }
         try record(event("consultation", c, [("command", .string("alerts list")), ("alerts", .array(shown))]))
         return (out, next)

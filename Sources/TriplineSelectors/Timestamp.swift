@@ -55,14 +55,39 @@ public enum Timestamp {
         return Double(days) * 86400 + Double(h * 3600 + mi * 60 + sec - offset) + frac
     }
 
-    /// Formats seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+    /// Formats seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, UTC, whole seconds; the year padded to
+    /// four digits) — the one time formatter of alerts, records and views.
     public static func format(_ t: Double) -> String {
-        let secs = Int(t.rounded(.down))
+        let secs = t.isFinite ? Int(max(-1e15, min(1e15, t)).rounded(.down)) : 0
         let days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400
         let rem = secs - days * 86400
         let (y, m, d) = civilFromDays(days)
-        func p2(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(y)-\(p2(m))-\(p2(d))T\(p2(rem / 3600)):\(p2(rem / 60 % 60)):\(p2(rem % 60))Z"
+        guard (0...9999).contains(y) else {
+            func p2(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+            return "\(y)-\(p2(m))-\(p2(d))T\(p2(rem / 3600)):\(p2(rem / 60 % 60)):\(p2(rem % 60))Z"
+        }
+        return String(unsafeUninitializedCapacity: 20) { b in
+            func put(_ at: Int, _ v: Int, _ width: Int) {
+                var v = v
+                for k in stride(from: at + width - 1, through: at, by: -1) {
+                    b[k] = UInt8(48 + v % 10)
+                    v /= 10
+                }
+            }
+            put(0, y, 4)
+            b[4] = 45  // -
+            put(5, m, 2)
+            b[7] = 45
+            put(8, d, 2)
+            b[10] = 84  // T
+            put(11, rem / 3600, 2)
+            b[13] = 58  // :
+            put(14, rem / 60 % 60, 2)
+            b[16] = 58
+            put(17, rem % 60, 2)
+            b[19] = 90  // Z
+            return 20
+        }
     }
 
     static func daysIn(_ m: Int, _ y: Int) -> Int {

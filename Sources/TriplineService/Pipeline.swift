@@ -212,7 +212,12 @@ public struct InputBatch: Sendable {
 /// one at a time and a line that is refused is rejected alone. Nothing is skipped: the service stops (exit 2)
 /// rather than go past input it could not commit.
 public actor Pipeline {
-    public private(set) var loaded: Loaded
+    public private(set) var loaded: Loaded {
+        didSet { generation &+= 1 }
+    }
+    /// Changes whenever what is loaded (configuration, lists, their handlings) changes: what was built from the
+    /// previous set (the API's operations) is built again.
+    public private(set) var generation = 0
     private var step: RecordStep
     public let dispatcher: Dispatcher
     public let store: any StateStore

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import TriplineAudit
 import TriplineConfig
 import TriplineHTTP
@@ -143,10 +144,12 @@ public enum Server {
             ]
             if let http = config.http {
                 // The API before ingest in the group: it stops right after ingest, before deliveries drain.
+                let built = OperationsCache()
                 var api = APIServices(
                     operations: {
-                        do { return try Operations(config: await pipeline.configuration, store: store) } catch {
-                            throw error
+                        let (generation, config) = await (pipeline.generation, pipeline.configuration)
+                        return try built.get(generation) { () throws(OperationError) in
+                            try Operations(config: config, store: store)
                         }
                     },
                     ingest: { lines, caller in
@@ -193,5 +196,18 @@ public enum Server {
             FileHandle.standardError.write(Data("tripline: \(error)\n".utf8))
             return 2
         }
+    }
+}
+
+/// The operations the API acts through, built once per generation of what the pipeline has loaded (a reload, a
+/// list submitted or withdrawn) rather than per request: building reads the handle key and the lists' handlings.
+final class OperationsCache: Sendable {
+    private let current = Mutex<(generation: Int, operations: Operations)?>(nil)
+
+    func get(_ generation: Int, build: () throws(OperationError) -> Operations) throws(OperationError) -> Operations {
+        if let c = current.withLock({ $0 }), c.generation == generation { return c.operations }
+        let ops = try build()
+        current.withLock { $0 = (generation, ops) }
+        return ops
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import TriplineJSON
 
@@ -191,5 +192,20 @@ struct SelectorTests {
         #expect(Timestamp.parse("2031-02-30") == nil)
         #expect(Timestamp.parse("yesterday") == nil)
         #expect(Timestamp.format(Timestamp.parse("2030-06-01T12:34:56Z")!) == "2030-06-01T12:34:56Z")
+    }
+
+    /// From 1583 on: before the Gregorian reform Foundation switches to the Julian calendar, where RFC 3339 (and
+    /// `Timestamp`) keep the proleptic Gregorian one (0001-01-01 is -62135596800 either way, checked alone).
+    @Test("the time formatter agrees with Foundation's ISO 8601 formatter, years 1583 to 9999, fractions cut")
+    func timeFormatter() {
+        let reference = ISO8601DateFormatter()
+        var rng = SplitMix64(seed: 20_261_130)
+        var cases: [Double] = [0, -1, -0.5, 86_399.999, 951_782_400, 4_107_542_399, -12_212_553_600, 253_402_300_799]
+        for _ in 0..<5000 { cases.append(Double(Int64(rng.next() % 265_614_854_400) - 12_212_553_600) + 0.25) }
+        #expect(Timestamp.format(-62_135_596_800) == "0001-01-01T00:00:00Z")
+        for t in cases {
+            #expect(
+                Timestamp.format(t) == reference.string(from: Date(timeIntervalSince1970: t.rounded(.down))), "\(t)")
+        }
     }
 }
