@@ -27,10 +27,12 @@ test:
 	# two threads shared with the blocking process-driving tests.
 	$(SWIFT) test --skip-build --no-parallel
 
-bench: setup
+bench:
+	@bash scripts/setup.sh --bench
 	$(SWIFT) build -c release --product tripline-bench --product tripline
 	.build/release/tripline-bench
 	python3 scripts/bench_serve.py .build/release/tripline
+	python3 scripts/bench_api.py .build/release/tripline
 
 # Regenerate the phone numbering-plan resources from the pinned phonenumbers package.
 phonedata:

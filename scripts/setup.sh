@@ -8,6 +8,10 @@ need=()
 for pkg in libpcre2-dev libyaml-dev libicu-dev libsqlite3-dev pkg-config make openssl python3 curl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+if [ "${1:-}" = "--bench" ]; then
+    # wrk drives the HTTP API benchmark (scripts/bench_api.py).
+    dpkg -s wrk >/dev/null 2>&1 || need+=(wrk)
+fi
 if [ "${1:-}" = "--peers" ]; then
     command -v python3 >/dev/null || need+=(python3)
     python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
