@@ -146,6 +146,13 @@ public final class Dispatcher {
         groups[gid] = g
     }
 
+    /// Group `gid` removed from the table to be changed in place (its first old value journalled); the caller puts
+    /// it back.
+    private func takeGroup(_ gid: String) -> Group? {
+        if journal != nil && journal!.groups.index(forKey: gid) == nil { journal!.groups[gid] = .some(groups[gid]) }
+        return groups.removeValue(forKey: gid)
+    }
+
     private func setNflog(_ k: String, _ n: NotifyLogEntry) {
         if journal != nil && journal!.nflog.index(forKey: k) == nil { journal!.nflog[k] = .some(nflog[k]) }
         nflog[k] = n
@@ -317,8 +324,11 @@ public final class Dispatcher {
                 for name in route.groupBy { gl.append(name, a.labels[name] ?? .string("")) }
             }
             gid += JSONWriter.string(.object(gl))
+            // Taken out of the table while it changes, so that its sets are changed in place, not copied per alert
+            // (a group of 100,000 alerts made alert creation quadratic).
+            let oldNext = groups[gid]?.next
             var g =
-                groups[gid]
+                takeGroup(gid)
                 ?? Group(
                     route: route, receiver: receiver, labels: gl, keys: [], pending: [], pendingSet: [],
                     next: now + route.groupWait, nextRepeat: now + route.groupWait + route.repeatInterval,
@@ -327,7 +337,8 @@ public final class Dispatcher {
             g.keys.insert(a.key)
             if g.pendingSet.insert(a.key).inserted { g.pending.append(a.key) }
             if g.lastFlush.isFinite { g.next = min(g.next, max(now, g.lastFlush + g.route.groupInterval)) }
-            setGroup(gid, g)
+            if g.next != oldNext { timers.push(g.next, gid) }
+            groups[gid] = g
         }
     }
 

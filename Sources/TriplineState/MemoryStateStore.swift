@@ -6,6 +6,8 @@ import TriplineJSON
 public final class MemoryStateStore: StateStore, @unchecked Sendable {
     private let lock = NSLock()
     private var alertsByID: [Int64: AlertRecord] = [:]
+    /// Alert ids by key (a key belongs to one alert).
+    private var idByKey: [String: Int64] = [:]
     private var eventLog: [EventRecord] = []
     private var items: [Int64: OutboxItem] = [:]
     private var nextOutboxID: Int64 = 1
@@ -32,11 +34,14 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
     public func commit(_ c: Commit) throws(StateError) {
         try locked { () throws(StateError) in
             for a in c.alerts {
-                if let other = alertsByID.values.first(where: { $0.key == a.key && $0.id != a.id }) {
-                    throw StateError.database("alert key \(a.key) already belongs to alert \(other.id)")
+                if let other = idByKey[a.key], other != a.id {
+                    throw StateError.database("alert key \(a.key) already belongs to alert \(other)")
                 }
             }
-            for a in c.alerts { alertsByID[a.id] = a }
+            for a in c.alerts {
+                alertsByID[a.id] = a
+                idByKey[a.key] = a.id
+            }
             for e in c.events { eventLog.append(EventRecord(seq: Int64(eventLog.count + 1), event: e)) }
             for var o in c.outbox {
                 o.id = nextOutboxID
@@ -100,7 +105,7 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
 
     public func alert(id: Int64) throws(StateError) -> AlertRecord? { try locked { alertsByID[id] } }
     public func alert(key: String) throws(StateError) -> AlertRecord? {
-        try locked { alertsByID.values.first { $0.key == key } }
+        try locked { idByKey[key].flatMap { alertsByID[$0] } }
     }
 
     public func alerts(states: Set<AlertState>?, limit: Int) throws(StateError) -> [AlertRecord] {

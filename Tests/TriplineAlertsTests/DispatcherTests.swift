@@ -357,3 +357,35 @@ struct DispatcherTests {
         #expect(throws: AlertsError.self) { try LabelMatcher("nonsense") }
     }
 }
+
+@Suite("Dispatcher cost")
+struct DispatcherCostTests {
+    /// A group that grows to 8,000 alerts: an alert added late costs about what one added early does (a group
+    /// copied per alert made this quadratic: 100,000 alerts took 192 s, now 19 s). The bound (4x) leaves room for
+    /// noise; the quadratic version measured over 8x here.
+    @Test("alerts joining a large group cost the same early and late")
+    func groupGrowthIsLinear() throws {
+        let h = try Harness()
+        func phase(_ range: Range<Int>) throws -> Double {
+            let start = DispatchTime.now().uptimeNanoseconds
+            for batch in stride(from: range.lowerBound, to: range.upperBound, by: 200) {
+                let hits = (batch..<min(batch + 200, range.upperBound)).map {
+                    hit(ref: "R\($0)", value: "+3247\(String(1_000_000 + $0))", item: "P-\($0)")
+                }
+                do {
+                    h.d.begin()
+                    var c = Commit()
+                    try h.d.ingest(hits, now: t0, into: &c)
+                    try h.store.commit(c)
+                    h.d.end(committed: c)
+                }
+            }
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / Double(range.count)
+        }
+        let early = try phase(0..<1000)
+        _ = try phase(1000..<7000)
+        let late = try phase(7000..<8000)
+        #expect(try h.store.alerts(states: nil, limit: 10_000).count == 8000)
+        #expect(late < 4 * early, "per alert: \(Int(early)) ns early, \(Int(late)) ns late")
+    }
+}
