@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
@@ -110,6 +111,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
 
@@ -120,16 +122,21 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-O"])]
         ),
 
-        // The HTTP API (SPEC §10): Hummingbird routes over the operations, bearer tokens, problem+json.
+        // The HTTP API (SPEC §10): Hummingbird routes over the operations, bearer tokens and client certificates
+        // (TLS: HummingbirdTLS, NIOSSL; subjects read with swift-certificates), problem+json.
         .target(
             name: "TriplineHTTP",
             dependencies: [
                 "TriplineOperations", "TriplinePolicy", "TriplineAlerts", "TriplineState", "TriplineAudit",
                 "TriplineSelectors", "TriplineJSON", "TriplineYAML",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
             ],
             resources: [.copy("Resources/openapi.json")]),
 

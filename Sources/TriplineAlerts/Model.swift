@@ -90,10 +90,14 @@ public struct Principal: Sendable {
     public var id: String
     public var partner: String
     public var role: Role
-    public init(id: String, partner: String, role: Role) {
+    /// The client-certificate subject that stands for this principal (config `subject:`); without it, a verified
+    /// certificate whose only common name is `id` does (SPEC §10).
+    public var subject: SubjectName?
+    public init(id: String, partner: String, role: Role, subject: SubjectName? = nil) {
         self.id = id
         self.partner = partner
         self.role = role
+        self.subject = subject
     }
 }
 

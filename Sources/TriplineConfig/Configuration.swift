@@ -289,7 +289,8 @@ private struct Reader {
                             default: h.clientCAFile = f
                             }
                         }
-                        if (h.certFile == nil) != (h.keyFile == nil) {
+                        // Without both, a client_ca_file alone would leave the API on plain HTTP without a word.
+                        if h.certFile == nil || h.keyFile == nil {
                             throw hv.error("\"tls\" needs both cert_file and key_file")
                         }
                     case "external_url": h.externalURL = try string(hv, "external_url")
@@ -411,9 +412,17 @@ private struct Reader {
                 var id: String?
                 var partner: String?
                 var role: Principal.Role?
-                for (k, v) in try mapping(n, "principal", keys: ["id", "partner", "role"]) {
+                var subject: (name: SubjectName, node: Node)?
+                for (k, v) in try mapping(n, "principal", keys: ["id", "partner", "role", "subject"]) {
                     switch k.scalar {
                     case "id": id = try string(v, "id")
+                    case "subject":
+                        guard let name = SubjectName(parsing: try string(v, "subject")) else {
+                            throw v.error(
+                                "\"subject\" is a distinguished name as RFC 4514 writes it, like \"CN=partner-be,O=Federal Police,C=BE\""
+                            )
+                        }
+                        subject = (name, v)
                     case "partner":
                         let s = try string(v, "partner")
                         guard partnerIDs.contains(s) else { throw v.error("principal of unknown partner \"\(s)\"") }
@@ -426,7 +435,12 @@ private struct Reader {
                     }
                 }
                 guard let id, let partner, let role else { throw n.error("a principal needs id, partner and role") }
-                c.alerts.principals.append(Principal(id: id, partner: partner, role: role))
+                // One certificate subject stands for one principal.
+                if let subject, let other = c.alerts.principals.first(where: { $0.subject == subject.name }) {
+                    throw subject.node.error(
+                        "principals \"\(other.id)\" and \"\(id)\" have the same subject \"\(subject.name)\"")
+                }
+                c.alerts.principals.append(Principal(id: id, partner: partner, role: role, subject: subject?.name))
             }
         }
         if let r = routeNode {

@@ -12,11 +12,16 @@ import TriplineSelectors
 import TriplineState
 import TriplineYAML
 
-/// A request's context: who the credential says it is (set by `Authenticate`), and the reason it gives.
+/// A request's context: who the credential says it is (set by `Authenticate`), and the reason it gives; the
+/// connection, whose TLS handler holds the client certificate (read by `Authenticate` only when it needs it).
 public struct APIContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var caller: Caller?
-    public init(source: ApplicationRequestContextSource) { coreContext = .init(source: source) }
+    public let channel: (any Channel)?
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
     /// Bodies are collected by the routes themselves, each with its own limit.
     public var maxUploadSize: Int { API.maxIngest }
 }
@@ -41,6 +46,8 @@ public struct APIServices: Sendable {
     public var rate: (perSecond: Double, burst: Double) = (100, 200)
     /// Where the lists in force come from, and the reload after a submission (WatchlistRoutes.swift).
     public var lists = ListServices()
+    /// TLS with a client CA: a verified client certificate authenticates a request without `Authorization`.
+    public var clientCertificates = false
 
     public init(
         operations: @escaping @Sendable () async throws -> Operations,
@@ -68,8 +75,9 @@ public struct IngestOutcome: Sendable {
     }
 }
 
-/// The HTTP API (SPEC §10): one versioned JSON API under `/v1`, every request authenticated (bearer tokens), every
-/// route through the one policy (via the operations), errors as RFC 9457 problem+json.
+/// The HTTP API (SPEC §10): one versioned JSON API under `/v1`, every request authenticated (bearer tokens, client
+/// certificates over TLS), every route through the one policy (via the operations), errors as RFC 9457
+/// problem+json.
 public enum API {
     /// SPEC §10: NDJSON ingest bodies up to 16 MiB.
     public static let maxIngest = 16 << 20

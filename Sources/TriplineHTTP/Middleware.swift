@@ -2,15 +2,21 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOSSL
 import TriplineAlerts
 import TriplineJSON
 import TriplineOperations
 import TriplineState
+import X509
 
-/// Authentication (SPEC §10): a bearer token of a principal of the configuration; anything else — missing,
-/// malformed, unknown, expired, revoked, a principal removed — gets one byte-identical 401, and is audited with its
-/// cause. A principal is who its credential says, never what the request claims. Each principal has a request
-/// budget (429 with Retry-After beyond it). The reason comes from `Tripline-Reason`.
+/// Authentication (SPEC §10): a bearer token of a principal of the configuration, or — over TLS with a client CA,
+/// for a request without an `Authorization` header — the verified client certificate, mapped to a principal by its
+/// subject (`ClientCertificates`). A request with the header is judged by its token alone, whatever certificate the
+/// connection has. Anything else — missing, malformed, unknown, expired, revoked, a principal removed, a certificate
+/// that stands for no principal — gets one byte-identical 401, and is audited with its cause. A principal is who its
+/// credential says, never what the request claims. Each principal has a request budget (429 with Retry-After beyond
+/// it). The reason comes from `Tripline-Reason`.
 struct Authenticate: RouterMiddleware {
     typealias Context = APIContext
     let services: APIServices
@@ -28,23 +34,41 @@ struct Authenticate: RouterMiddleware {
     {
         let ops = try await services.operations()
         let now = ops.clock()
-        switch Tokens.authenticate(
-            request.headers[.authorization], store: ops.store, principals: ops.config.alerts.principals, now: now)
+        let principals = ops.config.alerts.principals
+        let outcome: Result<(Principal, [(String, JSONValue)]), Failure>
+        let header = request.headers[.authorization]
+        if header == nil, services.clientCertificates,
+            let certificate = await PeerCertificate.of(context.channel)
         {
+            switch certificate {
+            case .subject(let subject):
+                let text = JSONValue.string(subject.description)
+                outcome =
+                    ClientCertificates.principal(for: subject, among: principals).map {
+                        .success(($0, [("certificate", text)]))
+                    } ?? .failure(Failure(cause: "certificate unknown", detail: [("certificate", text)]))
+            case .unreadable:
+                outcome = .failure(Failure(cause: "certificate unreadable", detail: []))
+            }
+        } else {
+            outcome = Tokens.authenticate(header, store: ops.store, principals: principals, now: now)
+                .map { ($0.0, [("token", .string($0.1.id))]) }.mapError { Failure(cause: $0.rawValue, detail: []) }
+        }
+        switch outcome {
         case .failure(let why):
             try? ops.record(
                 EventDraft(
-                    at: now, kind: "auth_failed", reason: why.rawValue,
-                    detail: JSONObject([
-                        ("method", .string(request.method.rawValue)), ("path", .string(request.uri.path)),
-                    ])))
+                    at: now, kind: "auth_failed", reason: why.cause,
+                    detail: JSONObject(
+                        [("method", .string(request.method.rawValue)), ("path", .string(request.uri.path))]
+                            + why.detail)))
             var headers = HTTPFields()
             headers[.contentType] = "application/problem+json"
             headers[.wwwAuthenticate] = "Bearer"
             return Response(
                 status: .unauthorized, headers: headers,
                 body: .init(byteBuffer: ByteBuffer(bytes: API.unauthorizedBody)))
-        case .success(let (principal, token)):
+        case .success(let (principal, via)):
             if let wait = limiter.take(principal.id, now: now) {
                 var headers = HTTPFields()
                 headers[.retryAfter] = String(Int(wait.rounded(.up)))
@@ -56,11 +80,39 @@ struct Authenticate: RouterMiddleware {
                             string: #"{"type":"about:blank","title":"Too Many Requests","status":429}"#)))
             }
             var context = context
-            context.caller = Caller(
-                principal: principal, reason: request.headers[Self.reasonHeader] ?? "",
-                via: [("token", .string(token.id))])
+            context.caller = Caller(principal: principal, reason: request.headers[Self.reasonHeader] ?? "", via: via)
             return try await next(request, context)
         }
+    }
+
+    /// Why a request did not authenticate: the audited cause, and what the audit record adds (never a token).
+    struct Failure: Error {
+        var cause: String
+        var detail: [(String, JSONValue)]
+    }
+}
+
+/// The client certificate the TLS handshake verified on a request's connection (NIOSSL verified it against the
+/// configured client CA; the handshake fails otherwise), read from the connection's `NIOSSLHandler` when a request
+/// needs it, with its subject in RFC 4514 order.
+enum PeerCertificate {
+    case subject(SubjectName)
+    /// A certificate was verified but its subject could not be read (swift-certificates refused its encoding).
+    case unreadable
+
+    /// Nil without TLS or without a client certificate.
+    static func of(_ channel: (any Channel)?) async -> PeerCertificate? {
+        guard let channel, let certificate = try? await channel.nioSSL_peerCertificate().get() else { return nil }
+        guard let der = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: der) else {
+            return .unreadable
+        }
+        // X.509 keeps the RDNs most significant first; RFC 4514 writes them the other way round. A value that is
+        // not a string (no configured subject can name one) keeps swift-certificates' description.
+        return .subject(
+            SubjectName(
+                rdns: parsed.subject.reversed().map { rdn in
+                    rdn.map { SubjectName.Attribute(type: "\($0.type)", value: String($0.value) ?? "\($0.value)") }
+                }))
     }
 }
 

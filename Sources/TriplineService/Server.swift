@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 import TriplineAudit
@@ -71,6 +72,16 @@ public enum Server {
         do { config = try Configuration.load(config: options.configPath) } catch {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             return 1
+        }
+        // The API's TLS from the files named (SPEC §10): one missing or unusable stops serve before anything starts.
+        var tls: TLSConfiguration?
+        if let http = config.http, let cert = http.certFile, let key = http.keyFile {
+            do {
+                tls = try APIServer.tlsConfiguration(certFile: cert, keyFile: key, clientCAFile: http.clientCAFile)
+            } catch {
+                FileHandle.standardError.write(Data("tripline: http.tls: \(error)\n".utf8))
+                return 2
+            }
         }
         // Lists partners submitted through the API (SPEC §10) load with the files, before rules that may expand them.
         let submitted: [SubmittedList]
@@ -167,13 +178,15 @@ public enum Server {
                 api.lists = ListServices(
                     catalog: { await pipeline.listCatalog },
                     reload: { await pipeline.reloadLists(now: Date().timeIntervalSince1970) })
+                api.clientCertificates = tls != nil && http.clientCAFile != nil
                 let host = http.host
+                let scheme = tls == nil ? "http" : "https"
                 let apiLogger = logger
                 services.append(
                     .init(
-                        service: APIServer.application(
-                            api, host: http.host, port: http.port, logger: logger,
-                            onRunning: { port in apiLogger.info("API listening on http://\(host):\(port)") }),
+                        service: try APIServer.application(
+                            api, host: http.host, port: http.port, tls: tls, logger: logger,
+                            onRunning: { port in apiLogger.info("API listening on \(scheme)://\(host):\(port)") }),
                         successTerminationBehavior: .gracefullyShutdownGroup))
             }
             if let source {

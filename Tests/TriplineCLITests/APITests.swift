@@ -46,7 +46,8 @@ struct APITests {
             return (token, id)
         }
 
-        func start() throws {
+        /// Starts `serve` and waits until `ready` (by default: `/healthz` answers 200 over plain HTTP).
+        func start(ready: (() -> Bool)? = nil) throws {
             let p = Process()
             p.executableURL = CLITests.binary
             p.arguments = ["serve", "--config", "tripline.yaml", "--drain-timeout", "2"]
@@ -62,7 +63,9 @@ struct APITests {
             p.standardError = handle
             try p.run()
             process = p
-            guard waitUntil(30, { (try? APITests.send(port, "GET", "/healthz"))?.status == 200 || !p.isRunning })
+            let port = port
+            let answers = ready ?? { (try? APITests.send(port, "GET", "/healthz"))?.status == 200 }
+            guard waitUntil(30, { answers() || !p.isRunning })
             else { throw TestFailure("serve did not answer on port \(port)") }
             guard p.isRunning else {
                 throw TestFailure("serve exited: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
@@ -293,7 +296,14 @@ struct APITests {
         // body its 413, each problem as application/problem+json.
         let scheme = JSONValue.object(doc)[path: "components.securitySchemes.bearer"]?.objectValue
         #expect(scheme?["type"] == .string("http") && scheme?["scheme"] == .string("bearer"))
-        #expect(doc["security"] == .array([.object(JSONObject([("bearer", .array([]))]))]))
+        // Or, over TLS with a client CA, a client certificate (the alternative of the global requirement).
+        let mutual = JSONValue.object(doc)[path: "components.securitySchemes.mutualTLS"]?.objectValue
+        #expect(mutual?["type"] == .string("mutualTLS"))
+        #expect(
+            doc["security"]
+                == .array([
+                    .object(JSONObject([("bearer", .array([]))])), .object(JSONObject([("mutualTLS", .array([]))])),
+                ]))
         let responses = try #require(JSONValue.object(doc)[path: "components.responses"]?.objectValue)
         for (name, r) in responses {
             #expect(r[path: "content"]?.objectValue?.keys == ["application/problem+json"], "\(name)")
