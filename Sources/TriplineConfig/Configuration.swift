@@ -435,6 +435,10 @@ private struct Reader {
                     }
                 }
                 guard let id, let partner, let role else { throw n.error("a principal needs id, partner and role") }
+                // A credential names one principal: two with one id would share (and confuse) every token.
+                if c.alerts.principals.contains(where: { $0.id == id }) {
+                    throw n.error("duplicate principal \"\(id)\"")
+                }
                 // One certificate subject stands for one principal.
                 if let subject, let other = c.alerts.principals.first(where: { $0.subject == subject.name }) {
                     throw subject.node.error(

@@ -416,6 +416,13 @@ struct APITLSTests {
             malformed.stderr.contains(
                 "tripline.yaml:\(line):59: \"subject\" is a distinguished name as RFC 4514 writes it"),
             "\(malformed.stderr)")
+        // Two principals with one id would share every credential: refused at the second.
+        let twice = try check([
+            #"  - {id: liaison-a, partner: ops, role: analyst}"#, #"  - {id: liaison-a, partner: ops, role: admin}"#,
+        ])
+        #expect(twice.status == 1)
+        #expect(
+            twice.stderr.contains("tripline.yaml:\(line + 1):5: duplicate principal \"liaison-a\""), "\(twice.stderr)")
         // A client CA without the server's certificate and key would leave the API on plain HTTP: refused.
         let caOnly = try check([], http: "http: {listen: \"127.0.0.1:9466\", tls: {client_ca_file: ca.pem}}")
         #expect(caOnly.status == 1)
