@@ -16,7 +16,12 @@ import TriplineYAML
 public struct APIContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var caller: Caller?
-    public init(source: ApplicationRequestContextSource) { coreContext = .init(source: source) }
+    /// The connection the request came on (`CloseAfterRefusal` closes it after an error answer).
+    public let channel: any Channel
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
     /// Bodies are collected by the routes themselves, each with its own limit.
     public var maxUploadSize: Int { API.maxIngest }
 }
@@ -78,6 +83,7 @@ public enum API {
 
     public static func router(_ services: APIServices, logger: Logger) -> Router<APIContext> {
         let router = Router(context: APIContext.self)
+        router.middlewares.add(CloseAfterRefusal())
         router.middlewares.add(ProblemMiddleware())
         router.get("/healthz") { _, _ in json(JSONObject([("status", .string("ok"))])) }
         router.get("/readyz") { _, _ in

@@ -6,14 +6,18 @@ import TriplineOperations
 
 /// The API as a service of `serve`'s group: Hummingbird on the configured address.
 public enum APIServer {
-    /// The application for `services` on `host:port` (port 0: any free port; `onRunning` hears the port bound).
+    /// The application for `services` on `host:port` (port 0: any free port; `onRunning` hears the port bound); a
+    /// connection silent for `idleTimeout` seconds is closed (`http.idle_timeout`, `defaultIdleTimeout`).
     public static func application(
-        _ services: APIServices, host: String, port: Int, logger: Logger,
+        _ services: APIServices, host: String, port: Int, idleTimeout: Double = defaultIdleTimeout, logger: Logger,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         Application(
             router: API.router(services, logger: logger),
-            configuration: .init(address: .hostname(host, port: port), serverName: "tripline"),
+            server: .http1(configuration: .init(idleTimeout: .nanoseconds(Int64(idleTimeout * 1e9)))),
+            configuration: .init(
+                address: .hostname(host, port: port), serverName: "tripline",
+                availableConnectionsDelegate: .maximum(maxConnections(), logger: logger)),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger)
     }
