@@ -38,6 +38,8 @@ public struct Configuration: Sendable {
         /// Requests per second per principal, and the burst above it.
         public var rateLimit = 100.0
         public var rateBurst = 200.0
+        /// Seconds a connection may stay silent before the server closes it (`idle_timeout`).
+        public var idleTimeout = 60.0
     }
 
     /// The longest value each duration key takes (SPEC §6: network deadlines at most 24 h, every other duration
@@ -54,6 +56,7 @@ public struct Configuration: Sendable {
         ("max_idle", 3650 * 86_400, "3650d"),
         ("per", 7 * 86_400, "7d"),
         ("checkpoint_interval", 86_400, "24h"),
+        ("idle_timeout", 86_400, "24h"),
     ]
 
     /// Embedded defaults: one local partner whose receiver writes `.tripline/alerts.ndjson`.
@@ -270,7 +273,10 @@ private struct Reader {
             case "http":
                 var h = Configuration.HTTPSettings(host: "127.0.0.1", port: 9466)
                 for (hk, hv) in try mapping(
-                    v, "http", keys: ["listen", "tls", "external_url", "link_key_file", "rate_limit", "rate_burst"])
+                    v, "http",
+                    keys: [
+                        "listen", "tls", "external_url", "link_key_file", "rate_limit", "rate_burst", "idle_timeout",
+                    ])
                 {
                     switch hk.scalar {
                     case "listen":
@@ -295,6 +301,9 @@ private struct Reader {
                         }
                     case "external_url": h.externalURL = try string(hv, "external_url")
                     case "link_key_file": h.linkKeyFile = resolve(try string(hv, "link_key_file"))
+                    case "idle_timeout":
+                        h.idleTimeout = try duration(hv, "idle_timeout")
+                        guard h.idleTimeout > 0 else { throw hv.error("\"idle_timeout\" must be longer than 0s") }
                     default:
                         guard let n = hv.scalar.flatMap(Double.init), n > 0, n <= 100_000 else {
                             throw hv.error("\"\(hk.scalar!)\" is a number of requests, 1 to 100000")

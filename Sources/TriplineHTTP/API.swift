@@ -17,7 +17,9 @@ import TriplineYAML
 public struct APIContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var caller: Caller?
-    public let channel: (any Channel)?
+    /// The connection the request came on: its peer certificate (client certificates), and `CloseAfterRefusal`
+    /// closes it after an error answer.
+    public let channel: any Channel
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         channel = source.channel
@@ -86,6 +88,7 @@ public enum API {
 
     public static func router(_ services: APIServices, logger: Logger) -> Router<APIContext> {
         let router = Router(context: APIContext.self)
+        router.middlewares.add(CloseAfterRefusal())
         router.middlewares.add(ProblemMiddleware())
         router.get("/healthz") { _, _ in json(JSONObject([("status", .string("ok"))])) }
         router.get("/readyz") { _, _ in

@@ -10,17 +10,28 @@ import TriplineOperations
 /// The API as a service of `serve`'s group: Hummingbird on the configured address, over TLS when configured.
 public enum APIServer {
     /// The application for `services` on `host:port` (port 0: any free port; `onRunning` hears the port bound);
-    /// HTTPS with `tls` (from `tlsConfiguration`), plain HTTP without.
+    /// HTTPS with `tls` (from `tlsConfiguration`), plain HTTP without; a connection silent for `idleTimeout` seconds is
+    /// closed (`http.idle_timeout`, `defaultIdleTimeout`).
     public static func application(
-        _ services: APIServices, host: String, port: Int, tls: TLSConfiguration? = nil, logger: Logger,
+        _ services: APIServices, host: String, port: Int, tls: TLSConfiguration? = nil,
+        idleTimeout: Double = defaultIdleTimeout, logger: Logger,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         Application(
             router: API.router(services, logger: logger),
-            server: try tls.map { try HTTPServerBuilder.tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
-            configuration: .init(address: .hostname(host, port: port), serverName: "tripline"),
+            server: try tls.map {
+                try HTTPServerBuilder.tls(.http1(configuration: http1(idleTimeout)), tlsConfiguration: $0)
+            } ?? .http1(configuration: http1(idleTimeout)),
+            configuration: .init(
+                address: .hostname(host, port: port), serverName: "tripline",
+                availableConnectionsDelegate: .maximum(maxConnections(), logger: logger)),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger)
+    }
+
+    /// HTTP/1.1 with connections closed after `idleTimeout` seconds of silence (a header trickled in counts as none).
+    static func http1(_ idleTimeout: Double) -> HTTP1Channel.Configuration {
+        .init(idleTimeout: .nanoseconds(Int64(idleTimeout * 1e9)))
     }
 
     /// Why TLS could not be set up from the configured files: the file, and what is wrong with it.

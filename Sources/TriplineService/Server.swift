@@ -65,6 +65,7 @@ public enum Server {
     /// Exit status: 0 after a clean end of input or shutdown, 1 for an invalid configuration, 2 for a runtime failure.
     public static func run(_ options: Options) async -> Int32 {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        APIServer.raiseOpenFileLimit()
         var logger = Logger(label: "tripline")
         logger.logLevel = .info
         let now = Date().timeIntervalSince1970
@@ -185,7 +186,8 @@ public enum Server {
                 services.append(
                     .init(
                         service: try APIServer.application(
-                            api, host: http.host, port: http.port, tls: tls, logger: logger,
+                            api, host: http.host, port: http.port, tls: tls, idleTimeout: http.idleTimeout,
+                            logger: logger,
                             onRunning: { port in apiLogger.info("API listening on \(scheme)://\(host):\(port)") }),
                         successTerminationBehavior: .gracefullyShutdownGroup))
             }
