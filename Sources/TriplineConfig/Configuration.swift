@@ -40,6 +40,9 @@ public struct Configuration: Sendable {
         public var rateBurst = 200.0
         /// Seconds a connection may stay silent before the server closes it (`idle_timeout`).
         public var idleTimeout = 60.0
+        /// Seconds a request body may take before it must keep up an average of `APIServices.minBodyRate` bytes per
+        /// second (`body_timeout`): a body trickled just faster than the idle timeout is cut off (408).
+        public var bodyTimeout = 30.0
     }
 
     /// The longest value each duration key takes (SPEC §6: network deadlines at most 24 h, every other duration
@@ -57,6 +60,7 @@ public struct Configuration: Sendable {
         ("per", 7 * 86_400, "7d"),
         ("checkpoint_interval", 86_400, "24h"),
         ("idle_timeout", 86_400, "24h"),
+        ("body_timeout", 86_400, "24h"),
     ]
 
     /// Embedded defaults: one local partner whose receiver writes `.tripline/alerts.ndjson`.
@@ -276,6 +280,7 @@ private struct Reader {
                     v, "http",
                     keys: [
                         "listen", "tls", "external_url", "link_key_file", "rate_limit", "rate_burst", "idle_timeout",
+                        "body_timeout",
                     ])
                 {
                     switch hk.scalar {
@@ -304,6 +309,9 @@ private struct Reader {
                     case "idle_timeout":
                         h.idleTimeout = try duration(hv, "idle_timeout")
                         guard h.idleTimeout > 0 else { throw hv.error("\"idle_timeout\" must be longer than 0s") }
+                    case "body_timeout":
+                        h.bodyTimeout = try duration(hv, "body_timeout")
+                        guard h.bodyTimeout > 0 else { throw hv.error("\"body_timeout\" must be longer than 0s") }
                     default:
                         guard let n = hv.scalar.flatMap(Double.init), n > 0, n <= 100_000 else {
                             throw hv.error("\"\(hk.scalar!)\" is a number of requests, 1 to 100000")

@@ -44,6 +44,11 @@ public struct APIServices: Sendable {
     public var openAPI: [UInt8]
     /// Prometheus text for /metrics.
     public var metrics: @Sendable () async -> String
+    /// A request body slower than `minBodyRate` bytes per second on average, once `bodyTimeout` seconds have passed
+    /// since its first byte was awaited, is cut off with 408 (and its connection closed): a body trickled a byte
+    /// just inside the idle timeout would otherwise hold a connection for ever.
+    public var bodyTimeout = 30.0
+    public static let minBodyRate = 16.0 * 1024
     /// Requests per second per principal, and the burst above it (429 beyond).
     public var rate: (perSecond: Double, burst: Double) = (100, 200)
     /// Where the lists in force come from, and the reload after a submission (WatchlistRoutes.swift).
@@ -135,7 +140,7 @@ public enum API {
             let c = try caller(context)
             let ops = try await services.operations()
             try ops.require(ops.policy.decide(c.principal, .ingest), c, .ingest)
-            let body = try await collect(request, limit: maxIngest)
+            let body = try await collect(request, limit: maxIngest, bodyTimeout: services.bodyTimeout)
             var lines: [[UInt8]] = []
             body.withUnsafeReadableBytes { raw in
                 var start = 0
@@ -388,13 +393,22 @@ public enum API {
     }
 
     /// The request body, up to `limit` bytes (413 naming the limit beyond it).
-    static func collect(_ request: Request, limit: Int) async throws -> ByteBuffer {
+    /// A body must also keep up `APIServices.minBodyRate` once `bodyTimeout` has passed (408 otherwise).
+    static func collect(_ request: Request, limit: Int, bodyTimeout: Double = 30) async throws -> ByteBuffer {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
             throw APIError.tooLarge(limit)
         }
-        do { return try await request.body.collect(upTo: limit) } catch is NIOTooManyBytesError {
-            throw APIError.tooLarge(limit)
+        let start = DispatchTime.now().uptimeNanoseconds
+        var body = ByteBuffer()
+        for try await var chunk in request.body {
+            guard body.readableBytes + chunk.readableBytes <= limit else { throw APIError.tooLarge(limit) }
+            body.writeBuffer(&chunk)
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            if elapsed > bodyTimeout && Double(body.readableBytes) < elapsed * APIServices.minBodyRate {
+                throw APIError.tooSlow(bodyTimeout)
+            }
         }
+        return body
     }
 
     /// A small JSON object body, if any.
@@ -441,6 +455,8 @@ enum APIError: Error {
     case unauthorized
     case invalid(String)
     case tooLarge(Int)
+    /// A body slower than the minimum rate past the body timeout (seconds).
+    case tooSlow(Double)
 }
 
 /// `parseDuration` for request fields (the one the configuration uses).

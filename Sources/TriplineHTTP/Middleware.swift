@@ -168,6 +168,11 @@ struct ProblemMiddleware: RouterMiddleware {
                     status: .unauthorized, headers: headers,
                     body: .init(byteBuffer: ByteBuffer(bytes: API.unauthorizedBody)))
             case .invalid(let m): return API.problem(.badRequest, m)
+            case .tooSlow(let seconds):
+                return API.problem(
+                    .requestTimeout,
+                    "the body arrived slower than \(Int(APIServices.minBodyRate)) bytes per second on average past "
+                        + "\(Int(seconds)) s")
             case .tooLarge(let limit):
                 return API.problem(
                     .contentTooLarge, "the body is larger than \(limit) bytes",

@@ -85,7 +85,7 @@ extension API {
             let ops = try await services.operations()
             // The policy before the body: a refused caller's upload is not read.
             try ops.requireList(c, .submitWatchlist, owner, list)
-            let body = try await collect(request, limit: maxList)
+            let body = try await collect(request, limit: maxList, bodyTimeout: services.bodyTimeout)
             let yaml = [UInt8](buffer: body)
             return try await inTurn(owner + "/" + list) { () async throws -> Response in
                 switch try ops.submitWatchlist(

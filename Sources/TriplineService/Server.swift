@@ -176,6 +176,7 @@ public enum Server {
                         endpoint.text(store: store, receivers: await pipeline.alertsConfig.receivers.map(\.name))
                     })
                 api.rate = (http.rateLimit, http.rateBurst)
+                api.bodyTimeout = http.bodyTimeout
                 api.lists = ListServices(
                     catalog: { await pipeline.listCatalog },
                     reload: { await pipeline.reloadLists(now: Date().timeIntervalSince1970) })

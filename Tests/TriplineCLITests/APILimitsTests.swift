@@ -584,4 +584,55 @@ struct APILimitsTests {
             #expect(c.status == 1 && c.stderr.contains("\"idle_timeout\" \(error)"), "\(c.stderr)")
         }
     }
+
+    /// With `http.body_timeout: 1s`: a body trickled a byte every 200 ms — each byte well inside the idle timeout —
+    /// is cut off with 408 soon after a second (it is far below 16 KiB/s), and its connection closed; a body sent at
+    /// once passes. A value out of range is refused by `check`.
+    @Test("body_timeout: a body trickled inside the idle timeout is cut off with 408, a prompt one passes")
+    func slowBody() throws {
+        let server = try Self.serve(http: ", body_timeout: 1s")
+        defer {
+            server.stop()
+            try? FileManager.default.removeItem(at: server.dir)
+        }
+        let token = server.tokens["ingest-1"] ?? ""
+        let fd = try Self.connection(server.port)
+        defer { close(fd) }
+        let line = Array(#"{"id":"slow-1","type":"phone","value":"+32470000001"}"#.utf8) + [10]
+        #expect(
+            Self.sendAll(
+                fd, Array(Self.head("POST", "/v1/selectors", port: server.port, token: token, length: 100_000).utf8)))
+        let start = ContinuousClock.now
+        var sent = 0
+        var answer: [UInt8] = []
+        while ContinuousClock.now - start < .seconds(10) {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, 200) > 0 {
+                answer = Self.readAnswer(fd)
+                break
+            }
+            guard send(fd, [line[sent % line.count]], 1, Int32(MSG_NOSIGNAL)) == 1 else { break }
+            sent += 1
+        }
+        let d = ContinuousClock.now - start
+        let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        let text = String(decoding: answer, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 408"), "\(text)")
+        #expect(text.contains("slower than 16384 bytes per second on average past 1 s"), "\(text)")
+        #expect(seconds >= 1 && seconds < 4, "answered after \(seconds) s, \(sent) bytes trickled")
+        #expect(Self.closedAfter(fd, limit: 5).map { $0 < 2 } == true, "the connection stays open")
+        // A prompt body of a megabyte is not slow.
+        let lines = (0..<15_000).map { #"{"id":"p-\#($0)","type":"phone","value":"+3247100\#(String(10000 + $0))"}"# }
+        let prompt = try server.call("POST", "/v1/selectors", as: "ingest-1", body: lines.joined(separator: "\n"))
+        #expect(prompt.status == 202, "\(prompt.text)")
+        #expect(prompt.json?["accepted"] == .number("15000"))
+        let config = server.dir.appendingPathComponent("tripline.yaml")
+        let original = try String(contentsOf: config, encoding: .utf8)
+        for (value, error) in [("0s", "must be longer than 0s"), ("25h", "is at most 24h")] {
+            try original.replacingOccurrences(of: "body_timeout: 1s", with: "body_timeout: \(value)").write(
+                to: config, atomically: true, encoding: .utf8)
+            let c = try CLITests.run(["check", "--config", "tripline.yaml"], cwd: server.dir)
+            #expect(c.status == 1 && c.stderr.contains("\"body_timeout\" \(error)"), "\(c.stderr)")
+        }
+    }
 }
