@@ -58,7 +58,8 @@ let package = Package(
 
         // State: the store protocol (with an in-memory store), and the embedded SQLite store.
         .target(name: "TriplineState", dependencies: ["TriplineJSON", "TriplineAudit"]),
-        .target(name: "TriplineStateSQLite", dependencies: ["TriplineState", "TriplineJSON", "TriplineAudit", "CSQLite"]),
+        .target(
+            name: "TriplineStateSQLite", dependencies: ["TriplineState", "TriplineJSON", "TriplineAudit", "CSQLite"]),
 
         // Alerts: identity, routing, grouping, silences, inhibition, rate limits, need-to-know rendering.
         .target(
@@ -102,8 +103,10 @@ let package = Package(
         .target(
             name: "TriplineService",
             dependencies: [
-                "TriplineConfig", "TriplineAlerts", "TriplineSinks", "TriplineState", "TriplineStateSQLite", "TriplineAudit",
-                "TriplineIngest", "TriplineHTTP", "TriplineOperations", "TriplineRules", "TriplineMatch", "TriplineWatchlists", "TriplineSelectors",
+                "TriplineConfig", "TriplineAlerts", "TriplineSinks", "TriplineState", "TriplineStateSQLite",
+                "TriplineAudit",
+                "TriplineIngest", "TriplineHTTP", "TriplineOperations", "TriplineRules", "TriplineMatch",
+                "TriplineWatchlists", "TriplineSelectors",
                 "TriplineJSON", "TriplineYAML",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -175,7 +178,8 @@ let package = Package(
         .testTarget(
             name: "TriplineAlertsTests",
             dependencies: [
-                "TriplineAlerts", "TriplineSinks", "TriplineState", "TriplineWatchlists", "TriplineMatch", "TriplineRules",
+                "TriplineAlerts", "TriplineSinks", "TriplineState", "TriplineWatchlists", "TriplineMatch",
+                "TriplineRules",
                 "TriplineSelectors", "TriplineJSON", "TriplineTestSupport",
             ]
         ),
@@ -186,12 +190,14 @@ let package = Package(
             dependencies: ["TriplineSinks", "TriplineAlerts", "TriplineState", "TriplineJSON", "TriplineTestSupport"]),
         .testTarget(name: "TriplineAuditTests", dependencies: ["TriplineAudit", "TriplineJSON"]),
         .testTarget(
-            name: "TriplineCLITests", dependencies: ["TriplineCLI", "TriplineHTTP", "TriplineJSON", "TriplineTestSupport"]),
+            name: "TriplineCLITests",
+            dependencies: ["TriplineCLI", "TriplineHTTP", "TriplineJSON", "TriplineTestSupport"]),
         // The service as a value, run in-process: the pipeline's transactions, delivery lanes, clocks.
         .testTarget(
             name: "TriplineServiceTests",
             dependencies: [
-                "TriplineService", "TriplineConfig", "TriplineAlerts", "TriplineState", "TriplineStateSQLite",
+                "TriplineService", "TriplineOperations", "TriplineAudit", "TriplineConfig", "TriplineAlerts",
+                "TriplineState", "TriplineStateSQLite",
                 "TriplineSinks", "TriplineRules", "TriplineJSON", "TriplineYAML", "TriplineTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

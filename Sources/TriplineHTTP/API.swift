@@ -49,6 +49,8 @@ public struct APIServices: Sendable {
     /// just inside the idle timeout would otherwise hold a connection for ever.
     public var bodyTimeout = 30.0
     public static let minBodyRate = 16.0 * 1024
+    /// The records of requests, written together; each answer waits for its own (nil: each committed at once).
+    public var audit: AuditBatcher?
     /// Requests per second per principal, and the burst above it (429 beyond).
     public var rate: (perSecond: Double, burst: Double) = (100, 200)
     /// Where the lists in force come from, and the reload after a submission (WatchlistRoutes.swift).
@@ -95,6 +97,7 @@ public enum API {
         let router = Router(context: APIContext.self)
         router.middlewares.add(CloseAfterRefusal())
         router.middlewares.add(ProblemMiddleware())
+        router.middlewares.add(DurableAudit(batcher: services.audit))
         router.get("/healthz") { _, _ in json(JSONObject([("status", .string("ok"))])) }
         router.get("/readyz") { _, _ in
             await services.ready()

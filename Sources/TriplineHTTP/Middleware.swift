@@ -183,3 +183,18 @@ struct ProblemMiddleware: RouterMiddleware {
         }
     }
 }
+
+/// Every look recorded before it is seen: the request runs collecting the audit records it makes (refusals
+/// included), and its answer — or its error — goes out only once they are durable; when they could not be written
+/// the answer is a 500 instead (`AuditBatcher`).
+struct DurableAudit: RouterMiddleware {
+    typealias Context = APIContext
+    let batcher: AuditBatcher?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        guard let batcher else { return try await next(request, context) }
+        return try await batcher.collecting { try await next(request, context) }
+    }
+}

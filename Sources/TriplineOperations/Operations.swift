@@ -46,6 +46,10 @@ public struct Operations: Sendable {
     public let policy: Policy
     public let renderer: Renderer
     public let clock: @Sendable () -> Double
+    /// Over the API: records go to the batcher (one transaction for concurrent requests' records), and each
+    /// request's answer waits until its own are durable (`AuditBatcher.collecting`). Nil: each record is committed
+    /// at once (the command line).
+    public var batcher: AuditBatcher?
 
     public init(
         config: Configuration, store: any DurableStore,
@@ -77,6 +81,10 @@ public struct Operations: Sendable {
     }
 
     public func record(_ e: EventDraft) throws(OperationError) {
+        if let batcher, AuditBatcher.tickets != nil {
+            batcher.record(e)
+            return
+        }
         var c = Commit()
         c.events = [e]
         do { try store.commit(c) } catch { throw .failed(error.description) }

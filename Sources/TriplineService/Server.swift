@@ -157,11 +157,14 @@ public enum Server {
             if let http = config.http {
                 // The API before ingest in the group: it stops right after ingest, before deliveries drain.
                 let built = OperationsCache()
+                let batcher = AuditBatcher(store: store)
                 var api = APIServices(
                     operations: {
                         let (generation, config) = await (pipeline.generation, pipeline.configuration)
                         return try built.get(generation) { () throws(OperationError) in
-                            try Operations(config: config, store: store)
+                            var ops = try Operations(config: config, store: store)
+                            ops.batcher = batcher
+                            return ops
                         }
                     },
                     ingest: { lines, caller in
@@ -177,6 +180,7 @@ public enum Server {
                     })
                 api.rate = (http.rateLimit, http.rateBurst)
                 api.bodyTimeout = http.bodyTimeout
+                api.audit = batcher
                 api.lists = ListServices(
                     catalog: { await pipeline.listCatalog },
                     reload: { await pipeline.reloadLists(now: Date().timeIntervalSince1970) })
