@@ -427,7 +427,9 @@ public enum API {
     }
 
     static func json(_ o: JSONObject, status: HTTPResponse.Status = .ok) -> Response {
-        raw(Array(JSONWriter.string(.object(o)).utf8), type: "application/json", status: status)
+        var w = JSONWriter()
+        w.write(o)
+        return raw(w.bytes, type: "application/json", status: status)
     }
 
     static func raw(_ bytes: [UInt8], type: String, status: HTTPResponse.Status = .ok) -> Response {
