@@ -282,7 +282,7 @@ public final class Dispatcher {
                     id: existing?.id ?? nextID, key: key, kind: h.kind.rawValue, priority: h.priority.rawValue,
                     priorityRank: h.priority.rank, state: .firing, labels: Self.labels(h), firstSeen: now,
                     lastSeen: now, count: (existing?.count ?? 0) + 1, sources: item.map { [$0] } ?? [],
-                    payload: Self.payload(h), updatedAt: now)
+                    payload: Self.payload(h), updatedAt: now, version: existing?.version)
                 if existing == nil { nextID += 1 }
                 c.events.append(
                     EventDraft(
@@ -615,15 +615,37 @@ public final class Dispatcher {
         (changesKey, Int64(now * 1_000_000) &+ Int64.random(in: 0..<1000))
     }
 
+    /// How many times an operator's action is made again on a fresh copy of its alert when the alert changed
+    /// between the action's read and its commit (the pipeline folded a sighting into it meanwhile).
+    public static let actAttempts = 10
+
     /// Acknowledge (for the principal's partner: `until` nil means until the alert resolves) or resolve (for
     /// everyone) an alert as a principal, recorded with the reason. Whether the principal may is the policy's
-    /// decision, made before.
+    /// decision, made before. The alert is read, changed and committed over the version read; when another writer
+    /// changed it in between (`StateError.conflict`), it is read again and the action — its checks too — judged
+    /// and made on the fresh copy, up to `actAttempts` times.
     public static func act(
         on id: Int64, state: AlertState, principal: Principal, reason: String, until: Double? = nil,
         via: [(String, JSONValue)] = [], store: any StateStore, now: Double
     ) throws(AlertsError) -> AlertRecord {
+        for _ in 0..<actAttempts {
+            if let done = try attemptAct(
+                on: id, state: state, principal: principal, reason: reason, until: until, via: via, store: store,
+                now: now)
+            {
+                return done
+            }
+        }
+        throw .state("alert \(id) kept changing while the action was made (\(actAttempts) attempts); try again")
+    }
+
+    /// One read, check and commit of an operator's action; nil when the alert changed since it was read.
+    private static func attemptAct(
+        on id: Int64, state: AlertState, principal: Principal, reason: String, until: Double?,
+        via: [(String, JSONValue)], store: any StateStore, now: Double
+    ) throws(AlertsError) -> AlertRecord? {
         let found: AlertRecord?
-        do { found = try store.alert(id: id) } catch { throw .state(error.description) }
+        do { found = try store.alert(id: id) } catch { throw .storage(error.description) }
         guard var a = found else { throw .notFound("no alert \(id)") }
         guard a.state != .resolved else { throw .state("alert \(id) is already resolved") }
         var detail = JSONObject([("alert_id", .number(String(id)))])
@@ -646,7 +668,11 @@ public final class Dispatcher {
                 principal: principal.id, reason: reason, detail: JSONObject(detail.members + via))
         ]
         c.offsets = [Self.changed(now)]
-        do { try store.commit(c) } catch { throw .state(error.description) }
+        do { try store.commit(c) } catch {
+            if error.isConflict { return nil }
+            throw .storage(error.description)
+        }
+        a.version = a.version.map { $0 + 1 }
         return a
     }
 

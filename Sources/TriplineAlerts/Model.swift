@@ -327,15 +327,22 @@ public struct AlertsError: Error, CustomStringConvertible, Sendable {
         case state(String)
         case notFound(String)
         case denied(String)
+        case storage(String)
     }
     private let kind: Kind
     public static func config(_ m: String) -> AlertsError { AlertsError(kind: .config(m)) }
     public static func state(_ m: String) -> AlertsError { AlertsError(kind: .state(m)) }
     public static func notFound(_ m: String) -> AlertsError { AlertsError(kind: .notFound(m)) }
     public static func denied(_ m: String) -> AlertsError { AlertsError(kind: .denied(m)) }
+    /// The state store failed (not the alert's state): a 500 / exit 2, never a conflict.
+    public static func storage(_ m: String) -> AlertsError { AlertsError(kind: .storage(m)) }
+    public var isStorage: Bool {
+        if case .storage = kind { return true }
+        return false
+    }
     public var description: String {
         switch kind {
-        case .config(let m), .state(let m), .notFound(let m), .denied(let m): m
+        case .config(let m), .state(let m), .notFound(let m), .denied(let m), .storage(let m): m
         }
     }
 }

@@ -221,7 +221,7 @@ public struct Operations: Sendable {
             done = try Dispatcher.act(
                 on: id, state: resolve ? .resolved : .acknowledged, principal: c.principal, reason: c.reason,
                 until: until, via: c.via, store: store, now: clock())
-        } catch { throw .conflict(error.description) }
+        } catch { throw error.isStorage ? .failed(error.description) : .conflict(error.description) }
         return view(done, for: c.principal)
     }
 

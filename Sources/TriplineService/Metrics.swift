@@ -13,6 +13,7 @@ public struct ServiceMetrics: Sendable {
     let rejected: CoreMetrics.Counter
     let watchlistHits: CoreMetrics.Counter
     let ruleHits: CoreMetrics.Counter
+    let conflicts: CoreMetrics.Counter
 
     public init(factory: any MetricsFactory = NOOPMetricsHandler.instance) {
         self.factory = factory
@@ -23,7 +24,11 @@ public struct ServiceMetrics: Sendable {
         watchlistHits = CoreMetrics.Counter(
             label: "tripline_hits_total", dimensions: [("kind", "watchlist")], factory: factory)
         ruleHits = CoreMetrics.Counter(label: "tripline_hits_total", dimensions: [("kind", "rule")], factory: factory)
+        conflicts = CoreMetrics.Counter(label: "tripline_commit_conflicts_total", factory: factory)
     }
+
+    /// A batch's or a tick's commit refused because an alert changed under it (computed again).
+    func conflict() { conflicts.increment() }
 
     /// One committed batch's counts.
     func batch(accepted a: Int, rejected r: Int, hits: Int, rules: Int) {
@@ -92,6 +97,8 @@ public struct MetricsEndpoint: Sendable {
     static let help: [String: String] = [
         "tripline_selectors_total": "Selector records read, by outcome (accepted, rejected).",
         "tripline_hits_total": "Hits, by kind (watchlist, rule).",
+        "tripline_commit_conflicts_total":
+            "Batches and timer runs computed again because an operator changed one of their alerts meanwhile.",
         "tripline_alerts": "Alerts in the store, by state and priority.",
         "tripline_notifications_total": "Delivery attempts, by receiver and outcome.",
         "tripline_delivery_duration_seconds": "How long a delivery attempt took, by receiver.",

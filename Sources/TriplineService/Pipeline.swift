@@ -165,6 +165,9 @@ public struct Durability: Sendable {
     public init(retryFor: Double = 60) { self.retryFor = retryFor }
     /// Retry delays: 50 ms doubling to 2 s.
     func delay(_ attempt: Int) -> Double { min(2, 0.05 * pow(2, Double(min(attempt, 10)))) }
+    /// How many times in a row a batch (or a tick) is computed again at once when an alert it changed was changed
+    /// by another writer meanwhile (`StateError.conflict`); past that, the conflict counts as a failing database.
+    public var conflictRetries = 100
 }
 
 /// One line of input, with the byte offset just after it (where a restart resumes once it is committed).
@@ -227,6 +230,9 @@ public actor Pipeline {
     public private(set) var rejected = 0
     public private(set) var accepted = 0
     public private(set) var hits = 0
+    /// Commits refused because an alert changed under them (an operator's ack or resolve between the read and the
+    /// commit): each batch or tick computed again from the alerts as they are now.
+    public private(set) var conflicts = 0
     /// When commits started failing (nil while they succeed).
     private var failingSince: Double?
     /// The next time a list passes its review date or an entry expires (matching judges these itself; rules
@@ -246,9 +252,9 @@ public actor Pipeline {
             engine: RuleEngine(loaded.rules, options: loaded.configuration.correlation))
         var alerts = loaded.configuration.alerts
         alerts.handleKey = try loaded.configuration.loadHandleKey()
-        let migrated = try Dispatcher.migratePartnerScopes(
-            store: store, config: alerts, operatorPartner: loaded.configuration.operatorPartner, now: now)
-        if !migrated.isEmpty { try store.commit(migrated) }
+        try Self.migratePartnerScopes(
+            store: store, config: alerts, operatorPartner: loaded.configuration.operatorPartner, now: now,
+            retries: durability.conflictRetries)
         // The lists' handlings now: alerts already open are rendered by them (a list made stricter, withdrawn).
         var handlings = Commit()
         handlings.listHandlings = loaded.handlings
@@ -262,6 +268,26 @@ public actor Pipeline {
         var c = Commit()
         c.events = [Self.configEvent(loaded, now: now, kind: "config_loaded")] + loaded.refusalEvents(now: now)
         try store.commit(c)
+    }
+
+    /// Schema v4's move to per-partner acks and scoped silences, committed; read and computed again when an
+    /// operator changes one of the alerts in between (a conflict).
+    static func migratePartnerScopes(
+        store: any StateStore, config: AlertsConfig, operatorPartner: String, now: Double, retries: Int
+    ) throws(StateError) {
+        var conflicted = 0
+        while true {
+            let migrated = try Dispatcher.migratePartnerScopes(
+                store: store, config: config, operatorPartner: operatorPartner, now: now)
+            if migrated.isEmpty { return }
+            do throws(StateError) {
+                try store.commit(migrated)
+                return
+            } catch {
+                conflicted += 1
+                if !error.isConflict || conflicted > retries { throw error }
+            }
+        }
     }
 
     /// The alert configuration in force (receivers for delivery).
@@ -341,6 +367,7 @@ public actor Pipeline {
         refused: (InputLine, String)? = nil
     ) async throws(PipelineFailure) -> Bool {
         var tries = 0
+        var conflicted = 0
         while true {
             step.engine.beginBatch()
             dispatcher.begin()
@@ -402,6 +429,18 @@ public actor Pipeline {
             } catch let e {
                 step.engine.rollbackBatch()
                 dispatcher.rollback()
+                if e.isConflict {
+                    // An alert the batch folded into was changed meanwhile (an operator's ack or resolve, here over
+                    // the API or from another process): nothing was committed; the same batch again at once, from
+                    // the alerts as they are now.
+                    conflicts += 1
+                    metrics.conflict()
+                    conflicted += 1
+                    if conflicted <= durability.conflictRetries {
+                        logger.debug("\(source): \(e.description); processing the batch again")
+                        continue
+                    }
+                }
                 if e.refusedChange && refused == nil { return false }
                 tries += 1
                 try await wait(after: e, tries: tries, now: now, what: "\(source): commit")
@@ -456,23 +495,38 @@ public actor Pipeline {
     /// Runs due timers; `flushAll` sends every pending group now (end of input). A failed commit rolls the
     /// dispatcher back (the next tick decides again); a database failing for too long stops the service.
     public func tick(now: Double, flushAll: Bool = false) async throws(PipelineFailure) {
-        dispatcher.begin()
-        do throws(StateError) {
-            let c = try dispatcher.tick(now: now, flushAll: flushAll)
-            if !c.isEmpty { try store.commit(c) }
-            dispatcher.end(committed: c)
-            tickFailingSince = nil
-        } catch let e {
-            dispatcher.rollback()
-            let start = tickFailingSince ?? Date().timeIntervalSince1970
-            if tickFailingSince == nil {
-                tickFailingSince = start
-                logger.warning("timers: commit failed, retrying: \(e.description)")
+        var conflicted = 0
+        while true {
+            dispatcher.begin()
+            do throws(StateError) {
+                let c = try dispatcher.tick(now: now, flushAll: flushAll)
+                if !c.isEmpty { try store.commit(c) }
+                dispatcher.end(committed: c)
+                tickFailingSince = nil
+                return
+            } catch let e {
+                dispatcher.rollback()
+                // A resolve timeout over an alert an operator changed meanwhile: decided again at once.
+                guard e.isConflict else { return try tickFailed(e) }
+                conflicts += 1
+                metrics.conflict()
+                conflicted += 1
+                if conflicted > durability.conflictRetries { return try tickFailed(e) }
             }
-            if Date().timeIntervalSince1970 - start >= durability.retryFor {
-                throw PipelineFailure(
-                    description: "the state database stayed unwritable for the timers (\(e.description)); stopping")
-            }
+        }
+    }
+
+    /// A tick's commit failed (its memory rolled back): the next tick decides again, unless the database has failed
+    /// for too long.
+    private func tickFailed(_ e: StateError) throws(PipelineFailure) {
+        let start = tickFailingSince ?? Date().timeIntervalSince1970
+        if tickFailingSince == nil {
+            tickFailingSince = start
+            logger.warning("timers: commit failed, retrying: \(e.description)")
+        }
+        if Date().timeIntervalSince1970 - start >= durability.retryFor {
+            throw PipelineFailure(
+                description: "the state database stayed unwritable for the timers (\(e.description)); stopping")
         }
     }
 

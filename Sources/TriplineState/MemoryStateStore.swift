@@ -38,7 +38,18 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
                     throw StateError.database("alert key \(a.key) already belongs to alert \(other)")
                 }
             }
+            // Each alert only over the version it was read at (as the SQLite store), checked in order against what
+            // the commit itself wrote before it, all before anything changes.
+            var versions: [Int64: Int64] = [:]
             for a in c.alerts {
+                let stored = versions[a.id] ?? alertsByID[a.id]?.version
+                guard a.version == stored else {
+                    throw StateError.conflict(Self.conflictMessage(a, stored: stored))
+                }
+                versions[a.id] = a.version.map { $0 + 1 } ?? 0
+            }
+            for var a in c.alerts {
+                a.version = versions[a.id]
                 alertsByID[a.id] = a
                 idByKey[a.key] = a.id
             }
@@ -69,6 +80,12 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
                 }
             }
         }
+    }
+
+    static func conflictMessage(_ a: AlertRecord, stored: Int64?) -> String {
+        guard let read = a.version else { return "alert \(a.id) (\(a.key)) is stored already" }
+        guard let stored else { return "alert \(a.id) (\(a.key)) is not stored" }
+        return "alert \(a.id) (\(a.key)) changed since it was read (version \(read), now \(stored))"
     }
 
     public func submittedLists(content: Bool) throws(StateError) -> [SubmittedList] {

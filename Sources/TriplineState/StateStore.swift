@@ -104,12 +104,18 @@ public struct AlertRecord: Sendable, Equatable {
     /// Acknowledgements by partner (SPEC §6: an ack stops repeats for the acknowledging partner only).
     public var acks: [String: Ack] = [:]
     public var updatedAt: Double
+    /// The version of the stored row this copy was read at (nil: an alert not stored yet). Every commit of an alert
+    /// is conditional on it (optimistic concurrency): a copy that another writer changed since it was read — an
+    /// operator's ack landing while the pipeline folds a sighting into the same alert — is refused with
+    /// `StateError.conflict` instead of overwriting that change; the writer reads again and redoes its change.
+    public var version: Int64?
 
     public init(
         id: Int64, key: String, kind: String, priority: String, priorityRank: Int, state: AlertState,
         labels: JSONObject, firstSeen: Double, lastSeen: Double, count: Int, sources: [String], payload: JSONObject,
-        ackedBy: String? = nil, acks: [String: Ack] = [:], updatedAt: Double
+        ackedBy: String? = nil, acks: [String: Ack] = [:], updatedAt: Double, version: Int64? = nil
     ) {
+        self.version = version
         self.acks = acks
         self.id = id
         self.key = key
@@ -333,7 +339,8 @@ public struct TokenRecord: Sendable, Equatable {
 
 /// One atomic change: what a batch of input, a timer, or an operator's action did.
 public struct Commit: Sendable {
-    /// Inserted or replaced by id.
+    /// Inserted (`version` nil: there must be no alert with its id) or replaced by id, each only when the stored
+    /// row is still at the copy's `version`; else the whole commit is refused with `StateError.conflict`.
     public var alerts: [AlertRecord] = []
     public var events: [EventDraft] = []
     public var outbox: [OutboxItem] = []
@@ -401,6 +408,7 @@ public struct StateError: Error, CustomStringConvertible, Sendable {
         case database(String)
         case record(String)
         case schema(String)
+        case conflict(String)
     }
     private let kind: Kind
     /// The database failed (busy, locked, I/O, full): the same change may succeed later.
@@ -408,14 +416,24 @@ public struct StateError: Error, CustomStringConvertible, Sendable {
     /// The change itself was refused (a constraint, a value too big): retrying it as it is cannot succeed.
     public static func record(_ m: String) -> StateError { StateError(kind: .record(m)) }
     public static func schema(_ m: String) -> StateError { StateError(kind: .schema(m)) }
+    /// An alert in the commit was changed by another writer since it was read (its version moved on), or one
+    /// to be inserted exists already: nothing was committed. Neither retrying as it is (it would conflict again)
+    /// nor a fault of the change: the writer reads the alerts again and computes its change anew.
+    public static func conflict(_ m: String) -> StateError { StateError(kind: .conflict(m)) }
     /// Whether the change itself was refused (see `record`), rather than the database failing.
     public var refusedChange: Bool {
         if case .record = kind { return true }
         return false
     }
+    /// Whether the change was made from stale copies (see `conflict`).
+    public var isConflict: Bool {
+        if case .conflict = kind { return true }
+        return false
+    }
     public var description: String {
         switch kind {
         case .database(let m), .record(let m): "state database: \(m)"
+        case .conflict(let m): "state database: conflict: \(m)"
         case .schema(let m): "state schema: \(m)"
         }
     }

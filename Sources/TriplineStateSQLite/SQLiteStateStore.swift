@@ -90,6 +90,11 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             PRIMARY KEY (owner, list, version));
         CREATE INDEX submitted_lists_seq ON submitted_lists(owner, list, seq);
         """,
+        // v7: a version per alert row, moved on by every change: an alert is written only over the version it was
+        // read at (optimistic concurrency: an operator's ack and the pipeline's fold never overwrite each other).
+        """
+        ALTER TABLE alerts ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+        """,
     ]
 
     public static var schemaVersion: Int { migrations.count }
@@ -294,23 +299,7 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     public func commit(_ c: Commit) throws(StateError) {
         if c.isEmpty { return }
         try transaction { () throws(StateError) in
-            for a in c.alerts {
-                try run(
-                    """
-                    INSERT INTO alerts (id, key, kind, priority, priority_rank, state, labels, first_seen, last_seen,
-                        count, sources, payload, acked_by, updated_at, acks) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-                    ON CONFLICT(id) DO UPDATE SET priority=excluded.priority, priority_rank=excluded.priority_rank,
-                        state=excluded.state, labels=excluded.labels, last_seen=excluded.last_seen,
-                        count=excluded.count, sources=excluded.sources, payload=excluded.payload,
-                        acked_by=excluded.acked_by, updated_at=excluded.updated_at, acks=excluded.acks
-                    """,
-                    [
-                        .int(a.id), .text(a.key), .text(a.kind), .text(a.priority), .int(Int64(a.priorityRank)),
-                        .text(a.state.rawValue), Self.json(a.labels), .real(a.firstSeen), .real(a.lastSeen),
-                        .int(Int64(a.count)), .text(JSONWriter.string(.array(a.sources.map { .string($0) }))),
-                        Self.json(a.payload), Self.opt(a.ackedBy), .real(a.updatedAt), Self.json(Self.acksJSON(a.acks)),
-                    ])
-            }
+            for a in c.alerts { try write(a) }
             for e in c.events { try insert(e) }
             for o in c.outbox {
                 try run(
@@ -397,6 +386,40 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
         }
     }
 
+    /// One alert, only over the row it was read from (optimistic concurrency, `AlertRecord.version`): a new alert
+    /// (no version) is inserted where its id is free, a stored one updated where its row is still at the version
+    /// read, its version moving on by one. Anything else is a conflict, and the transaction is rolled back.
+    private func write(_ a: AlertRecord) throws(StateError) {
+        let values: [Value] = [
+            .text(a.priority), .int(Int64(a.priorityRank)), .text(a.state.rawValue), Self.json(a.labels),
+            .real(a.lastSeen), .int(Int64(a.count)), .text(JSONWriter.string(.array(a.sources.map { .string($0) }))),
+            Self.json(a.payload), Self.opt(a.ackedBy), .real(a.updatedAt), Self.json(Self.acksJSON(a.acks)),
+        ]
+        let changed: Int
+        if let version = a.version {
+            changed = try run(
+                """
+                UPDATE alerts SET priority=?, priority_rank=?, state=?, labels=?, last_seen=?, count=?, sources=?,
+                    payload=?, acked_by=?, updated_at=?, acks=?, version=version + 1
+                WHERE id = ? AND version = ?
+                """, values + [.int(a.id), .int(version)])
+        } else {
+            // A key taken by another alert stays a constraint failure (the change refused), as before versions.
+            changed = try run(
+                """
+                INSERT INTO alerts (priority, priority_rank, state, labels, last_seen, count, sources, payload,
+                    acked_by, updated_at, acks, id, key, kind, first_seen, version)
+                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0) ON CONFLICT(id) DO NOTHING
+                """, values + [.int(a.id), .text(a.key), .text(a.kind), .real(a.firstSeen)])
+        }
+        if changed == 1 { return }
+        var stored: Int64?
+        try run("SELECT version FROM alerts WHERE id = ?", [.int(a.id)]) { stored = $0.int(0) }
+        guard let read = a.version else { throw .conflict("alert \(a.id) (\(a.key)) is stored already") }
+        guard let stored else { throw .conflict("alert \(a.id) (\(a.key)) is not stored") }
+        throw .conflict("alert \(a.id) (\(a.key)) changed since it was read (version \(read), now \(stored))")
+    }
+
     /// Appends one event to the audit log: record, erasable payload, and the tree nodes it completes.
     private func insert(_ e: EventDraft) throws(StateError) {
         if range == nil { try syncRange() }
@@ -456,7 +479,7 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     private static let alertColumns =
-        "id, key, kind, priority, priority_rank, state, labels, first_seen, last_seen, count, sources, payload, acked_by, updated_at, acks"
+        "id, key, kind, priority, priority_rank, state, labels, first_seen, last_seen, count, sources, payload, acked_by, updated_at, acks, version"
 
     static func acksJSON(_ acks: [String: Ack]) -> JSONObject {
         var o = JSONObject()
@@ -485,7 +508,7 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             id: r.int(0), key: r.text(1) ?? "", kind: r.text(2) ?? "", priority: r.text(3) ?? "",
             priorityRank: Int(r.int(4)), state: AlertState(rawValue: r.text(5) ?? "") ?? .firing, labels: r.json(6),
             firstSeen: r.real(7), lastSeen: r.real(8), count: Int(r.int(9)), sources: sources, payload: r.json(11),
-            ackedBy: r.text(12), acks: Self.acks(r.json(14)), updatedAt: r.real(13))
+            ackedBy: r.text(12), acks: Self.acks(r.json(14)), updatedAt: r.real(13), version: r.int(15))
     }
 
     public func alert(id: Int64) throws(StateError) -> AlertRecord? {
