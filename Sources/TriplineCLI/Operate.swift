@@ -50,7 +50,9 @@ struct Actor: ParsableArguments {
     @Option(help: "Why: a justification or case reference (recorded).") var reason: String
     @Option(help: "Configuration file.") var config: String?
     @Option(help: "The current time, RFC 3339 (tests).") var now: String?
-    @Option(help: "The HTTP API to act through (http://host:port), with a token instead of --as.") var server: String?
+    @Option(
+        help: "The HTTP API to act through (https://host:port; http:// to this machine), with a token instead of --as.")
+    var server: String?
     @Option(help: "File holding the API token (default: the TRIPLINE_TOKEN variable).") var tokenFile: String?
 
     func open() throws -> (Configuration, Principal, any DurableStore, Double) {

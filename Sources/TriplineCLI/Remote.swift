@@ -30,30 +30,81 @@ struct RemoteAPI {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
             request.httpBody = Data(JSONWriter.string(.object(body)).utf8)
         }
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var result: (Data?, URLResponse?, (any Error)?)
-        URLSession.shared.dataTask(with: request) { d, r, e in
-            result = (d, r, e)
-            done.signal()
-        }.resume()
-        done.wait()
-        guard let http = result.1 as? HTTPURLResponse else {
-            printError("tripline: \(base): \(result.2.map { "\($0)" } ?? "no answer")")
+        let result = Exchange.run(request)
+        guard let http = result.response else {
+            printError("tripline: \(base): \(result.error.map { "\($0)" } ?? "no answer")")
             throw ExitCode(2)
         }
-        let data = result.0 ?? Data()
+        let data = result.data
         let value = data.isEmpty ? nil : try? JSONParser.parse(String(decoding: data, as: UTF8.self))
         if (200..<300).contains(http.statusCode) { return value }
+        if (300..<400).contains(http.statusCode) {
+            printError(
+                "tripline: \(http.statusCode): the server redirects to \(http.value(forHTTPHeaderField: "Location") ?? "?"); "
+                    + "not followed (the token goes to --server alone)")
+            throw ExitCode(1)
+        }
         let detail = value?.objectValue?["detail"]?.stringValue ?? value?.objectValue?["title"]?.stringValue ?? ""
         printError("tripline: \(http.statusCode) \(detail)")
         throw ExitCode(http.statusCode >= 500 ? 2 : 1)
     }
 }
 
+/// One request on its own session, whose redirects are not followed: a redirect would carry the token (in
+/// `Authorization`) to wherever it points. Swift's URLSession asks its delegate about a redirect only for a task
+/// without a completion handler, so the answer is gathered here.
+final class Exchange: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    var response: HTTPURLResponse?
+    var data = Data()
+    var error: (any Error)?
+    let done = DispatchSemaphore(value: 0)
+
+    static func run(_ request: URLRequest) -> Exchange {
+        let exchange = Exchange()
+        let session = URLSession(configuration: .ephemeral, delegate: exchange, delegateQueue: nil)
+        let task = session.dataTask(with: request)
+        task.resume()
+        exchange.done.wait()
+        exchange.response = exchange.response ?? task.response as? HTTPURLResponse
+        session.finishTasksAndInvalidate()
+        return exchange
+    }
+
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+        newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void
+    ) {
+        self.response = response
+        completionHandler(nil)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        self.data.append(data)
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
+        self.error = error
+        done.signal()
+    }
+}
+
 extension Actor {
+    /// Whether `--server` keeps the token off the network in clear: https, or http to this machine.
+    static func safeServer(_ server: String) -> Bool {
+        guard let url = URL(string: server), let scheme = url.scheme?.lowercased() else { return false }
+        if scheme == "https" { return true }
+        let host = (url.host ?? "").lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return scheme == "http" && (host == "localhost" || host == "::1" || host.hasPrefix("127."))
+    }
+
     /// The API client when `--server` is given.
     func remote() throws -> RemoteAPI? {
         guard let server else { return nil }
+        guard Self.safeServer(server) else {
+            throw ValidationError(
+                "--server \(server): https://, or http:// to this machine (127.0.0.1, localhost) only: the token "
+                    + "would cross the network in clear")
+        }
         let token: String
         if let tokenFile {
             guard let d = FileManager.default.contents(atPath: tokenFile) else {

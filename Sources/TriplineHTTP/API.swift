@@ -53,6 +53,9 @@ public struct APIServices: Sendable {
     public var audit: AuditBatcher?
     /// Requests per second per principal, and the burst above it (429 beyond).
     public var rate: (perSecond: Double, burst: Double) = (100, 200)
+    /// Failed authentications per second per peer address, and the burst above it: each is audited; beyond, 429
+    /// and a count in the next one audited (a stranger cannot fill the audit log).
+    public var failedAuthentications: (perSecond: Double, burst: Double) = (1, 30)
     /// Where the lists in force come from, and the reload after a submission (WatchlistRoutes.swift).
     public var lists = ListServices()
     /// TLS with a client CA: a verified client certificate authenticates a request without `Authorization`.
@@ -118,9 +121,7 @@ public enum API {
         }
         authed.post("/-/reload") { _, context in
             let c = try caller(context)
-            let ops = try await services.operations()
-            try ops.require(ops.policy.decide(c.principal, .reload), c, .reload)
-            let ok = await services.reload()
+            let ok = try await services.operations().reload(c, services.reload)
             return ok
                 ? json(JSONObject([("status", .string("reloaded"))]))
                 : problem(.unprocessableContent, "the new configuration was refused; the running one stays")
@@ -144,16 +145,7 @@ public enum API {
             let ops = try await services.operations()
             try ops.require(ops.policy.decide(c.principal, .ingest), c, .ingest)
             let body = try await collect(request, limit: maxIngest, bodyTimeout: services.bodyTimeout)
-            var lines: [[UInt8]] = []
-            body.withUnsafeReadableBytes { raw in
-                var start = 0
-                for (i, b) in raw.enumerated() where b == 0x0A {
-                    lines.append(Array(raw[start..<i]))
-                    start = i + 1
-                }
-                if start < raw.count { lines.append(Array(raw[start..<raw.count])) }
-            }
-            let outcome = try await services.ingest(lines, c)
+            let outcome = try await services.ingest(body.withUnsafeReadableBytes { lines(of: $0) }, c)
             var o = JSONObject([
                 ("accepted", .number(String(outcome.accepted))), ("rejected", .number(String(outcome.rejected.count))),
             ])
@@ -372,6 +364,22 @@ public enum API {
     }
 
     // MARK: Plumbing
+
+    /// An NDJSON body's lines as standard input and followed files have them (`LineReader`): split at each newline,
+    /// a trailing CR dropped (CRLF files), a last line without its newline kept.
+    static func lines(of raw: UnsafeRawBufferPointer) -> [[UInt8]] {
+        var lines: [[UInt8]] = []
+        var start = 0
+        func add(_ end: Int) {
+            lines.append(Array(raw[start..<(end > start && raw[end - 1] == 0x0D ? end - 1 : end)]))
+        }
+        for (i, b) in raw.enumerated() where b == 0x0A {
+            add(i)
+            start = i + 1
+        }
+        if start < raw.count { add(raw.count) }
+        return lines
+    }
 
     static func caller(_ context: APIContext) throws -> Caller {
         guard let c = context.caller else { throw APIError.unauthorized }

@@ -21,11 +21,19 @@ struct Authenticate: RouterMiddleware {
     typealias Context = APIContext
     let services: APIServices
     let limiter: RateLimiter
+    /// Failed authentications per peer address: each within the budget is audited; beyond it they are answered 429
+    /// and counted into the next audited one (`throttled`), so a stranger cannot fill the audit log.
+    let failures: RateLimiter
 
     init(services: APIServices) {
         self.services = services
         limiter = RateLimiter(perSecond: services.rate.perSecond, burst: services.rate.burst)
+        failures = RateLimiter(
+            perSecond: services.failedAuthentications.perSecond, burst: services.failedAuthentications.burst)
     }
+
+    /// The longest request path an `auth_failed` record keeps (the rest is cut, its length noted).
+    static let auditedPathLength = 256
 
     static let reasonHeader = HTTPField.Name("Tripline-Reason")!
 
@@ -56,12 +64,15 @@ struct Authenticate: RouterMiddleware {
         }
         switch outcome {
         case .failure(let why):
+            let peer = Self.peer(context.channel)
+            if let wait = failures.take(peer, now: now) { return Self.tooManyRequests(wait) }
             try? ops.record(
                 EventDraft(
                     at: now, kind: "auth_failed", reason: why.cause,
                     detail: JSONObject(
-                        [("method", .string(request.method.rawValue)), ("path", .string(request.uri.path))]
-                            + why.detail)))
+                        [("method", .string(request.method.rawValue))] + Self.path(request.uri.path)
+                            + [("peer", .string(peer))] + why.detail
+                            + Self.throttled(failures.refusedSince(peer)))))
             var headers = HTTPFields()
             headers[.contentType] = "application/problem+json"
             headers[.wwwAuthenticate] = "Bearer"
@@ -69,21 +80,50 @@ struct Authenticate: RouterMiddleware {
                 status: .unauthorized, headers: headers,
                 body: .init(byteBuffer: ByteBuffer(bytes: API.unauthorizedBody)))
         case .success(let (principal, via)):
-            if let wait = limiter.take(principal.id, now: now) {
-                var headers = HTTPFields()
-                headers[.retryAfter] = String(Int(wait.rounded(.up)))
-                headers[.contentType] = "application/problem+json"
-                return Response(
-                    status: .tooManyRequests, headers: headers,
-                    body: .init(
-                        byteBuffer: ByteBuffer(
-                            string: #"{"type":"about:blank","title":"Too Many Requests","status":429}"#)))
-            }
+            if let wait = limiter.take(principal.id, now: now) { return Self.tooManyRequests(wait) }
             var context = context
             context.caller = Caller(principal: principal, reason: request.headers[Self.reasonHeader] ?? "", via: via)
             return try await next(request, context)
         }
     }
+
+    /// 429 with the seconds to wait.
+    static func tooManyRequests(_ wait: Double) -> Response {
+        var headers = HTTPFields()
+        headers[.retryAfter] = String(Int(wait.rounded(.up)))
+        headers[.contentType] = "application/problem+json"
+        return Response(
+            status: .tooManyRequests, headers: headers,
+            body: .init(
+                byteBuffer: ByteBuffer(string: #"{"type":"about:blank","title":"Too Many Requests","status":429}"#)))
+    }
+
+    /// Whom failed authentications are counted against: the peer's IPv4 address, or its IPv6 /64 (one host is
+    /// given a whole /64).
+    static func peer(_ channel: any Channel) -> String {
+        switch channel.remoteAddress {
+        case .v4(let a)?: return a.host
+        case .v6(let a)?:
+            var address = a.address.sin6_addr
+            let bytes = withUnsafeBytes(of: &address) { Array($0.prefix(8)) }
+            return stride(from: 0, to: 8, by: 2).map {
+                String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16)
+            }.joined(separator: ":") + "::/64"
+        default: return "local"
+        }
+    }
+
+    /// The request path as an audit record keeps it: at most `auditedPathLength` characters, and the length of a
+    /// longer one.
+    static func path(_ path: String) -> [(String, JSONValue)] {
+        guard path.count > auditedPathLength else { return [("path", .string(path))] }
+        return [
+            ("path", .string(String(path.prefix(auditedPathLength)))), ("path_length", .number(String(path.count))),
+        ]
+    }
+
+    /// The refusals answered 429 since the peer's last audited one, when there were any.
+    static func throttled(_ n: Int) -> [(String, JSONValue)] { n > 0 ? [("throttled", .number(String(n)))] : [] }
 
     /// Why a request did not authenticate: the audited cause, and what the audit record adds (never a token).
     struct Failure: Error {
@@ -116,11 +156,19 @@ enum PeerCertificate {
     }
 }
 
-/// A token bucket per principal.
+/// A token bucket per key (a principal, a peer address), counting the requests it refused since it last let one go.
 final class RateLimiter: Sendable {
     let perSecond: Double
     let burst: Double
-    private let buckets = NIOLockedValueBox([String: (tokens: Double, at: Double)]())
+    private let buckets = NIOLockedValueBox([String: Bucket]())
+    /// Past this many keys, the buckets that are full again and owe no count are forgotten.
+    static let maxKeys = 10_000
+
+    struct Bucket {
+        var tokens: Double
+        var at: Double
+        var refused = 0
+    }
 
     init(perSecond: Double, burst: Double) {
         self.perSecond = perSecond
@@ -130,16 +178,30 @@ final class RateLimiter: Sendable {
     /// Nil when the request may go; else the seconds to wait.
     func take(_ key: String, now: Double) -> Double? {
         buckets.withLockedValue { b in
-            var (tokens, at) = b[key] ?? (burst, now)
-            tokens = min(burst, tokens + (now - at) * perSecond)
-            at = now
-            if tokens < 1 {
-                b[key] = (tokens, at)
-                return (1 - tokens) / perSecond
+            if b.count > Self.maxKeys { forgetIdle(&b, now: now) }
+            var bucket = b[key] ?? Bucket(tokens: burst, at: now)
+            bucket.tokens = min(burst, bucket.tokens + (now - bucket.at) * perSecond)
+            bucket.at = now
+            defer { b[key] = bucket }
+            if bucket.tokens < 1 {
+                bucket.refused += 1
+                return (1 - bucket.tokens) / perSecond
             }
-            b[key] = (tokens - 1, at)
+            bucket.tokens -= 1
             return nil
         }
+    }
+
+    /// The requests of `key` refused since the last call (the count starts again at 0).
+    func refusedSince(_ key: String) -> Int {
+        buckets.withLockedValue { b in
+            defer { b[key]?.refused = 0 }
+            return b[key]?.refused ?? 0
+        }
+    }
+
+    private func forgetIdle(_ b: inout [String: Bucket], now: Double) {
+        b = b.filter { _, v in v.refused > 0 || v.tokens + (now - v.at) * perSecond < burst }
     }
 }
 

@@ -111,10 +111,22 @@ extension Operations {
     }
 
     /// RFC 6962 proofs (auditors): inclusion of record `index` in the tree of `size`, or consistency of two sizes.
+    /// A consultation of the audit log like any other: it carries a reason and is audited.
     public func proof(_ c: Caller, inclusion index: Int?, size: Int?, old: Int?, new: Int?) throws(OperationError)
         -> [Hash]
     {
+        try reasoned(c)
         try require(policy.decide(c.principal, .proveAudit), c, .proveAudit)
+        let proof = try provenBy(inclusion: index, size: size, old: old, new: new)
+        let asked: [(String, JSONValue)] = [
+            ("index", index), ("size", size), ("old", old), ("new", new),
+        ].compactMap { k, v in v.map { (k, .number(String($0))) } }
+        try record(event("audit_consultation", c, [("command", .string("audit prove"))] + asked))
+        return proof
+    }
+
+    /// The proof itself (`proof`'s work once allowed).
+    func provenBy(inclusion index: Int?, size: Int?, old: Int?, new: Int?) throws(OperationError) -> [Hash] {
         do {
             let current = try store.auditSize()
             if let index {

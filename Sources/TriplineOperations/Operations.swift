@@ -102,11 +102,34 @@ public struct Operations: Sendable {
         }
     }
 
-    /// Checks the reason given: every consultation and action carries one.
+    /// The longest reason, in bytes (SPEC §8: fields have size limits; every audit record of the request keeps it).
+    public static let maxReason = 1024
+
+    /// Checks the reason given: every consultation and action carries one, of at most `maxReason` bytes.
     func reasoned(_ c: Caller) throws(OperationError) {
         if c.reason.trimmingCharacters(in: .whitespaces).isEmpty {
             throw .invalid("a reason is required (Tripline-Reason header, --reason)")
         }
+        if c.reason.utf8.count > Self.maxReason { throw .invalid("a reason is at most \(Self.maxReason) bytes") }
+    }
+
+    // MARK: Configuration
+
+    /// SIGHUP's work asked for by a principal (admin, with a reason): `run` reloads; the request and its outcome
+    /// are audited with the principal and reason (the reload's own `config_reloaded` record names neither).
+    public func reload(_ c: Caller, _ run: () async -> Bool) async throws(OperationError) -> Bool {
+        try reasoned(c)
+        try require(policy.decide(c.principal, .reload), c, .reload)
+        let ok = await run()
+        try record(
+            event(
+                "reload_requested", c,
+                [
+                    ("command", .string(Policy.Action.reload.rawValue)),
+                    ("outcome", .string(ok ? "reloaded" : "refused")),
+                ]
+            ))
+        return ok
     }
 
     // MARK: Alerts
@@ -240,12 +263,24 @@ public struct Operations: Sendable {
         return o
     }
 
+    /// The most matchers of a silence, and the longest matcher and comment in bytes (SPEC §8: fields have size
+    /// limits; the silence's audit record keeps them all).
+    public static let maxSilenceText = (matchers: 64, matcher: 1024, comment: 4096)
+
     /// A silence over the caller's partner's receivers (an admin's: every receiver), at most 365 days.
     public func addSilence(_ c: Caller, matchers: [String], duration: Double, comment: String) throws(OperationError)
         -> JSONObject
     {
         try reasoned(c)
         guard !matchers.isEmpty else { throw .invalid("a silence needs at least one matcher") }
+        let most = Self.maxSilenceText
+        guard matchers.count <= most.matchers, matchers.allSatisfy({ $0.utf8.count <= most.matcher }),
+            comment.utf8.count <= most.comment
+        else {
+            throw .invalid(
+                "a silence has at most \(most.matchers) matchers of at most \(most.matcher) bytes, and a comment of at "
+                    + "most \(most.comment) bytes")
+        }
         for m in matchers {
             do { _ = try LabelMatcher(m) } catch { throw .invalid(error.description) }
         }
