@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import TriplineAlerts
 import TriplineAudit
@@ -49,6 +50,8 @@ public struct APIServices: Sendable {
     /// just inside the idle timeout would otherwise hold a connection for ever.
     public var bodyTimeout = 30.0
     public static let minBodyRate = 16.0 * 1024
+    /// A new checkpoint is signed for `GET /v1/audit/checkpoint` at most once a second; in between the latest.
+    public var checkpointPace = Pace(every: 1)
     /// The records of requests, written together; each answer waits for its own (nil: each committed at once).
     public var audit: AuditBatcher?
     /// Requests per second per principal, and the burst above it (429 beyond).
@@ -310,7 +313,8 @@ public enum API {
         }
         r.get("/v1/audit/checkpoint") { _, context in
             _ = try caller(context)
-            let note = try await services.operations().checkpoint(signer: services.signer)
+            let fresh = services.checkpointPace.take()
+            let note = try await services.operations().checkpoint(signer: services.signer, fresh: fresh)
             return raw(Array(note.utf8), type: "text/plain; charset=utf-8")
         }
         r.get("/v1/audit/proof/inclusion") { request, context in
@@ -476,4 +480,19 @@ enum APIError: Error {
 func parseDurationText(_ s: String) -> Double? {
     guard let d = parseDuration(s), d.isFinite else { return nil }
     return d
+}
+
+/// At most one `take()` that answers true per `every` seconds (for work any caller may trigger).
+public final class Pace: Sendable {
+    let every: Double
+    private let last = NIOLockedValueBox(-Double.infinity)
+    public init(every: Double) { self.every = every }
+    public func take() -> Bool {
+        let now = Date().timeIntervalSince1970
+        return last.withLockedValue { l in
+            guard now - l >= every else { return false }
+            l = now
+            return true
+        }
+    }
 }

@@ -132,6 +132,32 @@ extension APITests {
         #expect(proofs == ["auditor case 7 audit prove 0 - -", "auditor case 7 audit prove - 1 2"])
     }
 
+    /// Any principal may fetch the checkpoint, and the log grows with every request (each is audited): signed anew
+    /// on every call, the checkpoints would grow without bound. At most one new signature a second; in between,
+    /// the latest one. Eight partners asking 40 times in a burst add one or two.
+    @Test("a burst of checkpoint requests signs at most one new checkpoint a second")
+    func checkpointBurst() throws {
+        let dir = try AuthorizationTests.deployment()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try Server(dir: dir)
+        try server.issue("partner-fr")
+        try server.start()
+        defer { server.stop() }
+        func stored() -> Int { Int(server.sql.query("select count(*) from audit_checkpoints")) ?? -1 }
+        let before = stored()
+        var notes = Set<String>()
+        let start = ContinuousClock.now
+        for _ in 0..<40 {
+            let r = try server.call("GET", "/v1/audit/checkpoint", as: "partner-fr")
+            #expect(r.status == 200)
+            notes.insert(r.text)
+        }
+        let d = ContinuousClock.now - start
+        let seconds = Int(d.components.seconds) + 1
+        #expect(stored() - before >= 1 && stored() - before <= seconds, "\(stored() - before) new in \(d)")
+        #expect(notes.count == stored() - before, "each answer one of the checkpoints signed")
+    }
+
     /// NDJSON from a CRLF file reads over the API as from standard input: the CR is not part of the line (a blank
     /// CRLF line is blank, not a rejected record).
     @Test("CRLF NDJSON over the API: the lines standard input would read, no blank line rejected")
