@@ -106,11 +106,22 @@ public struct Operations: Sendable {
     public static let maxReason = 1024
 
     /// Checks the reason given: every consultation and action carries one, of at most `maxReason` bytes.
+    /// A request without a usable reason is refused — and, like every refusal, audited (with the reason cut to its
+    /// limit, so that the refusal of a huge reason does not write it whole).
     func reasoned(_ c: Caller) throws(OperationError) {
+        let why: String
         if c.reason.trimmingCharacters(in: .whitespaces).isEmpty {
-            throw .invalid("a reason is required (Tripline-Reason header, --reason)")
+            why = "a reason is required (Tripline-Reason header, --reason)"
+        } else if c.reason.utf8.count > Self.maxReason {
+            why = "a reason is at most \(Self.maxReason) bytes"
+        } else {
+            return
         }
-        if c.reason.utf8.count > Self.maxReason { throw .invalid("a reason is at most \(Self.maxReason) bytes") }
+        var cut = c
+        cut.reason = String(decoding: c.reason.utf8.prefix(Self.maxReason), as: UTF8.self)
+        try record(
+            event("refused", cut, [("why", .string(why)), ("reason_length", .number(String(c.reason.utf8.count)))]))
+        throw .invalid(why)
     }
 
     // MARK: Configuration

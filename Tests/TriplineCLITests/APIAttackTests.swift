@@ -67,6 +67,21 @@ extension APITests {
             headers: [("Authorization", "Bearer \(server.tokens["auditor"] ?? "")")], body: Array(body.utf8))
         #expect(export.status == 400)
         #expect(server.audited("consultation").isEmpty && server.audited("audit_consultation").isEmpty)
+        // Each refused, and audited as a refusal: the reason cut to 1024 bytes, its length kept; none at all too.
+        #expect(try server.call("GET", "/v1/alerts", as: "auditor", reason: "").status == 400)
+        let refused = server.audited("refused").map { p -> String in
+            let d = p["detail"]?.objectValue
+            return [
+                p["principal"]?.stringValue, p["reason"]?.stringValue.map { "\($0.utf8.count) bytes" },
+                d?["why"]?.stringValue, d?["reason_length"]?.doubleValue.map { "\(Int($0))" },
+            ].map { $0 ?? "-" }.joined(separator: " | ")
+        }
+        #expect(
+            refused == [
+                "auditor | 1024 bytes | a reason is at most 1024 bytes | 1026",
+                "auditor | 1024 bytes | a reason is at most 1024 bytes | 1025",
+                "auditor | 0 bytes | a reason is required (Tripline-Reason header, --reason) | 0",
+            ], "\(refused)")
         let reason = String(repeating: "r", count: 1024)
         #expect(try server.call("GET", "/v1/alerts", as: "auditor", reason: reason).status == 200)
         #expect(server.audited("consultation").map { $0["reason"] } == [.string(reason)])
