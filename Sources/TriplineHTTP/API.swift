@@ -178,18 +178,9 @@ public enum API {
             }
             f.priority = q["priority"].map(String.init)
             f.owner = q["owner"].map(String.init)
-            if let s = q["since"] {
-                guard let t = Timestamp.parse(String(s)) else { throw APIError.invalid("since is an RFC 3339 time") }
-                f.since = t
-            }
-            if let l = q["limit"] {
-                guard let n = Int(l), n > 0, n <= 1000 else { throw APIError.invalid("limit is 1 to 1000") }
-                f.limit = n
-            }
-            if let b = q["before"] {
-                guard let n = Int64(b), n > 0 else { throw APIError.invalid("before is an alert id") }
-                f.before = n
-            }
+            f.since = try time(q["since"], "since")
+            f.limit = try integer(q["limit"], 1...1000, "limit is 1 to 1000").map { Int($0) } ?? f.limit
+            f.before = try integer(q["before"], 1...Int64.max, "before is an alert id")
             let ops = try await services.operations()
             let page = try ops.listAlerts(c, f)
             var o = JSONObject([("alerts", .array(page.alerts.map { .object($0) }))])
@@ -256,12 +247,9 @@ public enum API {
         r.get("/v1/outbox") { request, context in
             let c = try caller(context)
             let q = request.uri.queryParameters
-            let limit = try q["limit"].map { l -> Int in
-                guard let n = Int(l), n > 0, n <= 10_000 else { throw APIError.invalid("limit is 1 to 10000") }
-                return n
-            }
+            let limit = try integer(q["limit"], 1...10_000, "limit is 1 to 10000") ?? 1000
             let items = try await services.operations().listOutbox(
-                c, dead: q["status"] == "dead", limit: limit ?? 1000)
+                c, dead: q["status"] == "dead", limit: Int(limit))
             return json(JSONObject([("items", .array(items.map { .object($0) }))]))
         }
         r.post("/v1/outbox/{id}/retry") { _, context in
@@ -281,28 +269,15 @@ public enum API {
             let c = try caller(context)
             let q = request.uri.queryParameters
             var f = AuditFilter()
-            f.from = try q["from"].map { t -> Double in
-                guard let v = Timestamp.parse(String(t)) else { throw APIError.invalid("from is an RFC 3339 time") }
-                return v
-            }
-            f.to = try q["to"].map { t -> Double in
-                guard let v = Timestamp.parse(String(t)) else { throw APIError.invalid("to is an RFC 3339 time") }
-                return v
-            }
+            f.from = try time(q["from"], "from")
+            f.to = try time(q["to"], "to")
             f.selector = q["selector"].map(String.init)
             f.partner = q["partner"].map(String.init)
             f.list = q["list"].map(String.init)
             f.rule = q["rule"].map(String.init)
             f.receiver = q["receiver"].map(String.init)
-            f.limit =
-                try q["limit"].map { l -> Int in
-                    guard let n = Int(l), n > 0, n <= 10_000 else { throw APIError.invalid("limit is 1 to 10000") }
-                    return n
-                } ?? 1000
-            f.after = try q["after"].map { a -> Int in
-                guard let n = Int(a), n >= 0 else { throw APIError.invalid("after is a record index") }
-                return n
-            }
+            f.limit = Int(try integer(q["limit"], 1...10_000, "limit is 1 to 10000") ?? 1000)
+            f.after = try integer(q["after"], 0...Int64(Int.max), "after is a record index").map { Int($0) }
             let (lines, problem, next) = try await services.operations().auditRecords(c, f)
             var o = JSONObject([("records", .array(lines.map { .object($0) }))])
             if let problem { o.append("verification_failed", .string(problem)) }
@@ -388,6 +363,21 @@ public enum API {
     static func caller(_ context: APIContext) throws -> Caller {
         guard let c = context.caller else { throw APIError.unauthorized }
         return c
+    }
+
+    /// A query parameter as an integer in `range` (nil when absent; 400 with `message` otherwise): the one reader
+    /// of page sizes and cursors.
+    static func integer(_ v: Substring?, _ range: ClosedRange<Int64>, _ message: String) throws -> Int64? {
+        guard let v else { return nil }
+        guard let n = Int64(v), range.contains(n) else { throw APIError.invalid(message) }
+        return n
+    }
+
+    /// A query parameter as an RFC 3339 time (nil when absent; 400 naming it otherwise).
+    static func time(_ v: Substring?, _ name: String) throws -> Double? {
+        guard let v else { return nil }
+        guard let t = Timestamp.parse(String(v)) else { throw APIError.invalid("\(name) is an RFC 3339 time") }
+        return t
     }
 
     /// The link to the page after this one: the request's own query (its filters and limit) with the cursor

@@ -30,14 +30,8 @@ extension API {
                 default: throw APIError.invalid("\(key) is a string")
                 }
             }
-            func time(_ key: String) throws -> Double? {
-                try text(key).map { t -> Double in
-                    guard let v = Timestamp.parse(t) else { throw APIError.invalid("\(key) is an RFC 3339 time") }
-                    return v
-                }
-            }
-            f.from = try time("from")
-            f.to = try time("to")
+            f.from = try API.time(try text("from").map { Substring($0) }, "from")
+            f.to = try API.time(try text("to").map { Substring($0) }, "to")
             f.selector = try text("selector")
             f.partner = try text("partner")
             f.list = try text("list")
