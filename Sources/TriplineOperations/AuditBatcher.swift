@@ -7,8 +7,8 @@ import TriplineState
 /// audit log before it is seen; when they could not be written the request fails instead (no look unrecorded).
 ///
 /// The writer is a thread of its own (the store blocks on the disk; the cooperative pool must not). Records are
-/// committed in the order they were added. A batch the store refuses is written again one record at a time, so that
-/// one bad record fails its own request only.
+/// committed in the order they were added. A batch the store refuses (a record it will not take) is written again one
+/// record at a time, so that one bad record fails its own request only; a failing database fails the whole batch.
 public final class AuditBatcher: @unchecked Sendable {
     private let store: any DurableStore
     private let condition = NSCondition()
@@ -82,7 +82,7 @@ public final class AuditBatcher: @unchecked Sendable {
             var problems: [UInt64: String] = [:]
             var c = Commit()
             c.events = batch.map(\.event)
-            do { try store.commit(c) } catch {
+            do { try store.commit(c) } catch  where error.refusedChange {
                 // One transaction each, so that only the record the store refuses fails (its request with it).
                 for (seq, e) in batch {
                     var one = Commit()
@@ -91,6 +91,10 @@ public final class AuditBatcher: @unchecked Sendable {
                         problems[seq] = "the audit record could not be written: \(error)"
                     }
                 }
+            } catch {
+                // A failing database (busy, locked, full) fails the batch at once: a record at a time would wait out
+                // the busy timeout once per record.
+                for (seq, _) in batch { problems[seq] = "the audit record could not be written: \(error)" }
             }
             condition.lock()
             written = batch.last!.seq
