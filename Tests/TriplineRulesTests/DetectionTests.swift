@@ -44,11 +44,13 @@ struct ConditionTests {
         #expect(throws: ConditionError.self) { try ConditionParser.parse("a and (b or c") }
         do {
             _ = try ConditionParser.parse("a and or b")
+            Issue.record("\"a and or b\" parsed")
         } catch {
             #expect(error.offset == 6)
         }
         do {
             _ = try ConditionParser.parse("sel | count() > 3")
+            Issue.record("\"sel | count() > 3\" parsed")
         } catch {
             #expect(error.offset == 4)
             #expect(error.message.contains("correlation"))
