@@ -5,7 +5,9 @@ let package = Package(
     name: "Tripline",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "tripline", targets: ["tripline"])
+        .executable(name: "tripline", targets: ["tripline"]),
+        // The fuzz targets, for the package under Fuzz/ (parser modules only: no NIO).
+        .library(name: "TriplineFuzzing", targets: ["TriplineFuzzing"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -86,11 +88,13 @@ let package = Package(
                 "TriplineAlerts", "TriplineRules", "TriplineSelectors", "TriplineSinks", "TriplineYAML", "TriplineJSON",
             ]
         ),
+        // The SMTP reply decoder: bytes to replies, no I/O (the mail client's and the fuzzer's).
+        .target(name: "TriplineMailWire"),
         // Sinks: one protocol; the log-file receiver, webhooks (AsyncHTTPClient), mail (our SMTP client on SwiftNIO).
         .target(
             name: "TriplineSinks",
             dependencies: [
-                "TriplineAlerts", "TriplineState", "TriplineJSON", "TriplineYAML",
+                "TriplineAlerts", "TriplineState", "TriplineJSON", "TriplineYAML", "TriplineMailWire",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -143,6 +147,15 @@ let package = Package(
             ],
             resources: [.copy("Resources/openapi.json")]),
 
+        // Fuzz targets (Fuzz/README.md): every parser of outside input, with its properties.
+        .target(
+            name: "TriplineFuzzing",
+            dependencies: [
+                "TriplineJSON", "TriplineIngest", "TriplineYAML", "TriplineSelectors", "TriplineWatchlists",
+                "TriplineMatch", "TriplineRules", "TriplineAudit", "TriplineMailWire",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+
         // Command line: the wiring, and a thin main.
         .target(
             name: "TriplineCLI",
@@ -192,6 +205,10 @@ let package = Package(
         .testTarget(
             name: "TriplineCLITests",
             dependencies: ["TriplineCLI", "TriplineHTTP", "TriplineJSON", "TriplineTestSupport"]),
+        // Every fuzz target over its seed corpus and regressions; the JSON and signed-note differentials.
+        .testTarget(
+            name: "TriplineFuzzingTests",
+            dependencies: ["TriplineFuzzing", "TriplineMailWire", "TriplineAudit", "TriplineJSON", "TriplineTestSupport"]),
         // The service as a value, run in-process: the pipeline's transactions, delivery lanes, clocks.
         .testTarget(
             name: "TriplineServiceTests",

@@ -84,28 +84,104 @@ public struct NoteVerifier: Sendable, Equatable {
     public var text: String { "\(name)+\(Self.hex(keyID))+" + Data([0x01] + publicKey).base64EncodedString() }
 
     /// Opens a signed note: returns its text when a signature line by this key verifies.
-    public func open(_ note: String) throws(AuditError) -> String {
-        guard let split = note.range(of: "\n\n", options: .backwards) else { throw .note("no signature block") }
-        let text = String(note[..<split.lowerBound]) + "\n"
-        let sigs = note[split.upperBound...].split(separator: "\n")
-        guard !sigs.isEmpty, note.hasSuffix("\n") else { throw .note("malformed signature block") }
+    public func open(_ note: String) throws(AuditError) -> String { try open(bytes: Array(note.utf8)) }
+
+    /// Opens a signed note per C2SP signed-note, accepting exactly what golang.org/x/mod/sumdb/note's `Open`
+    /// accepts with this one key known: valid UTF-8 without control characters other than newline; the text, a
+    /// blank line, then signature lines `— name base64(keyid ‖ signature)`, every one well formed (at most 100);
+    /// signatures by other keys are passed over, one by this key must verify, and at least one must be by it.
+    public func open(bytes msg: [UInt8]) throws(AuditError) -> String {
+        guard msg.allSatisfy({ $0 >= 0x20 || $0 == 0x0A }), String(validating: msg, as: UTF8.self) != nil else {
+            throw .note("a note is UTF-8 text without control characters")
+        }
+        var split = -1
+        var k = msg.count - 2
+        while k >= 0 {
+            if msg[k] == 0x0A && msg[k + 1] == 0x0A {
+                split = k
+                break
+            }
+            k -= 1
+        }
+        guard split >= 0 else { throw .note("no signature block") }
+        let textBytes = msg[...split]
+        let sigs = msg[(split + 2)...]
+        guard let lastByte = sigs.last, lastByte == 0x0A else { throw .note("malformed signature block") }
         guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: publicKey) else {
             throw .key("bad public key")
         }
-        for line in sigs {
-            guard line.hasPrefix("— ") else { throw .note("malformed signature line") }
-            let fields = line.dropFirst(2).split(separator: " ")
-            guard fields.count == 2, let raw = Data(base64Encoded: String(fields[1])), raw.count >= 4 else {
-                throw .note("malformed signature line")
+        let dash: [UInt8] = [0xE2, 0x80, 0x94, 0x20]  // "— "
+        let myID = keyID
+        var count = 0
+        var verified = false
+        var rest = sigs[...]
+        while let nl = rest.firstIndex(of: 0x0A) {
+            let line = rest[..<nl]
+            rest = rest[(nl + 1)...]
+            guard line.starts(with: dash) else { throw .note("malformed signature line") }
+            let body = line.dropFirst(dash.count)
+            let space = body.firstIndex(of: 0x20) ?? body.endIndex
+            let nameBytes = body[..<space]
+            let b64 = space == body.endIndex ? body[space...] : body[(space + 1)...]
+            guard let name = String(validating: nameBytes, as: UTF8.self), Self.validName(name), !b64.isEmpty,
+                let raw = StandardBase64.decode(b64), raw.count >= 5
+            else { throw .note("malformed signature line") }
+            count += 1
+            guard count <= 100 else { throw .note("more than 100 signatures") }
+            guard name == self.name, Array(raw.prefix(4)) == myID else { continue }  // another key's signature
+            if verified { continue }  // the same key again: x/mod keeps the first
+            guard key.isValidSignature(raw.dropFirst(4), for: Data(textBytes)) else {
+                throw .note("signature by \(name) does not verify")
             }
-            if String(fields[0]) == name && Array(raw.prefix(4)) == keyID {
-                guard key.isValidSignature(raw.dropFirst(4), for: Data(text.utf8)) else {
-                    throw .note("signature by \(name) does not verify")
-                }
-                return text
-            }
+            verified = true
         }
-        throw .note("no signature by \(name)+\(Self.hex(keyID))")
+        guard verified else { throw .note("no signature by \(name)+\(Self.hex(myID))") }
+        return String(decoding: textBytes, as: UTF8.self)
+    }
+}
+
+/// RFC 4648 base64 with the standard alphabet and padding, as Go's `base64.StdEncoding` reads it (padding
+/// required; unused low bits of the last quantum are not checked).
+enum StandardBase64 {
+    static func decode(_ s: some Collection<UInt8>) -> [UInt8]? {
+        guard s.count % 4 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(s.count / 4 * 3)
+        var quad: [UInt8] = []
+        var ended = false
+        for c in s {
+            if ended { return nil }
+            quad.append(c)
+            guard quad.count == 4 else { continue }
+            var v: UInt32 = 0
+            var pad = 0
+            for (i, q) in quad.enumerated() {
+                if q == UInt8(ascii: "=") {
+                    guard i >= 2 else { return nil }
+                    pad += 1
+                    continue
+                }
+                guard pad == 0, let d = value(q) else { return nil }
+                v |= UInt32(d) << (18 - 6 * UInt32(i))
+            }
+            out.append(UInt8(v >> 16))
+            if pad < 2 { out.append(UInt8((v >> 8) & 0xFF)) }
+            if pad < 1 { out.append(UInt8(v & 0xFF)) }
+            if pad > 0 { ended = true }
+            quad.removeAll(keepingCapacity: true)
+        }
+        return out
+    }
+
+    private static func value(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): c - UInt8(ascii: "A")
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): c - UInt8(ascii: "a") + 26
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0") + 52
+        case UInt8(ascii: "+"): 62
+        case UInt8(ascii: "/"): 63
+        default: nil
+        }
     }
 }
 
@@ -127,7 +203,7 @@ public struct Checkpoint: Sendable, Equatable {
     public init(text: String) throws(AuditError) {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         guard lines.count >= 4, !lines[0].isEmpty, let n = Int(lines[1]), n >= 0, String(n) == lines[1],
-            let root = Data(base64Encoded: String(lines[2])), root.count == 32
+            let root = StandardBase64.decode(lines[2].utf8), root.count == 32
         else { throw .note("not a tlog checkpoint (origin, size, root hash)") }
         self.init(origin: String(lines[0]), size: n, root: Array(root))
     }

@@ -23,6 +23,8 @@ public struct LineReader: ~Copyable {
     private let fd: Int32
     private let ownsFD: Bool
     private let maxRecord: Int
+    /// The most one `read` asks for (nil: the free buffer space): small values cut the input anywhere.
+    private let readSize: Int?
     private var buffer: [UInt8]
     private var start = 0
     private var end = 0
@@ -50,10 +52,13 @@ public struct LineReader: ~Copyable {
     public var line: Int { lineNumber }
 
     /// Reads standard input (fd 0) or any open descriptor.
-    public init(fd: Int32 = 0, maxRecord: Int = LineReader.defaultMaxRecord, ownsFD: Bool = false) {
+    /// `readSize` bounds each read (the fuzz target cuts its input at every boundary with it).
+    public init(fd: Int32 = 0, maxRecord: Int = LineReader.defaultMaxRecord, ownsFD: Bool = false, readSize: Int? = nil)
+    {
         self.fd = fd
         self.ownsFD = ownsFD
         self.maxRecord = maxRecord
+        self.readSize = readSize.map { max(1, $0) }
         self.buffer = [UInt8](repeating: 0, count: max(1 << 20, maxRecord * 2))
     }
 
@@ -175,7 +180,7 @@ public struct LineReader: ~Copyable {
             }
             if n != recent.count || probe != recent { throw IngestError.changed }
         }
-        let capacity = buffer.count - end
+        let capacity = min(buffer.count - end, readSize ?? Int.max)
         let got = buffer.withUnsafeMutableBufferPointer { b in read(fd, b.baseAddress! + end, capacity) }
         if got < 0 {
             if errno == EINTR { return }

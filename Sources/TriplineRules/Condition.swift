@@ -153,3 +153,14 @@ struct ConditionParser {
         }
     }
 }
+
+/// The condition syntax alone, for tools (and the fuzzer): nil when `text` is a valid Sigma condition, else the
+/// error and its byte offset in `text`.
+public enum SigmaConditionSyntax {
+    public static func check(_ text: String) -> (message: String, offset: Int)? {
+        do {
+            _ = try ConditionParser.parse(text)
+            return nil
+        } catch { return (error.message, error.offset) }
+    }
+}

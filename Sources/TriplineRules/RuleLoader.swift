@@ -88,6 +88,30 @@ public struct RuleLoader: Sendable {
             for d in docs { b.document(d) }
             documents.append((f, docs))
         }
+        return finish(b, files: digests, documents: documents)
+    }
+
+    /// Rules from bytes (`file` names them in messages): what `load(files:)` does with one file's contents.
+    public func load(bytes: [UInt8], file: String) -> Result {
+        var b = Builder(loader: self)
+        var documents: [(file: String, nodes: [Node])] = []
+        do {
+            let docs = try reader.parseAll(bytes, file: file)
+            for d in docs { b.document(d) }
+            documents.append((file, docs))
+        } catch {
+            b.errors.append(error)
+        }
+        let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        return finish(b, files: [(file, digest)], documents: documents)
+    }
+
+    private func finish(
+        _ builder: Builder, files digests: [(String, String)], documents: [(file: String, nodes: [Node])]
+    )
+        -> Result
+    {
+        var b = builder
         b.resolveCorrelations()
         let set = RuleSet(builder: b)
         b.warnings += set.compileWarnings

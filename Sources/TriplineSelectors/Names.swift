@@ -99,7 +99,7 @@ public enum NameNormalizer {
     }
 
     /// ISO 15924 code of the script most letters are in.
-    static func dominantScript(_ text: String) -> String {
+    public static func dominantScript(_ text: String) -> String {
         if text.utf8.allSatisfy({ $0 < 0x80 }) {
             return text.utf8.contains { ($0 | 0x20) >= UInt8(ascii: "a") && ($0 | 0x20) <= UInt8(ascii: "z") }
                 ? "Latn" : "Zyyy"

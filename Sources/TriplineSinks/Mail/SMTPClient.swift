@@ -3,33 +3,13 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
-
-/// One SMTP reply: its code and its text lines (RFC 5321 §4.2; multi-line replies joined).
-public struct SMTPReply: Sendable, CustomStringConvertible {
-    public var code: Int
-    public var lines: [String]
-    public var description: String { "\(code) " + lines.joined(separator: " / ") }
-}
+import TriplineMailWire
 
 /// Tells `SMTPReplyHandler` that the next command is STARTTLS (a user outbound event, sent before the command).
 struct SMTPExpectStartTLS: Sendable {}
 
-struct SMTPProtocolError: Error, CustomStringConvertible {
-    /// What went wrong, in our words.
-    var message: String
-    /// Server text quoted to explain it, if any: left out where a reply might echo a credential (AUTH).
-    var quoted: String?
-    init(_ message: String, quoting quoted: String? = nil) {
-        self.message = message
-        self.quoted = quoted
-    }
-    var description: String { message + (quoted.map { " \"\($0)\"" } ?? "") }
-}
-
 /// The client's side of the connection, between the bytes (or the TLS handler) and the session:
-/// - splits the server's bytes into replies (RFC 5321 §4.2: `ddd-text` lines continue, `ddd text` or `ddd` ends
-///   one), each reply bounded (at most `maxLines` lines, `maxReplyBytes` bytes, lines of at most `maxLineBytes`):
-///   beyond, a protocol error, so a server cannot grow the client's memory;
+/// - splits the server's bytes into replies with `SMTPReplyDecoder` (bounded; beyond, a protocol error);
 /// - the reply deadline: armed when the connection opens (the greeting) and at every write, disarmed by each
 ///   complete reply. It measures the server alone — a busy client that reads its replies late does not time out;
 /// - the transaction deadline: the whole exchange, connect to QUIT, ends by `deadline`;
@@ -43,10 +23,6 @@ final class SMTPReplyHandler: ChannelDuplexHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    static let maxLineBytes = 8192
-    static let maxLines = 100
-    static let maxReplyBytes = 64 * 1024
-
     enum StartTLS { case no, awaitingReply, discarding }
 
     let replyTimeout: TimeAmount
@@ -55,9 +31,7 @@ final class SMTPReplyHandler: ChannelDuplexHandler {
     let fired: NIOLockedValueBox<String?>
     var replyTask: Scheduled<Void>?
     var deadlineTask: Scheduled<Void>?
-    var buffer = ByteBuffer()
-    var lines: [String] = []
-    var replyBytes = 0
+    var decoder = SMTPReplyDecoder()
     var startTLS = StartTLS.no
     var failed = false
 
@@ -120,8 +94,7 @@ final class SMTPReplyHandler: ChannelDuplexHandler {
         guard !failed else { return }
         failed = true
         stopTimers()
-        buffer.clear()
-        lines = []
+        decoder.reset()
         context.fireErrorCaught(error)
         context.close(promise: nil)
     }
@@ -129,24 +102,16 @@ final class SMTPReplyHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // Before the handshake completes, what the server pipelined after its 220 is not a reply.
         guard !failed, startTLS != .discarding else { return }
-        var incoming = unwrapInboundIn(data)
-        buffer.writeBuffer(&incoming)
+        let incoming = unwrapInboundIn(data)
+        decoder.append(incoming.readableBytesView)
         do {
-            while let nl = buffer.readableBytesView.firstIndex(of: 0x0A) {
-                let length = nl - buffer.readerIndex + 1
-                guard length <= Self.maxLineBytes else {
-                    throw SMTPProtocolError("reply line longer than \(Self.maxLineBytes) bytes")
-                }
-                var bytes = buffer.readBytes(length: length)!
-                replyBytes += length
-                while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
-                guard let reply = try take(bytes) else { continue }
+            while let reply = try decoder.next() {
                 replyTask?.cancel()
                 replyTask = nil
                 if startTLS == .awaitingReply {
                     startTLS = reply.code == 220 ? .discarding : .no
                     if startTLS == .discarding {
-                        buffer.clear()
+                        decoder.reset()
                         context.fireChannelRead(wrapInboundOut(reply))
                         return
                     }
@@ -154,44 +119,16 @@ final class SMTPReplyHandler: ChannelDuplexHandler {
                 context.fireChannelRead(wrapInboundOut(reply))
                 if failed { return }
             }
-            guard buffer.readableBytes <= Self.maxLineBytes else {
-                throw SMTPProtocolError("reply line longer than \(Self.maxLineBytes) bytes")
-            }
-            buffer.discardReadBytes()
         } catch {
             fail(context, error)
         }
-    }
-
-    /// One line of a reply; the reply when it is the last.
-    func take(_ bytes: [UInt8]) throws -> SMTPReply? {
-        guard bytes.count >= 3, bytes[0..<3].allSatisfy({ (0x30...0x39).contains($0) }),
-            bytes.count == 3 || bytes[3] == 0x20 || bytes[3] == 0x2D
-        else {
-            throw SMTPProtocolError(
-                "malformed reply line", quoting: String(decoding: bytes.prefix(80), as: UTF8.self))
-        }
-        lines.append(bytes.count > 4 ? String(decoding: bytes[4...], as: UTF8.self) : "")
-        if bytes.count == 3 || bytes[3] == 0x20 {
-            let reply = SMTPReply(code: Int(String(decoding: bytes[0..<3], as: UTF8.self))!, lines: lines)
-            lines = []
-            replyBytes = 0
-            return reply
-        }
-        guard lines.count < Self.maxLines, replyBytes <= Self.maxReplyBytes else {
-            throw SMTPProtocolError(
-                "reply longer than \(Self.maxLines) lines or \(Self.maxReplyBytes / 1024) KiB (not an SMTP server?)")
-        }
-        return nil
     }
 
     /// The TLS handler is in place: what arrives from now on passes through it, so nothing more is discarded
     /// (whatever came in clear before is gone).
     func tlsStarted() {
         startTLS = .no
-        buffer.clear()
-        lines = []
-        replyBytes = 0
+        decoder.reset()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
