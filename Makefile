@@ -5,7 +5,7 @@ SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 export PATH := /opt/swift/usr/bin:$(PATH)
 BIN = .build/release/tripline
 
-.PHONY: run test setup build lint bench phonedata namedata clean
+.PHONY: run test setup build lint bench fuzz phonedata namedata clean
 
 setup:
 	@bash scripts/setup.sh
@@ -17,7 +17,7 @@ run: build
 	python3 scripts/demo.py $(BIN)
 
 lint:
-	$(SWIFT) format lint --strict -r Sources Tests Benchmarks
+	$(SWIFT) format lint --strict -r Sources Tests Benchmarks Fuzz/Sources Fuzz/Package.swift
 
 test:
 	@bash scripts/setup.sh --peers
@@ -26,6 +26,12 @@ test:
 	# One test at a time: the timing tests (deadlines, isolation) measure the service, not a cooperative pool of
 	# two threads shared with the blocking process-driving tests.
 	$(SWIFT) test --skip-build --no-parallel
+	# Every parser's fuzz target for a few seconds (parser modules only, no NIO), and the record step's budget.
+	bash scripts/fuzz.sh --smoke
+
+# Each fuzz target for FUZZ_SECONDS (default 60), the HTTP API's included; one line per target (Fuzz/README.md).
+fuzz:
+	bash scripts/fuzz.sh
 
 bench:
 	@bash scripts/setup.sh --bench

@@ -8,6 +8,8 @@ let package = Package(
         .executable(name: "tripline", targets: ["tripline"]),
         // The fuzz targets, for the package under Fuzz/ (parser modules only: no NIO).
         .library(name: "TriplineFuzzing", targets: ["TriplineFuzzing"]),
+        // The HTTP API's request handling as a fuzz target (the whole stack: `make fuzz`, not CI's smoke run).
+        .library(name: "TriplineFuzzingHTTP", targets: ["TriplineFuzzingHTTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -156,6 +158,18 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
 
+        .target(
+            name: "TriplineFuzzingHTTP",
+            dependencies: [
+                "TriplineFuzzing", "TriplineHTTP", "TriplineOperations", "TriplineConfig", "TriplineStateSQLite",
+                "TriplineJSON",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
         // Command line: the wiring, and a thin main.
         .target(
             name: "TriplineCLI",
@@ -208,7 +222,10 @@ let package = Package(
         // Every fuzz target over its seed corpus and regressions; the JSON and signed-note differentials.
         .testTarget(
             name: "TriplineFuzzingTests",
-            dependencies: ["TriplineFuzzing", "TriplineMailWire", "TriplineAudit", "TriplineJSON", "TriplineTestSupport"]),
+            dependencies: [
+                "TriplineFuzzing", "TriplineFuzzingHTTP", "TriplineMailWire", "TriplineAudit", "TriplineJSON",
+                "TriplineTestSupport",
+            ]),
         // The service as a value, run in-process: the pipeline's transactions, delivery lanes, clocks.
         .testTarget(
             name: "TriplineServiceTests",

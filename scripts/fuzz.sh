@@ -8,20 +8,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:$PATH
 seconds=${FUZZ_SECONDS:-60}
+smoke=()
+# The HTTP API's target needs the whole NIO and Hummingbird stack built with the sanitizers: not in the smoke run.
+export TRIPLINE_FUZZ_HTTP=1
+fuzzer=Fuzz/.build/fuzzer-http
+all=(json ndjson record yaml watchlist rules condition phone email normalize name smtp-reply note audit-bundle http)
 if [ "${1:-}" = "--smoke" ]; then
     seconds=${FUZZ_SECONDS:-3}
+    export TRIPLINE_FUZZ_HTTP=0
+    fuzzer=Fuzz/.build/fuzzer
+    unset 'all[14]'
+    smoke=(-seed=1)
     shift
 fi
-fuzzer=Fuzz/.build/fuzzer
 swift build --package-path Fuzz -c release --product tripline-fuzz --scratch-path "$fuzzer" \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library 2>&1 | grep -Ev "^\[|unhandled|^Building|^Compiling" || true
 bin=$(swift build --package-path Fuzz -c release --scratch-path "$fuzzer" --show-bin-path)/tripline-fuzz
 [ -x "$bin" ] || { echo "fuzz: the fuzzer did not build" >&2; exit 1; }
 
 targets=("$@")
-if [ ${#targets[@]} -eq 0 ]; then
-    targets=(json ndjson record yaml watchlist rules condition phone email normalize name smtp-reply note audit-bundle)
-fi
+[ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 work=Fuzz/.work
 mkdir -p "$work"
 failed=0
@@ -36,7 +42,7 @@ for t in "${targets[@]}"; do
     start=$(date +%s)
     set +e
     ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 "$work/fuzz-$t" -max_total_time="$seconds" \
-        -max_len="$maxlen" -timeout="$timeout" -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 \
+        -max_len="$maxlen" -timeout="$timeout" -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 "${smoke[@]}" \
         -artifact_prefix="$work/artifacts/$t/" "${dict[@]}" "$work/$t" "Fuzz/Corpus/$t" "Fuzz/Regressions/$t" \
         >"$log" 2>&1
     rc=$?
@@ -65,8 +71,8 @@ done
 
 # The record step's budget: release, no sanitizers, the corpus (seeds, what fuzzing found, regressions) replayed.
 budget=Fuzz/.build/plain
-swift build --package-path Fuzz -c release --product fuzz-budget --scratch-path "$budget" 2>&1 \
+TRIPLINE_FUZZ_HTTP=0 swift build --package-path Fuzz -c release --product fuzz-budget --scratch-path "$budget" 2>&1 \
     | grep -Ev "^\[|unhandled|^Building|^Compiling" || true
-"$(swift build --package-path Fuzz -c release --scratch-path "$budget" --show-bin-path)/fuzz-budget" \
+"$(TRIPLINE_FUZZ_HTTP=0 swift build --package-path Fuzz -c release --scratch-path "$budget" --show-bin-path)/fuzz-budget" \
     Fuzz/Corpus/record Fuzz/Regressions/record "$work/record" || failed=1
 exit $failed

@@ -101,6 +101,29 @@ def main():
         "25O oops\r\n", "250-a\r\n251 b\r\n", "220 partial", "250-\n250 \n",
     ]):
         write("smtp-reply", f"reply-{i:02d}", bytes([i * 37 % 256]) + s.encode())
+    # HTTP requests: method (GET POST PUT DELETE PATCH HEAD OPTIONS), credential (none, forged, analyst-fr, partner-fr,
+    # analyst-be, partner-be, auditor-1, admin-1), then the path, header lines, a blank line and the body.
+    yaml_list = read("Watchlists/be-fedpol/returning-fighters.yaml").decode()
+    requests = [
+        (0, 6, "/v1/watchlists", ""), (0, 6, "/v1/watchlists/fr-dgsi/contacts", ""),
+        (0, 5, "/v1/watchlists/fr-dgsi/contacts/versions", ""), (3, 5, "/v1/watchlists/fr-dgsi/contacts", ""),
+        (2, 5, "/v1/watchlists/be-fedpol/returning-fighters\nContent-Type: application/yaml", yaml_list),
+        (2, 3, "/v1/watchlists/fr-dgsi/contacts\nContent-Type: application/yaml", "watchlist: contacts\nowner: fr-dgsi\n"),
+        (0, 4, "/v1/alerts?state=firing&limit=5", ""), (0, 4, "/v1/alerts?cursor=99999999999999999999", ""),
+        (1, 4, "/v1/alerts/al_0123/ack\nTripline-Reason: on it", ""), (0, 4, "/v1/alerts/%00", ""),
+        (1, 7, "/v1/silences\nContent-Type: application/json\nTripline-Reason: maintenance",
+         '{"matchers":["owner=\\"fr-dgsi\\""],"ends_at":"2031-01-01T00:00:00Z","comment":"x"}'),
+        (0, 6, "/v1/outbox?limit=1", ""), (1, 7, "/v1/outbox/ob_1/retry", ""), (1, 7, "/v1/receivers/ops-oncall/enable", ""),
+        (0, 6, "/v1/audit/records?from=0&to=10", ""), (0, 6, "/v1/audit/checkpoint", ""),
+        (0, 6, "/v1/audit/proof/inclusion?index=0&size=1", ""), (0, 6, "/v1/audit/proof/consistency?old=1&new=2", ""),
+        (1, 6, "/v1/audit/exports\nContent-Type: application/json", '{"from":"2026-01-01T00:00:00Z"}'),
+        (1, 7, "/v1/tokens\nContent-Type: application/json", '{"principal":"analyst-be","expires_in":"1d"}'),
+        (0, 7, "/v1/tokens", ""), (3, 7, "/v1/tokens/tok_0", ""), (0, 0, "/healthz", ""), (0, 0, "/v1/alerts", ""),
+        (0, 1, "/metrics", ""), (0, 0x82, "/v1/alerts", ""), (1, 7, "/-/reload", ""), (0, 2, "/v1/openapi.json", ""),
+        (1, 2, "/v1/selectors\nContent-Type: application/x-ndjson", b"\n".join(samples[:4]).decode()),
+    ]
+    for i, (m, who, head, body) in enumerate(requests):
+        write("http", f"request-{i:02d}", bytes([m, who]) + head.encode() + b"\n\n" + body.encode())
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ public struct FuzzTarget: Sendable {
 
     /// Fails the property `what` unless `condition` holds.
     @inline(__always)
-    static func check(_ condition: Bool, _ target: String, _ what: @autoclosure () -> String) throws(FuzzFailure) {
+    public static func check(_ condition: Bool, _ target: String, _ what: @autoclosure () -> String)
+        throws(FuzzFailure)
+    {
         if !condition { throw FuzzFailure(target: target, message: what()) }
     }
 }

@@ -5,11 +5,28 @@ import TriplineYAML
 
 /// The YAML reader, the watchlist loader, the rule loader and the condition parser.
 enum YAMLTargets {
+    /// Lines as YAML counts them (1.2 §5.4: LF, CR, CR LF; libyaml also NEL, LS and PS), from 1.
+    static func yamlLines(_ b: [UInt8]) -> Int {
+        var n = 1
+        var i = 0
+        while i < b.count {
+            if b[i] == 0x0A || b[i] == 0x0D && (i + 1 == b.count || b[i + 1] != 0x0A) {
+                n += 1
+            } else if b[i] == 0xC2 && i + 1 < b.count && b[i + 1] == 0x85 {
+                n += 1
+            } else if b[i] == 0xE2 && i + 2 < b.count && b[i + 1] == 0x80 && (b[i + 2] == 0xA8 || b[i + 2] == 0xA9) {
+                n += 1
+            }
+            i += 1
+        }
+        return n
+    }
+
     /// Every error names the file and a place inside the input (line 1 to one past the last, column from 1).
     static func checkLocated(_ errors: [LocatedError], _ file: String, _ bytes: [UInt8], _ target: String)
         throws(FuzzFailure)
     {
-        let lines = bytes.reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
+        let lines = yamlLines(bytes)
         for e in errors {
             try FuzzTarget.check(e.file == file, target, "error names \(e.file), not \(file): \(e)")
             try FuzzTarget.check(

@@ -13,11 +13,12 @@ enum EmailNormalizer {
             throw SelectorError("email: \(text.utf8.count) bytes, longer than any address")
         }
         var t = text
-        if t.lowercased().hasPrefix("mailto:") { t = String(t.dropFirst(7)) }
-        // "Display Name <addr@example.org>" and "<addr@example.org>": the address inside the angle brackets.
+        // "Display Name <addr@example.org>" and "<addr@example.org>": the address inside the angle brackets; then
+        // a mailto: scheme, inside them or not (the fuzzer's `A<mailto:i@G>` kept it, and lost it when read again).
         if t.hasSuffix(">"), let open = t.lastIndex(of: "<") {
             t = String(t[t.index(after: open)..<t.index(before: t.endIndex)])
         }
+        if t.lowercased().hasPrefix("mailto:") { t = String(t.dropFirst(7)) }
         guard let at = t.lastIndex(of: "@") else { throw SelectorError("email: no '@'") }
         var local = String(t[..<at]).precomposedStringWithCompatibilityMapping.lowercased()
         let domainText = String(t[t.index(after: at)...])
@@ -26,10 +27,16 @@ enum EmailNormalizer {
         guard !local.contains(where: { $0.isWhitespace || $0 == "@" && !local.hasPrefix("\"") }) else {
             throw SelectorError("email: local part has whitespace or '@'")
         }
+        // RFC 5322 allows no control characters in a local part, quoted or not (the fuzzer sent NULs).
+        guard !local.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw SelectorError("email: local part has control characters")
+        }
         let domain = try idnaDomain(domainText)
         if foldProviders && (domain == "gmail.com" || domain == "googlemail.com") {
             if let plus = local.firstIndex(of: "+") { local = String(local[..<plus]) }
             local.removeAll { $0 == "." }
+            // `+tag@gmail.com` or `...@gmail.com` folded to nothing: no mailbox (it read as "@gmail.com").
+            guard !local.isEmpty else { throw SelectorError("email: empty local part once folded") }
         }
         var f = JSONObject()
         f.append("domain", .string(domain))

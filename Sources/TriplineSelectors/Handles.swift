@@ -3,12 +3,21 @@ import TriplineJSON
 
 /// Usernames (platform-qualified handles) and identity documents.
 enum Handles {
+    /// Longer than any platform's handle (with its platform), or any document number with its country: refused
+    /// before any Unicode work, so a 64 KiB value costs nothing (a 64 KiB document number took 9 ms).
+    static let maxBytes = 512
+
     static func username(_ text: String, platform: String?) throws(SelectorError) -> (String, JSONObject) {
+        guard text.utf8.count <= maxBytes else {
+            throw SelectorError("username: \(text.utf8.count) bytes, longer than any handle")
+        }
         var p = platform?.trimmingWhitespace.lowercased()
         var handle = text
-        if let colon = text.firstIndex(of: ":"), p == nil || text.lowercased().hasPrefix(p! + ":") {
-            p = String(text[..<colon]).trimmingWhitespace.lowercased()
-            handle = String(text[text.index(after: colon)...])
+        if let (head, rest) = splitAtColon(text),
+            p == nil || text.lowercased().unicodeScalars.starts(with: (p! + ":").unicodeScalars)
+        {
+            p = head.trimmingWhitespace.lowercased()
+            handle = rest
         }
         guard let platform = p, !platform.isEmpty else {
             throw SelectorError("username: no platform (give \"platform\" or write platform:handle)")
@@ -17,7 +26,8 @@ enum Handles {
             throw SelectorError("username: invalid platform \"\(platform)\"")
         }
         handle = handle.trimmingWhitespace.precomposedStringWithCompatibilityMapping.lowercased()
-        if handle.hasPrefix("@") { handle.removeFirst() }
+        // Every leading '@' (`@@name` once kept one, so the normalised handle normalised again lost it).
+        while handle.hasPrefix("@") { handle.removeFirst() }
         guard !handle.isEmpty else { throw SelectorError("username: empty handle") }
         guard !handle.contains(where: { $0.isWhitespace }) else {
             throw SelectorError("username: handle has whitespace")
@@ -27,15 +37,27 @@ enum Handles {
         return (platform + ":" + handle, f)
     }
 
+    /// The text before and after its first ':' — found among the Unicode scalars, not the characters: a
+    /// combining mark after the colon makes one character of both, which a character search passes over (the
+    /// fuzzer's `BE:\u{0740}…` normalised to `BE:BE:…`).
+    static func splitAtColon(_ text: String) -> (String, String)? {
+        guard let colon = text.unicodeScalars.firstIndex(of: ":") else { return nil }
+        let after = text.unicodeScalars.index(after: colon)
+        return (String(text.unicodeScalars[..<colon]), String(text.unicodeScalars[after...]))
+    }
+
     static func document(_ text: String, country: String?, kind: String?) throws(SelectorError) -> (String, JSONObject)
     {
+        guard text.utf8.count <= maxBytes else {
+            throw SelectorError("document: \(text.utf8.count) bytes, longer than any document number")
+        }
         var cc = country?.trimmingWhitespace.uppercased()
         var number = text
-        if let colon = text.firstIndex(of: ":") {
-            let head = text[..<colon].trimmingCharacters(in: .whitespaces).uppercased()
+        if let (prefix, rest) = splitAtColon(text) {
+            let head = prefix.trimmingCharacters(in: .whitespaces).uppercased()
             if head.count == 2 || head.count == 3 {
                 cc = cc ?? head
-                number = String(text[text.index(after: colon)...])
+                number = rest
             }
         }
         guard let cc, !cc.isEmpty else {

@@ -33,7 +33,9 @@ struct Budget {
         records += ExpensiveRecords.all
 
         var step = RecordBudget()
-        _ = step.measure([UInt8](#"{"id":"warm","type":"phone","value":"+32 470 12 34 56"}"#.utf8))
+        // One unmeasured pass first: tables built on first use (numbering plans, name variants) are the
+        // process's cost, not a record's.
+        for (_, bytes) in records { _ = step.measure(bytes) }
         var worstTime = (0.0, "")
         var worstHeap = (0, "")
         var over: [String] = []

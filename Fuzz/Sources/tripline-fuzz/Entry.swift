@@ -1,6 +1,13 @@
 import Glibc
 import TriplineFuzzing
 
+#if FUZZ_HTTP
+    import TriplineFuzzingHTTP
+    private let candidates = FuzzTargets.all + [HTTPFuzzTarget.target]
+#else
+    private let candidates = FuzzTargets.all
+#endif
+
 /// The target this process fuzzes: named by the binary (`fuzz-json`, a link to `tripline-fuzz`) or by
 /// `TRIPLINE_FUZZ_TARGET`.
 nonisolated(unsafe) private var target: FuzzTarget?
@@ -13,8 +20,8 @@ public func fuzzInitialize(
     let base = program.split(separator: "/").last.map(String.init) ?? program
     var name = base.hasPrefix("fuzz-") ? String(base.dropFirst(5)) : nil
     if let env = getenv("TRIPLINE_FUZZ_TARGET") { name = String(cString: env) }
-    guard let name, let t = FuzzTargets.named(name) else {
-        let names = FuzzTargets.all.map(\.name).joined(separator: ", ")
+    guard let name, let t = candidates.first(where: { $0.name == name }) else {
+        let names = candidates.map(\.name).joined(separator: ", ")
         print("tripline-fuzz: run as fuzz-NAME or with TRIPLINE_FUZZ_TARGET=NAME, NAME one of: \(names)")
         exit(2)
     }
