@@ -34,7 +34,10 @@ enum Handles {
         }
         var f = JSONObject()
         f.append("platform", .string(platform))
-        return (platform + ":" + handle, f)
+        let value = platform + ":" + handle
+        // The result is bounded too (half the input's bound), so reading it again passes the input's bound.
+        guard value.utf8.count <= maxBytes / 2 else { throw SelectorError("username: longer than any handle") }
+        return (value, f)
     }
 
     /// The text before and after its first ':' — found among the Unicode scalars, not the characters: a
@@ -76,7 +79,13 @@ enum Handles {
         if !ok { f.append("invalid_reason", .string("a document number has 5 to 20 letters and digits")) }
         f.append("country", .string(cc))
         f.append("kind", .string(kind?.lowercased() ?? guessKind(cleaned)))
-        return (cc + ":" + cleaned, f)
+        let value = cc + ":" + cleaned
+        // Upper-casing may lengthen the text (ß → SS): the result is bounded to half the input's bound, so reading
+        // it again passes (the smoke run's 510-byte document normalised to 514 bytes, refused a second time).
+        guard value.utf8.count <= maxBytes / 2 else {
+            throw SelectorError("document: longer than any document number")
+        }
+        return (value, f)
     }
 
     /// Passport numbers are mostly 8-9 alphanumerics with a letter; national ID cards vary too much to tell.
