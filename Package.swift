@@ -193,11 +193,17 @@ let package = Package(
 
         .testTarget(name: "TriplineYAMLTests", dependencies: ["TriplineYAML"]),
         .testTarget(name: "TriplineJSONTests", dependencies: ["TriplineJSON", "TriplineIngest"]),
-        .testTarget(name: "TriplineSelectorsTests", dependencies: ["TriplineSelectors", "TriplineJSON"]),
-        .testTarget(name: "TriplineWatchlistsTests", dependencies: ["TriplineWatchlists", "TriplineSelectors"]),
+        .testTarget(
+            name: "TriplineSelectorsTests", dependencies: ["TriplineSelectors", "TriplineJSON", "TriplineTestSupport"]),
+        .testTarget(
+            name: "TriplineWatchlistsTests",
+            dependencies: ["TriplineWatchlists", "TriplineSelectors", "TriplineTestSupport"]),
         .testTarget(
             name: "TriplineRulesTests",
-            dependencies: ["TriplineRules", "TriplineMatch", "TriplineSelectors", "TriplineWatchlists", "TriplineYAML"]
+            dependencies: [
+                "TriplineRules", "TriplineMatch", "TriplineSelectors", "TriplineWatchlists", "TriplineYAML",
+                "TriplineTestSupport",
+            ]
         ),
         .testTarget(
             name: "TriplineStateTests",

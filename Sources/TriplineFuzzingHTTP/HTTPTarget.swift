@@ -36,14 +36,19 @@ public enum HTTPFuzzTarget {
 
     final class World: @unchecked Sendable {
         static let shared = World()
+        static let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tripline-fuzz-http-\(getpid())"
+        ).path
         let responder: RouterResponder<APIContext>
         let tokens: [String]
         let channel = EmbeddedChannel()
         var refusal: [UInt8]?
 
         init() {
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tripline-fuzz-http-\(getpid())")
+            let dir = URL(fileURLWithPath: World.directory)
             try? FileManager.default.removeItem(at: dir)
+            // Removed when the process ends (the fuzzer's or the test run's): no state database left in /tmp.
+            atexit { try? FileManager.default.removeItem(atPath: World.directory) }
             try! FileManager.default.createDirectory(
                 at: dir.appendingPathComponent("Watchlists"), withIntermediateDirectories: true)
             try! FileManager.default.createDirectory(

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import TriplineMatch
 import TriplineRegex
@@ -78,7 +77,7 @@ public struct RuleLoader: Sendable {
         var documents: [(file: String, nodes: [Node])] = []
         for f in files {
             if let data = FileManager.default.contents(atPath: f) {
-                digests.append((f, SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()))
+                digests.append((f, WatchlistLoader.sha256Hex([UInt8](data))))
             }
             let docs: [Node]
             do { docs = try reader.readAll(path: f) } catch {
@@ -102,8 +101,7 @@ public struct RuleLoader: Sendable {
         } catch {
             b.errors.append(error)
         }
-        let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
-        return finish(b, files: [(file, digest)], documents: documents)
+        return finish(b, files: [(file, WatchlistLoader.sha256Hex(bytes))], documents: documents)
     }
 
     private func finish(

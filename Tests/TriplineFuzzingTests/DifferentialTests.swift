@@ -3,18 +3,7 @@ import Testing
 import TriplineAudit
 import TriplineFuzzing
 import TriplineJSON
-
-/// A seeded generator (SplitMix64), so every run mutates the same way.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import TriplineTestSupport
 
 /// Writes inputs to a scratch directory, one file each, in order; returns their paths.
 func writeInputs(_ inputs: [[UInt8]], tag: String) throws -> (URL, [String]) {
@@ -50,19 +39,14 @@ func runLines(_ arguments: [String], stdin: String = "", environment: [String: S
     let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     p.waitUntilExit()
     guard p.terminationStatus == 0 else {
-        throw TestError("\(arguments.joined(separator: " ")) exited \(p.terminationStatus): \(errText)")
+        throw TestFailure("\(arguments.joined(separator: " ")) exited \(p.terminationStatus): \(errText)")
     }
     return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
 }
 
-struct TestError: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
-}
-
 /// Byte-level mutations of seeds, with tokens of the format spliced in: what a fuzzer would try first.
 func mutations(of seeds: [[UInt8]], tokens: [String], count: Int, seed: UInt64) -> [[UInt8]] {
-    var rng = SeededGenerator(state: seed)
+    var rng = SplitMix64(seed: seed)
     var out: [[UInt8]] = []
     for _ in 0..<count {
         var b = seeds[Int(rng.next() % UInt64(seeds.count))]
@@ -135,7 +119,7 @@ struct DifferentialTests {
         let body = "fuzz.tripline.example/log\n7\n" + Data(count: 32).base64EncodedString() + "\n"
         let good = try signer.sign(body)
         let sigLine = String(good.split(separator: "\n").last!)
-        var rng = SeededGenerator(state: 6962)
+        var rng = SplitMix64(seed: 6962)
         // Well-formed lines (this key's signature; other keys', which are passed over; non-canonical final bits,
         // which base64.StdEncoding reads) and odd ones.
         let wellFormed = [

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TriplineMatch
 import TriplineSelectors
+import TriplineTestSupport
 import TriplineWatchlists
 
 @testable import TriplineRules
@@ -63,7 +64,7 @@ struct TimedEvent {
 /// include ties, exactly one timespan and sub-second steps. Out of order: times scatter up to 5000 s behind a
 /// moving cursor (some beyond the allowed lateness of their group). Some ids repeat.
 func generatedStream(seed: UInt64, count: Int, inOrder: Bool, devices: Int = 3, values: Int = 5) -> [TimedEvent] {
-    var rng = SplitMix(seed: seed)
+    var rng = SplitMix64(seed: seed)
     func pick<T>(_ xs: [T]) -> T { xs[Int(rng.next() % UInt64(xs.count))] }
     let combos = ["a", "b", "c", "ab", "bc", "ac", "abc", "x"]
     var t = 1_476_950_400.0
@@ -147,7 +148,7 @@ struct CorrelationDifferentialTests {
 
     @Test func denseWindowsWithManyDevices() {
         // Sub-second spacing piles hundreds of entries into each window.
-        var rng = SplitMix(seed: 99)
+        var rng = SplitMix64(seed: 99)
         var stream = generatedStream(seed: 21, count: 3000, inOrder: true, devices: 2, values: 40)
         var t = stream[0].time
         for i in stream.indices {
@@ -202,7 +203,7 @@ struct CorrelationRollbackTests {
         var batched = CorrelationEngine(set, options: options)
         var plain = CorrelationEngine(set, options: options)
         var evaluator = RuleEvaluator(set)
-        var rng = SplitMix(seed: 5)
+        var rng = SplitMix64(seed: 5)
         let stream = generatedStream(seed: 31, count: 2000, inOrder: false, devices: 4).enumerated().map { (i, e) in
             // Ingest time: 7 s a record, and a pause of 1000 s every 200 records (idle groups go).
             (e, RuleEvent(selector: e.selector, watchlist: []), Double(i) * 7 + Double(i / 200) * 1000)

@@ -4,6 +4,7 @@ import TriplineJSON
 import TriplineMatch
 import TriplineRegex
 import TriplineSelectors
+import TriplineTestSupport
 import TriplineWatchlists
 
 @testable import TriplineRules
@@ -350,7 +351,7 @@ struct PrefilterTests {
     /// Random rules over a small vocabulary, evaluated on random selectors with and without the index:
     /// the index may only skip rules that cannot match.
     @Test func randomRulesAndEvents() {
-        var rng = SplitMix(seed: 20_261_123)
+        var rng = SplitMix64(seed: 20_261_123)
         let words = ["abu", "omar", "hamza", "ab", "mar", "x", "bru", "+3224", "tele", "gram", "be", "fr"]
         func word() -> String { words[Int(rng.next() % UInt64(words.count))] }
         func value() -> String {
@@ -410,23 +411,11 @@ struct PrefilterTests {
     }
 }
 
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite("Literal filter")
 struct LiteralSetTests {
     /// Every occurrence the filter reports is real and none is missed, against a naive search.
     @Test func agreesWithNaiveSearch() {
-        var rng = SplitMix(seed: 7)
+        var rng = SplitMix64(seed: 7)
         let alphabet = Array("abcde:+0".utf8)
         func text(_ n: Int) -> [UInt8] { (0..<n).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] } }
         let patterns = (0..<400).map { _ in text(1 + Int(rng.next() % 9)) }

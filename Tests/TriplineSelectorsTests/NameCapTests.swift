@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TriplineJSON
+import TriplineTestSupport
 
 @testable import TriplineSelectors
 
@@ -85,18 +86,5 @@ struct NameCapTests {
         #expect(throws: SelectorError("name: 59999 bytes, longer than the 512 a name may have")) {
             _ = try n.normalize(input)
         }
-    }
-}
-
-/// A small seeded generator (SplitMix64), so the tests are repeatable.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TriplineJSON
+import TriplineTestSupport
 
 @testable import TriplineSelectors
 

@@ -1,5 +1,6 @@
 import Testing
 import TriplineSelectors
+import TriplineTestSupport
 
 @testable import TriplineWatchlists
 
@@ -29,18 +30,5 @@ struct NameCostTests {
         #expect(idx.pooledScratchBytes <= 832 * 1024, "\(idx.pooledScratchBytes) bytes kept")
         // And the next ordinary query still finds its name.
         #expect(idx.query(NameModel.form(names[7])) { _ in NameIndex.defaultMinScore }.contains { $0.ref.entry == 7 })
-    }
-}
-
-/// A small seeded generator (SplitMix64), so the tests are repeatable.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
