@@ -230,7 +230,7 @@ let package = Package(
             name: "TriplineFuzzingTests",
             dependencies: [
                 "TriplineFuzzing", "TriplineFuzzingHTTP", "TriplineMailWire", "TriplineAudit", "TriplineJSON",
-                "TriplineTestSupport",
+                "TriplineTestSupport", .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // The service as a value, run in-process: the pipeline's transactions, delivery lanes, clocks.
         .testTarget(

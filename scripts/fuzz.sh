@@ -24,8 +24,20 @@ if [ "${1:-}" = "--smoke" ]; then
     smoke=(-seed=1 -runs="${FUZZ_SMOKE_RUNS:-3000}")
     shift
 fi
-swift build --package-path Fuzz -c release --product tripline-fuzz --scratch-path "$fuzzer" \
-    -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library 2>&1 | grep -Ev "^\[|unhandled|^Building|^Compiling" || true
+# A build's output is shown only when it fails (and then fails the run: never a stale binary).
+build() {
+    local log
+    log=$(mktemp)
+    if ! swift build "$@" >"$log" 2>&1; then
+        grep -Ev "^\[|unhandled|^Building|^Compiling|CMakeLists" "$log" >&2
+        rm -f "$log"
+        echo "fuzz: the build failed" >&2
+        exit 1
+    fi
+    rm -f "$log"
+}
+build --package-path Fuzz -c release --product tripline-fuzz --scratch-path "$fuzzer" \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
 bin=$(swift build --package-path Fuzz -c release --scratch-path "$fuzzer" --show-bin-path)/tripline-fuzz
 [ -x "$bin" ] || { echo "fuzz: the fuzzer did not build" >&2; exit 1; }
 
@@ -74,8 +86,7 @@ done
 
 # The record step's budget: release, no sanitizers, the corpus (seeds, what fuzzing found, regressions) replayed.
 budget=Fuzz/.build/plain
-TRIPLINE_FUZZ_HTTP=0 swift build --package-path Fuzz -c release --product fuzz-budget --scratch-path "$budget" 2>&1 \
-    | grep -Ev "^\[|unhandled|^Building|^Compiling" || true
+TRIPLINE_FUZZ_HTTP=0 build --package-path Fuzz -c release --product fuzz-budget --scratch-path "$budget"
 "$(TRIPLINE_FUZZ_HTTP=0 swift build --package-path Fuzz -c release --scratch-path "$budget" --show-bin-path)/fuzz-budget" \
     Fuzz/Corpus/record Fuzz/Regressions/record "$work/record" || failed=1
 exit $failed

@@ -66,9 +66,10 @@ public struct NoteVerifier: Sendable, Equatable {
         guard String(parts[1]) == Self.hex(keyID) else { throw .key("verifier key id does not match its name and key") }
     }
 
+    /// C2SP/x/mod: non-empty, no '+', no White_Space — judged per Unicode scalar, as Go does, not per character (a
+    /// combining mark after '+' or a prepended mark before a space would hide them in one character).
     static func validName(_ n: String) -> Bool {
-        !n.isEmpty && !n.contains(where: { $0 == "+" || $0.isWhitespace })
-            && n.unicodeScalars.allSatisfy { $0.value > 0x20 }
+        !n.isEmpty && n.unicodeScalars.allSatisfy { $0 != "+" && !$0.properties.isWhitespace && $0.value > 0x20 }
     }
 
     static func keyID(name: String, publicKey: [UInt8]) -> [UInt8] {
@@ -128,7 +129,8 @@ public struct NoteVerifier: Sendable, Equatable {
             else { throw .note("malformed signature line") }
             count += 1
             guard count <= 100 else { throw .note("more than 100 signatures") }
-            guard name == self.name, Array(raw.prefix(4)) == myID else { continue }  // another key's signature
+            // Names compared byte for byte, as Go does (not by canonical equivalence, as Swift strings are).
+            guard nameBytes.elementsEqual(self.name.utf8), Array(raw.prefix(4)) == myID else { continue }
             if verified { continue }  // the same key again: x/mod keeps the first
             guard key.isValidSignature(raw.dropFirst(4), for: Data(textBytes)) else {
                 throw .note("signature by \(name) does not verify")

@@ -41,7 +41,6 @@ public enum HTTPFuzzTarget {
         ).path
         let responder: RouterResponder<APIContext>
         let tokens: [String]
-        let channel = EmbeddedChannel()
         var refusal: [UInt8]?
 
         init() {
@@ -155,7 +154,10 @@ public enum HTTPFuzzTarget {
             guard let (method, path, who, status, answer) = exchange(bytes) else { return }
             try FuzzTarget.check(
                 status != 500, "http", "\(method) \(path) answered 500: \(String(decoding: answer, as: UTF8.self))")
-            let authenticated = !(path == "/healthz" || path == "/readyz")
+            // The router's view of the path: without its query and a trailing '/'.
+            var route = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+            while route.count > 1 && route.hasSuffix("/") { route.removeLast() }
+            let authenticated = !(route == "/healthz" || route == "/readyz")
             if who < 2 && authenticated && status != 404 && status != 405 {
                 if refusal == nil && status == 401 { refusal = answer }
                 try FuzzTarget.check(
@@ -175,9 +177,10 @@ public enum HTTPFuzzTarget {
             let done = DispatchSemaphore(value: 0)
             let box = ResultBox()
             let responder = self.responder
-            let context = APIContext(
-                source: ApplicationRequestContextSource(channel: channel, logger: Logger(label: "fuzz")))
             Task {
+                // An embedded channel belongs to the thread that uses it: made here, in the task.
+                let context = APIContext(
+                    source: ApplicationRequestContextSource(channel: EmbeddedChannel(), logger: Logger(label: "fuzz")))
                 do {
                     let response = try await responder.respond(to: request, context: context)
                     let collected = Collected()

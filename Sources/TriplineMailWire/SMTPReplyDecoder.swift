@@ -49,6 +49,7 @@ public struct SMTPReplyDecoder: Sendable {
     /// Forgets everything buffered and any reply begun (STARTTLS: what came in clear is not read).
     public mutating func reset() {
         buffer = []
+        spent = nil
         start = 0
         scanned = 0
         lines = []
@@ -56,8 +57,19 @@ public struct SMTPReplyDecoder: Sendable {
         replyBytes = 0
     }
 
+    /// The error that spent the decoder: `next` throws it again until `reset`.
+    private var spent: SMTPProtocolError?
+
     /// The next complete reply, or nil until more bytes arrive.
     public mutating func next() throws(SMTPProtocolError) -> SMTPReply? {
+        if let spent { throw spent }
+        do { return try decode() } catch {
+            spent = error
+            throw error
+        }
+    }
+
+    private mutating func decode() throws(SMTPProtocolError) -> SMTPReply? {
         while let nl = buffer[max(start, scanned)...].firstIndex(of: 0x0A) {
             let length = nl - start + 1
             guard length <= Self.maxLineBytes else {

@@ -18,7 +18,7 @@ enum EmailNormalizer {
         if t.hasSuffix(">"), let open = t.lastIndex(of: "<") {
             t = String(t[t.index(after: open)..<t.index(before: t.endIndex)])
         }
-        if t.lowercased().hasPrefix("mailto:") { t = String(t.dropFirst(7)) }
+        while t.lowercased().hasPrefix("mailto:") { t = String(t.dropFirst(7)) }  // every one: `mailto:mailto:`
         guard let at = t.lastIndex(of: "@") else { throw SelectorError("email: no '@'") }
         var local = String(t[..<at]).precomposedStringWithCompatibilityMapping.lowercased()
         let domainText = String(t[t.index(after: at)...])

@@ -5,10 +5,10 @@ import TriplineJSON
 /// checksums verified (Base58Check, Bech32/Bech32m).
 enum Wallets {
     static func normalize(_ text: String, chain given: String?) throws(SelectorError) -> (String, JSONObject) {
-        // The longest address of any chain is a Monero integrated address (106 characters); a URI adds a
-        // scheme. Refused before any work, so a 64 KiB value costs nothing (Base58 decoding is quadratic: 12 ms).
-        guard text.utf8.count <= 256 else {
-            throw SelectorError("wallet: \(text.utf8.count) bytes, longer than any address")
+        // A payment URI (BIP 21) may carry a long query (a Lightning invoice): 4 KiB of text. The address itself is
+        // bounded below, before any decoding (Base58 is quadratic: a 64 KiB value took 12 ms).
+        guard text.utf8.count <= 4096 else {
+            throw SelectorError("wallet: \(text.utf8.count) bytes, longer than any payment URI")
         }
         var t = text
         var chain = given?.lowercased()
@@ -20,6 +20,8 @@ enum Wallets {
                 if let q = t.firstIndex(of: "?") { t = String(t[..<q]) }
             }
         }
+        // The longest address of any chain is a Monero integrated address (106 characters).
+        guard t.utf8.count <= 128 else { throw SelectorError("wallet: \(t.utf8.count) bytes, longer than any address") }
         guard !t.isEmpty, t.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
             throw SelectorError("wallet: an address has letters and digits only")
         }
