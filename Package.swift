@@ -143,6 +143,7 @@ let package = Package(
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -207,7 +208,9 @@ let package = Package(
         ),
         .testTarget(
             name: "TriplineStateTests",
-            dependencies: ["TriplineState", "TriplineStateSQLite", "TriplineJSON", "TriplineAudit"]),
+            dependencies: [
+                "TriplineState", "TriplineStateSQLite", "TriplineJSON", "TriplineAudit", "TriplineTestSupport",
+            ]),
         .testTarget(
             name: "TriplineAlertsTests",
             dependencies: [

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import TriplineAlerts
 import TriplineAudit
 import TriplineJSON
@@ -182,12 +183,22 @@ public enum API {
             f.limit = try integer(q["limit"], 1...1000, "limit is 1 to 1000").map { Int($0) } ?? f.limit
             f.before = try integer(q["before"], 1...Int64.max, "before is an alert id")
             let ops = try await services.operations()
-            let page = try ops.listAlerts(c, f)
-            var o = JSONObject([("alerts", .array(page.alerts.map { .object($0) }))])
-            if let next = page.next {
-                o.append("next", .string(nextLink("/v1/alerts", request, cursor: ("before", next))))
+            // The views as JSON text, most of them rendered before (`Operations.listAlertsRendered`).
+            let page = try ops.listAlertsRendered(c, f)
+            var w = JSONWriter()
+            w.bytes.reserveCapacity(page.alerts.reduce(64) { $0 + $1.count + 1 })
+            w.writeRendered(Array(#"{"alerts":["#.utf8))
+            for (i, a) in page.alerts.enumerated() {
+                if i > 0 { w.writeRendered([UInt8(ascii: ",")]) }
+                w.writeRendered(a)
             }
-            return json(o)
+            w.writeRendered([UInt8(ascii: "]")])
+            if let next = page.next {
+                w.writeRendered(Array(#","next":"#.utf8))
+                w.write(.string(nextLink("/v1/alerts", request, cursor: ("before", next))))
+            }
+            w.writeRendered([UInt8(ascii: "}")])
+            return raw(w.bytes, type: "application/json")
         }
         r.get("/v1/alerts/{id}") { _, context in
             let c = try caller(context)
@@ -206,12 +217,14 @@ public enum API {
                 }
                 until = ops.clock() + d
             }
-            return json(try ops.act(c, id: id, resolve: false, until: until))
+            let end = until
+            return json(try await blocking { try ops.act(c, id: id, resolve: false, until: end) })
         }
         r.post("/v1/alerts/{id}/resolve") { _, context in
             let c = try caller(context)
             let id = try context.parameters.require("id", as: Int64.self)
-            return json(try await services.operations().act(c, id: id, resolve: true))
+            let ops = try await services.operations()
+            return json(try await blocking { try ops.act(c, id: id, resolve: true) })
         }
     }
 
@@ -358,6 +371,19 @@ public enum API {
         }
         if start < raw.count { add(raw.count) }
         return lines
+    }
+
+    /// Threads for operations that write the state database: they block on its lock and fsync, which the
+    /// cooperative pool (one thread a core) must not; many at once let the store write them in one transaction.
+    static let writers: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 16)
+        pool.start()
+        return pool
+    }()
+
+    /// Runs `body` (a blocking write) on `writers`.
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await writers.runIfActive(body)
     }
 
     static func caller(_ context: APIContext) throws -> Caller {

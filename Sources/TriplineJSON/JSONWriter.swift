@@ -34,6 +34,9 @@ public struct JSONWriter {
         bytes.append(UInt8(ascii: "}"))
     }
 
+    /// Appends JSON written before (by a `JSONWriter`): a value kept rendered is not written again.
+    public mutating func writeRendered(_ json: [UInt8]) { bytes.append(contentsOf: json) }
+
     @inline(__always)
     mutating func append(_ s: String) { bytes.append(contentsOf: s.utf8) }
 

@@ -50,6 +50,8 @@ public struct Operations: Sendable {
     /// request's answer waits until its own are durable (`AuditBatcher.collecting`). Nil: each record is committed
     /// at once (the command line).
     public var batcher: AuditBatcher?
+    /// Alert views rendered for this configuration (see `rendered`).
+    let views = ViewCache()
 
     public init(
         config: Configuration, store: any DurableStore,
@@ -147,13 +149,25 @@ public struct Operations: Sendable {
 
     /// What a principal may see of an alert: auditors everything; partners and analysts by need-to-know, with the
     /// state as their partner sees it.
-    public func view(_ a: AlertRecord, for p: Principal) -> JSONObject {
-        let now = clock()
-        var seen = a
-        seen.state = a.state(for: p.role == .auditor ? nil : p.partner, at: now)
+    public func view(_ a: AlertRecord, for p: Principal) -> JSONObject { view(a, for: p, at: clock()) }
+
+    /// How a principal sees an alert at `now`: its access and the state its partner sees.
+    func sight(_ a: AlertRecord, for p: Principal, at now: Double) -> (access: Access, state: AlertState) {
         let access: Access = p.role == .auditor ? .full : renderer.access(a, partner: p.partner, sink: false)
-        var v = renderer.view(seen, access: access)
-        if access == .full && !a.acks.isEmpty {
+        return (access, a.state(for: p.role == .auditor ? nil : p.partner, at: now))
+    }
+
+    func view(_ a: AlertRecord, for p: Principal, at now: Double) -> JSONObject {
+        view(a, sight(a, for: p, at: now))
+    }
+
+    /// The view of an alert seen with `sight`: a function of the record (its version), the access and the state
+    /// seen only — which is what `views` caches.
+    func view(_ a: AlertRecord, _ sight: (access: Access, state: AlertState)) -> JSONObject {
+        var seen = a
+        seen.state = sight.state
+        var v = renderer.view(seen, access: sight.access)
+        if sight.access == .full && !a.acks.isEmpty {
             v.append(
                 "acknowledged_by",
                 .array(
@@ -185,9 +199,62 @@ public struct Operations: Sendable {
     public func listAlerts(_ c: Caller, _ f: AlertFilter) throws(OperationError) -> (
         alerts: [JSONObject], next: Int64?
     ) {
+        let page = try alertsPage(c, f)
+        return (page.alerts.map { view($0.alert, $0.sight) }, page.next)
+    }
+
+    /// `listAlerts` with each alert's view as JSON text (for the API's answer): a view rendered before for the same
+    /// version of the alert, access and state seen is taken from `views`, not rendered again.
+    public func listAlertsRendered(_ c: Caller, _ f: AlertFilter) throws(OperationError) -> (
+        alerts: [[UInt8]], next: Int64?
+    ) {
+        let page = try alertsPage(c, f)
+        return (page.alerts.map { rendered($0.alert, $0.sight) }, page.next)
+    }
+
+    /// The JSON text of `view(a, sight)`, from `views` when rendered before.
+    func rendered(_ a: AlertRecord, _ sight: (access: Access, state: AlertState)) -> [UInt8] {
+        var w = JSONWriter()
+        guard let version = a.version else {  // a copy not read from the store: nothing to know it by
+            w.write(view(a, sight))
+            return w.bytes
+        }
+        let key = ViewCache.Key(
+            id: a.id, version: version, updatedAt: a.updatedAt, access: sight.access, state: sight.state)
+        if let hit = views.get(key) { return hit }
+        w.write(view(a, sight))
+        views.put(key, w.bytes)
+        return w.bytes
+    }
+
+    /// How `p` sees `a` if it may list it (nil: hidden); the policy's answer and the access come from `views` for a
+    /// version of the row seen before.
+    func listable(_ a: AlertRecord, by p: Principal, at now: Double) -> (access: Access, state: AlertState)? {
+        let state = a.state(for: p.role == .auditor ? nil : p.partner, at: now)
+        guard let version = a.version else {
+            guard policy.decide(p, .listAlerts, alert: a).allowed else { return nil }
+            return sight(a, for: p, at: now)
+        }
+        let key = ViewCache.SightKey(id: a.id, version: version, updatedAt: a.updatedAt, principal: p.id)
+        let known: (listable: Bool, access: Access)
+        if let hit = views.get(key) {
+            known = hit
+        } else {
+            let allowed = policy.decide(p, .listAlerts, alert: a).allowed
+            known = (allowed, allowed ? sight(a, for: p, at: now).access : .notice)
+            views.put(key, known)
+        }
+        return known.listable ? (known.access, state) : nil
+    }
+
+    /// The page `listAlerts` answers: the alerts with how the caller sees each; the consultation audited.
+    func alertsPage(_ c: Caller, _ f: AlertFilter) throws(OperationError) -> (
+        alerts: [(alert: AlertRecord, sight: (access: Access, state: AlertState))], next: Int64?
+    ) {
         try reasoned(c)
         try require(policy.decide(c.principal, .listAlerts), c, .listAlerts)
-        var out: [JSONObject] = []
+        let now = clock()
+        var out: [(alert: AlertRecord, sight: (access: Access, state: AlertState))] = []
         var shown: [JSONValue] = []
         var next: Int64?
         var cursor = f.before
@@ -203,14 +270,13 @@ public struct Operations: Sendable {
                 if let since = f.since, a.updatedAt < since { continue }
                 if let p = f.priority, a.priority != p { continue }
                 if let o = f.owner, !Policy.owners(a).contains(o) { continue }
-                guard policy.decide(c.principal, .listAlerts, alert: a).allowed else { continue }
-                let v = view(a, for: c.principal)
-                if let s = f.state, v["state"] != .string(s.rawValue) { continue }
+                guard let sight = listable(a, by: c.principal, at: now) else { continue }
+                if let s = f.state, sight.state != s { continue }
                 if out.count == f.limit {
                     next = Int64(shown.last.flatMap { $0.doubleValue } ?? 0)
                     break scan
                 }
-                out.append(v)
+                out.append((a, sight))
                 shown.append(.number(String(a.id)))
             }
             if page.count < size { break }

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import TriplineAlerts
 import TriplineAudit
 import TriplineConfig
@@ -208,6 +209,16 @@ public struct InputBatch: Sendable {
     }
 }
 
+/// The generation of what a pipeline has loaded and its configuration, published for readers outside the actor.
+public final class PublishedConfiguration: Sendable {
+    private let current: Mutex<(generation: Int, configuration: Configuration)>
+    init(_ configuration: Configuration) { current = Mutex((0, configuration)) }
+    func set(_ generation: Int, _ configuration: Configuration) {
+        current.withLock { $0 = (generation, configuration) }
+    }
+    public var now: (generation: Int, configuration: Configuration) { current.withLock { $0 } }
+}
+
 /// normalise → match (lists, rules) → alerts → outbox, one batch of input lines per transaction. An actor: input
 /// batches, timer ticks and reloads take turns. The dispatcher and the rule engine compute; the pipeline owns the
 /// transaction: when a commit fails their memory is rolled back to before the batch, and the batch is tried again
@@ -216,11 +227,17 @@ public struct InputBatch: Sendable {
 /// rather than go past input it could not commit.
 public actor Pipeline {
     public private(set) var loaded: Loaded {
-        didSet { generation &+= 1 }
+        didSet {
+            generation &+= 1
+            published.set(generation, loaded.configuration)
+        }
     }
     /// Changes whenever what is loaded (configuration, lists, their handlings) changes: what was built from the
     /// previous set (the API's operations) is built again.
     public private(set) var generation = 0
+    /// The generation and configuration in force, readable without waiting for the actor (an API request must not
+    /// queue behind a batch or a tick to learn them).
+    public nonisolated let published: PublishedConfiguration
     private var step: RecordStep
     public let dispatcher: Dispatcher
     public let store: any StateStore
@@ -247,6 +264,7 @@ public actor Pipeline {
     ) throws {
         self.metrics = metrics
         self.loaded = loaded
+        published = PublishedConfiguration(loaded.configuration)
         step = RecordStep(
             normalizer: loaded.normalizer, matcher: loaded.matcher,
             engine: RuleEngine(loaded.rules, options: loaded.configuration.correlation))

@@ -160,7 +160,7 @@ public enum Server {
                 let batcher = AuditBatcher(store: store)
                 var api = APIServices(
                     operations: {
-                        let (generation, config) = await (pipeline.generation, pipeline.configuration)
+                        let (generation, config) = pipeline.published.now
                         return try built.get(generation) { () throws(OperationError) in
                             var ops = try Operations(config: config, store: store)
                             ops.batcher = batcher

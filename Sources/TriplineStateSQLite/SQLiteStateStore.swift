@@ -8,8 +8,13 @@ import TriplineState
 /// The schema is versioned (`PRAGMA user_version`) and upgraded by numbered migrations; the event table refuses
 /// updates and deletes (append-only, enforced by triggers).
 public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable {
-    private let db: OpaquePointer
+    /// The connection every write and transaction uses, under `lock`.
+    private let main: Connection
+    private var db: OpaquePointer { main.db }
     private let lock = NSLock()
+    /// Connections for reads outside transactions (API pages, tokens), each under its own lock: in WAL mode they
+    /// read the last commit while the main connection writes and waits for its fsync.
+    private let readers: Readers
     public let path: String
     /// The audit tree's right edge, checked against the table at the start of each write transaction (another
     /// process — the command line — may have appended).
@@ -108,26 +113,12 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             try PrivateFiles.directory((path as NSString).deletingLastPathComponent)
             try PrivateFiles.touch(path)
         } catch { throw .database("\(error)") }
-        var handle: OpaquePointer?
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX
-        guard sqlite3_open_v2(path, &handle, flags, nil) == SQLITE_OK, let handle else {
-            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
-            if let handle { sqlite3_close(handle) }
-            throw .database("\(path): \(message)")
-        }
-        db = handle
-        sqlite3_busy_timeout(db, Int32(max(0, min(busyTimeout, 3600)) * 1000))
+        main = try Connection(path: path, busyTimeout: busyTimeout)
+        readers = Readers(path: path, busyTimeout: busyTimeout)
         try exec("PRAGMA journal_mode=WAL")
         try exec("PRAGMA synchronous=FULL")
         try exec("PRAGMA foreign_keys=ON")
     }
-
-    deinit {
-        for s in statements.values { sqlite3_finalize(s) }
-        sqlite3_close_v2(db)
-    }
-
-    private var statements: [String: OpaquePointer] = [:]
 
     /// Salts come from a buffer refilled from the system generator 4 KiB at a time (one call, not one per byte).
     private var randomBuffer: [UInt8] = []
@@ -147,26 +138,6 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     // MARK: SQL plumbing
-
-    /// The connection's last error; a constraint or size violation is the change's own fault (`record`), anything
-    /// else (busy, locked, I/O, full disk) is the database's.
-    private func error(_ what: String) -> StateError {
-        let code = sqlite3_errcode(db)
-        let message = "\(what): \(String(cString: sqlite3_errmsg(db)))"
-        switch code {
-        case SQLITE_CONSTRAINT, SQLITE_TOOBIG, SQLITE_MISMATCH, SQLITE_RANGE: return .record(message)
-        default: return .database(message)
-        }
-    }
-
-    private func exec(_ sql: String) throws(StateError) {
-        var message: UnsafeMutablePointer<CChar>?
-        if sqlite3_exec(db, sql, nil, nil, &message) != SQLITE_OK {
-            let text = message.map { String(cString: $0) } ?? "error"
-            sqlite3_free(message)
-            throw .database(text)
-        }
-    }
 
     enum Value {
         case int(Int64)
@@ -196,54 +167,14 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
         func json(_ i: Int32) -> JSONObject { (try? JSONParser.parse(text(i) ?? "{}"))?.objectValue ?? JSONObject() }
     }
 
+    /// The main connection's last error (see `Connection.error`).
+    private func error(_ what: String) -> StateError { main.error(what) }
+
+    private func exec(_ sql: String) throws(StateError) { try main.exec(sql) }
+
     @discardableResult
     private func run(_ sql: String, _ values: [Value] = [], _ each: ((Row) -> Void)? = nil) throws(StateError) -> Int {
-        // Statements are compiled once and kept (the connection is used under the lock).
-        let stmt: OpaquePointer
-        if let cached = statements[sql] {
-            stmt = cached
-        } else {
-            var s: OpaquePointer?
-            guard sqlite3_prepare_v2(db, sql, -1, &s, nil) == SQLITE_OK, let s else { throw error("prepare") }
-            statements[sql] = s
-            stmt = s
-        }
-        defer {
-            sqlite3_reset(stmt)
-            sqlite3_clear_bindings(stmt)
-        }
-        let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
-        for (i, v) in values.enumerated() {
-            let k = Int32(i + 1)
-            switch v {
-            case .int(let n): sqlite3_bind_int64(stmt, k, n)
-            case .real(let d): sqlite3_bind_double(stmt, k, d)
-            case .text(let s):
-                // Bound with its length: text after a NUL byte is part of the value (keys that differ only after
-                // a NUL must not collide).
-                var s = s
-                s.withUTF8 { u in
-                    let empty: StaticString = ""
-                    let p = UnsafeRawPointer(
-                        u.baseAddress ?? UnsafeRawPointer(empty.utf8Start).assumingMemoryBound(to: UInt8.self))
-                    _ = sqlite3_bind_text(stmt, k, p.assumingMemoryBound(to: CChar.self), Int32(u.count), transient)
-                }
-            case .blob(let b):
-                _ = b.withUnsafeBytes { sqlite3_bind_blob(stmt, k, $0.baseAddress, Int32(b.count), transient) }
-            case .null: sqlite3_bind_null(stmt, k)
-            }
-        }
-        let row = Row(stmt)
-        while true {
-            let rc = sqlite3_step(stmt)
-            if rc == SQLITE_ROW {
-                each?(row)
-            } else if rc == SQLITE_DONE {
-                return Int(sqlite3_changes(db))
-            } else {
-                throw error("step")
-            }
-        }
+        try main.run(sql, values, each)
     }
 
     private func locked<T>(_ body: () throws(StateError) -> T) throws(StateError) -> T {
@@ -253,22 +184,27 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     private func transaction<T>(_ body: () throws(StateError) -> T) throws(StateError) -> T {
-        try locked { () throws(StateError) -> T in
-            try exec("BEGIN IMMEDIATE")
-            if migrated { try syncRange() }
-            let r: T
-            do throws(StateError) { r = try body() } catch let e {
-                try? exec("ROLLBACK")
-                range = nil
-                throw e
-            }
-            do throws(StateError) { try exec("COMMIT") } catch let e {
-                try? exec("ROLLBACK")
-                range = nil
-                throw e
-            }
-            return r
+        try locked { () throws(StateError) -> T in try inTransaction(body) }
+    }
+
+    /// `body` in one transaction, under `lock` already.
+    private func inTransaction<T>(_ body: () throws(StateError) -> T) throws(StateError) -> T {
+        try exec("BEGIN IMMEDIATE")
+        let r: T
+        do throws(StateError) {
+            if migrated { try syncRange() }  // a failure here must not leave the transaction open either
+            r = try body()
+        } catch let e {
+            try? exec("ROLLBACK")
+            range = nil
+            throw e
         }
+        do throws(StateError) { try exec("COMMIT") } catch let e {
+            try? exec("ROLLBACK")
+            range = nil
+            throw e
+        }
+        return r
     }
 
     static func json(_ o: JSONObject) -> Value { .text(JSONWriter.string(.object(o))) }
@@ -296,93 +232,180 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
         }
     }
 
+    /// A commit waiting to be written, and what became of it (`done` set under `queued`).
+    private final class Pending {
+        let commit: Commit
+        var done = false
+        var failure: StateError?
+        init(_ c: Commit) { commit = c }
+    }
+
+    /// Commits waiting for a writer, and their writers' news (a batch written).
+    private let queued = NSCondition()
+    private var queue: [Pending] = []
+
+    /// Each commit is one transaction of its own as far as anyone can see (all of it or nothing, refused alone), but
+    /// commits made at the same time from several threads are written together (group commit): the thread that gets
+    /// the connection writes every commit queued by then, each inside a savepoint of one transaction, paying one
+    /// fsync for all; the others wait for the news of theirs (or for the connection, if theirs was not taken).
     public func commit(_ c: Commit) throws(StateError) {
         if c.isEmpty { return }
-        try transaction { () throws(StateError) in
-            for a in c.alerts { try write(a) }
-            for e in c.events { try insert(e) }
-            for o in c.outbox {
-                try run(
-                    """
-                    INSERT INTO outbox (receiver, integration, priority_rank, created_at, next_attempt_at, attempts,
-                        status, payload, last_error) VALUES (?,?,?,?,?,?,?,?,?)
-                    """,
-                    [
-                        .text(o.receiver), .text(o.integration), .int(Int64(o.priorityRank)), .real(o.createdAt),
-                        .real(o.nextAttemptAt),
-                        .int(Int64(o.attempts)), .text(o.status.rawValue), Self.json(o.payload), Self.opt(o.lastError),
-                    ])
-            }
-            for n in c.notifyLog {
-                try run(
-                    "INSERT OR REPLACE INTO nflog (receiver, key, state, notified_at) VALUES (?,?,?,?)",
-                    [.text(n.receiver), .text(n.key), .text(n.state.rawValue), .real(n.notifiedAt)])
-            }
-            for s in c.silences {
-                try run(
-                    """
-                    INSERT OR REPLACE INTO silences (id, matchers, starts_at, ends_at, created_by, comment, expired_at,
-                        partner) VALUES (?,?,?,?,?,?,?,?)
-                    """,
-                    [
-                        .text(s.id), .text(JSONWriter.string(.array(s.matchers.map { .string($0) }))),
-                        .real(s.startsAt), .real(s.endsAt), .text(s.createdBy), .text(s.comment),
-                        s.expiredAt.map { .real($0) } ?? .null, Self.opt(s.partner),
-                    ])
-            }
-            for (source, offset) in c.offsets {
-                try run("INSERT OR REPLACE INTO offsets (source, offset) VALUES (?,?)", [.text(source), .int(offset)])
-            }
-            if let h = c.listHandlings {
-                try run("DELETE FROM list_handlings")
-                for (k, v) in h.sorted(by: { $0.key < $1.key }) {
-                    try run("INSERT INTO list_handlings (key, handling) VALUES (?,?)", [.text(k), Self.json(v)])
+        let mine = Pending(c)
+        queued.withLock { queue.append(mine) }
+        while true {
+            if lock.try() {
+                let batch = queued.withLock {
+                    let b = queue
+                    queue.removeAll(keepingCapacity: true)
+                    return b
                 }
-                try run("INSERT OR REPLACE INTO offsets (source, offset) VALUES ('list-handlings-known', 1)")
-            }
-            for t in c.tokens {
-                try run(
-                    """
-                    INSERT OR REPLACE INTO tokens (id, principal, hash, created_at, expires_at, revoked_at, created_by)
-                    VALUES (?,?,?,?,?,?,?)
-                    """,
-                    [
-                        .text(t.id), .text(t.principal), .text(t.hash), .real(t.createdAt),
-                        t.expiresAt.map { .real($0) } ?? .null, t.revokedAt.map { .real($0) } ?? .null,
-                        .text(t.createdBy),
-                    ])
-            }
-            for change in c.listSubmissions {
-                switch change {
-                case .submit(let l):
-                    try run(
-                        """
-                        INSERT INTO submitted_lists (owner, list, version, yaml, submitted_at, submitted_by,
-                            withdrawn_at, seq)
-                        VALUES (?,?,?,?,?,?,NULL,(SELECT COALESCE(MAX(seq), 0) + 1 FROM submitted_lists))
-                        ON CONFLICT(owner, list, version) DO UPDATE SET submitted_at=excluded.submitted_at,
-                            submitted_by=excluded.submitted_by, withdrawn_at=NULL, seq=excluded.seq
-                        """,
-                        [
-                            .text(l.owner), .text(l.list), .text(l.version), .blob(l.yaml), .real(l.submittedAt),
-                            .text(l.submittedBy),
-                        ])
-                case .withdraw(let owner, let list, let at):
-                    try run(
-                        """
-                        UPDATE submitted_lists SET withdrawn_at = ? WHERE owner = ? AND list = ?
-                            AND seq = (SELECT MAX(seq) FROM submitted_lists WHERE owner = ? AND list = ?)
-                        """, [.real(at), .text(owner), .text(list), .text(owner), .text(list)])
+                if !batch.isEmpty { write(batch) }
+                lock.unlock()
+                queued.withLock {
+                    for p in batch { p.done = true }
+                    queued.broadcast()
                 }
             }
-            for r in c.rateStates {
-                try run(
-                    "INSERT OR REPLACE INTO rate_state (receiver, sent, digest) VALUES (?,?,?)",
-                    [
-                        .text(r.receiver), .text(JSONWriter.string(.array(r.sent.map { .number(String($0)) }))),
-                        .text(JSONWriter.string(.array(r.digest.map { .number(String($0)) }))),
-                    ])
+            let (done, failure) = queued.withLock { () -> (Bool, StateError?) in
+                // The connection may be busy with something else than commits (a read, a claim): look again soon.
+                if !mine.done { _ = queued.wait(until: Date(timeIntervalSinceNow: 0.002)) }
+                return (mine.done, mine.failure)
             }
+            if done {
+                if let failure { throw failure }
+                return
+            }
+        }
+    }
+
+    /// Writes `batch` in one transaction (under `lock`), each commit in a savepoint: one that fails is rolled back
+    /// alone and fails alone; when the transaction cannot begin or commit, every commit fails.
+    private func write(_ batch: [Pending]) {
+        if batch.count == 1 {
+            do throws(StateError) { try inTransaction { () throws(StateError) in try apply(batch[0].commit) } } catch {
+                batch[0].failure = error
+            }
+            return
+        }
+        do throws(StateError) {
+            try inTransaction { () throws(StateError) in
+                var lost: StateError?
+                for p in batch {
+                    if let lost {  // the transaction itself was rolled back by SQLite: the rest fail with it
+                        p.failure = lost
+                        continue
+                    }
+                    let saved = range
+                    try exec("SAVEPOINT one_commit")
+                    do throws(StateError) {
+                        try apply(p.commit)
+                        try exec("RELEASE one_commit")
+                    } catch {
+                        p.failure = error
+                        if sqlite3_get_autocommit(db) != 0 {
+                            lost = error
+                            range = nil
+                            continue
+                        }
+                        try exec("ROLLBACK TO one_commit")
+                        try exec("RELEASE one_commit")
+                        range = saved
+                    }
+                }
+                if let lost { throw lost }
+            }
+        } catch {
+            for p in batch where p.failure == nil { p.failure = error }
+        }
+    }
+
+    /// The statements of one commit (inside a transaction).
+    private func apply(_ c: Commit) throws(StateError) {
+        // The audit records first: a commit refused after them (an alert's conflict) also rolls back the audit
+        // tree's right edge, which the group-commit test checks by verifying the log.
+        for e in c.events { try insert(e) }
+        for a in c.alerts { try write(a) }
+        for o in c.outbox {
+            try run(
+                """
+                INSERT INTO outbox (receiver, integration, priority_rank, created_at, next_attempt_at, attempts,
+                    status, payload, last_error) VALUES (?,?,?,?,?,?,?,?,?)
+                """,
+                [
+                    .text(o.receiver), .text(o.integration), .int(Int64(o.priorityRank)), .real(o.createdAt),
+                    .real(o.nextAttemptAt),
+                    .int(Int64(o.attempts)), .text(o.status.rawValue), Self.json(o.payload), Self.opt(o.lastError),
+                ])
+        }
+        for n in c.notifyLog {
+            try run(
+                "INSERT OR REPLACE INTO nflog (receiver, key, state, notified_at) VALUES (?,?,?,?)",
+                [.text(n.receiver), .text(n.key), .text(n.state.rawValue), .real(n.notifiedAt)])
+        }
+        for s in c.silences {
+            try run(
+                """
+                INSERT OR REPLACE INTO silences (id, matchers, starts_at, ends_at, created_by, comment, expired_at,
+                    partner) VALUES (?,?,?,?,?,?,?,?)
+                """,
+                [
+                    .text(s.id), .text(JSONWriter.string(.array(s.matchers.map { .string($0) }))),
+                    .real(s.startsAt), .real(s.endsAt), .text(s.createdBy), .text(s.comment),
+                    s.expiredAt.map { .real($0) } ?? .null, Self.opt(s.partner),
+                ])
+        }
+        for (source, offset) in c.offsets {
+            try run("INSERT OR REPLACE INTO offsets (source, offset) VALUES (?,?)", [.text(source), .int(offset)])
+        }
+        if let h = c.listHandlings {
+            try run("DELETE FROM list_handlings")
+            for (k, v) in h.sorted(by: { $0.key < $1.key }) {
+                try run("INSERT INTO list_handlings (key, handling) VALUES (?,?)", [.text(k), Self.json(v)])
+            }
+            try run("INSERT OR REPLACE INTO offsets (source, offset) VALUES ('list-handlings-known', 1)")
+        }
+        for t in c.tokens {
+            try run(
+                """
+                INSERT OR REPLACE INTO tokens (id, principal, hash, created_at, expires_at, revoked_at, created_by)
+                VALUES (?,?,?,?,?,?,?)
+                """,
+                [
+                    .text(t.id), .text(t.principal), .text(t.hash), .real(t.createdAt),
+                    t.expiresAt.map { .real($0) } ?? .null, t.revokedAt.map { .real($0) } ?? .null,
+                    .text(t.createdBy),
+                ])
+        }
+        for change in c.listSubmissions {
+            switch change {
+            case .submit(let l):
+                try run(
+                    """
+                    INSERT INTO submitted_lists (owner, list, version, yaml, submitted_at, submitted_by,
+                        withdrawn_at, seq)
+                    VALUES (?,?,?,?,?,?,NULL,(SELECT COALESCE(MAX(seq), 0) + 1 FROM submitted_lists))
+                    ON CONFLICT(owner, list, version) DO UPDATE SET submitted_at=excluded.submitted_at,
+                        submitted_by=excluded.submitted_by, withdrawn_at=NULL, seq=excluded.seq
+                    """,
+                    [
+                        .text(l.owner), .text(l.list), .text(l.version), .blob(l.yaml), .real(l.submittedAt),
+                        .text(l.submittedBy),
+                    ])
+            case .withdraw(let owner, let list, let at):
+                try run(
+                    """
+                    UPDATE submitted_lists SET withdrawn_at = ? WHERE owner = ? AND list = ?
+                        AND seq = (SELECT MAX(seq) FROM submitted_lists WHERE owner = ? AND list = ?)
+                    """, [.real(at), .text(owner), .text(list), .text(owner), .text(list)])
+            }
+        }
+        for r in c.rateStates {
+            try run(
+                "INSERT OR REPLACE INTO rate_state (receiver, sent, digest) VALUES (?,?,?)",
+                [
+                    .text(r.receiver), .text(JSONWriter.string(.array(r.sent.map { .number(String($0)) }))),
+                    .text(JSONWriter.string(.array(r.digest.map { .number(String($0)) }))),
+                ])
         }
     }
 
@@ -502,7 +525,28 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
         return out
     }
 
+    /// Alerts as last read, by id: a row whose version and update time are those of the cached record is not
+    /// parsed again (its labels, payload and acks are JSON). Every write of an alert row moves its version on.
+    private let parsedLock = NSLock()
+    private var parsed: [Int64: AlertRecord] = [:]
+    static let parsedLimit = 8192
+
     private func readAlert(_ r: Row) -> AlertRecord {
+        let id = r.int(0)
+        let version = r.int(15)
+        let updatedAt = r.real(13)
+        if let hit = parsedLock.withLock({ parsed[id] }), hit.version == version, hit.updatedAt == updatedAt {
+            return hit
+        }
+        let a = parseAlert(r)
+        parsedLock.withLock {
+            if parsed.count >= Self.parsedLimit { parsed.removeAll(keepingCapacity: true) }
+            parsed[id] = a
+        }
+        return a
+    }
+
+    private func parseAlert(_ r: Row) -> AlertRecord {
         let sources = (try? JSONParser.parse(r.text(10) ?? "[]"))?.arrayValue?.compactMap(\.stringValue) ?? []
         return AlertRecord(
             id: r.int(0), key: r.text(1) ?? "", kind: r.text(2) ?? "", priority: r.text(3) ?? "",
@@ -512,9 +556,9 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func alert(id: Int64) throws(StateError) -> AlertRecord? {
-        try locked { () throws(StateError) -> AlertRecord? in
+        try readers.read { (c: Connection) throws(StateError) -> AlertRecord? in
             var out: AlertRecord?
-            try run("SELECT \(Self.alertColumns) FROM alerts WHERE id = ?", [.int(id)]) { out = self.readAlert($0) }
+            try c.run("SELECT \(Self.alertColumns) FROM alerts WHERE id = ?", [.int(id)]) { out = self.readAlert($0) }
             return out
         }
     }
@@ -541,9 +585,9 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func alerts(idBelow: Int64?, limit: Int) throws(StateError) -> [AlertRecord] {
-        try locked { () throws(StateError) -> [AlertRecord] in
+        try readers.read { (c: Connection) throws(StateError) -> [AlertRecord] in
             var out: [AlertRecord] = []
-            try run(
+            try c.run(
                 "SELECT \(Self.alertColumns) FROM alerts WHERE id < ? ORDER BY id DESC LIMIT ?",
                 [.int(idBelow ?? Int64.max), .int(Int64(limit))]
             ) { out.append(self.readAlert($0)) }
@@ -742,9 +786,9 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func token(hash: String) throws(StateError) -> TokenRecord? {
-        try locked { () throws(StateError) -> TokenRecord? in
+        try readers.read { (c: Connection) throws(StateError) -> TokenRecord? in
             var out: TokenRecord?
-            try run(
+            try c.run(
                 "SELECT id, principal, hash, created_at, expires_at, revoked_at, created_by FROM tokens WHERE hash = ?",
                 [.text(hash)]
             ) { out = self.readToken($0) }
