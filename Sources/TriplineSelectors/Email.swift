@@ -20,7 +20,7 @@ enum EmailNormalizer {
         }
         while t.lowercased().hasPrefix("mailto:") { t = String(t.dropFirst(7)) }  // every one: `mailto:mailto:`
         guard let at = t.lastIndex(of: "@") else { throw SelectorError("email: no '@'") }
-        var local = String(t[..<at]).precomposedStringWithCompatibilityMapping.lowercased()
+        var local = fold(String(t[..<at]))
         let domainText = String(t[t.index(after: at)...])
         guard !local.isEmpty else { throw SelectorError("email: empty local part") }
         guard local.utf8.count <= 64 else { throw SelectorError("email: local part longer than 64 octets") }
@@ -43,11 +43,20 @@ enum EmailNormalizer {
         return (local + "@" + domain, f)
     }
 
+    /// NFKC, then lower case. ASCII text is its own NFKC form: only lowered, without Foundation's Unicode work
+    /// (which cost most of a million-entry list's e-mails).
+    static func fold(_ s: String) -> String {
+        if s.utf8.allSatisfy({ $0 < 0x80 }) { return s.lowercased() }
+        return s.precomposedStringWithCompatibilityMapping.lowercased()
+    }
+
     /// A domain name in lower-case A-label form; each label checked for length and characters.
     static func idnaDomain(_ text: String) throws(SelectorError) -> String {
-        var d = text.precomposedStringWithCompatibilityMapping.lowercased()
-        // IDNA separators: full stop and its ideographic / full-width / half-width forms.
-        for sep in ["\u{3002}", "\u{FF0E}", "\u{FF61}"] { d = d.replacingOccurrences(of: sep, with: ".") }
+        var d = fold(text)
+        // IDNA separators: full stop and its ideographic / full-width / half-width forms (none in ASCII text).
+        if !d.utf8.allSatisfy({ $0 < 0x80 }) {
+            for sep in ["\u{3002}", "\u{FF0E}", "\u{FF61}"] { d = d.replacingOccurrences(of: sep, with: ".") }
+        }
         if d.hasSuffix(".") { d.removeLast() }
         guard !d.isEmpty else { throw SelectorError("email: empty domain") }
         var labels: [String] = []

@@ -202,7 +202,9 @@ public struct WatchlistLoader: Sendable {
         var one = FileOutcome(path: path, owner: owner)
         one.version = Self.sha256Hex(bytes)
         let root: Node?
-        do { root = try reader.parse(bytes, file: path) } catch {
+        var v = Validator(normalizer: normalizer, now: now)
+        // The entries are validated as they are read (a million-entry list never exists as one YAML tree).
+        do { root = try reader.parse(bytes, file: path, streaming: "entries") { v.add(entry: $0) } } catch {
             one.errors.append(LocatedError(file: error.file, mark: error.mark, message: Redact.yaml(error.message)))
             return one
         }
@@ -210,7 +212,6 @@ public struct WatchlistLoader: Sendable {
             one.errors.append(LocatedError(file: path, mark: Mark(line: 1, column: 1), message: "empty watchlist file"))
             return one
         }
-        var v = Validator(normalizer: normalizer, now: now)
         let list = v.watchlist(root, path: path, owner: owner, version: one.version!)
         one.errors = v.errors.sorted(by: Self.byPosition)
         one.warnings = v.warnings.sorted(by: Self.byPosition)
@@ -335,6 +336,9 @@ struct Validator {
     var name: String?
     var owner: String?
     var nameMark: Mark?
+    /// The entries validated so far, and the line of each ref.
+    var entries: [Entry] = []
+    var refs: [String: Int] = [:]
 
     mutating func fail(_ node: Node, _ message: String) { errors.append(node.error(message)) }
 
@@ -454,20 +458,9 @@ struct Validator {
                 fail(root["min_score"]!, "min_score must be a number from 0 to 1")
             }
         }
-        var entries: [Entry] = []
-        var refs: [String: Int] = [:]
         if let en = root["entries"] {
             if let seq = en.sequence {
-                for e in seq {
-                    if let entry = self.entry(e) {
-                        if let first = refs[entry.ref] {
-                            fail(e["ref"] ?? e, "duplicate ref: the entry at line \(first) has the same ref")
-                        } else {
-                            refs[entry.ref] = e.mark.line
-                        }
-                        entries.append(entry)
-                    }
-                }
+                for e in seq { add(entry: e) }  // none when the reader streamed them to `add(entry:)`
             } else if !en.isNull {
                 fail(en, "\"entries\" must be a sequence, not \(en.kindName)")
             }
@@ -478,6 +471,17 @@ struct Validator {
         return Watchlist(
             name: name, owner: owner, description: description, handling: handling, reviewBy: reviewBy,
             defaultPriority: defaultPriority, minScore: minScore, version: version, file: path, entries: entries)
+    }
+
+    /// One item of `entries`, validated (errors and warnings kept); a ref seen before is an error.
+    mutating func add(entry e: Node) {
+        guard let entry = self.entry(e) else { return }
+        if let first = refs[entry.ref] {
+            fail(e["ref"] ?? e, "duplicate ref: the entry at line \(first) has the same ref")
+        } else {
+            refs[entry.ref] = e.mark.line
+        }
+        entries.append(entry)
     }
 
     static func isIdentifier(_ s: String) -> Bool {

@@ -149,7 +149,20 @@ public struct YAMLReader: Sendable {
         try parse(bytes, file: file, multiple: false).first
     }
 
-    private func parse(_ bytes: [UInt8], file: String, multiple: Bool) throws(LocatedError) -> [Node] {
+    /// Parses one document whose root mapping's `key` holds a long sequence (a list's `entries`): each item is
+    /// handed to `each` as soon as it is read, in order, and not kept — in the tree the sequence is empty. Memory
+    /// stays that of one item, not of a million. A `key` that is not a sequence is kept as usual.
+    public func parse(_ bytes: [UInt8], file: String, streaming key: String, each: (Node) -> Void)
+        throws(LocatedError) -> Node?
+    {
+        try withoutActuallyEscaping(each) { (each) throws(LocatedError) -> Node? in
+            try parse(bytes, file: file, multiple: false, stream: (key, each)).first
+        }
+    }
+
+    private func parse(
+        _ bytes: [UInt8], file: String, multiple: Bool, stream: (key: String, each: (Node) -> Void)? = nil
+    ) throws(LocatedError) -> [Node] {
         if bytes.count > limits.maxBytes {
             throw LocatedError(
                 file: file, mark: Mark(line: 1, column: 1), message: "file is larger than \(limits.maxBytes) bytes")
@@ -162,6 +175,7 @@ public struct YAMLReader: Sendable {
         return try bytes.withUnsafeBufferPointer { (buf) throws(LocatedError) -> [Node] in
             yaml_parser_set_input_string(&parser, buf.baseAddress, buf.count)
             var builder = Builder(file: file, limits: limits, multiple: multiple)
+            builder.stream = stream
             return try builder.run(&parser)
         }
     }
@@ -179,6 +193,8 @@ private struct Builder {
     var aliases = 0
     var documents = 0
     let multiple: Bool
+    /// The root mapping's key whose sequence items go to `each` instead of into the tree.
+    var stream: (key: String, each: (Node) -> Void)?
 
     init(file: String, limits: YAMLReader.Limits, multiple: Bool) {
         self.file = file
@@ -232,6 +248,27 @@ private struct Builder {
 
     mutating func register(_ anchor: UnsafeMutablePointer<UInt8>?, _ n: Node) {
         if let anchor { anchors[String(cString: anchor)] = n }
+    }
+
+    /// The root's streamed sequence (depth 1): its items, each built whole, go to `each`; the node is empty.
+    mutating func streamed(from ev: inout yaml_event_t, _ parser: inout yaml_parser_t, to each: (Node) -> Void)
+        throws(LocatedError) -> Node
+    {
+        let m = mark(ev.start_mark)
+        try count(1, at: m)
+        let anchor = ev.data.sequence_start.anchor.map { String(cString: $0) }
+        var size = 1
+        while true {
+            var child = try next(&parser)
+            defer { yaml_event_delete(&child) }
+            if child.type == YAML_SEQUENCE_END_EVENT { break }
+            let c = try node(from: &child, &parser, depth: 2)
+            size += c.expandedSize
+            each(c)
+        }
+        let n = Node(kind: .sequence([]), mark: m, file: file, expandedSize: size)
+        if let anchor { anchors[anchor] = n }
+        return n
     }
 
     mutating func node(from ev: inout yaml_event_t, _ parser: inout yaml_parser_t, depth: Int) throws(LocatedError)
@@ -288,7 +325,12 @@ private struct Builder {
                 let k = try node(from: &kev, &parser, depth: depth + 1)
                 var vev = try next(&parser)
                 defer { yaml_event_delete(&vev) }
-                let v = try node(from: &vev, &parser, depth: depth + 1)
+                let v: Node
+                if depth == 0, let stream, k.scalar == stream.key, vev.type == YAML_SEQUENCE_START_EVENT {
+                    v = try streamed(from: &vev, &parser, to: stream.each)
+                } else {
+                    v = try node(from: &vev, &parser, depth: depth + 1)
+                }
                 if let ks = k.scalar {
                     if seen.contains(ks) { throw fail(k.mark, "duplicate key \"\(ks)\"") }
                     seen.insert(ks)

@@ -124,6 +124,23 @@ struct SelectorTests {
         #expect(try n.normalizeValue(.email, "A.b.C+news@gmail.com").0 == "a.b.c+news@gmail.com")
     }
 
+    @Test("e-mail folding: ASCII text lowered without Foundation gives what NFKC + lower case gives, for every byte")
+    func emailFoldFastPath() throws {
+        // Every ASCII byte (controls included) alone and inside an address, seeded random ASCII texts, and texts
+        // that are not ASCII (which take Foundation's path).
+        var texts = (0..<128).map { b in String(decoding: [UInt8(b)], as: UTF8.self) }
+        texts += (0..<128).map { b in "Ab" + String(decoding: [UInt8(b)], as: UTF8.self) + "Z@Ex.ORG" }
+        var g = SplitMix64(seed: 17)
+        for _ in 0..<2000 {
+            let n = Int(g.next() % 40)
+            texts.append(String(decoding: (0..<n).map { _ in UInt8(g.next() % 128) }, as: UTF8.self))
+        }
+        texts += ["Bücher", "ＡＢＣ@ｅｘ．ｏｒｇ", "ǅemal", "Straße", "İstanbul", "ﬁ@x.example"]
+        for t in texts {
+            #expect(EmailNormalizer.fold(t) == t.precomposedStringWithCompatibilityMapping.lowercased(), "\(t)")
+        }
+    }
+
     @Test("usernames are platform-qualified and case-folded")
     func username() throws {
         #expect(try n.normalizeValue(.username, "@Abu_X", platform: "Telegram").0 == "telegram:abu_x")

@@ -153,6 +153,39 @@ struct LoaderTests {
         #expect(values == [268_435_456, 20_000_000, 64, 10_000])
     }
 
+    @Test("a 20,000-entry list loads whole; one bad entry or a repeated ref at its end refuses it, at file:line:col")
+    func longListRefusedByItsLastEntry() throws {
+        let head = "watchlist: long\nowner: be-fedpol\nreview_by: 2099-01-01\nentries:\n"
+        let body = (0..<20_000).map {
+            "  - {ref: R\($0), selectors: [{type: phone, value: \"+32470\(100_000 + $0)\"}]}\n"
+        }
+        .joined()
+        let good = WatchlistLoader().outcome(
+            bytes: Array((head + body).utf8), file: "long.yaml", owner: "be-fedpol", now: now2030)
+        #expect(good.accepted && good.errors.isEmpty)
+        #expect(good.list?.entries.count == 20_000 && good.list?.entries.last?.ref == "R19999")
+        let badLine = 4 + 20_000 + 1
+        let bad = WatchlistLoader().outcome(
+            bytes: Array((head + body + "  - {ref: X, selectors: [{type: phone, value: \"not a number\"}]}\n").utf8),
+            file: "long.yaml", owner: "be-fedpol", now: now2030)
+        #expect(!bad.accepted && bad.list == nil)
+        #expect(bad.errors.map { "\($0.mark.line)" } == ["\(badLine)"])
+        let repeated = WatchlistLoader().outcome(
+            bytes: Array((head + body + "  - {ref: R7, selectors: [{type: phone, value: \"+32470999999\"}]}\n").utf8),
+            file: "long.yaml", owner: "be-fedpol", now: now2030)
+        #expect(!repeated.accepted)
+        #expect(
+            repeated.errors.map(\.description) == [
+                "long.yaml:\(badLine):11: duplicate ref: the entry at line 12 has the same ref"
+            ])
+        // Entries before the list's own fields, and the fields' errors, still in file order.
+        let fieldsLast =
+            "entries:\n  - {ref: A, selectors: [{type: phone, value: \"x\"}]}\nwatchlist: l\nowner: be-fedpol\n"
+        let late = WatchlistLoader().outcome(
+            bytes: Array(fieldsLast.utf8), file: "late.yaml", owner: "be-fedpol", now: now2030)
+        #expect(late.errors.map(\.mark.line) == [1, 2])
+    }
+
     @Test("watched names and aliases are capped like sighted ones: errors at file:line:col")
     func nameCaps() {
         let d = TempDir()

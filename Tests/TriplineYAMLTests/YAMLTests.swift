@@ -25,6 +25,58 @@ struct YAMLTests {
         #expect(sel["value"]?.scalar == "+32 2")
     }
 
+    @Test("streaming the root's entries: each item handed over in order with its position, none kept in the tree")
+    func streamingEntries() throws {
+        let text = """
+            watchlist: x
+            entries:
+              - &first {ref: A, v: 1}
+              - {ref: B, v: *first}
+              - ref: C
+                nested: {entries: [1, 2]}
+            other: [1, 2]
+            """
+        var seen: [Node] = []
+        let root = try #require(
+            try reader.parse(Array(text.utf8), file: "w.yaml", streaming: "entries") { seen.append($0) })
+        #expect(seen.map { $0["ref"]?.scalar } == ["A", "B", "C"])
+        #expect(seen.map(\.mark) == [Mark(line: 3, column: 5), Mark(line: 4, column: 5), Mark(line: 5, column: 5)])
+        #expect(seen[1]["v"]?["ref"]?.scalar == "A")  // an alias to an earlier item resolves
+        #expect(seen[2]["nested"]?["entries"]?.sequence?.count == 2)  // only the root's key is streamed
+        #expect(root["entries"]?.sequence?.isEmpty == true && root["entries"]?.mark == Mark(line: 3, column: 3))
+        #expect(root["other"]?.sequence?.count == 2 && root["watchlist"]?.scalar == "x")
+
+        // A key that is not a sequence stays in the tree (the validator says what is wrong with it).
+        var none = 0
+        let scalar = try #require(
+            try reader.parse(Array("entries: 3\n".utf8), file: "w.yaml", streaming: "entries") { _ in none += 1 })
+        #expect(none == 0 && scalar["entries"]?.scalar == "3")
+    }
+
+    @Test("streaming keeps every limit: nodes counted across streamed items (a billion laughs), depth, syntax errors")
+    func streamingLimits() throws {
+        var limits = YAMLReader.Limits()
+        limits.maxNodes = 1000
+        let small = YAMLReader(limits: limits)
+        let laughs =
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\nentries:\n"
+            + String(repeating: "  - [*a, *a, *a, *a, *a]\n", count: 40)
+        var got = 0
+        #expect(throws: LocatedError.self) {
+            _ = try small.parse(Array(laughs.utf8), file: "l.yaml", streaming: "entries") { _ in got += 1 }
+        }
+        #expect(got < 40)
+        let deep = "entries:\n  - " + String(repeating: "[", count: 70) + String(repeating: "]", count: 70) + "\n"
+        #expect(throws: LocatedError.self) {
+            _ = try reader.parse(Array(deep.utf8), file: "d.yaml", streaming: "entries") { _ in }
+        }
+        let broken = "entries:\n  - {ref: A}\n  - {ref: B\n"
+        let error = #expect(throws: LocatedError.self) {
+            _ = try reader.parse(Array(broken.utf8), file: "b.yaml", streaming: "entries") { _ in }
+        }
+        #expect(error?.file == "b.yaml" && error?.mark.line == 4)
+    }
+
     @Test("several documents: one per rule, positions per file, anchors local to their document")
     func documents() throws {
         let text = "title: a\nx: &k 1\n---\n---\ntitle: b\ny: *k\n"
