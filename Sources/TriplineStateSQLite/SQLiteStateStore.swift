@@ -252,22 +252,28 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
         if c.isEmpty { return }
         let mine = Pending(c)
         queued.withLock { queue.append(mine) }
+        var tries = 0
         while true {
-            if lock.try() {
+            // The connection is free, or has been busy long enough (a read or a claim holding it): wait for it.
+            let free = lock.try()
+            if free || tries >= Self.patience {
+                if !free { lock.lock() }
                 let batch = queued.withLock {
                     let b = queue
                     queue.removeAll(keepingCapacity: true)
                     return b
                 }
                 if !batch.isEmpty { write(batch) }
-                lock.unlock()
+                // The news before the connection is let go: whoever gets it next finds its commit answered.
                 queued.withLock {
                     for p in batch { p.done = true }
                     queued.broadcast()
                 }
+                lock.unlock()
             }
+            tries += 1
+            // A writer may have taken this commit into its batch: its news wakes this thread.
             let (done, failure) = queued.withLock { () -> (Bool, StateError?) in
-                // The connection may be busy with something else than commits (a read, a claim): look again soon.
                 if !mine.done { _ = queued.wait(until: Date(timeIntervalSinceNow: 0.002)) }
                 return (mine.done, mine.failure)
             }
@@ -277,6 +283,10 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             }
         }
     }
+
+    /// How many times (2 ms apart) a commit looks for news of its batch or a free connection before it waits for
+    /// the connection outright (a thread that only polls could be passed over for ever).
+    static let patience = 50
 
     /// Writes `batch` in one transaction (under `lock`), each commit in a savepoint: one that fails is rolled back
     /// alone and fails alone; when the transaction cannot begin or commit, every commit fails.
