@@ -19,6 +19,9 @@ import TriplineYAML
 public struct APIContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var caller: Caller?
+    /// The operations the caller was authenticated by (one configuration for the whole request: a reload between
+    /// authentication and the route must not judge an old principal by the new rules, or the reverse).
+    public var operations: Operations?
     /// The connection the request came on: its peer certificate (client certificates), and `CloseAfterRefusal`
     /// closes it after an error answer.
     public let channel: any Channel
@@ -125,7 +128,7 @@ public enum API {
         }
         authed.post("/-/reload") { _, context in
             let c = try caller(context)
-            let ok = try await services.operations().reload(c, services.reload)
+            let ok = try await operations(context, services).reload(c, services.reload)
             return ok
                 ? json(JSONObject([("status", .string("reloaded"))]))
                 : problem(.unprocessableContent, "the new configuration was refused; the running one stays")
@@ -146,7 +149,7 @@ public enum API {
     static func addIngest(_ r: RouterGroup<APIContext>, _ services: APIServices) {
         r.post("/v1/selectors") { request, context in
             let c = try caller(context)
-            let ops = try await services.operations()
+            let ops = try await operations(context, services)
             try ops.require(ops.policy.decide(c.principal, .ingest), c, .ingest)
             let body = try await collect(request, limit: maxIngest, bodyTimeout: services.bodyTimeout)
             let outcome = try await services.ingest(body.withUnsafeReadableBytes { lines(of: $0) }, c)
@@ -182,7 +185,7 @@ public enum API {
             f.since = try time(q["since"], "since")
             f.limit = try integer(q["limit"], 1...1000, "limit is 1 to 1000").map { Int($0) } ?? f.limit
             f.before = try integer(q["before"], 1...Int64.max, "before is an alert id")
-            let ops = try await services.operations()
+            let ops = try await operations(context, services)
             // The views as JSON text, most of them rendered before (`Operations.listAlertsRendered`).
             let page = try ops.listAlertsRendered(c, f)
             var w = JSONWriter()
@@ -203,13 +206,13 @@ public enum API {
         r.get("/v1/alerts/{id}") { _, context in
             let c = try caller(context)
             let id = try context.parameters.require("id", as: Int64.self)
-            return json(try await services.operations().showAlert(c, id: id))
+            return json(try await operations(context, services).showAlert(c, id: id))
         }
         r.post("/v1/alerts/{id}/ack") { request, context in
             let c = try caller(context)
             let id = try context.parameters.require("id", as: Int64.self)
             let body = try await object(request, context)
-            let ops = try await services.operations()
+            let ops = try await operations(context, services)
             var until: Double?
             if let u = body?["until"]?.stringValue, u != "resolved" {
                 guard let d = parseDurationText(u), d > 0, d <= Policy.maxSilence else {
@@ -223,7 +226,7 @@ public enum API {
         r.post("/v1/alerts/{id}/resolve") { _, context in
             let c = try caller(context)
             let id = try context.parameters.require("id", as: Int64.self)
-            let ops = try await services.operations()
+            let ops = try await operations(context, services)
             return json(try await blocking { try ops.act(c, id: id, resolve: true) })
         }
     }
@@ -232,7 +235,7 @@ public enum API {
         r.get("/v1/silences") { request, context in
             let c = try caller(context)
             let expired = request.uri.queryParameters["expired"] == "true"
-            let list = try await services.operations().listSilences(c, expired: expired)
+            let list = try await operations(context, services).listSilences(c, expired: expired)
             return json(JSONObject([("silences", .array(list.map { .object($0) }))]))
         }
         r.post("/v1/silences") { request, context in
@@ -246,12 +249,12 @@ public enum API {
                 throw APIError.invalid("duration like 30m or 2h")
             }
             return json(
-                try await services.operations().addSilence(c, matchers: ms, duration: d, comment: comment),
+                try await operations(context, services).addSilence(c, matchers: ms, duration: d, comment: comment),
                 status: .created)
         }
         r.delete("/v1/silences/{id}") { _, context in
             let c = try caller(context)
-            try await services.operations().expireSilence(c, id: try context.parameters.require("id"))
+            try await operations(context, services).expireSilence(c, id: try context.parameters.require("id"))
             return Response(status: .noContent)
         }
     }
@@ -261,18 +264,19 @@ public enum API {
             let c = try caller(context)
             let q = request.uri.queryParameters
             let limit = try integer(q["limit"], 1...10_000, "limit is 1 to 10000") ?? 1000
-            let items = try await services.operations().listOutbox(
+            let items = try await operations(context, services).listOutbox(
                 c, dead: q["status"] == "dead", limit: Int(limit))
             return json(JSONObject([("items", .array(items.map { .object($0) }))]))
         }
         r.post("/v1/outbox/{id}/retry") { _, context in
             let c = try caller(context)
-            try await services.operations().retryOutbox(c, id: try context.parameters.require("id", as: Int64.self))
+            try await operations(context, services).retryOutbox(
+                c, id: try context.parameters.require("id", as: Int64.self))
             return Response(status: .accepted)
         }
         r.post("/v1/receivers/{name}/enable") { _, context in
             let c = try caller(context)
-            try await services.operations().enableReceiver(c, name: try context.parameters.require("name"))
+            try await operations(context, services).enableReceiver(c, name: try context.parameters.require("name"))
             return Response(status: .noContent)
         }
     }
@@ -291,7 +295,7 @@ public enum API {
             f.receiver = q["receiver"].map(String.init)
             f.limit = Int(try integer(q["limit"], 1...10_000, "limit is 1 to 10000") ?? 1000)
             f.after = try integer(q["after"], 0...Int64(Int.max), "after is a record index").map { Int($0) }
-            let (lines, problem, next) = try await services.operations().auditRecords(c, f)
+            let (lines, problem, next) = try await operations(context, services).auditRecords(c, f)
             var o = JSONObject([("records", .array(lines.map { .object($0) }))])
             if let problem { o.append("verification_failed", .string(problem)) }
             if let next {
@@ -302,7 +306,7 @@ public enum API {
         r.get("/v1/audit/checkpoint") { _, context in
             _ = try caller(context)
             let fresh = services.checkpointPace.take()
-            let note = try await services.operations().checkpoint(signer: services.signer, fresh: fresh)
+            let note = try await operations(context, services).checkpoint(signer: services.signer, fresh: fresh)
             return raw(Array(note.utf8), type: "text/plain; charset=utf-8")
         }
         r.get("/v1/audit/proof/inclusion") { request, context in
@@ -313,7 +317,8 @@ public enum API {
                 guard let n = Int(s) else { throw APIError.invalid("size is a number") }
                 return n
             }
-            let proof = try await services.operations().proof(c, inclusion: index, size: size, old: nil, new: nil)
+            let proof = try await operations(context, services).proof(
+                c, inclusion: index, size: size, old: nil, new: nil)
             return json(JSONObject([("proof", .array(proof.map { .string(Data($0).base64EncodedString()) }))]))
         }
         r.get("/v1/audit/proof/consistency") { request, context in
@@ -322,7 +327,7 @@ public enum API {
             guard let old = q["old"].flatMap({ Int($0) }), let new = q["new"].flatMap({ Int($0) }) else {
                 throw APIError.invalid("old and new are required")
             }
-            let proof = try await services.operations().proof(c, inclusion: nil, size: nil, old: old, new: new)
+            let proof = try await operations(context, services).proof(c, inclusion: nil, size: nil, old: old, new: new)
             return json(JSONObject([("proof", .array(proof.map { .string(Data($0).base64EncodedString()) }))]))
         }
     }
@@ -330,7 +335,7 @@ public enum API {
     static func addTokens(_ r: RouterGroup<APIContext>, _ services: APIServices) {
         r.get("/v1/tokens") { _, context in
             let c = try caller(context)
-            let list = try await services.operations().listTokens(c)
+            let list = try await operations(context, services).listTokens(c)
             return json(JSONObject([("tokens", .array(list.map { .object($0) }))]))
         }
         r.post("/v1/tokens") { request, context in
@@ -343,14 +348,14 @@ public enum API {
                 guard let d = parseDurationText(e) else { throw APIError.invalid("expires like 90d") }
                 expires = d
             }
-            let (token, view) = try await services.operations().issueToken(c, principal: p, expiresIn: expires)
+            let (token, view) = try await operations(context, services).issueToken(c, principal: p, expiresIn: expires)
             var o = view
             o.append("token", .string(token))  // shown this once
             return json(o, status: .created)
         }
         r.delete("/v1/tokens/{id}") { _, context in
             let c = try caller(context)
-            try await services.operations().revokeToken(c, id: try context.parameters.require("id"))
+            try await operations(context, services).revokeToken(c, id: try context.parameters.require("id"))
             return Response(status: .noContent)
         }
     }
@@ -384,6 +389,12 @@ public enum API {
     /// Runs `body` (a blocking write) on `writers`.
     static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await writers.runIfActive(body)
+    }
+
+    /// The operations of the request: those it was authenticated by.
+    static func operations(_ context: APIContext, _ services: APIServices) async throws -> Operations {
+        if let ops = context.operations { return ops }
+        return try await services.operations()
     }
 
     static func caller(_ context: APIContext) throws -> Caller {

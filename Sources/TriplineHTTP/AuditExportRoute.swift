@@ -38,7 +38,7 @@ extension API {
             f.rule = try text("rule")
             f.receiver = try text("receiver")
             _ = try text("reason")
-            let (bundle, problem) = try await services.operations().exportAudit(c, f, signer: services.signer)
+            let (bundle, problem) = try await operations(context, services).exportAudit(c, f, signer: services.signer)
             guard let bundle else {
                 return API.problem(
                     .conflict, "audit log verification FAILED: \(problem ?? "?"); nothing exported")

@@ -83,6 +83,7 @@ struct Authenticate: RouterMiddleware {
             if let wait = limiter.take(principal.id, now: now) { return Self.tooManyRequests(wait) }
             var context = context
             context.caller = Caller(principal: principal, reason: request.headers[Self.reasonHeader] ?? "", via: via)
+            context.operations = ops
             return try await next(request, context)
         }
     }

@@ -76,13 +76,14 @@ extension API {
     static func addWatchlists(_ r: RouterGroup<APIContext>, _ services: APIServices) {
         r.get("/v1/watchlists") { _, context in
             let c = try caller(context)
-            let rows = try await services.operations().listWatchlists(c, catalog: await services.lists.catalog())
+            let rows = try await operations(context, services).listWatchlists(
+                c, catalog: await services.lists.catalog())
             return json(JSONObject([("watchlists", .array(rows.map { .object($0) }))]))
         }
         r.put("/v1/watchlists/{owner}/{list}") { request, context in
             let c = try caller(context)
             let (owner, list) = try listPath(context)
-            let ops = try await services.operations()
+            let ops = try await operations(context, services)
             // The policy before the body: a refused caller's upload is not read.
             try ops.requireList(c, .submitWatchlist, owner, list)
             let body = try await collect(request, limit: maxList, bodyTimeout: services.bodyTimeout)
@@ -114,7 +115,7 @@ extension API {
             let c = try caller(context)
             let (owner, list) = try listPath(context)
             let version = request.uri.queryParameters["version"].map(String.init)
-            let found = try await services.operations().readWatchlist(
+            let found = try await operations(context, services).readWatchlist(
                 c, owner: owner, list: list, version: version, catalog: await services.lists.catalog())
             var response = raw(found.yaml, type: "application/yaml")
             response.headers[.eTag] = "\"\(found.version)\""
@@ -123,7 +124,7 @@ extension API {
         r.get("/v1/watchlists/{owner}/{list}/versions") { _, context in
             let c = try caller(context)
             let (owner, list) = try listPath(context)
-            let versions = try await services.operations().watchlistVersions(
+            let versions = try await operations(context, services).watchlistVersions(
                 c, owner: owner, list: list, catalog: await services.lists.catalog())
             return json(
                 JSONObject([
@@ -134,7 +135,7 @@ extension API {
         r.delete("/v1/watchlists/{owner}/{list}") { _, context in
             let c = try caller(context)
             let (owner, list) = try listPath(context)
-            let ops = try await services.operations()
+            let ops = try await operations(context, services)
             return try await inTurn(owner + "/" + list) { () async throws -> Response in
                 let version = try ops.withdrawWatchlist(
                     c, owner: owner, list: list, catalog: await services.lists.catalog())

@@ -235,7 +235,9 @@ public struct Operations: Sendable {
             guard policy.decide(p, .listAlerts, alert: a).allowed else { return nil }
             return sight(a, for: p, at: now)
         }
-        let key = ViewCache.SightKey(id: a.id, version: version, updatedAt: a.updatedAt, principal: p.id)
+        let key = ViewCache.SightKey(
+            id: a.id, version: version, updatedAt: a.updatedAt, principal: p.id, partner: p.partner,
+            role: p.role.rawValue)
         let known: (listable: Bool, access: Access)
         if let hit = views.get(key) {
             known = hit

@@ -15,13 +15,16 @@ final class ViewCache: @unchecked Sendable {
         var state: AlertState
     }
 
-    /// Whether a principal may list an alert, and its access: a function of the row and the principal (the
-    /// policy and renderer are the configuration's).
+    /// Whether a principal may list an alert, and its access: a function of the row and the principal — its id,
+    /// partner and role, all three (a request authenticated under the configuration before a reload may still be
+    /// answered under the new one) — the policy and renderer being the configuration's.
     struct SightKey: Hashable {
         var id: Int64
         var version: Int64
         var updatedAt: Double
         var principal: String
+        var partner: String
+        var role: String
     }
 
     static let limit = 16_384

@@ -289,7 +289,8 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     static let patience = 50
 
     /// Writes `batch` in one transaction (under `lock`), each commit in a savepoint: one that fails is rolled back
-    /// alone and fails alone; when the transaction cannot begin or commit, every commit fails.
+    /// alone and fails alone (one that makes SQLite roll back the whole transaction fails, and the others are written
+    /// again without it); when the transaction cannot begin or commit, every commit fails.
     private func write(_ batch: [Pending]) {
         if batch.count == 1 {
             do throws(StateError) { try inTransaction { () throws(StateError) in try apply(batch[0].commit) } } catch {
@@ -297,14 +298,10 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             }
             return
         }
+        var culprit: Pending?
         do throws(StateError) {
             try inTransaction { () throws(StateError) in
-                var lost: StateError?
                 for p in batch {
-                    if let lost {  // the transaction itself was rolled back by SQLite: the rest fail with it
-                        p.failure = lost
-                        continue
-                    }
                     let saved = range
                     try exec("SAVEPOINT one_commit")
                     do throws(StateError) {
@@ -312,19 +309,22 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
                         try exec("RELEASE one_commit")
                     } catch {
                         p.failure = error
-                        if sqlite3_get_autocommit(db) != 0 {
-                            lost = error
-                            range = nil
-                            continue
+                        if sqlite3_get_autocommit(db) != 0 {  // SQLite rolled the whole transaction back
+                            culprit = p
+                            throw error
                         }
                         try exec("ROLLBACK TO one_commit")
                         try exec("RELEASE one_commit")
                         range = saved
                     }
                 }
-                if let lost { throw lost }
             }
         } catch {
+            if let culprit {
+                // The others went with it through no fault of their own: they are written again without it.
+                write(batch.filter { $0 !== culprit && $0.failure == nil })
+                return
+            }
             for p in batch where p.failure == nil { p.failure = error }
         }
     }

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
+import TriplineAlerts
+import TriplineConfig
 import TriplineJSON
+import TriplineOperations
+import TriplineStateSQLite
 import TriplineTestSupport
 
 /// The alert list's views are kept rendered per version of the alert, access and state seen (`ViewCache`): what
@@ -54,5 +58,29 @@ extension APITests {
         #expect(opsAfter["state"] == .string("firing") && opsAfter["acknowledged_by"] == nil)
         let auditor = try #require(try Self.listedAndShown(server, "auditor").listed)
         #expect(auditor["acknowledged_by"]?.arrayValue?.count == 1)
+    }
+}
+
+/// The listing decision kept per principal must not outlive what the principal is: a request authenticated under the
+/// configuration before a reload (the principal then of another partner) is answered by the new operations.
+@Suite("View cache: a principal's partner and role are part of what is kept")
+struct ViewCachePrincipalTests {
+    @Test("a principal seen as be-fedpol's, then as fr-dgsi's, under one configuration: fr-dgsi's lists nothing")
+    func principalMovedToAnotherPartner() throws {
+        let dir = try AuthorizationTests.deployment()  // alert 1 is on be-fedpol's amber list
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = try Configuration.load(config: dir.appendingPathComponent("tripline.yaml").path)
+        let store = try StateStores.open(config.state)
+        let ops = try Operations(config: config, store: store)
+        let asNow = try #require(config.alerts.principal("analyst-fr"))
+        #expect(asNow.partner == "fr-dgsi")
+        let asBefore = Principal(id: "analyst-fr", partner: "be-fedpol", role: .analyst)
+        let first = try ops.listAlertsRendered(Caller(principal: asBefore, reason: "in flight", via: []), .init())
+        #expect(first.alerts.count == 1)
+        let later = try ops.listAlertsRendered(Caller(principal: asNow, reason: "later", via: []), .init())
+        #expect(later.alerts.isEmpty, "\(later.alerts.map { String(decoding: $0, as: UTF8.self) })")
+        // And the other way round: the kept "hidden" of fr-dgsi's does not hide the alert from be-fedpol's.
+        let again = try ops.listAlertsRendered(Caller(principal: asBefore, reason: "again", via: []), .init())
+        #expect(again.alerts.count == 1)
     }
 }

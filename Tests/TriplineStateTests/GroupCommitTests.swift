@@ -137,6 +137,45 @@ struct GroupCommitTests {
         }
     }
 
+    @Test("a commit that makes SQLite roll back the whole group (RAISE(ROLLBACK)) fails alone; the 10 others land")
+    func wholeGroupRolledBackByOneCommit() throws {
+        let (s, path, cleanup) = try Self.store()
+        defer { cleanup() }
+        // A trigger (added by another process) that rolls back the whole transaction when one commit writes `boom`.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [
+            "python3", "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(\"CREATE TRIGGER boom BEFORE INSERT ON "
+                + "offsets WHEN NEW.source = 'boom' BEGIN SELECT RAISE(ROLLBACK, 'boom'); END\"); c.commit()",
+            path,
+        ]
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        var commits: [Commit] = (0..<10).map { i in
+            var c = Commit()
+            c.events = [EventDraft(at: 100, kind: "ok-\(i)")]
+            c.offsets = [("ok-\(i)", 1)]
+            return c
+        }
+        var bad = Commit()
+        bad.events = [EventDraft(at: 100, kind: "bad")]
+        bad.offsets = [("boom", 1)]
+        commits.insert(bad, at: 4)
+        let outcomes = try Self.concurrently(s, path: path, commits)
+        #expect(outcomes.enumerated().filter { $0.element != nil }.map(\.offset) == [4])
+        #expect(outcomes[4]?.description.contains("boom") == true)
+        let kinds = try s.events(after: 0, limit: 100).map(\.event.kind)
+        #expect(Set(kinds) == Set((0..<10).map { "ok-\($0)" }) && kinds.count == 10)
+        for i in 0..<10 { #expect(try s.offset(source: "ok-\(i)") == 1) }
+        #expect(try s.offset(source: "boom") == nil)
+        var verifier = AuditVerifier(vkey: nil, origin: nil)
+        if case .failure(let f) = verifier.verify(try s.auditLog()) {
+            Issue.record("the log does not verify: \(f)")
+        }
+    }
+
     @Test("reads of alerts and tokens answer at once while a commit waits for another process's write lock")
     func readsDoNotWaitForTheWriter() throws {
         let (s, path, cleanup) = try Self.store()
