@@ -179,7 +179,11 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
 
     private func locked<T>(_ body: () throws(StateError) -> T) throws(StateError) -> T {
         lock.lock()
-        defer { lock.unlock() }
+        defer {
+            lock.unlock()
+            // Commits that found the connection busy with this read are told at once that it is free.
+            queued.withLock { if !queue.isEmpty { queued.broadcast() } }
+        }
         return try body()
     }
 
