@@ -153,8 +153,15 @@ public struct Operations: Sendable {
 
     /// How a principal sees an alert at `now`: its access and the state its partner sees.
     func sight(_ a: AlertRecord, for p: Principal, at now: Double) -> (access: Access, state: AlertState) {
-        let access: Access = p.role == .auditor ? .full : renderer.access(a, partner: p.partner, sink: false)
-        return (access, a.state(for: p.role == .auditor ? nil : p.partner, at: now))
+        (access(a, for: p), seenState(a, for: p, at: now))
+    }
+
+    func access(_ a: AlertRecord, for p: Principal) -> Access {
+        p.role == .auditor ? .full : renderer.access(a, partner: p.partner, sink: false)
+    }
+
+    func seenState(_ a: AlertRecord, for p: Principal, at now: Double) -> AlertState {
+        a.state(for: p.role == .auditor ? nil : p.partner, at: now)
     }
 
     func view(_ a: AlertRecord, for p: Principal, at now: Double) -> JSONObject {
@@ -214,39 +221,32 @@ public struct Operations: Sendable {
 
     /// The JSON text of `view(a, sight)`, from `views` when rendered before.
     func rendered(_ a: AlertRecord, _ sight: (access: Access, state: AlertState)) -> [UInt8] {
-        var w = JSONWriter()
-        guard let version = a.version else {  // a copy not read from the store: nothing to know it by
+        let render = {
+            var w = JSONWriter()
             w.write(view(a, sight))
             return w.bytes
         }
-        let key = ViewCache.Key(
-            id: a.id, version: version, updatedAt: a.updatedAt, access: sight.access, state: sight.state)
-        if let hit = views.get(key) { return hit }
-        w.write(view(a, sight))
-        views.put(key, w.bytes)
-        return w.bytes
+        guard let version = a.version else { return render() }  // a copy not read from the store: no version
+        return views.views.value(
+            ViewCache.Key(id: a.id, version: version, updatedAt: a.updatedAt, access: sight.access, state: sight.state),
+            render)
     }
 
     /// How `p` sees `a` if it may list it (nil: hidden); the policy's answer and the access come from `views` for a
     /// version of the row seen before.
     func listable(_ a: AlertRecord, by p: Principal, at now: Double) -> (access: Access, state: AlertState)? {
-        let state = a.state(for: p.role == .auditor ? nil : p.partner, at: now)
-        guard let version = a.version else {
-            guard policy.decide(p, .listAlerts, alert: a).allowed else { return nil }
-            return sight(a, for: p, at: now)
-        }
-        let key = ViewCache.SightKey(
-            id: a.id, version: version, updatedAt: a.updatedAt, principal: p.id, partner: p.partner,
-            role: p.role.rawValue)
-        let known: (listable: Bool, access: Access)
-        if let hit = views.get(key) {
-            known = hit
-        } else {
+        let decide = { () -> (listable: Bool, access: Access) in
             let allowed = policy.decide(p, .listAlerts, alert: a).allowed
-            known = (allowed, allowed ? sight(a, for: p, at: now).access : .notice)
-            views.put(key, known)
+            return (allowed, allowed ? access(a, for: p) : .notice)
         }
-        return known.listable ? (known.access, state) : nil
+        let known =
+            a.version.map { version in
+                views.sights.value(
+                    ViewCache.SightKey(
+                        id: a.id, version: version, updatedAt: a.updatedAt, principal: p.id, partner: p.partner,
+                        role: p.role.rawValue), decide)
+            } ?? decide()
+        return known.listable ? (known.access, seenState(a, for: p, at: now)) : nil
     }
 
     /// The page `listAlerts` answers: the alerts with how the caller sees each; the consultation audited.

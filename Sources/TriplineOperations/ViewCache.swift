@@ -2,11 +2,11 @@ import Foundation
 import TriplineAlerts
 import TriplineState
 
-/// Alert views as JSON text (and who may list them), by what a view is a function of: the alert's row (its id, version and update time —
-/// every write of the row moves the version on), the access of the one who looks and the state its partner sees.
-/// One per loaded configuration (the renderer, handles and partners are the configuration's). Bounded: when full
-/// it starts again empty.
-final class ViewCache: @unchecked Sendable {
+/// Alert views as JSON text (and who may list them), by what each is a function of: the alert's row (its id,
+/// version and update time — every write of the row moves the version on), and the access of the one who looks and
+/// the state its partner sees (views), or the principal with its partner and role (listing decisions). One per
+/// loaded configuration (the renderer, handles and partners are the configuration's).
+final class ViewCache: Sendable {
     struct Key: Hashable {
         var id: Int64
         var version: Int64
@@ -27,26 +27,24 @@ final class ViewCache: @unchecked Sendable {
         var role: String
     }
 
-    static let limit = 16_384
-    private let lock = NSLock()
-    private var views: [Key: [UInt8]] = [:]
-    private var sights: [SightKey: (listable: Bool, access: Access)] = [:]
+    let views = Bounded<Key, [UInt8]>()
+    let sights = Bounded<SightKey, (listable: Bool, access: Access)>()
 
-    func get(_ key: SightKey) -> (listable: Bool, access: Access)? { lock.withLock { sights[key] } }
+    /// A map of at most `limit` entries; when full it starts again empty.
+    final class Bounded<K: Hashable & Sendable, V: Sendable>: @unchecked Sendable {
+        static var limit: Int { 16_384 }
+        private let lock = NSLock()
+        private var map: [K: V] = [:]
 
-    func put(_ key: SightKey, _ sight: (listable: Bool, access: Access)) {
-        lock.withLock {
-            if sights.count >= Self.limit { sights.removeAll(keepingCapacity: true) }
-            sights[key] = sight
-        }
-    }
-
-    func get(_ key: Key) -> [UInt8]? { lock.withLock { views[key] } }
-
-    func put(_ key: Key, _ json: [UInt8]) {
-        lock.withLock {
-            if views.count >= Self.limit { views.removeAll(keepingCapacity: true) }
-            views[key] = json
+        /// The value kept for `key`, or `make()`'s, kept.
+        func value(_ key: K, _ make: () -> V) -> V {
+            if let hit = lock.withLock({ map[key] }) { return hit }
+            let v = make()
+            lock.withLock {
+                if map.count >= Self.limit { map.removeAll(keepingCapacity: true) }
+                map[key] = v
+            }
+            return v
         }
     }
 }

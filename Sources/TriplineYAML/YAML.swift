@@ -250,23 +250,25 @@ private struct Builder {
         if let anchor { anchors[String(cString: anchor)] = n }
     }
 
-    /// The root's streamed sequence (depth 1): its items, each built whole, go to `each`; the node is empty.
-    mutating func streamed(from ev: inout yaml_event_t, _ parser: inout yaml_parser_t, to each: (Node) -> Void)
-        throws(LocatedError) -> Node
-    {
+    /// A sequence (its start event in `ev`) whose items are at `depth`: kept in the node, or — `each` given (the
+    /// root's streamed key) — handed to `each` one by one and not kept.
+    mutating func sequence(
+        from ev: inout yaml_event_t, _ parser: inout yaml_parser_t, depth: Int, each: ((Node) -> Void)? = nil
+    ) throws(LocatedError) -> Node {
         let m = mark(ev.start_mark)
         try count(1, at: m)
         let anchor = ev.data.sequence_start.anchor.map { String(cString: $0) }
+        var items: [Node] = []
         var size = 1
         while true {
             var child = try next(&parser)
             defer { yaml_event_delete(&child) }
             if child.type == YAML_SEQUENCE_END_EVENT { break }
-            let c = try node(from: &child, &parser, depth: 2)
+            let c = try node(from: &child, &parser, depth: depth)
             size += c.expandedSize
-            each(c)
+            if let each { each(c) } else { items.append(c) }
         }
-        let n = Node(kind: .sequence([]), mark: m, file: file, expandedSize: size)
+        let n = Node(kind: .sequence(items), mark: m, file: file, expandedSize: size)
         if let anchor { anchors[anchor] = n }
         return n
     }
@@ -297,21 +299,7 @@ private struct Builder {
             register(s.anchor, n)
             return n
         case YAML_SEQUENCE_START_EVENT:
-            try count(1, at: m)
-            let anchor = ev.data.sequence_start.anchor.map { String(cString: $0) }
-            var items: [Node] = []
-            var size = 1
-            while true {
-                var child = try next(&parser)
-                defer { yaml_event_delete(&child) }
-                if child.type == YAML_SEQUENCE_END_EVENT { break }
-                let c = try node(from: &child, &parser, depth: depth + 1)
-                size += c.expandedSize
-                items.append(c)
-            }
-            let n = Node(kind: .sequence(items), mark: m, file: file, expandedSize: size)
-            if let anchor { anchors[anchor] = n }
-            return n
+            return try sequence(from: &ev, &parser, depth: depth + 1)
         case YAML_MAPPING_START_EVENT:
             try count(1, at: m)
             let anchor = ev.data.mapping_start.anchor.map { String(cString: $0) }
@@ -327,7 +315,7 @@ private struct Builder {
                 defer { yaml_event_delete(&vev) }
                 let v: Node
                 if depth == 0, let stream, k.scalar == stream.key, vev.type == YAML_SEQUENCE_START_EVENT {
-                    v = try streamed(from: &vev, &parser, to: stream.each)
+                    v = try sequence(from: &vev, &parser, depth: 2, each: stream.each)
                 } else {
                     v = try node(from: &vev, &parser, depth: depth + 1)
                 }

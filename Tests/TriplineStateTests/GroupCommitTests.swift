@@ -19,6 +19,14 @@ struct GroupCommitTests {
         return (s, path, { try? FileManager.default.removeItem(at: dir) })
     }
 
+    /// The store's audit log recomputed whole by the independent verifier: an issue when it does not verify.
+    static func expectLogVerifies(_ s: SQLiteStateStore, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        var verifier = AuditVerifier(vkey: nil, origin: nil)
+        if case .failure(let f) = verifier.verify(try s.auditLog()) {
+            Issue.record("the log does not verify: \(f)", sourceLocation: sourceLocation)
+        }
+    }
+
     static func ack(_ a: AlertRecord, by partner: String, at t: Double) -> Commit {
         var a = a
         a.acks[partner] = Ack(by: "analyst-\(partner)", at: t)
@@ -89,10 +97,7 @@ struct GroupCommitTests {
         for q in 0..<9 where q != winner { #expect(try s.offset(source: "acked-24-q\(q)") == nil) }
         let events = try s.events(after: 0, limit: 100).map(\.event)
         #expect(events.filter { $0.kind == "acked" }.count == 24)
-        var verifier = AuditVerifier(vkey: nil, origin: nil)
-        if case .failure(let f) = verifier.verify(try s.auditLog()) {
-            Issue.record("the log does not verify: \(f)")
-        }
+        try Self.expectLogVerifies(s)
     }
 
     @Test("a commit the database refuses (a key taken) fails alone inside a group; the others and the log are whole")
@@ -124,17 +129,12 @@ struct GroupCommitTests {
         let kinds = try s.events(after: 0, limit: 100).map(\.event.kind)
         #expect(kinds.filter { $0 == "created" }.count == 10)
         #expect(!kinds.contains("refused-one"))
-        var verifier = AuditVerifier(vkey: nil, origin: nil)
-        if case .failure(let f) = verifier.verify(try s.auditLog()) {
-            Issue.record("the log does not verify: \(f)")
-        }
+        try Self.expectLogVerifies(s)
         // The store goes on: one more commit lands and the log still verifies.
         var more = Commit()
         more.events = [EventDraft(at: 101, kind: "after")]
         try s.commit(more)
-        if case .failure(let f) = verifier.verify(try s.auditLog()) {
-            Issue.record("the log does not verify after: \(f)")
-        }
+        try Self.expectLogVerifies(s)
     }
 
     @Test("a commit that makes SQLite roll back the whole group (RAISE(ROLLBACK)) fails alone; the 10 others land")
@@ -170,10 +170,7 @@ struct GroupCommitTests {
         #expect(Set(kinds) == Set((0..<10).map { "ok-\($0)" }) && kinds.count == 10)
         for i in 0..<10 { #expect(try s.offset(source: "ok-\(i)") == 1) }
         #expect(try s.offset(source: "boom") == nil)
-        var verifier = AuditVerifier(vkey: nil, origin: nil)
-        if case .failure(let f) = verifier.verify(try s.auditLog()) {
-            Issue.record("the log does not verify: \(f)")
-        }
+        try Self.expectLogVerifies(s)
     }
 
     @Test("reads of alerts and tokens answer at once while a commit waits for another process's write lock")
