@@ -16,6 +16,9 @@ struct SelectorStream {
         self.rejects = rejects
     }
 
+    /// Lines `screen` passes (accepted, nothing to do) skip the full step; `each` gets every other accepted record.
+    var screen: ((UnsafeBufferPointer<UInt8>) -> Bool)?
+
     mutating func run(files: [String], _ each: (NormalizedSelector) -> Void) throws(CLIError) {
         if files.isEmpty || files == ["-"] {
             var reader = LineReader(fd: 0)
@@ -42,6 +45,10 @@ struct SelectorStream {
                 let r = RecordStep.oversized(length: length, head: head[...])
                 reject(file: file, line: line, id: r.id, r.message)
             case .record(let bytes, let line):
+                if let screen, bytes.withUnsafeBufferPointer(screen) {
+                    accepted += 1
+                    continue
+                }
                 do {
                     guard let n = try RecordStep.prepare(bytes, normalizer: normalizer) else { continue }
                     accepted += 1

@@ -72,6 +72,36 @@ public struct RecordStep {
         }
     }
 
+    // MARK: The screen in front of the step
+
+    /// True when the full step would accept `bytes` and find nothing — no watchlist hit, no rule to run — decided
+    /// without building the record (issue 17): the line is read in place (`RecordScan`), its value normalised into
+    /// a stack buffer, and the indexes probed. False is "not known": the full step then runs and decides, so a
+    /// screened line is one the step would pass over in silence, and everything else goes through it unchanged.
+    /// Covers international phone numbers and e-mail addresses in plain ASCII, the bulk of seized-media streams.
+    public func screen(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard engine.ruleSet.rules.isEmpty, let f = RecordScan.scan(bytes), !f.id.isEmpty, !f.value.isEmpty else {
+            return false
+        }
+        guard f.type.count == 5 else { return false }
+        // The five bytes of the type name as one word: "phone" or "email".
+        var word: UInt64 = 0
+        for k in f.type { word = word << 8 | UInt64(bytes[k]) }
+        let type: SelectorType
+        switch word {
+        case 0x70_686F_6E65: type = .phone
+        case 0x65_6D61_696C: type = .email
+        default: return false
+        }
+        if let at = f.observedAt, Timestamp.parse(UnsafeBufferPointer(rebasing: bytes[at])) == nil { return false }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { out in
+            guard let n = normalizer.key(type, UnsafeBufferPointer(rebasing: bytes[f.value]), hinted: f.regionHint, into: out) else {
+                return false
+            }
+            return !matcher.index.mayMeet(type, UnsafeBufferPointer(rebasing: out[..<n]))
+        }
+    }
+
     // MARK: The whole step
 
     /// One line through the whole step. Watchlist entries and lists are judged at `now` (expiry, review date);

@@ -43,6 +43,52 @@ enum EmailNormalizer {
         return (local + "@" + domain, f)
     }
 
+    /// The address `normalize` gives for plain printable ASCII text (`J.Doe@Example.ORG`), lower-cased into `out`
+    /// without allocating: its length. Nil when the text needs the general reading (a display name, `mailto:`, a
+    /// quoted local part, outer blanks, provider folding, non-ASCII) or is no address: `normalize` then decides.
+    static func asciiKey(_ t: UnsafeBufferPointer<UInt8>, foldProviders: Bool, into out: UnsafeMutableBufferPointer<UInt8>)
+        -> Int?
+    {
+        @inline(__always) func lower(_ c: UInt8) -> UInt8 { c >= 65 && c <= 90 ? c | 0x20 : c }
+        guard t.count > 2, t.count <= min(maxBytes, out.count), t[0] != 0x20, t[t.count - 1] != 0x20,
+            t[t.count - 1] != UInt8(ascii: ">")
+        else { return nil }
+        var at = -1
+        for k in 0..<t.count {
+            let c = t[k]
+            // Printable ASCII only; no blanks, quotes or angle brackets (the general reading's cases).
+            if c <= 0x20 || c >= 0x7F || c == UInt8(ascii: "\"") || c == UInt8(ascii: "<") { return nil }
+            out[k] = lower(c)
+            if c == UInt8(ascii: "@") {
+                if at >= 0 { return nil }
+                at = k
+            }
+        }
+        guard at > 0, at <= 64 else { return nil }
+        if at >= 7 && memcmp(out.baseAddress!, "mailto:", 7) == 0 { return nil }
+        // The domain: labels of [a-z0-9_-], none empty, longer than 63 or with a hyphen at an end; one final dot
+        // dropped; 253 octets at most.
+        var end = t.count
+        if out[end - 1] == UInt8(ascii: ".") { end -= 1 }
+        guard end > at + 1, end - at - 1 <= 253 else { return nil }
+        var start = at + 1
+        for k in (at + 1)...end where k == end || out[k] == UInt8(ascii: ".") {
+            let n = k - start
+            guard n > 0, n <= 63, out[start] != UInt8(ascii: "-"), out[k - 1] != UInt8(ascii: "-") else { return nil }
+            for j in start..<k {
+                let c = out[j]
+                guard (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c == UInt8(ascii: "-") || c == UInt8(ascii: "_")
+                else { return nil }
+            }
+            start = k + 1
+        }
+        if foldProviders {
+            let domain = UnsafeBufferPointer(rebasing: out[(at + 1)..<end])
+            if domain.elementsEqual("gmail.com".utf8) || domain.elementsEqual("googlemail.com".utf8) { return nil }
+        }
+        return end
+    }
+
     /// NFKC, then lower case. ASCII text is its own NFKC form: only lowered, without Foundation's Unicode work
     /// (which cost most of a million-entry list's e-mails).
     static func fold(_ s: String) -> String {

@@ -8,11 +8,14 @@ public struct SelectorNormalizer: Sendable {
     public var foldEmailProviders: Bool
 
     let phone: PhoneNormalizer
+    /// The default region's plan: the one region hint of a record whose source names no country.
+    let defaultPlan: RegionPlan?
 
     public init(defaultRegion: String? = nil, foldEmailProviders: Bool = false) {
         self.defaultRegion = defaultRegion?.uppercased()
         self.foldEmailProviders = foldEmailProviders
         self.phone = .shared
+        self.defaultPlan = defaultRegion.flatMap { PhoneNormalizer.shared.plans.region($0.uppercased()) }
     }
 
     /// Normalises one input record.
@@ -23,6 +26,20 @@ public struct SelectorNormalizer: Sendable {
             input.type, input.value, regions: hints, country: input.country, platform: input.platform,
             chain: input.chain, kind: input.kind)
         return NormalizedSelector(input: input, value: value, fields: fields)
+    }
+
+    /// The normalised value `normalizeValue` gives, for the common forms it can read without allocating:
+    /// international phone numbers and e-mail addresses in plain ASCII. Written to `out` (256 bytes at least); its
+    /// length, or nil when the value needs the full reading (which also decides what is an error).
+    /// `hinted`: the record's source names a country (a region hint before the default region).
+    public func key(
+        _ type: SelectorType, _ text: UnsafeBufferPointer<UInt8>, hinted: Bool, into out: UnsafeMutableBufferPointer<UInt8>
+    ) -> Int? {
+        switch type {
+        case .phone: return phone.parser.internationalE164(text, region: hinted ? nil : defaultPlan, into: out)
+        case .email: return EmailNormalizer.asciiKey(text, foldProviders: foldEmailProviders, into: out)
+        default: return nil
+        }
     }
 
     /// Normalises a bare value of a type: the normalised form and the enrichment fields.

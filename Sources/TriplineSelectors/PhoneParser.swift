@@ -98,13 +98,20 @@ struct PhoneParser: Sendable {
     static func plainASCII(_ input: String) -> (Bool, [UInt8])? {
         var digits: [UInt8] = []
         digits.reserveCapacity(20)
+        guard let plus = plainASCII(input.utf8, digit: { digits.append($0) }), digits.count >= 3 else { return nil }
+        return (plus, digits)
+    }
+
+    /// `plainASCII`'s reading over bytes: each digit handed to `digit`; whether the text has a leading `+`, or nil.
+    @inline(__always)
+    static func plainASCII<S: Sequence<UInt8>>(_ input: S, digit: (UInt8) -> Void) -> Bool? {
         var plus = false
         var started = false
-        for b in input.utf8 {
+        for b in input {
             switch b {
             case 48...57:
                 started = true
-                digits.append(b)
+                digit(b)
             case UInt8(ascii: "+"):
                 if started || plus { return nil }
                 plus = true
@@ -116,7 +123,47 @@ struct PhoneParser: Sendable {
                 return nil
             }
         }
-        return digits.count >= 3 ? (plus, digits) : nil
+        return plus
+    }
+
+    /// The E.164 text `parse` reads from an international number in plain ASCII (`+32 470 12 34 56`, or `0032...`
+    /// with the international prefix of `region`, the one region hint), written to `out` (24 bytes at least)
+    /// without allocating: its length. Nil when the text needs the general reading (national, vanity, RFC 3966, an
+    /// extension, a trunk prefix after the calling code) or is no number: `parse` then decides.
+    func internationalE164(_ text: UnsafeBufferPointer<UInt8>, region: RegionPlan?, into out: UnsafeMutableBufferPointer<UInt8>)
+        -> Int?
+    {
+        guard text.count <= Self.maxInputLength, out.count >= 24 else { return nil }
+        var count = 0
+        let plus = Self.plainASCII(text) { d in
+            if count < 23 { out[1 + count] = d }
+            count += 1
+        }
+        guard let plus, count >= 3, count <= 23 else { return nil }
+        var from = 1
+        if !plus {
+            // `stripIDD`'s literal case: the region's international prefix, not followed by a 0.
+            guard let literal = region?.internationalPrefixLiteral,
+                UnsafeBufferPointer(rebasing: out[1..<(1 + count)]).starts(with: literal),
+                count > literal.count + Self.minNSN, out[1 + literal.count] != UInt8(ascii: "0")
+            else { return nil }
+            from += literal.count
+        }
+        let digits = UnsafeBufferPointer(rebasing: out[from..<(1 + count)])
+        guard digits.count > Self.minNSN, let (code, length) = plans.leadingCallingCode(digits) else { return nil }
+        let nsn = UnsafeBufferPointer(rebasing: digits[length...])
+        guard nsn.count >= Self.minNSN, nsn.count <= Self.maxNSN, let meta = plans.mainPlan(forCode: code) else {
+            return nil
+        }
+        if meta.nationalPrefixForParsing != nil {
+            // Only a trunk-prefix pattern that cannot match the number is decided here (`trunkStrip` is `.none`).
+            guard let can = meta.nationalPrefixCan, can.firstDigits & (1 << UInt16(nsn[0] &- 48)) == 0,
+                nsn.count >= 64 || can.lengths & (1 << UInt64(nsn.count)) == 0
+            else { return nil }
+        }
+        out[0] = UInt8(ascii: "+")
+        if from > 1 { for k in 0..<digits.count { out[1 + k] = out[from + k] } }
+        return 1 + digits.count
     }
 
     // MARK: country calling code

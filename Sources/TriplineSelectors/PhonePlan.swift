@@ -117,6 +117,9 @@ final class RegionPlan: Sendable {
     /// The patterns above when they are plain digit strings ("00", "0"): compared without PCRE2.
     let internationalPrefixLiteral: [UInt8]?
     let nationalPrefixLiteral: [UInt8]?
+    /// When the national-prefix pattern cannot match a number, decided without PCRE2: nil when not known, else
+    /// the first digits (bit d) and the lengths (bit n) at which it might (see `trunkScreen`).
+    let nationalPrefixCan: (firstDigits: UInt16, lengths: UInt64)?
     let transformRule: String?
     let nationalPrefix: [UInt8]
     let sameMobileAndFixed: Bool
@@ -154,12 +157,34 @@ final class RegionPlan: Sendable {
         }
         internationalPrefixLiteral = literal(fields[3])
         nationalPrefixLiteral = literal(fields[6])
+        nationalPrefixCan = fields[6] == "-" ? nil : Self.trunkScreen(fields[6])
         nationalPrefix = fields[5] == "-" ? [] : Array(fields[5].utf8)
         sameMobileAndFixed = fields[8] == "1"
         localOnlyLengths = UInt32(fields[9], radix: 16)!
         lengths = fields[10].split(separator: ",").map { Int64($0)! }
         leadingDigits = fields[11] == "-" ? nil : DigitDFA(encoded: fields[11])
         dfa = DigitDFA(encoded: fields[12])
+    }
+
+    /// Reads the shapes most national-prefix patterns have — alternatives of digit strings (`0|180020`) and of
+    /// numbers of one length (`([2-9]\d{6})$`, which matches only a 7-digit number) — into the first digits and
+    /// the lengths at which the pattern might match; nil for any other shape (PCRE2 then decides).
+    static func trunkScreen(_ pattern: Substring) -> (firstDigits: UInt16, lengths: UInt64)? {
+        var first: UInt16 = 0
+        var lengths: UInt64 = 0
+        for alt in pattern.split(separator: "|", omittingEmptySubsequences: false) {
+            if !alt.isEmpty && alt.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
+                first |= 1 << UInt16(alt.utf8.first! - 48)
+                continue
+            }
+            // "([...]\d{N})$": a class of one digit and N more, to the end.
+            guard alt.hasPrefix("(["), alt.hasSuffix("})$"), let close = alt.firstIndex(of: "]"),
+                alt[alt.index(after: close)...].hasPrefix("\\d{"),
+                let n = Int(alt[alt.index(close, offsetBy: 4)..<alt.index(alt.endIndex, offsetBy: -3)]), n < 62
+            else { return nil }
+            lengths |= 1 << UInt64(n + 1)
+        }
+        return (first, lengths)
     }
 
     /// libphonenumber's number-type decision, from one DFA walk.

@@ -292,6 +292,34 @@ public final class PrefixTrie: @unchecked Sendable {
 
     deinit { nodes.deallocate() }
 
+    /// True when some watched prefix starts the E.164 number `digits` (ASCII, `+` ignored).
+    public func meets(_ digits: UnsafeBufferPointer<UInt8>) -> Bool {
+        if let hashed {
+            let skip = digits.first == UInt8(ascii: "+") ? 1 : 0
+            var m = lengths
+            while m != 0 {
+                let len = m.trailingZeroBitCount
+                m &= m - 1
+                if len > digits.count - skip { break }
+                if hashed.find(.phone, bytes: UnsafeBufferPointer(rebasing: digits[skip..<(skip + len)])) >= 0 {
+                    return true
+                }
+            }
+            return false
+        }
+        if refs.isEmpty { return false }
+        var node = 0
+        for d in digits {
+            if d &- 48 > 9 { continue }
+            let bit = UInt64(1) &<< UInt64(d &- 48)
+            let w = nodes[node]
+            if w & bit == 0 { return false }
+            node = Int(truncatingIfNeeded: w >> 32) &+ (w & (bit &- 1) & 0x3FF).nonzeroBitCount
+            if nodes[node] & (1 << 10) != 0 { return true }
+        }
+        return false
+    }
+
     /// Every watched prefix of the E.164 number `digits` (ASCII, `+` ignored), shortest first.
     @inline(__always)
     public func lookup(_ digits: UnsafeBufferPointer<UInt8>, into out: inout [HitRef]) {
@@ -436,6 +464,14 @@ public struct WatchlistIndex: Sendable {
             floor: lists.map { $0.minScore ?? NameIndex.defaultMinScore }.min() ?? NameIndex.defaultMinScore)
         prefixes = PrefixTrie(prefixItems)
         networks = CIDRTrie(cidrItems)
+    }
+
+    /// True when a normalised value (its bytes) of a type that `candidates` reads by value alone — anything but a
+    /// name or an IP address — meets some watchlist selector: the screen in front of the whole match, allocation-free.
+    public func mayMeet(_ type: SelectorType, _ value: UnsafeBufferPointer<UInt8>) -> Bool {
+        precondition(type != .name && type != .ip, "names and addresses are matched by more than their bytes")
+        if exact.find(type, bytes: value) >= 0 { return true }
+        return type == .phone && prefixes.meets(value)
     }
 
     /// Every watchlist selector a normalised selector meets, before time and handling rules.
