@@ -37,6 +37,7 @@ bench:
 	@bash scripts/setup.sh --bench
 	$(SWIFT) build -c release --product tripline-bench --product tripline
 	.build/release/tripline-bench
+	python3 Benchmarks/bench_match.py .build/release/tripline
 	python3 scripts/bench_serve.py .build/release/tripline
 	python3 scripts/bench_api.py .build/release/tripline
 

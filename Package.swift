@@ -29,6 +29,8 @@ let package = Package(
         // System libraries named by the design card, linked from the distribution's packages.
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
+        // Header only: a software prefetch (the watchlist index's batched probes).
+        .systemLibrary(name: "CPrefetch"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 
         // Foundations shared by every stage.
@@ -48,7 +50,8 @@ let package = Package(
         .target(
             name: "TriplineWatchlists",
             dependencies: [
-                "TriplineYAML", "TriplineSelectors", "TriplineJSON", .product(name: "Crypto", package: "swift-crypto"),
+                "TriplineYAML", "TriplineSelectors", "TriplineJSON", "CPrefetch",
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(name: "TriplineMatch", dependencies: ["TriplineSelectors", "TriplineWatchlists", "TriplineJSON"]),

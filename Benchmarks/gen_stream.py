@@ -66,6 +66,7 @@ for f in range(files):
 with open(f"{d}/tripline.yaml", "w") as out:
     out.write("""rules: Rules
 watchlists: Watchlists
+default_region: BE
 state: state/state.sqlite
 operator: ops
 partners:

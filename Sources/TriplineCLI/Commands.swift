@@ -197,7 +197,7 @@ struct Match: ParsableCommand {
         let rej = try rejects.map { try OutputStream(path: $0) } ?? OutputStream(fd: 2)
         var stream = SelectorStream(normalizer: normalizer, rejects: rej)
         keepUntilExit(step.matcher)
-        stream.screen = { [step] in step.screen($0) }
+        stream.screen = { [step] in step.screen($0, lines: $1) }
         // Without --now, time is the clock's at each selector (an entry expires mid-stream); with it, fixed.
         let fixed = common.now != nil
         do {

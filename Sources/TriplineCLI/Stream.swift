@@ -17,7 +17,7 @@ struct SelectorStream {
     }
 
     /// Lines `screen` passes (accepted, nothing to do) skip the full step; `each` gets every other accepted record.
-    var screen: ((UnsafeBufferPointer<UInt8>) -> Bool)?
+    var screen: ((UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<Range<Int>>) -> Int)?
 
     mutating func run(files: [String], _ each: (NormalizedSelector) -> Void) throws(CLIError) {
         if files.isEmpty || files == ["-"] {
@@ -38,17 +38,15 @@ struct SelectorStream {
     {
         while true {
             let next: LineReader.Line?
-            do { next = try reader.next() } catch { throw CLIError.io(error.description) }
+            let before = reader.passed
+            do { next = try reader.next(passing: screen) } catch { throw CLIError.io(error.description) }
+            accepted += reader.passed - before
             guard let next else { return }
             switch next {
             case .oversized(let line, let length, let head):
                 let r = RecordStep.oversized(length: length, head: head[...])
                 reject(file: file, line: line, id: r.id, r.message)
             case .record(let bytes, let line):
-                if let screen, bytes.withUnsafeBufferPointer(screen) {
-                    accepted += 1
-                    continue
-                }
                 do {
                     guard let n = try RecordStep.prepare(bytes, normalizer: normalizer) else { continue }
                     accepted += 1

@@ -95,8 +95,20 @@ public struct LineReader: ~Copyable {
     }
 
     /// The next line, or nil at end of input.
-    public mutating func next() throws(IngestError) -> Line? {
+    public mutating func next() throws(IngestError) -> Line? { try next(passing: nil) }
+
+    /// How many lines `next(passing:)` passed over.
+    public private(set) var passed = 0
+
+    /// The next line `pass` does not pass over, or nil at end of input. `pass` sees runs of complete lines within
+    /// the size limit in place — the read buffer and the lines' ranges in it, no copy, no reference counting per
+    /// line — and answers how many of them, from the first, it passes over; those are consumed and counted in
+    /// `passed` (the record step's screen, issue 17).
+    public mutating func next(
+        passing pass: ((UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<Range<Int>>) -> Int)?
+    ) throws(IngestError) -> Line? {
         while true {
+            if let pass, !skipping { passBuffered(pass) }
             // Look for a newline in what is buffered.
             if let nl = findNewline() {
                 let lineStart = start
@@ -149,6 +161,47 @@ public struct LineReader: ~Copyable {
                 end = 0
             }
             try fill()
+        }
+    }
+
+    /// Lines handed to `pass` at a time.
+    static let passRun = 8
+
+    private mutating func passBuffered(_ pass: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<Range<Int>>) -> Int) {
+        var s = start
+        var n = 0
+        let (e, limit) = (end, maxRecord)
+        buffer.withUnsafeBufferPointer { buf in
+            withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: Self.passRun) { run in
+                let base = buf.baseAddress!
+                while true {
+                    // Up to `passRun` complete lines from s on; `next` is where the line after them starts.
+                    var k = 0
+                    var next = s
+                    while k < Self.passRun && next < e, let p = memchr(base + next, 0x0A, e - next) {
+                        let nl = base.distance(to: p.assumingMemoryBound(to: UInt8.self))
+                        if nl - next > limit { break }
+                        var lineEnd = nl
+                        if lineEnd > next && buf[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+                        run[k] = next..<lineEnd
+                        k += 1
+                        next = nl + 1
+                    }
+                    if k == 0 { return }
+                    let passed = pass(buf, UnsafeBufferPointer(rebasing: run[..<k]))
+                    if passed == 0 { return }
+                    // Past the last passed line and its newline (and CR).
+                    s = passed == k ? next : run[passed].lowerBound
+                    n += passed
+                    if passed < k { return }
+                }
+            }
+        }
+        if n > 0 {
+            start = s
+            lineNumber += n
+            passed += n
+            consumed = totalRead - Int64(end - start)
         }
     }
 

@@ -23,57 +23,61 @@ public enum RecordScan {
     public static func scan(_ b: UnsafeBufferPointer<UInt8>) -> RecordFields? {
         var r = Reader(b: b)
         var out = RecordFields()
-        var seen: UInt8 = 0  // id, type, value
+        // Members seen: known names by bit (a second one is a duplicate), other names by range.
+        var known: UInt16 = 0
+        var others = InlineArray<16, Range<Int>>(repeating: 0..<0)
+        var n = 0
         r.space()
         guard r.take(UInt8(ascii: "{")) else { return nil }
-        let ok = withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: maxMembers) { keys -> Bool in
-            var n = 0
-            r.space()
-            if r.take(UInt8(ascii: "}")) { return true }
+        r.space()
+        if !r.take(UInt8(ascii: "}")) {
             while true {
                 r.space()
-                guard let key = r.string(), n < maxMembers else { return false }
-                for k in 0..<n where r.equal(keys[k], key) { return false }
-                keys[n] = key
-                n += 1
+                guard let key = r.string() else { return nil }
+                let name = r.name(key)
+                if name == .other {
+                    guard n < maxMembers else { return nil }
+                    for k in 0..<n where r.equal(others[k], key) { return nil }
+                    others[n] = key
+                    n += 1
+                } else {
+                    let bit: UInt16 = 1 << UInt16(name.rawValue)
+                    if known & bit != 0 { return nil }
+                    known |= bit
+                }
                 r.space()
-                guard r.take(UInt8(ascii: ":")) else { return false }
+                guard r.take(UInt8(ascii: ":")) else { return nil }
                 r.space()
-                switch r.name(key) {
-                case .id, .type, .value, .observedAt, .typeField:
-                    guard let s = r.string() else { return false }
-                    switch r.name(key) {
-                    case .id:
-                        out.id = s
-                        seen |= 1
-                    case .type:
-                        out.type = s
-                        seen |= 2
-                    case .value:
-                        out.value = s
-                        seen |= 4
+                switch name {
+                case .id, .type, .value, .observedAt, .country, .platform, .chain, .kind:
+                    guard let s = r.string() else { return nil }
+                    switch name {
+                    case .id: out.id = s
+                    case .type: out.type = s
+                    case .value: out.value = s
                     case .observedAt: out.observedAt = s
                     default: out.typeFields = true
                     }
                 case .source:
-                    guard r.peek == UInt8(ascii: "{"), r.object(depth: 1, hints: &out.regionHint) else { return false }
+                    guard r.peek == UInt8(ascii: "{"), r.object(depth: 1, hints: &out.regionHint) else { return nil }
                 case .context:
                     var ignored = false
-                    guard r.peek == UInt8(ascii: "{"), r.object(depth: 1, hints: &ignored) else { return false }
+                    guard r.peek == UInt8(ascii: "{"), r.object(depth: 1, hints: &ignored) else { return nil }
                 case .other:
-                    guard r.value(depth: 1) else { return false }
+                    guard r.value(depth: 1) else { return nil }
                 }
                 r.space()
                 if r.take(UInt8(ascii: ",")) { continue }
-                return r.take(UInt8(ascii: "}"))
+                guard r.take(UInt8(ascii: "}")) else { return nil }
+                break
             }
         }
-        guard ok, seen == 7 else { return nil }
+        guard known & 0b111 == 0b111 else { return nil }
         r.space()
         return r.i == b.count ? out : nil
     }
 
-    enum Name { case id, type, value, observedAt, typeField, source, context, other }
+    enum Name: Int { case id, type, value, observedAt, country, platform, chain, kind, source, context, other }
 
     struct Reader {
         let b: UnsafeBufferPointer<UInt8>
@@ -96,23 +100,28 @@ public enum RecordScan {
             return true
         }
 
-        /// A string of printable ASCII without escapes: its contents' range. Eight bytes at a time.
+        /// A string of printable ASCII without escapes: its contents' range. Eight bytes at a time: the lowest byte
+        /// the word test flags is a genuine '"', '\\', control or non-ASCII byte (borrows only run upwards).
         @inline(__always)
         mutating func string() -> Range<Int>? {
             guard take(UInt8(ascii: "\"")) else { return nil }
             let start = i
             let raw = UnsafeRawBufferPointer(b)
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let high: UInt64 = 0x8080_8080_8080_8080
             while i + 8 <= b.count {
-                let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                // Bytes that are '"' (0x22), '\' (0x5C), below 0x20, or 0x80 and above, flagged in their top bit.
-                let ones: UInt64 = 0x0101_0101_0101_0101
-                let high: UInt64 = 0x8080_8080_8080_8080
+                let w = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self))
                 let q = w ^ (ones &* 0x22)
                 let s = w ^ (ones &* 0x5C)
-                let flags =
-                    ((q &- ones) & ~q) | ((s &- ones) & ~s) | ((w &- ones &* 0x20) & ~w) | w
-                if flags & high != 0 { break }
-                i += 8
+                let flags = (((q &- ones) & ~q) | ((s &- ones) & ~s) | ((w &- ones &* 0x20) & ~w) | w) & high
+                if flags == 0 {
+                    i += 8
+                    continue
+                }
+                i += flags.trailingZeroBitCount >> 3
+                guard b[i] == UInt8(ascii: "\"") else { return nil }
+                i += 1
+                return start..<(i - 1)
             }
             while i < b.count {
                 let c = b[i]
@@ -137,15 +146,26 @@ public enum RecordScan {
             return true
         }
 
+        /// The first (up to) eight bytes of a range, big-endian: names compare as one word.
+        @inline(__always)
+        func word(_ k: Range<Int>) -> UInt64 {
+            var w: UInt64 = 0
+            for j in k.lowerBound..<min(k.upperBound, k.lowerBound + 8) { w = w << 8 | UInt64(b[j]) }
+            return w
+        }
+
         func name(_ k: Range<Int>) -> Name {
-            switch k.count {
-            case 2: return equal(k, "id") ? .id : .other
-            case 4: return equal(k, "type") ? .type : equal(k, "kind") ? .typeField : .other
-            case 5: return equal(k, "value") ? .value : equal(k, "chain") ? .typeField : .other
-            case 6: return equal(k, "source") ? .source : .other
-            case 7: return equal(k, "context") ? .context : equal(k, "country") ? .typeField : .other
-            case 8: return equal(k, "platform") ? .typeField : .other
-            case 11: return equal(k, "observed_at") ? .observedAt : .other
+            switch (k.count, word(k)) {
+            case (2, 0x6964): return .id
+            case (4, 0x7479_7065): return .type
+            case (4, 0x6B69_6E64): return .kind
+            case (5, 0x76_616C_7565): return .value
+            case (5, 0x63_6861_696E): return .chain
+            case (6, 0x736F_7572_6365): return .source
+            case (7, 0x63_6F6E_7465_7874): return .context
+            case (7, 0x63_6F75_6E74_7279): return .country
+            case (8, 0x706C_6174_666F_726D): return .platform
+            case (11, 0x6F62_7365_7276_6564): return equal(k, "observed_at") ? .observedAt : .other
             default: return .other
             }
         }
@@ -212,25 +232,24 @@ public enum RecordScan {
         /// An object; `hints` is set when it has a `sim_country` or `country` member.
         mutating func object(depth: Int, hints: inout Bool) -> Bool {
             guard depth < RecordScan.maxDepth, take(UInt8(ascii: "{")) else { return false }
-            return withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: RecordScan.maxMembers) { keys in
-                var n = 0
+            var keys = InlineArray<16, Range<Int>>(repeating: 0..<0)
+            var n = 0
+            space()
+            if take(UInt8(ascii: "}")) { return true }
+            while true {
                 space()
-                if take(UInt8(ascii: "}")) { return true }
-                while true {
-                    space()
-                    guard let key = string(), n < RecordScan.maxMembers else { return false }
-                    for k in 0..<n where equal(keys[k], key) { return false }
-                    keys[n] = key
-                    n += 1
-                    if equal(key, "country") || equal(key, "sim_country") { hints = true }
-                    space()
-                    guard take(UInt8(ascii: ":")) else { return false }
-                    space()
-                    guard value(depth: depth + 1) else { return false }
-                    space()
-                    if take(UInt8(ascii: ",")) { continue }
-                    return take(UInt8(ascii: "}"))
-                }
+                guard let key = string(), n < RecordScan.maxMembers else { return false }
+                for k in 0..<n where equal(keys[k], key) { return false }
+                keys[n] = key
+                n += 1
+                if equal(key, "country") || equal(key, "sim_country") { hints = true }
+                space()
+                guard take(UInt8(ascii: ":")) else { return false }
+                space()
+                guard value(depth: depth + 1) else { return false }
+                space()
+                if take(UInt8(ascii: ",")) { continue }
+                return take(UInt8(ascii: "}"))
             }
         }
     }

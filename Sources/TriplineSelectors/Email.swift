@@ -46,7 +46,9 @@ enum EmailNormalizer {
     /// The address `normalize` gives for plain printable ASCII text (`J.Doe@Example.ORG`), lower-cased into `out`
     /// without allocating: its length. Nil when the text needs the general reading (a display name, `mailto:`, a
     /// quoted local part, outer blanks, provider folding, non-ASCII) or is no address: `normalize` then decides.
-    static func asciiKey(_ t: UnsafeBufferPointer<UInt8>, foldProviders: Bool, into out: UnsafeMutableBufferPointer<UInt8>)
+    static func asciiKey(
+        _ t: UnsafeBufferPointer<UInt8>, foldProviders: Bool, into out: UnsafeMutableBufferPointer<UInt8>
+    )
         -> Int?
     {
         @inline(__always) func lower(_ c: UInt8) -> UInt8 { c >= 65 && c <= 90 ? c | 0x20 : c }

@@ -33,7 +33,8 @@ public struct SelectorNormalizer: Sendable {
     /// length, or nil when the value needs the full reading (which also decides what is an error).
     /// `hinted`: the record's source names a country (a region hint before the default region).
     public func key(
-        _ type: SelectorType, _ text: UnsafeBufferPointer<UInt8>, hinted: Bool, into out: UnsafeMutableBufferPointer<UInt8>
+        _ type: SelectorType, _ text: UnsafeBufferPointer<UInt8>, hinted: Bool,
+        into out: UnsafeMutableBufferPointer<UInt8>
     ) -> Int? {
         switch type {
         case .phone: return phone.parser.internationalE164(text, region: hinted ? nil : defaultPlan, into: out)

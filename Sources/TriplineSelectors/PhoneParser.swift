@@ -130,7 +130,9 @@ struct PhoneParser: Sendable {
     /// with the international prefix of `region`, the one region hint), written to `out` (24 bytes at least)
     /// without allocating: its length. Nil when the text needs the general reading (national, vanity, RFC 3966, an
     /// extension, a trunk prefix after the calling code) or is no number: `parse` then decides.
-    func internationalE164(_ text: UnsafeBufferPointer<UInt8>, region: RegionPlan?, into out: UnsafeMutableBufferPointer<UInt8>)
+    func internationalE164(
+        _ text: UnsafeBufferPointer<UInt8>, region: RegionPlan?, into out: UnsafeMutableBufferPointer<UInt8>
+    )
         -> Int?
     {
         guard text.count <= Self.maxInputLength, out.count >= 24 else { return nil }

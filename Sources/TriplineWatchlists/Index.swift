@@ -1,3 +1,4 @@
+import CPrefetch
 import Foundation
 import TriplineSelectors
 
@@ -171,12 +172,29 @@ public final class ExactIndex: @unchecked Sendable {
         return v.withUTF8 { lookup(type, bytes: $0) }
     }
 
+    /// A key's hash: what `prefetch` and `find(_:bytes:hash:)` take.
+    @inline(__always)
+    public static func hash(_ type: SelectorType, _ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        hashBytes(bytes, seed: seed(type)) | 1
+    }
+
+    /// Starts loading the filter block of a hash, so that a `find` a little later does not wait for memory.
+    @inline(__always)
+    public func prefetch(_ h: UInt64) {
+        if entryCount > 0 { tripline_prefetch(bloom + (Int(truncatingIfNeeded: h >> 40) & bloomMask) &* 8) }
+    }
+
     /// The slot of a key, or -1; the hot path, free of allocation and reference counting.
     @inline(__always)
     public func find(_ type: SelectorType, bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        find(type, bytes: bytes, hash: Self.hash(type, bytes))
+    }
+
+    /// The same with the key's hash already computed.
+    @inline(__always)
+    public func find(_ type: SelectorType, bytes: UnsafeBufferPointer<UInt8>, hash h: UInt64) -> Int {
         if entryCount == 0 { return -1 }
         let seed = Self.seed(type)
-        let h = hashBytes(bytes, seed: seed) | 1
         guard mayContain(h) else { return -1 }
         var s = Int(truncatingIfNeeded: h >> 7) & (capacity - 1)
         while true {
@@ -469,8 +487,14 @@ public struct WatchlistIndex: Sendable {
     /// True when a normalised value (its bytes) of a type that `candidates` reads by value alone — anything but a
     /// name or an IP address — meets some watchlist selector: the screen in front of the whole match, allocation-free.
     public func mayMeet(_ type: SelectorType, _ value: UnsafeBufferPointer<UInt8>) -> Bool {
+        mayMeet(type, value, hash: ExactIndex.hash(type, value))
+    }
+
+    /// The same with the value's `ExactIndex.hash` computed (and its filter block prefetched) ahead.
+    @inline(__always)
+    public func mayMeet(_ type: SelectorType, _ value: UnsafeBufferPointer<UInt8>, hash: UInt64) -> Bool {
         precondition(type != .name && type != .ip, "names and addresses are matched by more than their bytes")
-        if exact.find(type, bytes: value) >= 0 { return true }
+        if exact.find(type, bytes: value, hash: hash) >= 0 { return true }
         return type == .phone && prefixes.meets(value)
     }
 

@@ -60,4 +60,50 @@ struct JSONTests {
         }
         #expect(seen == ["1:one", "2:two", "3:oversized 3000", "4:four", "5:five"])
     }
+
+    /// `next(passing:)` (the record step's screen): the lines passed over are consumed in place and counted, the
+    /// others come out as `next()` gives them, with their own line numbers, however the reads cut the input.
+    @Test(arguments: [nil, 1, 7, 64])
+    func passingLinesOverInRuns(readSize: Int?) throws {
+        let path = NSTemporaryDirectory() + "tripline-pass-\(UUID().uuidString).txt"
+        var lines: [String] = []
+        for k in 0..<400 {
+            let kind = (k * 7919 + k / 13) % 10
+            lines.append(
+                kind < 7 ? "pass \(k)" : kind == 7 ? "keep \(k)\r" : kind == 8 ? "" : String(repeating: "p", count: 300)
+            )
+        }
+        try (lines.joined(separator: "\n") + "\npass last").write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let fd = open(path, O_RDONLY)
+        var r = LineReader(fd: fd, maxRecord: 200, ownsFD: true, readSize: readSize)
+        var seenByPass: [String] = []
+        var out: [String] = []
+        while let l = try r.next(passing: { buf, run in
+            var n = 0
+            for range in run {
+                let text = String(decoding: buf[range], as: UTF8.self)
+                guard text.hasPrefix("pass") else { break }
+                seenByPass.append(text)
+                n += 1
+            }
+            return n
+        }) {
+            switch l {
+            case .record(let b, let n): out.append("\(n):\(String(decoding: b, as: UTF8.self))")
+            case .oversized(let n, let len, _): out.append("\(n):oversized \(len)")
+            }
+        }
+        let all = lines + ["pass last"]
+        let expected = all.enumerated().compactMap { (i, t) -> String? in
+            if t.count > 200 { return "\(i + 1):oversized \(t.count)" }
+            let text = t.hasSuffix("\r") ? String(t.dropLast()) : t
+            // The last line has no newline: `next` returns it, the screen never sees it.
+            return text.hasPrefix("pass") && i < lines.count ? nil : "\(i + 1):\(text)"
+        }
+        #expect(out == expected)
+        #expect(seenByPass == lines.filter { $0.hasPrefix("pass") })
+        #expect(r.passed == seenByPass.count)
+        #expect(r.line == all.count)
+    }
 }

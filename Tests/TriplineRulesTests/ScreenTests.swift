@@ -161,6 +161,34 @@ import TriplineWatchlists
         #expect(hits.filter { v in record(v).withUnsafeBufferPointer { step.screen($0) } } == [])
     }
 
+    /// The batched screen (probes prefetched together) passes exactly the leading lines the one-line screen passes.
+    @Test func batchesAgreeWithSingleLines() {
+        let step = Self.step(region: "BE")
+        var g = SplitMix64(seed: 5)
+        var total = 0
+        for _ in 0..<3_000 {
+            var text: [UInt8] = []
+            var ranges: [Range<Int>] = []
+            for _ in 0..<(1 + Int(g.next() % 10)) {
+                // Mostly clean misses, so runs are long; now and then a hit or a broken line.
+                let l =
+                    g.next() % 6 == 0
+                    ? Self.line(&g) : #"{"id":"m","type":"phone","value":"+32 470 \#(g.next() % 900_000 + 100_000)"}"#
+                ranges.append(text.count..<(text.count + l.utf8.count))
+                text += Array(l.utf8) + [0x0A]
+            }
+            let batch = text.withUnsafeBufferPointer { buf in
+                ranges.withUnsafeBufferPointer { step.screen(buf, lines: $0) }
+            }
+            let single = ranges.prefix(RecordStep.screenBatch).prefix { r in
+                Array(text[r]).withUnsafeBufferPointer { step.screen($0) }
+            }.count
+            #expect(batch == single)
+            total += batch
+        }
+        #expect(total == 8_655)
+    }
+
     @Test func rulesTurnTheScreenOff() {
         let r = loadRules(rule("  selection: {type: phone}\n  condition: selection"))
         var step = Self.step(region: nil)

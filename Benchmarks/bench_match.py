@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""`make bench` part (issue 17, item 1): `tripline match` against the naive Python script on the same workload, in
+the same run. Whole process, list loading subtracted (each command timed on an empty input too), median of RUNS.
+
+Usage: bench_match.py path/to/tripline [N_SELECTORS] [RUNS]   (defaults 1000000, 5)
+The workload is Benchmarks/gen_stream.py's (fixed seed): 500k phones + 200k e-mails + 20k prefixes in 15 files."""
+import os, shutil, statistics, subprocess, sys, tempfile, time
+
+here = os.path.dirname(os.path.abspath(__file__))
+binary = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else ".build/release/tripline")
+n = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000
+runs = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+d = tempfile.mkdtemp(prefix="tripline-bench-match-")
+try:
+    subprocess.run([sys.executable, f"{here}/gen_stream.py", d, str(n)], check=True)
+
+    def timed(cmd, stdin):
+        t = time.perf_counter()
+        with open(f"{d}/{stdin}") as i, open(f"{d}/out", "w") as o, open(f"{d}/err", "w") as e:
+            r = subprocess.run(cmd, cwd=d, stdin=i, stdout=o, stderr=e)
+        if r.returncode != 0:
+            sys.exit(f"{cmd[0]} exited {r.returncode}: " + open(f"{d}/err").read()[:2000])
+        return time.perf_counter() - t
+
+    commands = {
+        "python naive script": [sys.executable, f"{here}/naive_match.py", "Watchlists"],
+        "tripline match": [binary, "match", "--config", "tripline.yaml", "--now", "2026-12-01T00:00:00Z"],
+    }
+    per = {}
+    for name, cmd in commands.items():
+        full, empty = [], []
+        for _ in range(runs):  # interleaved, so a slow minute of this shared machine falls on both
+            empty.append(timed(cmd, "empty.ndjson"))
+            full.append(timed(cmd, "stream.ndjson"))
+        hits = sum(1 for _ in open(f"{d}/out"))
+        per[name] = (statistics.median(full) - statistics.median(empty)) / n * 1e9
+        print(f"match, {n:,} selectors (60% phones, 40% e-mails, ~1% hits) on 720,000 entries: {name}: "
+              f"{per[name]:,.0f} ns/selector (median of {runs}: {statistics.median(full):.2f} s, "
+              f"loading {statistics.median(empty):.2f} s subtracted; {hits:,} hit lines)")
+    print(f"match: tripline is {per['python naive script'] / per['tripline match']:.1f}x the naive script "
+          f"(target: >= 5x, <= 625 ns/selector)")
+finally:
+    shutil.rmtree(d, ignore_errors=True)
