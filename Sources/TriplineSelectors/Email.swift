@@ -12,6 +12,28 @@ enum EmailNormalizer {
         guard text.utf8.count <= maxBytes else {
             throw SelectorError("email: \(text.utf8.count) bytes, longer than any address")
         }
+        // Plain printable ASCII, the common case: read in place, without String work.
+        var copy = text
+        let fast = copy.withUTF8 { b in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxBytes) { out -> (String, String)? in
+                guard let n = asciiKey(b, foldProviders: foldProviders, into: out) else { return nil }
+                let at = out[..<n].lastIndex(of: UInt8(ascii: "@"))!
+                return (
+                    String(decoding: UnsafeBufferPointer(rebasing: out[..<n]), as: UTF8.self),
+                    String(decoding: UnsafeBufferPointer(rebasing: out[(at + 1)..<n]), as: UTF8.self)
+                )
+            }
+        }
+        if let (address, domain) = fast {
+            var f = JSONObject()
+            f.append("domain", .string(domain))
+            return (address, f)
+        }
+        return try normalizeInGeneral(text, foldProviders: foldProviders)
+    }
+
+    /// Every form: display names, `mailto:`, quoted local parts, Unicode (NFKC, IDNA).
+    static func normalizeInGeneral(_ text: String, foldProviders: Bool) throws(SelectorError) -> (String, JSONObject) {
         var t = text
         // "Display Name <addr@example.org>" and "<addr@example.org>": the address inside the angle brackets; then
         // a mailto: scheme, inside them or not (the fuzzer's `A<mailto:i@G>` kept it, and lost it when read again).

@@ -12,6 +12,8 @@ import TriplineYAML
 public struct WatchlistLoader: Sendable {
     public var normalizer: SelectorNormalizer
     public var reader: YAMLReader
+    /// From this size on, a list's entries are validated on a second thread while the reader reads on.
+    public var handOffBytes = 1 << 20
 
     /// The limits on one list file (SPEC §4): 256 MiB, 20,000,000 nodes, depth 64, 10,000 aliases.
     public static let limits: YAMLReader.Limits = {
@@ -202,12 +204,28 @@ public struct WatchlistLoader: Sendable {
         var one = FileOutcome(path: path, owner: owner)
         one.version = Self.sha256Hex(bytes)
         let root: Node?
-        var v = Validator(normalizer: normalizer, now: now)
-        // The entries are validated as they are read (a million-entry list never exists as one YAML tree).
-        do { root = try reader.parse(bytes, file: path, streaming: "entries") { v.add(entry: $0) } } catch {
+        // The entries are validated as they are read (a million-entry list never exists as one YAML tree), on a
+        // second thread for a long list: the reader reads on, the worker validates and normalises.
+        func validator() -> Validator {
+            var v = Validator(normalizer: normalizer, now: now)
+            // Room for the entries a file of this size usually holds (a one-line entry is 60-100 bytes), so a
+            // million are not copied over again as the arrays and the ref table grow.
+            v.entries.reserveCapacity(bytes.count / 96)
+            v.refs.reserveCapacity(bytes.count / 96)
+            return v
+        }
+        let handOff = bytes.count >= handOffBytes ? HandOff(validator()) { $0.add(entry: $1) } : nil
+        var v = handOff == nil ? validator() : Validator(normalizer: normalizer, now: now)
+        do {
+            root = try reader.parse(bytes, file: path, streaming: "entries") { e in
+                if let handOff { handOff.put(e) } else { v.add(entry: e) }
+            }
+        } catch {
+            _ = handOff?.finish()
             one.errors.append(LocatedError(file: error.file, mark: error.mark, message: Redact.yaml(error.message)))
             return one
         }
+        if let handOff { v = handOff.finish() }
         guard let root else {
             one.errors.append(LocatedError(file: path, mark: Mark(line: 1, column: 1), message: "empty watchlist file"))
             return one

@@ -304,7 +304,9 @@ private struct Builder {
             try count(1, at: m)
             let anchor = ev.data.mapping_start.anchor.map { String(cString: $0) }
             var pairs: [(key: Node, value: Node)] = []
-            var seen: Set<String> = []
+            pairs.reserveCapacity(4)
+            // Duplicate keys: a linear search while the mapping is small (list entries are), a set beyond.
+            var seen: Set<String>?
             var size = 1
             while true {
                 var kev = try next(&parser)
@@ -320,8 +322,13 @@ private struct Builder {
                     v = try node(from: &vev, &parser, depth: depth + 1)
                 }
                 if let ks = k.scalar {
-                    if seen.contains(ks) { throw fail(k.mark, "duplicate key \"\(ks)\"") }
-                    seen.insert(ks)
+                    let duplicate = seen?.contains(ks) ?? pairs.contains { $0.key.scalar == ks }
+                    if duplicate { throw fail(k.mark, "duplicate key \"\(ks)\"") }
+                    if seen != nil {
+                        seen!.insert(ks)
+                    } else if pairs.count == 15 {
+                        seen = Set(pairs.compactMap(\.key.scalar) + [ks])
+                    }
                 }
                 size += k.expandedSize + v.expandedSize
                 pairs.append((k, v))

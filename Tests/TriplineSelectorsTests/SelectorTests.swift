@@ -227,3 +227,39 @@ struct SelectorTests {
         }
     }
 }
+
+/// The in-place reading of plain ASCII addresses (the screen's key, and the common case of `normalize`) gives what
+/// the general reading gives, or leaves the address to it; seeded addresses built to sit on every edge it checks.
+@Suite struct EmailFastPathTests {
+    @Test(arguments: [false, true])
+    func asciiKeyAgreesWithTheGeneralReading(fold: Bool) {
+        var g = SplitMix64(seed: 41)
+        let parts = [
+            "a", "Z", "j.doe", "J.Doe+tag", "x-y", "_u", ".", "..", "-", "@", "\"q\"", " ", "mailto:", "MAILTO:", "<",
+            ">", "example", "ORG", "gmail", "com", "googlemail", "xn--bcher-kva", "a_b", "-ex", "ex-", "1", "\u{7F}",
+            String(repeating: "a", count: 63), String(repeating: "b", count: 64),
+        ]
+        var decided = 0
+        for _ in 0..<30_000 {
+            var text = ""
+            for _ in 0..<(1 + g.next() % 7) { text += parts[Int(g.next() % UInt64(parts.count))] }
+            if g.next() % 3 != 0 { text += "@" }
+            for _ in 0..<(g.next() % 6) {
+                text += parts[Int(g.next() % UInt64(parts.count))] + (g.next() % 2 == 0 ? "." : "")
+            }
+            let key = Array(text.utf8).withUnsafeBufferPointer { b in
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 2048) { out -> String? in
+                    EmailNormalizer.asciiKey(b, foldProviders: fold, into: out).map {
+                        String(decoding: UnsafeBufferPointer(rebasing: out[..<$0]), as: UTF8.self)
+                    }
+                }
+            }
+            guard let key else { continue }
+            decided += 1
+            let general = try? EmailNormalizer.normalizeInGeneral(text, foldProviders: fold)
+            #expect(general?.0 == key, "\(text): fast \(key), general \(general?.0 ?? "an error")")
+            #expect(general?.1["domain"]?.stringValue == key.split(separator: "@").last.map(String.init))
+        }
+        #expect(decided == (fold ? 1_284 : 1_285))  // counted once with this seed
+    }
+}

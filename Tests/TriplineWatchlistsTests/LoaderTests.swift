@@ -153,6 +153,39 @@ struct LoaderTests {
         #expect(values == [268_435_456, 20_000_000, 64, 10_000])
     }
 
+    /// A long list is validated on a second thread as it is read: the outcome is the one-thread outcome, errors,
+    /// warnings and entries alike, also when the YAML breaks off half-way.
+    @Test func handOffGivesTheOneThreadOutcome() throws {
+        let head = "watchlist: long\nowner: be-fedpol\nreview_by: 2099-01-01\nentries:\n"
+        var body = ""
+        for k in 0..<30_000 {
+            switch k % 997 {
+            case 5: body += "  - {ref: R\(k), selectors: [{type: phone, value: \"not a number\"}]}\n"
+            case 6: body += "  - {ref: R\(k - 1), selectors: [{type: email, value: \"x\(k)@example.org\"}]}\n"
+            case 7:
+                body +=
+                    "  - {ref: R\(k), expires: 2001-01-01, selectors: [{type: email, value: \"E\(k)@Example.org\"}]}\n"
+            default: body += "  - {ref: R\(k), selectors: [{type: phone, value: \"+32470\(100_000 + k)\"}]}\n"
+            }
+        }
+        let broken = body.prefix(body.count / 2) + "  - {ref: [unclosed\n" + body.suffix(body.count / 2)
+        for text in [head + body, head + broken] {
+            var one = WatchlistLoader()
+            one.handOffBytes = .max
+            let two = WatchlistLoader()
+            let a = one.outcome(bytes: Array(text.utf8), file: "long.yaml", owner: "be-fedpol", now: now2030)
+            let b = two.outcome(bytes: Array(text.utf8), file: "long.yaml", owner: "be-fedpol", now: now2030)
+            #expect(text.utf8.count >= two.handOffBytes)
+            #expect(a.errors.map(\.description) == b.errors.map(\.description))
+            #expect(a.warnings.map(\.description) == b.warnings.map(\.description))
+            #expect(a.list?.entries.map(\.ref) == b.list?.entries.map(\.ref))
+        }
+        let whole = WatchlistLoader().outcome(
+            bytes: Array((head + body).utf8), file: "long.yaml", owner: "be-fedpol", now: now2030)
+        #expect(whole.errors.count == 62)
+        #expect(whole.warnings.count == 31)
+    }
+
     @Test("a 20,000-entry list loads whole; one bad entry or a repeated ref at its end refuses it, at file:line:col")
     func longListRefusedByItsLastEntry() throws {
         let head = "watchlist: long\nowner: be-fedpol\nreview_by: 2099-01-01\nentries:\n"
