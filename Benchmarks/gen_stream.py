@@ -3,18 +3,20 @@
 several files, a configuration, and a stream of N selectors, 60% phone numbers in international written forms and 40%
 e-mail addresses, about 1% of them on a list.
 
-Usage: gen_stream.py DIR [N] [P] [E] [X] [FILES]   (defaults: 1000000 500000 200000 20000 15)
+Usage: gen_stream.py DIR [N] [P] [E] [X] [FILES] [HIT_RATE]   (defaults: 1000000 500000 200000 20000 15 0.01)
 Writes DIR/tripline.yaml, DIR/Watchlists/be-fedpol/*.yaml, DIR/Rules/, DIR/stream.ndjson, DIR/empty.ndjson."""
 import os, random, sys
 
 d = sys.argv[1]
-n, phones, emails, prefixes, files = (int(a) for a in (sys.argv[2:] + ["1000000", "500000", "200000", "20000", "15"][len(sys.argv) - 2:]))
+args = sys.argv[2:] + ["1000000", "500000", "200000", "20000", "15", "0.01"][len(sys.argv) - 2:]
+n, phones, emails, prefixes, files = (int(a) for a in args[:5])
+hit_rate = float(args[5])
 rng = random.Random(20261201)
 os.makedirs(f"{d}/Watchlists/be-fedpol", exist_ok=True)
 os.makedirs(f"{d}/Rules", exist_ok=True)
 
-# Mobile ranges that fit their numbering plans: country code, national prefix, subscriber digits after it.
-MOBILE = [("32", "47", 7), ("33", "6", 8), ("49", "151", 8), ("31", "6", 8), ("964", "780", 7), ("44", "7700", 6)]
+# Mobile ranges whose every number is valid (checked with the phonenumbers package): country code, national prefix, subscriber digits after it.
+MOBILE = [("32", "47", 7), ("33", "61", 7), ("49", "151", 8), ("31", "61", 7), ("964", "780", 7), ("44", "74", 8)]
 
 
 def phone(rng):
@@ -77,10 +79,10 @@ receivers:
 route: {receiver: log, group_by: [owner, list, item], group_wait: 0s, group_interval: 1ms, repeat_interval: 100h}
 """)
 
-# The stream: 1% hits (half phones on the list, a third e-mails on the list, the rest numbers under a prefix).
+# The stream: HIT_RATE hits (half phones on the list, a third e-mails on the list, the rest numbers under a prefix).
 with open(f"{d}/stream.ndjson", "w") as out:
     for i in range(n):
-        hit = rng.random() < 0.01
+        hit = rng.random() < hit_rate
         r = rng.random()
         if hit and r < 0.5:
             cc, nat = rng.choice(listed_phones)

@@ -118,7 +118,9 @@ public struct RecordStep {
     /// Lines per `screen(_:lines:)`: enough to cover a memory access, few enough that the lines after a hit, which
     /// are read again, cost little.
     public static let screenBatch = 8
-    static let keyCapacity = 256
+    /// Room for one key: e-mail addresses longer than this go through the full step. With `screenBatch`, 1 KiB: the
+    /// most a temporary allocation may take from the stack (a larger one is a malloc per run of lines).
+    static let keyCapacity = 128
 
     /// A line's normalised value (written to `out`) and type, when the full step would accept the line and the
     /// value alone decides whether it is watched; nil otherwise.
