@@ -1,6 +1,8 @@
+import Crypto
 import Foundation
 import Logging
 import TriplineIngest
+import TriplineRules
 import TriplineState
 
 /// Where selectors come from (SPEC §2): standard input, a followed file, and the HTTP endpoint — each feeding the
@@ -13,7 +15,8 @@ public protocol IngestSource: Sendable {
     /// Whether the input ends (standard input) rather than runs until shutdown (a followed file).
     var ends: Bool { get }
     /// Starts reading where the committed position says (`store`), in batches of at most `batchLines`.
-    func open(store: any StateStore, batchLines: Int, logger: Logger) throws -> IngestFeed
+    /// `screens`: the pipeline's screen, applied by the reading thread as it reads (nil: none).
+    func open(store: any StateStore, batchLines: Int, screens: ScreenSource?, logger: Logger) throws -> IngestFeed
 }
 
 /// A running source: its batches, and the controls the ingest service uses.
@@ -65,30 +68,74 @@ final class StopFlag: @unchecked Sendable {
     }
 }
 
-/// Collects lines into batches and hands each over, waiting while two are outstanding.
+/// Collects lines into batches and hands each over, waiting while two are outstanding. A batch's lines are copied
+/// back to back into one buffer (no allocation per line), and the batch's digest is taken here, on the reading
+/// thread, so the pipeline's thread spends itself on the records (issue 17).
 struct Batcher {
     let source: String
     let batchLines: Int
     let continuation: AsyncStream<InputBatch>.Continuation
     let gate: DispatchSemaphore
-    var lines: [InputLine] = []
+    private var chunk: [UInt8] = []
+    private var pending: [(range: Range<Int>, number: Int, end: Int64, oversized: Int?)] = []
+    private var digest = SHA256()
+    /// The pipeline's screen, taken once per batch: the batch says which generation screened it.
+    let screens: ScreenSource?
+    private var screen: (generation: Int, screen: RecordScreen)?
+    private var screened: [Bool] = []
+
+    init(
+        source: String, batchLines: Int, continuation: AsyncStream<InputBatch>.Continuation, gate: DispatchSemaphore,
+        screens: ScreenSource? = nil
+    ) {
+        self.source = source
+        self.batchLines = batchLines
+        self.continuation = continuation
+        self.gate = gate
+        self.screens = screens
+    }
 
     mutating func add(_ next: LineReader.Line, end: Int64) {
+        let start = chunk.count
+        if pending.isEmpty { screen = screens?.now }
         switch next {
-        case .record(let bytes, let n): lines.append(InputLine(bytes: Array(bytes), number: n, end: end))
+        case .record(let bytes, let n):
+            chunk.append(contentsOf: bytes)
+            pending.append((start..<chunk.count, n, end, nil))
+            screened.append(
+                screen?.screen.active == true && bytes.withUnsafeBufferPointer { screen!.screen.screen($0) })
         case .oversized(let n, let length, let head):
-            lines.append(InputLine(bytes: head, number: n, end: end, oversized: length))
+            chunk.append(contentsOf: head)
+            pending.append((start..<chunk.count, n, end, length))
+            screened.append(false)
         }
     }
 
-    var full: Bool { lines.count >= batchLines }
+    var full: Bool { pending.count >= batchLines }
 
     /// Hands over what is collected (if anything) as consumed up to `offset`/`line`.
     mutating func send(offset: Int64, line: Int, marks: [(String, Int64)]) {
-        if lines.isEmpty { return }
+        if pending.isEmpty { return }
+        // The lines' bytes in order without separators: what the pipeline would hash line by line.
+        digest.update(data: chunk)
+        let hash = Array(digest.finalize())
+        let bytes = chunk
+        let lines = zip(pending, screened).map { p, screened in
+            var l = InputLine(bytes: bytes[p.range], number: p.number, end: p.end, oversized: p.oversized)
+            l.screened = screened
+            return l
+        }
+        chunk = []
+        chunk.reserveCapacity(bytes.count)
+        pending.removeAll(keepingCapacity: true)
+        screened.removeAll(keepingCapacity: true)
+        digest = SHA256()
         gate.wait()
-        continuation.yield(InputBatch(source: source, lines: lines, offset: offset, lineNumber: line, marks: marks))
-        lines = []
+        var batch = InputBatch(
+            source: source, lines: lines, offset: offset, lineNumber: line, marks: marks, digest: hash)
+        batch.chunk = bytes
+        batch.screenGeneration = screen?.generation
+        continuation.yield(batch)
     }
 }
 
@@ -98,14 +145,17 @@ public struct StandardInputSource: IngestSource {
     public var name: String { "stdin" }
     public var ends: Bool { true }
 
-    public func open(store: any StateStore, batchLines: Int, logger: Logger) throws -> IngestFeed {
+    public func open(store: any StateStore, batchLines: Int, screens: ScreenSource?, logger: Logger) throws
+        -> IngestFeed
+    {
         let (stream, continuation) = AsyncStream.makeStream(of: InputBatch.self, bufferingPolicy: .unbounded)
         let gate = makeGate()
         let stop = StopFlag()
         let name = self.name
         let thread = Thread {
             var reader = LineReader(fd: 0)
-            var batcher = Batcher(source: name, batchLines: batchLines, continuation: continuation, gate: gate)
+            var batcher = Batcher(
+                source: name, batchLines: batchLines, continuation: continuation, gate: gate, screens: screens)
             while !stop.isStopped {
                 let next: LineReader.Line?
                 do { next = try reader.next() } catch {
@@ -137,7 +187,9 @@ public struct FollowedFileSource: IngestSource {
     static func inodeKey(_ name: String) -> String { name + "#inode" }
     static func tailKey(_ name: String) -> String { name + "#tail" }
 
-    public func open(store: any StateStore, batchLines: Int, logger: Logger) throws -> IngestFeed {
+    public func open(store: any StateStore, batchLines: Int, screens: ScreenSource?, logger: Logger) throws
+        -> IngestFeed
+    {
         var offset = try store.offset(source: name) ?? 0
         var line = Int(try store.offset(source: name + "#line") ?? 0)
         let inode = try store.offset(source: Self.inodeKey(name))
@@ -173,7 +225,8 @@ public struct FollowedFileSource: IngestSource {
             reader.follow = true
             reader.verify = true
             var id = reader.identity
-            var batcher = Batcher(source: name, batchLines: batchLines, continuation: continuation, gate: gate)
+            var batcher = Batcher(
+                source: name, batchLines: batchLines, continuation: continuation, gate: gate, screens: screens)
             func marks() -> [(String, Int64)] {
                 (id.map { [(Self.inodeKey(name), Int64(bitPattern: $0.inode))] } ?? [])
                     + [(Self.tailKey(name), reader.fingerprint(at: reader.position))]

@@ -173,12 +173,19 @@ public struct Durability: Sendable {
 
 /// One line of input, with the byte offset just after it (where a restart resumes once it is committed).
 public struct InputLine: Sendable {
-    public var bytes: [UInt8]
+    /// The line (a slice of its batch's buffer when a reading thread made the batch).
+    public var bytes: ArraySlice<UInt8>
     public var number: Int
     public var end: Int64
     /// Set for a line over the record limit: its length (`bytes` holds its first bytes only).
     public var oversized: Int?
+    /// The reading thread's screen passed the line (accepted, on no list, no rule to run); trusted only when the
+    /// batch's `screenGeneration` is the pipeline's current one.
+    public var screened = false
     public init(bytes: [UInt8], number: Int, end: Int64, oversized: Int? = nil) {
+        self.init(bytes: bytes[...], number: number, end: end, oversized: oversized)
+    }
+    public init(bytes: ArraySlice<UInt8>, number: Int, end: Int64, oversized: Int? = nil) {
         self.bytes = bytes
         self.number = number
         self.end = end
@@ -194,12 +201,23 @@ public struct InputBatch: Sendable {
     public var lineNumber: Int
     /// Other keys committed with the position (a followed file's inode).
     public var marks: [(source: String, offset: Int64)]
-    public init(source: String, lines: [InputLine], offset: Int64, lineNumber: Int, marks: [(String, Int64)] = []) {
+    /// SHA-256 of the lines' bytes in order, when the reading thread took it (else the pipeline does).
+    public var digest: [UInt8]?
+    /// The buffer every line is a slice of, when a reading thread made the batch: runs of lines are screened
+    /// together (their index probes prefetched), by their ranges in it.
+    public var chunk: [UInt8]?
+    /// The generation of the screen the reading thread applied (see `ScreenSource`).
+    public var screenGeneration: Int?
+    public init(
+        source: String, lines: [InputLine], offset: Int64, lineNumber: Int, marks: [(String, Int64)] = [],
+        digest: [UInt8]? = nil
+    ) {
         self.source = source
         self.lines = lines
         self.offset = offset
         self.lineNumber = lineNumber
         self.marks = marks
+        self.digest = digest
     }
 
     /// The keys to commit when everything up to `offset` (line `line`) is consumed.
@@ -207,6 +225,16 @@ public struct InputBatch: Sendable {
         // The line number is kept beside the offset so that a restart reports the same numbers.
         [(source, offset), (source + "#line", Int64(line))] + marks
     }
+}
+
+/// The pipeline's screen and its generation, for the reading threads (issue 17): they screen lines as they read
+/// them, on their own core. A batch screened by another generation (a reload came in between) is not trusted: the
+/// pipeline judges its lines itself.
+public final class ScreenSource: Sendable {
+    private let current: Mutex<(generation: Int, screen: RecordScreen)>
+    init(_ screen: RecordScreen) { current = Mutex((0, screen)) }
+    func set(_ screen: RecordScreen) { current.withLock { $0 = ($0.generation &+ 1, screen) } }
+    public var now: (generation: Int, screen: RecordScreen) { current.withLock { $0 } }
 }
 
 /// The generation of what a pipeline has loaded and its configuration, published for readers outside the actor.
@@ -238,6 +266,8 @@ public actor Pipeline {
     /// The generation and configuration in force, readable without waiting for the actor (an API request must not
     /// queue behind a batch or a tick to learn them).
     public nonisolated let published: PublishedConfiguration
+    /// The screen in force, for the reading threads.
+    public nonisolated let screens: ScreenSource
     private var step: RecordStep
     public let dispatcher: Dispatcher
     public let store: any StateStore
@@ -268,6 +298,7 @@ public actor Pipeline {
         step = RecordStep(
             normalizer: loaded.normalizer, matcher: loaded.matcher,
             engine: RuleEngine(loaded.rules, options: loaded.configuration.correlation))
+        screens = ScreenSource(step.screening)
         var alerts = loaded.configuration.alerts
         alerts.handleKey = try loaded.configuration.loadHandleKey()
         try Self.migratePartnerScopes(
@@ -334,7 +365,11 @@ public actor Pipeline {
         if now >= nextTimeLimit { passTimeLimits(now: now) }
         outcome = BatchOutcome()
         let all = batch.positions(upTo: batch.offset, line: batch.lineNumber)
-        if try await attempt(batch.lines[...], source: batch.source, positions: all, now: now) {
+        let trusted = batch.screenGeneration != nil && batch.screenGeneration == screens.now.generation
+        if try await attempt(
+            batch.lines[...], source: batch.source, positions: all, now: now, digest: batch.digest, chunk: batch.chunk,
+            screened: trusted)
+        {
             try await tick(now: now)
             return outcome
         }
@@ -371,6 +406,7 @@ public actor Pipeline {
             if r.errors.isEmpty {
                 // Same documents, same rules in the same order: the correlation windows stay as they are.
                 step.engine.evaluator = RuleEvaluator(r.ruleSet)
+                screens.set(step.screening)
                 loaded.rules = r.ruleSet
             }
         }
@@ -382,7 +418,8 @@ public actor Pipeline {
     /// A failing database is retried with backoff until `durability.retryFor`, then the service stops.
     private func attempt(
         _ lines: ArraySlice<InputLine>, source: String, positions: [(source: String, offset: Int64)], now: Double,
-        refused: (InputLine, String)? = nil
+        refused: (InputLine, String)? = nil, digest given: [UInt8]? = nil, chunk: [UInt8]? = nil,
+        screened trusted: Bool = false
     ) async throws(PipelineFailure) -> Bool {
         var tries = 0
         var conflicted = 0
@@ -396,8 +433,30 @@ public actor Pipeline {
             do throws(StateError) {
                 var found: [Hit] = []
                 var digest = SHA256()
-                for l in lines {
-                    digest.update(data: l.bytes)
+                // The screen (issue 17): lines accepted, on no list and with no rule to run, counted without the
+                // step; runs of lines of one buffer screened together.
+                let screening = step  // one copy per batch: reading the actor's property per line copied it
+                var passUntil = lines.startIndex
+                for (i, l) in zip(lines.indices, lines) {
+                    if given == nil { digest.update(data: l.bytes) }
+                    if i < passUntil { continue }
+                    if trusted && l.screened {
+                        counts.accepted += 1
+                        continue
+                    }
+                    if l.oversized == nil {
+                        let passed =
+                            if let chunk {
+                                Self.screenRun(screening, chunk, lines[i...].prefix(RecordStep.screenBatch))
+                            } else {
+                                l.bytes.withUnsafeBufferPointer { screening.screen($0) } ? 1 : 0
+                            }
+                        if passed > 0 {
+                            counts.accepted += passed
+                            passUntil = i + passed
+                            continue
+                        }
+                    }
                     let outcome: RecordStep.Outcome
                     if let length = l.oversized {
                         outcome = .rejected(RecordStep.oversized(length: length, head: l.bytes[...]))
@@ -440,7 +499,7 @@ public actor Pipeline {
                                 .number(String(positions.first { $0.source == source + "#line" }?.offset ?? 0))
                             ),
                             ("offset", .number(String(positions.first { $0.source == source }?.offset ?? 0))),
-                            ("sha256", .string(hexString(Array(digest.finalize())))),
+                            ("sha256", .string(hexString(given ?? Array(digest.finalize())))),
                         ])))
                 commit.offsets = positions
                 try store.commit(commit)
@@ -478,6 +537,20 @@ public actor Pipeline {
             outcome.rejected += rejections
             for line in log { logger.warning("\(line)") }
             return true
+        }
+    }
+
+    /// How many of `lines` (slices of `chunk`), from the first, the screen passes; stops at an oversized line.
+    static func screenRun(_ step: RecordStep, _ chunk: [UInt8], _ lines: ArraySlice<InputLine>) -> Int {
+        withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: RecordStep.screenBatch) { ranges in
+            var n = 0
+            for l in lines.prefix(RecordStep.screenBatch) {
+                if l.oversized != nil { break }
+                ranges[n] = l.bytes.startIndex..<l.bytes.endIndex
+                n += 1
+            }
+            if n == 0 { return 0 }
+            return chunk.withUnsafeBufferPointer { step.screen($0, lines: UnsafeBufferPointer(rebasing: ranges[..<n])) }
         }
     }
 
@@ -580,6 +653,7 @@ public actor Pipeline {
         loaded = l
         step.matcher = l.matcher
         if l.expands { step.engine.evaluator = RuleEvaluator(l.rules) }
+        screens.set(step.screening)  // the reading threads screen against the new lists from their next batch
         nextTimeLimit = l.nextTimeLimit(after: now)
         return true
     }
@@ -641,6 +715,7 @@ public actor Pipeline {
         limitsCheckedAt = now
         step = RecordStep(
             normalizer: l.normalizer, matcher: l.matcher, engine: RuleEngine(l.rules, options: c.correlation))
+        screens.set(step.screening)
         logger.info("reloaded: \(l.rules.rules.count) rules, configuration \(c.configFile ?? "embedded defaults")")
         return true
     }

@@ -1,0 +1,48 @@
+import Foundation
+import Testing
+import TriplineService
+import TriplineStateSQLite
+
+/// The reading thread's screen (issue 17): lines it passed are counted without the step only while its screen is the
+/// pipeline's current one; a batch screened before a reload (a list changed in between) is judged line by line.
+@Suite("Screened batches", .serialized)
+struct ScreenedBatchTests {
+    /// `records` as a reading thread hands them over, each marked by the screen in force now.
+    static func screened(_ pipeline: Pipeline, _ records: [String], first: Int = 1) -> InputBatch {
+        let screen = pipeline.screens.now
+        var b = batch(records, first: first)
+        for i in b.lines.indices {
+            b.lines[i].screened = b.lines[i].bytes.withUnsafeBufferPointer { screen.screen.screen($0) }
+        }
+        b.screenGeneration = screen.generation
+        return b
+    }
+
+    @Test("trusted under its own generation; judged again after a submitted list changed the index")
+    func staleScreenIsNotTrusted() async throws {
+        let d = try Deployment()
+        defer { try? FileManager.default.removeItem(at: d.dir) }
+        let (pipeline, store) = try d.pipeline()
+        // Screened now: the unlisted number passes the screen, the listed one does not.
+        let now = Self.screened(pipeline, [phone("a", "+32470999999"), phone("b", "+32470000001")])
+        #expect(now.lines.map(\.screened) == [true, false])
+        let first = try await pipeline.process(now, now: t0)
+        #expect(first.accepted == 2)
+        #expect(try store.alerts(states: nil, limit: 10).count == 1)
+
+        // Screened, then the number is put on a list (a reload of the files): the batch is judged in full.
+        let before = Self.screened(pipeline, [phone("c", "+32470999998"), phone("d", "+32470999999")], first: 3)
+        #expect(before.lines.map(\.screened) == [true, true])
+        let list = d.dir.appendingPathComponent("Watchlists/be-fedpol/l.yaml")
+        let text = try String(contentsOf: list, encoding: .utf8)
+        try (text + "  - {ref: NEW, selectors: [{type: phone, value: \"+32470999998\"}]}\n")
+            .write(to: list, atomically: true, encoding: .utf8)
+        #expect(await pipeline.reload(configPath: d.dir.appendingPathComponent("tripline.yaml").path, now: t0))
+        #expect(pipeline.screens.now.generation == before.screenGeneration! + 1)
+        let second = try await pipeline.process(before, now: t0 + 1)
+        #expect(second.accepted == 2)
+        let alerts = try store.alerts(states: nil, limit: 10)
+        #expect(alerts.count == 2)  // +32470000001 before, +32470999998 now; +32470999999 is on no list
+        #expect(try kinds(store)["ingest_batch"] == 2)
+    }
+}
