@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""`make bench` part (issue 17, item 1): `tripline match` against the naive Python script on the same workload, in
-the same run. Whole process, list loading subtracted (each command timed on an empty input too), median of RUNS.
+"""`make bench` part (issue 17): `tripline match` and `tripline serve` against the naive Python script on the same
+workloads, in the same run. Whole process, list loading subtracted (each command timed on an empty input too),
+median of RUNS; then allocations per selector.
 
 Usage: bench_match.py path/to/tripline [N_SELECTORS] [RUNS]   (defaults 1000000, 5)
 The workload is Benchmarks/gen_stream.py's (fixed seed): 500k phones + 200k e-mails + 20k prefixes in 15 files."""
@@ -39,6 +40,36 @@ try:
               f"loading {statistics.median(empty):.2f} s subtracted; {hits:,} hit lines)")
     print(f"match: tripline is {per['python naive script'] / per['tripline match']:.1f}x the naive script "
           f"(target: >= 5x, <= 625 ns/selector)")
+
+    # serve (item 2) on the issue's smaller workload: 300k selectors, a 20k-entry list, 1% hits, durable (one
+    # transaction per batch), alerts to a file receiver; beside match and the script on the same stream.
+    small = f"{d}/small"
+    m = 300_000
+    subprocess.run([sys.executable, f"{here}/gen_stream.py", small, str(m), "14000", "5600", "400", "1"], check=True)
+
+    def timed_in(where, cmd, stdin, fresh=False):
+        if fresh:
+            shutil.rmtree(f"{where}/state", ignore_errors=True)
+            if os.path.exists(f"{where}/alerts.ndjson"):
+                os.remove(f"{where}/alerts.ndjson")
+        t = time.perf_counter()
+        with open(f"{where}/{stdin}") as i:
+            r = subprocess.run(cmd, cwd=where, stdin=i, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if r.returncode != 0:
+            sys.exit(f"{cmd[:2]} exited {r.returncode}: {r.stderr[:2000]}")
+        return time.perf_counter() - t
+
+    serve = [binary, "serve", "--config", "tripline.yaml"]
+    for name, cmd in list(commands.items()) + [("tripline serve", serve)]:
+        fresh = cmd is serve
+        full, empty = [], []
+        for _ in range(runs):
+            empty.append(timed_in(small, cmd, "empty.ndjson", fresh))
+            full.append(timed_in(small, cmd, "stream.ndjson", fresh))
+        ns = (statistics.median(full) - statistics.median(empty)) / m * 1e9
+        print(f"{name}, {m:,} selectors on 20,000 entries, 1% hits: {ns:,.0f} ns/selector, {1e9 / ns:,.0f} "
+              f"selectors/s (median of {runs}: {statistics.median(full):.2f} s, start-up "
+              f"{statistics.median(empty):.2f} s subtracted)" + ("; target >= 1,000,000/s" if fresh else ""))
 
     # Allocations per selector (item 5): the whole process counted by an LD_PRELOAD shim, a run on an empty input
     # subtracted; on the stream above (1% hits, which take the full step) and on one of the same lists without hits.
