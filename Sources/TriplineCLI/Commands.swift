@@ -197,7 +197,8 @@ struct Match: ParsableCommand {
         let rej = try rejects.map { try OutputStream(path: $0) } ?? OutputStream(fd: 2)
         var stream = SelectorStream(normalizer: normalizer, rejects: rej)
         keepUntilExit(step.matcher)
-        stream.screen = { [step] in step.screen($0, lines: $1) }
+        let screening = step.screening
+        stream.screen = { buffer, lines, _ in screening.screen(buffer, lines: lines) }
         // Without --now, time is the clock's at each selector (an entry expires mid-stream); with it, fixed.
         let fixed = common.now != nil
         do {

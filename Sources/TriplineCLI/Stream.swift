@@ -17,7 +17,7 @@ struct SelectorStream {
     }
 
     /// Lines `screen` passes (accepted, nothing to do) skip the full step; `each` gets every other accepted record.
-    var screen: ((UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<Range<Int>>) -> Int)?
+    var screen: ((UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<Range<Int>>, Int) -> Int)?
 
     mutating func run(files: [String], _ each: (NormalizedSelector) -> Void) throws(CLIError) {
         if files.isEmpty || files == ["-"] {

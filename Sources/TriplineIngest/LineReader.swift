@@ -100,15 +100,16 @@ public struct LineReader: ~Copyable {
     /// How many lines `next(passing:)` passed over.
     public private(set) var passed = 0
 
-    /// The next line `pass` does not pass over, or nil at end of input. `pass` sees runs of complete lines within
-    /// the size limit in place — the read buffer and the lines' ranges in it, no copy, no reference counting per
-    /// line — and answers how many of them, from the first, it passes over; those are consumed and counted in
-    /// `passed` (the record step's screen, issue 17).
+    /// The next line `pass` does not pass over, or nil at end of input. `pass` sees runs of up to `run` complete
+    /// lines within the size limit in place — the buffer up to the end of what was read, the lines' ranges in it
+    /// and the first one's line number; no copy, no reference counting per line — and answers how many of them,
+    /// from the first, it passes over; those are consumed and counted in `passed` (the record step's screen,
+    /// issue 17).
     public mutating func next(
-        passing pass: ((UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<Range<Int>>) -> Int)?
+        passing pass: ((UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<Range<Int>>, Int) -> Int)?, run: Int = 8
     ) throws(IngestError) -> Line? {
         while true {
-            if let pass, !skipping { passBuffered(pass) }
+            if let pass, !skipping { passBuffered(pass, run: max(1, run)) }
             // Look for a newline in what is buffered.
             if let nl = findNewline() {
                 let lineStart = start
@@ -164,21 +165,20 @@ public struct LineReader: ~Copyable {
         }
     }
 
-    /// Lines handed to `pass` at a time.
-    static let passRun = 8
-
-    private mutating func passBuffered(_ pass: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<Range<Int>>) -> Int) {
+    private mutating func passBuffered(
+        _ pass: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<Range<Int>>, Int) -> Int, run size: Int
+    ) {
         var s = start
         var n = 0
-        let (e, limit) = (end, maxRecord)
+        let (e, limit, first) = (end, maxRecord, lineNumber + 1)
         buffer.withUnsafeBufferPointer { buf in
-            withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: Self.passRun) { run in
+            withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: size) { run in
                 let base = buf.baseAddress!
                 while true {
-                    // Up to `passRun` complete lines from s on; `next` is where the line after them starts.
+                    // Up to `size` complete lines from s on; `next` is where the line after them starts.
                     var k = 0
                     var next = s
-                    while k < Self.passRun && next < e, let p = memchr(base + next, 0x0A, e - next) {
+                    while k < size && next < e, let p = memchr(base + next, 0x0A, e - next) {
                         let nl = base.distance(to: p.assumingMemoryBound(to: UInt8.self))
                         if nl - next > limit { break }
                         var lineEnd = nl
@@ -188,8 +188,10 @@ public struct LineReader: ~Copyable {
                         next = nl + 1
                     }
                     if k == 0 { return }
-                    let passed = pass(buf, UnsafeBufferPointer(rebasing: run[..<k]))
-                    if passed == 0 { return }
+                    // The buffer up to the end of what was read: a screen may look further ahead in it.
+                    let read = UnsafeBufferPointer(rebasing: buf[..<e])
+                    let passed = min(k, pass(read, UnsafeBufferPointer(rebasing: run[..<k]), first + n))
+                    if passed <= 0 { return }
                     // Past the last passed line and its newline (and CR).
                     s = passed == k ? next : run[passed].lowerBound
                     n += passed

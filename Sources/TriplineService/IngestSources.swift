@@ -111,7 +111,11 @@ struct Batcher {
         }
     }
 
-    var full: Bool { pending.count >= batchLines }
+    /// A batch's bytes at most (besides `batchLines`): lines near the 64 KiB limit would otherwise make a batch of
+    /// 2 GiB, three of them in memory at once.
+    static let batchBytes = 32 << 20
+
+    var full: Bool { pending.count >= batchLines || chunk.count >= Self.batchBytes }
 
     /// Hands over what is collected (if anything) as consumed up to `offset`/`line`.
     mutating func send(offset: Int64, line: Int, marks: [(String, Int64)]) {

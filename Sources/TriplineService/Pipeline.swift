@@ -365,10 +365,9 @@ public actor Pipeline {
         if now >= nextTimeLimit { passTimeLimits(now: now) }
         outcome = BatchOutcome()
         let all = batch.positions(upTo: batch.offset, line: batch.lineNumber)
-        let trusted = batch.screenGeneration != nil && batch.screenGeneration == screens.now.generation
         if try await attempt(
             batch.lines[...], source: batch.source, positions: all, now: now, digest: batch.digest, chunk: batch.chunk,
-            screened: trusted)
+            screenedBy: batch.screenGeneration)
         {
             try await tick(now: now)
             return outcome
@@ -419,11 +418,14 @@ public actor Pipeline {
     private func attempt(
         _ lines: ArraySlice<InputLine>, source: String, positions: [(source: String, offset: Int64)], now: Double,
         refused: (InputLine, String)? = nil, digest given: [UInt8]? = nil, chunk: [UInt8]? = nil,
-        screened trusted: Bool = false
+        screenedBy generation: Int? = nil
     ) async throws(PipelineFailure) -> Bool {
         var tries = 0
         var conflicted = 0
         while true {
+            // Judged on every try: a reload or a submitted list may come in while a failed commit waits to retry,
+            // and the lines the reading thread screened against the lists before it must then meet the new ones.
+            let trusted = generation != nil && generation == screens.now.generation
             step.engine.beginBatch()
             dispatcher.begin()
             var commit = Commit()

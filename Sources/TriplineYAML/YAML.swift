@@ -326,7 +326,7 @@ private struct Builder {
                     if duplicate { throw fail(k.mark, "duplicate key \"\(ks)\"") }
                     if seen != nil {
                         seen!.insert(ks)
-                    } else if pairs.count == 15 {
+                    } else if pairs.count >= 15 {  // >=: the 16th key may have been a collection
                         seen = Set(pairs.compactMap(\.key.scalar) + [ks])
                     }
                 }

@@ -79,7 +79,7 @@ struct JSONTests {
         var r = LineReader(fd: fd, maxRecord: 200, ownsFD: true, readSize: readSize)
         var seenByPass: [String] = []
         var out: [String] = []
-        while let l = try r.next(passing: { buf, run in
+        while let l = try r.next(passing: { buf, run, _ in
             var n = 0
             for range in run {
                 let text = String(decoding: buf[range], as: UTF8.self)

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TriplineService
 import TriplineStateSQLite
+import TriplineTestSupport
 
 /// The reading thread's screen (issue 17): lines it passed are counted without the step only while its screen is the
 /// pipeline's current one; a batch screened before a reload (a list changed in between) is judged line by line.
@@ -44,5 +45,30 @@ struct ScreenedBatchTests {
         let alerts = try store.alerts(states: nil, limit: 10)
         #expect(alerts.count == 2)  // +32470000001 before, +32470999998 now; +32470999999 is on no list
         #expect(try kinds(store)["ingest_batch"] == 2)
+    }
+
+    /// A reload that comes in while a failed commit waits to be retried: the retry judges the screened lines against
+    /// the new lists (they were trusted on the strength of the generation read before the first try).
+    @Test("a reload during a commit's backoff: the retry does not trust the old screen")
+    func reloadDuringBackoff() async throws {
+        let d = try Deployment()
+        defer { try? FileManager.default.removeItem(at: d.dir) }
+        let (pipeline, store) = try d.pipeline()
+        let input = Self.screened(pipeline, [phone("a", "+32470999998")])
+        #expect(input.lines.map(\.screened) == [true])
+        let list = d.dir.appendingPathComponent("Watchlists/be-fedpol/l.yaml")
+        let text = try String(contentsOf: list, encoding: .utf8)
+        try (text + "  - {ref: NEW, selectors: [{type: phone, value: \"+32470999998\"}]}\n")
+            .write(to: list, atomically: true, encoding: .utf8)
+        let locker = try DatabaseLocker(d.statePath)
+        async let done = pipeline.process(input, now: t0)
+        // Tries fail at ~0.1, 0.3, 0.6 and 1.1 s (each waits 0.1 s for the lock), then back off 0.8 s: the lock is let
+        // go and the lists reloaded in the middle of that wait.
+        try await Task.sleep(nanoseconds: 1_400_000_000)
+        locker.release()
+        #expect(await pipeline.reload(configPath: d.dir.appendingPathComponent("tripline.yaml").path, now: t0))
+        let outcome = try await done
+        #expect(outcome.accepted == 1)
+        #expect(try store.alerts(states: nil, limit: 10).count == 1)
     }
 }
