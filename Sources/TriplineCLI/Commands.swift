@@ -78,7 +78,7 @@ func printError(_ s: String) {
 
 /// Loads watchlists, printing every error and warning as `file:line:col: ...` on standard error.
 /// What a one-shot command built is not freed object by object when it returns: the process ends right after and
-/// the kernel takes the memory back at once (a 720,000-entry list's objects took 0.6 s to free one by one).
+/// the kernel takes the memory back at once (freeing a 720,000-entry list's objects one by one took ~0.2 s of `match`).
 nonisolated(unsafe) private var keptUntilExit: [Any] = []
 func keepUntilExit(_ x: Any) { keptUntilExit.append(x) }
 

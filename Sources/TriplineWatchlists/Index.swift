@@ -312,35 +312,27 @@ public final class PrefixTrie: @unchecked Sendable {
 
     /// True when some watched prefix starts the E.164 number `digits` (ASCII, `+` ignored).
     public func meets(_ digits: UnsafeBufferPointer<UInt8>) -> Bool {
-        if let hashed {
-            let skip = digits.first == UInt8(ascii: "+") ? 1 : 0
-            var m = lengths
-            while m != 0 {
-                let len = m.trailingZeroBitCount
-                m &= m - 1
-                if len > digits.count - skip { break }
-                if hashed.find(.phone, bytes: UnsafeBufferPointer(rebasing: digits[skip..<(skip + len)])) >= 0 {
-                    return true
-                }
-            }
+        var met = false
+        walk(digits) { _ in
+            met = true
             return false
         }
-        if refs.isEmpty { return false }
-        var node = 0
-        for d in digits {
-            if d &- 48 > 9 { continue }
-            let bit = UInt64(1) &<< UInt64(d &- 48)
-            let w = nodes[node]
-            if w & bit == 0 { return false }
-            node = Int(truncatingIfNeeded: w >> 32) &+ (w & (bit &- 1) & 0x3FF).nonzeroBitCount
-            if nodes[node] & (1 << 10) != 0 { return true }
-        }
-        return false
+        return met
     }
 
     /// Every watched prefix of the E.164 number `digits` (ASCII, `+` ignored), shortest first.
     @inline(__always)
     public func lookup(_ digits: UnsafeBufferPointer<UInt8>, into out: inout [HitRef]) {
+        walk(digits) { r in
+            out += r
+            return true
+        }
+    }
+
+    /// The one walk behind `meets` and `lookup`: each watched prefix of `digits`, shortest first, to `found`, until
+    /// it answers false.
+    @inline(__always)
+    private func walk(_ digits: UnsafeBufferPointer<UInt8>, _ found: ([HitRef]) -> Bool) {
         if let hashed {
             // E.164 text: skip the "+", then one probe per prefix length present.
             let skip = digits.first == UInt8(ascii: "+") ? 1 : 0
@@ -350,7 +342,7 @@ public final class PrefixTrie: @unchecked Sendable {
                 m &= m - 1
                 if len > digits.count - skip { break }
                 let probe = UnsafeBufferPointer(rebasing: digits[skip..<(skip + len)])
-                if let r = hashed.lookup(.phone, bytes: probe) { out += r }
+                if let r = hashed.lookup(.phone, bytes: probe), !found(r) { return }
             }
             return
         }
@@ -362,7 +354,7 @@ public final class PrefixTrie: @unchecked Sendable {
             let w = nodes[node]
             if w & bit == 0 { return }
             node = Int(truncatingIfNeeded: w >> 32) &+ (w & (bit &- 1) & 0x3FF).nonzeroBitCount
-            if nodes[node] & (1 << 10) != 0 { out += refs[Int(refsIndex[node])] }
+            if nodes[node] & (1 << 10) != 0, !found(refs[Int(refsIndex[node])]) { return }
         }
     }
 }
