@@ -207,6 +207,14 @@ public struct LineReader: ~Copyable {
         }
     }
 
+    /// True when no complete line is buffered and none is ready to be read: `next()` would wait for input (a slow
+    /// pipe). A regular file is always ready.
+    public var waiting: Bool {
+        if findNewline() != nil { return false }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 0) == 0
+    }
+
     private func findNewline() -> Int? {
         buffer.withUnsafeBufferPointer { buf -> Int? in
             guard start < end else { return nil }

@@ -168,7 +168,10 @@ public struct StandardInputSource: IngestSource {
                 }
                 guard let next else { break }
                 batcher.add(next, end: reader.position)
-                if batcher.full { batcher.send(offset: reader.position, line: reader.line, marks: []) }
+                // Full, or the input paused (a slow pipe): what is read is not held back for the next line.
+                if batcher.full || reader.waiting {
+                    batcher.send(offset: reader.position, line: reader.line, marks: [])
+                }
             }
             if !stop.isStopped { batcher.send(offset: reader.position, line: reader.line, marks: []) }
             continuation.finish()

@@ -26,7 +26,8 @@ public struct IngestService: Service {
     let drainTimeout: Double
     let clock: WallClock
     /// Lines per transaction at most: a fast stream commits (and fsyncs) every 32,768 lines, not every 512 (issue 17:
-    /// at 512, waiting for fsync capped `serve` near 200,000 selectors/s); a slow one still commits what it has.
+    /// at 512, waiting for fsync capped `serve` near 200,000 selectors/s); a slow one (a followed
+    /// file at its end, standard input that pauses) still commits what it has.
     let batchLines = 32_768
 
     public init(

@@ -61,6 +61,27 @@ struct JSONTests {
         #expect(seen == ["1:one", "2:two", "3:oversized 3000", "4:four", "5:five"])
     }
 
+    /// `waiting`: a pipe with nothing more to read says so (standard input's batch is then sent, not held for
+    /// 32,768 lines); with a line buffered or bytes ready, it does not.
+    @Test func waitingOnAPausedPipe() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[1]) }
+        var r = LineReader(fd: fds[0], ownsFD: true)
+        _ = "a\nb\n".withCString { write(fds[1], $0, 4) }
+        guard case .record(let first, 1)? = try r.next() else {
+            Issue.record("no first line")
+            return
+        }
+        #expect(String(decoding: first, as: UTF8.self) == "a")
+        let afterFirst = r.waiting  // "b" is buffered
+        _ = try r.next()
+        let afterSecond = r.waiting  // nothing buffered, nothing to read
+        _ = "c".withCString { write(fds[1], $0, 1) }
+        let withBytes = r.waiting  // bytes ready to be read
+        #expect([afterFirst, afterSecond, withBytes] == [false, true, false])
+    }
+
     /// `next(passing:)` (the record step's screen): the lines passed over are consumed in place and counted, the
     /// others come out as `next()` gives them, with their own line numbers, however the reads cut the input.
     @Test(arguments: [nil, 1, 7, 64])
