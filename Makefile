@@ -35,8 +35,10 @@ fuzz:
 
 bench:
 	@bash scripts/setup.sh --bench
+	@bash scripts/setup.sh --peers
 	$(SWIFT) build -c release --product tripline-bench --product tripline
 	.build/release/tripline-bench
+	python3 Benchmarks/bench_rules.py .build/release/tripline-bench
 	python3 Benchmarks/bench_match.py .build/release/tripline
 	python3 scripts/bench_serve.py .build/release/tripline
 	python3 scripts/bench_api.py .build/release/tripline

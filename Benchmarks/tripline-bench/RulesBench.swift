@@ -224,3 +224,61 @@ func correlationBench() {
         print(pad + String(format: " %7.3f s  (%.1f µs/event, %d hits)", seconds, seconds * 1e6 / Double(m), fired))
     }
 }
+
+/// The throughput issue's rules mix (Benchmarks/gen_rules.py writes it; Benchmarks/bench_rules.py runs this beside
+/// python-hyperscan): for each `rules-N.yml` in `TRIPLINE_RULES_MIX`, the median ns/selector of `TRIPLINE_RUNS`
+/// rounds of the evaluator over `selectors.tsv`, the hits, and a digest of which rules each selector met (FNV-1a
+/// over "index:rule,rule\n", the same as the Python side computes from hyperscan's matches).
+func rulesMixBench() {
+    let env = ProcessInfo.processInfo.environment
+    guard let dir = env["TRIPLINE_RULES_MIX"] else { fatalError("TRIPLINE_RULES_MIX is not set") }
+    let runs = Int(env["TRIPLINE_RUNS"] ?? "5") ?? 5
+    let normalizer = SelectorNormalizer()
+    let text = try! String(contentsOfFile: dir + "/selectors.tsv", encoding: .utf8)
+    var events: [RuleEvent] = []
+    for (k, line) in text.split(separator: "\n").enumerated() {
+        let parts = line.split(separator: "\t", maxSplits: 1)
+        let input = SelectorInput(id: "s\(k)", type: SelectorType(rawValue: String(parts[0]))!, value: String(parts[1]))
+        let normalized = try! normalizer.normalize(input)
+        precondition(normalized.value == input.value, "selector \(k) normalises to \(normalized.value)")
+        events.append(RuleEvent(selector: normalized, watchlist: []))
+    }
+    let counts =
+        (try? FileManager.default.contentsOfDirectory(atPath: dir))?
+        .compactMap { name -> Int? in
+            guard name.hasPrefix("rules-"), name.hasSuffix(".yml") else { return nil }
+            return Int(name.dropFirst(6).dropLast(4))
+        }.sorted() ?? []
+    for count in counts {
+        let loaded = RuleLoader(now: 0).load(files: [dir + "/rules-\(count).yml"])
+        precondition(loaded.errors.isEmpty && loaded.ruleSet.rules.count == count, "\(loaded.errors.prefix(3))")
+        var ev = RuleEvaluator(loaded.ruleSet)
+        var hits = 0
+        var digest: UInt64 = 0xCBF2_9CE4_8422_2325
+        for (k, e) in events.enumerated() {
+            let matched = ev.evaluate(e)
+            guard !matched.isEmpty else { continue }
+            hits += matched.count
+            for b in "\(k):\(matched.map(String.init).joined(separator: ","))\n".utf8 {
+                digest = (digest ^ UInt64(b)) &* 0x100_0000_01B3
+            }
+        }
+        let evaluated = ev.evaluatedRules
+        var times: [Double] = []
+        for _ in 0..<runs {
+            let t0 = nowNS()
+            var n = 0
+            events.withUnsafeBufferPointer { events in
+                for i in events.indices { n += ev.evaluate(events[i]).count }
+            }
+            precondition(n == hits)
+            times.append(Double(nowNS() - t0) / Double(events.count))
+        }
+        times.sort()
+        print(
+            "rules-mix \(count) \(String(format: "%.1f", times[times.count / 2])) \(hits) "
+                + "\(String(repeating: "0", count: 16 - String(digest, radix: 16).count) + String(digest, radix: 16)) "
+                + "\(evaluated) \(String(format: "%.1f", times[0]))")
+        print("  \(loaded.ruleSet.summary)")
+    }
+}

@@ -34,6 +34,11 @@ struct SplitMix: RandomNumberGenerator {
 }
 var g = SplitMix(s: 20_261_123)
 
+if ProcessInfo.processInfo.environment["TRIPLINE_BENCH"] == "rules-mix" {
+    // Driven by Benchmarks/bench_rules.py, which runs python-hyperscan on the same files.
+    rulesMixBench()
+    exit(0)
+}
 print("Tripline benchmarks (release build, \(ProcessInfo.processInfo.activeProcessorCount) cores)")
 
 // 1. Phone normalisation over realistic mixed formats.

@@ -136,3 +136,16 @@ func foldCase(_ s: String) -> String {
     if ascii && !upper { return s }
     return s.lowercased()
 }
+
+/// Calls `body` with the UTF-8 bytes of `foldCase(s)`, in place when `s` is already folded ASCII in contiguous
+/// storage (no copy, no uniqueness check).
+@inline(__always)
+func withFoldedBytes<R>(_ s: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+    let direct = s.utf8.withContiguousStorageIfAvailable { buf -> R? in
+        for b in buf where b >= 0x80 || (b >= 0x41 && b <= 0x5A) { return nil }
+        return body(buf)
+    }
+    if let r = direct ?? nil { return r }
+    var f = foldCase(s)
+    return f.withUTF8(body)
+}

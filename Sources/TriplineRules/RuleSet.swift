@@ -16,6 +16,14 @@ public final class RuleSet: Sendable {
     let indexed: [Bool]
     /// Per atom: firing it makes its rule a candidate.
     let isTrigger: [Bool]
+    /// Per atom: an occurrence of its indexed literal proves it (`contains` on folded text: `*literal*`), so the
+    /// candidate's condition need not test it again.
+    let literalProves: [Bool]
+    /// Per rule, its condition (evaluating one does not copy the whole rule).
+    let conditions: [Expr]
+    /// Per atom: its rule, and whether it is negated (read on the hot path without copying the atom).
+    let atomRule: [Int32]
+    let atomNegated: [Bool]
     /// Rules with no trigger, evaluated on every selector.
     public let alwaysCheck: [Int32]
     /// Per detection rule, the correlations that count it.
@@ -68,6 +76,7 @@ public final class RuleSet: Sendable {
             case literals([[UInt8]])
         }
         var keys = [Key](repeating: .none, count: atoms.count)
+        var proves = [Bool](repeating: false, count: atoms.count)
         var cost = [Double](repeating: .infinity, count: atoms.count)
         for (i, a) in atoms.enumerated() where !a.negated {
             if case .anywhere = a.field { continue }
@@ -81,6 +90,9 @@ public final class RuleSet: Sendable {
                 guard !lit.isEmpty else { continue }
                 let f = Array(foldCase(String(decoding: lit, as: UTF8.self)).utf8)
                 keys[i] = .literals([f])
+                if case .pattern(_, let isCased) = a.test, !isCased, p.pieces == [.any, .literal(f), .any] {
+                    proves[i] = true
+                }
                 cost[i] = low * (1 + 4 / Double(f.count))
             case .regex(let r):
                 guard let set = RegexAtoms.extract(r.pattern) else {
@@ -163,6 +175,10 @@ public final class RuleSet: Sendable {
                 literals: LiteralSet(patterns: l.patterns, values: l.values))
         }
         indexed = isTrigger
+        literalProves = proves
+        conditions = rules.map(\.condition)
+        atomRule = atoms.map(\.rule)
+        atomNegated = atoms.map(\.negated)
         var uses = [[Int]](repeating: [], count: rules.count)
         for (ci, c) in correlations.enumerated() { for r in Set(c.rules) { uses[r].append(ci) } }
         correlationsOf = uses
@@ -224,19 +240,23 @@ public struct RuleEvaluator {
         let set = ruleSet
         if !prefilter {
             var matched: [Int] = []
-            for r in set.rules.indices where eval(set.rules[r].condition, event, problem) { matched.append(r) }
+            for r in set.rules.indices where eval(set.conditions[r], event, problem) { matched.append(r) }
             return matched
         }
         for fi in set.fieldIndexes {
             event.forEachText(fi.field) { text in
                 if fi.folded != nil || !fi.literals.isEmpty {
-                    var f = foldCase(text)
-                    f.withUTF8 { buf in
+                    withFoldedBytes(text) { buf in
                         if let ix = fi.folded {
                             let k = ix.find(.username, bytes: buf)
                             if k >= 0 { for a in fi.foldedAtoms[k] { fire(a, verified: true) } }
                         }
-                        if !fi.literals.isEmpty { fi.literals.scan(buf) { a in fire(a, verified: false) } }
+                        let literals = fi.literals
+                        if !literals.isEmpty {
+                            set.literalProves.withUnsafeBufferPointer { proves in
+                                literals.scan(buf) { a in fire(a, verified: proves[Int(a)]) }
+                            }
+                        }
                     }
                 }
                 if let ix = fi.cased {
@@ -251,7 +271,7 @@ public struct RuleEvaluator {
         candidates.sort()
         evaluatedRules += candidates.count
         var matched: [Int] = []
-        for r in candidates where eval(set.rules[Int(r)].condition, event, problem) { matched.append(Int(r)) }
+        for r in candidates where eval(set.conditions[Int(r)], event, problem) { matched.append(Int(r)) }
         return matched
     }
 
@@ -265,7 +285,7 @@ public struct RuleEvaluator {
             hitVerified[i] = true
         }
         if ruleSet.isTrigger[i] {
-            let r = Int(ruleSet.atoms[i].rule)
+            let r = Int(ruleSet.atomRule[i])
             if ruleStamp[r] != epoch {
                 ruleStamp[r] = epoch
                 candidates.append(Int32(r))
@@ -301,8 +321,7 @@ public struct RuleEvaluator {
             if hitVerified[i] { return true }
         }
         if memoStamp[i] == epoch { return memo[i] }
-        let atom = ruleSet.atoms[i]
-        let v = test(atom, ev, problem) != atom.negated
+        let v = test(ruleSet.atoms[i], ev, problem) != ruleSet.atomNegated[i]
         memoStamp[i] = epoch
         memo[i] = v
         if prefilter && ruleSet.indexed[i] { hitVerified[i] = v }
