@@ -2,7 +2,7 @@
 """The rules mix of the throughput issue: Tripline's rule evaluation beside python-hyperscan, same run, same
 patterns, same selectors (gen_rules.py, fixed seed).
 
-    bench_rules.py TRIPLINE_BENCH_BINARY [RUNS=5] [SELECTORS=100000]
+    bench_rules.py TRIPLINE_BENCH_BINARY [RUNS=5] [SELECTORS=100000] [LITERAL_MIN=5]
     bench_rules.py --matches DIR COUNT    (for the test suite: "index:rule,rule" per selector that hyperscan finds
                                            rules for, on DIR's selectors.tsv and patterns-COUNT.tsv)
 
@@ -91,9 +91,10 @@ def main():
     binary = sys.argv[1]
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 100_000
+    literal_min = sys.argv[4] if len(sys.argv) > 4 else "5"
     here = os.path.dirname(os.path.abspath(__file__))
     with tempfile.TemporaryDirectory() as d:
-        subprocess.run([sys.executable, os.path.join(here, "gen_rules.py"), d, ",".join(map(str, COUNTS)), str(n)],
+        subprocess.run([sys.executable, os.path.join(here, "gen_rules.py"), d, ",".join(map(str, COUNTS)), str(n), "17", literal_min],
                        check=True)
         values = []
         with open(os.path.join(d, "selectors.tsv")) as f:
@@ -107,7 +108,7 @@ def main():
             if line.startswith("rules-mix "):
                 _, c, ns, hits, digest, evaluated, _ = line.split()
                 ours[int(c)] = (float(ns), int(hits), digest, int(evaluated))
-        print("%-44s %12s %12s %8s %s" % ("rules mix, %d selectors (1%% hit)" % n, "tripline", "hyperscan", "ratio",
+        print("%-44s %12s %12s %8s %s" % ("rules mix, %d selectors, %s+ letter literals" % (n, literal_min), "tripline", "hyperscan", "ratio",
                                           "same hits"))
         failed = False
         for c in COUNTS:
