@@ -3,19 +3,24 @@ import TriplineSelectors
 import TriplineWatchlists
 
 /// The screen in front of the record step (issue 17): for a line, true when the full step would accept it and find
-/// nothing — no watchlist hit, no rule to run — decided without building the record. A value: the lists' index,
-/// the normaliser and whether rules are loaded (with rules, every line goes through the step), so a reading
-/// thread can screen with the pipeline's current one.
+/// nothing — no watchlist hit, no rule that could match — decided without building the record. A value: the lists'
+/// index, the normaliser and the types no rule can match without a list hit (`RuleSet.quietTypes`; a type some rule
+/// might match goes through the step), so a reading thread can screen with the pipeline's current one.
 public struct RecordScreen: Sendable {
     public let normalizer: SelectorNormalizer
     public let index: WatchlistIndex
-    /// False when rules are loaded: the screen then passes nothing.
-    public let active: Bool
+    /// Phone numbers / e-mail addresses may be passed over (no rule can match one that meets no list).
+    let phones: Bool
+    let emails: Bool
+    /// False when the screen passes nothing.
+    public var active: Bool { phones || emails }
 
-    public init(normalizer: SelectorNormalizer, index: WatchlistIndex, active: Bool) {
+    /// `quiet`: the selector types no rule can match without a watchlist hit (all of them when no rules are loaded).
+    public init(normalizer: SelectorNormalizer, index: WatchlistIndex, quiet: Set<SelectorType>) {
         self.normalizer = normalizer
         self.index = index
-        self.active = active
+        phones = quiet.contains(.phone)
+        emails = quiet.contains(.email)
     }
 
     /// True when the full step would accept `bytes` and find nothing — no watchlist hit, no rule to run — decided
@@ -72,7 +77,7 @@ public struct RecordScreen: Sendable {
     func screenKey(_ bytes: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableBufferPointer<UInt8>) -> (
         SelectorType, Int
     )? {
-        guard active, let f = RecordScan.scan(bytes), !f.id.isEmpty, !f.value.isEmpty,
+        guard phones || emails, let f = RecordScan.scan(bytes), !f.id.isEmpty, !f.value.isEmpty,
             f.type.count == 5
         else { return nil }
         // The five bytes of the type name as one word: "phone" or "email".
@@ -80,8 +85,8 @@ public struct RecordScreen: Sendable {
         for k in f.type { word = word << 8 | UInt64(bytes[k]) }
         let type: SelectorType
         switch word {
-        case 0x70_686F_6E65: type = .phone
-        case 0x65_6D61_696C: type = .email
+        case 0x70_686F_6E65 where phones: type = .phone
+        case 0x65_6D61_696C where emails: type = .email
         default: return nil
         }
         if let at = f.observedAt, Timestamp.parse(UnsafeBufferPointer(rebasing: bytes[at])) == nil { return nil }

@@ -76,7 +76,7 @@ public struct RecordStep {
 
     /// The screen for this step's normaliser, lists and rules (see `RecordScreen`).
     public var screening: RecordScreen {
-        RecordScreen(normalizer: normalizer, index: matcher.index, active: engine.ruleSet.rules.isEmpty)
+        RecordScreen(normalizer: normalizer, index: matcher.index, quiet: engine.ruleSet.quietTypes)
     }
 
     /// `RecordScreen.screen(_:)` with this step's screen.

@@ -19,6 +19,9 @@ public final class RuleSet: Sendable {
     /// Per atom: an occurrence of its indexed literal proves it (`contains` on folded text: `*literal*`), so the
     /// candidate's condition need not test it again.
     let literalProves: [Bool]
+    /// Selector types no detection rule can match without a watchlist hit (`QuietTypes`): the screen may pass
+    /// such a selector over when it meets no list.
+    public let quietTypes: Set<SelectorType>
     /// Per rule, its condition (evaluating one does not copy the whole rule).
     let conditions: [Expr]
     /// Per atom: its rule, and whether it is negated (read on the hot path without copying the atom).
@@ -177,6 +180,7 @@ public final class RuleSet: Sendable {
         indexed = isTrigger
         literalProves = proves
         conditions = rules.map(\.condition)
+        quietTypes = QuietTypes.of(rules: rules, atoms: atoms)
         atomRule = atoms.map(\.rule)
         atomNegated = atoms.map(\.negated)
         var uses = [[Int]](repeating: [], count: rules.count)

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import TriplineJSON
 import TriplineMatch
@@ -189,13 +190,86 @@ import TriplineWatchlists
         #expect(total == 8_655)
     }
 
-    @Test func rulesTurnTheScreenOff() {
+    @Test func aRuleOnPhonesKeepsPhonesInTheStep() {
         let r = loadRules(rule("  selection: {type: phone}\n  condition: selection"))
         var step = Self.step(region: nil)
         step.engine = RuleEngine(r.ruleSet)
-        let line = Array(#"{"id":"x","type":"phone","value":"+32 470 99 99 99"}"#.utf8)
+        let phone = Array(#"{"id":"x","type":"phone","value":"+32 470 99 99 99"}"#.utf8)
+        let email = Array(#"{"id":"y","type":"email","value":"nobody@example.org"}"#.utf8)
         #expect(r.ruleSet.rules.count == 1)
-        #expect(!line.withUnsafeBufferPointer { step.screen($0) })
+        #expect(!phone.withUnsafeBufferPointer { step.screen($0) })
+        #expect(email.withUnsafeBufferPointer { step.screen($0) })
+    }
+
+    /// Which types no rule can match without a watchlist hit, condition by condition (three-valued: the type and
+    /// the empty hits known, every other field unknown).
+    @Test func quietTypesPerCondition() {
+        let all = Set(SelectorType.allCases)
+        let cases: [(String, Set<SelectorType>)] = [
+            ("  s: {type: phone}\n  condition: s", all.subtracting([.phone])),
+            ("  s: {type: PHONE}\n  condition: s", all.subtracting([.phone])),
+            (
+                "  s: {type: phone, area|exists: true}\n  h: {country|fieldref: source.country}\n  condition: s and not h",
+                all.subtracting([.phone])
+            ),
+            ("  s: {watchlist|exists: true}\n  o: {source.operation|exists: true}\n  condition: s and o", all),
+            ("  s: {watchlist.owner: be-fedpol}\n  condition: s", all),
+            ("  s: {watchlist|exists: true}\n  condition: not s", []),
+            ("  s: {watchlist|exists: true}\n  t: {type: imei}\n  condition: s or t", all.subtracting([.imei])),
+            ("  s: {value|contains: abc}\n  condition: s", []),
+            ("  s:\n    - abc\n  condition: s", []),
+            ("  s: {type|re: '^e'}\n  condition: s", all.subtracting([.email])),
+            ("  s: {type: [phone, email], value|contains: x}\n  condition: s", all.subtracting([.phone, .email])),
+            ("  s1: {type: imei}\n  s2: {type: ip}\n  condition: 1 of s*", all.subtracting([.imei, .ip])),
+            ("  s1: {type: imei}\n  s2: {type: ip}\n  condition: all of s*", all),
+            ("  s: {type|contains: o}\n  condition: not s", [.phone, .document]),
+        ]
+        for (detection, quiet) in cases {
+            let r = loadRules(rule(detection))
+            #expect(r.errors.isEmpty, "\(detection): \(r.errors)")
+            #expect(r.ruleSet.quietTypes == quiet, "\(detection)")
+        }
+        // The sample rules: phones (foreign-area numbers), IMEIs (device models) and usernames (handles) stay in
+        // the step; e-mails and the rest may be passed over when they meet no list.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Rules")
+        let files = try! FileManager.default.contentsOfDirectory(atPath: root.path).filter { $0.hasSuffix(".yml") }
+            .map { root.appendingPathComponent($0).path }
+        let samples = RuleLoader(now: 1_900_000_000).load(files: files)
+        #expect(samples.errors.isEmpty)
+        #expect(samples.ruleSet.quietTypes == all.subtracting([.phone, .imei, .username]))
+    }
+
+    /// With rules loaded, a line the screen passes is one the full step accepts with no watchlist hit and no rule
+    /// hit: the hostile mix through a step holding rules on other types, on e-mails needing a list hit, and one
+    /// that matches e-mails of a domain (which keeps e-mails in the step).
+    @Test(arguments: [false, true])
+    func screenedLinesMeetNoRule(emailRule: Bool) {
+        var text = rule("  s: {type: imei, tac: '35209900'}\n  condition: s", id: "imei")
+        text += "\n---\n" + rule("  s: {watchlist|exists: true}\n  condition: s", id: "any-hit")
+        text += "\n---\n" + rule("  s: {type: phone, area|exists: true}\n  condition: s", id: "area")
+        if emailRule { text += "\n---\n" + rule("  s: {type: email, domain: example.org}\n  condition: s", id: "dom") }
+        let r = loadRules(text)
+        #expect(r.errors.isEmpty)
+        var step = Self.step(region: "BE")
+        step.engine = RuleEngine(r.ruleSet)
+        var g = SplitMix64(seed: 20_261_201)
+        var screened = 0
+        for _ in 0..<20_000 {
+            let l = Self.line(&g)
+            let bytes = Array(l.utf8)
+            guard bytes.withUnsafeBufferPointer({ step.screen($0) }) else { continue }
+            screened += 1
+            #expect(!l.contains(#""type":"phone""#) && !l.contains(#""type": "phone""#))
+            switch step.run(bytes[...], ingestTime: 1_800_000_000, now: 1_800_000_000) {
+            case .accepted(_, let hits): #expect(hits.isEmpty, "screened, yet a hit: \(l)")
+            case .blank: Issue.record("screened a blank line: \(l)")
+            case .rejected(let rejection): Issue.record("screened a line the step rejects (\(rejection.message)): \(l)")
+            }
+        }
+        // Without the e-mail rule, only clean e-mail misses are passed over (counted once with this seed); with it,
+        // nothing (phones: the area rule; e-mails: the domain rule).
+        #expect(screened == (emailRule ? 0 : 189))
     }
 
     /// The normalised key the screen probes with is the value the full normaliser gives, whenever it gives one.
