@@ -174,6 +174,10 @@ struct Match: ParsableCommand {
     @OptionGroup var common: CommonOptions
     @OptionGroup var region: RegionOption
     @Option(help: "Write rejected lines here instead of standard error.") var rejects: String?
+    @Option(
+        help:
+            "Threads: 1, or 2 (one reads and screens, the other runs the record step; the same output). Default: 2 on a machine with two cores or more."
+    ) var threads: Int?
     @Argument(help: "Input files (default: standard input).") var files: [String] = []
 
     func run() throws {
@@ -201,12 +205,22 @@ struct Match: ParsableCommand {
         stream.screen = { buffer, lines, _ in screening.screen(buffer, lines: lines) }
         // Without --now, time is the clock's at each selector (an entry expires mid-stream); with it, fixed.
         let fixed = common.now != nil
+        let cores = threads ?? min(2, ProcessInfo.processInfo.activeProcessorCount)
+        guard cores == 1 || cores == 2 else {
+            printError("tripline: --threads takes 1 or 2")
+            throw ExitCode(2)
+        }
         do {
-            try stream.run(files: files) { sel in
+            let each = { (sel: NormalizedSelector) in
                 let t = fixed ? now : Date().timeIntervalSince1970
                 for h in step.match(sel, ingestTime: t, now: t, problem: { printError("tripline: \($0)") }) {
                     out.writeLine(h.json)
                 }
+            }
+            if cores == 2 {
+                try stream.run(files: files, twoCores: screening, each)
+            } else {
+                try stream.run(files: files, each)
             }
         } catch {
             out.flush()

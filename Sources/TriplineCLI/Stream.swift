@@ -33,6 +33,42 @@ struct SelectorStream {
         rejects.flush()
     }
 
+    /// `run` on two cores (`BlockFeed`): reading and part of the screening on a second thread; `each` is still
+    /// called on this thread, in input order, with the same records as `run`.
+    mutating func run(files: [String], twoCores screen: RecordScreen, _ each: (NormalizedSelector) -> Void)
+        throws(CLIError)
+    {
+        let feed = BlockFeed(files: files, screen: screen)
+        defer { rejects.flush() }
+        while var b = feed.next() {
+            if let e = b.error {
+                while feed.next() != nil {}  // the reader has stopped; let its thread end
+                throw CLIError.io(e)
+            }
+            if let o = b.oversized {
+                let r = RecordStep.oversized(length: o.length, head: o.head[...])
+                reject(file: b.file, line: o.line, id: r.id, r.message)
+                continue
+            }
+            if b.pending == nil { BlockFeed.screen(&b, with: screen) }
+            let pending = b.pending!
+            accepted += b.lines.count - pending.count
+            for k in pending {
+                let line = b.firstLine + Int(k)
+                do {
+                    guard let n = try RecordStep.prepare(b.bytes[b.lines[Int(k)]], normalizer: normalizer) else {
+                        continue
+                    }
+                    accepted += 1
+                    each(n)
+                } catch {
+                    reject(file: b.file, line: line, id: error.id, error.message)
+                }
+            }
+            feed.recycle(b)
+        }
+    }
+
     private mutating func consume(_ reader: inout LineReader, file: String?, _ each: (NormalizedSelector) -> Void)
         throws(CLIError)
     {
