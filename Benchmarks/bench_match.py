@@ -44,8 +44,23 @@ try:
               f"loading {statistics.median(empty):.2f} s subtracted; {hits:,} hit lines)")
     print(f"match: tripline is {per['python naive script'] / per['tripline match']:.1f}x the naive script "
           f"on one core (target: >= 5x, <= 625 ns/selector)")
-    print(f"match: two cores run {per['tripline match'] / per['tripline match, two cores']:.2f}x the one-core rate "
-          f"(target: >= 1.8x)")
+    # Two cores against one (item 2) on the stream four times over: list loading (~4 s, one thread, its own noise
+    # ±0.2 s) then weighs less against the part that is compared.
+    with open(f"{d}/stream.ndjson", "rb") as i, open(f"{d}/stream4.ndjson", "wb") as o:
+        data = i.read()
+        for _ in range(4):
+            o.write(data)
+    two = {}
+    for name in ("tripline match", "tripline match, two cores"):
+        full, empty = [], []
+        for _ in range(runs):
+            empty.append(timed(commands[name], "empty.ndjson"))
+            full.append(timed(commands[name], "stream4.ndjson"))
+        two[name] = (statistics.median(full) - statistics.median(empty)) / (4 * n) * 1e9
+    os.remove(f"{d}/stream4.ndjson")
+    print(f"match, the stream four times over ({4 * n:,} selectors): one core {two['tripline match']:,.0f} ns/selector, "
+          f"two cores {two['tripline match, two cores']:,.0f} ns/selector: "
+          f"{two['tripline match'] / two['tripline match, two cores']:.2f}x (target: >= 1.8x)")
 
     # serve (item 2) on the smaller workload: 300k selectors, a 20k-entry list, 1% hits, durable (one
     # transaction per batch), alerts to a file receiver; beside match and the script on the same stream.
