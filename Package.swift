@@ -218,7 +218,7 @@ let package = Package(
             name: "TriplineAlertsTests",
             dependencies: [
                 "TriplineAlerts", "TriplineSinks", "TriplineState", "TriplineWatchlists", "TriplineMatch",
-                "TriplineRules",
+                "TriplineRules", "TriplineStateSQLite", "TriplineConfig", "TriplineYAML",
                 "TriplineSelectors", "TriplineJSON", "TriplineTestSupport",
             ]
         ),

@@ -35,6 +35,10 @@ public final class Dispatcher {
     private var journal: Journal?
     /// Receivers whose rate-limit state changed since it was last put in a commit.
     private var ratesChanged = Set<String>()
+    /// Escalations (SPEC §11) by "alert key NUL route index", their next steps' times, and the routes by index.
+    private var escalations: [String: EscalationState] = [:]
+    private var escalationTimers = TimerHeap()
+    private var routesByIndex: [Int: Route] = [:]
 
     struct Group {
         var route: Route
@@ -64,6 +68,7 @@ public final class Dispatcher {
         var nflog: [String: NotifyLogEntry?] = [:]
         var sent: [String: [Double]?] = [:]
         var digest: [String: [Int64]?] = [:]
+        var escalations: [String: EscalationState?] = [:]
     }
 
     /// The store key that commands bump when an operator changes an alert or a silence from another process.
@@ -81,6 +86,9 @@ public final class Dispatcher {
             digest[r.receiver] = r.digest
         }
         inhibition = InhibitionIndex(config.inhibitRules)
+        routesByIndex = Self.routes(config.route)
+        for e in try store.escalations() { escalations[Self.escalationID(e.key, e.route)] = e }
+        scheduleEscalations()
         // Recovery: every open or recently changed alert some receiver has not been told of goes back to its group.
         for a in try store.alerts(states: nil, limit: Int.max) {
             enqueue(a, now: now, recovering: true)
@@ -98,6 +106,8 @@ public final class Dispatcher {
         groups = [:]
         timers = TimerHeap()
         inhibition = InhibitionIndex(c.inhibitRules)
+        routesByIndex = Self.routes(c.route)
+        scheduleEscalations()
         for a in try store.alerts(states: nil, limit: Int.max) {
             enqueue(a, now: now, recovering: true)
             inhibition.update(a)
@@ -136,6 +146,10 @@ public final class Dispatcher {
         for (k, v) in j.nflog { nflog[k] = v }
         for (k, v) in j.sent { sent[k] = v }
         for (k, v) in j.digest { digest[k] = v }
+        for (k, v) in j.escalations {
+            escalations[k] = v
+            if let e = v, let due = dueTime(e) { escalationTimers.push(due, k) }
+        }
         ratesChanged.formUnion(j.sent.keys)
         ratesChanged.formUnion(j.digest.keys)
     }
@@ -168,6 +182,13 @@ public final class Dispatcher {
         if journal != nil && journal!.digest.index(forKey: k) == nil { journal!.digest[k] = .some(digest[k]) }
         digest[k] = v
         ratesChanged.insert(k)
+    }
+
+    private func setEscalation(_ k: String, _ e: EscalationState?) {
+        if journal != nil && journal!.escalations.index(forKey: k) == nil {
+            journal!.escalations[k] = .some(escalations[k])
+        }
+        escalations[k] = e
     }
 
     /// The changed rate-limit states into the commit (so that a digest and a window survive a restart).
@@ -284,6 +305,8 @@ public final class Dispatcher {
                     lastSeen: now, count: (existing?.count ?? 0) + 1, sources: item.map { [$0] } ?? [],
                     payload: Self.payload(h), updatedAt: now, version: existing?.version)
                 if existing == nil { nextID += 1 }
+                // Fired again after it resolved: it escalates afresh from its next first notification.
+                if existing != nil { endEscalations(key, now: now, reason: "reopened", into: &c) }
                 c.events.append(
                     EventDraft(
                         at: now, kind: existing == nil ? "alert_opened" : "alert_reopened", alertKey: key,
@@ -398,6 +421,7 @@ public final class Dispatcher {
             for gid in due { if let g = groups[gid] { timers.push(g.next, gid) } }
             throw error
         }
+        try escalate(now: now, fresh: fresh, into: &c)
         for (receiver, ids) in digest where !ids.isEmpty && allowance(receiver, now: now) > 0 {
             queue(receiver: receiver, views: [], groupLabels: JSONObject(), status: "firing", now: now, into: &c)
         }
@@ -447,7 +471,10 @@ public final class Dispatcher {
             a.state = a.state(for: receiver.partner, at: now)
             let changed = last?.state != a.state
             let repeatDue = a.state == .firing && last.map { now - $0.notifiedAt >= g.route.repeatInterval } ?? false
-            if a.state == .resolved { g.keys.remove(key) }
+            if a.state == .resolved {
+                g.keys.remove(key)
+                endEscalations(key, now: now, reason: "resolved", into: &c)
+            }
             if !changed && !repeatDue { continue }
             func suppress(_ reason: String, _ detail: [(String, JSONValue)] = []) {
                 c.events.append(
@@ -513,6 +540,170 @@ public final class Dispatcher {
         if views.contains(where: { $0.1["notice"] != nil }) { groupLabels = JSONObject() }
         let status = entries.contains { $0.state != .resolved } ? "firing" : "resolved"
         queue(receiver: receiver.name, views: views, groupLabels: groupLabels, status: status, now: now, into: &c)
+        // Step 0 of the route's escalation: the first notification of its own receiver.
+        if receiver.name == g.route.receiver && !g.route.escalation.isEmpty {
+            for a in entries where a.state == .firing { startEscalation(a, route: g.route, now: now, into: &c) }
+        }
+    }
+
+    // MARK: Escalation (SPEC §11)
+
+    static func escalationID(_ key: String, _ route: Int) -> String { key + "\u{0}" + String(route) }
+
+    static func routes(_ root: Route) -> [Int: Route] {
+        var out: [Int: Route] = [:]
+        func walk(_ r: Route) {
+            out[r.index] = r
+            for c in r.routes { walk(c) }
+        }
+        walk(root)
+        return out
+    }
+
+    /// When escalation `e`'s next step is due; nil when its steps are done or its route is gone.
+    func dueTime(_ e: EscalationState) -> Double? {
+        guard let route = routesByIndex[e.route], let step = route.escalationStep(e.done) else { return nil }
+        return e.startedAt + step.due
+    }
+
+    private func scheduleEscalations() {
+        escalationTimers = TimerHeap()
+        for (id, e) in escalations { if let due = dueTime(e) { escalationTimers.push(due, id) } }
+    }
+
+    /// The escalation state of an alert, for `alerts show`: per route, when it started, the steps done, the next.
+    public func escalation(key: String) -> [(state: EscalationState, next: Double?)] {
+        escalations.values.filter { $0.key == key }.sorted { $0.route < $1.route }.map { ($0, dueTime($0)) }
+    }
+
+    private func startEscalation(_ a: AlertRecord, route: Route, now: Double, into c: inout Commit) {
+        let id = Self.escalationID(a.key, route.index)
+        guard escalations[id] == nil else { return }
+        let e = EscalationState(key: a.key, route: route.index, startedAt: now, done: 0)
+        setEscalation(id, e)
+        c.escalations.append(e)
+        if let due = dueTime(e) { escalationTimers.push(due, id) }
+        c.events.append(
+            EventDraft(
+                at: now, kind: "escalation_started", alertKey: a.key, receiver: route.receiver,
+                detail: JSONObject([
+                    ("alert_id", .number(String(a.id))), ("route", .number(String(route.index))),
+                    ("steps", .number(String(route.escalation.count))),
+                    ("repeat", .number(String(route.escalationRepeat))),
+                ])))
+    }
+
+    /// Every escalation of an alert ends (it resolved, or fired again and starts afresh).
+    private func endEscalations(_ key: String, now: Double, reason: String, into c: inout Commit) {
+        let ids = escalations.filter { $0.value.key == key }.map(\.key).sorted()
+        guard !ids.isEmpty else { return }
+        for id in ids {
+            c.events.append(
+                EventDraft(
+                    at: now, kind: "escalation_ended", alertKey: key, reason: reason,
+                    detail: JSONObject([
+                        ("route", .number(String(escalations[id]!.route))),
+                        ("steps_done", .number(String(escalations[id]!.done))),
+                    ])))
+            setEscalation(id, nil)
+        }
+        c.escalationsEnded.append(key)
+    }
+
+    /// Runs the escalation steps that are due: each step notifies its receivers, but not those whose partner has
+    /// acknowledged the alert (an ack stops that partner's steps only); silences, inhibition and rate limits of
+    /// the receiving side apply as to any notification, `repeat_interval` does not. Each step is an event.
+    private func escalate(now: Double, fresh: [String: AlertRecord], into c: inout Commit) throws(StateError) {
+        while let (t, id) = escalationTimers.peek(), t <= now {
+            escalationTimers.pop()
+            guard var e = escalations[id], let route = routesByIndex[e.route], let step = route.escalationStep(e.done),
+                e.startedAt + step.due == t
+            else { continue }  // a stale timer
+            var found = fresh[e.key]
+            if found == nil {
+                do { found = try store.alert(key: e.key) } catch {
+                    escalationTimers.push(t, id)  // read again on the next tick
+                    throw error
+                }
+            }
+            guard let a = found, a.state != .resolved else {
+                endEscalations(e.key, now: now, reason: "resolved", into: &c)
+                continue
+            }
+            var notified: [JSONValue] = []
+            var skipped: [JSONValue] = []
+            for name in step.step.receivers {
+                guard let receiver = config.receiver(name) else { continue }
+                if let ack = a.acks[receiver.partner], ack.holds(at: now) {
+                    skipped.append(.string(name))
+                    c.events.append(
+                        EventDraft(
+                            at: now, kind: "suppressed", alertKey: a.key, receiver: name, reason: "acknowledged",
+                            detail: JSONObject([
+                                ("alert_id", .number(String(a.id))), ("by", .string(ack.by)),
+                                ("escalation_step", .number(String(step.index + 1))),
+                            ])))
+                    continue
+                }
+                let detail = JSONObject([
+                    ("step", .number(String(step.index + 1))), ("round", .number(String(step.round))),
+                    ("of", .number(String(route.escalation.count))),
+                ])
+                if notify(a, escalating: receiver, detail: detail, now: now, into: &c) {
+                    notified.append(.string(name))
+                }
+            }
+            c.events.append(
+                EventDraft(
+                    at: now, kind: "escalation_step", alertKey: a.key,
+                    detail: JSONObject([
+                        ("alert_id", .number(String(a.id))), ("route", .number(String(route.index))),
+                        ("step", .number(String(step.index + 1))), ("round", .number(String(step.round))),
+                        ("notified", .array(notified)), ("acknowledged", .array(skipped)),
+                    ])))
+            e.done += 1
+            setEscalation(id, e)
+            c.escalations.append(e)
+            if let due = dueTime(e) { escalationTimers.push(due, id) }
+        }
+    }
+
+    /// One escalation notification of `a` to `receiver`, rendered for its partner; false when a silence,
+    /// inhibition or the receiver's rate limit held it back (recorded as for any notification).
+    private func notify(
+        _ a: AlertRecord, escalating receiver: Receiver, detail: JSONObject, now: Double, into c: inout Commit
+    ) -> Bool {
+        var shown = a
+        shown.state = a.state(for: receiver.partner, at: now)
+        func suppress(_ reason: String, _ more: [(String, JSONValue)] = []) {
+            c.events.append(
+                EventDraft(
+                    at: now, kind: "suppressed", alertKey: a.key, receiver: receiver.name, reason: reason,
+                    detail: JSONObject([("alert_id", .number(String(a.id)))] + more + detail.members)))
+        }
+        let seen = renderer.labels(shown, access: renderer.access(shown, partner: receiver.partner, sink: false))
+        if let s = silences.first(where: {
+            $0.silence.isActive(at: now) && $0.silence.covers(partner: receiver.partner)
+                && $0.matchers.matches($0.silence.partner == nil ? shown.labels : seen)
+        }) {
+            suppress("silence", [("silence", .string(s.silence.id))])
+            return false
+        }
+        if let source = inhibition.source(inhibiting: shown) {
+            suppress("inhibition", [("by_alert", .number(String(source)))])
+            return false
+        }
+        if allowance(receiver.name, now: now) <= 0 {
+            suppress("rate_limit", [("digest", .bool(true))])
+            setDigest(receiver.name, (digest[receiver.name] ?? []) + [a.id])
+            return false
+        }
+        let view = renderer.view(shown, access: renderer.access(shown, partner: receiver.partner, sink: true))
+        record(receiver.name, shown, now: now, into: &c)
+        queue(
+            receiver: receiver.name, views: [(shown, view)], groupLabels: JSONObject(), status: "firing", now: now,
+            escalation: detail, into: &c)
+        return true
     }
 
     /// A silence whose matcher no longer parses never matches (it was validated when added).
@@ -533,7 +724,7 @@ public final class Dispatcher {
     /// alerts left out for integrations that do not send them.
     private func queue(
         receiver: String, views: [(AlertRecord, JSONObject)], groupLabels: JSONObject, status: String, now: Double,
-        into c: inout Commit
+        escalation: JSONObject? = nil, into c: inout Commit
     ) {
         let id = UUID().uuidString.lowercased()
         let more = digest[receiver]?.count ?? 0
@@ -550,6 +741,7 @@ public final class Dispatcher {
             p.append("at", .string(Renderer.time(now)))
             p.append("group_labels", .object(groupLabels))
             p.append("alerts", .array(shown.map { .object($0.1) }))
+            if let escalation { p.append("escalation", .object(escalation)) }
             if more > 0 {
                 p.append("more", .number(String(more)))
                 p.append("digest", .string("and \(more) more (rate limit)"))

@@ -157,6 +157,29 @@ public struct Receiver: Sendable {
     }
 }
 
+/// One escalation step: `after` seconds from the alert's first notification on the route, its receivers.
+public struct EscalationStep: Sendable, Equatable {
+    public var after: Double
+    public var receivers: [String]
+    public init(after: Double, receivers: [String]) {
+        self.after = after
+        self.receivers = receivers
+    }
+}
+
+extension Route {
+    /// Steps over every round: `escalationRepeat` more rounds after the first, each from the first step's delay
+    /// on; nil past the last.
+    public func escalationStep(_ n: Int) -> (step: EscalationStep, index: Int, round: Int, due: Double)? {
+        guard !escalation.isEmpty, n >= 0 else { return nil }
+        let round = n / escalation.count
+        let index = n % escalation.count
+        guard round <= escalationRepeat else { return nil }
+        let period = escalation.last!.after
+        return (escalation[index], index, round, Double(round) * period + escalation[index].after)
+    }
+}
+
 /// A node of the routing tree (Alertmanager's shape); children inherit what they do not set.
 public final class Route: Sendable {
     public let receiver: String
@@ -169,11 +192,18 @@ public final class Route: Sendable {
     public let routes: [Route]
     /// Position in a depth-first walk: identifies the node for aggregation groups.
     public let index: Int
+    /// Escalation (SPEC §11): later steps after the route's own receiver (step 0), and how many more rounds of
+    /// them after the last. Inherited like the route's other settings.
+    public let escalation: [EscalationStep]
+    public let escalationRepeat: Int
 
     public init(
         receiver: String, matchers: [LabelMatcher], groupBy: [String], groupWait: Double, groupInterval: Double,
-        repeatInterval: Double, continue: Bool, routes: [Route], index: Int
+        repeatInterval: Double, continue: Bool, routes: [Route], index: Int, escalation: [EscalationStep] = [],
+        escalationRepeat: Int = 0
     ) {
+        self.escalation = escalation
+        self.escalationRepeat = escalationRepeat
         self.receiver = receiver
         self.matchers = matchers
         self.groupBy = groupBy

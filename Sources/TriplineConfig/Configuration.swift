@@ -172,7 +172,7 @@ private struct Reader {
             n, "route",
             keys: [
                 "receiver", "matchers", "group_by", "group_wait", "group_interval", "repeat_interval", "continue",
-                "routes",
+                "routes", "escalation", "escalation_repeat",
             ])
         var receiver = parent?.receiver
         var ms: [LabelMatcher] = []
@@ -182,6 +182,8 @@ private struct Reader {
         var rep = parent?.repeatInterval ?? 4 * 3600
         var cont = false
         var children: [Node] = []
+        var escalation = parent?.escalation ?? []
+        var escalationRepeat = parent?.escalationRepeat ?? 0
         for (k, v) in m {
             switch k.scalar {
             case "receiver":
@@ -210,6 +212,12 @@ private struct Reader {
             case "routes":
                 guard let seq = v.sequence else { throw v.error("\"routes\" must be a list") }
                 children = seq
+            case "escalation": escalation = try escalationSteps(v, receivers: receivers)
+            case "escalation_repeat":
+                guard let s = v.scalar, let n = Int(s), n >= 0, n <= 100 else {
+                    throw v.error("\"escalation_repeat\" is a whole number from 0 to 100")
+                }
+                escalationRepeat = n
             default: break
             }
         }
@@ -218,12 +226,49 @@ private struct Reader {
         routeIndex += 1
         let shell = Route(
             receiver: receiver, matchers: ms, groupBy: groupBy, groupWait: wait, groupInterval: interval,
-            repeatInterval: rep, continue: cont, routes: [], index: index)
+            repeatInterval: rep, continue: cont, routes: [], index: index, escalation: escalation,
+            escalationRepeat: escalationRepeat)
         var subs: [Route] = []
         for c in children { subs.append(try route(c, parent: shell, receivers: receivers)) }
         return Route(
             receiver: receiver, matchers: ms, groupBy: groupBy, groupWait: wait, groupInterval: interval,
-            repeatInterval: rep, continue: cont, routes: subs, index: index)
+            repeatInterval: rep, continue: cont, routes: subs, index: index, escalation: escalation,
+            escalationRepeat: escalationRepeat)
+    }
+
+    /// `escalation: [{after: 15m, receivers: [be-duty-officer]}, ...]`: steps in increasing order of `after`
+    /// (counted from the alert's first notification on the route), each with known receivers.
+    func escalationSteps(_ n: Node, receivers: Set<String>) throws(LocatedError) -> [EscalationStep] {
+        guard let seq = n.sequence else { throw n.error("\"escalation\" must be a list of steps") }
+        var steps: [EscalationStep] = []
+        for item in seq {
+            let m = try mapping(item, "escalation step", keys: ["after", "receivers"])
+            var after: Double?
+            var names: [String] = []
+            for (k, v) in m {
+                switch k.scalar {
+                case "after":
+                    let d = try duration(v, "after")
+                    guard d > 0 else { throw v.error("an escalation step's \"after\" must be longer than 0s") }
+                    if let previous = steps.last, d <= previous.after {
+                        throw v.error("escalation steps go in increasing order of \"after\"")
+                    }
+                    after = d
+                case "receivers":
+                    names = try strings(v, "receivers")
+                    guard !names.isEmpty else { throw v.error("an escalation step needs at least one receiver") }
+                    for r in names where !receivers.contains(r) {
+                        throw v.error("escalation step names unknown receiver \"\(r)\"")
+                    }
+                default: break
+                }
+            }
+            guard let after else { throw item.error("an escalation step needs \"after\"") }
+            guard !names.isEmpty else { throw item.error("an escalation step needs \"receivers\"") }
+            steps.append(EscalationStep(after: after, receivers: names))
+        }
+        guard !steps.isEmpty else { throw n.error("\"escalation\" must list at least one step") }
+        return steps
     }
 
     mutating func read(_ root: Node) throws(LocatedError) -> Configuration {

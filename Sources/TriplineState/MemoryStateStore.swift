@@ -15,6 +15,7 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
     private var silenceByID: [String: Silence] = [:]
     private var offsets: [String: Int64] = [:]
     private var rates: [String: RateState] = [:]
+    private var escalationByID: [String: EscalationState] = [:]
     private var handlings: [String: JSONObject]?
     private var tokenByID: [String: TokenRecord] = [:]
     /// Submitted list versions and the order in which each became current.
@@ -63,6 +64,11 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
             for s in c.silences { silenceByID[s.id] = s }
             for (source, offset) in c.offsets { offsets[source] = offset }
             for r in c.rateStates { rates[r.receiver] = r }
+            for e in c.escalations { escalationByID[e.key + "\u{0}" + String(e.route)] = e }
+            if !c.escalationsEnded.isEmpty {
+                let ended = Set(c.escalationsEnded)
+                escalationByID = escalationByID.filter { !ended.contains($0.value.key) }
+            }
             if let h = c.listHandlings { handlings = h }
             for t in c.tokens { tokenByID[t.id] = t }
             for change in c.listSubmissions {
@@ -256,6 +262,10 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
 
     public func rateStates() throws(StateError) -> [RateState] {
         try locked { rates.values.sorted { $0.receiver < $1.receiver } }
+    }
+
+    public func escalations() throws(StateError) -> [EscalationState] {
+        try locked { escalationByID.values.sorted { ($0.key, $0.route) < ($1.key, $1.route) } }
     }
 
     public func events(after seq: Int64, limit: Int) throws(StateError) -> [EventRecord] {

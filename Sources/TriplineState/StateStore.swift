@@ -42,6 +42,8 @@ public protocol StateStore: AnyObject, Sendable {
     func silences(includeExpired: Bool) throws(StateError) -> [Silence]
     /// Receivers' rate-limit state (recent notification times, alerts folded into the next digest).
     func rateStates() throws(StateError) -> [RateState]
+    /// Every escalation in progress (or run to its end while its alert is open), by alert key then route.
+    func escalations() throws(StateError) -> [EscalationState]
     /// The lists' handlings as the service last loaded them (`owner/list` → handling); nil before any load.
     func listHandlings() throws(StateError) -> [String: JSONObject]?
     /// The API token with this hash (SHA-256 hex of the token), if any.
@@ -357,11 +359,32 @@ public struct Commit: Sendable {
     public var tokens: [TokenRecord] = []
     /// Lists submitted through the API: new current versions, withdrawals (in order).
     public var listSubmissions: [ListSubmission] = []
+    /// Escalations: each replaced by (alert key, route); then every escalation of the alert keys in
+    /// `escalationsEnded` removed (applied after the replacements).
+    public var escalations: [EscalationState] = []
+    public var escalationsEnded: [String] = []
 
     public init() {}
     public var isEmpty: Bool {
         alerts.isEmpty && events.isEmpty && outbox.isEmpty && notifyLog.isEmpty && silences.isEmpty && offsets.isEmpty
             && rateStates.isEmpty && listHandlings == nil && tokens.isEmpty && listSubmissions.isEmpty
+            && escalations.isEmpty && escalationsEnded.isEmpty
+    }
+}
+
+/// An alert's escalation along one route (SPEC §11): when it started — the first notification of the route's own
+/// receivers, step 0 — and how many later steps are done, over every round. Kept while the alert is open (a step
+/// is never run twice, also after a restart), removed when it resolves.
+public struct EscalationState: Sendable, Equatable {
+    public var key: String
+    public var route: Int
+    public var startedAt: Double
+    public var done: Int
+    public init(key: String, route: Int, startedAt: Double, done: Int) {
+        self.key = key
+        self.route = route
+        self.startedAt = startedAt
+        self.done = done
     }
 }
 

@@ -100,6 +100,12 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
         """
         ALTER TABLE alerts ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
         """,
+        // v8: escalations (SPEC §11): per alert and route, when step 0 was notified and how many steps are done.
+        """
+        CREATE TABLE escalations (
+            key TEXT NOT NULL, route INTEGER NOT NULL, started_at REAL NOT NULL, done INTEGER NOT NULL,
+            PRIMARY KEY (key, route)) WITHOUT ROWID;
+        """,
     ]
 
     public static var schemaVersion: Int { migrations.count }
@@ -421,6 +427,12 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
                     .text(JSONWriter.string(.array(r.digest.map { .number(String($0)) }))),
                 ])
         }
+        for e in c.escalations {
+            try run(
+                "INSERT OR REPLACE INTO escalations (key, route, started_at, done) VALUES (?,?,?,?)",
+                [.text(e.key), .int(Int64(e.route)), .real(e.startedAt), .int(Int64(e.done))])
+        }
+        for key in c.escalationsEnded { try run("DELETE FROM escalations WHERE key = ?", [.text(key)]) }
     }
 
     /// One alert, only over the row it was read from (optimistic concurrency, `AlertRecord.version`): a new alert
@@ -875,6 +887,18 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             if !known { return nil }
             var out: [String: JSONObject] = [:]
             try run("SELECT key, handling FROM list_handlings") { out[$0.text(0) ?? ""] = $0.json(1) }
+            return out
+        }
+    }
+
+    public func escalations() throws(StateError) -> [EscalationState] {
+        try locked { () throws(StateError) -> [EscalationState] in
+            var out: [EscalationState] = []
+            try run("SELECT key, route, started_at, done FROM escalations ORDER BY key, route") { r in
+                out.append(
+                    EscalationState(
+                        key: r.text(0) ?? "", route: Int(r.int(1)), startedAt: r.real(2), done: Int(r.int(3))))
+            }
             return out
         }
     }

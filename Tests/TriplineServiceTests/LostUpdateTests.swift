@@ -89,6 +89,7 @@ final class RacingStore: StateStore, @unchecked Sendable {
         try base.silences(includeExpired: includeExpired)
     }
     func rateStates() throws(StateError) -> [RateState] { try base.rateStates() }
+    func escalations() throws(StateError) -> [EscalationState] { try base.escalations() }
     func listHandlings() throws(StateError) -> [String: JSONObject]? { try base.listHandlings() }
     func token(hash: String) throws(StateError) -> TokenRecord? { try base.token(hash: hash) }
     func tokens() throws(StateError) -> [TokenRecord] { try base.tokens() }

@@ -150,6 +150,39 @@ struct ConformanceTests {
 
 @Suite("SQLite store")
 struct SQLiteStoreTests {
+    /// Escalations: replaced by (alert key, route), removed per alert key after the commit's replacements, read
+    /// back in order; a refused commit changes none of them.
+    @Test(arguments: StoreKind.allCases)
+    func escalationsReplaceAndEnd(kind: StoreKind) throws {
+        let (s, cleanup) = try kind.make()
+        defer { cleanup() }
+        var c = Commit()
+        c.escalations = [
+            EscalationState(key: "wl:b", route: 0, startedAt: 10, done: 0),
+            EscalationState(key: "wl:a", route: 2, startedAt: 11, done: 1),
+            EscalationState(key: "wl:a", route: 0, startedAt: 12, done: 0),
+        ]
+        try s.commit(c)
+        #expect(try s.escalations().map { "\($0.key)/\($0.route)/\($0.done)" } == ["wl:a/0/0", "wl:a/2/1", "wl:b/0/0"])
+        c = Commit()
+        c.escalations = [EscalationState(key: "wl:a", route: 0, startedAt: 12, done: 3)]
+        try s.commit(c)
+        #expect(try s.escalations().first == EscalationState(key: "wl:a", route: 0, startedAt: 12, done: 3))
+        c = Commit()
+        c.escalations = [EscalationState(key: "wl:b", route: 1, startedAt: 20, done: 0)]
+        c.escalationsEnded = ["wl:b"]
+        try s.commit(c)
+        #expect(try s.escalations().map(\.key) == ["wl:a", "wl:a"])
+        // A conflicting alert makes the whole commit fail: the escalation change with it.
+        c = Commit()
+        var stale = alert(1, key: "wl:z")
+        stale.version = 7
+        c.alerts = [stale]
+        c.escalationsEnded = ["wl:a"]
+        #expect(throws: StateError.self) { try s.commit(c) }
+        #expect(try s.escalations().count == 2)
+    }
+
     @Test func eventsAreAppendOnlyAndSchemaIsVersioned() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tripline-sqlite-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -1,0 +1,246 @@
+import Foundation
+import Testing
+import TriplineAlerts
+import TriplineConfig
+import TriplineJSON
+import TriplineMatch
+import TriplineState
+import TriplineStateSQLite
+import TriplineTestSupport
+import TriplineYAML
+
+/// Escalation (SPEC §11, issue 18) in the dispatcher, with the clock passed to each tick (minutes pass at once).
+/// Times are exact: a step is due at first notification + `after`, and a tick at that instant runs it.
+@Suite("Escalation")
+struct EscalationTests {
+    /// be-fedpol's route: its receiver, then nl-nctv's duty officer after 15 min, fr-dgsi's receiver after 30,
+    /// nl-nctv's chief after 45 (not the list owner's receivers: as originator they hear of the alert anyway).
+    static func config(_ dir: URL, repeat rounds: Int = 0) -> AlertsConfig {
+        let r = Route(
+            receiver: "be-fedpol-rx", matchers: [], groupBy: ["owner", "list"], groupWait: 0, groupInterval: 60,
+            repeatInterval: 3600, continue: false, routes: [], index: 0,
+            escalation: [
+                EscalationStep(after: 900, receivers: ["nl-duty"]),
+                EscalationStep(after: 1800, receivers: ["fr-dgsi-rx"]),
+                EscalationStep(after: 2700, receivers: ["nl-chief"]),
+            ], escalationRepeat: rounds)
+        var c = alertsConfig(dir, route: r)
+        for name in ["nl-duty", "nl-chief"] {
+            var rx = Receiver(name: name, partner: "nl-nctv")
+            rx.add(
+                "file", JSONObject([("path", .string(dir.appendingPathComponent("\(name).ndjson").path))]),
+                sendResolved: true)
+            c.receivers.append(rx)
+        }
+        return c
+    }
+
+    final class Service {
+        let store: any StateStore
+        let config: AlertsConfig
+        var d: Dispatcher
+        init(store: any StateStore, config: AlertsConfig, now: Double) throws {
+            self.store = store
+            self.config = config
+            d = try Dispatcher(config: config, store: store, now: now)
+        }
+        func restart(at t: Double) throws { d = try Dispatcher(config: config, store: store, now: t) }
+        func ingest(_ hits: [Hit], at t: Double) throws {
+            d.begin()
+            var c = Commit()
+            try d.ingest(hits, now: t, into: &c)
+            try store.commit(c)
+            d.end(committed: c)
+            try tick(t)
+        }
+        func tick(_ t: Double) throws {
+            d.begin()
+            let c = try d.tick(now: t)
+            try store.commit(c)
+            d.end(committed: c)
+        }
+        /// Notifications per receiver so far.
+        func sent() throws -> [String: Int] {
+            var out: [String: Int] = [:]
+            for o in try store.outbox(status: nil, limit: 10_000) { out[o.receiver, default: 0] += 1 }
+            return out
+        }
+        func events(_ kind: String) throws -> [EventDraft] {
+            try store.events(after: 0, limit: 100_000).map(\.event).filter { $0.kind == kind }
+        }
+    }
+
+    static let nlPrincipal = Principal(id: "nl-analyst", partner: "nl-nctv", role: .analyst)
+    static let frPrincipal = Principal(id: "fr-analyst", partner: "fr-dgsi", role: .analyst)
+
+    @Test func stepsAtTheirTimesAndAnAckStopsItsPartnersSteps() throws {
+        let dir = scratchDirectory("escalation")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let s = try Service(store: MemoryStateStore(), config: Self.config(dir), now: t0)
+        try s.ingest([hit(priority: .critical)], at: t0)
+        #expect(try s.sent() == ["be-fedpol-rx": 1])
+        try s.tick(t0 + 899)
+        #expect(try s.sent() == ["be-fedpol-rx": 1])
+        try s.tick(t0 + 900)
+        #expect(try s.sent() == ["be-fedpol-rx": 1, "nl-duty": 1])
+        try s.tick(t0 + 901)
+        try s.tick(t0 + 1800)
+        #expect(try s.sent() == ["be-fedpol-rx": 1, "nl-duty": 1, "fr-dgsi-rx": 1])
+        // fr-dgsi acknowledges: nl-nctv's step 3 still runs (an ack stops the acknowledging partner's steps).
+        let id = try s.store.alert(key: "wl:be-fedpol/l1/R1")!.id
+        _ = try Dispatcher.act(
+            on: id, state: .acknowledged, principal: Self.frPrincipal, reason: "on it", store: s.store, now: t0 + 2000)
+        try s.tick(t0 + 2700)
+        #expect(try s.sent() == ["be-fedpol-rx": 1, "nl-duty": 1, "fr-dgsi-rx": 1, "nl-chief": 1])
+        let steps = try s.events("escalation_step")
+        #expect(steps.map { $0.detail["step"]?.doubleValue } == [1, 2, 3])
+        #expect(
+            steps.map { $0.detail["notified"]?.arrayValue?.compactMap(\.stringValue) } == [
+                ["nl-duty"], ["fr-dgsi-rx"], ["nl-chief"],
+            ])
+        // Past the last step (no escalation_repeat): no more steps; the route's own repeat_interval (1 h) goes on.
+        try s.tick(t0 + 100_000)
+        #expect(try s.sent() == ["be-fedpol-rx": 2, "nl-duty": 1, "fr-dgsi-rx": 1, "nl-chief": 1])
+        // The escalation payload says which step it is.
+        let chief = try s.store.outbox(status: nil, limit: 100).first { $0.receiver == "nl-chief" }!
+        #expect(chief.payload["escalation"]?.objectValue?["step"]?.doubleValue == 3)
+    }
+
+    @Test func anAckAfterStepTwoStopsStepThree() throws {
+        let dir = scratchDirectory("escalation")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let s = try Service(store: MemoryStateStore(), config: Self.config(dir), now: t0)
+        try s.ingest([hit(priority: .critical)], at: t0)
+        try s.tick(t0 + 900)
+        try s.tick(t0 + 1800)
+        let id = try s.store.alert(key: "wl:be-fedpol/l1/R1")!.id
+        _ = try Dispatcher.act(
+            on: id, state: .acknowledged, principal: Self.nlPrincipal, reason: "on it", store: s.store, now: t0 + 2000)
+        try s.tick(t0 + 2700)
+        #expect(try s.sent() == ["be-fedpol-rx": 1, "nl-duty": 1, "fr-dgsi-rx": 1])
+        let skipped = try s.events("suppressed").filter { $0.receiver == "nl-chief" }
+        #expect(skipped.count == 1 && skipped[0].reason == "acknowledged")
+        #expect(try s.events("escalation_step").last?.detail["acknowledged"] == .array([.string("nl-chief")]))
+    }
+
+    @Test func anAckForADurationResumesAtTheNextStepDue() throws {
+        let dir = scratchDirectory("escalation")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let s = try Service(store: MemoryStateStore(), config: Self.config(dir, repeat: 1), now: t0)
+        try s.ingest([hit(priority: .critical)], at: t0)
+        let id = try s.store.alert(key: "wl:be-fedpol/l1/R1")!.id
+        // Acknowledged for 20 minutes from minute 1: step 1 (15 min, nl-duty) is skipped; the ack has run out by
+        // step 3 (45 min, nl-chief); round 2 starts at 45 + 15 = 60 min.
+        _ = try Dispatcher.act(
+            on: id, state: .acknowledged, principal: Self.nlPrincipal, reason: "looking", until: t0 + 60 + 1200,
+            store: s.store, now: t0 + 60)
+        for m in stride(from: 1, through: 120, by: 1) { try s.tick(t0 + Double(m) * 60) }
+        // be-fedpol-rx: the first notification and its hourly repeats at 60 and 120 min.
+        #expect(try s.sent() == ["be-fedpol-rx": 3, "fr-dgsi-rx": 2, "nl-chief": 2, "nl-duty": 1])
+        #expect(try s.events("escalation_step").map { $0.at - t0 } == [900, 1800, 2700, 3600, 4500, 5400])
+        #expect(try s.events("escalation_step").count == 6)
+    }
+
+    @Test func aResolveStopsEverythingAndAFreshFiringEscalatesAfresh() throws {
+        let dir = scratchDirectory("escalation")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let s = try Service(store: MemoryStateStore(), config: Self.config(dir), now: t0)
+        try s.ingest([hit(priority: .critical)], at: t0)
+        try s.tick(t0 + 900)
+        let id = try s.store.alert(key: "wl:be-fedpol/l1/R1")!.id
+        let ops = Principal(id: "ops-admin", partner: "ops", role: .admin)
+        _ = try Dispatcher.act(on: id, state: .resolved, principal: ops, reason: "done", store: s.store, now: t0 + 1000)
+        for m in 17...60 { try s.tick(t0 + Double(m) * 60) }
+        // be-fedpol-rx: firing, then resolved; no further step.
+        #expect(try s.sent() == ["be-fedpol-rx": 2, "nl-duty": 1])
+        #expect(try s.store.escalations().isEmpty)
+        #expect(try s.events("escalation_ended").map(\.reason) == ["resolved"])
+        // It fires again: a first notification again, and its steps from there.
+        let again = t0 + 4000
+        try s.ingest([hit(priority: .critical)], at: again)
+        try s.tick(again + 900)
+        #expect(try s.sent() == ["be-fedpol-rx": 3, "nl-duty": 2])
+        #expect(try s.store.escalations().map(\.startedAt) == [again])
+    }
+
+    /// The state is in the database: a dispatcher started again on the same SQLite file (as after kill -9, where
+    /// a tick's notifications and its step are one commit) runs each later step once, at its time; a tick computed
+    /// but never committed (the crash came first) leaves the step to be run again.
+    @Test func stepsSurviveARestartNeitherLostNorDoubled() throws {
+        let dir = scratchDirectory("escalation")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("state.sqlite").path
+        let store = try SQLiteStateStore(path: path)
+        try store.migrate()
+        let s = try Service(store: store, config: Self.config(dir), now: t0)
+        try s.ingest([hit(priority: .critical)], at: t0)
+        try s.tick(t0 + 900)
+        // Step 2 computed, then the process dies before its commit.
+        s.d.begin()
+        _ = try s.d.tick(now: t0 + 1800)
+        let reopened = try SQLiteStateStore(path: path)
+        try reopened.migrate()
+        let again = try Service(store: reopened, config: Self.config(dir), now: t0 + 1801)
+        #expect(try reopened.escalations().map(\.done) == [1])
+        try again.tick(t0 + 1801)
+        try again.tick(t0 + 1802)
+        #expect(try again.sent() == ["be-fedpol-rx": 1, "nl-duty": 1, "fr-dgsi-rx": 1])
+        try again.restart(at: t0 + 2000)
+        try again.tick(t0 + 2699)
+        try again.tick(t0 + 2700)
+        try again.restart(at: t0 + 2701)
+        try again.tick(t0 + 2701)
+        #expect(try again.sent() == ["be-fedpol-rx": 1, "nl-duty": 1, "fr-dgsi-rx": 1, "nl-chief": 1])
+        #expect(try again.events("escalation_step").count == 3)
+    }
+
+    @Test func checkRefusesABadPolicy() throws {
+        let dir = scratchDirectory("escalation-config")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func config(_ escalation: String) -> String {
+            """
+            watchlists: Watchlists
+            state: state.sqlite
+            operator: ops
+            partners:
+              - {id: ops, name: Ops, countries: [], contact: ops@example}
+              - {id: be-fedpol, name: BE, countries: [BE], contact: be@example}
+            receivers:
+              - {name: log, partner: be-fedpol, file_configs: [{path: alerts.ndjson}]}
+              - {name: duty, partner: be-fedpol, file_configs: [{path: duty.ndjson}]}
+            route:
+              receiver: log
+              escalation: \(escalation)
+            """
+        }
+        let cases: [(String, String)] = [
+            (
+                "[{after: 30m, receivers: [duty]}, {after: 15m, receivers: [log]}]",
+                "tripline.yaml:12:57: escalation steps go in increasing order of \"after\""
+            ),
+            (
+                "[{after: 15m, receivers: [nobody]}]",
+                "tripline.yaml:12:40: escalation step names unknown receiver \"nobody\""
+            ),
+            (
+                "[{after: 0s, receivers: [duty]}]",
+                "tripline.yaml:12:24: an escalation step's \"after\" must be longer than 0s"
+            ),
+            ("[{after: 15m}]", "tripline.yaml:12:16: an escalation step needs \"receivers\""),
+            ("[]", "tripline.yaml:12:15: \"escalation\" must list at least one step"),
+        ]
+        let path = dir.appendingPathComponent("tripline.yaml").path
+        for (escalation, expected) in cases {
+            try config(escalation).write(toFile: path, atomically: true, encoding: .utf8)
+            #expect(throws: LocatedError.self) { try Configuration.load(config: path) }
+            do { _ = try Configuration.load(config: path) } catch {
+                #expect(error.description.hasSuffix(expected), "\(error.description)")
+            }
+        }
+        try config("[{after: 15m, receivers: [duty]}]\n  escalation_repeat: 2").write(
+            toFile: path, atomically: true, encoding: .utf8)
+        let good = try Configuration.load(config: path)
+        #expect(good.alerts.route.escalation == [EscalationStep(after: 900, receivers: ["duty"])])
+        #expect(good.alerts.route.escalationRepeat == 2)
+    }
+}
