@@ -551,13 +551,7 @@ public final class Dispatcher {
     static func escalationID(_ key: String, _ route: Int) -> String { key + "\u{0}" + String(route) }
 
     static func routes(_ root: Route) -> [Int: Route] {
-        var out: [Int: Route] = [:]
-        func walk(_ r: Route) {
-            out[r.index] = r
-            for c in r.routes { walk(c) }
-        }
-        walk(root)
-        return out
+        Dictionary(root.nodes.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// When escalation `e`'s next step is due; nil when its steps are done or its route is gone.

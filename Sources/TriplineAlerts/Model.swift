@@ -168,6 +168,9 @@ public struct EscalationStep: Sendable, Equatable {
 }
 
 extension Route {
+    /// This node and every node below it, depth first (the order of `index`).
+    public var nodes: [Route] { [self] + routes.flatMap(\.nodes) }
+
     /// Steps over every round: `escalationRepeat` more rounds after the first, each from the first step's delay
     /// on; nil past the last.
     public func escalationStep(_ n: Int) -> (step: EscalationStep, index: Int, round: Int, due: Double)? {

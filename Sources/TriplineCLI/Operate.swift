@@ -35,6 +35,12 @@ struct Serve: AsyncParsableCommand {
         o.maxBackoff = maxBackoff
         o.dbTimeout = dbTimeout
         o.stdin = stdin
+        do {
+            if let c = try Server.testClock(ProcessInfo.processInfo.environment["TRIPLINE_TEST_CLOCK"]) { o.clock = c }
+        } catch {
+            printError("tripline: \(error)")
+            throw ExitCode(1)
+        }
         let status = await Server.run(o)
         if status != 0 { throw ExitCode(status) }
     }

@@ -293,9 +293,39 @@ public struct Operations: Sendable {
         let object: [(String, JSONValue)] = [("alert_id", .number(String(id)))]
         try require(policy.decide(c.principal, .showAlert), c, .showAlert, object: object)
         let a = try alert(id, c, .showAlert, object)
-        let v = view(a, for: c.principal)
+        let now = clock()
+        var v = view(a, for: c.principal, at: now)
+        // Escalation names receivers of other partners: shown where the whole alert is (as acknowledged_by).
+        if sight(a, for: c.principal, at: now).access == .full {
+            let steps = try escalation(of: a)
+            if !steps.isEmpty { v.append("escalation", .array(steps.map { .object($0) })) }
+        }
         try record(event("consultation", c, alertKey: a.key, [("command", .string("alerts show"))] + object))
         return v
+    }
+
+    /// An alert's escalations (SPEC §11), one per route: when it started, the steps done, the next step due.
+    func escalation(of a: AlertRecord) throws(OperationError) -> [JSONObject] {
+        let states: [EscalationState]
+        do { states = try store.escalations().filter { $0.key == a.key } } catch { throw .failed(error.description) }
+        let routes = config.alerts.route.nodes
+        return states.map { e in
+            var o = JSONObject([
+                ("route", .number(String(e.route))), ("started_at", .string(Renderer.time(e.startedAt))),
+                ("steps_done", .number(String(e.done))),
+            ])
+            if let route = routes.first(where: { $0.index == e.route }), let next = route.escalationStep(e.done),
+                a.state != .resolved
+            {
+                o.append("next_step", .number(String(next.index + 1)))
+                o.append("next_round", .number(String(next.round)))
+                o.append("next_at", .string(Renderer.time(e.startedAt + next.due)))
+                o.append("next_receivers", .array(next.step.receivers.map { .string($0) }))
+            } else {
+                o.append("finished", .bool(true))
+            }
+            return o
+        }
     }
 
     func alert(_ id: Int64, _ c: Caller, _ action: Policy.Action, _ object: [(String, JSONValue)])

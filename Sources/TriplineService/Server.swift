@@ -27,9 +27,30 @@ public enum Server {
         public var dbTimeout = 60.0
         /// Read standard input also when the HTTP API is on.
         public var stdin = false
+        /// The service's clock: ingest times, timers (group waits, repeats, escalation steps, resolve timeouts) and
+        /// delivery. Tests make minutes pass in seconds with `TRIPLINE_TEST_CLOCK=EPOCH:RATE` (`testClock`).
+        public var clock: WallClock = systemClock
         public init(configPath: String?, follow: String?) {
             self.configPath = configPath
             self.follow = follow
+        }
+    }
+
+    /// `TRIPLINE_TEST_CLOCK=EPOCH:RATE`: time runs RATE times as fast from EPOCH (seconds since 1970, at or before
+    /// now) — the same virtual time in every process given the same value, so a test can stop `serve` with kill -9
+    /// and start it again between two escalation steps. Nil (real time) when unset; an error when malformed.
+    public static func testClock(_ value: String?) throws(TestClockError) -> WallClock? {
+        guard let value else { return nil }
+        let parts = value.split(separator: ":")
+        guard parts.count == 2, let epoch = Double(parts[0]), let rate = Double(parts[1]), rate >= 1, rate <= 10_000,
+            epoch <= Date().timeIntervalSince1970
+        else { throw TestClockError() }
+        return { epoch + (Date().timeIntervalSince1970 - epoch) * rate }
+    }
+
+    public struct TestClockError: Error, CustomStringConvertible {
+        public var description: String {
+            "TRIPLINE_TEST_CLOCK is EPOCH:RATE (an epoch not in the future, a rate from 1 to 10000)"
         }
     }
 
@@ -128,7 +149,7 @@ public enum Server {
                 ?? (config.http == nil || options.stdin ? StandardInputSource() : nil)
             let delivery = DeliveryService(
                 store: store, config: { await pipeline.alertsConfig }, logger: logger,
-                drainTimeout: options.drainTimeout, maxBackoff: options.maxBackoff,
+                drainTimeout: options.drainTimeout, maxBackoff: options.maxBackoff, clock: options.clock,
                 refresh: { await pipeline.refresh($0) }, metrics: endpoint.metrics)
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
             var signer: NoteSigner?
@@ -149,7 +170,8 @@ public enum Server {
             }
             services += [
                 .init(service: delivery, successTerminationBehavior: .ignore),
-                .init(service: TickService(pipeline: pipeline), successTerminationBehavior: .ignore),
+                .init(
+                    service: TickService(pipeline: pipeline, clock: options.clock), successTerminationBehavior: .ignore),
                 .init(
                     service: ReloadService(pipeline: pipeline, configPath: options.configPath),
                     successTerminationBehavior: .ignore),
@@ -202,7 +224,7 @@ public enum Server {
                         service: IngestService(
                             source: source, pipeline: pipeline, store: store, logger: logger,
                             outboxBound: options.outboxBound,
-                            drainTimeout: options.drainTimeout),
+                            drainTimeout: options.drainTimeout, clock: options.clock),
                         successTerminationBehavior: .gracefullyShutdownGroup))
             }
             logger.info(
