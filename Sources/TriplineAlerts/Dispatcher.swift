@@ -39,6 +39,9 @@ public final class Dispatcher {
     private var escalations: [String: EscalationState] = [:]
     private var escalationTimers = TimerHeap()
     private var routesByIndex: [Int: Route] = [:]
+    /// When the watchdog last went out (SPEC §11), kept in the store's offsets (milliseconds) across restarts.
+    private var watchdogAt: Double?
+    public static let watchdogKey = "watchdog"
 
     struct Group {
         var route: Route
@@ -69,6 +72,7 @@ public final class Dispatcher {
         var sent: [String: [Double]?] = [:]
         var digest: [String: [Int64]?] = [:]
         var escalations: [String: EscalationState?] = [:]
+        var watchdogAt: Double?
     }
 
     /// The store key that commands bump when an operator changes an alert or a silence from another process.
@@ -95,6 +99,7 @@ public final class Dispatcher {
             inhibition.update(a)
         }
         lastChanges = try store.offset(source: Self.changesKey)
+        watchdogAt = try store.offset(source: Self.watchdogKey).map { Double($0) / 1000 }
         lastSync = now
     }
 
@@ -121,7 +126,7 @@ public final class Dispatcher {
         precondition(journal == nil, "begin inside a batch")
         journal = Journal(
             nextID: nextID, lastSync: lastSync, lastResolveScan: lastResolveScan, lastChanges: lastChanges,
-            silences: silences)
+            silences: silences, watchdogAt: watchdogAt)
     }
 
     /// The caller's commit of what this batch computed succeeded: `c` is now in the store.
@@ -139,6 +144,7 @@ public final class Dispatcher {
         lastResolveScan = j.lastResolveScan
         lastChanges = j.lastChanges
         silences = j.silences
+        watchdogAt = j.watchdogAt
         for (k, v) in j.groups {
             groups[k] = v
             if let g = v { timers.push(g.next, k) }
@@ -422,6 +428,16 @@ public final class Dispatcher {
             throw error
         }
         try escalate(now: now, fresh: fresh, into: &c)
+        if let w = config.watchdog, config.receiver(w.receiver) != nil, now - (watchdogAt ?? -.infinity) >= w.every {
+            // Always firing: at start, then every `every`. No alert behind it, so nothing to silence or inhibit.
+            watchdogAt = now
+            c.offsets.append((Self.watchdogKey, Int64((now * 1000).rounded(.down))))
+            queue(
+                receiver: w.receiver, views: [], groupLabels: JSONObject([("alertname", .string("Watchdog"))]),
+                status: "firing", now: now,
+                extra: [("watchdog", .object(JSONObject([("every", .string(Self.durationText(w.every)))])))],
+                into: &c)
+        }
         for (receiver, ids) in digest where !ids.isEmpty && allowance(receiver, now: now) > 0 {
             queue(receiver: receiver, views: [], groupLabels: JSONObject(), status: "firing", now: now, into: &c)
         }
@@ -547,6 +563,15 @@ public final class Dispatcher {
     }
 
     // MARK: Escalation (SPEC §11)
+
+    /// `90` → "90s", `900` → "15m", `3600` → "1h".
+    static func durationText(_ s: Double) -> String {
+        let n = Int(s)
+        if Double(n) != s { return "\(s)s" }
+        if n % 3600 == 0 { return "\(n / 3600)h" }
+        if n % 60 == 0 { return "\(n / 60)m" }
+        return "\(n)s"
+    }
 
     static func escalationID(_ key: String, _ route: Int) -> String { key + "\u{0}" + String(route) }
 
@@ -696,7 +721,7 @@ public final class Dispatcher {
         record(receiver.name, shown, now: now, into: &c)
         queue(
             receiver: receiver.name, views: [(shown, view)], groupLabels: JSONObject(), status: "firing", now: now,
-            escalation: detail, into: &c)
+            extra: [("escalation", .object(detail))], into: &c)
         return true
     }
 
@@ -718,7 +743,7 @@ public final class Dispatcher {
     /// alerts left out for integrations that do not send them.
     private func queue(
         receiver: String, views: [(AlertRecord, JSONObject)], groupLabels: JSONObject, status: String, now: Double,
-        escalation: JSONObject? = nil, into c: inout Commit
+        extra: [(String, JSONValue)] = [], into c: inout Commit
     ) {
         let id = UUID().uuidString.lowercased()
         let more = digest[receiver]?.count ?? 0
@@ -735,7 +760,7 @@ public final class Dispatcher {
             p.append("at", .string(Renderer.time(now)))
             p.append("group_labels", .object(groupLabels))
             p.append("alerts", .array(shown.map { .object($0.1) }))
-            if let escalation { p.append("escalation", .object(escalation)) }
+            for (k, v) in extra { p.append(k, v) }
             if more > 0 {
                 p.append("more", .number(String(more)))
                 p.append("digest", .string("and \(more) more (rate limit)"))

@@ -314,6 +314,9 @@ public struct AlertsConfig: Sendable {
     public var rateLimits: [RateLimit] = []
     public var templates: [Template] = []
     public var resolveTimeout: Double = 86_400
+    /// SPEC §11 `watchdog: {receiver, every}`: a notification at that interval while Tripline runs, so that its
+    /// absence is noticed.
+    public var watchdog: (receiver: String, every: Double)?
     /// Key for opaque handles (keyed hashes of protected text).
     public var handleKey: [UInt8]
 

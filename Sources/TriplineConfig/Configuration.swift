@@ -280,6 +280,7 @@ private struct Reader {
         var routeNode: Node?
         var inhibitNode: Node?
         var rateNode: Node?
+        var watchdogNode: Node?
         var templatesNode: Node?
         var operatorNode: Node?
         for (k, v) in top {
@@ -382,6 +383,7 @@ private struct Reader {
             case "route": routeNode = v
             case "inhibit_rules": inhibitNode = v
             case "rate_limits": rateNode = v
+            case "watchdog": watchdogNode = v
             case "templates": templatesNode = v
             default: throw k.error("unknown configuration key \"\(k.scalar ?? "?")\"")
             }
@@ -556,6 +558,23 @@ private struct Reader {
                 }
                 c.alerts.rateLimits.append(RateLimit(receiver: receiver, max: max, per: per))
             }
+        }
+        if let n = watchdogNode {
+            var receiver: String?
+            var every: Double?
+            for (k, v) in try mapping(n, "watchdog", keys: ["receiver", "every"]) {
+                if k.scalar == "receiver" {
+                    let r = try string(v, "receiver")
+                    guard receiverNames.contains(r) else { throw v.error("watchdog names unknown receiver \"\(r)\"") }
+                    receiver = r
+                } else {
+                    let d = try duration(v, "every")
+                    guard d >= 1 else { throw v.error("the watchdog's \"every\" must be at least 1s") }
+                    every = d
+                }
+            }
+            guard let receiver, let every else { throw n.error("\"watchdog\" needs receiver and every") }
+            c.alerts.watchdog = (receiver, every)
         }
         return c
     }

@@ -4,6 +4,7 @@ import TriplineAlerts
 import TriplineConfig
 import TriplineJSON
 import TriplineMatch
+import TriplineSinks
 import TriplineState
 import TriplineStateSQLite
 import TriplineTestSupport
@@ -242,5 +243,75 @@ struct EscalationTests {
         let good = try Configuration.load(config: path)
         #expect(good.alerts.route.escalation == [EscalationStep(after: 900, receivers: ["duty"])])
         #expect(good.alerts.route.escalationRepeat == 2)
+    }
+}
+
+/// The watchdog (SPEC §11): an always-firing notification at its interval, from start, kept across restarts.
+@Suite("Watchdog")
+struct WatchdogTests {
+    @Test func atStartThenEveryIntervalAcrossARestart() throws {
+        let dir = scratchDirectory("watchdog")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var c = alertsConfig(dir)
+        c.watchdog = ("ops-rx", 600)
+        let store = MemoryStateStore()
+        let s = try EscalationTests.Service(store: store, config: c, now: t0)
+        try s.tick(t0)
+        #expect(try s.sent() == ["ops-rx": 1])
+        try s.tick(t0 + 599)
+        #expect(try s.sent() == ["ops-rx": 1])
+        try s.tick(t0 + 600)
+        #expect(try s.sent() == ["ops-rx": 2])
+        try s.restart(at: t0 + 700)
+        try s.tick(t0 + 700)
+        try s.tick(t0 + 1199)
+        #expect(try s.sent() == ["ops-rx": 2])
+        try s.tick(t0 + 1200)
+        #expect(try s.sent() == ["ops-rx": 3])
+        let item = try store.outbox(status: nil, limit: 10).first!
+        #expect(item.payload["watchdog"]?.objectValue?["every"] == .string("10m"))
+        #expect(item.payload["group_labels"] == .object(JSONObject([("alertname", .string("Watchdog"))])))
+        #expect(item.payload["alerts"] == .array([]))
+        let mail = MailMessage(
+            payload: item.payload, from: "t@example.org", to: ["o@example.org"], domain: "example.org")
+        #expect(mail.headers.first { $0.0 == "Subject" }?.1 == "[INFO] FIRING: Watchdog: Tripline is running")
+        #expect(mail.text.contains("Watchdog: Tripline is running; the next one within 10m."))
+    }
+
+    @Test func checkRefusesABadWatchdog() throws {
+        let dir = scratchDirectory("watchdog-config")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let base = """
+            watchlists: Watchlists
+            state: state.sqlite
+            operator: ops
+            partners:
+              - {id: ops, name: Ops, countries: [], contact: ops@example}
+            receivers:
+              - {name: log, partner: ops, file_configs: [{path: alerts.ndjson}]}
+            route: {receiver: log}
+
+            """
+        let path = dir.appendingPathComponent("tripline.yaml").path
+        for (watchdog, expected) in [
+            (
+                "watchdog: {receiver: nobody, every: 1h}",
+                "tripline.yaml:9:22: watchdog names unknown receiver \"nobody\""
+            ),
+            (
+                "watchdog: {receiver: log, every: 0s}",
+                "tripline.yaml:9:34: the watchdog's \"every\" must be at least 1s"
+            ),
+            ("watchdog: {receiver: log}", "tripline.yaml:9:11: \"watchdog\" needs receiver and every"),
+        ] {
+            try (base + watchdog + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+            #expect(throws: LocatedError.self) { try Configuration.load(config: path) }
+            do { _ = try Configuration.load(config: path) } catch {
+                #expect(error.description.hasSuffix(expected), "\(error.description)")
+            }
+        }
+        try (base + "watchdog: {receiver: log, every: 1h}\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let c = try Configuration.load(config: path)
+        #expect(c.alerts.watchdog?.receiver == "log" && c.alerts.watchdog?.every == 3600)
     }
 }

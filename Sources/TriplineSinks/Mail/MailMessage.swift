@@ -24,7 +24,14 @@ public struct MailMessage: Sendable {
         let top =
             views.compactMap { $0["priority"]?.stringValue }.max { (ranks[$0] ?? 0) < (ranks[$1] ?? 0) } ?? "info"
         var subject = "[\(top.uppercased())] \(status): "
-        subject += views.first.map(Self.summary) ?? "notification"
+        if let e = payload["escalation"]?.objectValue, let step = e["step"]?.doubleValue {
+            subject = "[\(top.uppercased())] \(status), ESCALATION step \(Int(step)): "
+        }
+        if payload["watchdog"] != nil {
+            subject += "Watchdog: Tripline is running"
+        } else {
+            subject += views.first.map(Self.summary) ?? "notification"
+        }
         let more = views.count - 1 + Int(payload["more"]?.doubleValue ?? 0)
         if more > 0 { subject += " (+\(more) more)" }
 
@@ -127,6 +134,9 @@ public struct MailMessage: Sendable {
             s += "\n"
         }
         if let d = payload["digest"]?.stringValue { s += d + "\n" }
+        if let w = payload["watchdog"]?.objectValue {
+            s += "Watchdog: Tripline is running; the next one within \(w["every"]?.stringValue ?? "its interval").\n"
+        }
         s += "-- \nTripline notification \(payload["notification_id"]?.stringValue ?? "")\n"
         return s
     }
@@ -155,6 +165,10 @@ public struct MailMessage: Sendable {
             s += "</table>\n"
         }
         if let d = payload["digest"]?.stringValue { s += "<p>\(escape(d))</p>\n" }
+        if let w = payload["watchdog"]?.objectValue {
+            s +=
+                "<p>Watchdog: Tripline is running; the next one within \(escape(w["every"]?.stringValue ?? "its interval")).</p>\n"
+        }
         s += "</body></html>\n"
         return s
     }
