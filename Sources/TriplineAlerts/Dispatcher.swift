@@ -546,7 +546,8 @@ public final class Dispatcher {
         let partner = receiver.partner
         var views: [(AlertRecord, JSONObject)] = []
         for a in entries {
-            views.append((a, renderer.view(a, access: renderer.access(a, partner: partner, sink: true))))
+            let v = renderer.view(a, access: renderer.access(a, partner: partner, sink: true))
+            views.append((a, linked(v, a, receiver: receiver, now: now)))
             record(receiver.name, a, now: now, into: &c)
         }
         var groupLabels = JSONObject()
@@ -717,12 +718,26 @@ public final class Dispatcher {
             setDigest(receiver.name, (digest[receiver.name] ?? []) + [a.id])
             return false
         }
-        let view = renderer.view(shown, access: renderer.access(shown, partner: receiver.partner, sink: true))
+        let view = linked(
+            renderer.view(shown, access: renderer.access(shown, partner: receiver.partner, sink: true)), shown,
+            receiver: receiver, now: now)
         record(receiver.name, shown, now: now, into: &c)
         queue(
             receiver: receiver.name, views: [(shown, view)], groupLabels: JSONObject(), status: "firing", now: now,
             extra: [("escalation", .object(detail))], into: &c)
         return true
+    }
+
+    /// A firing alert's view with its acknowledge link for this receiver (SPEC §11), when links are configured:
+    /// bound to the alert, the receiver and its partner, single-use, expiring.
+    private func linked(_ v: JSONObject, _ a: AlertRecord, receiver: Receiver, now: Double) -> JSONObject {
+        guard a.state == .firing, let links = config.ackLinks else { return v }
+        var out = v
+        out.append(
+            "ack_url",
+            .string(links.url(links.claim(alertID: a.id, receiver: receiver.name, partner: receiver.partner, now: now)))
+        )
+        return out
     }
 
     /// A silence whose matcher no longer parses never matches (it was validated when added).
@@ -802,7 +817,9 @@ public final class Dispatcher {
             guard Renderer.strictness(now) > Renderer.strictness(Renderer.access(of: o)) else { continue }
             var seen = a
             seen.state = o["state"]?.stringValue.flatMap(AlertState.init(rawValue:)) ?? a.state
-            views[i] = .object(renderer.view(seen, access: now))
+            var fresh = renderer.view(seen, access: now)
+            if let link = o["ack_url"] { fresh.append("ack_url", link) }  // the link made for it stays
+            views[i] = .object(fresh)
             changed = true
         }
         guard changed else { return item }
@@ -837,12 +854,12 @@ public final class Dispatcher {
     /// and made on the fresh copy, up to `actAttempts` times.
     public static func act(
         on id: Int64, state: AlertState, principal: Principal, reason: String, until: Double? = nil,
-        via: [(String, JSONValue)] = [], store: any StateStore, now: Double
+        via: [(String, JSONValue)] = [], usedLink: UsedAckLink? = nil, store: any StateStore, now: Double
     ) throws(AlertsError) -> AlertRecord {
         for _ in 0..<actAttempts {
             if let done = try attemptAct(
-                on: id, state: state, principal: principal, reason: reason, until: until, via: via, store: store,
-                now: now)
+                on: id, state: state, principal: principal, reason: reason, until: until, via: via,
+                usedLink: usedLink, store: store, now: now)
             {
                 return done
             }
@@ -853,7 +870,7 @@ public final class Dispatcher {
     /// One read, check and commit of an operator's action; nil when the alert changed since it was read.
     private static func attemptAct(
         on id: Int64, state: AlertState, principal: Principal, reason: String, until: Double?,
-        via: [(String, JSONValue)], store: any StateStore, now: Double
+        via: [(String, JSONValue)], usedLink: UsedAckLink?, store: any StateStore, now: Double
     ) throws(AlertsError) -> AlertRecord? {
         let found: AlertRecord?
         do { found = try store.alert(id: id) } catch { throw .storage(error.description) }
@@ -879,8 +896,10 @@ public final class Dispatcher {
                 principal: principal.id, reason: reason, detail: JSONObject(detail.members + via))
         ]
         c.offsets = [Self.changed(now)]
+        if let usedLink { c.usedAckLinks = [usedLink] }
         do { try store.commit(c) } catch {
             if error.isConflict { return nil }
+            if usedLink != nil && error.refusedChange { throw .state("this acknowledge link was used already") }
             throw .storage(error.description)
         }
         a.version = a.version.map { $0 + 1 }

@@ -317,6 +317,8 @@ public struct AlertsConfig: Sendable {
     /// SPEC §11 `watchdog: {receiver, every}`: a notification at that interval while Tripline runs, so that its
     /// absence is noticed.
     public var watchdog: (receiver: String, every: Double)?
+    /// Acknowledge links put in notifications (SPEC §11), when `http.external_url` and its key are configured.
+    public var ackLinks: AckLinks?
     /// Key for opaque handles (keyed hashes of protected text).
     public var handleKey: [UInt8]
 

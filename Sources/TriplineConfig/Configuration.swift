@@ -113,6 +113,25 @@ public struct Configuration: Sendable {
         try PrivateFiles.create(path, contents: key)  // 0600 from the start
         return key
     }
+
+    /// Acknowledge links (SPEC §11): with `http.external_url` and `http.link_key_file`, the key read (made, 32
+    /// random bytes 0600, when the file does not exist yet; refused under 32 bytes); nil without them.
+    public func loadAckLinks() throws -> AckLinks? {
+        guard let base = http?.externalURL, let path = http?.linkKeyFile else { return nil }
+        var key: [UInt8]
+        if let d = FileManager.default.contents(atPath: path) {
+            key = Array(d)
+        } else {
+            key = [UInt8](repeating: 0, count: 32)
+            var g = SystemRandomNumberGenerator()
+            for i in key.indices { key[i] = UInt8.random(in: 0...255, using: &g) }
+            try PrivateFiles.create(path, contents: key)
+        }
+        guard let links = AckLinks(baseURL: base, key: key) else {
+            throw PrivateFileError("\(path): the link key has \(key.count) bytes; it needs 32 or more")
+        }
+        return links
+    }
 }
 
 private struct Reader {

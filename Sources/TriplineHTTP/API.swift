@@ -114,6 +114,7 @@ public enum API {
                 ? json(JSONObject([("status", .string("ready"))]))
                 : problem(.serviceUnavailable, "not ready: lists and rules not loaded, or the database not writable")
         }
+        addAckLinks(router, services)
         let authed = router.group().add(middleware: Authenticate(services: services))
         authed.get("/metrics") { _, context in
             _ = try caller(context)
@@ -145,6 +146,33 @@ public enum API {
     }
 
     // MARK: Routes
+
+    /// Acknowledge links (SPEC §11): the token in the path is the credential (single action, signed, bound to one
+    /// alert, receiver and partner), so these two are outside `Authenticate`. GET shows, POST acknowledges.
+    static func addAckLinks(_ router: Router<APIContext>, _ services: APIServices) {
+        @Sendable func answer(_ page: AckLinkPage) -> Response {
+            var headers = HTTPFields()
+            headers[.contentType] = "text/html; charset=utf-8"
+            headers[.cacheControl] = "no-store"
+            // The token is in the URL: no page it links to learns it, and no script runs on the page.
+            headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
+            headers[HTTPField.Name("Content-Security-Policy")!] = "default-src 'none'; form-action 'self'"
+            headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+            return Response(
+                status: HTTPResponse.Status(code: page.status), headers: headers,
+                body: .init(byteBuffer: ByteBuffer(string: page.html)))
+        }
+        router.get("/v1/ack/{token}") { _, context in
+            let token = context.parameters.get("token") ?? ""
+            let ops = try await services.operations()
+            return answer(try await blocking { ops.ackLink(token: token, post: false) })
+        }
+        router.post("/v1/ack/{token}") { _, context in
+            let token = context.parameters.get("token") ?? ""
+            let ops = try await services.operations()
+            return answer(try await blocking { ops.ackLink(token: token, post: true) })
+        }
+    }
 
     static func addIngest(_ r: RouterGroup<APIContext>, _ services: APIServices) {
         r.post("/v1/selectors") { request, context in

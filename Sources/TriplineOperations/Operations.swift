@@ -45,6 +45,8 @@ public struct Operations: Sendable {
     public let store: any DurableStore
     public let policy: Policy
     public let renderer: Renderer
+    /// Acknowledge links (SPEC §11), when configured.
+    public let ackLinks: AckLinks?
     public let clock: @Sendable () -> Double
     /// Over the API: records go to the batcher (one transaction for concurrent requests' records), and each
     /// request's answer waits until its own are durable (`AuditBatcher.collecting`). Nil: each record is committed
@@ -66,6 +68,8 @@ public struct Operations: Sendable {
         var a = config.alerts
         do {
             a.handleKey = try config.loadHandleKey()
+            a.ackLinks = try config.loadAckLinks()
+            ackLinks = a.ackLinks
             renderer = Renderer(config: a, handlings: try store.listHandlings())
         } catch { throw .failed("\(error)") }
     }

@@ -301,6 +301,7 @@ public actor Pipeline {
         screens = ScreenSource(step.screening)
         var alerts = loaded.configuration.alerts
         alerts.handleKey = try loaded.configuration.loadHandleKey()
+        alerts.ackLinks = try loaded.configuration.loadAckLinks()
         try Self.migratePartnerScopes(
             store: store, config: alerts, operatorPartner: loaded.configuration.operatorPartner, now: now,
             retries: durability.conflictRetries)
@@ -697,7 +698,10 @@ public actor Pipeline {
             return false
         }
         var alerts = c.alerts
-        do { alerts.handleKey = try c.loadHandleKey() } catch {
+        do {
+            alerts.handleKey = try c.loadHandleKey()
+            alerts.ackLinks = try c.loadAckLinks()
+        } catch {
             logger.error("reload refused: \(error)")
             return false
         }

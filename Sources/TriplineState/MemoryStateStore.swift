@@ -16,6 +16,7 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
     private var offsets: [String: Int64] = [:]
     private var rates: [String: RateState] = [:]
     private var escalationByID: [String: EscalationState] = [:]
+    private var usedLinks: [String: UsedAckLink] = [:]
     private var handlings: [String: JSONObject]?
     private var tokenByID: [String: TokenRecord] = [:]
     /// Submitted list versions and the order in which each became current.
@@ -49,6 +50,10 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
                 }
                 versions[a.id] = a.version.map { $0 + 1 } ?? 0
             }
+            for u in c.usedAckLinks where usedLinks[u.nonce] != nil {
+                throw StateError.record("acknowledge link \(u.nonce) was used already")
+            }
+            for u in c.usedAckLinks { usedLinks[u.nonce] = u }
             for var a in c.alerts {
                 a.version = versions[a.id]
                 alertsByID[a.id] = a
@@ -263,6 +268,8 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
     public func rateStates() throws(StateError) -> [RateState] {
         try locked { rates.values.sorted { $0.receiver < $1.receiver } }
     }
+
+    public func usedAckLink(nonce: String) throws(StateError) -> UsedAckLink? { try locked { usedLinks[nonce] } }
 
     public func escalations() throws(StateError) -> [EscalationState] {
         try locked { escalationByID.values.sorted { ($0.key, $0.route) < ($1.key, $1.route) } }

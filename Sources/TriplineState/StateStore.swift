@@ -44,6 +44,8 @@ public protocol StateStore: AnyObject, Sendable {
     func rateStates() throws(StateError) -> [RateState]
     /// Every escalation in progress (or run to its end while its alert is open), by alert key then route.
     func escalations() throws(StateError) -> [EscalationState]
+    /// The use of an acknowledge link, if it was used.
+    func usedAckLink(nonce: String) throws(StateError) -> UsedAckLink?
     /// The lists' handlings as the service last loaded them (`owner/list` → handling); nil before any load.
     func listHandlings() throws(StateError) -> [String: JSONObject]?
     /// The API token with this hash (SHA-256 hex of the token), if any.
@@ -363,12 +365,28 @@ public struct Commit: Sendable {
     /// `escalationsEnded` removed (applied after the replacements).
     public var escalations: [EscalationState] = []
     public var escalationsEnded: [String] = []
+    /// Acknowledge links used (SPEC §11: each once): inserted; a nonce already there refuses the whole commit.
+    public var usedAckLinks: [UsedAckLink] = []
 
     public init() {}
     public var isEmpty: Bool {
         alerts.isEmpty && events.isEmpty && outbox.isEmpty && notifyLog.isEmpty && silences.isEmpty && offsets.isEmpty
             && rateStates.isEmpty && listHandlings == nil && tokens.isEmpty && listSubmissions.isEmpty
-            && escalations.isEmpty && escalationsEnded.isEmpty
+            && escalations.isEmpty && escalationsEnded.isEmpty && usedAckLinks.isEmpty
+    }
+}
+
+/// An acknowledge link's single use: its nonce, for which alert and receiver, when.
+public struct UsedAckLink: Sendable, Equatable {
+    public var nonce: String
+    public var alertID: Int64
+    public var receiver: String
+    public var usedAt: Double
+    public init(nonce: String, alertID: Int64, receiver: String, usedAt: Double) {
+        self.nonce = nonce
+        self.alertID = alertID
+        self.receiver = receiver
+        self.usedAt = usedAt
     }
 }
 

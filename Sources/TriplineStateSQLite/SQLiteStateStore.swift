@@ -106,6 +106,12 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             key TEXT NOT NULL, route INTEGER NOT NULL, started_at REAL NOT NULL, done INTEGER NOT NULL,
             PRIMARY KEY (key, route)) WITHOUT ROWID;
         """,
+        // v9: acknowledge links used (SPEC §11: each once), by nonce.
+        """
+        CREATE TABLE ack_links_used (
+            nonce TEXT PRIMARY KEY, alert_id INTEGER NOT NULL, receiver TEXT NOT NULL, used_at REAL NOT NULL)
+            WITHOUT ROWID;
+        """,
     ]
 
     public static var schemaVersion: Int { migrations.count }
@@ -433,6 +439,12 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
                 [.text(e.key), .int(Int64(e.route)), .real(e.startedAt), .int(Int64(e.done))])
         }
         for key in c.escalationsEnded { try run("DELETE FROM escalations WHERE key = ?", [.text(key)]) }
+        for u in c.usedAckLinks {
+            // A nonce already there is a constraint failure: the whole commit refused (the link was used).
+            try run(
+                "INSERT INTO ack_links_used (nonce, alert_id, receiver, used_at) VALUES (?,?,?,?)",
+                [.text(u.nonce), .int(u.alertID), .text(u.receiver), .real(u.usedAt)])
+        }
     }
 
     /// One alert, only over the row it was read from (optimistic concurrency, `AlertRecord.version`): a new alert
@@ -887,6 +899,18 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             if !known { return nil }
             var out: [String: JSONObject] = [:]
             try run("SELECT key, handling FROM list_handlings") { out[$0.text(0) ?? ""] = $0.json(1) }
+            return out
+        }
+    }
+
+    public func usedAckLink(nonce: String) throws(StateError) -> UsedAckLink? {
+        try readers.read { (c: Connection) throws(StateError) -> UsedAckLink? in
+            var out: UsedAckLink?
+            try c.run("SELECT nonce, alert_id, receiver, used_at FROM ack_links_used WHERE nonce = ?", [.text(nonce)]) {
+                r in
+                out = UsedAckLink(
+                    nonce: r.text(0) ?? "", alertID: r.int(1), receiver: r.text(2) ?? "", usedAt: r.real(3))
+            }
             return out
         }
     }

@@ -131,6 +131,7 @@ public struct MailMessage: Sendable {
         for v in views {
             s += summary(v) + "\n"
             for (k, val) in lines(v) { s += "  \(k): \(val)\n" }
+            if let link = v["ack_url"]?.stringValue { s += "  Acknowledge: \(link)\n" }
             s += "\n"
         }
         if let d = payload["digest"]?.stringValue { s += d + "\n" }
@@ -163,6 +164,9 @@ public struct MailMessage: Sendable {
             s += "<h3>\(escape(summary(v)))</h3>\n<table>\n"
             for (k, val) in lines(v) { s += "<tr><th align=\"left\">\(escape(k))</th><td>\(escape(val))</td></tr>\n" }
             s += "</table>\n"
+            if let link = v["ack_url"]?.stringValue {
+                s += "<p><a href=\"\(escape(link))\">Acknowledge</a></p>\n"
+            }
         }
         if let d = payload["digest"]?.stringValue { s += "<p>\(escape(d))</p>\n" }
         if let w = payload["watchdog"]?.objectValue {

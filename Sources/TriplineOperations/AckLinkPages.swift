@@ -1,0 +1,121 @@
+import Foundation
+import TriplineAlerts
+import TriplineJSON
+import TriplineState
+
+/// An acknowledge-link page (SPEC §11): its HTTP status and its HTML.
+public struct AckLinkPage: Sendable {
+    public var status: Int
+    public var html: String
+}
+
+extension Operations {
+    /// `GET /v1/ack/{token}` (`post` false): a confirmation page showing the alert as that receiver may see it,
+    /// with a button that POSTs; never acknowledges (mail scanners follow links). `POST`: acknowledges the alert
+    /// for the receiver's partner (until it resolves) as principal `receiver:NAME` with reason "ack link", and
+    /// uses the link up. A forged, expired, used or no longer valid link gets a page saying which and changes
+    /// nothing. Every use and every refusal is audited.
+    public func ackLink(token: String, post: Bool, via: [(String, JSONValue)] = []) -> AckLinkPage {
+        let now = clock()
+        let action = post ? "acknowledge" : "view"
+        func refuse(_ status: Int, _ why: String, _ claim: AckLinkClaim? = nil) -> AckLinkPage {
+            var detail: [(String, JSONValue)] = [("action", .string(action)), ("why", .string(why))]
+            if let claim { detail.append(("alert_id", .number(String(claim.alertID)))) }
+            let principal = claim.map { "receiver:" + $0.receiver } ?? "anonymous"
+            try? record(
+                EventDraft(
+                    at: now, kind: "ack_link_refused", receiver: claim?.receiver, principal: principal,
+                    reason: "ack link", detail: JSONObject(detail + via)))
+            return AckLinkPage(status: status, html: Self.page("Not acknowledged", "<p>\(Self.escape(why)).</p>"))
+        }
+        guard let links = ackLinks else { return refuse(404, "acknowledge links are not configured here") }
+        let claim: AckLinkClaim
+        switch links.verify(token, now: now) {
+        case .success(let c): claim = c
+        case .failure(.expired): return refuse(410, AckLinkError.expired.description)
+        case .failure(let e): return refuse(400, e.description)
+        }
+        // The receiver must still exist for the same partner: a link outlives no change of who receives what.
+        guard let receiver = config.alerts.receiver(claim.receiver), receiver.partner == claim.partner else {
+            return refuse(403, "this acknowledge link is no longer valid", claim)
+        }
+        let used: UsedAckLink?
+        do { used = try store.usedAckLink(nonce: claim.nonce) } catch {
+            return AckLinkPage(status: 503, html: Self.page("Try again", "<p>The state database is unavailable.</p>"))
+        }
+        if used != nil { return refuse(409, "this acknowledge link was used already", claim) }
+        let found: AlertRecord?
+        do { found = try store.alert(id: claim.alertID) } catch {
+            return AckLinkPage(status: 503, html: Self.page("Try again", "<p>The state database is unavailable.</p>"))
+        }
+        guard let a = found else { return refuse(404, "there is no such alert", claim) }
+        let principal = Principal(id: "receiver:" + claim.receiver, partner: claim.partner, role: .partner)
+        let caller = Caller(principal: principal, reason: "ack link", via: via)
+        // What the receiver's notification showed: the view for its partner, as a sink sees it.
+        let view = renderer.view(a, access: renderer.access(a, partner: claim.partner, sink: true))
+        if !post {
+            if a.state == .resolved { return refuse(409, "the alert is resolved", claim) }
+            try? record(
+                event(
+                    "ack_link_viewed", caller, alertKey: a.key, receiver: claim.receiver,
+                    [("alert_id", .number(String(a.id)))]))
+            let body =
+                "<p>Acknowledge this alert for \(Self.escape(claim.partner)) (until it resolves)?</p>\n"
+                + Self.table(view)
+                + "<form method=\"post\"><button type=\"submit\">Acknowledge</button></form>\n"
+            return AckLinkPage(status: 200, html: Self.page("Acknowledge alert \(a.id)", body))
+        }
+        do {
+            _ = try Dispatcher.act(
+                on: a.id, state: .acknowledged, principal: principal, reason: "ack link", via: via,
+                usedLink: UsedAckLink(nonce: claim.nonce, alertID: a.id, receiver: claim.receiver, usedAt: now),
+                store: store, now: now)
+        } catch {
+            if error.isStorage {
+                return AckLinkPage(
+                    status: 503, html: Self.page("Try again", "<p>The state database is unavailable.</p>"))
+            }
+            return refuse(409, error.description, claim)
+        }
+        return AckLinkPage(
+            status: 200,
+            html: Self.page(
+                "Acknowledged",
+                "<p>Alert \(a.id) is acknowledged for \(Self.escape(claim.partner)) until it resolves.</p>\n"
+                    + Self.table(view)))
+    }
+
+    static func table(_ view: JSONObject) -> String {
+        var s = "<table>\n"
+        for k in ["alert_id", "state", "priority", "kind", "notice"] {
+            guard let v = view[k], v != .null else { continue }
+            s += "<tr><th align=\"left\">\(escape(k))</th><td>\(escape(text(v)))</td></tr>\n"
+        }
+        for (k, v) in view["labels"]?.objectValue ?? JSONObject() {
+            s += "<tr><th align=\"left\">\(escape(k))</th><td>\(escape(text(v)))</td></tr>\n"
+        }
+        return s + "</table>\n"
+    }
+
+    static func text(_ v: JSONValue) -> String { v.stringValue ?? JSONWriter.string(v) }
+
+    static func page(_ title: String, _ body: String) -> String {
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>\(escape(title))</title></head><body>\n"
+            + "<h1>\(escape(title))</h1>\n" + body + "</body></html>\n"
+    }
+
+    static func escape(_ s: String) -> String {
+        var o = ""
+        for c in s.unicodeScalars {
+            switch c {
+            case "&": o += "&amp;"
+            case "<": o += "&lt;"
+            case ">": o += "&gt;"
+            case "\"": o += "&quot;"
+            case "'": o += "&#39;"
+            default: o.unicodeScalars.append(c)
+            }
+        }
+        return o
+    }
+}
