@@ -39,6 +39,9 @@ public final class Dispatcher {
     private var escalations: [String: EscalationState] = [:]
     private var escalationTimers = TimerHeap()
     private var routesByIndex: [Int: Route] = [:]
+    /// Indexes of the routes with escalation steps, and of routes that had some before a reconfiguration (their
+    /// escalations in progress end with their alerts).
+    private var escalatingRoutes: [Int] = []
     /// When the watchdog last went out (SPEC §11), kept in the store's offsets (milliseconds) across restarts.
     private var watchdogAt: Double?
     public static let watchdogKey = "watchdog"
@@ -587,13 +590,11 @@ public final class Dispatcher {
     }
 
     private func scheduleEscalations() {
+        var routes = Set(routesByIndex.values.filter { !$0.escalation.isEmpty }.map(\.index))
+        for e in escalations.values { routes.insert(e.route) }
+        escalatingRoutes = routes.sorted()
         escalationTimers = TimerHeap()
         for (id, e) in escalations { if let due = dueTime(e) { escalationTimers.push(due, id) } }
-    }
-
-    /// The escalation state of an alert, for `alerts show`: per route, when it started, the steps done, the next.
-    public func escalation(key: String) -> [(state: EscalationState, next: Double?)] {
-        escalations.values.filter { $0.key == key }.sorted { $0.route < $1.route }.map { ($0, dueTime($0)) }
     }
 
     private func startEscalation(_ a: AlertRecord, route: Route, now: Double, into c: inout Commit) {
@@ -615,7 +616,8 @@ public final class Dispatcher {
 
     /// Every escalation of an alert ends (it resolved, or fired again and starts afresh).
     private func endEscalations(_ key: String, now: Double, reason: String, into c: inout Commit) {
-        let ids = escalations.filter { $0.value.key == key }.map(\.key).sorted()
+        // By the routes that escalate (a few), not by scanning every escalation: this runs for each resolved alert.
+        let ids = escalatingRoutes.map { Self.escalationID(key, $0) }.filter { escalations[$0] != nil }
         guard !ids.isEmpty else { return }
         for id in ids {
             c.events.append(
