@@ -35,10 +35,12 @@ public final class Dispatcher {
     private var journal: Journal?
     /// Receivers whose rate-limit state changed since it was last put in a commit.
     private var ratesChanged = Set<String>()
-    /// Escalations (SPEC §11) by "alert key NUL route index", their next steps' times, and the routes by index.
+    /// Escalations (SPEC §11) by "alert key NUL route identity", their next steps' times, and the routes by
+    /// identity (`Route.identities`) and the other way round.
     private var escalations: [String: EscalationState] = [:]
     private var escalationTimers = TimerHeap()
     private var routesByIndex: [Int: Route] = [:]
+    private var identityOf: [ObjectIdentifier: Int] = [:]
     /// Indexes of the routes with escalation steps, and of routes that had some before a reconfiguration (their
     /// escalations in progress end with their alerts).
     private var escalatingRoutes: [Int] = []
@@ -94,6 +96,8 @@ public final class Dispatcher {
         }
         inhibition = InhibitionIndex(config.inhibitRules)
         routesByIndex = Self.routes(config.route)
+        identityOf = Dictionary(
+            routesByIndex.map { (ObjectIdentifier($0.value), $0.key) }, uniquingKeysWith: { a, _ in a })
         for e in try store.escalations() { escalations[Self.escalationID(e.key, e.route)] = e }
         scheduleEscalations()
         // Recovery: every open or recently changed alert some receiver has not been told of goes back to its group.
@@ -115,6 +119,8 @@ public final class Dispatcher {
         timers = TimerHeap()
         inhibition = InhibitionIndex(c.inhibitRules)
         routesByIndex = Self.routes(c.route)
+        identityOf = Dictionary(
+            routesByIndex.map { (ObjectIdentifier($0.value), $0.key) }, uniquingKeysWith: { a, _ in a })
         scheduleEscalations()
         for a in try store.alerts(states: nil, limit: Int.max) {
             enqueue(a, now: now, recovering: true)
@@ -495,6 +501,14 @@ public final class Dispatcher {
                 endEscalations(key, now: now, reason: "resolved", into: &c)
             }
             if !changed && !repeatDue { continue }
+            // Step 0 of the route's escalation: the alert's first notification decision for the route's own
+            // receiver, on a route it matched (not a jurisdiction or originator copy), also when a silence, an
+            // inhibition or a rate limit holds step 0 back — those are the receiving side's, not the others'.
+            if a.state == .firing && receiver.name == g.route.receiver && !g.route.escalation.isEmpty
+                && config.route.match(a.labels).contains(where: { $0 === g.route })
+            {
+                startEscalation(a, route: g.route, now: now, into: &c)
+            }
             func suppress(_ reason: String, _ detail: [(String, JSONValue)] = []) {
                 c.events.append(
                     EventDraft(
@@ -560,10 +574,6 @@ public final class Dispatcher {
         if views.contains(where: { $0.1["notice"] != nil }) { groupLabels = JSONObject() }
         let status = entries.contains { $0.state != .resolved } ? "firing" : "resolved"
         queue(receiver: receiver.name, views: views, groupLabels: groupLabels, status: status, now: now, into: &c)
-        // Step 0 of the route's escalation: the first notification of its own receiver.
-        if receiver.name == g.route.receiver && !g.route.escalation.isEmpty {
-            for a in entries where a.state == .firing { startEscalation(a, route: g.route, now: now, into: &c) }
-        }
     }
 
     // MARK: Escalation (SPEC §11)
@@ -580,7 +590,7 @@ public final class Dispatcher {
     static func escalationID(_ key: String, _ route: Int) -> String { key + "\u{0}" + String(route) }
 
     static func routes(_ root: Route) -> [Int: Route] {
-        Dictionary(root.nodes.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
+        Dictionary(root.identities.map { ($0.identity, $0.route) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// When escalation `e`'s next step is due; nil when its steps are done or its route is gone.
@@ -590,7 +600,7 @@ public final class Dispatcher {
     }
 
     private func scheduleEscalations() {
-        var routes = Set(routesByIndex.values.filter { !$0.escalation.isEmpty }.map(\.index))
+        var routes = Set(routesByIndex.filter { !$0.value.escalation.isEmpty }.map(\.key))
         for e in escalations.values { routes.insert(e.route) }
         escalatingRoutes = routes.sorted()
         escalationTimers = TimerHeap()
@@ -598,9 +608,10 @@ public final class Dispatcher {
     }
 
     private func startEscalation(_ a: AlertRecord, route: Route, now: Double, into c: inout Commit) {
-        let id = Self.escalationID(a.key, route.index)
+        guard let identity = identityOf[ObjectIdentifier(route)] else { return }
+        let id = Self.escalationID(a.key, identity)
         guard escalations[id] == nil else { return }
-        let e = EscalationState(key: a.key, route: route.index, startedAt: now, done: 0)
+        let e = EscalationState(key: a.key, route: identity, startedAt: now, done: 0)
         setEscalation(id, e)
         c.escalations.append(e)
         if let due = dueTime(e) { escalationTimers.push(due, id) }
@@ -609,7 +620,7 @@ public final class Dispatcher {
                 at: now, kind: "escalation_started", alertKey: a.key, receiver: route.receiver,
                 detail: JSONObject([
                     ("alert_id", .number(String(a.id))), ("route", .number(String(route.index))),
-                    ("steps", .number(String(route.escalation.count))),
+                    ("route_identity", .number(String(identity))), ("steps", .number(String(route.escalation.count))),
                     ("repeat", .number(String(route.escalationRepeat))),
                 ])))
     }
@@ -636,6 +647,9 @@ public final class Dispatcher {
     /// acknowledged the alert (an ack stops that partner's steps only); silences, inhibition and rate limits of
     /// the receiving side apply as to any notification, `repeat_interval` does not. Each step is an event.
     private func escalate(now: Double, fresh: [String: AlertRecord], into c: inout Commit) throws(StateError) {
+        // Two routes of one alert escalating alike (children inheriting a policy, both matched) page a step's
+        // receiver once per tick, not once per route.
+        var paged = Set<String>()
         while let (t, id) = escalationTimers.peek(), t <= now {
             escalationTimers.pop()
             guard var e = escalations[id], let route = routesByIndex[e.route], let step = route.escalationStep(e.done),
@@ -655,7 +669,27 @@ public final class Dispatcher {
             var notified: [JSONValue] = []
             var skipped: [JSONValue] = []
             for name in step.step.receivers {
-                guard let receiver = config.receiver(name) else { continue }
+                guard let receiver = config.receiver(name) else {
+                    skipped.append(.string(name))
+                    c.events.append(
+                        EventDraft(
+                            at: now, kind: "suppressed", alertKey: a.key, receiver: name, reason: "receiver removed",
+                            detail: JSONObject([
+                                ("alert_id", .number(String(a.id))),
+                                ("escalation_step", .number(String(step.index + 1))),
+                            ])))
+                    continue
+                }
+                guard paged.insert(name + "\u{0}" + a.key).inserted else {
+                    c.events.append(
+                        EventDraft(
+                            at: now, kind: "suppressed", alertKey: a.key, receiver: name, reason: "dedup",
+                            detail: JSONObject([
+                                ("alert_id", .number(String(a.id))),
+                                ("escalation_step", .number(String(step.index + 1))),
+                            ])))
+                    continue
+                }
                 if let ack = a.acks[receiver.partner], ack.holds(at: now) {
                     skipped.append(.string(name))
                     c.events.append(
@@ -680,6 +714,7 @@ public final class Dispatcher {
                     at: now, kind: "escalation_step", alertKey: a.key,
                     detail: JSONObject([
                         ("alert_id", .number(String(a.id))), ("route", .number(String(route.index))),
+                        ("route_identity", .number(String(e.route))),
                         ("step", .number(String(step.index + 1))), ("round", .number(String(step.round))),
                         ("notified", .array(notified)), ("acknowledged", .array(skipped)),
                     ])))

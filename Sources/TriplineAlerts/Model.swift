@@ -171,6 +171,24 @@ extension Route {
     /// This node and every node below it, depth first (the order of `index`).
     public var nodes: [Route] { [self] + routes.flatMap(\.nodes) }
 
+    /// Every node by its identity (the first of two alike wins): its receiver and the matchers on its path from
+    /// the root — what escalation state is kept under, because it survives a reload that adds, removes or moves
+    /// other routes, where a node's `index` does not.
+    public var identities: [(identity: Int, route: Route)] {
+        var out: [(Int, Route)] = []
+        var seen = Set<Int>()
+        func walk(_ r: Route, _ path: String) {
+            let here = path + "/" + r.matchers.map(\.description).joined(separator: ",")
+            var h: UInt64 = 0xCBF2_9CE4_8422_2325
+            for b in (here + "\u{0}" + r.receiver).utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+            let id = Int(h & 0x7FFF_FFFF_FFFF_FFFF)
+            if seen.insert(id).inserted { out.append((id, r)) }
+            for c in r.routes { walk(c, here) }
+        }
+        walk(self, "")
+        return out
+    }
+
     /// Steps over every round: `escalationRepeat` more rounds after the first, each from the first step's delay
     /// on; nil past the last.
     public func escalationStep(_ n: Int) -> (step: EscalationStep, index: Int, round: Int, due: Double)? {

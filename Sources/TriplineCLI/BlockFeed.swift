@@ -21,9 +21,12 @@ final class BlockFeed: @unchecked Sendable {
         var error: String?
     }
 
-    /// Lines per block, and blocks the reader may be ahead.
+    /// Lines and bytes per block (whichever comes first: 2,048 lines of 64 KiB would be 128 MiB a block), and
+    /// blocks the reader may be ahead; a spare block bigger than `spareBytes` is freed, not kept.
     static let blockLines = 2_048
+    static let blockBytes = 1 << 20
     static let depth = 8
+    static let spareBytes = 4 << 20
 
     private let condition = NSCondition()
     private var queue: [Block] = []
@@ -53,6 +56,7 @@ final class BlockFeed: @unchecked Sendable {
     /// Gives a done block's buffers back to the reader to fill again (memory is then freed on the thread that
     /// allocated it, and allocated once).
     func recycle(_ b: consuming Block) {
+        guard b.bytes.capacity <= Self.spareBytes else { return }
         condition.lock()
         if spare.count < Self.depth + 1 { spare.append(b) }
         condition.unlock()
@@ -116,7 +120,7 @@ final class BlockFeed: @unchecked Sendable {
                 block.bytes.append(contentsOf: bytes)
                 block.bytes.append(0x0A)
                 block.lines.append(s..<(s + bytes.count))
-                if block.lines.count >= Self.blockLines { submit() }
+                if block.lines.count >= Self.blockLines || block.bytes.count >= Self.blockBytes { submit() }
             }
             while true {
                 let next: LineReader.Line?

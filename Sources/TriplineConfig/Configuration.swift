@@ -286,8 +286,7 @@ private struct Reader {
             guard !names.isEmpty else { throw item.error("an escalation step needs \"receivers\"") }
             steps.append(EscalationStep(after: after, receivers: names))
         }
-        guard !steps.isEmpty else { throw n.error("\"escalation\" must list at least one step") }
-        return steps
+        return steps  // empty: no escalation (a child route turning off its parent's)
     }
 
     mutating func read(_ root: Node) throws(LocatedError) -> Configuration {

@@ -312,15 +312,14 @@ public struct Operations: Sendable {
     func escalation(of a: AlertRecord) throws(OperationError) -> [JSONObject] {
         let states: [EscalationState]
         do { states = try store.escalations().filter { $0.key == a.key } } catch { throw .failed(error.description) }
-        let routes = config.alerts.route.nodes
+        let routes = config.alerts.route.identities
         return states.map { e in
+            let route = routes.first(where: { $0.identity == e.route })?.route
             var o = JSONObject([
-                ("route", .number(String(e.route))), ("started_at", .string(Renderer.time(e.startedAt))),
-                ("steps_done", .number(String(e.done))),
+                ("route", route.map { .number(String($0.index)) } ?? .string("no longer configured")),
+                ("started_at", .string(Renderer.time(e.startedAt))), ("steps_done", .number(String(e.done))),
             ])
-            if let route = routes.first(where: { $0.index == e.route }), let next = route.escalationStep(e.done),
-                a.state != .resolved
-            {
+            if let route, let next = route.escalationStep(e.done), a.state != .resolved {
                 o.append("next_step", .number(String(next.index + 1)))
                 o.append("next_round", .number(String(next.round)))
                 o.append("next_at", .string(Renderer.time(e.startedAt + next.due)))
