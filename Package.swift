@@ -73,7 +73,7 @@ let package = Package(
             name: "TriplineAlerts",
             dependencies: [
                 "TriplineMatch", "TriplineState", "TriplineWatchlists", "TriplineJSON", "TriplineRegex",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "TriplineSelectors", .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
 

@@ -1,6 +1,7 @@
 import Foundation
 import TriplineJSON
 import TriplineMatch
+import TriplineSelectors
 import TriplineState
 import TriplineWatchlists
 
@@ -44,6 +45,13 @@ public final class Dispatcher {
     /// Indexes of the routes with escalation steps, and of routes that had some before a reconfiguration (their
     /// escalations in progress end with their alerts).
     private var escalatingRoutes: [Int] = []
+    /// Heartbeats (SPEC §11): when a matching selector was last seen, and whether the silence alert is firing —
+    /// in the store's offsets (`hb-seen:KEY` in milliseconds, `hb-firing:KEY` 0 or 1); `started` stands for
+    /// "last seen" of one never seen; `heartbeatsDirty` are seen times not yet in a commit.
+    private var heartbeatSeen: [String: Double] = [:]
+    private var heartbeatFiring: [String: Bool] = [:]
+    private var heartbeatsDirty = Set<String>()
+    private let started: Double
     /// When the watchdog last went out (SPEC §11), kept in the store's offsets (milliseconds) across restarts.
     private var watchdogAt: Double?
     public static let watchdogKey = "watchdog"
@@ -78,6 +86,9 @@ public final class Dispatcher {
         var digest: [String: [Int64]?] = [:]
         var escalations: [String: EscalationState?] = [:]
         var watchdogAt: Double?
+        var heartbeatSeen: [String: Double] = [:]
+        var heartbeatFiring: [String: Bool] = [:]
+        var heartbeatsDirty = Set<String>()
     }
 
     /// The store key that commands bump when an operator changes an alert or a silence from another process.
@@ -85,6 +96,7 @@ public final class Dispatcher {
 
     public init(config: AlertsConfig, store: any StateStore, now: Double) throws(StateError) {
         self.config = config
+        started = now
         renderer = Renderer(config: config, handlings: try store.listHandlings())
         self.store = store
         nextID = try store.maxAlertID() + 1
@@ -107,7 +119,15 @@ public final class Dispatcher {
         }
         lastChanges = try store.offset(source: Self.changesKey)
         watchdogAt = try store.offset(source: Self.watchdogKey).map { Double($0) / 1000 }
+        try loadHeartbeats()
         lastSync = now
+    }
+
+    private func loadHeartbeats() throws(StateError) {
+        for h in config.heartbeats {
+            if let ms = try store.offset(source: "hb-seen:" + h.key) { heartbeatSeen[h.key] = Double(ms) / 1000 }
+            heartbeatFiring[h.key] = try store.offset(source: "hb-firing:" + h.key) == 1
+        }
     }
 
     /// A new configuration (SIGHUP): routes and receivers may have changed; groups are rebuilt.
@@ -122,6 +142,7 @@ public final class Dispatcher {
         identityOf = Dictionary(
             routesByIndex.map { (ObjectIdentifier($0.value), $0.key) }, uniquingKeysWith: { a, _ in a })
         scheduleEscalations()
+        try loadHeartbeats()
         for a in try store.alerts(states: nil, limit: Int.max) {
             enqueue(a, now: now, recovering: true)
             inhibition.update(a)
@@ -135,7 +156,8 @@ public final class Dispatcher {
         precondition(journal == nil, "begin inside a batch")
         journal = Journal(
             nextID: nextID, lastSync: lastSync, lastResolveScan: lastResolveScan, lastChanges: lastChanges,
-            silences: silences, watchdogAt: watchdogAt)
+            silences: silences, watchdogAt: watchdogAt, heartbeatSeen: heartbeatSeen, heartbeatFiring: heartbeatFiring,
+            heartbeatsDirty: heartbeatsDirty)
     }
 
     /// The caller's commit of what this batch computed succeeded: `c` is now in the store.
@@ -154,6 +176,9 @@ public final class Dispatcher {
         lastChanges = j.lastChanges
         silences = j.silences
         watchdogAt = j.watchdogAt
+        heartbeatSeen = j.heartbeatSeen
+        heartbeatFiring = j.heartbeatFiring
+        heartbeatsDirty = j.heartbeatsDirty
         for (k, v) in j.groups {
             groups[k] = v
             if let g = v { timers.push(g.next, k) }
@@ -279,6 +304,10 @@ public final class Dispatcher {
 
     /// Folds `hits` into alerts and queues them for their receivers; what changed goes into `c`.
     public func ingest(_ hits: [Hit], now: Double, into c: inout Commit) throws(StateError) {
+        for key in heartbeatsDirty.sorted() {
+            if let t = heartbeatSeen[key] { c.offsets.append(("hb-seen:" + key, Int64((t * 1000).rounded(.down)))) }
+        }
+        heartbeatsDirty = []
         var batch: [String: AlertRecord] = [:]
         var order: [String] = []
         for h in hits {
@@ -437,6 +466,7 @@ public final class Dispatcher {
             throw error
         }
         try escalate(now: now, fresh: fresh, into: &c)
+        heartbeats(now: now, into: &c)
         if let w = config.watchdog, config.receiver(w.receiver) != nil, now - (watchdogAt ?? -.infinity) >= w.every {
             // Always firing: at start, then every `every`. No alert behind it, so nothing to silence or inhibit.
             watchdogAt = now
@@ -574,6 +604,69 @@ public final class Dispatcher {
         if views.contains(where: { $0.1["notice"] != nil }) { groupLabels = JSONObject() }
         let status = entries.contains { $0.state != .resolved } ? "firing" : "resolved"
         queue(receiver: receiver.name, views: views, groupLabels: groupLabels, status: status, now: now, into: &c)
+    }
+
+    // MARK: Heartbeats (SPEC §11)
+
+    /// A selector arrived: the heartbeats whose field matches are seen now (committed with the batch).
+    public func observe(_ s: NormalizedSelector, now: Double) {
+        guard !config.heartbeats.isEmpty else { return }
+        for h in config.heartbeats where Self.values(of: h.field, in: s).contains(where: h.matches) {
+            guard heartbeatSeen[h.key] != now else { continue }
+            heartbeatSeen[h.key] = now
+            heartbeatsDirty.insert(h.key)
+        }
+    }
+
+    /// The text values of a field of a selector (`source.item` and `context.*` walked; arrays give each element).
+    static func values(of field: String, in s: NormalizedSelector) -> [String] {
+        switch field {
+        case "id": return [s.id]
+        case "type": return [s.type.rawValue]
+        case "value": return [s.value]
+        case "raw": return [s.raw]
+        default:
+            let path = field.split(separator: ".").map(String.init)
+            var cur: JSONValue? = path.first == "source" ? s.source : s.context
+            for k in path.dropFirst() { cur = cur?.objectValue?[k] }
+            func texts(_ v: JSONValue?) -> [String] {
+                switch v {
+                case .string(let t)?: return [t]
+                case .number(let n)?: return [n]
+                case .bool(let b)?: return [b ? "true" : "false"]
+                case .array(let a)?: return a.flatMap { texts($0) }
+                default: return []
+                }
+            }
+            return texts(cur)
+        }
+    }
+
+    /// Fires a heartbeat's notification when its selectors have been silent for `every` (from service start for
+    /// one never seen), once; resolves it when one arrives again. No alert record: its notifications and events.
+    private func heartbeats(now: Double, into c: inout Commit) {
+        for h in config.heartbeats where config.receiver(h.receiver) != nil {
+            let silent = now - (heartbeatSeen[h.key] ?? started) >= h.every
+            let firing = heartbeatFiring[h.key] ?? false
+            // Fires when silent; resolves only on a selector seen (a restart restarts the count for one never
+            // seen, and must not resolve it).
+            guard silent ? !firing : firing && heartbeatSeen[h.key] != nil else { continue }
+            heartbeatFiring[h.key] = silent
+            c.offsets.append(("hb-firing:" + h.key, silent ? 1 : 0))
+            var detail = JSONObject([
+                ("field", .string(h.field)), ("match", .string(h.match)),
+                ("every", .string(Self.durationText(h.every))),
+            ])
+            if let seen = heartbeatSeen[h.key] { detail.append("last_seen", .string(Renderer.time(seen))) }
+            c.events.append(
+                EventDraft(
+                    at: now, kind: silent ? "heartbeat_missed" : "heartbeat_resumed", alertKey: h.key,
+                    receiver: h.receiver, detail: detail))
+            queue(
+                receiver: h.receiver, views: [],
+                groupLabels: JSONObject([("alertname", .string("Heartbeat")), ("heartbeat", .string(h.key))]),
+                status: silent ? "firing" : "resolved", now: now, extra: [("heartbeat", .object(detail))], into: &c)
+        }
     }
 
     // MARK: Escalation (SPEC §11)
@@ -808,7 +901,11 @@ public final class Dispatcher {
             var p = JSONObject()
             p.append("notification_id", .string(id))
             p.append("receiver", .string(receiver))
-            p.append("status", .string(shown.contains { $0.0.state != .resolved } || shown.isEmpty ? "firing" : status))
+            p.append(
+                "status",
+                .string(
+                    views.isEmpty
+                        ? status : shown.contains { $0.0.state != .resolved } || shown.isEmpty ? "firing" : status))
             p.append("at", .string(Renderer.time(now)))
             p.append("group_labels", .object(groupLabels))
             p.append("alerts", .array(shown.map { .object($0.1) }))

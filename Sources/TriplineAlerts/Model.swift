@@ -157,6 +157,52 @@ public struct Receiver: Sendable {
     }
 }
 
+/// One heartbeat (SPEC §11): `field` of each selector (`source.item`, `type`, ...), a glob over its value, the
+/// longest silence allowed, who hears of it.
+public struct Heartbeat: Sendable, Equatable {
+    public var field: String
+    public var match: String
+    public var every: Double
+    public var receiver: String
+    public init(field: String, match: String, every: Double, receiver: String) {
+        self.field = field
+        self.match = match
+        self.every = every
+        self.receiver = receiver
+    }
+
+    /// This heartbeat's name in the state database and its notifications.
+    public var key: String { "heartbeat:" + field + "=" + match }
+
+    /// `*` any run, `?` one character, everything else itself (no classes, no escapes).
+    public func matches(_ value: String) -> Bool {
+        let p = Array(match.unicodeScalars)
+        let v = Array(value.unicodeScalars)
+        var i = 0
+        var j = 0
+        var star = -1
+        var mark = 0
+        while j < v.count {
+            if i < p.count && (p[i] == "?" || p[i] == v[j]) {
+                i += 1
+                j += 1
+            } else if i < p.count && p[i] == "*" {
+                star = i
+                mark = j
+                i += 1
+            } else if star >= 0 {
+                i = star + 1
+                mark += 1
+                j = mark
+            } else {
+                return false
+            }
+        }
+        while i < p.count && p[i] == "*" { i += 1 }
+        return i == p.count
+    }
+}
+
 /// One escalation step: `after` seconds from the alert's first notification on the route, its receivers.
 public struct EscalationStep: Sendable, Equatable {
     public var after: Double
@@ -335,6 +381,9 @@ public struct AlertsConfig: Sendable {
     /// SPEC §11 `watchdog: {receiver, every}`: a notification at that interval while Tripline runs, so that its
     /// absence is noticed.
     public var watchdog: (receiver: String, every: Double)?
+    /// Heartbeats (SPEC §11, dead man's switch): a notification fires when no selector whose `field` matches
+    /// `match` (a glob) arrived within `every`, and resolves when one does.
+    public var heartbeats: [Heartbeat] = []
     /// Acknowledge links put in notifications (SPEC §11), when `http.external_url` and its key are configured.
     public var ackLinks: AckLinks?
     /// Key for opaque handles (keyed hashes of protected text).

@@ -299,6 +299,7 @@ private struct Reader {
         var inhibitNode: Node?
         var rateNode: Node?
         var watchdogNode: Node?
+        var heartbeatsNode: Node?
         var templatesNode: Node?
         var operatorNode: Node?
         for (k, v) in top {
@@ -402,6 +403,7 @@ private struct Reader {
             case "inhibit_rules": inhibitNode = v
             case "rate_limits": rateNode = v
             case "watchdog": watchdogNode = v
+            case "heartbeats": heartbeatsNode = v
             case "templates": templatesNode = v
             default: throw k.error("unknown configuration key \"\(k.scalar ?? "?")\"")
             }
@@ -593,6 +595,51 @@ private struct Reader {
             }
             guard let receiver, let every else { throw n.error("\"watchdog\" needs receiver and every") }
             c.alerts.watchdog = (receiver, every)
+        }
+        if let n = heartbeatsNode {
+            guard let seq = n.sequence else { throw n.error("\"heartbeats\" must be a list") }
+            for item in seq {
+                var field: String?
+                var match: String?
+                var every: Double?
+                var receiver: String?
+                for (k, v) in try mapping(item, "heartbeat", keys: ["field", "match", "every", "receiver"]) {
+                    switch k.scalar {
+                    case "field":
+                        let f = try string(v, "field")
+                        let known =
+                            ["id", "type", "value", "raw"].contains(f) || f.hasPrefix("source.")
+                            || f.hasPrefix("context.")
+                        guard known, !f.hasSuffix("."), !f.contains("..") else {
+                            throw v.error(
+                                "a heartbeat's \"field\" is id, type, value, raw, source.NAME or context.NAME")
+                        }
+                        field = f
+                    case "match":
+                        let m = try string(v, "match")
+                        guard !m.isEmpty else { throw v.error("a heartbeat's \"match\" is a non-empty glob") }
+                        match = m
+                    case "every":
+                        let d = try duration(v, "every")
+                        guard d >= 1 else { throw v.error("a heartbeat's \"every\" must be at least 1s") }
+                        every = d
+                    default:
+                        let r = try string(v, "receiver")
+                        guard receiverNames.contains(r) else {
+                            throw v.error("heartbeat names unknown receiver \"\(r)\"")
+                        }
+                        receiver = r
+                    }
+                }
+                guard let field, let match, let every, let receiver else {
+                    throw item.error("a heartbeat needs field, match, every and receiver")
+                }
+                let h = Heartbeat(field: field, match: match, every: every, receiver: receiver)
+                if c.alerts.heartbeats.contains(where: { $0.key == h.key }) {
+                    throw item.error("a second heartbeat on \(field) matching \"\(match)\"")
+                }
+                c.alerts.heartbeats.append(h)
+            }
         }
         return c
     }

@@ -76,8 +76,11 @@ public struct RecordStep {
 
     /// The screen for this step's normaliser, lists and rules (see `RecordScreen`).
     public var screening: RecordScreen {
-        RecordScreen(normalizer: normalizer, index: matcher.index, quiet: engine.ruleSet.quietTypes)
+        RecordScreen(normalizer: normalizer, index: matcher.index, quiet: screens ? engine.ruleSet.quietTypes : [])
     }
+
+    /// False turns the screen off: every line through the whole step (heartbeats need every selector's fields).
+    public var screens = true
 
     /// `RecordScreen.screen(_:)` with this step's screen.
     public func screen(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool { screening.screen(bytes) }

@@ -298,6 +298,7 @@ public actor Pipeline {
         step = RecordStep(
             normalizer: loaded.normalizer, matcher: loaded.matcher,
             engine: RuleEngine(loaded.rules, options: loaded.configuration.correlation))
+        step.screens = loaded.configuration.alerts.heartbeats.isEmpty
         screens = ScreenSource(step.screening)
         var alerts = loaded.configuration.alerts
         alerts.handleKey = try loaded.configuration.loadHandleKey()
@@ -469,9 +470,10 @@ public actor Pipeline {
                     }
                     switch outcome {
                     case .blank: continue
-                    case .accepted(_, let hits):
+                    case .accepted(let selector, let hits):
                         counts.accepted += 1
                         found += hits
+                        dispatcher.observe(selector, now: now)
                     case .rejected(let r):
                         counts.rejected += 1
                         rejections.append((l.number, r.id, r.message))
@@ -721,6 +723,7 @@ public actor Pipeline {
         limitsCheckedAt = now
         step = RecordStep(
             normalizer: l.normalizer, matcher: l.matcher, engine: RuleEngine(l.rules, options: c.correlation))
+        step.screens = c.alerts.heartbeats.isEmpty
         screens.set(step.screening)
         logger.info("reloaded: \(l.rules.rules.count) rules, configuration \(c.configFile ?? "embedded defaults")")
         return true

@@ -314,3 +314,63 @@ struct WatchdogTests {
         #expect(c.alerts.watchdog?.receiver == "log" && c.alerts.watchdog?.every == 3600)
     }
 }
+
+/// Heartbeats (SPEC §11): silence detection per source pattern, firing once and resolving on the next selector.
+@Suite("Heartbeats")
+struct HeartbeatTests {
+    static func observe(_ s: EscalationTests.Service, item: String, at t: Double) throws {
+        let sel = selector(#"{"id":"h","type":"phone","value":"+32470999999","source":{"item":"\#(item)"}}"#)
+        s.d.begin()
+        s.d.observe(sel, now: t)
+        var c = Commit()
+        try s.d.ingest([], now: t, into: &c)
+        try s.store.commit(c)
+        s.d.end(committed: c)
+    }
+
+    @Test func firesOnceWhenSilentAndResolvesOnTheNextSelector() throws {
+        let dir = scratchDirectory("heartbeat")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var c = alertsConfig(dir)
+        c.heartbeats = [
+            Heartbeat(field: "source.item", match: "RAQQA-*", every: 600, receiver: "ops-rx"),
+            Heartbeat(field: "source.item", match: "MOSUL-?", every: 600, receiver: "nl-nctv-rx"),
+        ]
+        let store = MemoryStateStore()
+        let s = try EscalationTests.Service(store: store, config: c, now: t0)
+        try Self.observe(s, item: "RAQQA-PHONE-7", at: t0 + 100)
+        try Self.observe(s, item: "XRAQQA-1", at: t0 + 200)  // not RAQQA-*
+        try s.tick(t0 + 599)
+        #expect(try s.sent().isEmpty)
+        // Never seen: counted from the start.
+        try s.tick(t0 + 600)
+        #expect(try s.sent() == ["nl-nctv-rx": 1])
+        try s.tick(t0 + 699)
+        #expect(try s.sent() == ["nl-nctv-rx": 1])
+        try s.tick(t0 + 700)
+        #expect(try s.sent() == ["nl-nctv-rx": 1, "ops-rx": 1])
+        for m in 8...14 { try s.tick(t0 + Double(m) * 100) }
+        #expect(try s.sent() == ["nl-nctv-rx": 1, "ops-rx": 1])
+        // A selector again: resolved at the next tick.
+        try Self.observe(s, item: "RAQQA-PHONE-9", at: t0 + 1450)
+        try s.tick(t0 + 1451)
+        #expect(try s.sent() == ["nl-nctv-rx": 1, "ops-rx": 2])
+        let items = try store.outbox(status: nil, limit: 10).filter { $0.receiver == "ops-rx" }
+        #expect(items.map { $0.payload["status"]?.stringValue } == ["firing", "resolved"])
+        #expect(items[0].payload["heartbeat"]?.objectValue?["match"] == .string("RAQQA-*"))
+        #expect(try s.events("heartbeat_missed").count == 2 && s.events("heartbeat_resumed").count == 1)
+        // A restart keeps the last-seen time and the firing state: the next miss at 1450 + 600, not at start + 600.
+        try s.restart(at: t0 + 1500)
+        try s.tick(t0 + 2049)
+        #expect(try s.sent() == ["nl-nctv-rx": 1, "ops-rx": 2])
+        try s.tick(t0 + 2050)
+        #expect(try s.sent() == ["nl-nctv-rx": 1, "ops-rx": 3])
+    }
+
+    @Test func globs() {
+        let h = Heartbeat(field: "source.item", match: "RAQQA-*-?", every: 60, receiver: "r")
+        #expect(h.matches("RAQQA-PHONE-7") && h.matches("RAQQA--x") && h.matches("RAQQA-a-b-c"))
+        #expect(!h.matches("RAQQA-7") && !h.matches("XRAQQA-P-7") && !h.matches("raqqa-P-7") && !h.matches(""))
+        #expect(Heartbeat(field: "f", match: "*", every: 1, receiver: "r").matches(""))
+    }
+}

@@ -89,6 +89,39 @@ struct EscalationServeTests {
         #expect(counts["escalation_step"] == 3)
     }
 
+    /// A heartbeat through serve: selectors of a source that stops (misses on every list, which the screen would
+    /// pass over unread: heartbeats turn it off), one missed notification at its time, one resolved on the next.
+    @Test func heartbeatFiresWhenASourceStopsAndResolvesWhenItResumes() throws {
+        let dir = try ServeTests.deployment(
+            entries: 3, extra: "heartbeats: [{field: source.item, match: \"RAQQA-*\", every: 60s, receiver: log}]\n")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = dir.appendingPathComponent("in.ndjson")
+        _ = FileManager.default.createFile(atPath: input.path, contents: Data())
+        func append(_ item: String) throws {
+            let h = try FileHandle(forWritingTo: input)
+            h.seekToEndOfFile()
+            h.write(
+                Data((#"{"id":"x","type":"phone","value":"+32470999999","source":{"item":"\#(item)"}}"# + "\n").utf8))
+            try h.close()
+        }
+        func beats() -> [String] {
+            readRecords(dir.appendingPathComponent("alerts.ndjson").path).filter { $0["heartbeat"] != nil }
+                .compactMap { $0["status"]?.stringValue }
+        }
+        let p = try Self.start(dir, clock: "\(Int(Date().timeIntervalSince1970) - 1):30", log: "serve.log")
+        try append("RAQQA-PHONE-1")
+        #expect(waitUntil(20) { beats() == ["firing"] })
+        try append("MOSUL-PHONE-1")  // another source: the heartbeat stays firing
+        usleep(500_000)
+        #expect(beats() == ["firing"])
+        try append("RAQQA-PHONE-2")
+        #expect(waitUntil(20) { beats() == ["firing", "resolved"] })
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        let counts = ServeTests.eventCounts(dir)
+        #expect(counts["heartbeat_missed"] == 1 && counts["heartbeat_resumed"] == 1)
+    }
+
     @Test func aMalformedTestClockStopsServe() throws {
         let dir = try ServeTests.deployment(entries: 1)
         defer { try? FileManager.default.removeItem(at: dir) }
