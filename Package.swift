@@ -158,7 +158,7 @@ let package = Package(
             name: "TriplineFuzzing",
             dependencies: [
                 "TriplineJSON", "TriplineIngest", "TriplineYAML", "TriplineSelectors", "TriplineWatchlists",
-                "TriplineMatch", "TriplineRules", "TriplineAudit", "TriplineMailWire",
+                "TriplineMatch", "TriplineRules", "TriplineAudit", "TriplineMailWire", "TriplineAlerts",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
 

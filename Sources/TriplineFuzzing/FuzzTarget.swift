@@ -41,7 +41,7 @@ public enum FuzzTargets {
         JSONTargets.json, JSONTargets.ndjson, RecordTarget.record, YAMLTargets.yaml, YAMLTargets.watchlist,
         YAMLTargets.rules, YAMLTargets.condition, SelectorTargets.phone, SelectorTargets.email,
         SelectorTargets.normalize, SelectorTargets.name, WireTargets.smtpReply, WireTargets.note,
-        WireTargets.auditBundle,
+        WireTargets.auditBundle, AckLinkTarget.target,
     ]
 
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }

@@ -1,3 +1,4 @@
+import TriplineAlerts
 import TriplineAudit
 import TriplineMailWire
 
@@ -72,5 +73,33 @@ enum WireTargets {
         _ = AuditBundle.verify(
             records: Array(parts[0]), proofs: Array(parts[1]), checkpoint: Array(parts[2]),
             vkey: FuzzFixtures.signer.verifier)
+    }
+}
+
+/// Acknowledge-link tokens (SPEC §11): whatever the path holds, `verify` answers without trapping; what it accepts
+/// was made with the key (the token is the canonical encoding of its claim), and an accepted claim is well formed.
+enum AckLinkTarget {
+    /// The fuzz key (the seeds in Fuzz/Corpus/ack-link are signed with it) and a fixed "now".
+    static let links = AckLinks(
+        baseURL: "https://tripline.example", key: Array("tripline-fuzz-ack-link-key-32byte".utf8))!
+    static let now = 1_900_000_000.0
+
+    static let target = FuzzTarget(name: "ack-link", maxLength: 2048) { bytes throws(FuzzFailure) in
+        let token = String(decoding: bytes, as: UTF8.self)
+        switch links.verify(token, now: now) {
+        case .success(let c):
+            try FuzzTarget.check(links.token(c) == token, "ack-link", "accepted a token that is not its claim's")
+            try FuzzTarget.check(
+                !c.receiver.isEmpty && !c.partner.isEmpty && c.nonce.count == 32 && c.expires > now, "ack-link",
+                "accepted a malformed claim")
+        case .failure(.expired):
+            // Signed, only late: a token of ours whose claim is well formed.
+            guard case .success(let c) = links.verify(token, now: 0) else {
+                throw FuzzFailure(target: "ack-link", message: "expired now, not valid before")
+            }
+            try FuzzTarget.check(links.token(c) == token, "ack-link", "accepted a token that is not its claim's")
+        case .failure(.invalid):
+            break
+        }
     }
 }

@@ -30,7 +30,7 @@ struct FuzzReplayTests {
             ((try? FileManager.default.contentsOfDirectory(atPath: Self.root.appendingPathComponent("Fuzz/Corpus").path))
                 ?? []))
         #expect(dirs == Set(Self.targets.map(\.name)))
-        #expect(Self.targets.count == 15)
+        #expect(Self.targets.count == 16)
         for t in Self.targets {
             #expect(Self.inputs("Corpus", t.name).count >= 3, "target \(t.name) has too few seeds")
         }
