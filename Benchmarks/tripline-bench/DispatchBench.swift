@@ -148,10 +148,15 @@ func escalationBench(
             idle.append(Double(nowNS() - s) / 1e6)
         }
         var due: [Double] = []
+        var compute: [Double] = []
         var t = t0 + 902
         while t < t0 + 1800 {
             let s = nowNS()
-            tick(d, store, t)
+            d.begin()
+            let c = try! d.tick(now: t)
+            compute.append(Double(nowNS() - s) / 1e6)
+            try! store.commit(c)
+            d.end(committed: c)
             due.append(Double(nowNS() - s) / 1e6)
             t += 1
         }
@@ -160,8 +165,10 @@ func escalationBench(
             String(
                 format:
                     "dispatch: 10,000 firing alerts under escalation: tick p50 %.2f ms, max %.2f ms (about 11 steps due "
-                    + "per 1 s tick: p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d duty-officer steps) (target ≤ 10 ms)",
-                percentile(idle, 0.5), idle.max()!, percentile(due, 0.5), percentile(due, 0.99), due.max()!, steps))
+                    + "per 1 s tick: the dispatcher's tick p50 %.2f ms, p99 %.2f ms, max %.2f ms; with its commit p50 %.2f ms, "
+                    + "p99 %.2f ms, max %.2f ms; %d duty-officer steps) (target ≤ 10 ms)",
+                percentile(idle, 0.5), idle.max()!, percentile(compute, 0.5), percentile(compute, 0.99), compute.max()!,
+                percentile(due, 0.5), percentile(due, 0.99), due.max()!, steps))
     }
     // Worst case: all opened at once, every first step due in one tick.
     do {

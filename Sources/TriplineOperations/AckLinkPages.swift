@@ -28,7 +28,7 @@ extension Operations {
                     reason: "ack link", detail: JSONObject(detail + via)))
             return AckLinkPage(status: status, html: Self.page("Not acknowledged", "<p>\(Self.escape(why)).</p>"))
         }
-        guard let links = ackLinks else { return refuse(404, "acknowledge links are not configured here") }
+        guard let links = ackLinks else { return refuse(400, "acknowledge links are not configured here") }
         let claim: AckLinkClaim
         switch links.verify(token, now: now) {
         case .success(let c): claim = c

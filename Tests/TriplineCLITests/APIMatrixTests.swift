@@ -43,6 +43,13 @@ extension APITests {
             Row(method: "GET", route: "/healthz", path: "/healthz", mutates: false, cells: all200),
             Row(method: "GET", route: "/readyz", path: "/readyz", mutates: false, cells: all200),
             Row(method: "GET", route: "/metrics", path: "/metrics", mutates: false, cells: all200),
+            // Acknowledge links: the token is the credential, whoever else is asking (links are not configured here).
+            Row(
+                method: "GET", route: "/v1/ack/{token}", path: "/v1/ack/x", mutates: false,
+                cells: Array(repeating: "400", count: 8)),
+            Row(
+                method: "POST", route: "/v1/ack/{token}", path: "/v1/ack/x", mutates: false,
+                cells: Array(repeating: "400", count: 8)),
             Row(method: "GET", route: "/v1/openapi.json", path: "/v1/openapi.json", mutates: false, cells: all200),
             Row(
                 method: "GET", route: "/v1/audit/checkpoint", path: "/v1/audit/checkpoint", mutates: false,

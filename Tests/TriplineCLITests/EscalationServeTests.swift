@@ -69,6 +69,16 @@ struct EscalationServeTests {
         kill(a.processIdentifier, SIGKILL)
         a.waitUntilExit()
         #expect(records("chief.ndjson").isEmpty, "step 2 ran before the kill")
+        // `alerts show` gives the escalation: one step done, the next step, its time and receivers.
+        let show = try CLITests.run(
+            ["alerts", "show", "1", "--config", "tripline.yaml", "--as", "auditor", "--reason", "check"], cwd: dir)
+        #expect(show.status == 0, "\(show.stderr)")
+        let escalation = try #require(show.lines.first?["escalation"]?.arrayValue?.first?.objectValue)
+        #expect(escalation["steps_done"] == .number("1") && escalation["next_step"] == .number("2"))
+        #expect(escalation["next_receivers"] == .array([.string("chief")]))
+        let due = try #require(Self.time(escalation["next_at"]?.stringValue))
+        let started = try #require(Self.time(escalation["started_at"]?.stringValue))
+        #expect(due - started == 120)
 
         let b = try Self.start(dir, clock: clock, log: "serve-2.log")
         #expect(waitUntil(30) { records("night.ndjson").count == 1 })

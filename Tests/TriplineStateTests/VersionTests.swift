@@ -155,6 +155,8 @@ struct VersionTests {
             import sqlite3, sys
             db = sqlite3.connect(sys.argv[1], isolation_level=None)
             db.execute('ALTER TABLE alerts DROP COLUMN version')
+            db.execute('DROP TABLE escalations')
+            db.execute('DROP TABLE ack_links_used')
             db.execute('PRAGMA user_version = 6')
             print(db.execute('SELECT count(*) FROM pragma_table_info("alerts") WHERE name = "version"').fetchone()[0])
             """, path,
@@ -168,7 +170,7 @@ struct VersionTests {
 
         let s = try SQLiteStateStore(path: path)
         try s.migrate()
-        #expect(SQLiteStateStore.schemaVersion == 7)
+        #expect(SQLiteStateStore.schemaVersion == 9)
         let a = try #require(try s.alert(id: 1))
         #expect(a.version == 0 && a.count == 4)
         #expect(try s.alert(id: 2)?.version == 0)
