@@ -13,12 +13,12 @@ smoke=()
 # The HTTP API's target needs the whole NIO and Hummingbird stack built with the sanitizers: not in the smoke run.
 export TRIPLINE_FUZZ_HTTP=1
 fuzzer=Fuzz/.build/fuzzer-http
-all=(json ndjson record yaml watchlist rules condition phone email normalize name smtp-reply note audit-bundle http)
+all=(json ndjson record yaml watchlist rules condition phone email normalize name smtp-reply note audit-bundle ack-link http)
 if [ "${1:-}" = "--smoke" ]; then
     seconds=${FUZZ_SECONDS:-10}
     export TRIPLINE_FUZZ_HTTP=0
     fuzzer=Fuzz/.build/fuzzer
-    unset 'all[14]'
+    unset 'all[15]'
     # Reproducible in CI: a fixed seed and a fixed number of runs (from the seeds alone on a clean clone), the
     # time only a cap. A time-bounded run found a new input on CI and turned it red.
     smoke=(-seed=1 -runs="${FUZZ_SMOKE_RUNS:-3000}")
