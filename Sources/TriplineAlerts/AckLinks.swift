@@ -89,7 +89,8 @@ public struct AckLinks: Sendable {
         return now < c.expires ? .success(c) : .failure(.expired)
     }
 
-    static func base64url(_ bytes: [UInt8]) -> String {
+    /// Base64url without padding (RFC 4648 §5): the links' encoding, and the API tokens'.
+    public static func base64url(_ bytes: [UInt8]) -> String {
         var s = Data(bytes).base64EncodedString()
         s = s.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
         while s.hasSuffix("=") { s.removeLast() }

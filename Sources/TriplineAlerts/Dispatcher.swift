@@ -611,7 +611,7 @@ public final class Dispatcher {
     /// A selector arrived: the heartbeats whose field matches are seen now (committed with the batch).
     public func observe(_ s: NormalizedSelector, now: Double) {
         guard !config.heartbeats.isEmpty else { return }
-        for h in config.heartbeats where Self.values(of: h.field, in: s).contains(where: h.matches) {
+        for h in config.heartbeats where Self.values(of: h.path, in: s).contains(where: h.matches) {
             guard heartbeatSeen[h.key] != now else { continue }
             heartbeatSeen[h.key] = now
             heartbeatsDirty.insert(h.key)
@@ -619,14 +619,13 @@ public final class Dispatcher {
     }
 
     /// The text values of a field of a selector (`source.item` and `context.*` walked; arrays give each element).
-    static func values(of field: String, in s: NormalizedSelector) -> [String] {
-        switch field {
+    static func values(of path: [String], in s: NormalizedSelector) -> [String] {
+        switch path.first ?? "" {
         case "id": return [s.id]
         case "type": return [s.type.rawValue]
         case "value": return [s.value]
         case "raw": return [s.raw]
         default:
-            let path = field.split(separator: ".").map(String.init)
             var cur: JSONValue? = path.first == "source" ? s.source : s.context
             for k in path.dropFirst() { cur = cur?.objectValue?[k] }
             func texts(_ v: JSONValue?) -> [String] {
@@ -761,37 +760,27 @@ public final class Dispatcher {
             }
             var notified: [JSONValue] = []
             var skipped: [JSONValue] = []
+            func suppress(_ name: String, _ reason: String, _ more: [(String, JSONValue)] = []) {
+                c.events.append(
+                    EventDraft(
+                        at: now, kind: "suppressed", alertKey: a.key, receiver: name, reason: reason,
+                        detail: JSONObject(
+                            [("alert_id", .number(String(a.id)))] + more
+                                + [("escalation_step", .number(String(step.index + 1)))])))
+            }
             for name in step.step.receivers {
                 guard let receiver = config.receiver(name) else {
                     skipped.append(.string(name))
-                    c.events.append(
-                        EventDraft(
-                            at: now, kind: "suppressed", alertKey: a.key, receiver: name, reason: "receiver removed",
-                            detail: JSONObject([
-                                ("alert_id", .number(String(a.id))),
-                                ("escalation_step", .number(String(step.index + 1))),
-                            ])))
+                    suppress(name, "receiver removed")
                     continue
                 }
                 guard paged.insert(name + "\u{0}" + a.key).inserted else {
-                    c.events.append(
-                        EventDraft(
-                            at: now, kind: "suppressed", alertKey: a.key, receiver: name, reason: "dedup",
-                            detail: JSONObject([
-                                ("alert_id", .number(String(a.id))),
-                                ("escalation_step", .number(String(step.index + 1))),
-                            ])))
+                    suppress(name, "dedup")
                     continue
                 }
                 if let ack = a.acks[receiver.partner], ack.holds(at: now) {
                     skipped.append(.string(name))
-                    c.events.append(
-                        EventDraft(
-                            at: now, kind: "suppressed", alertKey: a.key, receiver: name, reason: "acknowledged",
-                            detail: JSONObject([
-                                ("alert_id", .number(String(a.id))), ("by", .string(ack.by)),
-                                ("escalation_step", .number(String(step.index + 1))),
-                            ])))
+                    suppress(name, "acknowledged", [("by", .string(ack.by))])
                     continue
                 }
                 let detail = JSONObject([

@@ -160,15 +160,18 @@ public struct Receiver: Sendable {
 /// One heartbeat (SPEC §11): `field` of each selector (`source.item`, `type`, ...), a glob over its value, the
 /// longest silence allowed, who hears of it.
 public struct Heartbeat: Sendable, Equatable {
-    public var field: String
+    public let field: String
     public var match: String
     public var every: Double
     public var receiver: String
+    /// `field` split at its dots once (read for every selector).
+    public let path: [String]
     public init(field: String, match: String, every: Double, receiver: String) {
         self.field = field
         self.match = match
         self.every = every
         self.receiver = receiver
+        path = field.split(separator: ".").map(String.init)
     }
 
     /// This heartbeat's name in the state database and its notifications.

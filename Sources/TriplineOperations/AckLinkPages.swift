@@ -1,6 +1,7 @@
 import Foundation
 import TriplineAlerts
 import TriplineJSON
+import TriplineSinks
 import TriplineState
 
 /// An acknowledge-link page (SPEC §11): its HTTP status and its HTML.
@@ -104,18 +105,5 @@ extension Operations {
             + "<h1>\(escape(title))</h1>\n" + body + "</body></html>\n"
     }
 
-    static func escape(_ s: String) -> String {
-        var o = ""
-        for c in s.unicodeScalars {
-            switch c {
-            case "&": o += "&amp;"
-            case "<": o += "&lt;"
-            case ">": o += "&gt;"
-            case "\"": o += "&quot;"
-            case "'": o += "&#39;"
-            default: o.unicodeScalars.append(c)
-            }
-        }
-        return o
-    }
+    static func escape(_ s: String) -> String { MailMessage.escape(s) }
 }

@@ -22,10 +22,7 @@ public enum Tokens {
         return prefix + base64url(bytes)
     }
 
-    static func base64url(_ b: [UInt8]) -> String {
-        Data(b).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
+    static func base64url(_ b: [UInt8]) -> String { AckLinks.base64url(b) }
 
     /// The hash the state keeps.
     public static func hash(_ token: String) -> String { hexString(Array(SHA256.hash(data: Data(token.utf8)))) }

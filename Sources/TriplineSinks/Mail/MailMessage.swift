@@ -142,7 +142,8 @@ public struct MailMessage: Sendable {
         return s
     }
 
-    static func escape(_ s: String) -> String {
+    /// HTML text and attribute escaping (the mail's HTML part, the acknowledge-link pages).
+    public static func escape(_ s: String) -> String {
         var o = ""
         for c in s.unicodeScalars {
             switch c {
