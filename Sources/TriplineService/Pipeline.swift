@@ -506,7 +506,7 @@ public actor Pipeline {
                             ("offset", .number(String(positions.first { $0.source == source }?.offset ?? 0))),
                             ("sha256", .string(hexString(given ?? Array(digest.finalize())))),
                         ])))
-                commit.offsets = positions
+                commit.offsets += positions  // after what the dispatcher put there (heartbeats seen)
                 try store.commit(commit)
             } catch let e {
                 step.engine.rollbackBatch()

@@ -130,6 +130,8 @@ struct EscalationServeTests {
         p.waitUntilExit()
         let counts = ServeTests.eventCounts(dir)
         #expect(counts["heartbeat_missed"] == 1 && counts["heartbeat_resumed"] == 1)
+        // The last-seen time is in the database (SPEC §11), committed with the batch that saw it.
+        #expect(!ServeTests.query(dir, "select offset from offsets where source like 'hb-seen:%'").isEmpty)
     }
 
     @Test func aMalformedTestClockStopsServe() throws {
