@@ -46,10 +46,13 @@ public final class Dispatcher {
     /// escalations in progress end with their alerts).
     private var escalatingRoutes: [Int] = []
     /// Heartbeats (SPEC §11): when a matching selector was last seen, and whether the silence alert is firing —
-    /// in the store's offsets (`hb-seen:KEY` in milliseconds, `hb-firing:KEY` 0 or 1); `started` stands for
-    /// "last seen" of one never seen; `heartbeatsDirty` are seen times not yet in a commit.
+    /// in the store's offsets (`hb-seen:KEY` in milliseconds, `hb-firing:KEY` 0, 1 firing, 2 firing and a selector
+    /// seen since); `started` stands for "last seen" of one never seen; `heartbeatsDirty` are seen times not yet in
+    /// a commit. A firing heartbeat resolves only on a selector seen after it fired (`heartbeatResumed`), never on
+    /// the clock alone (a clock stepped back, or a reload with a longer `every`).
     private var heartbeatSeen: [String: Double] = [:]
     private var heartbeatFiring: [String: Bool] = [:]
+    private var heartbeatResumed = Set<String>()
     private var heartbeatsDirty = Set<String>()
     private let started: Double
     /// When the watchdog last went out (SPEC §11), kept in the store's offsets (milliseconds) across restarts.
@@ -88,6 +91,7 @@ public final class Dispatcher {
         var watchdogAt: Double?
         var heartbeatSeen: [String: Double] = [:]
         var heartbeatFiring: [String: Bool] = [:]
+        var heartbeatResumed = Set<String>()
         var heartbeatsDirty = Set<String>()
     }
 
@@ -126,7 +130,9 @@ public final class Dispatcher {
     private func loadHeartbeats() throws(StateError) {
         for h in config.heartbeats {
             if let ms = try store.offset(source: "hb-seen:" + h.key) { heartbeatSeen[h.key] = Double(ms) / 1000 }
-            heartbeatFiring[h.key] = try store.offset(source: "hb-firing:" + h.key) == 1
+            let firing = try store.offset(source: "hb-firing:" + h.key) ?? 0
+            heartbeatFiring[h.key] = firing != 0
+            if firing == 2 { heartbeatResumed.insert(h.key) } else { heartbeatResumed.remove(h.key) }
         }
     }
 
@@ -157,7 +163,7 @@ public final class Dispatcher {
         journal = Journal(
             nextID: nextID, lastSync: lastSync, lastResolveScan: lastResolveScan, lastChanges: lastChanges,
             silences: silences, watchdogAt: watchdogAt, heartbeatSeen: heartbeatSeen, heartbeatFiring: heartbeatFiring,
-            heartbeatsDirty: heartbeatsDirty)
+            heartbeatResumed: heartbeatResumed, heartbeatsDirty: heartbeatsDirty)
     }
 
     /// The caller's commit of what this batch computed succeeded: `c` is now in the store.
@@ -178,6 +184,7 @@ public final class Dispatcher {
         watchdogAt = j.watchdogAt
         heartbeatSeen = j.heartbeatSeen
         heartbeatFiring = j.heartbeatFiring
+        heartbeatResumed = j.heartbeatResumed
         heartbeatsDirty = j.heartbeatsDirty
         for (k, v) in j.groups {
             groups[k] = v
@@ -306,6 +313,7 @@ public final class Dispatcher {
     public func ingest(_ hits: [Hit], now: Double, into c: inout Commit) throws(StateError) {
         for key in heartbeatsDirty.sorted() {
             if let t = heartbeatSeen[key] { c.offsets.append(("hb-seen:" + key, Int64((t * 1000).rounded(.down)))) }
+            if heartbeatResumed.contains(key) { c.offsets.append(("hb-firing:" + key, 2)) }
         }
         heartbeatsDirty = []
         var batch: [String: AlertRecord] = [:]
@@ -467,8 +475,12 @@ public final class Dispatcher {
         }
         try escalate(now: now, fresh: fresh, into: &c)
         heartbeats(now: now, into: &c)
-        if let w = config.watchdog, config.receiver(w.receiver) != nil, now - (watchdogAt ?? -.infinity) >= w.every {
+        if let w = config.watchdog, config.receiver(w.receiver) != nil,
+            now - (watchdogAt ?? -.infinity) >= w.every || now < (watchdogAt ?? -.infinity)
+        {
             // Always firing: at start, then every `every`. No alert behind it, so nothing to silence or inhibit.
+            // A clock stepped back behind the last one (or a stored time ahead of this clock) sends now and restarts
+            // the count: a dead man's switch must not fall silent until the clock catches up.
             watchdogAt = now
             c.offsets.append((Self.watchdogKey, Int64((now * 1000).rounded(.down))))
             queue(
@@ -612,6 +624,9 @@ public final class Dispatcher {
     public func observe(_ s: NormalizedSelector, now: Double) {
         guard !config.heartbeats.isEmpty else { return }
         for h in config.heartbeats where Self.values(of: h.path, in: s).contains(where: h.matches) {
+            if heartbeatFiring[h.key] == true && heartbeatResumed.insert(h.key).inserted {
+                heartbeatsDirty.insert(h.key)
+            }
             guard heartbeatSeen[h.key] != now else { continue }
             heartbeatSeen[h.key] = now
             heartbeatsDirty.insert(h.key)
@@ -647,11 +662,13 @@ public final class Dispatcher {
         for h in config.heartbeats where config.receiver(h.receiver) != nil {
             let silent = now - (heartbeatSeen[h.key] ?? started) >= h.every
             let firing = heartbeatFiring[h.key] ?? false
-            // Fires when silent; resolves only on a selector seen (a restart restarts the count for one never
-            // seen, and must not resolve it).
-            guard silent ? !firing : firing && heartbeatSeen[h.key] != nil else { continue }
-            heartbeatFiring[h.key] = silent
-            c.offsets.append(("hb-firing:" + h.key, silent ? 1 : 0))
+            // Fires when silent; resolves only on a selector seen since it fired (not on a restart, a clock stepped
+            // back or a longer `every`), even when that selector is itself long past (the clock stepped forward).
+            let resumed = firing && heartbeatResumed.contains(h.key)
+            guard resumed || (!firing && silent) else { continue }
+            heartbeatFiring[h.key] = !resumed
+            heartbeatResumed.remove(h.key)
+            c.offsets.append(("hb-firing:" + h.key, resumed ? 0 : 1))
             var detail = JSONObject([
                 ("field", .string(h.field)), ("match", .string(h.match)),
                 ("every", .string(Self.durationText(h.every))),
@@ -659,12 +676,12 @@ public final class Dispatcher {
             if let seen = heartbeatSeen[h.key] { detail.append("last_seen", .string(Renderer.time(seen))) }
             c.events.append(
                 EventDraft(
-                    at: now, kind: silent ? "heartbeat_missed" : "heartbeat_resumed", alertKey: h.key,
+                    at: now, kind: resumed ? "heartbeat_resumed" : "heartbeat_missed", alertKey: h.key,
                     receiver: h.receiver, detail: detail))
             queue(
                 receiver: h.receiver, views: [],
                 groupLabels: JSONObject([("alertname", .string("Heartbeat")), ("heartbeat", .string(h.key))]),
-                status: silent ? "firing" : "resolved", now: now, extra: [("heartbeat", .object(detail))], into: &c)
+                status: resumed ? "resolved" : "firing", now: now, extra: [("heartbeat", .object(detail))], into: &c)
         }
     }
 

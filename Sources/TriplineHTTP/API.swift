@@ -114,8 +114,11 @@ public enum API {
                 ? json(JSONObject([("status", .string("ready"))]))
                 : problem(.serviceUnavailable, "not ready: lists and rules not loaded, or the database not writable")
         }
-        addAckLinks(router, services)
-        let authed = router.group().add(middleware: Authenticate(services: services))
+        // One budget per peer address for failed credentials: bad tokens and bad acknowledge links alike.
+        let failures = RateLimiter(
+            perSecond: services.failedAuthentications.perSecond, burst: services.failedAuthentications.burst)
+        addAckLinks(router, services, failures: failures)
+        let authed = router.group().add(middleware: Authenticate(services: services, failures: failures))
         authed.get("/metrics") { _, context in
             _ = try caller(context)
             var headers = HTTPFields()
@@ -149,7 +152,9 @@ public enum API {
 
     /// Acknowledge links (SPEC §11): the token in the path is the credential (single action, signed, bound to one
     /// alert, receiver and partner), so these two are outside `Authenticate`. GET shows, POST acknowledges.
-    static func addAckLinks(_ router: Router<APIContext>, _ services: APIServices) {
+    /// A link that does not verify (forged, garbled, expired) is a failed credential: audited within the peer's
+    /// budget of failed authentications, answered 429 beyond it and counted into the next audited one.
+    static func addAckLinks(_ router: Router<APIContext>, _ services: APIServices, failures: RateLimiter) {
         @Sendable func answer(_ page: AckLinkPage) -> Response {
             var headers = HTTPFields()
             headers[.contentType] = "text/html; charset=utf-8"
@@ -162,16 +167,24 @@ public enum API {
                 status: HTTPResponse.Status(code: page.status), headers: headers,
                 body: .init(byteBuffer: ByteBuffer(string: page.html)))
         }
-        router.get("/v1/ack/{token}") { _, context in
+        @Sendable func use(_ context: APIContext, post: Bool) async throws -> Response {
             let token = context.parameters.get("token") ?? ""
             let ops = try await services.operations()
-            return answer(try await blocking { ops.ackLink(token: token, post: false) })
+            let peer = Authenticate.peer(context.channel)
+            let budget: @Sendable () -> AckLinkBudget = {
+                if let wait = failures.take(peer, now: ops.clock()) { return .exhausted(wait: wait) }
+                return .audit([("peer", .string(peer))] + Authenticate.throttled(failures.refusedSince(peer)))
+            }
+            let page = try await blocking { ops.ackLink(token: token, post: post, unverified: budget) }
+            if let wait = page.retryAfter {
+                var response = Authenticate.tooManyRequests(wait)
+                response.headers[.cacheControl] = "no-store"
+                return response
+            }
+            return answer(page)
         }
-        router.post("/v1/ack/{token}") { _, context in
-            let token = context.parameters.get("token") ?? ""
-            let ops = try await services.operations()
-            return answer(try await blocking { ops.ackLink(token: token, post: true) })
-        }
+        router.get("/v1/ack/{token}") { _, context in try await use(context, post: false) }
+        router.post("/v1/ack/{token}") { _, context in try await use(context, post: true) }
     }
 
     static func addIngest(_ r: RouterGroup<APIContext>, _ services: APIServices) {

@@ -25,11 +25,10 @@ struct Authenticate: RouterMiddleware {
     /// and counted into the next audited one (`throttled`), so a stranger cannot fill the audit log.
     let failures: RateLimiter
 
-    init(services: APIServices) {
+    init(services: APIServices, failures: RateLimiter) {
         self.services = services
         limiter = RateLimiter(perSecond: services.rate.perSecond, burst: services.rate.burst)
-        failures = RateLimiter(
-            perSecond: services.failedAuthentications.perSecond, burst: services.failedAuthentications.burst)
+        self.failures = failures
     }
 
     /// The longest request path an `auth_failed` record keeps (the rest is cut, its length noted).

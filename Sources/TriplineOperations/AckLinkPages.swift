@@ -8,6 +8,15 @@ import TriplineState
 public struct AckLinkPage: Sendable {
     public var status: Int
     public var html: String
+    /// Set when the page is not given: the caller's budget of unverified links is spent (429, seconds to wait).
+    public var retryAfter: Double?
+}
+
+/// Whether a link that does not verify (not a link, forged, garbled, expired — nobody's claim) is audited: within
+/// the caller's budget, with what the record adds (peer address, refusals throttled since), or the budget is spent.
+public enum AckLinkBudget: Sendable {
+    case audit([(String, JSONValue)])
+    case exhausted(wait: Double)
 }
 
 extension Operations {
@@ -15,13 +24,28 @@ extension Operations {
     /// with a button that POSTs; never acknowledges (mail scanners follow links). `POST`: acknowledges the alert
     /// for the receiver's partner (until it resolves) as principal `receiver:NAME` with reason "ack link", and
     /// uses the link up. A forged, expired, used or no longer valid link gets a page saying which and changes
-    /// nothing. Every use and every refusal is audited.
-    public func ackLink(token: String, post: Bool, via: [(String, JSONValue)] = []) -> AckLinkPage {
+    /// nothing. Every use and every refusal of a verified link is audited; a link that does not verify is a failed
+    /// credential, audited within `unverified`'s budget (a stranger cannot fill the audit log through this page).
+    /// The page's texts are fixed: they name no principal and nothing the link's receiver may not see.
+    public func ackLink(
+        token: String, post: Bool, via: [(String, JSONValue)] = [],
+        unverified: () -> AckLinkBudget = { .audit([]) }
+    ) -> AckLinkPage {
         let now = clock()
         let action = post ? "acknowledge" : "view"
-        func refuse(_ status: Int, _ why: String, _ claim: AckLinkClaim? = nil) -> AckLinkPage {
-            var detail: [(String, JSONValue)] = [("action", .string(action)), ("why", .string(why))]
-            if let claim { detail.append(("alert_id", .number(String(claim.alertID)))) }
+        /// `audited`: what the record says when it says more than the page.
+        func refuse(_ status: Int, _ why: String, _ claim: AckLinkClaim? = nil, audited: String? = nil)
+            -> AckLinkPage
+        {
+            var detail: [(String, JSONValue)] = [("action", .string(action)), ("why", .string(audited ?? why))]
+            if let claim {
+                detail.append(("alert_id", .number(String(claim.alertID))))
+            } else {
+                switch unverified() {
+                case .exhausted(let wait): return AckLinkPage(status: 429, html: "", retryAfter: wait)
+                case .audit(let more): detail += more
+                }
+            }
             let principal = claim.map { "receiver:" + $0.receiver } ?? "anonymous"
             try? record(
                 EventDraft(
@@ -54,8 +78,11 @@ extension Operations {
         let caller = Caller(principal: principal, reason: "ack link", via: via)
         // What the receiver's notification showed: the view for its partner, as a sink sees it.
         let view = renderer.view(a, access: renderer.access(a, partner: claim.partner, sink: true))
+        if a.state == .resolved { return refuse(409, "the alert is resolved", claim) }
+        if let ack = a.acks[claim.partner], ack.holds(at: now) {
+            return refuse(409, "the alert is already acknowledged for \(claim.partner)", claim)
+        }
         if !post {
-            if a.state == .resolved { return refuse(409, "the alert is resolved", claim) }
             try? record(
                 event(
                     "ack_link_viewed", caller, alertKey: a.key, receiver: claim.receiver,
@@ -76,7 +103,10 @@ extension Operations {
                 return AckLinkPage(
                     status: 503, html: Self.page("Try again", "<p>The state database is unavailable.</p>"))
             }
-            return refuse(409, error.description, claim)
+            // Its own texts name who acknowledged: the page says what happened in fixed words, the record all of it.
+            return refuse(
+                409, "the alert changed while it was being acknowledged, or this link was used already", claim,
+                audited: error.description)
         }
         return AckLinkPage(
             status: 200,

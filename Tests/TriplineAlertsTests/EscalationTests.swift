@@ -277,6 +277,33 @@ struct WatchdogTests {
         #expect(mail.text.contains("Watchdog: Tripline is running; the next one within 10m."))
     }
 
+    /// A clock stepped back behind the last watchdog (or a stored time ahead of this clock after a restart) sends one
+    /// at once and counts from there: the dead man's switch does not fall silent until the clock catches up.
+    @Test func aClockSteppedBackDoesNotSilenceIt() throws {
+        let dir = scratchDirectory("watchdog-back")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var c = alertsConfig(dir)
+        c.watchdog = ("ops-rx", 600)
+        let store = MemoryStateStore()
+        let s = try EscalationTests.Service(store: store, config: c, now: t0)
+        try s.tick(t0 + 3600)
+        #expect(try s.sent() == ["ops-rx": 1])
+        try s.tick(t0)  // an hour back
+        #expect(try s.sent() == ["ops-rx": 2])
+        try s.tick(t0 + 599)
+        #expect(try s.sent() == ["ops-rx": 2])
+        try s.tick(t0 + 600)
+        #expect(try s.sent() == ["ops-rx": 3])
+        // Restarted on a clock a day behind the stored time.
+        try s.tick(t0 + 86_400)
+        #expect(try s.sent() == ["ops-rx": 4])
+        try s.restart(at: t0 + 1000)
+        try s.tick(t0 + 1000)
+        #expect(try s.sent() == ["ops-rx": 5])
+        try s.tick(t0 + 1599)
+        #expect(try s.sent() == ["ops-rx": 5])
+    }
+
     @Test func checkRefusesABadWatchdog() throws {
         let dir = scratchDirectory("watchdog-config")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -365,6 +392,43 @@ struct HeartbeatTests {
         #expect(try s.sent() == ["nl-nctv-rx": 1, "ops-rx": 2])
         try s.tick(t0 + 2050)
         #expect(try s.sent() == ["nl-nctv-rx": 1, "ops-rx": 3])
+    }
+
+    /// A firing heartbeat resolves on a selector seen after it fired, not on the clock: not when the clock steps back
+    /// behind the last selector, not when a reload lengthens `every`, not across a restart; and a selector seen
+    /// while it fires resolves it even when the clock has stepped back behind the miss.
+    @Test func resolvesOnlyOnASelector() throws {
+        let dir = scratchDirectory("heartbeat-clock")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var c = alertsConfig(dir)
+        c.heartbeats = [Heartbeat(field: "source.item", match: "RAQQA-*", every: 600, receiver: "ops-rx")]
+        let store = MemoryStateStore()
+        let s = try EscalationTests.Service(store: store, config: c, now: t0)
+        try Self.observe(s, item: "RAQQA-1", at: t0 + 100)
+        try s.tick(t0 + 700)
+        #expect(try s.sent() == ["ops-rx": 1])
+        try s.tick(t0 + 200)  // the clock steps back: silent for 100 s only, but nothing arrived
+        try s.tick(t0 + 250)
+        #expect(try s.sent() == ["ops-rx": 1])
+        // A reload with a longer interval: the silence is shorter than it now, still nothing arrived.
+        var longer = c
+        longer.heartbeats = [Heartbeat(field: "source.item", match: "RAQQA-*", every: 7200, receiver: "ops-rx")]
+        try s.d.reconfigure(longer, now: t0 + 800)
+        try s.tick(t0 + 800)
+        #expect(try s.sent() == ["ops-rx": 1])
+        // Across a restart too; then a selector at a clock behind the miss resolves it, once.
+        let t = try EscalationTests.Service(store: store, config: longer, now: t0 + 300)
+        try t.tick(t0 + 300)
+        #expect(try t.sent() == ["ops-rx": 1])
+        try Self.observe(t, item: "RAQQA-2", at: t0 + 310)
+        // Killed before the tick: the selector's arrival is in the store and still resolves after a restart.
+        let u = try EscalationTests.Service(store: store, config: longer, now: t0 + 320)
+        try u.tick(t0 + 320)
+        try u.tick(t0 + 330)
+        #expect(try u.sent() == ["ops-rx": 2])
+        let items = try store.outbox(status: nil, limit: 10)
+        #expect(items.map { $0.payload["status"]?.stringValue } == ["firing", "resolved"])
+        #expect(try u.events("heartbeat_missed").count == 1 && u.events("heartbeat_resumed").count == 1)
     }
 
     @Test func globs() {

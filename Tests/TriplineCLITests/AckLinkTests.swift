@@ -109,5 +109,24 @@ struct AckLinkTests {
         let acked = server.audited("alert_acknowledged")
         #expect(acked.map { $0["principal"]?.stringValue } == ["receiver:fr-mail", "receiver:be-mail"])
         #expect(acked.allSatisfy { $0["reason"] == .string("ack link") })
+
+        // Links that do not verify are failed credentials: within the peer's budget (burst 30, 1/s) each is audited;
+        // beyond it 429 with Retry-After and counted into the next one audited — every refusal accounted for, and a
+        // stranger cannot fill the audit log. (Timing: how many of the 40 get 429 depends on the machine's pace; the
+        // accounting below is exact whatever it is.)
+        var answered: [Int: Int] = [:]
+        for i in 0..<40 {
+            let r = try APITests.send(server.port, "POST", "/v1/ack/not-a-token-\(i)")
+            answered[r.status, default: 0] += 1
+            if r.status == 429 { #expect(Int(r.header("Retry-After") ?? "") ?? 0 >= 1) }
+        }
+        #expect(answered.keys.sorted() == [400, 429], "\(answered)")
+        Thread.sleep(forTimeInterval: 1.2)
+        #expect(try APITests.send(server.port, "GET", "/v1/ack/one-more").status == 400)
+        let refused = server.audited("ack_link_refused")
+        #expect(refused.count == 4 + answered[400, default: 0] + 1)
+        let counted = refused.compactMap { $0["detail"]?.objectValue?["throttled"]?.doubleValue }.reduce(0, +)
+        #expect(Int(counted) == answered[429, default: 0])
+        #expect(refused.last?["detail"]?.objectValue?["peer"] == .string("127.0.0.1"))
     }
 }
