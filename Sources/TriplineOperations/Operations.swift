@@ -311,7 +311,7 @@ public struct Operations: Sendable {
     /// An alert's escalations (SPEC §11), one per route: when it started, the steps done, the next step due.
     func escalation(of a: AlertRecord) throws(OperationError) -> [JSONObject] {
         let states: [EscalationState]
-        do { states = try store.escalations().filter { $0.key == a.key } } catch { throw .failed(error.description) }
+        do { states = try store.escalations(key: a.key) } catch { throw .failed(error.description) }
         let routes = config.alerts.route.identities
         return states.map { e in
             let route = routes.first(where: { $0.identity == e.route })?.route

@@ -275,6 +275,10 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
         try locked { escalationByID.values.sorted { ($0.key, $0.route) < ($1.key, $1.route) } }
     }
 
+    public func escalations(key: String) throws(StateError) -> [EscalationState] {
+        try locked { escalationByID.values.filter { $0.key == key }.sorted { $0.route < $1.route } }
+    }
+
     public func events(after seq: Int64, limit: Int) throws(StateError) -> [EventRecord] {
         try locked { Array(eventLog.filter { $0.seq > seq }.prefix(limit)) }
     }

@@ -44,6 +44,8 @@ public protocol StateStore: AnyObject, Sendable {
     func rateStates() throws(StateError) -> [RateState]
     /// Every escalation in progress (or run to its end while its alert is open), by alert key then route.
     func escalations() throws(StateError) -> [EscalationState]
+    /// One alert's escalations, by route.
+    func escalations(key: String) throws(StateError) -> [EscalationState]
     /// The use of an acknowledge link, if it was used.
     func usedAckLink(nonce: String) throws(StateError) -> UsedAckLink?
     /// The lists' handlings as the service last loaded them (`owner/list` → handling); nil before any load.

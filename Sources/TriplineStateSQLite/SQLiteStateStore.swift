@@ -919,12 +919,24 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
         try locked { () throws(StateError) -> [EscalationState] in
             var out: [EscalationState] = []
             try run("SELECT key, route, started_at, done FROM escalations ORDER BY key, route") { r in
-                out.append(
-                    EscalationState(
-                        key: r.text(0) ?? "", route: Int(r.int(1)), startedAt: r.real(2), done: Int(r.int(3))))
+                out.append(Self.escalation(r))
             }
             return out
         }
+    }
+
+    public func escalations(key: String) throws(StateError) -> [EscalationState] {
+        try readers.read { (c: Connection) throws(StateError) -> [EscalationState] in
+            var out: [EscalationState] = []
+            try c.run(
+                "SELECT key, route, started_at, done FROM escalations WHERE key = ? ORDER BY route", [.text(key)]
+            ) { out.append(Self.escalation($0)) }
+            return out
+        }
+    }
+
+    private static func escalation(_ r: Row) -> EscalationState {
+        EscalationState(key: r.text(0) ?? "", route: Int(r.int(1)), startedAt: r.real(2), done: Int(r.int(3)))
     }
 
     public func rateStates() throws(StateError) -> [RateState] {

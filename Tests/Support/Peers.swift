@@ -181,3 +181,17 @@ public final class DatabaseLocker {
         process.waitUntilExit()
     }
 }
+
+/// `python3 ARGS…`: its standard output; a non-zero exit throws with the arguments (stderr passes through).
+public func python3(_ args: [String]) throws -> String {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["python3"] + args
+    let out = Pipe()
+    p.standardOutput = out
+    try p.run()
+    let d = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0 else { throw TestFailure("python3 \(args) exited \(p.terminationStatus)") }
+    return String(decoding: d, as: UTF8.self)
+}

@@ -35,30 +35,7 @@ struct EscalationReviewTests {
             escalation: escalation)
     }
 
-    final class Service {
-        let store = MemoryStateStore()
-        var d: Dispatcher
-        init(config: AlertsConfig) throws { d = try Dispatcher(config: config, store: store, now: t0) }
-        func ingest(_ hits: [Hit], at t: Double) throws {
-            d.begin()
-            var c = Commit()
-            try d.ingest(hits, now: t, into: &c)
-            try store.commit(c)
-            d.end(committed: c)
-            try tick(t)
-        }
-        func tick(_ t: Double) throws {
-            d.begin()
-            let c = try d.tick(now: t)
-            try store.commit(c)
-            d.end(committed: c)
-        }
-        func sent() throws -> [String: Int] {
-            var out: [String: Int] = [:]
-            for o in try store.outbox(status: nil, limit: 100_000) { out[o.receiver, default: 0] += 1 }
-            return out
-        }
-    }
+    typealias Service = EscalationTests.Service
 
     /// Escalations are keyed by route *index* (a depth-first position). A SIGHUP that inserts a route before the
     /// escalating one makes the running escalation follow the new route at that index: another partner's duty

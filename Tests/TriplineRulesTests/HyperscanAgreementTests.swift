@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TriplineTestSupport
 import TriplineSelectors
 
 @testable import TriplineRules
@@ -14,20 +15,7 @@ struct HyperscanAgreementTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
-    static func python(_ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3"] + args
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let d = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "python3 \(args) failed"])
-        }
-        return String(decoding: d, as: UTF8.self)
-    }
+    static func python(_ args: [String]) throws -> String { try python3(args) }
 
     @Test func sameRulesForEverySelector() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tripline-hyperscan-\(getpid())")

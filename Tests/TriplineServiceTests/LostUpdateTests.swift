@@ -90,6 +90,7 @@ final class RacingStore: StateStore, @unchecked Sendable {
     }
     func rateStates() throws(StateError) -> [RateState] { try base.rateStates() }
     func escalations() throws(StateError) -> [EscalationState] { try base.escalations() }
+    func escalations(key: String) throws(StateError) -> [EscalationState] { try base.escalations(key: key) }
     func usedAckLink(nonce: String) throws(StateError) -> UsedAckLink? { try base.usedAckLink(nonce: nonce) }
     func listHandlings() throws(StateError) -> [String: JSONObject]? { try base.listHandlings() }
     func token(hash: String) throws(StateError) -> TokenRecord? { try base.token(hash: hash) }

@@ -164,6 +164,8 @@ struct SQLiteStoreTests {
         ]
         try s.commit(c)
         #expect(try s.escalations().map { "\($0.key)/\($0.route)/\($0.done)" } == ["wl:a/0/0", "wl:a/2/1", "wl:b/0/0"])
+        #expect(try s.escalations(key: "wl:a").map { "\($0.key)/\($0.route)" } == ["wl:a/0", "wl:a/2"])
+        #expect(try s.escalations(key: "wl:c").isEmpty)
         c = Commit()
         c.escalations = [EscalationState(key: "wl:a", route: 0, startedAt: 12, done: 3)]
         try s.commit(c)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TriplineTestSupport
 import TriplineSelectors
 
 @testable import TriplineWatchlists
@@ -63,17 +64,7 @@ struct NameTests {
             ).path
     }
 
-    static func python(_ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3"] + args
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let d = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: d, as: UTF8.self)
-    }
+    static func python(_ args: [String]) throws -> String { try python3(args) }
 
     @Test("evaluation on the UN Security Council list: original script, spelling variants, names not listed")
     func unEvaluation() throws {
