@@ -1,7 +1,7 @@
 import Foundation
 import Testing
-import TriplineTestSupport
 import TriplineSelectors
+import TriplineTestSupport
 
 @testable import TriplineRules
 
