@@ -14,6 +14,11 @@ public struct WatchlistLoader: Sendable {
     public var reader: YAMLReader
     /// From this size on, a list's entries are validated on a second thread while the reader reads on.
     public var handOffBytes = 1 << 20
+    /// From this size on, a list's `entries` are cut into one run of items per core, each read and validated on its
+    /// own thread (`YAMLReader.split`), when the file has that shape; the outcome is the one-thread outcome.
+    public var splitBytes = 4 << 20
+    /// How many threads a split list is read on (the cores, at most 8).
+    public var splitThreads = min(8, ProcessInfo.processInfo.activeProcessorCount)
 
     /// The limits on one list file (SPEC §4): 256 MiB, 20,000,000 nodes, depth 64, 10,000 aliases.
     public static let limits: YAMLReader.Limits = {
@@ -214,6 +219,11 @@ public struct WatchlistLoader: Sendable {
             v.refs.reserveCapacity(bytes.count / 96)
             return v
         }
+        if bytes.count >= splitBytes, splitThreads >= 2,
+            let split = outcome(splitting: bytes, file: path, owner: owner, now: now)
+        {
+            return split
+        }
         let handOff = bytes.count >= handOffBytes ? HandOff(validator()) { $0.add(entry: $1) } : nil
         var v = handOff == nil ? validator() : Validator(normalizer: normalizer, now: now)
         do {
@@ -230,6 +240,77 @@ public struct WatchlistLoader: Sendable {
             one.errors.append(LocatedError(file: path, mark: Mark(line: 1, column: 1), message: "empty watchlist file"))
             return one
         }
+        let list = v.watchlist(root, path: path, owner: owner, version: one.version!)
+        one.errors = v.errors.sorted(by: Self.byPosition)
+        one.warnings = v.warnings.sorted(by: Self.byPosition)
+        one.name = v.name
+        one.nameMark = v.nameMark
+        if owner == nil { one.owner = v.owner }
+        if v.errors.isEmpty, let list { one.list = list }
+        return one
+    }
+
+    /// A long list read on several threads: its entries cut into runs of items, each run parsed and validated on its
+    /// own thread, then joined (a ref repeated across runs is found on joining) and the rest of the file read with
+    /// the entries blanked out. Nil when the file is not of that shape or any part does not parse on its own: the
+    /// caller reads it whole, so that errors are reported exactly as they are for any file.
+    func outcome(splitting bytes: [UInt8], file path: String, owner: String?, now: Double) -> FileOutcome? {
+        guard let split = reader.split(bytes, key: "entries", parts: splitThreads) else { return nil }
+        final class Part: @unchecked Sendable {
+            var validator: Validator
+            var counts: YAMLReader.Counts?
+            init(_ v: Validator) { validator = v }
+        }
+        let parts = split.parts.map { p -> Part in
+            var v = Validator(normalizer: normalizer, now: now)
+            // Room for the part's entries (a one-line entry is 60-100 bytes): no table grows and rehashes.
+            v.entries.reserveCapacity(p.bytes.count / 64)
+            v.refs.reserveCapacity(p.bytes.count / 64)
+            v.deferDuplicates = true
+            return Part(v)
+        }
+        let reader = self.reader
+        @Sendable func run(_ k: Int) {
+            let p = split.parts[k]
+            let part = parts[k]
+            // Each thread its own copy of the name every node holds: one shared string's reference count, changed
+            // by both cores for every node, would bounce between them.
+            let file = String(decoding: Array(path.utf8), as: UTF8.self)
+            part.counts = try? reader.parse(part: bytes[p.bytes], file: file, line: p.line) {
+                part.validator.add(entry: $0)
+            }
+        }
+        let group = DispatchGroup()
+        for k in 1..<parts.count {
+            let t = Thread {
+                run(k); group.leave()
+            }
+            t.stackSize = 8 << 20
+            group.enter()
+            t.start()
+        }
+        run(0)
+        group.wait()
+        guard let header = try? reader.parseCounting(split.header, file: path), let root = header.0,
+            let entries = root["entries"], entries.isNull, entries.mark.line == split.keyLine
+        else { return nil }
+        var nodes = header.1.nodes
+        var aliases = header.1.aliases
+        for p in parts {
+            guard let c = p.counts else { return nil }
+            nodes += c.nodes
+            aliases += c.aliases
+        }
+        guard nodes <= reader.limits.maxNodes, aliases <= reader.limits.maxAliases else { return nil }
+        var v = parts[0].validator
+        var earlier = [v.refs]
+        for p in parts.dropFirst() {
+            v.join(p.validator, earlier: earlier, file: path)
+            earlier.append(p.validator.refs)
+        }
+        v.reportDeferredDuplicates(earlier, file: path)
+        var one = FileOutcome(path: path, owner: owner)
+        one.version = Self.sha256Hex(bytes)
         let list = v.watchlist(root, path: path, owner: owner, version: one.version!)
         one.errors = v.errors.sorted(by: Self.byPosition)
         one.warnings = v.warnings.sorted(by: Self.byPosition)
@@ -354,9 +435,13 @@ struct Validator {
     var name: String?
     var owner: String?
     var nameMark: Mark?
-    /// The entries validated so far, and the line of each ref.
+    /// The entries validated so far, and the line of each ref's entry and where the ref is.
     var entries: [Entry] = []
-    var refs: [String: Int] = [:]
+    var refs: [String: (line: Int, at: Mark)] = [:]
+    /// A part of a split list (`WatchlistLoader.outcome(splitting:…)`): a repeated ref is kept here, and reported
+    /// once the parts are joined (its first entry may be in an earlier part).
+    var deferDuplicates = false
+    var duplicates: [(ref: String, at: Mark)] = []
 
     mutating func fail(_ node: Node, _ message: String) { errors.append(node.error(message)) }
 
@@ -398,12 +483,30 @@ struct Validator {
                 fail(k, "\(what) keys must be strings")
                 continue
             }
-            if !allowed.contains(ks) {
-                let hint = Self.closest(ks, allowed).map { "did you mean \"\($0)\"? " } ?? ""
-                fail(k, "unknown field in \(what) (\(hint)expected one of \(allowed.sorted().joined(separator: ", ")))")
-            }
+            if !allowed.contains(ks) { unknown(k, ks, allowed: allowed, what: what) }
         }
     }
+
+    mutating func unknown(_ k: Node, _ ks: String, allowed: [String], what: String) {
+        let hint = Self.closest(ks, allowed).map { "did you mean \"\($0)\"? " } ?? ""
+        fail(k, "unknown field in \(what) (\(hint)expected one of \(allowed.sorted().joined(separator: ", ")))")
+    }
+
+    /// The values of a mapping's keys, read in one pass (a million-entry list reads each entry's fields once), every
+    /// other key reported as `checkKeys` does. `set` takes a known key's index in `allowed` and its value.
+    mutating func fields(_ node: Node, allowed: [String], what: String, _ set: (Int, Node) -> Void) {
+        guard case .mapping(let pairs) = node.kind else { return }
+        for (k, v) in pairs {
+            guard case .scalar(let ks, _) = k.kind else {
+                fail(k, "\(what) keys must be strings")
+                continue
+            }
+            if let i = allowed.firstIndex(of: ks) { set(i, v) } else { unknown(k, ks, allowed: allowed, what: what) }
+        }
+    }
+
+    static let entryKeys = ["ref", "label", "priority", "expires", "selectors"]
+    static let selectorKeys = ["type", "value", "aliases", "platform", "chain", "country", "kind"]
 
     /// The allowed word one or two edits from `s`, if one is (a misspelt field, named without echoing it).
     static func closest(_ s: String, _ allowed: [String]) -> String? {
@@ -494,12 +597,49 @@ struct Validator {
     /// One item of `entries`, validated (errors and warnings kept); a ref seen before is an error.
     mutating func add(entry e: Node) {
         guard let entry = self.entry(e) else { return }
+        let at = (e["ref"] ?? e).mark
         if let first = refs[entry.ref] {
-            fail(e["ref"] ?? e, "duplicate ref: the entry at line \(first) has the same ref")
+            if deferDuplicates {
+                duplicates.append((entry.ref, at))
+            } else {
+                errors.append(Self.duplicate(file: e.file, at: at, first: first.line))
+            }
         } else {
-            refs[entry.ref] = e.mark.line
+            refs[entry.ref] = (e.mark.line, at)
         }
         entries.append(entry)
+    }
+
+    static func duplicate(file: String, at: Mark, first: Int) -> LocatedError {
+        LocatedError(file: file, mark: at, message: "duplicate ref: the entry at line \(first) has the same ref")
+    }
+
+    /// The next part of a split list after this one: its entries, errors and warnings follow; a ref of its that an
+    /// earlier part has (`earlier`: their refs, in order) is a duplicate.
+    mutating func join(_ next: Validator, earlier: [[String: (line: Int, at: Mark)]], file: String) {
+        entries += next.entries
+        errors += next.errors
+        warnings += next.warnings
+        for (ref, first) in next.refs {
+            if let line = Self.first(ref, earlier) {
+                errors.append(Self.duplicate(file: file, at: first.at, first: line))
+            }
+        }
+        duplicates += next.duplicates
+    }
+
+    /// The line of a ref's first entry in the parts' refs, in order.
+    static func first(_ ref: String, _ parts: [[String: (line: Int, at: Mark)]]) -> Int? {
+        for p in parts { if let f = p[ref] { return f.line } }
+        return nil
+    }
+
+    /// The repeated refs within the joined parts, each against its ref's first entry in the whole list.
+    mutating func reportDeferredDuplicates(_ parts: [[String: (line: Int, at: Mark)]], file: String) {
+        for d in duplicates {
+            errors.append(Self.duplicate(file: file, at: d.at, first: Self.first(d.ref, parts) ?? 0))
+        }
+        duplicates = []
     }
 
     static func isIdentifier(_ s: String) -> Bool {
@@ -545,42 +685,62 @@ struct Validator {
     }
 
     mutating func entry(_ node: Node) -> Entry? {
-        guard node.mapping != nil else {
+        guard case .mapping = node.kind else {
             fail(node, "an entry must be a mapping, not \(node.kindName)")
             return nil
         }
-        checkKeys(node, allowed: ["ref", "label", "priority", "expires", "selectors"], what: "entry")
-        let ref = string(node["ref"], "ref", in: node, required: true)
-        let label = string(node["label"], "label", in: node)
-        let priority = self.priority(node["priority"], "priority", in: node)
-        let expires = date(node["expires"], "expires", in: node)
+        var f: (ref: Node?, label: Node?, priority: Node?, expires: Node?, selectors: Node?)
+        fields(node, allowed: Self.entryKeys, what: "entry") { i, v in
+            switch i {
+            case 0: f.ref = v
+            case 1: f.label = v
+            case 2: f.priority = v
+            case 3: f.expires = v
+            default: f.selectors = v
+            }
+        }
+        let ref = string(f.ref, "ref", in: node, required: true)
+        let label = string(f.label, "label", in: node)
+        let priority = self.priority(f.priority, "priority", in: node)
+        let expires = date(f.expires, "expires", in: node)
         if let expires, expires <= now {
             warnings.append(
-                node["expires"]!.error(
+                f.expires!.error(
                     "the entry at line \(node.mark.line) expired \(Timestamp.format(expires)): it never matches"))
         }
         var selectors: [WatchSelector] = []
-        if let sel = node["selectors"], let seq = sel.sequence {
+        if let sel = f.selectors, case .sequence(let seq) = sel.kind {
+            selectors.reserveCapacity(seq.count)
             for s in seq { if let w = selector(s) { selectors.append(w) } }
             if seq.isEmpty { fail(sel, "an entry needs at least one selector") }
         } else {
-            fail(node["selectors"] ?? node, "an entry needs \"selectors\": a list of {type, value}")
+            fail(f.selectors ?? node, "an entry needs \"selectors\": a list of {type, value}")
         }
         guard let ref else { return nil }
         return Entry(ref: ref, label: label, priority: priority, expires: expires, selectors: selectors)
     }
 
     mutating func selector(_ node: Node) -> WatchSelector? {
-        guard node.mapping != nil else {
+        guard case .mapping = node.kind else {
             fail(node, "a selector must be a mapping {type, value}, not \(node.kindName)")
             return nil
         }
-        checkKeys(
-            node, allowed: ["type", "value", "aliases", "platform", "chain", "country", "kind"], what: "selector")
-        guard let typeName = string(node["type"], "type", in: node, required: true),
-            let value = string(node["value"], "value", in: node, required: true)
+        var f: (type: Node?, value: Node?, aliases: Node?, platform: Node?, chain: Node?, country: Node?, kind: Node?)
+        fields(node, allowed: Self.selectorKeys, what: "selector") { i, v in
+            switch i {
+            case 0: f.type = v
+            case 1: f.value = v
+            case 2: f.aliases = v
+            case 3: f.platform = v
+            case 4: f.chain = v
+            case 5: f.country = v
+            default: f.kind = v
+            }
+        }
+        guard let typeName = string(f.type, "type", in: node, required: true),
+            let value = string(f.value, "value", in: node, required: true)
         else { return nil }
-        let at = node["value"]!
+        let at = f.value!
         switch typeName {
         case "phone_prefix":
             do {
@@ -600,7 +760,7 @@ struct Validator {
         default:
             guard let type = SelectorType(rawValue: typeName) else {
                 fail(
-                    node["type"]!,
+                    f.type!,
                     "unknown selector type (expected one of \(WatchlistLoader.selectorTypes.joined(separator: ", ")))")
                 return nil
             }
@@ -611,9 +771,9 @@ struct Validator {
                 do {
                     let (n, fields) = try normalizer.normalizeValue(
                         type, v,
-                        regions: type == .phone ? [node["country"]?.scalar?.uppercased()].compactMap { $0 } : [],
-                        country: node["country"]?.scalar, platform: node["platform"]?.scalar,
-                        chain: node["chain"]?.scalar, kind: node["kind"]?.scalar)
+                        regions: type == .phone ? f.country?.scalar.map { [$0.uppercased()] } ?? [] : [],
+                        country: f.country?.scalar, platform: f.platform?.scalar,
+                        chain: f.chain?.scalar, kind: f.kind?.scalar)
                     if case .bool(false)? = fields["valid"] {
                         let why = fields["invalid_reason"]?.stringValue.map { Redact.reason($0, value: v) } ?? "invalid"
                         warnings.append(
@@ -633,7 +793,7 @@ struct Validator {
             }
             guard let n = norm(value, at) else { return nil }
             var aliases: [String] = []
-            if let al = node["aliases"] {
+            if let al = f.aliases {
                 if type != .name {
                     fail(al, "\"aliases\" is only for name selectors")
                 } else if let seq = al.sequence {

@@ -85,7 +85,9 @@ public final class Node: Sendable {
 
     /// The value of a mapping key, if this is a mapping that has it.
     public subscript(key: String) -> Node? {
-        mapping?.first { $0.key.scalar == key }?.value
+        guard case .mapping(let pairs) = kind else { return nil }
+        for p in pairs { if case .scalar(let s, _) = p.key.kind, s == key { return p.value } }
+        return nil
     }
 
     public func error(_ message: String) -> LocatedError { LocatedError(file: file, mark: mark, message: message) }
@@ -183,6 +185,162 @@ public struct YAMLReader: Sendable {
     public func parse(_ text: String, file: String) throws(LocatedError) -> Node? {
         try parse(Array(text.utf8), file: file)
     }
+
+    // MARK: One long sequence on several threads
+
+    /// A document cut for parsing on several threads (`split`): `header` is the document with the lines of the
+    /// sequence under `key` emptied (same lines and columns elsewhere; the key's value reads as null), `parts` runs of
+    /// whole items of that sequence (byte ranges starting at a line start) with the file line each starts on, and
+    /// `keyLine` the line of `key:`.
+    public struct SplitDocument: Sendable {
+        public var header: [UInt8]
+        public var parts: [(bytes: Range<Int>, line: Int)]
+        public var keyLine: Int
+    }
+
+    /// What one parse counted against the limits (nodes after alias expansion, aliases).
+    public struct Counts: Sendable {
+        public var nodes = 0
+        public var aliases = 0
+    }
+
+    /// Cuts a document whose top-level `key:` stands alone on its line, followed by a block sequence, into `parts`
+    /// runs of items at lines that start an item at the sequence's indentation. Nil when the text does not have that
+    /// shape. The cut is only a guess: the caller parses the header and each part (`parse(part:…)`) and must check
+    /// that the header has `key` as a null at `keyLine`, that every part parsed, and that the counts add up within
+    /// the limits — else it parses the whole document as usual, whose outcome (and errors) the cut must not change.
+    public func split(_ bytes: [UInt8], key: String, parts: Int) -> SplitDocument? {
+        guard parts >= 2, bytes.count <= limits.maxBytes, !bytes.starts(with: [0xEF, 0xBB, 0xBF]) else { return nil }
+        let n = bytes.count
+        let keyBytes = Array(key.utf8) + [UInt8(ascii: ":")]
+        /// The end of the line starting at `i` (the index of its newline, or `n`).
+        func lineEnd(_ i: Int) -> Int {
+            var j = i
+            while j < n && bytes[j] != 0x0A { j += 1 }
+            return j
+        }
+        /// Spaces at the start of the line at `i`, and whether the line is blank or a comment.
+        func indent(_ i: Int, _ end: Int) -> (Int, blank: Bool) {
+            var j = i
+            while j < end && bytes[j] == 0x20 { j += 1 }
+            return (j - i, j == end || bytes[j] == 0x23 || (bytes[j] == 0x0D && j + 1 == end))
+        }
+        // The key's line: `key:` at column 0, then only spaces, a comment or CR.
+        var line = 1
+        var i = 0
+        var keyLine = 0
+        while i < n {
+            let end = lineEnd(i)
+            if end - i >= keyBytes.count && bytes[i..<(i + keyBytes.count)].elementsEqual(keyBytes) {
+                let rest = indent(i + keyBytes.count, end)
+                if rest.blank && (rest.0 > 0 || i + keyBytes.count == end || bytes[i + keyBytes.count] != 0x23) {
+                    keyLine = line
+                    i = end + 1
+                    line += 1
+                    break
+                }
+            }
+            i = end + 1
+            line += 1
+        }
+        guard keyLine > 0 else { return nil }
+        // The first item: `-` then a space or the line's end, at the sequence's indentation.
+        var seqIndent = -1
+        while i < n {
+            let end = lineEnd(i)
+            let (k, blank) = indent(i, end)
+            if !blank {
+                guard bytes[i + k] == UInt8(ascii: "-"), i + k + 1 == end || bytes[i + k + 1] == 0x20 else {
+                    return nil
+                }
+                seqIndent = k
+                break
+            }
+            i = end + 1
+            line += 1
+        }
+        guard seqIndent >= 0 else { return nil }
+        let start = i
+        let startLine = line
+        // Item starts (byte offset, line) until the first line that ends the sequence.
+        var items: [(Int, Int)] = []
+        while i < n {
+            let end = lineEnd(i)
+            let (k, blank) = indent(i, end)
+            if !blank {
+                if k < seqIndent { break }
+                if k == seqIndent {
+                    guard bytes[i + k] == UInt8(ascii: "-"), i + k + 1 == end || bytes[i + k + 1] == 0x20 else { break }
+                    items.append((i, line))
+                }
+            }
+            i = end + 1
+            line += 1
+        }
+        let stop = min(i, n)
+        guard items.count >= parts * 2 else { return nil }
+        var cuts: [(bytes: Range<Int>, line: Int)] = []
+        var from = items[0]
+        var next = 1
+        for p in 1..<parts {
+            let target = start + (stop - start) * p / parts
+            while next < items.count - 1 && items[next].0 < target { next += 1 }
+            cuts.append((from.0..<items[next].0, from.1))
+            from = items[next]
+            next += 1
+        }
+        cuts.append((from.0..<stop, from.1))
+        guard cuts.allSatisfy({ !$0.bytes.isEmpty }) else { return nil }
+        // The header: the sequence's lines emptied, so lines and columns stay.
+        var header: [UInt8] = []
+        header.reserveCapacity(start + (line - startLine) + (n - stop))
+        header += bytes[..<start]
+        header += repeatElement(0x0A, count: line - startLine)
+        header += bytes[stop...]
+        return SplitDocument(header: header, parts: cuts, keyLine: keyLine)
+    }
+
+    /// A document and what it counted against the limits (for the header of a split document).
+    public func parseCounting(_ bytes: [UInt8], file: String) throws(LocatedError) -> (Node?, Counts) {
+        if bytes.count > limits.maxBytes {
+            throw LocatedError(
+                file: file, mark: Mark(line: 1, column: 1), message: "file is larger than \(limits.maxBytes) bytes")
+        }
+        var parser = yaml_parser_t()
+        guard yaml_parser_initialize(&parser) == 1 else {
+            throw LocatedError(file: file, mark: Mark(line: 1, column: 1), message: "cannot initialise the YAML parser")
+        }
+        defer { yaml_parser_delete(&parser) }
+        return try bytes.withUnsafeBufferPointer { (buf) throws(LocatedError) -> (Node?, Counts) in
+            yaml_parser_set_input_string(&parser, buf.baseAddress, buf.count)
+            var builder = Builder(file: file, limits: limits, multiple: false)
+            let roots = try builder.run(&parser)
+            return (roots.first, Counts(nodes: builder.total, aliases: builder.aliases))
+        }
+    }
+
+    /// One part of a split document: its items, in order, to `each`, with the file's lines and columns and at the
+    /// depth they have in the whole document. Throws when the part is anything but one implicit document holding one
+    /// block sequence at the part's first column (the caller then parses the whole document). The counts leave out
+    /// the sequence itself (the header counted its null).
+    public func parse(
+        part bytes: ArraySlice<UInt8>, file: String, line: Int, each: (Node) -> Void
+    ) throws(LocatedError) -> Counts {
+        var parser = yaml_parser_t()
+        guard yaml_parser_initialize(&parser) == 1 else {
+            throw LocatedError(file: file, mark: Mark(line: 1, column: 1), message: "cannot initialise the YAML parser")
+        }
+        defer { yaml_parser_delete(&parser) }
+        return try withoutActuallyEscaping(each) { (each) throws(LocatedError) -> Counts in
+            try bytes.withUnsafeBufferPointer { (buf) throws(LocatedError) -> Counts in
+                yaml_parser_set_input_string(&parser, buf.baseAddress, buf.count)
+                var builder = Builder(file: file, limits: limits, multiple: false)
+                builder.lineOffset = line - 1
+                try builder.part(&parser, each: each)
+                return Counts(nodes: builder.total - 1, aliases: builder.aliases)
+            }
+        }
+    }
 }
 
 private struct Builder {
@@ -195,6 +353,8 @@ private struct Builder {
     let multiple: Bool
     /// The root mapping's key whose sequence items go to `each` instead of into the tree.
     var stream: (key: String, each: (Node) -> Void)?
+    /// Added to every line (a part of a split document starts on this line of the file, less one).
+    var lineOffset = 0
 
     init(file: String, limits: YAMLReader.Limits, multiple: Bool) {
         self.file = file
@@ -202,7 +362,7 @@ private struct Builder {
         self.multiple = multiple
     }
 
-    func mark(_ m: yaml_mark_t) -> Mark { Mark(line: Int(m.line) + 1, column: Int(m.column) + 1) }
+    func mark(_ m: yaml_mark_t) -> Mark { Mark(line: Int(m.line) + 1 + lineOffset, column: Int(m.column) + 1) }
 
     func fail(_ m: Mark, _ message: String) -> LocatedError { LocatedError(file: file, mark: m, message: message) }
 
@@ -237,6 +397,28 @@ private struct Builder {
                 if !root.isNull { roots.append(root) }
             }
         }
+    }
+
+    /// A part of a split document (`YAMLReader.split`): one implicit document, one block sequence at column 1, its
+    /// items streamed at the depth of a top-level mapping's sequence's items.
+    mutating func part(_ parser: inout yaml_parser_t, each: @escaping (Node) -> Void) throws(LocatedError) {
+        func expect(_ type: yaml_event_type_t, _ check: (yaml_event_t) -> Bool = { _ in true })
+            throws(LocatedError)
+        {
+            var ev = try next(&parser)
+            defer { yaml_event_delete(&ev) }
+            guard ev.type == type, check(ev) else { throw fail(mark(ev.start_mark), "not a part of a sequence") }
+        }
+        try expect(YAML_STREAM_START_EVENT)
+        try expect(YAML_DOCUMENT_START_EVENT) { $0.data.document_start.implicit == 1 }
+        var ev = try next(&parser)
+        defer { yaml_event_delete(&ev) }
+        guard ev.type == YAML_SEQUENCE_START_EVENT, ev.data.sequence_start.anchor == nil,
+            ev.data.sequence_start.style == YAML_BLOCK_SEQUENCE_STYLE
+        else { throw fail(mark(ev.start_mark), "not a part of a sequence") }
+        _ = try sequence(from: &ev, &parser, depth: 2, each: each)
+        try expect(YAML_DOCUMENT_END_EVENT) { $0.data.document_end.implicit == 1 }
+        try expect(YAML_STREAM_END_EVENT)
     }
 
     mutating func count(_ n: Int, at m: Mark) throws(LocatedError) {
