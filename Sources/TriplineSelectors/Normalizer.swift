@@ -99,6 +99,10 @@ public struct SelectorNormalizer: Sendable {
 
 extension String {
     var trimmingWhitespace: String {
+        // Most values start and end with a printable ASCII character: nothing to trim, nothing to copy.
+        if let first = utf8.first, let last = utf8.last, (0x21...0x7E).contains(first), (0x21...0x7E).contains(last) {
+            return self
+        }
         let scalars = unicodeScalars
         guard let a = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
         let b = scalars.lastIndex(where: { !$0.properties.isWhitespace })!

@@ -220,7 +220,7 @@ public struct WatchlistLoader: Sendable {
             return v
         }
         if bytes.count >= splitBytes, splitThreads >= 2,
-            let split = outcome(splitting: bytes, file: path, owner: owner, now: now)
+            let split = outcome(splitting: bytes, file: path, owner: owner, version: one.version!, now: now)
         {
             return split
         }
@@ -254,7 +254,9 @@ public struct WatchlistLoader: Sendable {
     /// own thread, then joined (a ref repeated across runs is found on joining) and the rest of the file read with
     /// the entries blanked out. Nil when the file is not of that shape or any part does not parse on its own: the
     /// caller reads it whole, so that errors are reported exactly as they are for any file.
-    func outcome(splitting bytes: [UInt8], file path: String, owner: String?, now: Double) -> FileOutcome? {
+    func outcome(
+        splitting bytes: [UInt8], file path: String, owner: String?, version: String? = nil, now: Double
+    ) -> FileOutcome? {
         guard let split = reader.split(bytes, key: "entries", parts: splitThreads) else { return nil }
         final class Part: @unchecked Sendable {
             var validator: Validator
@@ -273,10 +275,7 @@ public struct WatchlistLoader: Sendable {
         @Sendable func run(_ k: Int) {
             let p = split.parts[k]
             let part = parts[k]
-            // Each thread its own copy of the name every node holds: one shared string's reference count, changed
-            // by both cores for every node, would bounce between them.
-            let file = String(decoding: Array(path.utf8), as: UTF8.self)
-            part.counts = try? reader.parse(part: bytes[p.bytes], file: file, line: p.line) {
+            part.counts = try? reader.parse(part: bytes[p.bytes], file: path, line: p.line) {
                 part.validator.add(entry: $0)
             }
         }
@@ -310,7 +309,7 @@ public struct WatchlistLoader: Sendable {
         }
         v.reportDeferredDuplicates(earlier, file: path)
         var one = FileOutcome(path: path, owner: owner)
-        one.version = Self.sha256Hex(bytes)
+        one.version = version ?? Self.sha256Hex(bytes)
         let list = v.watchlist(root, path: path, owner: owner, version: one.version!)
         one.errors = v.errors.sorted(by: Self.byPosition)
         one.warnings = v.warnings.sorted(by: Self.byPosition)

@@ -1,4 +1,5 @@
 import CYAML
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -41,14 +42,23 @@ public final class Node: Sendable {
 
     public let kind: Kind
     public let mark: Mark
-    public let file: String
+    /// The file's name, interned (`FileNames`): a node holds no reference to count.
+    let fileID: Int32
+    public var file: String { FileNames.name(fileID) }
     /// Nodes in this subtree, counting what aliases expand to.
     let expandedSize: Int
 
     init(kind: Kind, mark: Mark, file: String, expandedSize: Int) {
         self.kind = kind
         self.mark = mark
-        self.file = file
+        self.fileID = FileNames.id(file)
+        self.expandedSize = expandedSize
+    }
+
+    init(kind: Kind, mark: Mark, fileID: Int32, expandedSize: Int) {
+        self.kind = kind
+        self.mark = mark
+        self.fileID = fileID
         self.expandedSize = expandedSize
     }
 
@@ -215,9 +225,10 @@ public struct YAMLReader: Sendable {
         let keyBytes = Array(key.utf8) + [UInt8(ascii: ":")]
         /// The end of the line starting at `i` (the index of its newline, or `n`).
         func lineEnd(_ i: Int) -> Int {
-            var j = i
-            while j < n && bytes[j] != 0x0A { j += 1 }
-            return j
+            bytes.withUnsafeBufferPointer { b in
+                guard i < n, let p = memchr(b.baseAddress! + i, 0x0A, n - i) else { return n }
+                return b.baseAddress!.distance(to: p.assumingMemoryBound(to: UInt8.self))
+            }
         }
         /// Spaces at the start of the line at `i`, and whether the line is blank or a comment.
         func indent(_ i: Int, _ end: Int) -> (Int, blank: Bool) {
@@ -356,8 +367,11 @@ private struct Builder {
     /// Added to every line (a part of a split document starts on this line of the file, less one).
     var lineOffset = 0
 
+    let fileID: Int32
+
     init(file: String, limits: YAMLReader.Limits, multiple: Bool) {
         self.file = file
+        fileID = FileNames.id(file)
         self.limits = limits
         self.multiple = multiple
     }
@@ -450,7 +464,7 @@ private struct Builder {
             size += c.expandedSize
             if let each { each(c) } else { items.append(c) }
         }
-        let n = Node(kind: .sequence(items), mark: m, file: file, expandedSize: size)
+        let n = Node(kind: .sequence(items), mark: m, fileID: fileID, expandedSize: size)
         if let anchor { anchors[anchor] = n }
         return n
     }
@@ -477,7 +491,7 @@ private struct Builder {
                 let t = String(cString: tag)
                 if t == "!!str" || t == "tag:yaml.org,2002:str" { plain = false }
             }
-            let n = Node(kind: .scalar(text, plain: plain), mark: m, file: file, expandedSize: 1)
+            let n = Node(kind: .scalar(text, plain: plain), mark: m, fileID: fileID, expandedSize: 1)
             register(s.anchor, n)
             return n
         case YAML_SEQUENCE_START_EVENT:
@@ -515,7 +529,7 @@ private struct Builder {
                 size += k.expandedSize + v.expandedSize
                 pairs.append((k, v))
             }
-            let n = Node(kind: .mapping(pairs), mark: m, file: file, expandedSize: size)
+            let n = Node(kind: .mapping(pairs), mark: m, fileID: fileID, expandedSize: size)
             if let anchor { anchors[anchor] = n }
             return n
         default:
@@ -525,6 +539,25 @@ private struct Builder {
 }
 
 /// A duration as Alertmanager and Sigma write it — `0s`, `30s`, `5m`, `1h30m`, `2d`, `1w` — in seconds.
+/// The names of the files nodes were read from, each stored once for the life of the process (a node keeps the
+/// number): millions of nodes of one file then change no shared reference count — which, changed from two cores at
+/// once, costs more than the parse.
+enum FileNames {
+    private static let table = Mutex<(names: [String], ids: [String: Int32])>(([], [:]))
+
+    static func id(_ name: String) -> Int32 {
+        table.withLock { t in
+            if let id = t.ids[name] { return id }
+            let id = Int32(t.names.count)
+            t.names.append(name)
+            t.ids[name] = id
+            return id
+        }
+    }
+
+    static func name(_ id: Int32) -> String { table.withLock { $0.names[Int(id)] } }
+}
+
 public func parseDuration(_ s: String) -> Double? {
     if s == "0" { return 0 }
     var total = 0.0
