@@ -35,7 +35,7 @@ if [ "${1:-}" = "--peers" ]; then
             [ "${CI:-}" = "true" ] && exit 1
         }
     fi
-    for mod in phonenumbers aiosmtpd standardwebhooks sigma prometheus_client schemathesis hyperscan; do
+    for mod in phonenumbers aiosmtpd standardwebhooks sigma prometheus_client schemathesis hyperscan rapidfuzz; do
         python3 -c "import $mod" 2>/dev/null || { echo "setup: test peer $mod is missing" >&2; exit 1; }
     done
     # sigma-cli in its own virtual environment (it pins pySigma below 2).
