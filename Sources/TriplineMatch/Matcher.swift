@@ -78,8 +78,9 @@ public struct WatchlistHit: Sendable {
     public var via: String
     /// The watched value (normalised) that matched: for a name, the entry's name or alias.
     public var watched: String
-    /// For a fuzzy name hit: token pairs (selector term, entry term, similarity), and whether it is weak.
-    public var alignment: [(String, String, Double)]?
+    /// For a fuzzy name hit: token pairs (selector term, entry term, similarity, how they met), and whether it is
+    /// weak.
+    public var alignment: [(String, String, Double, String)]?
     public var weak: Bool?
 
     public init(
@@ -116,7 +117,7 @@ public struct WatchlistHit: Sendable {
                         .object(
                             JSONObject([
                                 ("selector", .string(p.0)), ("entry", .string(p.1)),
-                                ("similarity", .number(String(p.2))),
+                                ("similarity", .number(String(p.2))), ("how", .string(p.3)),
                             ]))
                     }))
         }

@@ -344,6 +344,24 @@ public enum NameModel {
         }
     }
 
+    /// How two alike terms met, for an analyst judging a hit (issue 19): `same` (one spelling), `variant group` (two
+    /// spellings of one given name: Mohamed / Muhammad), `transliteration` (one side read from Arabic script, met by
+    /// its consonants), `initial`, `edit` (one letter changed, added, left out, or two swapped), `skeleton` (the same
+    /// consonant skeleton: Hussein / Husayn), `skeleton (look-alike letters)` (k/q/g/j, t/d/z merged), `spelling`
+    /// (alike letters in order, Jaro–Winkler). The first that holds, in that order; `similarity` gives the figure.
+    public static func how(_ q: NameTerm, _ e: NameTerm) -> String {
+        if q.text == e.text { return "same" }
+        if q.canon == e.canon { return "variant group" }
+        if q.arabic != e.arabic { return "transliteration" }
+        if q.initial || e.initial { return "initial" }
+        var a = q.text
+        var b = e.text
+        if a.withUTF8({ x in b.withUTF8 { y in withinOneEdit(x, y) } }) { return "edit" }
+        if !q.skeleton.isEmpty && q.skeleton == e.skeleton { return "skeleton" }
+        if (q.arabic || e.arabic) && q.loose == e.loose { return "skeleton (look-alike letters)" }
+        return "spelling"
+    }
+
     /// `similarity` over the bytes of two terms of one particle class whose variant groups differ.
     public static func similarity(
         text a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>, skeleton x: UnsafeBufferPointer<UInt8>,

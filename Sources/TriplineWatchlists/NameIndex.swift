@@ -7,8 +7,8 @@ public struct NameMatch: Sendable {
     public var score: Double
     /// The entry's name or alias that matched (normalised).
     public var matched: String
-    /// Token pairs (selector term, entry term, similarity).
-    public var alignment: [(String, String, Double)]
+    /// Token pairs (selector term, entry term, similarity, how they met: `NameModel.how`).
+    public var alignment: [(String, String, Double, String)]
     /// One term, or a kunya only: a weak identifier.
     public var weak: Bool
 }
@@ -534,7 +534,10 @@ public final class NameIndex: @unchecked Sendable {
                 NameMatch(
                     ref: ref, score: (score * 1000).rounded() / 1000, matched: names[Int(e)],
                     alignment: pairs.map {
-                        (s.content[$0.0].text, vocab[Int($0.1)].text, ($0.2 * 1000).rounded() / 1000)
+                        (
+                            s.content[$0.0].text, vocab[Int($0.1)].text, ($0.2 * 1000).rounded() / 1000,
+                            NameModel.how(s.content[$0.0], vocab[Int($0.1)])
+                        )
                     },
                     weak: weak || weakName[Int(e)]))
         }

@@ -91,6 +91,12 @@ struct CLITests {
         #expect(byID["raqqa-0007-ip1"]?.first?["watchlist"]?[path: "ref"] == "BE-RF-0107")
         // Name through its alias, e-mail case-folded, IMEI punctuated.
         #expect(byID["mosul-0042-n1"]?.first?["watchlist"]?[path: "via"] == "alias")
+        // The Arabic-script contact: each aligned term says how it met the listed one (issue 19, item 4).
+        let n2 = try #require(byID["mosul-0042-n2"]?.first?["watchlist"]?[path: "alignment"]?.arrayValue)
+        #expect(
+            n2.compactMap { $0.objectValue?["how"]?.stringValue }
+                == Array(repeating: "transliteration", count: n2.count)
+                && !n2.isEmpty, "\(n2)")
         #expect(byID["mosul-0042-e1"] != nil)
         #expect(byID["mosul-0042-i1"] != nil)
         // FR-KC-0023 expired in 2030-01: its number is not a hit.
