@@ -220,7 +220,9 @@ public struct YAMLReader: Sendable {
     /// that the header has `key` as a null at `keyLine`, that every part parsed, and that the counts add up within
     /// the limits — else it parses the whole document as usual, whose outcome (and errors) the cut must not change.
     public func split(_ bytes: [UInt8], key: String, parts: Int) -> SplitDocument? {
-        guard parts >= 2, bytes.count <= limits.maxBytes, !bytes.starts(with: [0xEF, 0xBB, 0xBF]) else { return nil }
+        guard parts >= 2, bytes.count <= limits.maxBytes, !bytes.starts(with: [0xEF, 0xBB, 0xBF]),
+            !Self.hasOtherLineBreaks(bytes)
+        else { return nil }
         let n = bytes.count
         let keyBytes = Array(key.utf8) + [UInt8(ascii: ":")]
         /// The end of the line starting at `i` (the index of its newline, or `n`).
@@ -242,6 +244,8 @@ public struct YAMLReader: Sendable {
         var keyLine = 0
         while i < n {
             let end = lineEnd(i)
+            // A directive (%TAG) would change how the parts read their tags: read whole.
+            if bytes[i] == UInt8(ascii: "%") { return nil }
             if end - i >= keyBytes.count && bytes[i..<(i + keyBytes.count)].elementsEqual(keyBytes) {
                 let rest = indent(i + keyBytes.count, end)
                 if rest.blank && (rest.0 > 0 || i + keyBytes.count == end || bytes[i + keyBytes.count] != 0x23) {
@@ -295,13 +299,14 @@ public struct YAMLReader: Sendable {
         var next = 1
         for p in 1..<parts {
             let target = start + (stop - start) * p / parts
-            while next < items.count - 1 && items[next].0 < target { next += 1 }
+            while next < items.count && items[next].0 < target { next += 1 }
+            guard next < items.count else { break }  // the rest is one item (or no item starts past here)
             cuts.append((from.0..<items[next].0, from.1))
             from = items[next]
             next += 1
         }
         cuts.append((from.0..<stop, from.1))
-        guard cuts.allSatisfy({ !$0.bytes.isEmpty }) else { return nil }
+        guard cuts.count >= 2, cuts.allSatisfy({ !$0.bytes.isEmpty }) else { return nil }
         // The header: the sequence's lines emptied, so lines and columns stay.
         var header: [UInt8] = []
         header.reserveCapacity(start + (line - startLine) + (n - stop))
@@ -309,6 +314,29 @@ public struct YAMLReader: Sendable {
         header += repeatElement(0x0A, count: line - startLine)
         header += bytes[stop...]
         return SplitDocument(header: header, parts: cuts, keyLine: keyLine)
+    }
+
+    /// Whether the text breaks lines other than with LF or CR LF — a lone CR, NEL, LS or PS, which libyaml counts as
+    /// line breaks and the cut does not (its lines and columns would drift).
+    static func hasOtherLineBreaks(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBufferPointer { b -> Bool in
+            let n = b.count
+            guard let base = b.baseAddress else { return false }
+            for lead: Int32 in [0x0D, 0xC2, 0xE2] {
+                var i = 0
+                while i < n, let p = memchr(base + i, lead, n - i) {
+                    let at = base.distance(to: p.assumingMemoryBound(to: UInt8.self))
+                    switch lead {
+                    case 0x0D: if at + 1 >= n || b[at + 1] != 0x0A { return true }
+                    case 0xC2: if at + 1 < n && b[at + 1] == 0x85 { return true }
+                    default:
+                        if at + 2 < n && b[at + 1] == 0x80 && (b[at + 2] == 0xA8 || b[at + 2] == 0xA9) { return true }
+                    }
+                    i = at + 1
+                }
+            }
+            return false
+        }
     }
 
     /// A document and what it counted against the limits (for the header of a split document).
@@ -431,6 +459,8 @@ private struct Builder {
             ev.data.sequence_start.style == YAML_BLOCK_SEQUENCE_STYLE
         else { throw fail(mark(ev.start_mark), "not a part of a sequence") }
         _ = try sequence(from: &ev, &parser, depth: 2, each: each)
+        // An anchor in a part could stand for something else after it, in the whole document's reading.
+        guard anchors.isEmpty else { throw fail(mark(ev.start_mark), "an anchor in a part of a sequence") }
         try expect(YAML_DOCUMENT_END_EVENT) { $0.data.document_end.implicit == 1 }
         try expect(YAML_STREAM_END_EVENT)
     }
