@@ -54,9 +54,13 @@ public final class Dispatcher {
     private var heartbeatFiring: [String: Bool] = [:]
     private var heartbeatResumed = Set<String>()
     private var heartbeatsDirty = Set<String>()
-    private let started: Double
+    private var started: Double
     /// When the watchdog last went out (SPEC §11), kept in the store's offsets (milliseconds) across restarts.
     private var watchdogAt: Double?
+    /// When a watchdog last went out on a clock behind `watchdogAt` (a clock stepped back): from there the next is
+    /// due `every` later on that clock — so a clock stepped back never silences it, and one swinging back and forth
+    /// sends at most twice per `every`, not at every tick.
+    private var watchdogBehindAt: Double?
     public static let watchdogKey = "watchdog"
 
     struct Group {
@@ -89,6 +93,7 @@ public final class Dispatcher {
         var digest: [String: [Int64]?] = [:]
         var escalations: [String: EscalationState?] = [:]
         var watchdogAt: Double?
+        var watchdogBehindAt: Double?
         var heartbeatSeen: [String: Double] = [:]
         var heartbeatFiring: [String: Bool] = [:]
         var heartbeatResumed = Set<String>()
@@ -162,7 +167,7 @@ public final class Dispatcher {
         precondition(journal == nil, "begin inside a batch")
         journal = Journal(
             nextID: nextID, lastSync: lastSync, lastResolveScan: lastResolveScan, lastChanges: lastChanges,
-            silences: silences, watchdogAt: watchdogAt, heartbeatSeen: heartbeatSeen, heartbeatFiring: heartbeatFiring,
+            silences: silences, watchdogAt: watchdogAt, watchdogBehindAt: watchdogBehindAt, heartbeatSeen: heartbeatSeen, heartbeatFiring: heartbeatFiring,
             heartbeatResumed: heartbeatResumed, heartbeatsDirty: heartbeatsDirty)
     }
 
@@ -182,6 +187,7 @@ public final class Dispatcher {
         lastChanges = j.lastChanges
         silences = j.silences
         watchdogAt = j.watchdogAt
+        watchdogBehindAt = j.watchdogBehindAt
         heartbeatSeen = j.heartbeatSeen
         heartbeatFiring = j.heartbeatFiring
         heartbeatResumed = j.heartbeatResumed
@@ -475,14 +481,15 @@ public final class Dispatcher {
         }
         try escalate(now: now, fresh: fresh, into: &c)
         heartbeats(now: now, into: &c)
-        if let w = config.watchdog, config.receiver(w.receiver) != nil,
-            now - (watchdogAt ?? -.infinity) >= w.every || now < (watchdogAt ?? -.infinity)
-        {
+        if let w = config.watchdog, config.receiver(w.receiver) != nil, watchdogDue(now, every: w.every) {
             // Always firing: at start, then every `every`. No alert behind it, so nothing to silence or inhibit.
-            // A clock stepped back behind the last one (or a stored time ahead of this clock) sends now and restarts
-            // the count: a dead man's switch must not fall silent until the clock catches up.
-            watchdogAt = now
-            c.offsets.append((Self.watchdogKey, Int64((now * 1000).rounded(.down))))
+            if now >= (watchdogAt ?? -.infinity) {
+                watchdogAt = now
+                watchdogBehindAt = nil
+                c.offsets.append((Self.watchdogKey, Int64((now * 1000).rounded(.down))))
+            } else {
+                watchdogBehindAt = now
+            }
             queue(
                 receiver: w.receiver, views: [], groupLabels: JSONObject([("alertname", .string("Watchdog"))]),
                 status: "firing", now: now,
@@ -494,6 +501,15 @@ public final class Dispatcher {
         }
         persistRates(into: &c)
         return c
+    }
+
+    /// The watchdog is due `every` after the last one; on a clock behind the last one (stepped back, or a stored time
+    /// ahead of this clock after a restart), at once and then `every` after the last one sent on that clock.
+    private func watchdogDue(_ now: Double, every: Double) -> Bool {
+        guard let last = watchdogAt else { return true }
+        if now >= last { return now - last >= every }
+        guard let behind = watchdogBehindAt, behind <= now else { return true }
+        return now - behind >= every
     }
 
     private func allowance(_ receiver: String, now: Double) -> Int {
@@ -659,7 +675,14 @@ public final class Dispatcher {
     /// Fires a heartbeat's notification when its selectors have been silent for `every` (from service start for
     /// one never seen), once; resolves it when one arrives again. No alert record: its notifications and events.
     private func heartbeats(now: Double, into c: inout Commit) {
+        // A clock stepped back behind the last selector (or the start): the silence counts from now, so the heartbeat
+        // is not mute until the clock catches up.
+        if started > now { started = now }
         for h in config.heartbeats where config.receiver(h.receiver) != nil {
+            if let seen = heartbeatSeen[h.key], seen > now {
+                heartbeatSeen[h.key] = now
+                c.offsets.append(("hb-seen:" + h.key, Int64((now * 1000).rounded(.down))))
+            }
             let silent = now - (heartbeatSeen[h.key] ?? started) >= h.every
             let firing = heartbeatFiring[h.key] ?? false
             // Fires when silent; resolves only on a selector seen since it fired (not on a restart, a clock stepped

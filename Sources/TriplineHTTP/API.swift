@@ -152,8 +152,9 @@ public enum API {
 
     /// Acknowledge links (SPEC §11): the token in the path is the credential (single action, signed, bound to one
     /// alert, receiver and partner), so these two are outside `Authenticate`. GET shows, POST acknowledges.
-    /// A link that does not verify (forged, garbled, expired) is a failed credential: audited within the peer's
-    /// budget of failed authentications, answered 429 beyond it and counted into the next audited one.
+    /// A page that is audited and changes nothing — a refusal (a link forged, garbled, expired, used...) or a look at
+    /// the confirmation page — spends the peer's budget of failed authentications: answered 429 beyond it and counted
+    /// into the next audited one. The acknowledgement itself does not (each link acknowledges once).
     static func addAckLinks(_ router: Router<APIContext>, _ services: APIServices, failures: RateLimiter) {
         @Sendable func answer(_ page: AckLinkPage) -> Response {
             var headers = HTTPFields()
@@ -175,7 +176,7 @@ public enum API {
                 if let wait = failures.take(peer, now: ops.clock()) { return .exhausted(wait: wait) }
                 return .audit([("peer", .string(peer))] + Authenticate.throttled(failures.refusedSince(peer)))
             }
-            let page = try await blocking { ops.ackLink(token: token, post: post, unverified: budget) }
+            let page = try await blocking { ops.ackLink(token: token, post: post, budget: budget) }
             if let wait = page.retryAfter {
                 var response = Authenticate.tooManyRequests(wait)
                 response.headers[.cacheControl] = "no-store"

@@ -8,12 +8,14 @@ import TriplineState
 public struct AckLinkPage: Sendable {
     public var status: Int
     public var html: String
-    /// Set when the page is not given: the caller's budget of unverified links is spent (429, seconds to wait).
+    /// Set when the page is not given: the caller's budget of audited link pages is spent (429, seconds to wait).
     public var retryAfter: Double?
 }
 
-/// Whether a link that does not verify (not a link, forged, garbled, expired — nobody's claim) is audited: within
-/// the caller's budget, with what the record adds (peer address, refusals throttled since), or the budget is spent.
+/// Whether a page that writes an audit record and changes nothing — any refusal, a look at the confirmation page —
+/// is given: within the caller's budget, with what its record adds (peer address, pages throttled since), or the
+/// budget is spent. A link is no login: whoever holds one (a forwarded mail, a scanner replaying it) must not be able
+/// to fill the audit log through it.
 public enum AckLinkBudget: Sendable {
     case audit([(String, JSONValue)])
     case exhausted(wait: Double)
@@ -24,12 +26,12 @@ extension Operations {
     /// with a button that POSTs; never acknowledges (mail scanners follow links). `POST`: acknowledges the alert
     /// for the receiver's partner (until it resolves) as principal `receiver:NAME` with reason "ack link", and
     /// uses the link up. A forged, expired, used or no longer valid link gets a page saying which and changes
-    /// nothing. Every use and every refusal of a verified link is audited; a link that does not verify is a failed
-    /// credential, audited within `unverified`'s budget (a stranger cannot fill the audit log through this page).
-    /// The page's texts are fixed: they name no principal and nothing the link's receiver may not see.
+    /// nothing. Every look and every refusal is audited within the caller's `budget` (beyond it: 429, counted into the
+    /// next record); an acknowledgement always (a link acknowledges once). The page's texts are fixed: they name no
+    /// principal and nothing the link's receiver may not see.
     public func ackLink(
         token: String, post: Bool, via: [(String, JSONValue)] = [],
-        unverified: () -> AckLinkBudget = { .audit([]) }
+        budget: () -> AckLinkBudget = { .audit([]) }
     ) -> AckLinkPage {
         let now = clock()
         let action = post ? "acknowledge" : "view"
@@ -38,13 +40,10 @@ extension Operations {
             -> AckLinkPage
         {
             var detail: [(String, JSONValue)] = [("action", .string(action)), ("why", .string(audited ?? why))]
-            if let claim {
-                detail.append(("alert_id", .number(String(claim.alertID))))
-            } else {
-                switch unverified() {
-                case .exhausted(let wait): return AckLinkPage(status: 429, html: "", retryAfter: wait)
-                case .audit(let more): detail += more
-                }
+            if let claim { detail.append(("alert_id", .number(String(claim.alertID)))) }
+            switch budget() {
+            case .exhausted(let wait): return AckLinkPage(status: 429, html: "", retryAfter: wait)
+            case .audit(let more): detail += more
             }
             let principal = claim.map { "receiver:" + $0.receiver } ?? "anonymous"
             try? record(
@@ -83,10 +82,15 @@ extension Operations {
             return refuse(409, "the alert is already acknowledged for \(claim.partner)", claim)
         }
         if !post {
+            let more: [(String, JSONValue)]
+            switch budget() {
+            case .exhausted(let wait): return AckLinkPage(status: 429, html: "", retryAfter: wait)
+            case .audit(let m): more = m
+            }
             try? record(
                 event(
                     "ack_link_viewed", caller, alertKey: a.key, receiver: claim.receiver,
-                    [("alert_id", .number(String(a.id)))]))
+                    [("alert_id", .number(String(a.id)))] + more))
             let body =
                 "<p>Acknowledge this alert for \(Self.escape(claim.partner)) (until it resolves)?</p>\n"
                 + Self.table(view)

@@ -306,6 +306,27 @@ struct WatchdogTests {
         #expect(try s.sent() == ["ops-rx": 5])
     }
 
+    /// A clock swinging back and forth by more than `every` (found by the review): at most one watchdog per `every`
+    /// on each of the two clocks, not one per tick.
+    @Test func aSwingingClockDoesNotFloodIt() throws {
+        let dir = scratchDirectory("watchdog-swing")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var c = alertsConfig(dir)
+        c.watchdog = ("ops-rx", 600)
+        let s = try EscalationTests.Service(store: MemoryStateStore(), config: c, now: t0)
+        for k in 0..<60 {
+            let t = t0 + Double(k) * 10
+            try s.tick(k % 2 == 0 ? t + 700 : t)
+        }
+        #expect(try s.sent() == ["ops-rx": 2])
+        // Ten minutes on, each clock has one more due.
+        for k in 60..<62 {
+            let t = t0 + Double(k) * 10
+            try s.tick(k % 2 == 0 ? t + 700 : t)
+        }
+        #expect(try s.sent() == ["ops-rx": 4])
+    }
+
     @Test func checkRefusesABadWatchdog() throws {
         let dir = scratchDirectory("watchdog-config")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -429,6 +450,26 @@ struct HeartbeatTests {
         let items = try store.outbox(status: nil, limit: 10)
         #expect(items.map { $0.payload["status"]?.stringValue } == ["firing", "resolved"])
         #expect(try u.events("heartbeat_missed").count == 1 && u.events("heartbeat_resumed").count == 1)
+    }
+
+    /// The clock an hour fast while the last selector came in, then set right, and the feed dead from then on (found
+    /// by the review): the silence counts from the step back, and the heartbeat fires after `every`, once.
+    @Test func firesAfterAClockSteppedBackBehindTheLastSelector() throws {
+        let dir = scratchDirectory("heartbeat-back")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var c = alertsConfig(dir)
+        c.heartbeats = [Heartbeat(field: "source.item", match: "RAQQA-*", every: 600, receiver: "ops-rx")]
+        let store = MemoryStateStore()
+        let s = try EscalationTests.Service(store: store, config: c, now: t0)
+        try Self.observe(s, item: "RAQQA-1", at: t0 + 3600)
+        for m in 0..<10 { try s.tick(t0 + Double(m) * 60) }
+        #expect(try s.sent().isEmpty)
+        try s.tick(t0 + 600)
+        #expect(try s.sent() == ["ops-rx": 1])
+        for m in 11..<59 { try s.tick(t0 + Double(m) * 60) }
+        #expect(try s.sent() == ["ops-rx": 1])
+        // The last-seen time stored is the step back's, not the future one: a restart keeps counting from there.
+        #expect(try store.offset(source: "hb-seen:" + c.heartbeats[0].key) == Int64(t0 * 1000))
     }
 
     @Test func globs() {

@@ -47,27 +47,38 @@ struct AckLinkPageTests {
         #expect(try store.usedAckLink(nonce: links.verify(token, now: now).get().nonce) == nil)
     }
 
-    /// A link that does not verify is a failed credential: audited within the caller's budget, with what the
-    /// budget adds; beyond it answered 429 with the wait and not audited. A verified link's refusal is always audited.
-    @Test func unverifiedLinksSpendABudget() throws {
+    /// Every page that is audited and changes nothing spends the caller's budget — a link that does not verify, a
+    /// verified link refused, a look at the confirmation page (the review found a holder of one link could fill the
+    /// audit log): within it audited with what the budget adds, beyond it 429 with the wait and not audited. The
+    /// acknowledgement itself is not held back by it.
+    @Test func auditedPagesSpendABudget() throws {
         let dir = try AuthorizationTests.deployment()
         defer { try? FileManager.default.removeItem(at: dir) }
         let (ops, store) = try Self.operations(dir)
-        func refused() throws -> [JSONObject] {
-            try store.events(after: 0, limit: 10_000).filter { $0.event.kind == "ack_link_refused" }.map(\.event.detail)
+        func records(_ kind: String) throws -> [JSONObject] {
+            try store.events(after: 0, limit: 10_000).filter { $0.event.kind == kind }.map(\.event.detail)
         }
-        let audited = ops.ackLink(token: "not-a-token", post: true) { .audit([("peer", .string("192.0.2.7"))]) }
+        let peer: () -> AckLinkBudget = { .audit([("peer", .string("192.0.2.7"))]) }
+        let spent: () -> AckLinkBudget = { .exhausted(wait: 2.5) }
+        let audited = ops.ackLink(token: "not-a-token", post: true, budget: peer)
         #expect(audited.status == 400 && audited.retryAfter == nil)
-        let spent = ops.ackLink(token: "not-a-token", post: true) { .exhausted(wait: 2.5) }
-        #expect(spent.status == 429 && spent.retryAfter == 2.5 && spent.html.isEmpty)
-        let records = try refused()
-        #expect(records.count == 1)
-        #expect(records.first?["peer"] == .string("192.0.2.7"))
-        // A verified link to an alert that does not exist: refused and audited whatever the budget says.
+        let over = ops.ackLink(token: "not-a-token", post: true, budget: spent)
+        #expect(over.status == 429 && over.retryAfter == 2.5 && over.html.isEmpty)
+        #expect(try records("ack_link_refused").map { $0["peer"] } == [.string("192.0.2.7")])
+        // A verified link to an alert that does not exist: the same.
         let links = try #require(ops.ackLinks)
-        let token = links.token(links.claim(alertID: 99, receiver: "be-oncall", partner: "be-fedpol", now: ops.clock()))
-        let missing = ops.ackLink(token: token, post: true) { .exhausted(wait: 1) }
-        #expect(missing.status == 404)
-        #expect(try refused().count == 2)
+        let missing = links.token(
+            links.claim(alertID: 99, receiver: "be-oncall", partner: "be-fedpol", now: ops.clock()))
+        #expect(ops.ackLink(token: missing, post: true, budget: spent).status == 429)
+        #expect(ops.ackLink(token: missing, post: true, budget: peer).status == 404)
+        #expect(try records("ack_link_refused").count == 2)
+        // Looks at a good link's page: within the budget shown and audited, beyond it 429 and not audited.
+        let good = links.token(links.claim(alertID: 1, receiver: "be-oncall", partner: "be-fedpol", now: ops.clock()))
+        #expect(ops.ackLink(token: good, post: false, budget: peer).status == 200)
+        #expect(ops.ackLink(token: good, post: false, budget: spent).status == 429)
+        #expect(try records("ack_link_viewed").map { $0["peer"] } == [.string("192.0.2.7")])
+        // The acknowledgement goes through whatever the budget says, once.
+        #expect(ops.ackLink(token: good, post: true, budget: spent).status == 200)
+        #expect(try records("alert_acknowledged").count == 1)
     }
 }
