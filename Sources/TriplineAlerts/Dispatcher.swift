@@ -167,7 +167,8 @@ public final class Dispatcher {
         precondition(journal == nil, "begin inside a batch")
         journal = Journal(
             nextID: nextID, lastSync: lastSync, lastResolveScan: lastResolveScan, lastChanges: lastChanges,
-            silences: silences, watchdogAt: watchdogAt, watchdogBehindAt: watchdogBehindAt, heartbeatSeen: heartbeatSeen, heartbeatFiring: heartbeatFiring,
+            silences: silences, watchdogAt: watchdogAt, watchdogBehindAt: watchdogBehindAt,
+            heartbeatSeen: heartbeatSeen, heartbeatFiring: heartbeatFiring,
             heartbeatResumed: heartbeatResumed, heartbeatsDirty: heartbeatsDirty)
     }
 
