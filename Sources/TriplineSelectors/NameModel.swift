@@ -382,7 +382,7 @@ public enum NameModel {
         if initial { return a.first == b.first ? 0.75 : 0 }
         var s = 0.0
         if withinOneEdit(a, b) || arabic && sameConsonants(a, b)
-            || x.count >= 4 && y.count >= 4 && withinOneEdit(x, y)
+            || x.count >= 4 && y.count >= 4 && withinOneEdit(x, y) || !arabic && twoEditsLong(a, b)
         {
             s = textJW >= 0 ? textJW : jaroWinkler(a, b)
         }
@@ -430,6 +430,37 @@ public enum NameModel {
         var j = i
         while j < s.count && s[j] == l[j + 1] { j += 1 }
         return j == s.count
+    }
+
+    /// Two long Latin spellings two edits apart (issue 19: a re-spelling and a typo in one patronymic): both of eight
+    /// letters or more, one of nine or more, at most two letters changed, added or left out (Levenshtein; a swap of
+    /// neighbours counts two). Jaro–Winkler then decides, as for one edit.
+    static func twoEditsLong(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        min(a.count, b.count) >= 8 && max(a.count, b.count) >= 9 && withinTwoEdits(a, b)
+    }
+
+    /// Levenshtein distance at most 2.
+    public static func withinTwoEdits(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        let (s, l) = a.count <= b.count ? (a, b) : (b, a)
+        if l.count - s.count > 2 { return false }
+        let m = l.count
+        return withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * (m + 1)) { buf in
+            var prev = buf.baseAddress!
+            var cur = prev + (m + 1)
+            for j in 0...m { prev[j] = j }
+            for i in 1...max(1, s.count) where s.count > 0 {
+                cur[0] = i
+                var rowMin = cur[0]
+                for j in 1...max(1, m) where m > 0 {
+                    let cost = s[i - 1] == l[j - 1] ? 0 : 1
+                    cur[j] = min(prev[j - 1] + cost, prev[j] + 1, cur[j - 1] + 1)
+                    rowMin = min(rowMin, cur[j])
+                }
+                if rowMin > 2 { return false }
+                swap(&prev, &cur)
+            }
+            return prev[m] <= 2
+        }
     }
 
     /// The same letters once vowels are left out ("th" and Taha).

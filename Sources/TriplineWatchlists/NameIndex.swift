@@ -278,6 +278,8 @@ public final class NameIndex: @unchecked Sendable {
         if !entry, t.canon.firstIndex(of: ":") == nil, let c = t.text.first { k.append(hash(4, String(c))) }
         let text = Array(t.text.utf8)
         deletions(text, tag: 5, into: &k)
+        // Long Latin spellings two edits apart (`NameModel.twoEditsLong`) share a spelling with two letters left out.
+        if !t.arabic && text.count >= 8 { deletionPairs(text, tag: 5, into: &k) }
         let skel = Array(t.skeleton.utf8)
         if skel.count >= 3 { for a in tags { deletions(skel, tag: 6 + a * 10, into: &k) } }
         if skel.count >= 4 { deletions(skel, tag: 7, into: &k) }
@@ -295,6 +297,22 @@ public final class NameIndex: @unchecked Sendable {
             d.remove(at: i)
             k.append(hash(tag, d[...]))
             d.insert(s[i], at: i)
+        }
+    }
+
+    /// The spelling with two of its letters left out, each distinct one once (up to 24 letters).
+    static func deletionPairs(_ s: [UInt8], tag: UInt8, into k: inout [UInt64]) {
+        if s.count > 24 { return }
+        var seen = Set<UInt64>()
+        var d = [UInt8]()
+        d.reserveCapacity(s.count)
+        for i in 0..<s.count {
+            for j in (i + 1)..<s.count {
+                d.removeAll(keepingCapacity: true)
+                for (n, c) in s.enumerated() where n != i && n != j { d.append(c) }
+                let h = hash(tag, d[...])
+                if seen.insert(h).inserted { k.append(h) }
+            }
         }
     }
 
