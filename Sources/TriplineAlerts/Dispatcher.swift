@@ -53,6 +53,8 @@ public final class Dispatcher {
     private var heartbeatSeen: [String: Double] = [:]
     private var heartbeatFiring: [String: Bool] = [:]
     private var heartbeatResumed = Set<String>()
+    /// For a last-seen time ahead of the clock (stepped back): the first tick behind it, which the silence counts from.
+    private var heartbeatBehindSince: [String: Double] = [:]
     private var heartbeatsDirty = Set<String>()
     private var started: Double
     /// When the watchdog last went out (SPEC §11), kept in the store's offsets (milliseconds) across restarts.
@@ -676,15 +678,18 @@ public final class Dispatcher {
     /// Fires a heartbeat's notification when its selectors have been silent for `every` (from service start for
     /// one never seen), once; resolves it when one arrives again. No alert record: its notifications and events.
     private func heartbeats(now: Double, into c: inout Commit) {
-        // A clock stepped back behind the last selector (or the start): the silence counts from now, so the heartbeat
-        // is not mute until the clock catches up.
+        // A clock stepped back behind the last selector (or the start): the silence counts from the first tick behind
+        // it, so the heartbeat is not mute until the clock catches up; the last-seen time itself stays what it was.
         if started > now { started = now }
         for h in config.heartbeats where config.receiver(h.receiver) != nil {
-            if let seen = heartbeatSeen[h.key], seen > now {
-                heartbeatSeen[h.key] = now
-                c.offsets.append(("hb-seen:" + h.key, Int64((now * 1000).rounded(.down))))
+            var since = heartbeatSeen[h.key] ?? started
+            if since > now {
+                since = min(heartbeatBehindSince[h.key] ?? now, now)
+                heartbeatBehindSince[h.key] = since
+            } else {
+                heartbeatBehindSince[h.key] = nil
             }
-            let silent = now - (heartbeatSeen[h.key] ?? started) >= h.every
+            let silent = now - since >= h.every
             let firing = heartbeatFiring[h.key] ?? false
             // Fires when silent; resolves only on a selector seen since it fired (not on a restart, a clock stepped
             // back or a longer `every`), even when that selector is itself long past (the clock stepped forward).

@@ -153,8 +153,9 @@ public enum API {
     /// Acknowledge links (SPEC §11): the token in the path is the credential (single action, signed, bound to one
     /// alert, receiver and partner), so these two are outside `Authenticate`. GET shows, POST acknowledges.
     /// A page that is audited and changes nothing — a refusal (a link forged, garbled, expired, used...) or a look at
-    /// the confirmation page — spends the peer's budget of failed authentications: answered 429 beyond it and counted
-    /// into the next audited one. The acknowledgement itself does not (each link acknowledges once).
+    /// the confirmation page — spends the peer's budget of failed authentications; beyond it the page is not audited
+    /// but counted into the next audited one, and a link that does not verify is answered 429. The acknowledgement
+    /// itself does not spend it (each link acknowledges once).
     static func addAckLinks(_ router: Router<APIContext>, _ services: APIServices, failures: RateLimiter) {
         @Sendable func answer(_ page: AckLinkPage) -> Response {
             var headers = HTTPFields()

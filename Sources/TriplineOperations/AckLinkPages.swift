@@ -8,14 +8,15 @@ import TriplineState
 public struct AckLinkPage: Sendable {
     public var status: Int
     public var html: String
-    /// Set when the page is not given: the caller's budget of audited link pages is spent (429, seconds to wait).
+    /// Set when the page is not given: a link that does not verify, beyond the caller's budget (429, seconds to wait).
     public var retryAfter: Double?
 }
 
-/// Whether a page that writes an audit record and changes nothing — any refusal, a look at the confirmation page —
-/// is given: within the caller's budget, with what its record adds (peer address, pages throttled since), or the
-/// budget is spent. A link is no login: whoever holds one (a forwarded mail, a scanner replaying it) must not be able
-/// to fill the audit log through it.
+/// Whether a page that changes nothing — any refusal, a look at the confirmation page — is audited: within the
+/// caller's budget, with what its record adds (peer address, pages not audited since), or the budget is spent. Beyond
+/// it a verified link's page is still shown (whoever is on call must reach the button) but not audited, and counted
+/// into the next record; a link that does not verify gets 429. A link is no login: neither a stranger nor whoever
+/// holds one (a forwarded mail, a scanner replaying it) can fill the audit log through these pages.
 public enum AckLinkBudget: Sendable {
     case audit([(String, JSONValue)])
     case exhausted(wait: Double)
@@ -26,9 +27,10 @@ extension Operations {
     /// with a button that POSTs; never acknowledges (mail scanners follow links). `POST`: acknowledges the alert
     /// for the receiver's partner (until it resolves) as principal `receiver:NAME` with reason "ack link", and
     /// uses the link up. A forged, expired, used or no longer valid link gets a page saying which and changes
-    /// nothing. Every look and every refusal is audited within the caller's `budget` (beyond it: 429, counted into the
-    /// next record); an acknowledgement always (a link acknowledges once). The page's texts are fixed: they name no
-    /// principal and nothing the link's receiver may not see.
+    /// nothing. Every look and every refusal is audited within the caller's `budget` (beyond it counted into the next
+    /// record: a verified link's page still shown, a link that does not verify refused with 429); an acknowledgement
+    /// always (a link acknowledges once). The page's texts are fixed: they name no principal and nothing the link's
+    /// receiver may not see.
     public func ackLink(
         token: String, post: Bool, via: [(String, JSONValue)] = [],
         budget: () -> AckLinkBudget = { .audit([]) }
@@ -41,8 +43,9 @@ extension Operations {
         {
             var detail: [(String, JSONValue)] = [("action", .string(action)), ("why", .string(audited ?? why))]
             if let claim { detail.append(("alert_id", .number(String(claim.alertID)))) }
+            let page = AckLinkPage(status: status, html: Self.page("Not acknowledged", "<p>\(Self.escape(why)).</p>"))
             switch budget() {
-            case .exhausted(let wait): return AckLinkPage(status: 429, html: "", retryAfter: wait)
+            case .exhausted(let wait): return claim == nil ? AckLinkPage(status: 429, html: "", retryAfter: wait) : page
             case .audit(let more): detail += more
             }
             let principal = claim.map { "receiver:" + $0.receiver } ?? "anonymous"
@@ -50,7 +53,7 @@ extension Operations {
                 EventDraft(
                     at: now, kind: "ack_link_refused", receiver: claim?.receiver, principal: principal,
                     reason: "ack link", detail: JSONObject(detail + via)))
-            return AckLinkPage(status: status, html: Self.page("Not acknowledged", "<p>\(Self.escape(why)).</p>"))
+            return page
         }
         guard let links = ackLinks else { return refuse(400, "acknowledge links are not configured here") }
         let claim: AckLinkClaim
@@ -82,15 +85,12 @@ extension Operations {
             return refuse(409, "the alert is already acknowledged for \(claim.partner)", claim)
         }
         if !post {
-            let more: [(String, JSONValue)]
-            switch budget() {
-            case .exhausted(let wait): return AckLinkPage(status: 429, html: "", retryAfter: wait)
-            case .audit(let m): more = m
+            if case .audit(let more) = budget() {
+                try? record(
+                    event(
+                        "ack_link_viewed", caller, alertKey: a.key, receiver: claim.receiver,
+                        [("alert_id", .number(String(a.id)))] + more))
             }
-            try? record(
-                event(
-                    "ack_link_viewed", caller, alertKey: a.key, receiver: claim.receiver,
-                    [("alert_id", .number(String(a.id)))] + more))
             let body =
                 "<p>Acknowledge this alert for \(Self.escape(claim.partner)) (until it resolves)?</p>\n"
                 + Self.table(view)

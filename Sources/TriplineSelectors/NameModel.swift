@@ -381,12 +381,17 @@ public enum NameModel {
         if loose && looseLength(x) >= 2 { return 0.86 }
         if initial { return a.first == b.first ? 0.75 : 0 }
         var s = 0.0
-        if withinOneEdit(a, b) || arabic && sameConsonants(a, b)
-            || x.count >= 4 && y.count >= 4 && withinOneEdit(x, y) || !arabic && twoEditsLong(a, b)
+        let editable = max(a.count, b.count) <= maxEditLength
+        let skeletonEditable = max(x.count, y.count) <= maxEditLength
+        if editable && withinOneEdit(a, b) || arabic && sameConsonants(a, b)
+            || skeletonEditable && x.count >= 4 && y.count >= 4 && withinOneEdit(x, y)
+            || editable && !arabic && twoEditsLong(a, b)
         {
             s = textJW >= 0 ? textJW : jaroWinkler(a, b)
         }
-        if arabic && x.count >= 3 && y.count >= 3 && withinOneEdit(x, y) { s = max(s, 0.95 * jaroWinkler(x, y)) }
+        if arabic && skeletonEditable && x.count >= 3 && y.count >= 3 && withinOneEdit(x, y) {
+            s = max(s, 0.95 * jaroWinkler(x, y))
+        }
         // Between Latin spellings, short names are alike by chance (Walid and Ali, Sami and Ami): they need more.
         return s >= (arabic ? 0.84 : short ? 0.92 : 0.87) ? s : 0
     }
@@ -431,6 +436,11 @@ public enum NameModel {
         while j < s.count && s[j] == l[j + 1] { j += 1 }
         return j == s.count
     }
+
+    /// The longest spelling compared by edits: the index keys a term's spellings with letters left out only up to
+    /// this length (a term of thousands of letters would post millions of keys), so longer ones are alike only by
+    /// their skeleton or group — whatever two terms `similarity` finds alike, the index finds through a shared key.
+    public static let maxEditLength = 24
 
     /// Two long Latin spellings two edits apart (issue 19: a re-spelling and a typo in one patronymic): both of eight
     /// letters or more, one of nine or more, at most two letters changed, added or left out (Levenshtein; a swap of

@@ -291,7 +291,7 @@ public final class NameIndex: @unchecked Sendable {
     /// The spelling and each spelling with one letter left out: two spellings one edit apart share one.
     static func deletions(_ s: [UInt8], tag: UInt8, into k: inout [UInt64]) {
         k.append(hash(tag, s[...]))
-        if s.count > 24 { return }
+        if s.count > NameModel.maxEditLength { return }
         var d = s
         for i in 0..<s.count {
             d.remove(at: i)
@@ -302,7 +302,7 @@ public final class NameIndex: @unchecked Sendable {
 
     /// The spelling with two of its letters left out, each distinct one once (up to 24 letters).
     static func deletionPairs(_ s: [UInt8], tag: UInt8, into k: inout [UInt64]) {
-        if s.count > 24 { return }
+        if s.count > NameModel.maxEditLength { return }
         var seen = Set<UInt64>()
         var d = [UInt8]()
         d.reserveCapacity(s.count)

@@ -468,8 +468,10 @@ struct HeartbeatTests {
         #expect(try s.sent() == ["ops-rx": 1])
         for m in 11..<59 { try s.tick(t0 + Double(m) * 60) }
         #expect(try s.sent() == ["ops-rx": 1])
-        // The last-seen time stored is the step back's, not the future one: a restart keeps counting from there.
-        #expect(try store.offset(source: "hb-seen:" + c.heartbeats[0].key) == Int64(t0 * 1000))
+        // The last-seen time stays the selector's own, in the store and in the notification.
+        #expect(try store.offset(source: "hb-seen:" + c.heartbeats[0].key) == Int64((t0 + 3600) * 1000))
+        let missed = try #require(store.outbox(status: nil, limit: 10).first?.payload["heartbeat"]?.objectValue)
+        #expect(missed["last_seen"] == .string(Renderer.time(t0 + 3600)))
     }
 
     @Test func globs() {
