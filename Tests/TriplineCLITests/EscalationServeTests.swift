@@ -103,7 +103,7 @@ struct EscalationServeTests {
     /// pass over unread: heartbeats turn it off), one missed notification at its time, one resolved on the next.
     @Test func heartbeatFiresWhenASourceStopsAndResolvesWhenItResumes() throws {
         let dir = try ServeTests.deployment(
-            entries: 3, extra: "heartbeats: [{field: source.item, match: \"RAQQA-*\", every: 60s, receiver: log}]\n")
+            entries: 3, extra: "heartbeats: [{field: source.item, match: \"RAQQA-*\", every: 120s, receiver: log}]\n")
         defer { try? FileManager.default.removeItem(at: dir) }
         let input = dir.appendingPathComponent("in.ndjson")
         _ = FileManager.default.createFile(atPath: input.path, contents: Data())
@@ -118,8 +118,11 @@ struct EscalationServeTests {
             readRecords(dir.appendingPathComponent("alerts.ndjson").path).filter { $0["heartbeat"] != nil }
                 .compactMap { $0["status"]?.stringValue }
         }
-        let p = try Self.start(dir, clock: "\(Int(Date().timeIntervalSince1970) - 1):30", log: "serve.log")
+        // The source's first selector is in the file before serve starts, so it is read with the first batch; the
+        // heartbeat's interval (120 virtual s = 4 s at 30x) leaves that much for start-up on a loaded machine (with
+        // 60 s a slow start let the never-seen heartbeat fire first, then resolve on that selector).
         try append("RAQQA-PHONE-1")
+        let p = try Self.start(dir, clock: "\(Int(Date().timeIntervalSince1970) - 1):30", log: "serve.log")
         #expect(waitUntil(20) { beats() == ["firing"] })
         try append("MOSUL-PHONE-1")  // another source: the heartbeat stays firing
         usleep(500_000)
