@@ -55,6 +55,9 @@ public final class Dispatcher {
     private var heartbeatResumed = Set<String>()
     /// For a last-seen time ahead of the clock (stepped back): the first tick behind it, which the silence counts from.
     private var heartbeatBehindSince: [String: Double] = [:]
+    /// Heartbeats firing when a reload dropped them (removed, or their field or pattern changed): resolved at the next
+    /// tick, so that their receiver's incident does not stay open.
+    private var heartbeatsRemoved: [Heartbeat] = []
     private var heartbeatsDirty = Set<String>()
     private var started: Double
     /// When the watchdog last went out (SPEC §11), kept in the store's offsets (milliseconds) across restarts.
@@ -99,6 +102,7 @@ public final class Dispatcher {
         var heartbeatSeen: [String: Double] = [:]
         var heartbeatFiring: [String: Bool] = [:]
         var heartbeatResumed = Set<String>()
+        var heartbeatsRemoved: [Heartbeat] = []
         var heartbeatsDirty = Set<String>()
     }
 
@@ -146,6 +150,12 @@ public final class Dispatcher {
     /// A new configuration (SIGHUP): routes and receivers may have changed; groups are rebuilt.
     public func reconfigure(_ c: AlertsConfig, now: Double) throws(StateError) {
         precondition(journal == nil, "reconfigure inside a batch")
+        for h in config.heartbeats
+        where heartbeatFiring[h.key] == true && !c.heartbeats.contains(where: { $0.key == h.key }) {
+            heartbeatsRemoved.append(h)
+            heartbeatFiring[h.key] = nil
+            heartbeatResumed.remove(h.key)
+        }
         config = c
         renderer = Renderer(config: c, handlings: try store.listHandlings())
         groups = [:]
@@ -171,7 +181,8 @@ public final class Dispatcher {
             nextID: nextID, lastSync: lastSync, lastResolveScan: lastResolveScan, lastChanges: lastChanges,
             silences: silences, watchdogAt: watchdogAt, watchdogBehindAt: watchdogBehindAt,
             heartbeatSeen: heartbeatSeen, heartbeatFiring: heartbeatFiring,
-            heartbeatResumed: heartbeatResumed, heartbeatsDirty: heartbeatsDirty)
+            heartbeatResumed: heartbeatResumed, heartbeatsRemoved: heartbeatsRemoved,
+            heartbeatsDirty: heartbeatsDirty)
     }
 
     /// The caller's commit of what this batch computed succeeded: `c` is now in the store.
@@ -194,6 +205,7 @@ public final class Dispatcher {
         heartbeatSeen = j.heartbeatSeen
         heartbeatFiring = j.heartbeatFiring
         heartbeatResumed = j.heartbeatResumed
+        heartbeatsRemoved = j.heartbeatsRemoved
         heartbeatsDirty = j.heartbeatsDirty
         for (k, v) in j.groups {
             groups[k] = v
@@ -681,6 +693,21 @@ public final class Dispatcher {
         // A clock stepped back behind the last selector (or the start): the silence counts from the first tick behind
         // it, so the heartbeat is not mute until the clock catches up; the last-seen time itself stays what it was.
         if started > now { started = now }
+        for h in heartbeatsRemoved {
+            c.offsets.append(("hb-firing:" + h.key, 0))
+            guard config.receiver(h.receiver) != nil else { continue }
+            let detail = JSONObject([
+                ("field", .string(h.field)), ("match", .string(h.match)),
+                ("every", .string(Self.durationText(h.every))), ("why", .string("removed from the configuration")),
+            ])
+            c.events.append(
+                EventDraft(at: now, kind: "heartbeat_removed", alertKey: h.key, receiver: h.receiver, detail: detail))
+            queue(
+                receiver: h.receiver, views: [],
+                groupLabels: JSONObject([("alertname", .string("Heartbeat")), ("heartbeat", .string(h.key))]),
+                status: "resolved", now: now, extra: [("heartbeat", .object(detail))], into: &c)
+        }
+        heartbeatsRemoved = []
         for h in config.heartbeats where config.receiver(h.receiver) != nil {
             var since = heartbeatSeen[h.key] ?? started
             if since > now {

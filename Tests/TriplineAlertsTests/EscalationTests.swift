@@ -474,6 +474,38 @@ struct HeartbeatTests {
         #expect(missed["last_seen"] == .string(Renderer.time(t0 + 3600)))
     }
 
+    /// A heartbeat firing when a reload drops it (removed, or its pattern changed) resolves at the next tick, saying
+    /// why, once; its receiver's incident does not stay open. A rollback of that tick keeps it due.
+    @Test func aHeartbeatDroppedByAReloadResolves() throws {
+        let dir = scratchDirectory("heartbeat-dropped")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var c = alertsConfig(dir)
+        c.heartbeats = [Heartbeat(field: "source.item", match: "RAQQA-*", every: 600, receiver: "ops-rx")]
+        let store = MemoryStateStore()
+        let s = try EscalationTests.Service(store: store, config: c, now: t0)
+        try s.tick(t0 + 600)
+        #expect(try s.sent() == ["ops-rx": 1])
+        var reloaded = c
+        reloaded.heartbeats = [Heartbeat(field: "source.item", match: "RAQQA-PHONE-*", every: 600, receiver: "ops-rx")]
+        try s.d.reconfigure(reloaded, now: t0 + 610)
+        s.d.begin()
+        _ = try s.d.tick(now: t0 + 611)
+        s.d.rollback()
+        try s.tick(t0 + 612)
+        try s.tick(t0 + 613)
+        let items = try store.outbox(status: nil, limit: 10).map(\.payload)
+        // The old one resolved, saying why; the new one, never seen, counted from the start: firing at once.
+        #expect(
+            items.map {
+                "\($0["status"]?.stringValue ?? "")/\($0["heartbeat"]?.objectValue?["match"]?.stringValue ?? "")"
+            } == [
+                "firing/RAQQA-*", "resolved/RAQQA-*", "firing/RAQQA-PHONE-*",
+            ])
+        #expect(items[1]["heartbeat"]?.objectValue?["why"] == .string("removed from the configuration"))
+        #expect(try s.events("heartbeat_removed").count == 1)
+        #expect(try store.offset(source: "hb-firing:" + c.heartbeats[0].key) == 0)
+    }
+
     @Test func globs() {
         let h = Heartbeat(field: "source.item", match: "RAQQA-*-?", every: 60, receiver: "r")
         #expect(h.matches("RAQQA-PHONE-7") && h.matches("RAQQA--x") && h.matches("RAQQA-a-b-c"))
