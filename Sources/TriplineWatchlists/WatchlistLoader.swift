@@ -240,12 +240,19 @@ public struct WatchlistLoader: Sendable {
             one.errors.append(LocatedError(file: path, mark: Mark(line: 1, column: 1), message: "empty watchlist file"))
             return one
         }
-        let list = v.watchlist(root, path: path, owner: owner, version: one.version!)
+        return Self.finish(&v, root: root, one)
+    }
+
+    /// The list's own fields read from `root` after its entries, and the outcome: errors and warnings by position,
+    /// the list only when there is no error.
+    static func finish(_ v: inout Validator, root: Node, _ outcome: FileOutcome) -> FileOutcome {
+        var one = outcome
+        let list = v.watchlist(root, path: one.path, owner: one.owner, version: one.version!)
         one.errors = v.errors.sorted(by: Self.byPosition)
         one.warnings = v.warnings.sorted(by: Self.byPosition)
         one.name = v.name
         one.nameMark = v.nameMark
-        if owner == nil { one.owner = v.owner }
+        if one.owner == nil { one.owner = v.owner }
         if v.errors.isEmpty, let list { one.list = list }
         return one
     }
@@ -310,14 +317,7 @@ public struct WatchlistLoader: Sendable {
         v.reportDeferredDuplicates(earlier, file: path)
         var one = FileOutcome(path: path, owner: owner)
         one.version = version ?? Self.sha256Hex(bytes)
-        let list = v.watchlist(root, path: path, owner: owner, version: one.version!)
-        one.errors = v.errors.sorted(by: Self.byPosition)
-        one.warnings = v.warnings.sorted(by: Self.byPosition)
-        one.name = v.name
-        one.nameMark = v.nameMark
-        if owner == nil { one.owner = v.owner }
-        if v.errors.isEmpty, let list { one.list = list }
-        return one
+        return Self.finish(&v, root: root, one)
     }
 
     static func byPosition(_ a: LocatedError, _ b: LocatedError) -> Bool {
@@ -477,18 +477,7 @@ struct Validator {
     }
 
     mutating func checkKeys(_ node: Node, allowed: [String], what: String) {
-        for (k, _) in node.mapping ?? [] {
-            guard let ks = k.scalar else {
-                fail(k, "\(what) keys must be strings")
-                continue
-            }
-            if !allowed.contains(ks) { unknown(k, ks, allowed: allowed, what: what) }
-        }
-    }
-
-    mutating func unknown(_ k: Node, _ ks: String, allowed: [String], what: String) {
-        let hint = Self.closest(ks, allowed).map { "did you mean \"\($0)\"? " } ?? ""
-        fail(k, "unknown field in \(what) (\(hint)expected one of \(allowed.sorted().joined(separator: ", ")))")
+        fields(node, allowed: allowed, what: what) { _, _ in }
     }
 
     /// The values of a mapping's keys, read in one pass (a million-entry list reads each entry's fields once), every
@@ -500,7 +489,12 @@ struct Validator {
                 fail(k, "\(what) keys must be strings")
                 continue
             }
-            if let i = allowed.firstIndex(of: ks) { set(i, v) } else { unknown(k, ks, allowed: allowed, what: what) }
+            guard let i = allowed.firstIndex(of: ks) else {
+                let hint = Self.closest(ks, allowed).map { "did you mean \"\($0)\"? " } ?? ""
+                fail(k, "unknown field in \(what) (\(hint)expected one of \(allowed.sorted().joined(separator: ", ")))")
+                continue
+            }
+            set(i, v)
         }
     }
 

@@ -129,7 +129,7 @@ public struct YAMLReader: Sendable {
 
     /// Parses every document of a stream; the node limits apply to the stream as a whole.
     public func parseAll(_ bytes: [UInt8], file: String) throws(LocatedError) -> [Node] {
-        try parse(bytes, file: file, multiple: true)
+        try parse(bytes, file: file, multiple: true).roots
     }
 
     private func readBytes(path: String) throws(LocatedError) -> [UInt8] {
@@ -158,7 +158,7 @@ public struct YAMLReader: Sendable {
 
     /// Parses one YAML document (nil when the stream is empty).
     public func parse(_ bytes: [UInt8], file: String) throws(LocatedError) -> Node? {
-        try parse(bytes, file: file, multiple: false).first
+        try parse(bytes, file: file, multiple: false).roots.first
     }
 
     /// Parses one document whose root mapping's `key` holds a long sequence (a list's `entries`): each item is
@@ -168,28 +168,38 @@ public struct YAMLReader: Sendable {
         throws(LocatedError) -> Node?
     {
         try withoutActuallyEscaping(each) { (each) throws(LocatedError) -> Node? in
-            try parse(bytes, file: file, multiple: false, stream: (key, each)).first
+            try parse(bytes, file: file, multiple: false, stream: (key, each)).roots.first
         }
     }
 
     private func parse(
         _ bytes: [UInt8], file: String, multiple: Bool, stream: (key: String, each: (Node) -> Void)? = nil
-    ) throws(LocatedError) -> [Node] {
+    ) throws(LocatedError) -> (roots: [Node], counts: Counts) {
         if bytes.count > limits.maxBytes {
             throw LocatedError(
                 file: file, mark: Mark(line: 1, column: 1), message: "file is larger than \(limits.maxBytes) bytes")
         }
+        return try bytes.withUnsafeBufferPointer { (buf) throws(LocatedError) -> ([Node], Counts) in
+            try Self.withParser(buf, file: file) { (parser) throws(LocatedError) -> ([Node], Counts) in
+                var builder = Builder(file: file, limits: limits, multiple: multiple)
+                builder.stream = stream
+                let roots = try builder.run(&parser)
+                return (roots, Counts(nodes: builder.total, aliases: builder.aliases))
+            }
+        }
+    }
+
+    /// A libyaml parser over `bytes` for the length of `body`.
+    private static func withParser<T>(
+        _ bytes: UnsafeBufferPointer<UInt8>, file: String, _ body: (inout yaml_parser_t) throws(LocatedError) -> T
+    ) throws(LocatedError) -> T {
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) == 1 else {
             throw LocatedError(file: file, mark: Mark(line: 1, column: 1), message: "cannot initialise the YAML parser")
         }
         defer { yaml_parser_delete(&parser) }
-        return try bytes.withUnsafeBufferPointer { (buf) throws(LocatedError) -> [Node] in
-            yaml_parser_set_input_string(&parser, buf.baseAddress, buf.count)
-            var builder = Builder(file: file, limits: limits, multiple: multiple)
-            builder.stream = stream
-            return try builder.run(&parser)
-        }
+        yaml_parser_set_input_string(&parser, bytes.baseAddress, bytes.count)
+        return try body(&parser)
     }
 
     public func parse(_ text: String, file: String) throws(LocatedError) -> Node? {
@@ -341,21 +351,8 @@ public struct YAMLReader: Sendable {
 
     /// A document and what it counted against the limits (for the header of a split document).
     public func parseCounting(_ bytes: [UInt8], file: String) throws(LocatedError) -> (Node?, Counts) {
-        if bytes.count > limits.maxBytes {
-            throw LocatedError(
-                file: file, mark: Mark(line: 1, column: 1), message: "file is larger than \(limits.maxBytes) bytes")
-        }
-        var parser = yaml_parser_t()
-        guard yaml_parser_initialize(&parser) == 1 else {
-            throw LocatedError(file: file, mark: Mark(line: 1, column: 1), message: "cannot initialise the YAML parser")
-        }
-        defer { yaml_parser_delete(&parser) }
-        return try bytes.withUnsafeBufferPointer { (buf) throws(LocatedError) -> (Node?, Counts) in
-            yaml_parser_set_input_string(&parser, buf.baseAddress, buf.count)
-            var builder = Builder(file: file, limits: limits, multiple: false)
-            let roots = try builder.run(&parser)
-            return (roots.first, Counts(nodes: builder.total, aliases: builder.aliases))
-        }
+        let (roots, counts) = try parse(bytes, file: file, multiple: false)
+        return (roots.first, counts)
     }
 
     /// One part of a split document: its items, in order, to `each`, with the file's lines and columns and at the
@@ -365,18 +362,14 @@ public struct YAMLReader: Sendable {
     public func parse(
         part bytes: ArraySlice<UInt8>, file: String, line: Int, each: (Node) -> Void
     ) throws(LocatedError) -> Counts {
-        var parser = yaml_parser_t()
-        guard yaml_parser_initialize(&parser) == 1 else {
-            throw LocatedError(file: file, mark: Mark(line: 1, column: 1), message: "cannot initialise the YAML parser")
-        }
-        defer { yaml_parser_delete(&parser) }
-        return try withoutActuallyEscaping(each) { (each) throws(LocatedError) -> Counts in
+        try withoutActuallyEscaping(each) { (each) throws(LocatedError) -> Counts in
             try bytes.withUnsafeBufferPointer { (buf) throws(LocatedError) -> Counts in
-                yaml_parser_set_input_string(&parser, buf.baseAddress, buf.count)
-                var builder = Builder(file: file, limits: limits, multiple: false)
-                builder.lineOffset = line - 1
-                try builder.part(&parser, each: each)
-                return Counts(nodes: builder.total - 1, aliases: builder.aliases)
+                try Self.withParser(buf, file: file) { (parser) throws(LocatedError) -> Counts in
+                    var builder = Builder(file: file, limits: limits, multiple: false)
+                    builder.lineOffset = line - 1
+                    try builder.part(&parser, each: each)
+                    return Counts(nodes: builder.total - 1, aliases: builder.aliases)
+                }
             }
         }
     }
