@@ -454,14 +454,15 @@ public enum NameModel {
         let (s, l) = a.count <= b.count ? (a, b) : (b, a)
         if l.count - s.count > 2 { return false }
         let m = l.count
+        if s.isEmpty { return m <= 2 }
         return withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * (m + 1)) { buf in
             var prev = buf.baseAddress!
             var cur = prev + (m + 1)
             for j in 0...m { prev[j] = j }
-            for i in 1...max(1, s.count) where s.count > 0 {
+            for i in 1...s.count {
                 cur[0] = i
                 var rowMin = cur[0]
-                for j in 1...max(1, m) where m > 0 {
+                for j in 1...m {
                     let cost = s[i - 1] == l[j - 1] ? 0 : 1
                     cur[j] = min(prev[j - 1] + cost, prev[j] + 1, cur[j - 1] + 1)
                     rowMin = min(rowMin, cur[j])

@@ -300,18 +300,17 @@ public final class NameIndex: @unchecked Sendable {
         }
     }
 
-    /// The spelling with two of its letters left out, each distinct one once (up to 24 letters).
+    /// The spelling with two of its letters left out (up to 24 letters; a doubled letter gives a key twice, as in
+    /// `deletions`: the build posts each key once, a query reaches each term once).
     static func deletionPairs(_ s: [UInt8], tag: UInt8, into k: inout [UInt64]) {
         if s.count > NameModel.maxEditLength { return }
-        var seen = Set<UInt64>()
         var d = [UInt8]()
         d.reserveCapacity(s.count)
         for i in 0..<s.count {
             for j in (i + 1)..<s.count {
                 d.removeAll(keepingCapacity: true)
                 for (n, c) in s.enumerated() where n != i && n != j { d.append(c) }
-                let h = hash(tag, d[...])
-                if seen.insert(h).inserted { k.append(h) }
+                k.append(hash(tag, d[...]))
             }
         }
     }
