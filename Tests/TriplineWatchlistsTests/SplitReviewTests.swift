@@ -143,47 +143,35 @@ struct SplitReviewTests {
         #expect(!Self.diff("doc end", Self.head + Self.items(0..<400) + "...\n# bye\n"))
         // Items at indentation 0, fields after, a comment at column 0 between.
         #expect(!Self.diff("indent 0", Self.head + Self.items(0..<400, indent: "") + "description: d\nmin_score: 2\n"))
-        // A tab after the dash in a later item.
-        #expect(
-            !Self.diff(
-                "tab dash",
-                Self.head + Self.items(0..<300) + "  -\t{ref: TB, selectors: [{type: email, value: tb@example.org}]}\n"
-                    + Self.items(300..<400)))
-        // A BOM at the start of a line inside the entries.
-        #expect(
-            !Self.diff(
-                "BOM mid",
-                Self.head + Self.items(0..<300)
-                    + "\u{FEFF}  - {ref: BM, selectors: [{type: email, value: bm@example.org}]}\n"
-                    + Self.items(300..<400)))
+        // One odd item among 400 ordinary ones: a tab after the dash, a BOM starting a line, null, scalar and nested
+        // items, a plain scalar over two lines inside a flow mapping, nesting at the depth limit and one past it.
+        let odd: [(String, String)] = [
+            ("tab dash", "  -\t{ref: TB, selectors: [{type: email, value: tb@example.org}]}\n"),
+            ("BOM mid", "\u{FEFF}  - {ref: BM, selectors: [{type: email, value: bm@example.org}]}\n"),
+            ("odd items", "  -\n  - ~\n  - just text\n  - - nested\n    - more\n"),
+            (
+                "plain over lines",
+                "  - {ref: PL, label: one\n  two, selectors: [{type: email, value: pl@example.org}]}\n"
+            ),
+            ("depth", Self.nested(61)), ("depth+1", Self.nested(62)),
+        ]
+        for (name, item) in odd {
+            #expect(!Self.diff(name, Self.head + Self.items(0..<200) + item + Self.items(200..<400)))
+        }
         // Explicit document start and end, a directive.
         #expect(!Self.diff("%YAML", "%YAML 1.1\n---\n" + Self.head + Self.items(0..<400) + "...\n"))
-        // Empty entries at the end; null items; an item that is a scalar; nested sequence item.
-        #expect(
-            !Self.diff(
-                "odd items",
-                Self.head + Self.items(0..<200) + "  -\n  - ~\n  - just text\n  - - nested\n    - more\n"
-                    + Self.items(200..<400)))
-        // Multi-line plain scalar in a flow mapping, continuation at the item's column (not a "- " line).
-        #expect(
-            !Self.diff(
-                "plain over lines",
-                Self.head + Self.items(0..<200)
-                    + "  - {ref: PL, label: one\n  two, selectors: [{type: email, value: pl@example.org}]}\n"
-                    + Self.items(200..<400)))
         // Entries key with trailing spaces and CRLF, a comment line with only spaces.
         #expect(
             !Self.diff(
                 "crlf mixed",
                 (Self.head + Self.items(0..<200)).replacingOccurrences(of: "\n", with: "\r\n") + "   \n"
                     + Self.items(200..<400)))
-        // Depth: entries nested near the limit.
-        var deep = "  - {ref: DP, selectors: [{type: email, value: dp@example.org}], label: "
-        deep += String(repeating: "[", count: 61) + String(repeating: "]", count: 61) + "}\n"
-        #expect(!Self.diff("depth", Self.head + Self.items(0..<200) + deep + Self.items(200..<400)))
-        var deeper = "  - {ref: DP, selectors: [{type: email, value: dp@example.org}], label: "
-        deeper += String(repeating: "[", count: 62) + String(repeating: "]", count: 62) + "}\n"
-        #expect(!Self.diff("depth+1", Self.head + Self.items(0..<200) + deeper + Self.items(200..<400)))
+    }
+
+    /// An entry whose label nests `depth` flow sequences.
+    static func nested(_ depth: Int) -> String {
+        "  - {ref: DP, selectors: [{type: email, value: dp@example.org}], label: "
+            + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "}\n"
     }
 
     /// A last item much longer than the rest, three threads: the cut runs past the last item.
