@@ -156,6 +156,8 @@ public final class Dispatcher {
             heartbeatFiring[h.key] = nil
             heartbeatResumed.remove(h.key)
         }
+        // One dropped and put back before a tick resolved it (two reloads): it is firing still, nothing to resolve.
+        heartbeatsRemoved.removeAll { h in c.heartbeats.contains { $0.key == h.key } }
         config = c
         renderer = Renderer(config: c, handlings: try store.listHandlings())
         groups = [:]

@@ -367,6 +367,7 @@ public struct YAMLReader: Sendable {
                 try Self.withParser(buf, file: file) { (parser) throws(LocatedError) -> Counts in
                     var builder = Builder(file: file, limits: limits, multiple: false)
                     builder.lineOffset = line - 1
+                    builder.partMode = true
                     try builder.part(&parser, each: each)
                     return Counts(nodes: builder.total - 1, aliases: builder.aliases)
                 }
@@ -387,6 +388,8 @@ private struct Builder {
     var stream: (key: String, each: (Node) -> Void)?
     /// Added to every line (a part of a split document starts on this line of the file, less one).
     var lineOffset = 0
+    /// Reading a part of a split document: an alias ends it at once (`part`).
+    var partMode = false
 
     let fileID: Int32
 
@@ -499,6 +502,9 @@ private struct Builder {
         if depth > limits.maxDepth { throw fail(m, "nesting deeper than \(limits.maxDepth) levels") }
         switch ev.type {
         case YAML_ALIAS_EVENT:
+            // In a part of a split document an alias is refused at once, before any expansion is built (the whole
+            // document's reading, with its one budget of nodes, judges it).
+            if partMode { throw fail(m, "an alias in a part of a sequence") }
             let name = String(cString: ev.data.alias.anchor)
             guard let target = anchors[name] else { throw fail(m, "unknown alias *\(name)") }
             aliases += 1
@@ -561,7 +567,6 @@ private struct Builder {
     }
 }
 
-/// A duration as Alertmanager and Sigma write it — `0s`, `30s`, `5m`, `1h30m`, `2d`, `1w` — in seconds.
 /// The names of the files nodes were read from, each stored once for the life of the process (a node keeps the
 /// number): millions of nodes of one file then change no shared reference count — which, changed from two cores at
 /// once, costs more than the parse.
@@ -581,6 +586,7 @@ enum FileNames {
     static func name(_ id: Int32) -> String { table.withLock { $0.names[Int(id)] } }
 }
 
+/// A duration as Alertmanager and Sigma write it — `0s`, `30s`, `5m`, `1h30m`, `2d`, `1w` — in seconds.
 public func parseDuration(_ s: String) -> Double? {
     if s == "0" { return 0 }
     var total = 0.0

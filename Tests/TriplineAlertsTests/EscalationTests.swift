@@ -504,6 +504,12 @@ struct HeartbeatTests {
         #expect(items[1]["heartbeat"]?.objectValue?["why"] == .string("removed from the configuration"))
         #expect(try s.events("heartbeat_removed").count == 1)
         #expect(try store.offset(source: "hb-firing:" + c.heartbeats[0].key) == 0)
+        // Dropped and put back by two reloads before a tick: still firing, nothing resolved, no second firing.
+        try s.d.reconfigure(c, now: t0 + 620)
+        try s.d.reconfigure(reloaded, now: t0 + 621)
+        try s.tick(t0 + 622)
+        #expect(try store.outbox(status: nil, limit: 10).count == 3)
+        #expect(try s.events("heartbeat_removed").count == 1)
     }
 
     @Test func globs() {
