@@ -195,7 +195,7 @@ let package = Package(
             path: "Benchmarks/tripline-bench"
         ),
 
-        .testTarget(name: "TriplineYAMLTests", dependencies: ["TriplineYAML"]),
+        .testTarget(name: "TriplineYAMLTests", dependencies: ["TriplineYAML", "TriplineTestSupport"]),
         .testTarget(name: "TriplineJSONTests", dependencies: ["TriplineJSON", "TriplineIngest"]),
         .testTarget(
             name: "TriplineSelectorsTests", dependencies: ["TriplineSelectors", "TriplineJSON", "TriplineTestSupport"]),

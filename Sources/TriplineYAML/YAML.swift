@@ -222,6 +222,8 @@ public struct YAMLReader: Sendable {
     public struct Counts: Sendable {
         public var nodes = 0
         public var aliases = 0
+        /// Items read by `FlowItems` rather than libyaml (a part of a split document).
+        public var flowItems = 0
     }
 
     /// Cuts a document whose top-level `key:` stands alone on its line, followed by a block sequence, into `parts`
@@ -360,19 +362,96 @@ public struct YAMLReader: Sendable {
     /// block sequence at the part's first column (the caller then parses the whole document). The counts leave out
     /// the sequence itself (the header counted its null).
     public func parse(
-        part bytes: ArraySlice<UInt8>, file: String, line: Int, each: (Node) -> Void
+        part bytes: ArraySlice<UInt8>, file: String, line: Int, flowItems: Bool = true, each: (Node) -> Void
     ) throws(LocatedError) -> Counts {
         try withoutActuallyEscaping(each) { (each) throws(LocatedError) -> Counts in
             try bytes.withUnsafeBufferPointer { (buf) throws(LocatedError) -> Counts in
-                try Self.withParser(buf, file: file) { (parser) throws(LocatedError) -> Counts in
-                    var builder = Builder(file: file, limits: limits, multiple: false)
-                    builder.lineOffset = line - 1
-                    builder.partMode = true
-                    try builder.part(&parser, each: each)
-                    return Counts(nodes: builder.total - 1, aliases: builder.aliases)
+                if flowItems, let counts = try parseFlowItems(buf, file: file, line: line, each: each) {
+                    return counts
                 }
+                return try parseItems(buf, file: file, line: line, each: each)
             }
         }
+    }
+
+    /// Items of a part read by libyaml (`line`: the file line `buf` starts on).
+    private func parseItems(_ buf: UnsafeBufferPointer<UInt8>, file: String, line: Int, each: @escaping (Node) -> Void)
+        throws(LocatedError) -> Counts
+    {
+        try Self.withParser(buf, file: file) { (parser) throws(LocatedError) -> Counts in
+            var builder = Builder(file: file, limits: limits, multiple: false)
+            builder.lineOffset = line - 1
+            builder.partMode = true
+            try builder.part(&parser, each: each)
+            return Counts(nodes: builder.total - 1, aliases: builder.aliases)
+        }
+    }
+
+    /// A part read item by item: an item on one line in `FlowItems`' subset is read there, every run of other items
+    /// by libyaml, in order. Nil (nothing handed to `each`) when the part does not start with an item.
+    private func parseFlowItems(
+        _ buf: UnsafeBufferPointer<UInt8>, file: String, line firstLine: Int, each: @escaping (Node) -> Void
+    ) throws(LocatedError) -> Counts? {
+        let flow = FlowItems(b: buf, fileID: FileNames.id(file), maxDepth: limits.maxDepth)
+        let n = buf.count
+        guard n > 0 else { return nil }
+        let first = flow.lineEnd(0)
+        let firstShape = flow.lineShape(0, first.content)
+        let indent = firstShape.indent
+        /// Whether the line `[i, end)` starts an item of the sequence: `-` at its indentation, then a space or the end.
+        func startsItem(_ i: Int, _ end: Int) -> Bool {
+            i + indent < end && buf[i + indent] == UInt8(ascii: "-")
+                && (i + indent + 1 == end || buf[i + indent + 1] == 0x20)
+                && flow.lineShape(i, end).indent == indent
+        }
+        guard !firstShape.blank, startsItem(0, first.content) else { return nil }
+        var counts = Counts()
+        var run: (start: Int, line: Int)?  // items not read here, waiting for libyaml
+        func flush(_ upTo: Int) throws(LocatedError) {
+            guard let r = run else { return }
+            run = nil
+            let c = try parseItems(
+                UnsafeBufferPointer(rebasing: buf[r.start..<upTo]), file: file, line: r.line, each: each)
+            counts.nodes += c.nodes
+            counts.aliases += c.aliases
+        }
+        var i = 0
+        var line = firstLine
+        while i < n {
+            // The item starting at `i`: its first line, then lines up to the next item's start.
+            let head = flow.lineEnd(i)
+            var next = head.next + 1
+            var nextLine = line + 1
+            var plain = true  // its other lines are blank or comments in printable ASCII
+            while next < n {
+                let e = flow.lineEnd(next)
+                if startsItem(next, e.content) { break }
+                let shape = flow.lineShape(next, e.content)
+                if !shape.blank || !shape.printable { plain = false }
+                next = e.next + 1
+                nextLine += 1
+            }
+            next = min(next, n)
+            if plain, let node = flow.item(i, head.content, indent: indent, line: line) {
+                try flush(i)
+                counts.nodes += node.expandedSize
+                counts.flowItems += 1
+                if counts.nodes > limits.maxNodes {
+                    throw LocatedError(
+                        file: file, mark: node.mark,
+                        message:
+                            "more than \(limits.maxNodes) nodes (after alias expansion): refusing a document this large"
+                    )
+                }
+                each(node)
+            } else if run == nil {
+                run = (i, line)
+            }
+            i = next
+            line = nextLine
+        }
+        try flush(n)
+        return counts
     }
 }
 
