@@ -6,7 +6,7 @@
 Usage: naive_match.py WATCHLIST_DIR < stream.ndjson > hits.ndjson"""
 import glob, json, re, sys
 
-entry = re.compile(r'ref: (\S+), selectors: \[\{type: (\w+), value: "([^"]*)"')
+entry = re.compile(r'ref: (\S+), selectors: \[\{type: (\w+), value: "?([^",}]*)')
 phones, emails, prefixes = {}, {}, {}
 for path in sorted(glob.glob(f"{sys.argv[1]}/**/*.yaml", recursive=True)):
     for line in open(path):
