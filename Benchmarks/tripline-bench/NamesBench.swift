@@ -56,6 +56,10 @@ func namesBench() {
     let t0 = nowNS()
     let index = NameIndex(items)
     let build = Double(nowNS() - t0) / 1e9
+    print(
+        "names: largest term-key bucket \(index.largestKeyBucket) terms (cap \(NameIndex.keyBucketCap)); "
+            + "two-letters-out key posted by \(index.largestPairPosting) terms (cap \(NameIndex.pairKeyCap)); "
+            + "\(index.droppedKeys) keys left out; largest alike row \(index.largestAlikeRow) terms")
     // Queries: half listed names re-spelled (order swapped, one typo), half names not listed.
     var queries: [String] = []
     for i in 0..<2_000 {
@@ -147,4 +151,40 @@ func namesBench() {
                 + "a hit whenever the scan has one %d / %d; the scan's best score found %d / %d",
             agree, total, total == 0 ? 1 : Double(agree) / Double(total), alerted, scanAlerted, bestFound,
             scanAlerted))
+}
+
+/// A list built to be expensive (issue 19's review): one 14-letter spelling with two letters inserted anywhere, N
+/// times, so that thousands of terms share keys and are alike to each other. `TRIPLINE_BENCH=names-hostile`;
+/// `TRIPLINE_NAMEKEYCAP` and `TRIPLINE_NAMECAP` set the caps (`NameIndex.keyBucketCap`, `.pairKeyCap`),
+/// `TRIPLINE_NAMES_N` the sizes (default 2000,8000,32000).
+func namesHostileBench() {
+    var g = SplitMix(s: 19)
+    let env = ProcessInfo.processInfo.environment
+    let cap = Int(env["TRIPLINE_NAMECAP"] ?? "") ?? NameIndex.pairKeyCap
+    let keyCap = Int(env["TRIPLINE_NAMEKEYCAP"] ?? "") ?? NameIndex.keyBucketCap
+    let sizes = (env["TRIPLINE_NAMES_N"] ?? "2000,8000,32000").split(separator: ",").compactMap { Int($0) }
+    let base = Array("qarawindelsmut".utf8)
+    let letters = Array("abcdefghijklmnopqrstuvwxyz".utf8)
+    for n in sizes {
+        var seen = Set<String>()
+        var items: [(String, HitRef)] = []
+        while items.count < n {
+            var t = base
+            for _ in 0..<2 {
+                t.insert(letters[Int(g.next() % 26)], at: Int(g.next() % UInt64(t.count + 1)))
+            }
+            let term = String(decoding: t, as: UTF8.self)
+            if seen.insert(term).inserted {
+                items.append((term + " haddad", HitRef(list: 0, entry: Int32(items.count), selector: 0)))
+            }
+        }
+        let t0 = nowNS()
+        let index = NameIndex(items, keyBucketCap: keyCap, pairKeyCap: cap)
+        print(
+            String(
+                format: "names, a list built around one key: %d names, caps %d/%d: built in %.2f s; largest key %d, "
+                    + "%d keys left out, largest alike row %d", n, keyCap, cap, Double(nowNS() - t0) / 1e9,
+                index.largestKeyBucket, index.droppedKeys, index.largestAlikeRow))
+        fflush(nil)
+    }
 }

@@ -78,7 +78,7 @@ measure("phone normalisation, E.164 input", n: e164Only.count) {
 let only = ProcessInfo.processInfo.environment["TRIPLINE_BENCH"]
 let parts: [String: () -> Void] = [
     "phone": {}, "rules": rulesBench, "correlation": correlationBench, "audit": auditBench, "names": namesBench,
-    "names-eval": namesEval, "dispatch": dispatchBench,
+    "names-eval": namesEval, "dispatch": dispatchBench, "names-hostile": namesHostileBench,
 ]
 if let only, let part = parts[only] {
     part()

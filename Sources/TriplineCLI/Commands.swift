@@ -194,8 +194,10 @@ struct Match: ParsableCommand {
             printError("tripline: \(rules.errors.count) rule errors; not reading input")
             throw ExitCode(1)
         }
+        let index = WatchlistIndex(lists: r.lists)
+        for w in index.warnings { printError("tripline: warning: \(w)") }
         var step = RecordStep(
-            normalizer: normalizer, matcher: Matcher(index: WatchlistIndex(lists: r.lists), now: now),
+            normalizer: normalizer, matcher: Matcher(index: index, now: now),
             engine: RuleEngine(rules.ruleSet, options: s.correlation))
         let out = OutputStream(fd: 1)
         let rej = try rejects.map { try OutputStream(path: $0) } ?? OutputStream(fd: 2)

@@ -70,7 +70,7 @@ public struct Loaded: Sendable {
         var r = RuleLoader(watchlists: lists, now: now).load(directory: c.rules)
         var rulesRefused: [String] = []
         let errors = w.errors.map(\.description) + s.errors + r.errors.map(\.description)
-        let warnings =
+        var warnings =
             w.warnings.map { "\($0.file):\($0.mark.line):\($0.mark.column): warning: \($0.message)" }
             + s.warnings + r.warnings.map(\.description)
         if !w.directoryErrors.isEmpty { return (nil, errors, warnings) }
@@ -82,10 +82,11 @@ public struct Loaded: Sendable {
             r = source
         }
         let files = lists.map { ($0.file, $0.version) } + r.files
+        let index = WatchlistIndex(lists: lists)
+        warnings += index.warnings
         var l = Loaded(
-            configuration: c, normalizer: normalizer,
-            matcher: Matcher(index: WatchlistIndex(lists: lists), now: now),
-            rules: r.ruleSet, files: files)
+            configuration: c, normalizer: normalizer, matcher: Matcher(index: index, now: now), rules: r.ruleSet,
+            files: files)
         l.lists = lists
         l.fileLists = fromFiles
         l.fileManaged = managed

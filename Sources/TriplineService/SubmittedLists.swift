@@ -99,7 +99,7 @@ extension Loaded {
             }
         }
         l.files = l.lists.map { ($0.file, $0.version) } + (ruleSource?.files ?? [])
-        return (l, errors, s.warnings)
+        return (l, errors, s.warnings + l.matcher.index.warnings)
     }
 }
 

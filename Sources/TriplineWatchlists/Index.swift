@@ -476,6 +476,16 @@ public struct WatchlistIndex: Sendable {
         networks = CIDRTrie(cidrItems)
     }
 
+    /// What an operator should know about how the lists compiled: name keys left out (`NameIndex.droppedKeys`).
+    public var warnings: [String] {
+        guard names.droppedKeys > 0 else { return [] }
+        return [
+            "name index: \(names.droppedKeys) keys left out (one key shared by more than \(NameIndex.keyBucketCap) "
+                + "spellings, or a spelling with two letters left out by more than \(NameIndex.pairKeyCap)): names "
+                + "alike only through them are not found — is a list built around one spelling?"
+        ]
+    }
+
     /// True when a normalised value (its bytes) of a type that `candidates` reads by value alone — anything but a
     /// name or an IP address — meets some watchlist selector: the screen in front of the whole match, allocation-free.
     public func mayMeet(_ type: SelectorType, _ value: UnsafeBufferPointer<UInt8>) -> Bool {

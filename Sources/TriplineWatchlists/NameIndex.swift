@@ -44,6 +44,26 @@ public final class NameIndex: @unchecked Sendable {
     let canonIDs: [String: Int32]
     let looseIDs: [String: Int32]
     let termKeys: [UInt64: [Int32]]
+    /// Most vocabulary terms sharing one key, and how many keys were left out (over `keyBucketCap`, or a spelling
+    /// with two letters left out posted by more than `pairKeyCap` terms).
+    public let largestKeyBucket: Int
+    public let droppedKeys: Int
+    /// Most terms posting one spelling-with-two-letters-left-out (before `pairKeyCap`).
+    public let largestPairPosting: Int
+    /// The most vocabulary terms one key may hold: a backstop, far above lists of real names (the 1,000,000-name
+    /// benchmark's largest, a short key, is printed by `make bench`; the UN and EU lists' by the suite).
+    public static let keyBucketCap = 2_048
+    /// The most terms one spelling-with-two-letters-left-out may be posted by. Below both, the index finds exactly
+    /// what the scan finds; a key left out loses only the pairs alike through it alone (two edits apart, where
+    /// hundreds of other terms are as near).
+    public static let pairKeyCap = 512
+
+    /// Most alike terms one vocabulary term has (its row, found when the index was built).
+    public var largestAlikeRow: Int {
+        var m = 0
+        for i in 0..<(alikeAt.count - 1) { m = max(m, Int(alikeAt[i + 1] - alikeAt[i])) }
+        return m
+    }
     /// Each vocabulary term's alike terms with their similarity, found and scored once when the index is built: a
     /// query term that is a known spelling reads its row here instead of comparing.
     let termIDs: [NameTerm: Int32]
@@ -69,8 +89,11 @@ public final class NameIndex: @unchecked Sendable {
     public var count: Int { refs.count }
 
     /// `items`: (normalised name, where it is watched); `scripts`: the script each was written in (ISO 15924; none:
-    /// Latin); `floor`: the lowest `min_score` any list uses.
-    public init(_ items: [(String, HitRef)], scripts: [String?] = [], floor: Double = NameIndex.defaultMinScore) {
+    /// Latin); `floor`: the lowest `min_score` any list uses; `keyBucketCap`: see `NameIndex.keyBucketCap`.
+    public init(
+        _ items: [(String, HitRef)], scripts: [String?] = [], floor: Double = NameIndex.defaultMinScore,
+        keyBucketCap: Int = NameIndex.keyBucketCap, pairKeyCap: Int = NameIndex.pairKeyCap
+    ) {
         var ids: [NameTerm: Int32] = [:]
         var vocab: [NameTerm] = []
         var start: [Int32] = [0]
@@ -120,10 +143,37 @@ public final class NameIndex: @unchecked Sendable {
                 $0, canon: id($0.canon, &canonIDs), loose: $0.loose.count >= 2 ? id($0.loose, &looseIDs) : -1,
                 into: &bytes)
         }
+        // Term keys. A spelling with two letters left out (`deletionPairs`) is posted only while few terms post it
+        // so: one spelling and thousands of spellings two letters longer share it — a list built around one key,
+        // each of whose terms would be compared with every other (quadratic; 32,000 such names took minutes).
         var termKeys: [UInt64: [Int32]] = [:]
+        var pairPostings: [UInt64: [Int32]] = [:]
         for (i, t) in vocab.enumerated() {
-            for k in Set(Self.keys(t, entry: true)) { termKeys[k, default: []].append(Int32(i)) }
+            let own = Set(Self.keys(t, entry: true, pairs: false))
+            for k in own { termKeys[k, default: []].append(Int32(i)) }
+            for k in Set(Self.pairKeys(t)) where !own.contains(k) { pairPostings[k, default: []].append(Int32(i)) }
         }
+        var droppedPairs = 0
+        var largestPairs = 0
+        for (k, v) in pairPostings {
+            largestPairs = max(largestPairs, v.count)
+            if v.count > pairKeyCap {
+                droppedPairs += 1
+            } else if termKeys[k] == nil {
+                termKeys[k] = v
+            } else {
+                termKeys[k]! += v
+                termKeys[k]!.sort()  // in term order, as each term posted its keys
+            }
+        }
+        // Any key more terms share than a list of real names has them share (a backstop: see `keyBucketCap`).
+        var largest = 0
+        var overFull: [UInt64] = []
+        for (k, v) in termKeys {
+            largest = max(largest, v.count)
+            if v.count > keyBucketCap { overFull.append(k) }
+        }
+        for k in overFull { termKeys[k] = nil }
         // Alike terms of every term, as a query term would find them.
         var alikeAt: [Int32] = [0]
         var alikeTerm: [Int32] = []
@@ -184,6 +234,9 @@ public final class NameIndex: @unchecked Sendable {
         self.alikeSim = alikeSim
         self.vocabWeight = vocabWeight
         self.termKeys = termKeys
+        self.largestKeyBucket = largest
+        self.droppedKeys = overFull.count + droppedPairs
+        self.largestPairPosting = largestPairs
         self.df = df
         self.records = records
         self.recordAt = recordAt
@@ -266,7 +319,7 @@ public final class NameIndex: @unchecked Sendable {
     /// also the loose skeleton, the skeleton's one-letter deletions and the consonants. Vocabulary terms post the
     /// Arabic-only keys under one tag when they are from Arabic script and another when not; a Latin query term looks
     /// up only the first (a Latin pair never uses them), an Arabic one both.
-    static func keys(_ t: NameTerm, entry: Bool) -> [UInt64] {
+    static func keys(_ t: NameTerm, entry: Bool, pairs: Bool = true) -> [UInt64] {
         var k: [UInt64] = [hash(1, t.canon)]
         if !t.skeleton.isEmpty { k.append(hash(2, t.skeleton)) }
         let tags: [UInt8] = entry ? [t.arabic ? 0 : 1] : t.arabic ? [0, 1] : [0]
@@ -279,12 +332,21 @@ public final class NameIndex: @unchecked Sendable {
         let text = Array(t.text.utf8)
         deletions(text, tag: 5, into: &k)
         // Long Latin spellings two edits apart (`NameModel.twoEditsLong`) share a spelling with two letters left out.
-        if !t.arabic && text.count >= 8 { deletionPairs(text, tag: 5, into: &k) }
+        if pairs && !t.arabic && text.count >= 8 { deletionPairs(text, tag: 5, into: &k) }
         let skel = Array(t.skeleton.utf8)
         if skel.count >= 3 { for a in tags { deletions(skel, tag: 6 + a * 10, into: &k) } }
         if skel.count >= 4 { deletions(skel, tag: 7, into: &k) }
         let consonants = text.filter { !"aeiou".utf8.contains($0) }
         if consonants.count >= 2 { for a in tags { k.append(hash(9 + a * 10, consonants[...])) } }
+        return k
+    }
+
+    /// The keys `keys` gives a term through `deletionPairs` (none for a short, Arabic or initial term).
+    static func pairKeys(_ t: NameTerm) -> [UInt64] {
+        var k: [UInt64] = []
+        if t.initial || t.arabic { return k }
+        let text = Array(t.text.utf8)
+        if text.count >= 8 { deletionPairs(text, tag: 5, into: &k) }
         return k
     }
 

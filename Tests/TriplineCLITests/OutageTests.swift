@@ -50,7 +50,7 @@ struct OutageTests {
         }
         let serveArgs = ["serve", "--config", "tripline.yaml", "--follow", input.path, "--max-backoff", "1"]
         var kills: [Int] = []
-        var rng = SystemRandomNumberGenerator()
+        var rng = SplitMix64(seed: 20_261_201)
         /// Runs serve for a random 500–1,500 ms, then SIGKILLs it.
         func crashOnce() throws {
             let (p, _) = try ServeTests.start(serveArgs, cwd: dir)

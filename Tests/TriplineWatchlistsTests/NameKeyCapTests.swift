@@ -1,0 +1,51 @@
+import Foundation
+import Testing
+import TriplineSelectors
+import TriplineTestSupport
+
+@testable import TriplineWatchlists
+
+/// A list built to be expensive for the name index: one spelling and thousands of spellings two letters longer,
+/// which all share the key of the spelling with two letters left out. Before the caps on a key's terms, the index
+/// compared each with every other when it was built (quadratic: in this debug build 1,000 such names took 8 s, 2,000
+/// 30 s, 4,000 137 s; `TRIPLINE_BENCH=names-hostile` has the release figures).
+@Suite("Name index: a list built around one key")
+struct NameKeyCapTests {
+    static func hostile(_ count: Int, seed: UInt64) -> [String] {
+        var g = SplitMix64(seed: seed)
+        let base = Array("qarawindelsmut".utf8)
+        let letters = Array("abcdefghijklmnopqrstuvwxyz".utf8)
+        var seen = Set<String>()
+        var out: [String] = []
+        while out.count < count {
+            var t = base
+            for _ in 0..<2 {
+                t.insert(letters.randomElement(using: &g)!, at: Int.random(in: 0...t.count, using: &g))
+            }
+            let term = String(decoding: t, as: UTF8.self)
+            if seen.insert(term).inserted { out.append(term + " haddad") }
+        }
+        return out
+    }
+
+    @Test func aListBuiltAroundOneKeyBuildsInTime() throws {
+        let names = Self.hostile(1_500, seed: 17) + ["Omar Haddad", "Qarawindelsmut Haddad"]
+        let items = names.enumerated().map {
+            (NameNormalizer.tokenize($1).joined(separator: " "), HitRef(list: 0, entry: Int32($0), selector: 0))
+        }
+        let start = Date()
+        let idx = NameIndex(items)
+        let took = Date().timeIntervalSince(start)
+        print(
+            "names: 1,502 names around one key: built in \(String(format: "%.2f", took)) s; largest key "
+                + "\(idx.largestKeyBucket) terms; \(idx.droppedKeys) keys left out")
+        // The shared key is left out (1,500 terms post it, over `pairKeyCap`); every other key stays.
+        #expect(idx.droppedKeys == 1)
+        #expect(idx.largestPairPosting == 1_500)
+        #expect(took < 30)  // ~6 s in this debug build; ~17 s without the caps
+        // The list's plain names are still found, and exactly.
+        let hit = idx.query(NameModel.form("Omar Haddad")) { _ in 0.8 }
+        #expect(hit.first?.ref.entry == 1_500)
+        #expect(hit.first?.score == 1)
+    }
+}
