@@ -316,7 +316,7 @@ public enum NameModel {
 
     /// How alike two terms are, in [0, 1]: the same variant group 1; the same skeleton 0.92 (between Latin
     /// spellings only when they are alike too); against Arabic script the same loose skeleton 0.86; an initial and a
-    /// name with that letter 0.75; else Jaro–Winkler over spellings one edit apart (a letter changed, added, left
+    /// name with that letter 0.75; a Latin spelling and the same with the article glued on (Alshami, Shami) 0.95; else Jaro–Winkler over spellings one edit apart (a letter changed, added, left
     /// out, or two swapped) or with skeletons of four or more one edit apart (Izmaylov, Ismailov) and, against Arabic
     /// script, over skeletons one edit apart or spellings with the same consonants — 0 below 0.87 (0.92 for Latin names of four letters or fewer; 0.84 against Arabic script).
     /// Bounding the edits is what lets an index find every alike term through keys (the spelling and its one-letter
@@ -347,7 +347,7 @@ public enum NameModel {
     /// How two alike terms met, for an analyst judging a hit (issue 19): `same` (one spelling), `variant group` (two
     /// spellings of one given name: Mohamed / Muhammad), `transliteration` (one side read from Arabic script, met by
     /// its consonants), `initial`, `edit` (one letter changed, added, left out, or two swapped), `skeleton` (the same
-    /// consonant skeleton: Hussein / Husayn), `skeleton (look-alike letters)` (k/q/g/j, t/d/z merged), `spelling`
+    /// consonant skeleton: Hussein / Husayn), `article glued` (Alshami / Al-Shami), `skeleton (look-alike letters)` (k/q/g/j, t/d/z merged), `spelling`
     /// (alike letters in order, Jaro–Winkler). The first that holds, in that order; `similarity` gives the figure.
     public static func how(_ q: NameTerm, _ e: NameTerm) -> String {
         if q.text == e.text { return "same" }
@@ -356,6 +356,7 @@ public enum NameModel {
         if q.initial || e.initial { return "initial" }
         var a = q.text
         var b = e.text
+        if a.withUTF8({ x in b.withUTF8 { y in articleGlued(x, y) } }) { return "article glued" }
         if a.withUTF8({ x in b.withUTF8 { y in withinOneEdit(x, y) } }) { return "edit" }
         if !q.skeleton.isEmpty && q.skeleton == e.skeleton { return "skeleton" }
         if (q.arabic || e.arabic) && q.loose == e.loose { return "skeleton (look-alike letters)" }
@@ -380,6 +381,7 @@ public enum NameModel {
         }
         if loose && looseLength(x) >= 2 { return 0.86 }
         if initial { return a.first == b.first ? 0.75 : 0 }
+        if !arabic && articleGlued(a, b) { return 0.95 }
         var s = 0.0
         let editable = max(a.count, b.count) <= maxEditLength
         let skeletonEditable = max(x.count, y.count) <= maxEditLength
@@ -394,6 +396,23 @@ public enum NameModel {
         }
         // Between Latin spellings, short names are alike by chance (Walid and Ali, Sami and Ami): they need more.
         return s >= (arabic ? 0.84 : short ? 0.92 : 0.87) ? s : 0
+    }
+
+    /// One Latin spelling the other with the article written onto it: "alshami" and "shami" (Al-Shami), "elsayed"
+    /// and "sayed" — what follows the article four letters or more. (From Arabic script the article is split off
+    /// when the name is read.)
+    public static func articleGlued(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        let (s, l) = a.count <= b.count ? (a, b) : (b, a)
+        guard s.count >= 4, l.count == s.count + 2, l[1] == UInt8(ascii: "l"),
+            l[0] == UInt8(ascii: "a") || l[0] == UInt8(ascii: "e")
+        else { return false }
+        return memcmp(s.baseAddress!, l.baseAddress! + 2, s.count) == 0
+    }
+
+    /// The spelling after a glued article (`articleGlued`), if the term has one to give.
+    public static func afterArticle(_ text: String) -> Substring? {
+        guard text.utf8.count >= 6, text.hasPrefix("al") || text.hasPrefix("el") else { return nil }
+        return text.dropFirst(2)
     }
 
     /// The length of the loose skeleton, counted on the skeleton (look-alike runs merge).

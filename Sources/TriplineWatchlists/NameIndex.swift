@@ -331,6 +331,8 @@ public final class NameIndex: @unchecked Sendable {
         if !entry, t.canon.firstIndex(of: ":") == nil, let c = t.text.first { k.append(hash(4, String(c))) }
         let text = Array(t.text.utf8)
         deletions(text, tag: 5, into: &k)
+        // "alshami" meets "shami" (`NameModel.articleGlued`) through the spelling of what follows the article.
+        if !t.arabic, let rest = NameModel.afterArticle(t.text) { k.append(hash(5, Array(rest.utf8)[...])) }
         // Long Latin spellings two edits apart (`NameModel.twoEditsLong`) share a spelling with two letters left out.
         if pairs && !t.arabic && text.count >= 8 { deletionPairs(text, tag: 5, into: &k) }
         let skel = Array(t.skeleton.utf8)
