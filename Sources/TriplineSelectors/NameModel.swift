@@ -19,6 +19,9 @@ public struct NameTerm: Sendable, Hashable {
     public var arabic: Bool = false
     /// A single letter (an initial).
     public var initial: Bool
+    /// A Latin spelling no variant group holds, one typo from a spelling exactly one group holds (`nearGroup`):
+    /// that group ("hsusein": Husein, so Husayn).
+    public var near: String? = nil
 }
 
 /// A name prepared for matching (SPEC §3 name, issue 7): the normalised tokens, the terms after particles are
@@ -123,6 +126,7 @@ public enum NameModel {
             }
             var t = term(p, prefix: pending)
             t.arabic = arabic
+            if arabic { t.near = nil }  // read from Arabic script: its own skeleton and consonant rules
             terms.append(t)
             pending = nil
         }
@@ -131,6 +135,7 @@ public enum NameModel {
                 // A particle left at the end belongs to the first name of an inverted "SURNAME, Given Abd Al".
                 var t = term(first.text, prefix: pending)
                 t.arabic = first.arabic
+                t.near = nil
                 terms[0] = t
             } else if terms.isEmpty || pending != "ABD" {
                 terms.append(term(pending.lowercased(), prefix: nil))
@@ -194,7 +199,59 @@ public enum NameModel {
         let text = prefix.map { $0.lowercased() + " " + base } ?? base
         return NameTerm(
             text: text, canon: canon, skeleton: skel, loose: loosen(skel), kunya: prefix == "ABU" || prefix == "UMM",
-            initial: base.count == 1 && prefix == nil)
+            initial: base.count == 1 && prefix == nil, near: prefix == nil ? nearGroup(base) : nil)
+    }
+
+    /// Every spelling of the variant groups under itself and each of its one-letter deletions.
+    static let variantKeys: [String: [String]] = {
+        var m: [String: [String]] = [:]
+        for v in variants.keys {
+            let c = Array(v.utf8)
+            m[v, default: []].append(v)
+            for i in c.indices {
+                var d = c
+                d.remove(at: i)
+                m[String(decoding: d, as: UTF8.self), default: []].append(v)
+            }
+        }
+        return m
+    }()
+
+    /// The variant group of the spellings one typo from `base` (a letter changed, added or left out, two swapped —
+    /// not at the end, which makes another name: Hassan, Hassani, Hassane), when `base` is six
+    /// letters or more, in no group, and every such spelling is of one group. Issue 19: a re-spelled given name with
+    /// a typo ("Hsusein") meets the group's other spellings ("Husayn") without listing typos.
+    static func nearGroup(_ base: String) -> String? {
+        let c = Array(base.utf8)
+        guard c.count >= 6, c.count <= maxEditLength, variants[base] == nil,
+            c.allSatisfy({ $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") })
+        else { return nil }
+        var found: String?
+        func consider(_ key: String) -> Bool {
+            for v in variantKeys[key] ?? [] {
+                let w = Array(v.utf8)
+                let alike = c.withUnsafeBufferPointer { x in w.withUnsafeBufferPointer { y in withinOneEdit(x, y) } }
+                let atEnd = w.last != c.last || w.count != c.count && (c.starts(with: w) || w.starts(with: c))
+                guard alike && !atEnd, let g = variants[v] else { continue }
+                if found != nil && found != g { return false }
+                found = g
+            }
+            return true
+        }
+        guard consider(base) else { return nil }
+        for i in c.indices {
+            var d = c
+            d.remove(at: i)
+            guard consider(String(decoding: d, as: UTF8.self)) else { return nil }
+        }
+        return found
+    }
+
+    /// Two terms of which one is a near spelling (`NameTerm.near`) of the other's group, or both of one group.
+    public static func nearGroups(_ q: NameTerm, _ e: NameTerm) -> Bool {
+        if let n = q.near, n == e.canon || n == e.near { return true }
+        if let n = e.near, n == q.canon { return true }
+        return false
     }
 
     static func loosen(_ skel: String) -> String {
@@ -322,6 +379,12 @@ public enum NameModel {
     /// Bounding the edits is what lets an index find every alike term through keys (the spelling and its one-letter
     /// deletions) instead of comparing with all of them.
     public static func similarity(_ q: NameTerm, _ e: NameTerm) -> Double {
+        let s = withoutNearGroups(q, e)
+        return nearGroups(q, e) ? max(s, nearGroupSimilarity) : s
+    }
+
+    /// `similarity` but for `NameTerm.near`.
+    static func withoutNearGroups(_ q: NameTerm, _ e: NameTerm) -> Double {
         if q.canon == e.canon { return 1 }
         let qp = q.canon.firstIndex(of: ":").map { q.canon[..<$0] }
         let ep = e.canon.firstIndex(of: ":").map { e.canon[..<$0] }
@@ -344,11 +407,16 @@ public enum NameModel {
         }
     }
 
+    /// Two spellings met through a variant group one typo away (`NameTerm.near`).
+    public static let nearGroupSimilarity = 0.9
+
     /// How two alike terms met, for an analyst judging a hit (issue 19): `same` (one spelling), `variant group` (two
     /// spellings of one given name: Mohamed / Muhammad), `transliteration` (one side read from Arabic script, met by
-    /// its consonants), `initial`, `edit` (one letter changed, added, left out, or two swapped), `skeleton` (the same
-    /// consonant skeleton: Hussein / Husayn), `article glued` (Alshami / Al-Shami), `skeleton (look-alike letters)` (k/q/g/j, t/d/z merged), `spelling`
-    /// (alike letters in order, Jaro–Winkler). The first that holds, in that order; `similarity` gives the figure.
+    /// its consonants), `initial`, `article glued` (Alshami / Al-Shami), `edit` (one letter changed, added, left out,
+    /// or two swapped), `skeleton` (the same consonant skeleton: Hussein / Husayn), `skeleton (look-alike letters)`
+    /// (k/q/g/j, t/d/z merged), `spelling` (alike letters in order, Jaro–Winkler); `variant group, one typo`
+    /// (Hsusein: Husein with a typo, so Husayn) before `edit` when only it makes them alike. The first that holds, in
+    /// that order; `similarity` gives the figure.
     public static func how(_ q: NameTerm, _ e: NameTerm) -> String {
         if q.text == e.text { return "same" }
         if q.canon == e.canon { return "variant group" }
@@ -357,6 +425,7 @@ public enum NameModel {
         var a = q.text
         var b = e.text
         if a.withUTF8({ x in b.withUTF8 { y in articleGlued(x, y) } }) { return "article glued" }
+        if nearGroups(q, e) && withoutNearGroups(q, e) < nearGroupSimilarity { return "variant group, one typo" }
         if a.withUTF8({ x in b.withUTF8 { y in withinOneEdit(x, y) } }) { return "edit" }
         if !q.skeleton.isEmpty && q.skeleton == e.skeleton { return "skeleton" }
         if (q.arabic || e.arabic) && q.loose == e.loose { return "skeleton (look-alike letters)" }

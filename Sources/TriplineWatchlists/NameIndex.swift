@@ -139,9 +139,11 @@ public final class NameIndex: @unchecked Sendable {
             return Int32(ids.count - 1)
         }
         let packed = vocab.map {
-            Self.pack(
+            var p = Self.pack(
                 $0, canon: id($0.canon, &canonIDs), loose: $0.loose.count >= 2 ? id($0.loose, &looseIDs) : -1,
                 into: &bytes)
+            if let near = $0.near { p.near = id(near, &canonIDs) }
+            return p
         }
         // Term keys. A spelling with two letters left out (`deletionPairs`) is posted only while few terms post it
         // so: one spelling and thousands of spellings two letters longer share it — a list built around one key,
@@ -251,6 +253,8 @@ public final class NameIndex: @unchecked Sendable {
     /// A term as `similarity` reads it.
     struct Packed {
         var canon: Int32
+        /// `NameTerm.near`'s id among the canons (-1: none).
+        var near: Int32 = -1
         var loose: Int32
         var prefix: UInt8
         var arabic: Bool
@@ -277,8 +281,10 @@ public final class NameIndex: @unchecked Sendable {
 
     /// A query term packed against this vocabulary (ids it does not have are -1).
     func pack(query t: NameTerm, into bytes: inout [UInt8]) -> Packed {
-        Self.pack(
+        var p = Self.pack(
             t, canon: canonIDs[t.canon] ?? -1, loose: t.loose.count >= 2 ? looseIDs[t.loose] ?? -1 : -1, into: &bytes)
+        if let near = t.near { p.near = canonIDs[near] ?? -1 }
+        return p
     }
 
     /// `NameModel.similarity` over packed terms (the test suite checks they agree).
@@ -288,6 +294,16 @@ public final class NameIndex: @unchecked Sendable {
     ) -> Double {
         if q.canon >= 0 && q.canon == v.canon { return 1 }
         if q.prefix != v.prefix { return 0 }
+        let near =
+            q.near >= 0 && (q.near == v.canon || q.near == v.near) || v.near >= 0 && v.near == q.canon
+        if near { return max(nearless(q, qb, v, vb), NameModel.nearGroupSimilarity) }
+        return nearless(q, qb, v, vb)
+    }
+
+    @inline(__always)
+    static func nearless(
+        _ q: Packed, _ qb: UnsafeBufferPointer<UInt8>, _ v: Packed, _ vb: UnsafeBufferPointer<UInt8>
+    ) -> Double {
         let arabic = q.arabic || v.arabic
         func slice(_ b: UnsafeBufferPointer<UInt8>, _ at: Int32, _ n: Int32) -> UnsafeBufferPointer<UInt8> {
             UnsafeBufferPointer(rebasing: b[Int(at)..<Int(at + n)])
@@ -321,6 +337,8 @@ public final class NameIndex: @unchecked Sendable {
     /// up only the first (a Latin pair never uses them), an Arabic one both.
     static func keys(_ t: NameTerm, entry: Bool, pairs: Bool = true) -> [UInt64] {
         var k: [UInt64] = [hash(1, t.canon)]
+        // A spelling one typo from a variant group meets the group's spellings through the group's key.
+        if let near = t.near { k.append(hash(1, near)) }
         if !t.skeleton.isEmpty { k.append(hash(2, t.skeleton)) }
         let tags: [UInt8] = entry ? [t.arabic ? 0 : 1] : t.arabic ? [0, 1] : [0]
         if t.loose.count >= 2 { for a in tags { k.append(hash(3 + a * 10, t.loose)) } }
