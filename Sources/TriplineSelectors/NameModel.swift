@@ -388,7 +388,12 @@ public enum NameModel {
         if q.canon == e.canon { return 1 }
         let qp = q.canon.firstIndex(of: ":").map { q.canon[..<$0] }
         let ep = e.canon.firstIndex(of: ":").map { e.canon[..<$0] }
-        if qp != ep { return 0 }
+        if qp != ep {
+            guard !q.arabic && !e.arabic, qp == nil && ep == "ABU" || qp == "ABU" && ep == nil else { return 0 }
+            var a = q.text
+            var b = e.text
+            return a.withUTF8 { x in b.withUTF8 { y in kunyaGlued(x, y) } }
+        }
         let arabic = q.arabic || e.arabic
         var qt = q.text
         var et = e.text
@@ -415,7 +420,8 @@ public enum NameModel {
     /// its consonants), `initial`, `article glued` (Alshami / Al-Shami), `edit` (one letter changed, added, left out,
     /// or two swapped), `skeleton` (the same consonant skeleton: Hussein / Husayn), `skeleton (look-alike letters)`
     /// (k/q/g/j, t/d/z merged), `spelling` (alike letters in order, Jaro–Winkler); `variant group, one typo`
-    /// (Hsusein: Husein with a typo, so Husayn) before `edit` when only it makes them alike. The first that holds, in
+    /// (Hsusein: Husein with a typo, so Husayn) before `edit` when only it makes them alike, and `kunya glued, one
+    /// typo` (Abkuar / Abukar, read as "Abu Kar"). The first that holds, in
     /// that order; `similarity` gives the figure.
     public static func how(_ q: NameTerm, _ e: NameTerm) -> String {
         if q.text == e.text { return "same" }
@@ -426,6 +432,7 @@ public enum NameModel {
         var b = e.text
         if a.withUTF8({ x in b.withUTF8 { y in articleGlued(x, y) } }) { return "article glued" }
         if nearGroups(q, e) && withoutNearGroups(q, e) < nearGroupSimilarity { return "variant group, one typo" }
+        if q.kunya != e.kunya { return "kunya glued, one typo" }
         if a.withUTF8({ x in b.withUTF8 { y in withinOneEdit(x, y) } }) { return "edit" }
         if !q.skeleton.isEmpty && q.skeleton == e.skeleton { return "skeleton" }
         if (q.arabic || e.arabic) && q.loose == e.loose { return "skeleton (look-alike letters)" }
@@ -476,6 +483,26 @@ public enum NameModel {
             l[0] == UInt8(ascii: "a") || l[0] == UInt8(ascii: "e")
         else { return false }
         return memcmp(s.baseAddress!, l.baseAddress! + 2, s.count) == 0
+    }
+
+    /// A Latin name and a kunya written as one word with a typo: "abkuar" and "abu kar" (read from "Abukar", a given
+    /// name whose glued "abu" came apart) — the kunya's spelling without its space one edit from the name, both of
+    /// six letters or more: Jaro–Winkler over the two, 0 below 0.87. Any other pair across a kunya: 0.
+    public static func kunyaGlued(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Double {
+        let (k, o) = a.starts(with: "abu ".utf8) ? (a, b) : (b, a)
+        guard k.starts(with: "abu ".utf8), !o.starts(with: "abu ".utf8), o.count >= 6, k.count >= 7,
+            k.count <= maxEditLength + 1, o.count <= maxEditLength
+        else { return 0 }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: k.count - 1) { g in
+            g[0] = k[0]
+            g[1] = k[1]
+            g[2] = k[2]
+            for i in 4..<k.count { g[i - 1] = k[i] }
+            let glued = UnsafeBufferPointer(g)
+            guard withinOneEdit(glued, o) else { return 0 }
+            let s = jaroWinkler(glued, o)
+            return s >= 0.87 ? s : 0
+        }
     }
 
     /// The spelling after a glued article (`articleGlued`), if the term has one to give.

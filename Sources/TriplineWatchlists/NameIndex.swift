@@ -293,7 +293,13 @@ public final class NameIndex: @unchecked Sendable {
         _ q: Packed, _ qb: UnsafeBufferPointer<UInt8>, _ v: Packed, _ vb: UnsafeBufferPointer<UInt8>
     ) -> Double {
         if q.canon >= 0 && q.canon == v.canon { return 1 }
-        if q.prefix != v.prefix { return 0 }
+        if q.prefix != v.prefix {
+            // A kunya glued onto a name with a typo (`NameModel.kunyaGlued`); nothing else across a kunya.
+            guard q.prefix + v.prefix == 1, !q.arabic, !v.arabic else { return 0 }
+            return NameModel.kunyaGlued(
+                UnsafeBufferPointer(rebasing: qb[Int(q.text)..<Int(q.text + q.textCount)]),
+                UnsafeBufferPointer(rebasing: vb[Int(v.text)..<Int(v.text + v.textCount)]))
+        }
         let near =
             q.near >= 0 && (q.near == v.canon || q.near == v.near) || v.near >= 0 && v.near == q.canon
         if near { return max(nearless(q, qb, v, vb), NameModel.nearGroupSimilarity) }
@@ -351,6 +357,10 @@ public final class NameIndex: @unchecked Sendable {
         deletions(text, tag: 5, into: &k)
         // "alshami" meets "shami" (`NameModel.articleGlued`) through the spelling of what follows the article.
         if !t.arabic, let rest = NameModel.afterArticle(t.text) { k.append(hash(5, Array(rest.utf8)[...])) }
+        // "abu kar" (from "Abukar") meets "abkuar" (`NameModel.kunyaGlued`) through its spelling without the space.
+        if !t.arabic && t.canon.hasPrefix("ABU:") && text.starts(with: Array("abu ".utf8)) {
+            deletions(Array(text[..<3] + text[4...]), tag: 5, into: &k)
+        }
         // Long Latin spellings two edits apart (`NameModel.twoEditsLong`) share a spelling with two letters left out.
         if pairs && !t.arabic && text.count >= 8 { deletionPairs(text, tag: 5, into: &k) }
         let skel = Array(t.skeleton.utf8)
