@@ -6,7 +6,15 @@
 /// mark but `+._/(`); quoted values without escapes; nested flow mappings and sequences. Anything else (a tab, a
 /// `:` or `#` in a plain value, an escape, an empty value, a duplicate key, a trailing comma, a multi-line item)
 /// is not read here but by libyaml, item runs in order, so the result never depends on which reader read an item.
+/// Keys over 1,000 bytes and mappings of more than 16 keys are libyaml's too. An item is the lines up to the next
+/// line that starts an item: a quoted scalar running onto a line that looks like an item is cut there, libyaml
+/// refuses the piece, and the caller reads the whole file (the outcome is the same; only slower).
 struct FlowItems {
+    /// The longest key read here (libyaml's limit on a simple key is 1,024 characters).
+    static let maxKeyLength = 1_000
+    /// The most keys of a mapping read here.
+    static let maxKeys = 16
+
     let b: UnsafeBufferPointer<UInt8>
     let fileID: Int32
     /// Deeper than this (or than the reader's limit) is left to libyaml, which reports it.
@@ -149,14 +157,17 @@ struct FlowItems {
             return Node(kind: .scalar(text, plain: false), mark: mark(from), fileID: fileID, expandedSize: 1)
         }
 
-        /// A key: letters, digits, `_` and `-` (starting with a letter, digit or `_`), then `:` and a space.
+        /// A key: letters, digits, `_` and `-` (starting with a letter, digit or `_`), then `:` and a space; at most
+        /// `maxKeyLength` bytes (libyaml drops a simple key whose `:` is over 1,024 characters on: it refuses the
+        /// mapping).
         mutating func key() -> Node? {
             let from = i
             guard i < end, Self.isAlnum(b[i]) || b[i] == UInt8(ascii: "_") else { return nil }
             while i < end && (Self.isAlnum(b[i]) || b[i] == UInt8(ascii: "_") || b[i] == UInt8(ascii: "-")) {
                 i += 1
             }
-            guard i + 1 < end, b[i] == UInt8(ascii: ":"), b[i + 1] == 0x20 else { return nil }
+            guard i - from <= FlowItems.maxKeyLength, i + 1 < end, b[i] == UInt8(ascii: ":"), b[i + 1] == 0x20
+            else { return nil }
             let text = String(decoding: UnsafeBufferPointer(rebasing: b[from..<i]), as: UTF8.self)
             i += 2
             return Node(kind: .scalar(text, plain: true), mark: mark(from), fileID: fileID, expandedSize: 1)
@@ -174,7 +185,8 @@ struct FlowItems {
                 return Node(kind: .mapping(pairs), mark: mark(from), fileID: fileID, expandedSize: size)
             }
             while true {
-                guard let k = key() else { return nil }
+                // A wide mapping is libyaml's (its duplicate keys found through a set, not a search per key).
+                guard pairs.count < FlowItems.maxKeys, let k = key() else { return nil }
                 spaces()
                 guard let v = value(depth: depth + 1, maxDepth: maxDepth) else { return nil }
                 let ks = k.scalar

@@ -436,7 +436,8 @@ public struct YAMLReader: Sendable {
                 try flush(i)
                 counts.nodes += node.expandedSize
                 counts.flowItems += 1
-                if counts.nodes > limits.maxNodes {
+                // + 1: libyaml's reading of a part counts the sequence too.
+                if counts.nodes + 1 > limits.maxNodes {
                     throw LocatedError(
                         file: file, mark: node.mark,
                         message:

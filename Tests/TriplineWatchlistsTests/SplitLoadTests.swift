@@ -155,3 +155,31 @@ struct SplitLoadTests {
             ])
     }
 }
+
+/// The review's end-to-end cases for `FlowItems`: an entry with a key over 1,024 characters, and one whose label is a
+/// mapping of 20,000 keys on one line — the split reading gives the whole reading's outcome, in comparable time.
+@Suite("Watchlist loader: split reading at the flow items' edges")
+struct SplitFlowEdgeTests {
+    static let good = (0..<20_000).map {
+        "  - {ref: G\($0), selectors: [{type: phone, value: \"+32470\(100_000 + $0)\"}]}\n"
+    }
+
+    @Test func aKeyOver1024Characters() {
+        let key = String(repeating: "k", count: 1_025)
+        SplitLoadTests.compare(
+            SplitLoadTests.head + Self.good[..<10_000].joined()
+                + "  - {ref: LONG, selectors: [{type: phone, value: \"+32470999991\", \(key): x}]}\n"
+                + Self.good[10_000...].joined(), split: nil)
+    }
+
+    @Test func aLabelOfManyKeys() {
+        let keys = (0..<20_000).map { "k\($0): v" }.joined(separator: ", ")
+        let text =
+            SplitLoadTests.head + Self.good[..<10_000].joined()
+            + "  - {ref: BIG, label: {\(keys)}, selectors: [{type: phone, value: \"+32470999991\"}]}\n"
+            + Self.good[10_000...].joined()
+        let start = Date()
+        SplitLoadTests.compare(text, threads: [2], split: nil)
+        #expect(Date().timeIntervalSince(start) < 20)  // 25 s for the split reading alone before
+    }
+}
