@@ -59,7 +59,9 @@ func namesBench() {
     print(
         "names: largest term-key bucket \(index.largestKeyBucket) terms (cap \(NameIndex.keyBucketCap)); "
             + "two-letters-out key posted by \(index.largestPairPosting) terms (cap \(NameIndex.pairKeyCap)); "
-            + "\(index.droppedKeys) keys left out; largest alike row \(index.largestAlikeRow) terms")
+            + "\(index.droppedKeys) keys left out; largest alike row \(index.largestAlikeRow) terms; widest reach "
+            + "\(index.widestReach) postings (cap \(NameIndex.reachVisitCap)), \(index.comparisons) comparisons "
+            + "(budget \(NameIndex.comparisonBudget)), \(index.crowdedTerms) crowded terms")
     // Queries: half listed names re-spelled (order swapped, one typo), half names not listed.
     var queries: [String] = []
     for i in 0..<2_000 {
@@ -156,7 +158,8 @@ func namesBench() {
 /// A list built to be expensive (issue 19's review): one 14-letter spelling with two letters inserted anywhere, N
 /// times, so that thousands of terms share keys and are alike to each other. `TRIPLINE_BENCH=names-hostile`;
 /// `TRIPLINE_NAMEKEYCAP` and `TRIPLINE_NAMECAP` set the caps (`NameIndex.keyBucketCap`, `.pairKeyCap`),
-/// `TRIPLINE_NAMES_N` the sizes (default 2000,8000,32000).
+/// `TRIPLINE_NAMES_N` the sizes (default 2000,8000,32000); `TRIPLINE_HOSTILE=dense`: every 10-letter spelling over
+/// three letters instead (the review's second construction).
 func namesHostileBench() {
     var g = SplitMix(s: 19)
     let env = ProcessInfo.processInfo.environment
@@ -168,6 +171,19 @@ func namesHostileBench() {
     for n in sizes {
         var seen = Set<String>()
         var items: [(String, HitRef)] = []
+        if env["TRIPLINE_HOSTILE"] == "dense" {
+            // Every 10-letter spelling over three letters, in order: each alike to hundreds of others.
+            let abc = Array("lmr".utf8)
+            for k in 0..<n {
+                var x = k
+                let t = (0..<10).map { _ -> UInt8 in
+                    defer { x /= 3 }
+                    return abc[x % 3]
+                }
+                items.append(
+                    (String(decoding: t, as: UTF8.self) + " haddad", HitRef(list: 0, entry: Int32(k), selector: 0)))
+            }
+        }
         while items.count < n {
             var t = base
             for _ in 0..<2 {
@@ -183,8 +199,9 @@ func namesHostileBench() {
         print(
             String(
                 format: "names, a list built around one key: %d names, caps %d/%d: built in %.2f s; largest key %d, "
-                    + "%d keys left out, largest alike row %d", n, keyCap, cap, Double(nowNS() - t0) / 1e9,
-                index.largestKeyBucket, index.droppedKeys, index.largestAlikeRow))
+                    + "%d keys left out, largest alike row %d, %d comparisons, %d crowded terms", n, keyCap, cap,
+                Double(nowNS() - t0) / 1e9, index.largestKeyBucket, index.droppedKeys, index.largestAlikeRow,
+                index.comparisons, index.crowdedTerms))
         fflush(nil)
     }
 }

@@ -58,6 +58,18 @@ public final class NameIndex: @unchecked Sendable {
     /// hundreds of other terms are as near).
     public static let pairKeyCap = 512
 
+    /// Vocabulary terms without a row (see `reachVisitCap`): a query reaches their alike terms through keys.
+    let crowded: [Bool]
+    public let crowdedTerms: Int
+    /// Most postings one term's keys visited at build time (terms with a row), and comparisons made in all.
+    public let widestReach: Int
+    public let comparisons: Int
+    /// The most postings a term's keys may visit for it to get a row when the index is built, and the most
+    /// comparisons the build makes in all: far above lists of real names (the 1,000,000-name benchmark's figures are
+    /// printed by `make bench`).
+    public static let reachVisitCap = 16_384
+    public static let comparisonBudget = 64_000_000
+
     /// Most alike terms one vocabulary term has (its row, found when the index was built).
     public var largestAlikeRow: Int {
         var m = 0
@@ -89,10 +101,12 @@ public final class NameIndex: @unchecked Sendable {
     public var count: Int { refs.count }
 
     /// `items`: (normalised name, where it is watched); `scripts`: the script each was written in (ISO 15924; none:
-    /// Latin); `floor`: the lowest `min_score` any list uses; `keyBucketCap`: see `NameIndex.keyBucketCap`.
+    /// Latin); `floor`: the lowest `min_score` any list uses; the caps and the budget: see `NameIndex.keyBucketCap`,
+    /// `.pairKeyCap`, `.comparisonBudget`.
     public init(
         _ items: [(String, HitRef)], scripts: [String?] = [], floor: Double = NameIndex.defaultMinScore,
-        keyBucketCap: Int = NameIndex.keyBucketCap, pairKeyCap: Int = NameIndex.pairKeyCap
+        keyBucketCap: Int = NameIndex.keyBucketCap, pairKeyCap: Int = NameIndex.pairKeyCap,
+        comparisonBudget: Int = NameIndex.comparisonBudget
     ) {
         var ids: [NameTerm: Int32] = [:]
         var vocab: [NameTerm] = []
@@ -182,11 +196,30 @@ public final class NameIndex: @unchecked Sendable {
         var alikeSim: [Double] = []
         let seen = Scratch(vocab: vocab.count)
         var reached: [Int32] = []
+        // A term whose keys reach more than a real name's do, or past the build's budget of comparisons, is
+        // *crowded*: no row; a query with it reaches its alike terms through its keys, as for a spelling no name has
+        // (the same terms, found at query time). So a list of thousands of mutually alike spellings costs bounded
+        // time and memory to build, and what is found stays what the scan finds.
+        var crowded = [Bool](repeating: false, count: vocab.count)
+        var compared = 0
+        var widest = 0
         bytes.withUnsafeBufferPointer { b in
             for a in vocab.indices {
+                if compared >= comparisonBudget {  // spent: the rest are crowded, reached at query time
+                    crowded[a] = true
+                    alikeAt.append(Int32(alikeTerm.count))
+                    continue
+                }
                 seen.gen += 1
                 reached.removeAll(keepingCapacity: true)
-                Self.reach(vocab[a], termKeys, seen, into: &reached)
+                let visits = Self.reach(vocab[a], termKeys, seen, into: &reached, visitLimit: Self.reachVisitCap)
+                if visits > Self.reachVisitCap || compared + reached.count > comparisonBudget {
+                    crowded[a] = true
+                    alikeAt.append(Int32(alikeTerm.count))
+                    continue
+                }
+                widest = max(widest, visits)
+                compared += reached.count
                 for v in reached {
                     let sim = Self.similarity(packed[a], b, packed[Int(v)], b)
                     if sim > 0 {
@@ -236,6 +269,10 @@ public final class NameIndex: @unchecked Sendable {
         self.alikeSim = alikeSim
         self.vocabWeight = vocabWeight
         self.termKeys = termKeys
+        self.crowded = crowded
+        self.crowdedTerms = crowded.count { $0 }
+        self.widestReach = widest
+        self.comparisons = compared
         self.largestKeyBucket = largest
         self.droppedKeys = overFull.count + droppedPairs
         self.largestPairPosting = largestPairs
@@ -438,26 +475,36 @@ public final class NameIndex: @unchecked Sendable {
         begin(s, content)
         let known = content.map { termIDs[$0] }
         var fresh: [Int32] = []
-        for (q, id) in zip(content, known) where id == nil { Self.reach(q, termKeys, s, into: &fresh) }
+        for (q, id) in zip(content, known) where id == nil || crowded[Int(id!)] {
+            Self.reach(q, termKeys, s, into: &fresh)
+        }
         addRows(s, fresh)
         for (i, id) in known.enumerated() {
-            guard let id else { continue }
+            guard let id, !crowded[Int(id)] else { continue }
             addKnownRows(s, i, Int(alikeAt[Int(id)])..<Int(alikeAt[Int(id) + 1]))
         }
         refineWeights(s)
     }
 
     /// The vocabulary terms a query term's keys reach and `s` has not stamped yet, each once (stamped now).
-    static func reach(_ q: NameTerm, _ termKeys: [UInt64: [Int32]], _ s: Scratch, into out: inout [Int32]) {
+    /// Returns the postings visited; it stops once over `visitLimit`.
+    @discardableResult
+    static func reach(
+        _ q: NameTerm, _ termKeys: [UInt64: [Int32]], _ s: Scratch, into out: inout [Int32], visitLimit: Int = .max
+    ) -> Int {
         let stamp = s.vocabStamp
         let gen = s.gen
+        var visits = 0
         for k in keys(q, entry: false) {
             guard let p = termKeys[k] else { continue }
+            visits += p.count
             for v in p where stamp[Int(v)] != gen {
                 stamp[Int(v)] = gen
                 out.append(v)
             }
+            if visits > visitLimit { return visits }
         }
+        return visits
     }
 
     /// The alike terms of query term `i` (a known spelling), from the build: new rows start at 0 for the other

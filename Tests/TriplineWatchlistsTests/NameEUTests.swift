@@ -48,6 +48,7 @@ struct NameEUTests {
         print("names, EU: largest term-key bucket \(idx.largestKeyBucket) terms (cap \(NameIndex.keyBucketCap))")
         #expect(idx.droppedKeys == 0)
         #expect(idx.largestKeyBucket * 8 < NameIndex.keyBucketCap)
+        #expect(idx.crowdedTerms == 0 && idx.widestReach * 8 < NameIndex.reachVisitCap)
         func hits(_ q: String) -> [NameMatch] {
             idx.query(NameModel.form(q)) { _ in NameIndex.defaultMinScore }
         }

@@ -48,4 +48,35 @@ struct NameKeyCapTests {
         #expect(hit.first?.ref.entry == 1_500)
         #expect(hit.first?.score == 1)
     }
+
+    /// Terms past the build's budget of comparisons are *crowded*: no row, reached through their keys when a query
+    /// has them — slower for that query, the same matches. 3,000 eight-letter spellings over three letters (each
+    /// alike to hundreds of others) with a budget that runs out a tenth of the way: every query finds what the index
+    /// without a budget finds, and what the scan finds.
+    @Test func crowdedTermsFindTheSame() {
+        let abc = Array("lmr".utf8)
+        let names = (0..<3_000).map { k -> String in
+            var x = k * 2
+            return String(
+                decoding: (0..<8).map { _ -> UInt8 in
+                    defer { x /= 3 }; return abc[x % 3]
+                }, as: UTF8.self)
+                + " haddad"
+        }
+        let items = names.enumerated().map { ($1, HitRef(list: 0, entry: Int32($0), selector: 0)) }
+        let tight = NameIndex(items, comparisonBudget: 100_000)
+        let full = NameIndex(items)
+        #expect(tight.crowdedTerms > 1_000)
+        #expect(full.crowdedTerms == 0)
+        var g = SplitMix64(seed: 19)
+        for _ in 0..<60 {
+            var t = Array(names[Int.random(in: 0..<names.count, using: &g)].utf8.prefix(8))
+            t[Int.random(in: 0..<8, using: &g)] = abc.randomElement(using: &g)!  // a typo, or none
+            let form = NameModel.form(String(decoding: t, as: UTF8.self) + " haddad")
+            func found(_ m: [NameMatch]) -> [String] { m.map { "\($0.ref.entry):\($0.score)" }.sorted() }
+            let a = found(tight.query(form) { _ in 0.8 })
+            #expect(a == found(full.query(form) { _ in 0.8 }))
+            #expect(a == found(full.scan(form, minScore: 0.8)))
+        }
+    }
 }

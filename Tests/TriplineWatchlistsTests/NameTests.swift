@@ -191,6 +191,7 @@ struct NameTests {
         print("names, UN: largest term-key bucket \(idx.largestKeyBucket) terms (cap \(NameIndex.keyBucketCap))")
         #expect(idx.droppedKeys == 0)
         #expect(idx.largestKeyBucket * 8 < NameIndex.keyBucketCap)
+        #expect(idx.crowdedTerms == 0 && idx.widestReach * 8 < NameIndex.reachVisitCap)
         // The packed similarity the index runs is NameModel.similarity (every pair of a vocabulary sample).
         var g = SplitMix64(seed: 20_261_201)
         let sample = (0..<150).map { _ in Int.random(in: 0..<idx.vocab.count, using: &g) }
