@@ -218,7 +218,8 @@ public enum NameModel {
     }()
 
     /// The variant group of the spellings one typo from `base` (a letter changed, added or left out, two swapped —
-    /// not at the end, which makes another name: Hassan, Hassani, Hassane), when `base` is six
+    /// not at the end, which makes another name: Hassan, Hassani, Hassane — and with the same consonant skeleton,
+    /// which a typo of the same name keeps and another name does not: Yasser, Naser), when `base` is six
     /// letters or more, in no group, and every such spelling is of one group. Issue 19: a re-spelled given name with
     /// a typo ("Hsusein") meets the group's other spellings ("Husayn") without listing typos.
     static func nearGroup(_ base: String) -> String? {
@@ -232,7 +233,8 @@ public enum NameModel {
                 let w = Array(v.utf8)
                 let alike = c.withUnsafeBufferPointer { x in w.withUnsafeBufferPointer { y in withinOneEdit(x, y) } }
                 let atEnd = w.last != c.last || w.count != c.count && (c.starts(with: w) || w.starts(with: c))
-                guard alike && !atEnd, let g = variants[v] else { continue }
+                // The same consonant skeleton too: Yasser is not Naser, nor Ghassan Hassan, Marina Maryam.
+                guard alike && !atEnd, skeleton(base) == skeleton(v), let g = variants[v] else { continue }
                 if found != nil && found != g { return false }
                 found = g
             }
@@ -475,11 +477,11 @@ public enum NameModel {
     }
 
     /// One Latin spelling the other with the article written onto it: "alshami" and "shami" (Al-Shami), "elsayed"
-    /// and "sayed" — what follows the article four letters or more. (From Arabic script the article is split off
-    /// when the name is read.)
+    /// and "sayed" — what follows the article five letters or more (Alford is not Ford, Alissa not Issa). (From
+    /// Arabic script the article is split off when the name is read.)
     public static func articleGlued(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
         let (s, l) = a.count <= b.count ? (a, b) : (b, a)
-        guard s.count >= 4, l.count == s.count + 2, l[1] == UInt8(ascii: "l"),
+        guard s.count >= 5, l.count == s.count + 2, l[1] == UInt8(ascii: "l"),
             l[0] == UInt8(ascii: "a") || l[0] == UInt8(ascii: "e")
         else { return false }
         return memcmp(s.baseAddress!, l.baseAddress! + 2, s.count) == 0
@@ -507,7 +509,7 @@ public enum NameModel {
 
     /// The spelling after a glued article (`articleGlued`), if the term has one to give.
     public static func afterArticle(_ text: String) -> Substring? {
-        guard text.utf8.count >= 6, text.hasPrefix("al") || text.hasPrefix("el") else { return nil }
+        guard text.utf8.count >= 7, text.hasPrefix("al") || text.hasPrefix("el") else { return nil }
         return text.dropFirst(2)
     }
 

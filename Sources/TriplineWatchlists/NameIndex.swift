@@ -380,8 +380,14 @@ public final class NameIndex: @unchecked Sendable {
     /// up only the first (a Latin pair never uses them), an Arabic one both.
     static func keys(_ t: NameTerm, entry: Bool, pairs: Bool = true) -> [UInt64] {
         var k: [UInt64] = [hash(1, t.canon)]
-        // A spelling one typo from a variant group meets the group's spellings through the group's key.
-        if let near = t.near { k.append(hash(1, near)) }
+        // A spelling one typo from a variant group (`NameTerm.near`) is posted under the group with a tag of its own
+        // (so typos never crowd the group's own key); a query looks up both tags, for its group and its near group.
+        if entry {
+            if let near = t.near { k.append(hash(10, near)) }
+        } else {
+            k.append(hash(10, t.canon))
+            if let near = t.near { k += [hash(1, near), hash(10, near)] }
+        }
         if !t.skeleton.isEmpty { k.append(hash(2, t.skeleton)) }
         let tags: [UInt8] = entry ? [t.arabic ? 0 : 1] : t.arabic ? [0, 1] : [0]
         if t.loose.count >= 2 { for a in tags { k.append(hash(3 + a * 10, t.loose)) } }

@@ -85,9 +85,17 @@ struct NameTests {
             h.alignment.map { "\($0.0)/\($0.1)/\($0.3)" }.sorted() == [
                 "aly/ali/variant group", "hsusein/husayn/variant group, one typo",
             ])
-        // Not at a name's end (Hassani is not Hassan), nor between two groups.
+        // Not at a name's end (Hassani is not Hassan), nor another name one letter away (the review's, from the EU
+        // list: Yasser/Nasir, Ghassan/Hasan, Marina/Maryam, Jassem/Qasim, Israel/Ismail, Peyman/Ayman).
         #expect(NameModel.form("Hassani").terms[0].near == nil)
         #expect(NameModel.form("Hsusein").terms[0].near == "husayn")
+        for other in ["Yasser", "Ghassan", "Marina", "Jassem", "Israel", "Peyman", "Zuhair", "Mehsud", "Waheed"] {
+            #expect(NameModel.form(other).terms[0].near == nil, "\(other)")
+        }
+        let distinct = Self.index(["Nasir Ahmad", "Ford Smith", "Issa Karimov"])
+        #expect(Self.best(distinct, "Yasser Ahmad") == nil)
+        #expect(Self.best(distinct, "Alford Smith") == nil)  // the article rule needs five letters after it
+        #expect(Self.best(distinct, "Alissa Karimov") == nil)
         let m = try #require(Self.best(idx, "Ahmed Alshami"))
         #expect(
             m.alignment.map { "\($0.0)/\($0.1)/\($0.3)" }.sorted() == [
