@@ -196,28 +196,37 @@ public final class NameIndex: @unchecked Sendable {
         var alikeSim: [Double] = []
         let seen = Scratch(vocab: vocab.count)
         var reached: [Int32] = []
-        // A term whose keys reach more than a real name's do, or past the build's budget of comparisons, is
-        // *crowded*: no row; a query with it reaches its alike terms through its keys, as for a spelling no name has
-        // (the same terms, found at query time). So a list of thousands of mutually alike spellings costs bounded
-        // time and memory to build, and what is found stays what the scan finds.
+        // A term whose keys visit more postings than a real name's do, or past the build's budget, is *crowded*: no
+        // row; a query with it reaches its alike terms through its keys, as for a spelling no name has (the same
+        // terms, found at query time). So a list of thousands of mutually alike spellings costs bounded time and
+        // memory to build, and what is found stays what the scan finds. The budget goes to the terms whose keys visit
+        // fewest postings first: ordinary names keep their rows when such a list has spent the rest.
+        var visitsOf = [Int](repeating: 0, count: vocab.count)
+        for a in vocab.indices {
+            var c = 0
+            for k in Self.keys(vocab[a], entry: false) { c += termKeys[k]?.count ?? 0 }
+            visitsOf[a] = c
+        }
         var crowded = [Bool](repeating: false, count: vocab.count)
+        var planned = 0
+        for a in vocab.indices.sorted(by: { (visitsOf[$0], $0) < (visitsOf[$1], $1) }) {
+            if visitsOf[a] > Self.reachVisitCap || planned + visitsOf[a] > comparisonBudget {
+                crowded[a] = true
+            } else {
+                planned += visitsOf[a]
+            }
+        }
         var compared = 0
         var widest = 0
         bytes.withUnsafeBufferPointer { b in
             for a in vocab.indices {
-                if compared >= comparisonBudget {  // spent: the rest are crowded, reached at query time
-                    crowded[a] = true
+                if crowded[a] {
                     alikeAt.append(Int32(alikeTerm.count))
                     continue
                 }
                 seen.gen += 1
                 reached.removeAll(keepingCapacity: true)
-                let visits = Self.reach(vocab[a], termKeys, seen, into: &reached, visitLimit: Self.reachVisitCap)
-                if visits > Self.reachVisitCap || compared + reached.count > comparisonBudget {
-                    crowded[a] = true
-                    alikeAt.append(Int32(alikeTerm.count))
-                    continue
-                }
+                let visits = Self.reach(vocab[a], termKeys, seen, into: &reached)
                 widest = max(widest, visits)
                 compared += reached.count
                 for v in reached {

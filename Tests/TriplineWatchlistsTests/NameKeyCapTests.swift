@@ -79,4 +79,35 @@ struct NameKeyCapTests {
             #expect(a == found(full.scan(form, minScore: 0.8)))
         }
     }
+
+    /// The budget goes to the terms whose keys visit fewest postings first: ordinary names listed after a list of
+    /// thousands of mutually alike spellings keep their rows (a query with them stays as fast), the spellings do not.
+    @Test func ordinaryNamesKeepTheirRowsBesideACrowd() throws {
+        let abc = Array("lmr".utf8)
+        let dense = (0..<3_000).map { k -> String in
+            var x = k * 2
+            return String(
+                decoding: (0..<8).map { _ -> UInt8 in
+                    defer { x /= 3 }; return abc[x % 3]
+                }, as: UTF8.self)
+        }
+        let ordinary = ["Omar Farouk Haddad", "Mohammed Ali Hassan", "Fatima Zahra Benali", "Youssef Karimi"]
+        let names = dense + ordinary
+        let items = names.enumerated().map {
+            (NameNormalizer.tokenize($1).joined(separator: " "), HitRef(list: 0, entry: Int32($0), selector: 0))
+        }
+        let idx = NameIndex(items, comparisonBudget: 100_000)
+        #expect(idx.crowdedTerms > 1_000)
+        for name in ordinary {
+            for t in NameModel.form(name).terms {
+                let id = try #require(idx.termIDs[t])
+                #expect(!idx.crowded[Int(id)], "\(t.text)")
+            }
+        }
+        #expect(NameKeyCapTests.best(idx, "Omar Farouk Hadad") == 3_000)
+    }
+
+    static func best(_ idx: NameIndex, _ q: String) -> Int32? {
+        idx.query(NameModel.form(q)) { _ in 0.8 }.first?.ref.entry
+    }
 }
