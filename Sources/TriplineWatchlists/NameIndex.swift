@@ -502,11 +502,9 @@ public final class NameIndex: @unchecked Sendable {
     }
 
     /// The vocabulary terms a query term's keys reach and `s` has not stamped yet, each once (stamped now).
-    /// Returns the postings visited; it stops once over `visitLimit`.
+    /// Returns the postings visited.
     @discardableResult
-    static func reach(
-        _ q: NameTerm, _ termKeys: [UInt64: [Int32]], _ s: Scratch, into out: inout [Int32], visitLimit: Int = .max
-    ) -> Int {
+    static func reach(_ q: NameTerm, _ termKeys: [UInt64: [Int32]], _ s: Scratch, into out: inout [Int32]) -> Int {
         let stamp = s.vocabStamp
         let gen = s.gen
         var visits = 0
@@ -517,7 +515,6 @@ public final class NameIndex: @unchecked Sendable {
                 stamp[Int(v)] = gen
                 out.append(v)
             }
-            if visits > visitLimit { return visits }
         }
         return visits
     }

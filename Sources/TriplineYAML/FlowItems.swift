@@ -193,17 +193,24 @@ struct FlowItems {
                 if pairs.contains(where: { $0.key.scalar == ks }) { return nil }  // libyaml's reading reports it
                 pairs.append((k, v))
                 size += 1 + v.expandedSize
-                spaces()
-                guard i < end else { return nil }
-                if b[i] == UInt8(ascii: ",") {
-                    i += 1
-                    spaces()
-                    continue
-                }
-                guard b[i] == UInt8(ascii: "}") else { return nil }
-                i += 1
-                return Node(kind: .mapping(pairs), mark: mark(from), fileID: fileID, expandedSize: size)
+                guard let more = separator(closing: UInt8(ascii: "}")) else { return nil }
+                if !more { return Node(kind: .mapping(pairs), mark: mark(from), fileID: fileID, expandedSize: size) }
             }
+        }
+
+        /// After a collection's item: `,` (true: another item follows), or `closing` (false: the collection ends);
+        /// nil for anything else.
+        mutating func separator(closing: UInt8) -> Bool? {
+            spaces()
+            guard i < end else { return nil }
+            if b[i] == UInt8(ascii: ",") {
+                i += 1
+                spaces()
+                return true
+            }
+            guard b[i] == closing else { return nil }
+            i += 1
+            return false
         }
 
         mutating func sequence(depth: Int, maxDepth: Int) -> Node? {
@@ -220,16 +227,8 @@ struct FlowItems {
                 guard let v = value(depth: depth + 1, maxDepth: maxDepth) else { return nil }
                 items.append(v)
                 size += v.expandedSize
-                spaces()
-                guard i < end else { return nil }
-                if b[i] == UInt8(ascii: ",") {
-                    i += 1
-                    spaces()
-                    continue
-                }
-                guard b[i] == UInt8(ascii: "]") else { return nil }
-                i += 1
-                return Node(kind: .sequence(items), mark: mark(from), fileID: fileID, expandedSize: size)
+                guard let more = separator(closing: UInt8(ascii: "]")) else { return nil }
+                if !more { return Node(kind: .sequence(items), mark: mark(from), fileID: fileID, expandedSize: size) }
             }
         }
     }

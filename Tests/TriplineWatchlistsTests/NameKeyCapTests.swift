@@ -55,14 +55,7 @@ struct NameKeyCapTests {
     /// without a budget finds, and what the scan finds.
     @Test func crowdedTermsFindTheSame() {
         let abc = Array("lmr".utf8)
-        let names = (0..<3_000).map { k -> String in
-            var x = k * 2
-            return String(
-                decoding: (0..<8).map { _ -> UInt8 in
-                    defer { x /= 3 }; return abc[x % 3]
-                }, as: UTF8.self)
-                + " haddad"
-        }
+        let names = Self.dense(3_000).map { $0 + " haddad" }
         let items = names.enumerated().map { ($1, HitRef(list: 0, entry: Int32($0), selector: 0)) }
         let tight = NameIndex(items, comparisonBudget: 100_000)
         let full = NameIndex(items)
@@ -83,14 +76,7 @@ struct NameKeyCapTests {
     /// The budget goes to the terms whose keys visit fewest postings first: ordinary names listed after a list of
     /// thousands of mutually alike spellings keep their rows (a query with them stays as fast), the spellings do not.
     @Test func ordinaryNamesKeepTheirRowsBesideACrowd() throws {
-        let abc = Array("lmr".utf8)
-        let dense = (0..<3_000).map { k -> String in
-            var x = k * 2
-            return String(
-                decoding: (0..<8).map { _ -> UInt8 in
-                    defer { x /= 3 }; return abc[x % 3]
-                }, as: UTF8.self)
-        }
+        let dense = Self.dense(3_000)
         let ordinary = ["Omar Farouk Haddad", "Mohammed Ali Hassan", "Fatima Zahra Benali", "Youssef Karimi"]
         let names = dense + ordinary
         let items = names.enumerated().map {
@@ -105,6 +91,18 @@ struct NameKeyCapTests {
             }
         }
         #expect(NameKeyCapTests.best(idx, "Omar Farouk Hadad") == 3_000)
+    }
+
+    /// `n` eight-letter spellings over three letters (every other one, in order): each alike to hundreds of others.
+    static func dense(_ n: Int) -> [String] {
+        let abc = Array("lmr".utf8)
+        return (0..<n).map { k in
+            var x = k * 2
+            return String(
+                decoding: (0..<8).map { _ in
+                    defer { x /= 3 }; return abc[x % 3]
+                }, as: UTF8.self)
+        }
     }
 
     static func best(_ idx: NameIndex, _ q: String) -> Int32? {
