@@ -65,6 +65,11 @@ public struct DeliveryService: Service {
             pausedUntil[lane] = until
             lock.unlock()
         }
+        func has(_ id: Int64) -> Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            return outcomes[id] != nil
+        }
         func take(_ id: Int64) -> AttemptOutcome? {
             lock.lock()
             defer { lock.unlock() }
@@ -141,101 +146,147 @@ public struct DeliveryService: Service {
             || (try? store.offset(source: DeliveryFailure.disabledKey(lane.receiver))) == 1
     }
 
-    /// Delivers one lane's due items in order, until none is due, the lane is held, or the task is cancelled.
+    /// Delivers one lane's due items in order, until none is due, the lane is held, or the task is cancelled; as many
+    /// at once as the lane's sink takes (`Sink.batchLimit`: a log file takes a run of them in one write, one flush
+    /// and one commit of their outcomes).
     func deliver(lane: OutboxLane, _ cfg: AlertsConfig) async {
+        let limit = batchLimit(lane, cfg)
         while !Task.isCancelled {
-            let items = (try? store.dueOutbox(lane: lane, now: clock(), limit: 16)) ?? []
+            let items = (try? store.dueOutbox(lane: lane, now: clock(), limit: max(16, limit))) ?? []
             if items.isEmpty { return }
-            for item in items {
+            var i = 0
+            while i < items.count {
                 if Task.isCancelled { return }
-                if let pending = unrecorded.take(item.id) {
+                if let pending = unrecorded.take(items[i].id) {
                     // Delivered before, its outcome not yet recorded: record it, do not send it again.
-                    if !record(pending, lane: lane) { return }
+                    if !record([pending], lane: lane) { return }
+                    i += 1
                     continue
                 }
-                if await !deliver(item, cfg) { return }
+                var j = i + 1
+                while j < items.count && j - i < limit && !unrecorded.has(items[j].id) { j += 1 }
+                let (taken, goOn) = await deliver(Array(items[i..<j]), cfg)
+                if !goOn { return }
+                i += taken
             }
         }
     }
 
-    /// Records an attempt's outcome; when the database refuses, keeps it for the lane's next turn and pauses the
-    /// lane (false).
-    func record(_ outcome: AttemptOutcome, lane: OutboxLane) -> Bool {
+    /// How many items the lane's sink takes at once (one for a lane from before lanes: all of its receiver's
+    /// integrations in turn).
+    func batchLimit(_ lane: OutboxLane, _ cfg: AlertsConfig) -> Int {
+        guard !lane.integration.isEmpty, let i = cfg.receiver(lane.receiver)?.integration(lane.integration) else {
+            return 1
+        }
+        return sinks.batchLimit(i)
+    }
+
+    /// Records attempts' outcomes in one transaction; when the database refuses, keeps them for the lane's next turn
+    /// and pauses the lane (false).
+    func record(_ outcomes: [AttemptOutcome], lane: OutboxLane) -> Bool {
+        if outcomes.isEmpty { return true }
         do {
-            try store.finishAttempt(outcome)
+            try store.finishAttempts(outcomes)
             return true
         } catch {
-            logger.error(
-                "outbox: cannot record the outcome of item \(outcome.outboxID) (\(error)); not sending it again")
-            unrecorded.put(outcome, lane: lane, until: clock() + 1)
+            let ids = outcomes.map { String($0.outboxID) }.joined(separator: ", ")
+            logger.error("outbox: cannot record the outcome of item(s) \(ids) (\(error)); not sending them again")
+            for o in outcomes { unrecorded.put(o, lane: lane, until: clock() + 1) }
             return false
         }
     }
 
-    /// One attempt; false when the lane must stop: the item waits for a retry (nothing overtakes it), the lane is
-    /// held after a 410, or the outcome could not be recorded.
-    func deliver(_ queued: OutboxItem, _ cfg: AlertsConfig) async -> Bool {
-        let item = await refresh(queued)
+    /// One attempt at a run of one lane's items: how many of them were taken (delivered, or failed for good or for
+    /// now), and whether the lane goes on: not when an item waits for a retry (nothing overtakes it), the lane is
+    /// held after a 410, or the outcomes could not be recorded.
+    func deliver(_ queued: [OutboxItem], _ cfg: AlertsConfig) async -> (taken: Int, goOn: Bool) {
+        var items: [OutboxItem] = []
+        for q in queued { items.append(await refresh(q)) }
         let now = clock()
-        let nid = item.payload["notification_id"] ?? .null
-        var detail = JSONObject([("outbox_id", .number(String(item.id))), ("notification_id", nid)])
-        if !item.integration.isEmpty { detail.append("integration", .string(item.integration)) }
-        detail.append("attempt", .number(String(item.attempts + 1)))
-        guard let receiver = cfg.receiver(item.receiver) else {
-            return finish(item, .dead, now: now, error: "receiver \(item.receiver) is no longer configured", detail)
+        let lane = items[0].lane
+        func all(_ error: String) -> (Int, Bool) {
+            let outcomes = items.map { outcome($0, .dead, now: now, error: error) }
+            return (items.count, record(outcomes, lane: lane))
+        }
+        guard let receiver = cfg.receiver(lane.receiver) else {
+            return all("receiver \(lane.receiver) is no longer configured")
         }
         let integrations: [Integration]
-        if item.integration.isEmpty {
+        if lane.integration.isEmpty {
             integrations = receiver.integrations  // queued before lanes: all of the receiver's, in turn
-        } else if let i = receiver.integration(item.integration) {
+        } else if let i = receiver.integration(lane.integration) {
             integrations = [i]
         } else {
-            return finish(
-                item, .dead, now: now,
-                error: "receiver \(item.receiver) has no \(item.integration) integration any more", detail)
+            return all("receiver \(lane.receiver) has no \(lane.integration) integration any more")
         }
-        if integrations.isEmpty {
-            return finish(item, .dead, now: now, error: "receiver has no email, webhook or file configs", detail)
-        }
+        if integrations.isEmpty { return all("receiver has no email, webhook or file configs") }
         let started = ContinuousClock.now
         func took() -> Double {
             let d = ContinuousClock.now - started
             return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
         }
-        do {
-            for i in integrations { try await sinks.deliver(item, to: receiver, integration: i, config: cfg) }
-            metrics.attempt(receiver: receiver.name, outcome: "delivered", seconds: took())
-            return finish(item, .delivered, now: clock(), error: nil, detail)
-        } catch {
-            if Task.isCancelled { return false }  // shutdown: the outcome is unknown, the item stays as it was
-            let outcome = error.gone ? "disabled" : error.permanent ? "dead" : "failed"
-            metrics.attempt(receiver: receiver.name, outcome: outcome, seconds: took())
-            if error.gone {
-                var c = Commit()
-                c.offsets = [(DeliveryFailure.disabledKey(item.lane), 1)]
-                c.events = [
-                    EventDraft(
-                        at: clock(), kind: "receiver_disabled", receiver: receiver.name, reason: error.message,
-                        detail: JSONObject([("integration", .string(item.integration))]))
-                ]
-                try? store.commit(c)
-                logger.warning("receiver \(item.lane) disabled (410 Gone); its notifications are held until enabled")
-                _ = finish(item, .pending, now: clock(), error: error.message, detail, retryAfter: 0)
-                return false
+        var result = BatchDelivery(delivered: items.count, failure: nil)
+        if integrations.count == 1 {
+            result = await sinks.deliver(batch: items, to: receiver, integration: integrations[0], config: cfg)
+        } else {
+            for i in integrations {  // one item (batchLimit)
+                do throws(DeliveryFailure) {
+                    try await sinks.deliver(items[0], to: receiver, integration: i, config: cfg)
+                } catch {
+                    result = BatchDelivery(delivered: 0, failure: error)
+                    break
+                }
             }
-            let recorded = finish(
-                item, error.permanent ? .dead : .pending, now: clock(), error: error.message, detail,
-                retryAfter: error.retryAfter)
-            // A dead letter lets the lane go on; an item waiting for its retry holds it (first in, first out).
-            return recorded && error.permanent
         }
+        let seconds = took()
+        let done = clock()
+        var outcomes: [AttemptOutcome] = []
+        for item in items.prefix(result.delivered) {
+            metrics.attempt(receiver: receiver.name, outcome: "delivered", seconds: seconds)
+            outcomes.append(outcome(item, .delivered, now: done, error: nil))
+        }
+        guard let error = result.failure, result.delivered < items.count else {
+            return (result.delivered, record(outcomes, lane: lane))
+        }
+        // Shutdown: the failed item's outcome is unknown, it stays as it was.
+        if Task.isCancelled {
+            _ = record(outcomes, lane: lane)
+            return (result.delivered, false)
+        }
+        let item = items[result.delivered]
+        let kind = error.gone ? "disabled" : error.permanent ? "dead" : "failed"
+        metrics.attempt(receiver: receiver.name, outcome: kind, seconds: seconds)
+        if error.gone {
+            var c = Commit()
+            c.offsets = [(DeliveryFailure.disabledKey(item.lane), 1)]
+            c.events = [
+                EventDraft(
+                    at: clock(), kind: "receiver_disabled", receiver: receiver.name, reason: error.message,
+                    detail: JSONObject([("integration", .string(item.integration))]))
+            ]
+            try? store.commit(c)
+            logger.warning("receiver \(item.lane) disabled (410 Gone); its notifications are held until enabled")
+            outcomes.append(outcome(item, .pending, now: clock(), error: error.message, retryAfter: 0))
+            _ = record(outcomes, lane: lane)
+            return (result.delivered + 1, false)
+        }
+        outcomes.append(
+            outcome(
+                item, error.permanent ? .dead : .pending, now: clock(), error: error.message,
+                retryAfter: error.retryAfter))
+        let recorded = record(outcomes, lane: lane)
+        // A dead letter lets the lane go on; an item waiting for its retry holds it (first in, first out).
+        return (result.delivered + 1, recorded && error.permanent)
     }
 
-    /// Records the attempt; false when it could not be recorded (the lane pauses, see `record`).
-    func finish(
-        _ item: OutboxItem, _ status: OutboxStatus, now: Double, error: String?, _ detail: JSONObject,
-        retryAfter: Double? = nil
-    ) -> Bool {
+    /// An attempt's outcome and its audit event.
+    func outcome(
+        _ item: OutboxItem, _ status: OutboxStatus, now: Double, error: String?, retryAfter: Double? = nil
+    ) -> AttemptOutcome {
+        let nid = item.payload["notification_id"] ?? .null
+        var detail = JSONObject([("outbox_id", .number(String(item.id))), ("notification_id", nid)])
+        if !item.integration.isEmpty { detail.append("integration", .string(item.integration)) }
+        detail.append("attempt", .number(String(item.attempts + 1)))
         let attempts = item.attempts + 1
         var wait = Self.backoff(attempts: attempts, cap: maxBackoff)
         if let r = retryAfter, !r.isNaN, r >= 0 { wait = min(r, Self.maxRetryAfter) }  // 1e309 is 24 h, not never
@@ -248,9 +299,7 @@ public struct DeliveryService: Service {
             }
         let ev = EventDraft(at: now, kind: kind, receiver: item.receiver, reason: error, detail: detail)
         if let error { logger.warning("delivery to \(item.lane) \(kind): \(error)") }
-        return record(
-            AttemptOutcome(
-                outboxID: item.id, status: status, attempts: attempts, nextAttemptAt: next, error: error, event: ev),
-            lane: item.lane)
+        return AttemptOutcome(
+            outboxID: item.id, status: status, attempts: attempts, nextAttemptAt: next, error: error, event: ev)
     }
 }

@@ -100,7 +100,7 @@ public struct TickService: Service {
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try await pipeline.tick(now: clock())
-            try? await Task.sleep(nanoseconds: 50_000_000)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(nanoseconds: 50_000_000) }  // not at exit
         }
     }
 }
@@ -146,7 +146,8 @@ public struct CheckpointService: Service {
     public func run() async throws {
         var last = Date()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await Task.sleep(nanoseconds: 100_000_000)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(nanoseconds: 100_000_000) }
+            if Task.isShuttingDownGracefully { break }
             if Date().timeIntervalSince(last) >= interval {
                 sign()
                 last = Date()

@@ -55,6 +55,28 @@ public struct SinkRegistry: Sendable {
     }
 }
 
+extension SinkRegistry {
+    /// How many items of one lane the integration's sink takes at once.
+    public func batchLimit(_ integration: Integration) -> Int {
+        sinks[integration.type].map { max(1, type(of: $0).batchLimit) } ?? 1
+    }
+
+    /// Delivers `items` of one lane through one integration of `receiver`, as many at once as its sink takes.
+    public func deliver(
+        batch items: [OutboxItem], to receiver: Receiver, integration: Integration, config: AlertsConfig
+    )
+        async -> BatchDelivery
+    {
+        guard let sink = sinks[integration.type] else {
+            return BatchDelivery(
+                delivered: 0, failure: DeliveryFailure("no sink for \(integration.type) integrations", permanent: true))
+        }
+        var only = receiver
+        only.integrations = [integration]
+        return await sink.deliver(batch: items, to: only, config: config)
+    }
+}
+
 /// A sink that keeps what it is given, for tests of delivery: by the integration's `name` setting, every
 /// notification in order; `fail` (set by a test) makes deliveries fail with that failure, `times` times or until
 /// cleared.

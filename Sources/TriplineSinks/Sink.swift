@@ -17,6 +17,36 @@ public protocol Sink: Sendable {
     /// Delivers through the receiver's integrations of this type (the delivery service passes one at a time).
     /// Failures say whether to retry (and when), give up (dead letter), or hold the lane (gone).
     func deliver(_ item: OutboxItem, to receiver: Receiver, config: AlertsConfig) async throws(DeliveryFailure)
+    /// How many items of one lane it takes at once (1: one at a time, each outcome recorded before the next is sent).
+    static var batchLimit: Int { get }
+    /// Delivers `items` (at most `batchLimit`, in order) through the receiver's integrations of this type: how many
+    /// of them were delivered, and why the next one failed. What comes after a failure is not attempted.
+    func deliver(batch items: [OutboxItem], to receiver: Receiver, config: AlertsConfig) async -> BatchDelivery
+}
+
+/// How a batch went: the first `delivered` items are delivered; `failure`, if any, is the next item's.
+public struct BatchDelivery: Sendable {
+    public var delivered: Int
+    public var failure: DeliveryFailure?
+    public init(delivered: Int, failure: DeliveryFailure?) {
+        self.delivered = delivered
+        self.failure = failure
+    }
+}
+
+extension Sink {
+    public static var batchLimit: Int { 1 }
+    /// One at a time, stopping at the first failure.
+    public func deliver(batch items: [OutboxItem], to receiver: Receiver, config: AlertsConfig) async -> BatchDelivery {
+        for (n, item) in items.enumerated() {
+            do throws(DeliveryFailure) {
+                try await deliver(item, to: receiver, config: config)
+            } catch {
+                return BatchDelivery(delivered: n, failure: error)
+            }
+        }
+        return BatchDelivery(delivered: items.count, failure: nil)
+    }
 }
 
 /// Why a delivery failed, and whether trying again can help.
@@ -59,23 +89,43 @@ public struct FileSink: Sink {
         return try SinkConfig.read(entry, type: type, spec: spec, context: context)
     }
 
+    /// A lane's due items go to the file in one write and one flush to disk.
+    public static let batchLimit = 64
+
     public func deliver(_ item: OutboxItem, to receiver: Receiver, config: AlertsConfig) async throws(DeliveryFailure) {
+        try append([item], to: receiver, config: config)
+    }
+
+    public func deliver(batch items: [OutboxItem], to receiver: Receiver, config: AlertsConfig) async -> BatchDelivery {
+        do throws(DeliveryFailure) {
+            try append(items, to: receiver, config: config)
+            return BatchDelivery(delivered: items.count, failure: nil)
+        } catch {
+            return BatchDelivery(delivered: 0, failure: error)  // some lines may be there: the retry has the same ids
+        }
+    }
+
+    /// One line per item per `file_configs` entry, appended in one write and flushed to disk.
+    func append(_ items: [OutboxItem], to receiver: Receiver, config: AlertsConfig) throws(DeliveryFailure) {
         for fc in receiver.integrations where fc.type == "file" {
-            if item.payload["status"] == .string("resolved") && !fc.sendResolved { continue }
             guard let path = fc.settings["path"]?.stringValue else { continue }
-            var o = item.payload
-            if let t = config.template(fc.settings["template"]?.stringValue) {
-                o.append("text", .string(t.render(Templates.view(item.payload))))
+            let template = config.template(fc.settings["template"]?.stringValue)
+            var bytes: [UInt8] = []
+            for item in items {
+                if item.payload["status"] == .string("resolved") && !fc.sendResolved { continue }
+                var o = item.payload
+                if let t = template { o.append("text", .string(t.render(Templates.view(item.payload)))) }
+                bytes.append(contentsOf: JSONWriter.string(.object(o)).utf8)
+                bytes.append(0x0A)
             }
-            var line = Array(JSONWriter.string(.object(o)).utf8)
-            line.append(0x0A)
+            if bytes.isEmpty { continue }
             let dir = (path as NSString).deletingLastPathComponent
             if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
             let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o640)
             if fd < 0 { throw DeliveryFailure("\(path): \(String(cString: strerror(errno)))") }
             defer { close(fd) }
-            let n = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n != line.count { throw DeliveryFailure("\(path): short write") }
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n != bytes.count { throw DeliveryFailure("\(path): short write") }
             if fsync(fd) != 0 { throw DeliveryFailure("\(path): fsync: \(String(cString: strerror(errno)))") }
         }
     }

@@ -224,15 +224,20 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
         }
     }
 
-    public func finishAttempt(_ a: AttemptOutcome) throws(StateError) {
+    public func finishAttempts(_ outcomes: [AttemptOutcome]) throws(StateError) {
         try locked { () throws(StateError) in
-            guard var o = items[a.outboxID] else { throw StateError.database("no outbox item \(a.outboxID)") }
-            o.status = a.status
-            o.attempts = a.attempts
-            o.nextAttemptAt = a.nextAttemptAt
-            o.lastError = a.error
-            items[o.id] = o
-            eventLog.append(EventRecord(seq: Int64(eventLog.count + 1), event: a.event))
+            for a in outcomes where items[a.outboxID] == nil {
+                throw StateError.database("no outbox item \(a.outboxID)")
+            }
+            for a in outcomes {
+                guard var o = items[a.outboxID] else { continue }
+                o.status = a.status
+                o.attempts = a.attempts
+                o.nextAttemptAt = a.nextAttemptAt
+                o.lastError = a.error
+                items[o.id] = o
+                eventLog.append(EventRecord(seq: Int64(eventLog.count + 1), event: a.event))
+            }
         }
     }
 

@@ -34,8 +34,9 @@ public protocol StateStore: AnyObject, Sendable {
     func pendingOutboxCount() throws(StateError) -> Int
     /// Counts for `/metrics`: alerts by state and priority, outbox items by receiver and status.
     func metricCounts() throws(StateError) -> MetricCounts
-    /// Records one delivery attempt's outcome and its event, atomically.
-    func finishAttempt(_ a: AttemptOutcome) throws(StateError)
+    /// Records delivery attempts' outcomes and their events, all in one transaction or none (a lane's batch: the
+    /// items a sink took at once).
+    func finishAttempts(_ outcomes: [AttemptOutcome]) throws(StateError)
     /// A dead item back to pending (`tripline outbox retry`); false when there is no such dead item.
     func retry(outboxID: Int64, event: EventDraft) throws(StateError) -> Bool
 
@@ -226,6 +227,11 @@ public struct OutboxItem: Sendable, Equatable {
         self.payload = payload
         self.lastError = lastError
     }
+}
+
+extension StateStore {
+    /// Records one delivery attempt's outcome and its event, atomically.
+    public func finishAttempt(_ a: AttemptOutcome) throws(StateError) { try finishAttempts([a]) }
 }
 
 public struct AttemptOutcome: Sendable {

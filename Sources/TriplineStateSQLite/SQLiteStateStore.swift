@@ -774,17 +774,22 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
         }
     }
 
-    public func finishAttempt(_ a: AttemptOutcome) throws(StateError) {
+    public func finishAttempts(_ outcomes: [AttemptOutcome]) throws(StateError) {
         try transaction { () throws(StateError) in
-            let changed = try run(
-                "UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
-                [
-                    .text(a.status.rawValue), .int(Int64(a.attempts)), .real(a.nextAttemptAt), Self.opt(a.error),
-                    .int(a.outboxID),
-                ])
-            if changed == 0 { throw StateError.database("no outbox item \(a.outboxID)") }
-            try insert(a.event)
+            for a in outcomes { try finish(a) }
         }
+    }
+
+    /// One attempt's outcome, inside the caller's transaction.
+    private func finish(_ a: AttemptOutcome) throws(StateError) {
+        let changed = try run(
+            "UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+            [
+                .text(a.status.rawValue), .int(Int64(a.attempts)), .real(a.nextAttemptAt), Self.opt(a.error),
+                .int(a.outboxID),
+            ])
+        if changed == 0 { throw StateError.database("no outbox item \(a.outboxID)") }
+        try insert(a.event)
     }
 
     public func retry(outboxID: Int64, event: EventDraft) throws(StateError) -> Bool {

@@ -23,10 +23,41 @@ struct StuckSink: Sink {
     }
 }
 
+/// A sink that takes up to 8 items at once and keeps each batch; `failAt` fails the item with that notification id
+/// (`times` times).
+final class BatchSink: Sink, @unchecked Sendable {
+    static let type = "batch"
+    static let resolvedByDefault = true
+    static let batchLimit = 8
+    static func settings(_ entry: Node, _ context: SinkConfigContext) throws(LocatedError) -> JSONObject {
+        try SinkConfig.read(entry, type: type, spec: SinkConfigSpec(keys: ["name"]), context: context)
+    }
+    private let lock = NSLock()
+    private var _batches: [[String]] = []
+    private var failing: (id: String, failure: DeliveryFailure, times: Int)?
+    var batches: [[String]] { lock.withLock { _batches } }
+    func fail(_ id: String, with f: DeliveryFailure, times: Int) { lock.withLock { failing = (id, f, times) } }
+    func deliver(_ item: OutboxItem, to receiver: Receiver, config: AlertsConfig) async throws(DeliveryFailure) {
+        Issue.record("a batching sink is given batches")
+    }
+    func deliver(batch items: [OutboxItem], to receiver: Receiver, config: AlertsConfig) async -> BatchDelivery {
+        let ids = items.map { $0.payload["notification_id"]?.stringValue ?? "" }
+        return lock.withLock {
+            _batches.append(ids)
+            if let f = failing, f.times > 0, let at = ids.firstIndex(of: f.id) {
+                failing = (f.id, f.failure, f.times - 1)
+                return BatchDelivery(delivered: at, failure: f.failure)
+            }
+            return BatchDelivery(delivered: items.count, failure: nil)
+        }
+    }
+}
+
 /// The delivery service as a value, on a memory store, with memory sinks: lanes, retries, holds.
 struct DeliveryHarness {
     var store: any StateStore = MemoryStateStore()
     let memory = MemorySink()
+    let batch = BatchSink()
     let config: AlertsConfig
 
     /// Receivers named by their integrations: `("r", [("memory", "m1"), ("stuck", "s")])`.
@@ -39,7 +70,9 @@ struct DeliveryHarness {
         c.partners = [Partner(id: "ops", name: "Ops", countries: [], contact: "c")]
         for (name, integrations) in receivers {
             var r = Receiver(name: name, partner: "ops")
-            for (type, n) in integrations { r.add(type, JSONObject([("name", .string(n))]), sendResolved: true) }
+            for (type, n) in integrations {
+                r.add(type, JSONObject([(type == "file" ? "path" : "name", .string(n))]), sendResolved: true)
+            }
             c.receivers.append(r)
         }
         config = c
@@ -62,7 +95,7 @@ struct DeliveryHarness {
         let cfg = config
         let service = DeliveryService(
             store: store, config: { cfg }, logger: Logger(label: "test"), drainTimeout: 1, maxBackoff: maxBackoff,
-            sinks: SinkRegistry([memory, StuckSink()]))
+            sinks: SinkRegistry([memory, StuckSink(), batch, FileSink()]))
         let task = Task { try await service.run() }
         let end = Date().addingTimeInterval(seconds)
         var met = until()
@@ -176,5 +209,68 @@ struct DeliveryTests {
         let done = await h.run { h.memory.received("gone").count == 2 }
         #expect(done)
         #expect(h.memory.received("gone").map { $0.payload["notification_id"]?.stringValue } == ["n1", "n2"])
+    }
+
+    @Test("a sink that takes batches gets the lane in order, 8 at a time; each item recorded and audited once")
+    func batches() async throws {
+        let h = DeliveryHarness([("r", [("batch", "b")])])
+        for n in 0..<20 { try h.queue("r", id: "n\(n)") }
+        let done = await h.run { (try? h.store.outbox(status: .delivered, limit: 100).count) == 20 }
+        #expect(done)
+        #expect(h.batch.batches.map(\.count) == [8, 8, 4])
+        #expect(h.batch.batches.flatMap { $0 } == (0..<20).map { "n\($0)" })
+        #expect(try h.events("delivered").count == 20)
+    }
+
+    @Test("a failure inside a batch: the items before it delivered, it retried, nothing after it overtakes it")
+    func failureInsideABatch() async throws {
+        let h = DeliveryHarness([("r", [("batch", "b")])])
+        h.batch.fail("n3", with: DeliveryFailure("503", retryAfter: 0.3), times: 1)
+        for n in 0..<10 { try h.queue("r", id: "n\(n)") }
+        let done = await h.run { (try? h.store.outbox(status: .delivered, limit: 100).count) == 10 }
+        #expect(done)
+        let b = h.batch.batches
+        #expect(b.count == 2)
+        #expect(b.first == (0..<8).map { "n\($0)" })  // n3 failed: n4...n7 not delivered with it
+        #expect(b.last == (3..<10).map { "n\($0)" })
+        #expect(try h.events("delivery_failed").count == 1 && h.events("delivered").count == 10)
+        let attempts = try h.store.outbox(status: .delivered, limit: 100).map(\.attempts)
+        #expect(attempts.sorted() == Array(repeating: 1, count: 9) + [2])
+    }
+
+    @Test("a dead letter inside a batch lets the rest of the lane go on")
+    func deadLetterInsideABatch() async throws {
+        let h = DeliveryHarness([("r", [("batch", "b")])])
+        h.batch.fail("n2", with: DeliveryFailure("400", permanent: true), times: 1)
+        for n in 0..<6 { try h.queue("r", id: "n\(n)") }
+        let done = await h.run { (try? h.store.outbox(status: .delivered, limit: 100).count) == 5 }
+        #expect(done)
+        #expect(h.batch.batches == [(0..<6).map { "n\($0)" }, ["n3", "n4", "n5"]])
+        #expect(
+            try h.store.outbox(status: .dead, limit: 10).map { $0.payload["notification_id"]?.stringValue } == ["n2"])
+    }
+
+    @Test("a log file lane: its notifications appended in order, once each; an unwritable path retried until it is not")
+    func logFileLane() async throws {
+        let dir = scratchDirectory("filelane")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("alerts.ndjson").path
+        // A directory where the file should be: refused.
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let h = DeliveryHarness([("r", [("file", path)])])
+        for n in 0..<100 { try h.queue("r", id: "n\(n)") }
+        let failed = await h.run { ((try? h.events("delivery_failed").count) ?? 0) > 0 }
+        #expect(failed)
+        // Only the first is attempted (the batch failed as a whole); one audit record per attempt.
+        let pending = try h.store.outbox(status: .pending, limit: 200)
+        #expect(pending.count == 100 && pending.filter { $0.attempts > 0 }.map(\.id) == [pending.map(\.id).min()!])
+        #expect(try h.events("delivery_failed").count == pending.map(\.attempts).reduce(0, +))
+        try FileManager.default.removeItem(atPath: path)
+        let done = await h.run { (try? h.store.outbox(status: .delivered, limit: 200).count) == 100 }
+        #expect(done)
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        let ids = try lines.map { try JSONParser.parse(String($0)).objectValue?["notification_id"]?.stringValue }
+        #expect(ids == (0..<100).map { "n\($0)" })
+        #expect(try h.events("delivered").count == 100)
     }
 }

@@ -81,7 +81,7 @@ final class RacingStore: StateStore, @unchecked Sendable {
     }
     func pendingOutboxCount() throws(StateError) -> Int { try base.pendingOutboxCount() }
     func metricCounts() throws(StateError) -> MetricCounts { try base.metricCounts() }
-    func finishAttempt(_ a: AttemptOutcome) throws(StateError) { try base.finishAttempt(a) }
+    func finishAttempts(_ outcomes: [AttemptOutcome]) throws(StateError) { try base.finishAttempts(outcomes) }
     func retry(outboxID: Int64, event: EventDraft) throws(StateError) -> Bool {
         try base.retry(outboxID: outboxID, event: event)
     }
