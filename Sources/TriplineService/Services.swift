@@ -72,7 +72,8 @@ public struct IngestService: Service {
         // End of standard input: send what is pending now, and wait for delivery (up to the drain timeout).
         try await pipeline.tick(now: clock(), flushAll: true)
         let deadline = Date().addingTimeInterval(drainTimeout)
-        while ((try? store.dueOutbox(now: clock() + drainTimeout, limit: 1)) ?? []).isEmpty == false
+        // Lanes, not items: an item's payload (every alert of its group) is not read back to be waited for.
+        while ((try? store.dueLanes(now: clock() + drainTimeout)) ?? []).isEmpty == false
             && !Task.isCancelled
         {
             if Date() > deadline {
