@@ -132,11 +132,14 @@ struct Check: ParsableCommand {
         errors += r.errors.count
         let rules = loadRules(s.rules, watchlists: r.lists, now: now)
         errors += rules.errors.count
+        // How the names compile (keys left out, crowded terms): what `serve` would warn of.
+        let indexWarnings = WatchlistIndex.warnings(WatchlistIndex.names(of: r.lists), lists: r.lists)
+        for w in indexWarnings { printError("tripline: warning: \(w)") }
         let entries = r.lists.reduce(0) { $0 + $1.entries.count }
         let summary =
             "checked \(s.configFile ?? "embedded defaults"): \(r.lists.count) watchlists, \(entries) entries; "
             + "\(rules.ruleSet.rules.count) rules, \(rules.ruleSet.correlations.count) correlations; "
-            + "\(errors) errors, \(r.warnings.count + rules.warnings.count) warnings"
+            + "\(errors) errors, \(r.warnings.count + rules.warnings.count + indexWarnings.count) warnings"
         printError(summary)
         if errors > 0 { throw ExitCode(1) }
     }

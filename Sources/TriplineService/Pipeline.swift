@@ -34,6 +34,9 @@ public struct Loaded: Sendable {
     public var refused: [(file: String, errors: Int)] = []
     /// A reload's rule errors, when the previous rule set stayed in force.
     public var rulesRefused: [String] = []
+    /// What the index warns of (`WatchlistIndex.warnings`): logged when the load takes effect, and on a reload only
+    /// when it changed.
+    public var indexWarnings: [String] = []
 
     /// Loads lists and rules. A list is accepted or refused on its own (SPEC §4): a refused list keeps its
     /// `previous` version in force (absent on a first start) and every other list loads; its errors are returned
@@ -70,7 +73,7 @@ public struct Loaded: Sendable {
         var r = RuleLoader(watchlists: lists, now: now).load(directory: c.rules)
         var rulesRefused: [String] = []
         let errors = w.errors.map(\.description) + s.errors + r.errors.map(\.description)
-        var warnings =
+        let warnings =
             w.warnings.map { "\($0.file):\($0.mark.line):\($0.mark.column): warning: \($0.message)" }
             + s.warnings + r.warnings.map(\.description)
         if !w.directoryErrors.isEmpty { return (nil, errors, warnings) }
@@ -83,7 +86,6 @@ public struct Loaded: Sendable {
         }
         let files = lists.map { ($0.file, $0.version) } + r.files
         let index = WatchlistIndex(lists: lists)
-        warnings += index.warnings
         var l = Loaded(
             configuration: c, normalizer: normalizer, matcher: Matcher(index: index, now: now), rules: r.ruleSet,
             files: files)
@@ -93,6 +95,7 @@ public struct Loaded: Sendable {
         l.ruleSource = r
         l.rulesRefused = rulesRefused
         l.refused = refused
+        l.indexWarnings = index.warnings
         return (l, errors, warnings)
     }
 
@@ -656,12 +659,18 @@ public actor Pipeline {
                 logger.error("submitted lists: the alerts could not be read again (\(error))")
             }
         }
+        logIndexWarnings(l, over: loaded)
         loaded = l
         step.matcher = l.matcher
         if l.expands { step.engine.evaluator = RuleEvaluator(l.rules) }
         screens.set(step.screening)  // the reading threads screen against the new lists from their next batch
         nextTimeLimit = l.nextTimeLimit(after: now)
         return true
+    }
+
+    /// The index's warnings of a load taking effect that the one before it did not have.
+    private func logIndexWarnings(_ l: Loaded, over old: Loaded) {
+        for w in l.indexWarnings where !old.indexWarnings.contains(w) { logger.warning("\(w)") }
     }
 
     /// SIGHUP: reads the configuration, lists and rules again; keeps the running set when any of it is invalid.
@@ -719,6 +728,7 @@ public actor Pipeline {
         do { try dispatcher.reconfigure(alerts, now: now) } catch {
             logger.error("reload: the alerts could not be read again (\(error)); routes apply from the next change")
         }
+        logIndexWarnings(l, over: loaded)
         loaded = l
         nextTimeLimit = l.nextTimeLimit(after: now)
         limitsCheckedAt = now

@@ -112,7 +112,7 @@ public enum Server {
             return 2
         }
         let (loaded, errors, warnings) = Loaded.load(config, now: now, submitted: submitted)
-        for w in warnings { logger.warning("\(w)") }
+        for w in warnings + (loaded?.indexWarnings ?? []) { logger.warning("\(w)") }
         if let loaded, !errors.isEmpty {
             // One partner's invalid list is refused alone: the service starts with the others.
             for e in errors { FileHandle.standardError.write(Data((e + "\n").utf8)) }

@@ -99,7 +99,8 @@ extension Loaded {
             }
         }
         l.files = l.lists.map { ($0.file, $0.version) } + (ruleSource?.files ?? [])
-        return (l, errors, s.warnings + l.matcher.index.warnings)
+        l.indexWarnings = l.matcher.index.warnings
+        return (l, errors, s.warnings)
     }
 }
 

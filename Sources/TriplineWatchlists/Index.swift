@@ -435,55 +435,95 @@ public struct WatchlistIndex: Sendable {
 
     public init(lists: [Watchlist]) {
         self.lists = lists
-        var exactItems: [(SelectorType, String, HitRef)] = []
-        var prefixItems: [(String, HitRef)] = []
-        var cidrItems: [(CIDR, HitRef)] = []
-        var nameItems: [(String, HitRef)] = []
-        var nameScripts: [String?] = []
-        for (li, l) in lists.enumerated() {
-            for (ei, e) in l.entries.enumerated() {
-                for (si, s) in e.selectors.enumerated() {
-                    let ref = HitRef(list: Int32(li), entry: Int32(ei), selector: Int32(si), viaAlias: false)
-                    switch s.kind {
-                    case .exact(.name):
-                        nameItems.append((s.value, ref))
-                        nameScripts.append(s.scripts.first ?? nil)
-                        for (k, a) in s.aliases.enumerated() where a != s.value {
-                            var r = ref
-                            r.viaAlias = true
-                            nameItems.append((a, r))
-                            nameScripts.append(k + 1 < s.scripts.count ? s.scripts[k + 1] : nil)
+        let items = Items(lists)
+        exact = ExactIndex(items.exact)
+        names = NameIndex(items.names, scripts: items.scripts, floor: Self.floor(lists))
+        prefixes = PrefixTrie(items.prefixes)
+        networks = CIDRTrie(items.cidrs)
+    }
+
+    /// Every selector of `lists` with where it is watched, by the index it goes to (`namesOnly`: names alone).
+    struct Items {
+        var exact: [(SelectorType, String, HitRef)] = []
+        var prefixes: [(String, HitRef)] = []
+        var cidrs: [(CIDR, HitRef)] = []
+        var names: [(String, HitRef)] = []
+        var scripts: [String?] = []
+
+        init(_ lists: [Watchlist], namesOnly: Bool = false) {
+            for (li, l) in lists.enumerated() {
+                for (ei, e) in l.entries.enumerated() {
+                    for (si, s) in e.selectors.enumerated() {
+                        let ref = HitRef(list: Int32(li), entry: Int32(ei), selector: Int32(si), viaAlias: false)
+                        switch s.kind {
+                        case .exact(.name):
+                            names.append((s.value, ref))
+                            scripts.append(s.scripts.first ?? nil)
+                            for (k, a) in s.aliases.enumerated() where a != s.value {
+                                var r = ref
+                                r.viaAlias = true
+                                names.append((a, r))
+                                scripts.append(k + 1 < s.scripts.count ? s.scripts[k + 1] : nil)
+                            }
+                        case _ where namesOnly: continue
+                        case .exact(let t):
+                            exact.append((t, s.value, ref))
+                            for a in s.aliases where a != s.value {
+                                var r = ref
+                                r.viaAlias = true
+                                exact.append((t, a, r))
+                            }
+                        case .phonePrefix: prefixes.append((s.value, ref))
+                        case .ipCIDR: if let c = CIDR(s.value) { cidrs.append((c, ref)) }
                         }
-                    case .exact(let t):
-                        exactItems.append((t, s.value, ref))
-                        for a in s.aliases where a != s.value {
-                            var r = ref
-                            r.viaAlias = true
-                            exactItems.append((t, a, r))
-                        }
-                    case .phonePrefix: prefixItems.append((s.value, ref))
-                    case .ipCIDR: if let c = CIDR(s.value) { cidrItems.append((c, ref)) }
                     }
                 }
             }
         }
-        exact = ExactIndex(exactItems)
-        // Candidates are cut for the lowest threshold a list asks for.
-        names = NameIndex(
-            nameItems, scripts: nameScripts,
-            floor: lists.map { $0.minScore ?? NameIndex.defaultMinScore }.min() ?? NameIndex.defaultMinScore)
-        prefixes = PrefixTrie(prefixItems)
-        networks = CIDRTrie(cidrItems)
     }
 
-    /// What an operator should know about how the lists compiled: name keys left out (`NameIndex.droppedKeys`).
-    public var warnings: [String] {
-        guard names.droppedKeys > 0 else { return [] }
-        return [
-            "name index: \(names.droppedKeys) keys left out (one key shared by more than \(NameIndex.keyBucketCap) "
-                + "spellings, or a spelling with two letters left out by more than \(NameIndex.pairKeyCap)): names "
-                + "alike only through them are not found — is a list built around one spelling?"
-        ]
+    /// What an operator should know about how the lists compiled: name keys left out (`NameIndex.droppedKeys`), and
+    /// terms crowded (`NameIndex.crowdedTerms`), each with the lists whose names they touch (owner/list, most
+    /// names first; never a name).
+    public var warnings: [String] { Self.warnings(names, lists: lists) }
+
+    public static func warnings(_ names: NameIndex, lists: [Watchlist]) -> [String] {
+        func named(_ byList: [Int32: Int]) -> String {
+            let top = byList.sorted { ($0.value, $1.key) > ($1.value, $0.key) }
+            var parts = top.prefix(5).map { l, n in
+                let list = Int(l) < lists.count ? lists[Int(l)].owner + "/" + lists[Int(l)].name : "list \(l)"
+                return "\(list) (\(n) names)"
+            }
+            if top.count > 5 { parts.append("\(top.count - 5) more lists") }
+            return parts.joined(separator: ", ")
+        }
+        var out: [String] = []
+        if names.droppedKeys > 0 {
+            out.append(
+                "name index: \(names.droppedKeys) keys left out (one key shared by more than \(NameIndex.keyBucketCap) "
+                    + "spellings, or a spelling with two letters left out by more than \(NameIndex.pairKeyCap)): names "
+                    + "alike only through them are not found; in \(named(names.droppedNamesByList)) — is a list built "
+                    + "around one spelling?")
+        }
+        if names.crowdedTerms > 0 {
+            out.append(
+                "name index: \(names.crowdedTerms) name terms crowded (their keys visit more than "
+                    + "\(NameIndex.reachVisitCap) postings, or past the build's budget of "
+                    + "\(NameIndex.comparisonBudget) comparisons): queries with them compare at query time, slower; "
+                    + "in \(named(names.crowdedNamesByList)) — is a list built around one spelling?")
+        }
+        return out
+    }
+
+    /// Only the name index of `lists` (what `tripline check` builds to show its warnings).
+    public static func names(of lists: [Watchlist]) -> NameIndex {
+        let items = Items(lists, namesOnly: true)
+        return NameIndex(items.names, scripts: items.scripts, floor: floor(lists))
+    }
+
+    /// Candidates are cut for the lowest threshold a list asks for.
+    static func floor(_ lists: [Watchlist]) -> Double {
+        lists.map { $0.minScore ?? NameIndex.defaultMinScore }.min() ?? NameIndex.defaultMinScore
     }
 
     /// True when a normalised value (its bytes) of a type that `candidates` reads by value alone — anything but a

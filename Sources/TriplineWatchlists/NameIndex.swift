@@ -61,6 +61,10 @@ public final class NameIndex: @unchecked Sendable {
     /// Vocabulary terms without a row (see `reachVisitCap`): a query reaches their alike terms through keys.
     let crowded: [Bool]
     public let crowdedTerms: Int
+    /// By list (`HitRef.list`): how many of its names carry a crowded term, and how many a term that lost a key to a
+    /// cap — for the operator's warning, most first (the list built around one spelling leads).
+    public let crowdedNamesByList: [Int32: Int]
+    public let droppedNamesByList: [Int32: Int]
     /// Most postings one term's keys visited at build time (terms with a row), and comparisons made in all.
     public let widestReach: Int
     public let comparisons: Int
@@ -189,7 +193,12 @@ public final class NameIndex: @unchecked Sendable {
             largest = max(largest, v.count)
             if v.count > keyBucketCap { overFull.append(k) }
         }
-        for k in overFull { termKeys[k] = nil }
+        var lostKey = [Bool](repeating: false, count: vocab.count)
+        for (_, v) in pairPostings where v.count > pairKeyCap { for t in v { lostKey[Int(t)] = true } }
+        for k in overFull {
+            for t in termKeys[k]! { lostKey[Int(t)] = true }
+            termKeys[k] = nil
+        }
         // Alike terms of every term, as a query term would find them.
         var alikeAt: [Int32] = [0]
         var alikeTerm: [Int32] = []
@@ -280,6 +289,17 @@ public final class NameIndex: @unchecked Sendable {
         self.termKeys = termKeys
         self.crowded = crowded
         self.crowdedTerms = crowded.count { $0 }
+        var crowdedByList: [Int32: Int] = [:]
+        var droppedByList: [Int32: Int] = [:]
+        if crowdedTerms > 0 || !overFull.isEmpty || droppedPairs > 0 {
+            for e in 0..<refs.count {
+                let r = terms[Int(start[e])..<Int(start[e + 1])]
+                if r.contains(where: { crowded[Int($0)] }) { crowdedByList[refs[e].list, default: 0] += 1 }
+                if r.contains(where: { lostKey[Int($0)] }) { droppedByList[refs[e].list, default: 0] += 1 }
+            }
+        }
+        self.crowdedNamesByList = crowdedByList
+        self.droppedNamesByList = droppedByList
         self.widestReach = widest
         self.comparisons = compared
         self.largestKeyBucket = largest

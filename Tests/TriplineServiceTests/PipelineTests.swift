@@ -52,18 +52,33 @@ struct Deployment {
         config = try Configuration.load(config: dir.appendingPathComponent("tripline.yaml").path)
     }
 
-    func pipeline(busyTimeout: Double = 0.1, retryFor: Double = 30, now: Double = t0) throws -> (
-        Pipeline, SQLiteStateStore
-    ) {
+    func pipeline(
+        busyTimeout: Double = 0.1, retryFor: Double = 30, now: Double = t0, logger: Logger = Logger(label: "test")
+    ) throws -> (Pipeline, SQLiteStateStore) {
         let (loaded, errors, _) = Loaded.load(config, now: now)
         guard let loaded else { throw TestFailure("\(errors)") }
         let store = try SQLiteStateStore(path: statePath, busyTimeout: busyTimeout)
         try store.migrate()
         let p = try Pipeline(
-            loaded: loaded, store: store, logger: Logger(label: "test"), now: now,
+            loaded: loaded, store: store, logger: logger, now: now,
             durability: Durability(retryFor: retryFor))
         return (p, store)
     }
+}
+
+/// Keeps the messages logged through it (a test reads what the operator would see).
+final class LogLines: LogHandler, @unchecked Sendable {
+    private let lock = NSLock()
+    private var _lines: [String] = []
+    var lines: [String] { lock.withLock { _lines } }
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) { lock.withLock { _lines.append("\(event.level): \(event.message)") } }
+    var logger: Logger { Logger(label: "test") { _ in self } }
 }
 
 /// Input lines as the sources hand them over.
@@ -261,6 +276,44 @@ struct PipelineTests {
         let again = await pipeline.reload(configPath: d.dir.appendingPathComponent("tripline.yaml").path, now: t0)
         #expect(again)
         #expect(try kinds(store)["config_reloaded"] == 1)
+    }
+
+    @Test("the name index's warning is logged when a reload brings it or changes it, not again on every reload")
+    func indexWarningsLoggedOnChange() async throws {
+        // 600 spellings two letters longer than one: their shared key is left out (over `NameIndex.pairKeyCap`).
+        var g = SplitMix64(seed: 23)
+        func spellings(_ n: Int) -> String {
+            var out = ""
+            var seen = Set<String>()
+            while seen.count < n {
+                var t = Array("qarawindelsmut".utf8)
+                for _ in 0..<2 {
+                    t.insert(UInt8.random(in: 97...122, using: &g), at: Int.random(in: 0...t.count, using: &g))
+                }
+                let term = String(decoding: t, as: UTF8.self)
+                if seen.insert(term).inserted {
+                    out += "  - {ref: H\(seen.count), selectors: [{type: name, value: \"\(term) Haddad\"}]}\n"
+                }
+            }
+            return out
+        }
+        let d = try Deployment(entries: 2)
+        defer { try? FileManager.default.removeItem(at: d.dir) }
+        let log = LogLines()
+        let (pipeline, _) = try d.pipeline(logger: log.logger)
+        let config = d.dir.appendingPathComponent("tripline.yaml").path
+        let list = d.dir.appendingPathComponent("Watchlists/be-fedpol/l.yaml")
+        let plain = try String(contentsOf: list, encoding: .utf8)
+        func warned() -> [String] { log.lines.filter { $0.contains("name index:") } }
+        try (plain + spellings(600)).write(to: list, atomically: true, encoding: .utf8)
+        #expect(await pipeline.reload(configPath: config, now: t0))
+        #expect(warned().count == 1)
+        #expect(warned().first?.contains("in be-fedpol/l (600 names)") == true)
+        #expect(await pipeline.reload(configPath: config, now: t0))
+        #expect(warned().count == 1)  // the same warning: not logged again
+        try "rules: [unclosed".write(toFile: config, atomically: true, encoding: .utf8)
+        #expect(!(await pipeline.reload(configPath: config, now: t0)))
+        #expect(warned().count == 1)
     }
 
     @Test("one partner's invalid list is refused alone: its previous version stays in force, other lists reload")

@@ -108,4 +108,36 @@ struct NameKeyCapTests {
     static func best(_ idx: NameIndex, _ q: String) -> Int32? {
         idx.query(NameModel.form(q)) { _ in 0.8 }.first?.ref.entry
     }
+
+    /// The operator is told which lists the caps touched (owner/list, most names first; never a name), and `check`
+    /// builds the same name index as `serve` to say it.
+    @Test func warningsNameTheListsTheCapsTouched() throws {
+        func list(_ owner: String, _ name: String, _ names: [String]) throws -> Watchlist {
+            var text = "watchlist: \(name)\nowner: \(owner)\nreview_by: 2099-01-01\nentries:\n"
+            for (i, n) in names.enumerated() {
+                text += "  - {ref: N\(i), selectors: [{type: name, value: \"\(n)\"}]}\n"
+            }
+            let o = WatchlistLoader().outcome(bytes: Array(text.utf8), file: "\(name).yaml", owner: owner, now: 0)
+            return try #require(o.list, "\(o.errors)")
+        }
+        let lists = [
+            try list("be-fedpol", "ordinary", ["Omar Haddad", "Youssef Karimi"]),
+            try list("nl-police", "one-spelling", Self.hostile(1_500, seed: 17)),
+        ]
+        let names = WatchlistIndex.names(of: lists)
+        #expect(names.droppedNamesByList == [1: 1_500])
+        let w = WatchlistIndex.warnings(names, lists: lists)
+        #expect(w.count == 1)
+        #expect(w.first?.contains("in nl-police/one-spelling (1500 names) — is a list built") == true)
+        #expect(w.first?.contains("be-fedpol") == false)
+        #expect(WatchlistIndex(lists: lists).warnings == w)
+        // Crowded terms are named too (a budget that runs out at once crowds every term of both lists).
+        let items =
+            [("omar haddad", HitRef(list: 0, entry: 0, selector: 0))]
+            + Self.dense(300).enumerated().map { ($1 + " haddad", HitRef(list: 1, entry: Int32($0), selector: 0)) }
+        let tight = NameIndex(items, comparisonBudget: 10)
+        let c = WatchlistIndex.warnings(tight, lists: lists)
+        #expect(tight.crowdedNamesByList[1] == 300 && tight.crowdedNamesByList[0] == 1)
+        #expect(c.count == 1 && c[0].contains("in nl-police/one-spelling (300 names), be-fedpol/ordinary (1 names)"))
+    }
 }
