@@ -279,7 +279,10 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
                     queue.removeAll(keepingCapacity: true)
                     return b
                 }
-                if !batch.isEmpty { write(batch) }
+                if !batch.isEmpty {
+                    write(batch)
+                    remember(batch)
+                }
                 // The news before the connection is let go: whoever gets it next finds its commit answered.
                 queued.withLock {
                     for p in batch { p.done = true }
@@ -296,6 +299,20 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             if done {
                 if let failure { throw failure }
                 return
+            }
+        }
+    }
+
+    /// The alerts of the commits just written, as they now are in the store (their row versions moved on): the
+    /// reads that follow (the dispatcher's flush reads each alert it has just written) find them parsed.
+    private func remember(_ batch: [Pending]) {
+        parsedLock.withLock {
+            for p in batch where p.failure == nil {
+                for var a in p.commit.alerts {
+                    a.version = a.version.map { $0 + 1 } ?? 0
+                    if parsed.count >= Self.parsedLimit { parsed.removeAll(keepingCapacity: true) }
+                    parsed[a.id] = a
+                }
             }
         }
     }

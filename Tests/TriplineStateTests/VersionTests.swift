@@ -129,6 +129,41 @@ struct VersionTests {
         #expect(try s.alert(id: 3)?.count == 2 && s.alert(id: 3)?.version == 1)
     }
 
+    @Test("an alert read right after its commit (kept parsed by the writer) equals the one a new connection parses")
+    func keptAsWritten() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tripline-kept-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("state.sqlite").path
+        let s = try SQLiteStateStore(path: path)
+        try s.migrate()
+        var a = alert(1, key: "wl:be/l/E1", at: 1_893_456_000.123456)
+        a.labels.append("name", .string("Ab\u{00E9}l \"q\" \\ \u{0}\n\u{1F600}"))
+        a.payload = JSONObject([
+            ("n", .number("1.50e+3")), ("list", .array([.null, .bool(true), .object(JSONObject([("z", .number("-0"))]))])),
+        ])
+        a.sources = ["D1", "D\u{2028}2"]
+        a.acks = ["be-fedpol": Ack(by: "analyst", at: 5.5, until: 99.25), "ops": Ack(by: "o", at: 6)]
+        a.ackedBy = "analyst"
+        var c = Commit()
+        c.alerts = [a]
+        try s.commit(c)
+        var changed = try #require(try s.alert(key: a.key))
+        changed.count = 7
+        changed.state = .acknowledged
+        c.alerts = [changed]
+        try s.commit(c)
+        let kept = try #require(try s.alert(key: a.key))
+        let fresh = try #require(try SQLiteStateStore(path: path).alert(key: a.key))
+        #expect(kept == fresh)
+        #expect(kept.version == 1 && kept.count == 7)
+        // A refused commit keeps nothing: the next read is the stored row.
+        var stale = changed
+        stale.count = 99
+        c.alerts = [stale]
+        #expect(throws: StateError.self) { try s.commit(c) }
+        #expect(try s.alert(key: a.key) == fresh)
+    }
+
     @Test("schema v7 gives the alerts of an older database version 0, and they are written over it")
     func migrationGivesVersions() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tripline-v6-\(UUID().uuidString)")
