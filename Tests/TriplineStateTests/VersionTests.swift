@@ -139,7 +139,8 @@ struct VersionTests {
         var a = alert(1, key: "wl:be/l/E1", at: 1_893_456_000.123456)
         a.labels.append("name", .string("Ab\u{00E9}l \"q\" \\ \u{0}\n\u{1F600}"))
         a.payload = JSONObject([
-            ("n", .number("1.50e+3")), ("list", .array([.null, .bool(true), .object(JSONObject([("z", .number("-0"))]))])),
+            ("n", .number("1.50e+3")),
+            ("list", .array([.null, .bool(true), .object(JSONObject([("z", .number("-0"))]))])),
         ])
         a.sources = ["D1", "D\u{2028}2"]
         a.acks = ["be-fedpol": Ack(by: "analyst", at: 5.5, until: 99.25), "ops": Ack(by: "o", at: 6)]
