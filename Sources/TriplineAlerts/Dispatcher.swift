@@ -190,8 +190,18 @@ public final class Dispatcher {
     /// The caller's commit of what this batch computed succeeded: `c` is now in the store.
     public func end(committed c: Commit) {
         journal = nil
-        for a in c.alerts { inhibition.update(a) }
+        for a in c.alerts {
+            inhibition.update(a)
+            if written.count >= Self.writtenLimit { written.removeAll(keepingCapacity: true) }
+            written[a.id] = a
+        }
     }
+
+    /// The alerts this dispatcher committed last, by id (at most `writtenLimit`): what `refresh` judges a queued
+    /// view by. Their protections — what decides entitlement — change only through this dispatcher's commits
+    /// (operators change states and acks), so these copies are current for it.
+    private var written: [Int64: AlertRecord] = [:]
+    static let writtenLimit = 16_384
 
     /// The caller's commit failed: memory goes back to what it was at `begin()`.
     public func rollback() {
@@ -1009,11 +1019,12 @@ public final class Dispatcher {
         var changed = false
         for (i, v) in views.enumerated() {
             guard let o = v.objectValue, let id = o["alert_id"]?.doubleValue.map({ Int64($0) }),
-                let a = try? store.alert(id: id)
+                let a = written[id] ?? (try? store.alert(id: id))
             else { continue }
             let now = renderer.access(a, partner: receiver.partner, sink: true)
             guard Renderer.strictness(now) > Renderer.strictness(Renderer.access(of: o)) else { continue }
-            var seen = a
+            // Rendered again from the stored alert (an operator's change since is in it).
+            var seen = (try? store.alert(id: id)) ?? a
             seen.state = o["state"]?.stringValue.flatMap(AlertState.init(rawValue:)) ?? a.state
             var fresh = renderer.view(seen, access: now)
             if let link = o["ack_url"] { fresh.append("ack_url", link) }  // the link made for it stays

@@ -113,9 +113,13 @@ public struct FileSink: Sink {
             var bytes: [UInt8] = []
             for item in items {
                 if item.payload["status"] == .string("resolved") && !fc.sendResolved { continue }
-                var o = item.payload
-                if let t = template { o.append("text", .string(t.render(Templates.view(item.payload)))) }
-                bytes.append(contentsOf: JSONWriter.string(.object(o)).utf8)
+                if template == nil, let text = item.payloadText {
+                    bytes.append(contentsOf: text.utf8)  // as stored: the same bytes the writer would make again
+                } else {
+                    var o = item.payload
+                    if let t = template { o.append("text", .string(t.render(Templates.view(item.payload)))) }
+                    bytes.append(contentsOf: JSONWriter.string(.object(o)).utf8)
+                }
                 bytes.append(0x0A)
             }
             if bytes.isEmpty { continue }

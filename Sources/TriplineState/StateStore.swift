@@ -207,9 +207,18 @@ public struct OutboxItem: Sendable, Equatable {
     public var attempts: Int
     public var status: OutboxStatus
     /// The rendering for this receiver (already filtered by need-to-know).
-    public var payload: JSONObject
+    public var payload: JSONObject { didSet { payloadText = nil } }
+    /// `payload` as the store holds it (compact JSON), when read from a store and not changed since: a sink that
+    /// writes the payload as it is takes these bytes instead of writing it again. Not part of equality.
+    public var payloadText: String?
     public var lastError: String?
     public var lane: OutboxLane { OutboxLane(receiver: receiver, integration: integration) }
+
+    public static func == (a: OutboxItem, b: OutboxItem) -> Bool {
+        a.id == b.id && a.receiver == b.receiver && a.integration == b.integration && a.priorityRank == b.priorityRank
+            && a.createdAt == b.createdAt && a.nextAttemptAt == b.nextAttemptAt && a.attempts == b.attempts
+            && a.status == b.status && a.payload == b.payload && a.lastError == b.lastError
+    }
 
     public init(
         id: Int64 = 0, receiver: String, integration: String = "", priorityRank: Int, createdAt: Double,

@@ -699,10 +699,14 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     private func readOutbox(_ r: Row) -> OutboxItem {
-        OutboxItem(
+        let text = r.text(7) ?? "{}"
+        var item = OutboxItem(
             id: r.int(0), receiver: r.text(1) ?? "", integration: r.text(9) ?? "", priorityRank: Int(r.int(2)),
             createdAt: r.real(3), nextAttemptAt: r.real(4), attempts: Int(r.int(5)),
-            status: OutboxStatus(rawValue: r.text(6) ?? "") ?? .pending, payload: r.json(7), lastError: r.text(8))
+            status: OutboxStatus(rawValue: r.text(6) ?? "") ?? .pending,
+            payload: (try? JSONParser.parse(text))?.objectValue ?? JSONObject(), lastError: r.text(8))
+        item.payloadText = text
+        return item
     }
 
     private static let outboxColumns =

@@ -257,7 +257,9 @@ struct DeliveryTests {
         let path = dir.appendingPathComponent("alerts.ndjson").path
         // A directory where the file should be: refused.
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        let h = DeliveryHarness([("r", [("file", path)])])
+        let store = try SQLiteStateStore(path: dir.appendingPathComponent("state.sqlite").path)
+        try store.migrate()
+        let h = DeliveryHarness([("r", [("file", path)])], store: store)
         for n in 0..<100 { try h.queue("r", id: "n\(n)") }
         let failed = await h.run { ((try? h.events("delivery_failed").count) ?? 0) > 0 }
         #expect(failed)
@@ -272,5 +274,10 @@ struct DeliveryTests {
         let ids = try lines.map { try JSONParser.parse(String($0)).objectValue?["notification_id"]?.stringValue }
         #expect(ids == (0..<100).map { "n\($0)" })
         #expect(try h.events("delivered").count == 100)
+        // Each line is the payload as the writer writes it (from the store's text, not written again).
+        #expect(try store.outbox(status: .delivered, limit: 1).first?.payloadText != nil)
+        for l in lines {
+            #expect(String(l) == JSONWriter.string(try JSONParser.parse(String(l))))
+        }
     }
 }
