@@ -452,7 +452,9 @@ public actor Pipeline {
                         counts.accepted += 1
                         continue
                     }
-                    if l.oversized == nil {
+                    // A line the reading thread screened with this screen and did not pass needs the step: it is not
+                    // screened again (with the lines after it) here.
+                    if !trusted && l.oversized == nil {
                         let passed =
                             if let chunk {
                                 Self.screenRun(screening, chunk, lines[i...].prefix(RecordStep.screenBatch))

@@ -471,7 +471,8 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
         let values: [Value] = [
             .text(a.priority), .int(Int64(a.priorityRank)), .text(a.state.rawValue), Self.json(a.labels),
             .real(a.lastSeen), .int(Int64(a.count)), .text(JSONWriter.string(.array(a.sources.map { .string($0) }))),
-            Self.json(a.payload), Self.opt(a.ackedBy), .real(a.updatedAt), Self.json(Self.acksJSON(a.acks)),
+            Self.json(a.payload), Self.opt(a.ackedBy), .real(a.updatedAt),
+            a.acks.isEmpty ? .text("{}") : Self.json(Self.acksJSON(a.acks)),
         ]
         let changed: Int
         if let version = a.version {
