@@ -59,7 +59,8 @@ public struct JSONObject: Sendable, Equatable, Sequence {
 
     public subscript(key: String) -> JSONValue? {
         get {
-            for m in members where m.key == key { return m.value }
+            // By index: iterating the members would copy (retain and release) each one on the way.
+            for i in members.indices where members[i].key == key { return members[i].value }
             return nil
         }
         set {

@@ -12,9 +12,9 @@ public struct JSONWriter {
         case .string(let s): writeString(s)
         case .array(let a):
             bytes.append(UInt8(ascii: "["))
-            for (k, v) in a.enumerated() {
+            for k in a.indices {
                 if k > 0 { bytes.append(UInt8(ascii: ",")) }
-                write(v)
+                write(a[k])
             }
             bytes.append(UInt8(ascii: "]"))
         case .object(let o): write(o)
@@ -23,13 +23,12 @@ public struct JSONWriter {
 
     public mutating func write(_ object: JSONObject) {
         bytes.append(UInt8(ascii: "{"))
-        var first = true
-        for (k, v) in object {
-            if !first { bytes.append(UInt8(ascii: ",")) }
-            first = false
-            writeString(k)
+        let members = object.members
+        for i in members.indices {  // by index: no copy of each member
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            writeString(members[i].key)
             bytes.append(UInt8(ascii: ":"))
-            write(v)
+            write(members[i].value)
         }
         bytes.append(UInt8(ascii: "}"))
     }

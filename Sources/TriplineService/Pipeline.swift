@@ -445,13 +445,15 @@ public actor Pipeline {
                 // step; runs of lines of one buffer screened together.
                 let screening = step  // one copy per batch: reading the actor's property per line copied it
                 var passUntil = lines.startIndex
-                for (i, l) in zip(lines.indices, lines) {
-                    if given == nil { digest.update(data: l.bytes) }
+                for i in lines.indices {
+                    // Read in place: a line the screen passed is not copied (each copy retains its batch's buffer).
+                    if given == nil { digest.update(data: lines[i].bytes) }
                     if i < passUntil { continue }
-                    if trusted && l.screened {
+                    if trusted && lines[i].screened {
                         counts.accepted += 1
                         continue
                     }
+                    let l = lines[i]
                     // A line the reading thread screened with this screen and did not pass needs the step: it is not
                     // screened again (with the lines after it) here.
                     if !trusted && l.oversized == nil {

@@ -92,52 +92,156 @@ public enum OutboxStatus: String, Sendable, CaseIterable {
 }
 
 /// One alert (SPEC §6 identity): a dedup key, its state, and what later sightings folded in.
+///
+/// Its fields live in one shared box, copied when a copy is changed: an alert is copied often on its way (read,
+/// kept, folded, committed, rendered) and copying a box is one reference count, not one per field.
 public struct AlertRecord: Sendable, Equatable {
-    public var id: Int64
-    public var key: String
-    public var kind: String
-    public var priority: String
-    public var priorityRank: Int
-    public var state: AlertState
-    public var labels: JSONObject
-    public var firstSeen: Double
-    public var lastSeen: Double
-    public var count: Int
+    final class Fields: @unchecked Sendable {
+        var id: Int64
+        var key: String
+        var kind: String
+        var priority: String
+        var priorityRank: Int
+        var state: AlertState
+        var labels: JSONObject
+        var firstSeen: Double
+        var lastSeen: Double
+        var count: Int
+        var sources: [String]
+        var payload: JSONObject
+        var ackedBy: String?
+        var acks: [String: Ack]
+        var updatedAt: Double
+        var version: Int64?
+
+        init(
+            id: Int64, key: String, kind: String, priority: String, priorityRank: Int, state: AlertState,
+            labels: JSONObject, firstSeen: Double, lastSeen: Double, count: Int, sources: [String],
+            payload: JSONObject, ackedBy: String?, acks: [String: Ack], updatedAt: Double, version: Int64?
+        ) {
+            self.id = id
+            self.key = key
+            self.kind = kind
+            self.priority = priority
+            self.priorityRank = priorityRank
+            self.state = state
+            self.labels = labels
+            self.firstSeen = firstSeen
+            self.lastSeen = lastSeen
+            self.count = count
+            self.sources = sources
+            self.payload = payload
+            self.ackedBy = ackedBy
+            self.acks = acks
+            self.updatedAt = updatedAt
+            self.version = version
+        }
+
+        func copy() -> Fields {
+            Fields(
+                id: id, key: key, kind: kind, priority: priority, priorityRank: priorityRank, state: state,
+                labels: labels, firstSeen: firstSeen, lastSeen: lastSeen, count: count, sources: sources,
+                payload: payload, ackedBy: ackedBy, acks: acks, updatedAt: updatedAt, version: version)
+        }
+    }
+    private var f: Fields
+
+    /// The box, made this copy's own before a change.
+    private mutating func own() -> Fields {
+        if !isKnownUniquelyReferenced(&f) { f = f.copy() }
+        return f
+    }
+
+    public var id: Int64 {
+        get { f.id }
+        _modify { yield &own().id }
+    }
+    public var key: String {
+        get { f.key }
+        _modify { yield &own().key }
+    }
+    public var kind: String {
+        get { f.kind }
+        _modify { yield &own().kind }
+    }
+    public var priority: String {
+        get { f.priority }
+        _modify { yield &own().priority }
+    }
+    public var priorityRank: Int {
+        get { f.priorityRank }
+        _modify { yield &own().priorityRank }
+    }
+    public var state: AlertState {
+        get { f.state }
+        _modify { yield &own().state }
+    }
+    public var labels: JSONObject {
+        get { f.labels }
+        _modify { yield &own().labels }
+    }
+    public var firstSeen: Double {
+        get { f.firstSeen }
+        _modify { yield &own().firstSeen }
+    }
+    public var lastSeen: Double {
+        get { f.lastSeen }
+        _modify { yield &own().lastSeen }
+    }
+    public var count: Int {
+        get { f.count }
+        _modify { yield &own().count }
+    }
     /// Source items that sighted it (first 100).
-    public var sources: [String]
+    public var sources: [String] {
+        get { f.sources }
+        _modify { yield &own().sources }
+    }
     /// The first hit (selector, watchlist or rule part, handling, basis): what renderings are made from.
-    public var payload: JSONObject
-    public var ackedBy: String?
+    public var payload: JSONObject {
+        get { f.payload }
+        _modify { yield &own().payload }
+    }
+    public var ackedBy: String? {
+        get { f.ackedBy }
+        _modify { yield &own().ackedBy }
+    }
     /// Acknowledgements by partner (SPEC §6: an ack stops repeats for the acknowledging partner only).
-    public var acks: [String: Ack] = [:]
-    public var updatedAt: Double
+    public var acks: [String: Ack] {
+        get { f.acks }
+        _modify { yield &own().acks }
+    }
+    public var updatedAt: Double {
+        get { f.updatedAt }
+        _modify { yield &own().updatedAt }
+    }
     /// The version of the stored row this copy was read at (nil: an alert not stored yet). Every commit of an alert
     /// is conditional on it (optimistic concurrency): a copy that another writer changed since it was read — an
     /// operator's ack landing while the pipeline folds a sighting into the same alert — is refused with
     /// `StateError.conflict` instead of overwriting that change; the writer reads again and redoes its change.
-    public var version: Int64?
+    public var version: Int64? {
+        get { f.version }
+        _modify { yield &own().version }
+    }
 
     public init(
         id: Int64, key: String, kind: String, priority: String, priorityRank: Int, state: AlertState,
         labels: JSONObject, firstSeen: Double, lastSeen: Double, count: Int, sources: [String], payload: JSONObject,
         ackedBy: String? = nil, acks: [String: Ack] = [:], updatedAt: Double, version: Int64? = nil
     ) {
-        self.version = version
-        self.acks = acks
-        self.id = id
-        self.key = key
-        self.kind = kind
-        self.priority = priority
-        self.priorityRank = priorityRank
-        self.state = state
-        self.labels = labels
-        self.firstSeen = firstSeen
-        self.lastSeen = lastSeen
-        self.count = count
-        self.sources = sources
-        self.payload = payload
-        self.ackedBy = ackedBy
-        self.updatedAt = updatedAt
+        f = Fields(
+            id: id, key: key, kind: kind, priority: priority, priorityRank: priorityRank, state: state, labels: labels,
+            firstSeen: firstSeen, lastSeen: lastSeen, count: count, sources: sources, payload: payload,
+            ackedBy: ackedBy, acks: acks, updatedAt: updatedAt, version: version)
+    }
+
+    public static func == (a: AlertRecord, b: AlertRecord) -> Bool {
+        if a.f === b.f { return true }
+        return a.id == b.id && a.key == b.key && a.kind == b.kind && a.priority == b.priority
+            && a.priorityRank == b.priorityRank && a.state == b.state && a.labels == b.labels
+            && a.firstSeen == b.firstSeen && a.lastSeen == b.lastSeen && a.count == b.count && a.sources == b.sources
+            && a.payload == b.payload && a.ackedBy == b.ackedBy && a.acks == b.acks && a.updatedAt == b.updatedAt
+            && a.version == b.version
     }
 }
 
