@@ -53,7 +53,8 @@ public struct AuditEntry: Sendable, Equatable {
     public static func payloadHash(salt: [UInt8], payload: String) -> String {
         var h = SHA256()
         h.update(data: salt)
-        h.update(data: Array(payload.utf8))
+        var text = payload
+        text.withUTF8 { h.update(bufferPointer: UnsafeRawBufferPointer($0)) }  // the bytes in place, not copied
         return hexString(Array(h.finalize()))
     }
 
@@ -70,12 +71,43 @@ public struct AuditEntry: Sendable, Equatable {
         return AuditEntry(record: Canonical.text(.object(r)), salt: salt, payload: payload)
     }
 
-    /// RFC 3339 UTC with milliseconds, without Foundation's formatter (hot on the append path).
+    /// RFC 3339 UTC with milliseconds, without Foundation's formatter (hot on the append path): the digits
+    /// written into one 24-byte buffer.
     static func time(_ t: Double) -> String {
         let ms = Int64((t * 1000).rounded(.down))
         var secs = time_t(ms / 1000)
         var tm = tm()
         gmtime_r(&secs, &tm)
+        let year = Int(tm.tm_year) + 1900
+        guard (0...9999).contains(year) else { return slowTime(tm, ms) }
+        return String(unsafeUninitializedCapacity: 24) { out in
+            func put(_ v: Int, _ width: Int, at i: Int) {
+                var v = v
+                for k in stride(from: i + width - 1, through: i, by: -1) {
+                    out[k] = UInt8(ascii: "0") &+ UInt8(v % 10)
+                    v /= 10
+                }
+            }
+            put(year, 4, at: 0)
+            out[4] = UInt8(ascii: "-")
+            put(Int(tm.tm_mon) + 1, 2, at: 5)
+            out[7] = UInt8(ascii: "-")
+            put(Int(tm.tm_mday), 2, at: 8)
+            out[10] = UInt8(ascii: "T")
+            put(Int(tm.tm_hour), 2, at: 11)
+            out[13] = UInt8(ascii: ":")
+            put(Int(tm.tm_min), 2, at: 14)
+            out[16] = UInt8(ascii: ":")
+            put(Int(tm.tm_sec), 2, at: 17)
+            out[19] = UInt8(ascii: ".")
+            put(Int(((ms % 1000) + 1000) % 1000), 3, at: 20)
+            out[23] = UInt8(ascii: "Z")
+            return 24
+        }
+    }
+
+    /// `time` for a year outside 0...9999 (more digits, or a sign): padded text as before.
+    static func slowTime(_ tm: tm, _ ms: Int64) -> String {
         func pad(_ v: Int32, _ w: Int) -> String {
             let s = String(v)
             return String(repeating: "0", count: max(0, w - s.count)) + s

@@ -134,13 +134,31 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
 
     /// Salts come from a buffer refilled from the system generator 4 KiB at a time (one call, not one per byte).
     private var randomBuffer: [UInt8] = []
+    /// Fills `buf` from /dev/urandom: how many bytes were read.
+    static func urandom(_ buf: inout [UInt8]) -> Int {
+        let fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return 0 }
+        defer { close(fd) }
+        var got = 0
+        while got < buf.count {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
+            if n <= 0 { break }
+            got += n
+        }
+        return got
+    }
+
     private func randomSalt() -> [UInt8] {
         if randomBuffer.count < 16 {
             var buf = [UInt8](repeating: 0, count: 4096)
-            var g = SystemRandomNumberGenerator()
-            buf.withUnsafeMutableBytes { raw in
-                let words = raw.bindMemory(to: UInt64.self)
-                for i in words.indices { words[i] = g.next() }
+            // One read of the kernel's generator for the whole buffer (the system generator asks for 8 bytes at a
+            // time); that generator word by word if the device cannot be read.
+            if Self.urandom(&buf) != buf.count {
+                var g = SystemRandomNumberGenerator()
+                buf.withUnsafeMutableBytes { raw in
+                    let words = raw.bindMemory(to: UInt64.self)
+                    for i in words.indices { words[i] = g.next() }
+                }
             }
             randomBuffer = buf
         }
