@@ -477,12 +477,13 @@ public enum NameModel {
     }
 
     /// One Latin spelling the other with the article written onto it: "alshami" and "shami" (Al-Shami), "elsayed"
-    /// and "sayed" — what follows the article five letters or more (Alford is not Ford, Alissa not Issa). (From
-    /// Arabic script the article is split off when the name is read.)
+    /// and "sayed" — what follows the article five letters or more (Alford is not Ford, Alissa not Issa), not ending
+    /// in "o", which romanised Arabic names do not (Alfredo is not Fredo, Alberto not Berto, Alfonso not Fonso).
+    /// (From Arabic script the article is split off when the name is read.)
     public static func articleGlued(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
         let (s, l) = a.count <= b.count ? (a, b) : (b, a)
         guard s.count >= 5, l.count == s.count + 2, l[1] == UInt8(ascii: "l"),
-            l[0] == UInt8(ascii: "a") || l[0] == UInt8(ascii: "e")
+            l[0] == UInt8(ascii: "a") || l[0] == UInt8(ascii: "e"), s[s.count - 1] != UInt8(ascii: "o")
         else { return false }
         return memcmp(s.baseAddress!, l.baseAddress! + 2, s.count) == 0
     }

@@ -96,6 +96,9 @@ struct NameTests {
         #expect(Self.best(distinct, "Yasser Ahmad") == nil)
         #expect(Self.best(distinct, "Alford Smith") == nil)  // the article rule needs five letters after it
         #expect(Self.best(distinct, "Alissa Karimov") == nil)
+        // Latin given names that begin as the article does (the review's Alfredo/Fredo, Alberto/Berto).
+        let latin = Self.index(["Fredo Garcia", "Berto Ruiz", "Fonso Diaz"])
+        for q in ["Alfredo Garcia", "Alberto Ruiz", "Alfonso Diaz"] { #expect(Self.best(latin, q) == nil, "\(q)") }
         let m = try #require(Self.best(idx, "Ahmed Alshami"))
         #expect(
             m.alignment.map { "\($0.0)/\($0.1)/\($0.3)" }.sorted() == [
