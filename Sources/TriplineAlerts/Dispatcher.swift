@@ -1011,16 +1011,22 @@ public final class Dispatcher {
 
     /// An outbox item as it may go out *now* (SPEC §6: entitlement follows the lists' current handling, also for
     /// notifications already queued, dead, or held): each alert view that the receiver's partner may no longer
-    /// see as it was rendered is rendered again, stricter; the ids stay.
-    public func refresh(_ item: OutboxItem) -> OutboxItem {
+    /// see as it was rendered is rendered again, stricter; the ids stay. Nil when that cannot be judged now (an
+    /// alert this dispatcher has not written and the state database cannot be read): not to be sent yet.
+    public func refresh(_ item: OutboxItem) -> OutboxItem? {
         guard let receiver = config.receiver(item.receiver), var views = item.payload["alerts"]?.arrayValue else {
             return item
         }
         var changed = false
         for (i, v) in views.enumerated() {
-            guard let o = v.objectValue, let id = o["alert_id"]?.doubleValue.map({ Int64($0) }),
-                let a = written[id] ?? (try? store.alert(id: id))
-            else { continue }
+            guard let o = v.objectValue, let id = o["alert_id"]?.doubleValue.map({ Int64($0) }) else { continue }
+            let found: AlertRecord?
+            if let w = written[id] {
+                found = w
+            } else {
+                do { found = try store.alert(id: id) } catch { return nil }
+            }
+            guard let a = found else { continue }
             let now = renderer.access(a, partner: receiver.partner, sink: true)
             guard Renderer.strictness(now) > Renderer.strictness(Renderer.access(of: o)) else { continue }
             // Rendered again from the stored alert (an operator's change since is in it).

@@ -22,7 +22,8 @@ public struct DeliveryService: Service {
     let sinks: SinkRegistry
     let clock: WallClock
     /// The item as it may go out now (rendered again when a list became stricter since it was queued).
-    let refresh: @Sendable (OutboxItem) async -> OutboxItem
+    /// Nil: the item's entitlement cannot be judged now (the state database unreadable); it is not sent yet.
+    let refresh: @Sendable (OutboxItem) async -> OutboxItem?
     let metrics: ServiceMetrics
 
     /// `Retry-After` and network deadlines are capped here (SPEC §6).
@@ -32,7 +33,7 @@ public struct DeliveryService: Service {
         store: any StateStore, config: @escaping @Sendable () async -> AlertsConfig, logger: Logger,
         drainTimeout: Double, maxBackoff: Double = 6 * 3600, sinks: SinkRegistry = .standard,
         clock: @escaping WallClock = systemClock,
-        refresh: @escaping @Sendable (OutboxItem) async -> OutboxItem = { $0 },
+        refresh: @escaping @Sendable (OutboxItem) async -> OutboxItem? = { $0 },
         metrics: ServiceMetrics = ServiceMetrics()
     ) {
         self.metrics = metrics
@@ -158,8 +159,10 @@ public struct DeliveryService: Service {
             while i < items.count {
                 if Task.isCancelled { return }
                 if let pending = unrecorded.take(items[i].id) {
-                    // Delivered before, its outcome not yet recorded: record it, do not send it again.
+                    // Attempted before, its outcome not yet recorded: record it, do not send it again. One waiting
+                    // for its retry (or held by a 410) still holds the lane: nothing overtakes it.
                     if !record([pending], lane: lane) { return }
+                    if pending.status == .pending { return }
                     i += 1
                     continue
                 }
@@ -201,9 +204,19 @@ public struct DeliveryService: Service {
     /// held after a 410, or the outcomes could not be recorded.
     func deliver(_ queued: [OutboxItem], _ cfg: AlertsConfig) async -> (taken: Int, goOn: Bool) {
         var items: [OutboxItem] = []
-        for q in queued { items.append(await refresh(q)) }
+        for q in queued {
+            guard let r = await refresh(q) else { break }  // the batch ends before an item not to be sent yet
+            items.append(r)
+        }
         let now = clock()
-        let lane = items[0].lane
+        let lane = queued[0].lane
+        if items.isEmpty {
+            let o = outcome(
+                queued[0], .pending, now: now,
+                error: "entitlement cannot be judged now (the state database cannot be read); not sent", retryAfter: 1)
+            _ = record([o], lane: lane)
+            return (1, false)
+        }
         func all(_ error: String) -> (Int, Bool) {
             let outcomes = items.map { outcome($0, .dead, now: now, error: error) }
             return (items.count, record(outcomes, lane: lane))

@@ -353,7 +353,7 @@ public actor Pipeline {
     public var healthy: Bool { failingSince == nil && tickFailingSince == nil }
 
     /// An outbox item rendered again where the lists' current handling is stricter than when it was queued.
-    public func refresh(_ item: OutboxItem) -> OutboxItem { dispatcher.refresh(item) }
+    public func refresh(_ item: OutboxItem) -> OutboxItem? { dispatcher.refresh(item) }
 
     static func configEvent(_ l: Loaded, now: Double, kind: String) -> EventDraft {
         var files = JSONObject()

@@ -86,6 +86,9 @@ public enum Server {
     /// Exit status: 0 after a clean end of input or shutdown, 1 for an invalid configuration, 2 for a runtime failure.
     public static func run(_ options: Options) async -> Int32 {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        // A file past its size limit fails the write (the log receiver cuts it back and retries) instead of
+        // killing the service.
+        signal(SIGXFSZ, SIG_IGN)
         APIServer.raiseOpenFileLimit()
         var logger = Logger(label: "tripline")
         logger.logLevel = .info

@@ -123,14 +123,40 @@ public struct FileSink: Sink {
                 bytes.append(0x0A)
             }
             if bytes.isEmpty { continue }
-            let dir = (path as NSString).deletingLastPathComponent
-            if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-            let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o640)
-            if fd < 0 { throw DeliveryFailure("\(path): \(String(cString: strerror(errno)))") }
-            defer { close(fd) }
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n != bytes.count { throw DeliveryFailure("\(path): short write") }
-            if fsync(fd) != 0 { throw DeliveryFailure("\(path): fsync: \(String(cString: strerror(errno)))") }
+            try Self.appendWhole(bytes, to: path)
         }
+    }
+
+    /// Appends are one at a time per file in this process: two receivers may log to one file, and a failed append
+    /// is cut back to where the file ended (below), which must not cut another's lines.
+    static let appending = NSLock()
+
+    /// Appends `bytes` and flushes them to disk, or leaves the file as it was: a short write (a full disk, a size
+    /// limit) or a failed flush is cut back, so no line is torn and no notification is in the file unless its
+    /// attempt is recorded as delivered (the retry writes them again, whole).
+    static func appendWhole(_ bytes: [UInt8], to path: String) throws(DeliveryFailure) {
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        appending.lock()
+        defer { appending.unlock() }
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o640)
+        if fd < 0 { throw DeliveryFailure("\(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw DeliveryFailure("\(path): \(String(cString: strerror(errno)))") }
+        let size = st.st_size
+        func fail(_ why: String) -> DeliveryFailure {
+            _ = ftruncate(fd, size)
+            _ = fsync(fd)
+            return DeliveryFailure("\(path): \(why)")
+        }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { throw fail(n < 0 ? String(cString: strerror(errno)) : "short write") }
+            written += n
+        }
+        if fsync(fd) != 0 { throw fail("fsync: \(String(cString: strerror(errno)))") }
     }
 }

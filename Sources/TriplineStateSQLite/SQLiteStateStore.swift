@@ -483,8 +483,8 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     /// One alert, only over the row it was read from (optimistic concurrency, `AlertRecord.version`): a new alert
-    /// (no version) is inserted where its id is free, a stored one updated where its row is still at the version
-    /// read, its version moving on by one. Anything else is a conflict, and the transaction is rolled back.
+    /// (no version) is inserted where its id is free, a stored one replaced (all but its id, key and kind, which
+    /// stay) where its row is still at the version read, its version moving on by one. Anything else is a conflict, and the transaction is rolled back.
     private func write(_ a: AlertRecord) throws(StateError) {
         let values: [Value] = [
             .text(a.priority), .int(Int64(a.priorityRank)), .text(a.state.rawValue), Self.json(a.labels),
@@ -497,9 +497,9 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             changed = try run(
                 """
                 UPDATE alerts SET priority=?, priority_rank=?, state=?, labels=?, last_seen=?, count=?, sources=?,
-                    payload=?, acked_by=?, updated_at=?, acks=?, version=version + 1
+                    payload=?, acked_by=?, updated_at=?, acks=?, first_seen=?, version=version + 1
                 WHERE id = ? AND version = ?
-                """, values + [.int(a.id), .int(version)])
+                """, values + [.real(a.firstSeen), .int(a.id), .int(version)])
         } else {
             // A key taken by another alert stays a constraint failure (the change refused), as before versions.
             changed = try run(

@@ -193,7 +193,7 @@ struct DispatcherTests {
         c.listHandlings = ["be-fedpol/l1": JSONObject([("tlp", .string("amber+strict"))])]
         try h.store.commit(c)
         try h.d.reconfigure(h.config, now: t0 + 1)
-        let now = h.d.refresh(fr)
+        let now = try #require(h.d.refresh(fr))
         let view = now.payload["alerts"]?.arrayValue?.first?.objectValue
         #expect(view?["restricted"] == .bool(true) && view?["watchlist"] == nil)
         #expect(!JSONWriter.string(.object(now.payload)).contains("+33612345678"))

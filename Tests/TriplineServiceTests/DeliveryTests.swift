@@ -280,4 +280,68 @@ struct DeliveryTests {
             #expect(String(l) == JSONWriter.string(try JSONParser.parse(String(l))))
         }
     }
+
+    @Test("an attempt waiting for its retry whose outcome could not be recorded (database locked) still holds its lane")
+    func unrecordedFailureHoldsTheLane() async throws {
+        let dir = scratchDirectory("unrecorded-fifo")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("state.sqlite").path
+        let store = try SQLiteStateStore(path: path, busyTimeout: 0.05)
+        try store.migrate()
+        let h = DeliveryHarness([("r", [("memory", "m")])], store: store)
+        h.memory.fail("m", with: DeliveryFailure("503", retryAfter: 60), times: 1)
+        try h.queue("r", id: "trigger")
+        try h.queue("r", id: "resolve")
+        let locker = try DatabaseLocker(path)
+        Task.detached {
+            try? await Task.sleep(nanoseconds: 1_500_000_000)
+            locker.release()
+        }
+        _ = await h.run(seconds: 4) { false }
+        // The trigger waits 60 s for its retry: the resolve may not overtake it.
+        #expect(h.memory.received("m").isEmpty)
+        #expect(h.memory.attempts("m") == 1)
+        #expect(try h.events("delivery_failed").count == 1)  // recorded once the database was back
+    }
+
+    @Test("a log file batch cut short (a full disk, a size limit) leaves the file as it was; the retry writes it whole")
+    func shortWriteLeavesNoTornLine() async throws {
+        let dir = scratchDirectory("short-write")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("alerts.ndjson").path
+        let h = DeliveryHarness([("r", [("file", path)])])  // a memory store: the size limit touches the log alone
+        for n in 0..<40 { try h.queue("r", id: "n\(n)") }
+        signal(SIGXFSZ, SIG_IGN)  // as `serve` does: past the limit a write fails instead of killing the process
+        var old = rlimit()
+        getrlimit(Int32(RLIMIT_FSIZE.rawValue), &old)
+        var limit = rlimit(rlim_cur: 1000, rlim_max: old.rlim_max)
+        setrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit)
+        let failed = await h.run { ((try? h.events("delivery_failed").count) ?? 0) > 0 }
+        setrlimit(Int32(RLIMIT_FSIZE.rawValue), &old)
+        #expect(failed)
+        #expect(((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0) == 0)
+        let done = await h.run { (try? h.store.outbox(status: .delivered, limit: 100).count) == 40 }
+        #expect(done)
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        let ids = lines.map { (try? JSONParser.parse(String($0)))?.objectValue?["notification_id"]?.stringValue }
+        #expect(ids == (0..<40).map { "n\($0)" })  // none torn, none twice
+    }
+
+    @Test("an item whose entitlement cannot be judged now (refresh gives nil) is not sent, and holds its lane")
+    func unjudgedItemIsNotSent() async throws {
+        let h = DeliveryHarness([("r", [("memory", "m")])])
+        try h.queue("r", id: "a")
+        try h.queue("r", id: "b")
+        let cfg = h.config
+        let service = DeliveryService(
+            store: h.store, config: { cfg }, logger: Logger(label: "test"), drainTimeout: 1, maxBackoff: 0.05,
+            sinks: SinkRegistry([h.memory]), refresh: { _ in nil })
+        let task = Task { try await service.run() }
+        try await Task.sleep(nanoseconds: 500_000_000)
+        task.cancel()
+        _ = try? await task.value
+        #expect(h.memory.received("m").isEmpty)
+        let failed = try h.events("delivery_failed")
+        #expect(!failed.isEmpty && failed.allSatisfy { $0.detail["notification_id"] == .string("a") })
+    }
 }

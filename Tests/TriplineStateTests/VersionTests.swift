@@ -157,12 +157,21 @@ struct VersionTests {
         let fresh = try #require(try SQLiteStateStore(path: path).alert(key: a.key))
         #expect(kept == fresh)
         #expect(kept.version == 1 && kept.count == 7)
-        // A refused commit keeps nothing: the next read is the stored row.
-        var stale = changed
+        // Reopened after it resolved, with its first sighting now (as the dispatcher reopens an alert): the row
+        // takes it too, so the kept copy and the stored row agree.
+        var reopened = kept
+        reopened.state = .firing
+        reopened.firstSeen = 1_893_460_000
+        c.alerts = [reopened]
+        try s.commit(c)
+        #expect(try s.alert(key: a.key) == SQLiteStateStore(path: path).alert(key: a.key))
+        #expect(try SQLiteStateStore(path: path).alert(key: a.key)?.firstSeen == 1_893_460_000)
+        // A refused commit (over a version moved on) keeps nothing: the next read is the stored row.
+        var stale = reopened
         stale.count = 99
         c.alerts = [stale]
         #expect(throws: StateError.self) { try s.commit(c) }
-        #expect(try s.alert(key: a.key) == fresh)
+        #expect(try s.alert(key: a.key) == SQLiteStateStore(path: path).alert(key: a.key))
     }
 
     @Test("schema v7 gives the alerts of an older database version 0, and they are written over it")
