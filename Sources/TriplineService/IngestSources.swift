@@ -143,6 +143,50 @@ struct Batcher {
     }
 }
 
+extension InputBatch {
+    /// A batch of `lines` (numbered from `firstNumber`) made as a reading thread makes one: the lines copied into one
+    /// buffer (each a slice of it; an oversized line by its first 512 bytes), hashed, and screened with the
+    /// pipeline's current screen (the batch says which generation).
+    public static func screened(
+        _ lines: ArraySlice<[UInt8]>, firstNumber: Int, source: String, screens: ScreenSource
+    ) -> InputBatch {
+        let screen = screens.now
+        var chunk: [UInt8] = []
+        chunk.reserveCapacity(lines.reduce(0) { $0 + min($1.count, LineLimits.maxRecord) })
+        var made: [(range: Range<Int>, oversized: Int?)] = []
+        made.reserveCapacity(lines.count)
+        for l in lines {
+            let start = chunk.count
+            if l.count > LineLimits.maxRecord {
+                chunk.append(contentsOf: l.prefix(512))
+                made.append((start..<chunk.count, l.count))
+            } else {
+                chunk.append(contentsOf: l)
+                made.append((start..<chunk.count, nil))
+            }
+        }
+        var digest = SHA256()
+        digest.update(data: chunk)
+        var out: [InputLine] = []
+        out.reserveCapacity(made.count)
+        chunk.withUnsafeBufferPointer { buffer in
+            for (k, m) in made.enumerated() {
+                var line = InputLine(bytes: chunk[m.range], number: firstNumber + k, end: 0, oversized: m.oversized)
+                line.screened =
+                    m.oversized == nil && screen.screen.active
+                    && screen.screen.screen(UnsafeBufferPointer(rebasing: buffer[m.range]))
+                out.append(line)
+            }
+        }
+        var batch = InputBatch(
+            source: source, lines: out, offset: 0, lineNumber: firstNumber + lines.count - 1,
+            digest: Array(digest.finalize()))
+        batch.chunk = chunk
+        batch.screenGeneration = screen.generation
+        return batch
+    }
+}
+
 /// Standard input, to its end.
 public struct StandardInputSource: IngestSource {
     public init() {}

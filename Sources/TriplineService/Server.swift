@@ -54,29 +54,27 @@ public enum Server {
         }
     }
 
+    /// Lines per transaction of HTTP ingest (standard input's: `IngestService.batchLines`).
+    static let httpBatchLines = 32_768
+
     /// HTTP ingest: the lines through the pipeline in batches, answered once committed (backpressure as for files).
+    /// Each batch is made as a reading thread makes one (`InputBatch.screened`): on the request's task, screened and
+    /// hashed, so the pipeline runs only the lines that need the full step — and as many lines per transaction as
+    /// standard input's.
     static func ingest(
         _ lines: [[UInt8]], _ caller: Caller, pipeline: Pipeline, store: any DurableStore, options: Options
     ) async throws -> IngestOutcome {
         var outcome = IngestOutcome(accepted: 0, rejected: [])
         let source = "http:" + caller.principal.id
         var n = 0
-        for chunk in stride(from: 0, to: lines.count, by: 512) {
+        for chunk in stride(from: 0, to: lines.count, by: httpBatchLines) {
             while ((try? store.pendingOutboxCount()) ?? 0) > options.outboxBound {
                 try await Task.sleep(nanoseconds: 20_000_000)
             }
-            var batch: [InputLine] = []
-            for l in lines[chunk..<min(chunk + 512, lines.count)] {
-                n += 1
-                if l.count > LineLimits.maxRecord {
-                    batch.append(InputLine(bytes: Array(l.prefix(512)), number: n, end: 0, oversized: l.count))
-                } else {
-                    batch.append(InputLine(bytes: l, number: n, end: 0))
-                }
-            }
-            let done = try await pipeline.process(
-                InputBatch(source: source, lines: batch, offset: 0, lineNumber: n),
-                now: Date().timeIntervalSince1970)
+            let part = lines[chunk..<min(chunk + httpBatchLines, lines.count)]
+            let batch = InputBatch.screened(part, firstNumber: n + 1, source: source, screens: pipeline.screens)
+            n += part.count
+            let done = try await pipeline.process(batch, now: Date().timeIntervalSince1970)
             outcome.accepted += done.accepted
             outcome.rejected += done.rejected
         }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 import TriplineService
@@ -45,6 +46,28 @@ struct ScreenedBatchTests {
         let alerts = try store.alerts(states: nil, limit: 10)
         #expect(alerts.count == 2)  // +32470000001 before, +32470999998 now; +32470999999 is on no list
         #expect(try kinds(store)["ingest_batch"] == 2)
+    }
+
+    /// HTTP ingest's batches are made as a reading thread makes them: screened and hashed off the actor.
+    @Test("an HTTP batch: screened, hashed and numbered as the reading thread's; the same outcome as judged in full")
+    func httpBatchIsScreened() async throws {
+        let d = try Deployment()
+        defer { try? FileManager.default.removeItem(at: d.dir) }
+        let (pipeline, store) = try d.pipeline()
+        let oversized = #"{"id":"big","type":"phone","value":""# + String(repeating: "9", count: 70_000) + #""}"#
+        let records = [phone("a", "+32470999999"), phone("b", "+32470000001"), "{not json", oversized]
+        let lines = records.map { Array($0.utf8) }
+        let b = InputBatch.screened(lines[...], firstNumber: 5, source: "http:p", screens: pipeline.screens)
+        #expect(b.lines.map(\.screened) == [true, false, false, false])
+        #expect(b.lines.map(\.number) == [5, 6, 7, 8])
+        #expect(b.lines.map(\.oversized) == [nil, nil, nil, lines[3].count])
+        var hash = SHA256()
+        for l in lines { hash.update(data: l.count > 65_536 ? Array(l.prefix(512)) : l) }
+        #expect(b.digest == Array(hash.finalize()))
+        let done = try await pipeline.process(b, now: t0)
+        #expect(done.accepted == 2)
+        #expect(done.rejected.map(\.line) == [7, 8])
+        #expect(try store.alerts(states: nil, limit: 10).map(\.key) == ["wl:be-fedpol/l/E1"])
     }
 
     /// A reload that comes in while a failed commit waits to be retried: the retry judges the screened lines against
