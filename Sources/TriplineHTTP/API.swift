@@ -413,7 +413,9 @@ public enum API {
         func add(_ end: Int) {
             lines.append(Array(raw[start..<(end > start && raw[end - 1] == 0x0D ? end - 1 : end)]))
         }
-        for (i, b) in raw.enumerated() where b == 0x0A {
+        guard let base = raw.baseAddress else { return [] }
+        while start < raw.count, let nl = memchr(base + start, 0x0A, raw.count - start) {
+            let i = base.distance(to: UnsafeRawPointer(nl))
             add(i)
             start = i + 1
         }

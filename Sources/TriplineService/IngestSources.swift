@@ -143,6 +143,12 @@ struct Batcher {
     }
 }
 
+/// A buffer pointer handed to the threads of one `concurrentPerform`, each of which touches its own part.
+struct UnsafeSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
 extension InputBatch {
     /// A batch of `lines` (numbered from `firstNumber`) made as a reading thread makes one: the lines copied into one
     /// buffer (each a slice of it; an oversized line by its first 512 bytes), hashed, and screened with the
@@ -167,16 +173,31 @@ extension InputBatch {
         }
         var digest = SHA256()
         digest.update(data: chunk)
+        // Screened on both cores when the request is large (the pipeline waits for the batch either way).
+        var passed = [Bool](repeating: false, count: made.count)
+        let ranges = made
+        if screen.screen.active {
+            let parts = made.count >= 4_096 ? 2 : 1
+            chunk.withUnsafeBufferPointer { buffer in
+                passed.withUnsafeMutableBufferPointer { flags in
+                    let out = UnsafeSendable(flags)
+                    let input = UnsafeSendable(buffer)
+                    let each = (made.count + parts - 1) / parts
+                    DispatchQueue.concurrentPerform(iterations: parts) { part in
+                        for k in (part * each)..<min(ranges.count, (part + 1) * each) where ranges[k].oversized == nil {
+                            out.value[k] = screen.screen.screen(
+                                UnsafeBufferPointer(rebasing: input.value[ranges[k].range]))
+                        }
+                    }
+                }
+            }
+        }
         var out: [InputLine] = []
         out.reserveCapacity(made.count)
-        chunk.withUnsafeBufferPointer { buffer in
-            for (k, m) in made.enumerated() {
-                var line = InputLine(bytes: chunk[m.range], number: firstNumber + k, end: 0, oversized: m.oversized)
-                line.screened =
-                    m.oversized == nil && screen.screen.active
-                    && screen.screen.screen(UnsafeBufferPointer(rebasing: buffer[m.range]))
-                out.append(line)
-            }
+        for (k, m) in made.enumerated() {
+            var line = InputLine(bytes: chunk[m.range], number: firstNumber + k, end: 0, oversized: m.oversized)
+            line.screened = passed[k]
+            out.append(line)
         }
         var batch = InputBatch(
             source: source, lines: out, offset: 0, lineNumber: firstNumber + lines.count - 1,

@@ -68,6 +68,19 @@ struct ScreenedBatchTests {
         #expect(done.accepted == 2)
         #expect(done.rejected.map(\.line) == [7, 8])
         #expect(try store.alerts(states: nil, limit: 10).map(\.key) == ["wl:be-fedpol/l/E1"])
+        // A large request is screened in two parts at once: the same flags as line by line.
+        var g = SplitMix64(seed: 29)
+        let many = (0..<5_001).map { k -> [UInt8] in
+            switch Int.random(in: 0..<4, using: &g) {
+            case 0: Array(phone("x\(k)", "+32470000001").utf8)
+            case 1: Array("{broken \(k)".utf8)
+            default: Array(phone("y\(k)", "+3247\(1_000_000 + k)").utf8)
+            }
+        }
+        let big = InputBatch.screened(many[...], firstNumber: 1, source: "http:p", screens: pipeline.screens)
+        let screen = pipeline.screens.now.screen
+        #expect(big.lines.map(\.screened) == many.map { l in l.withUnsafeBufferPointer { screen.screen($0) } })
+        #expect(big.lines.filter(\.screened).count > 2_000)
     }
 
     /// A reload that comes in while a failed commit waits to be retried: the retry judges the screened lines against
