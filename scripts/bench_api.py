@@ -8,7 +8,7 @@
 2. With 100,000 alerts in the store: GET /v1/alerts?state=firing and POST /v1/alerts/{id}/ack under 64 concurrent
    connections (wrk, Debian): requests/s, p50, p99 — the target is p99 <= 20 ms.
 Usage: bench_api.py path/to/tripline [seconds per wrk run]"""
-import http.client, json, os, random, re, shutil, socket, subprocess, sys, tempfile, time
+import atexit, http.client, json, os, random, re, shutil, socket, subprocess, sys, tempfile, time
 
 binary = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else ".build/release/tripline")
 seconds = int(sys.argv[2]) if len(sys.argv) > 2 else 10
@@ -82,8 +82,21 @@ def token(principal):
     return r.stdout.strip()
 
 
+started = []
+
+
+@atexit.register
+def stop_started():
+    """A failure (wrk missing, an assertion) must not leave a `serve` running."""
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def start_api():
     p = subprocess.Popen([binary, "serve", "--config", "api.yaml"], cwd=d, stderr=open(f"{d}/serve.log", "a"))
+    started.append(p)
     t = time.time()
     while True:
         try:
