@@ -76,6 +76,23 @@ public struct DeliveryService: Service {
             defer { lock.unlock() }
             return outcomes.removeValue(forKey: id)
         }
+        func pause(_ lane: OutboxLane, until: Double) {
+            lock.lock()
+            pausedUntil[lane] = until
+            lock.unlock()
+        }
+        private var unjudged = Set<OutboxLane>()
+        /// True the first time in a row a lane's item cannot be judged (it is logged once, not every second).
+        func warnUnjudged(_ lane: OutboxLane) -> Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            return unjudged.insert(lane).inserted
+        }
+        func judged(_ lane: OutboxLane) {
+            lock.lock()
+            unjudged.remove(lane)
+            lock.unlock()
+        }
         func paused(_ lane: OutboxLane, now: Double) -> Bool {
             lock.lock()
             defer { lock.unlock() }
@@ -211,12 +228,15 @@ public struct DeliveryService: Service {
         let now = clock()
         let lane = queued[0].lane
         if items.isEmpty {
-            let o = outcome(
-                queued[0], .pending, now: now,
-                error: "entitlement cannot be judged now (the state database cannot be read); not sent", retryAfter: 1)
-            _ = record([o], lane: lane)
-            return (1, false)
+            // Not an attempt (nothing was sent): no record; the lane waits a second, told once per episode.
+            unrecorded.pause(lane, until: now + 1)
+            if unrecorded.warnUnjudged(lane) {
+                logger.warning(
+                    "delivery to \(lane) waits: entitlement cannot be judged now (the state database cannot be read)")
+            }
+            return (0, false)
         }
+        unrecorded.judged(lane)
         func all(_ error: String) -> (Int, Bool) {
             let outcomes = items.map { outcome($0, .dead, now: now, error: error) }
             return (items.count, record(outcomes, lane: lane))

@@ -93,12 +93,12 @@ public struct FileSink: Sink {
     public static let batchLimit = 64
 
     public func deliver(_ item: OutboxItem, to receiver: Receiver, config: AlertsConfig) async throws(DeliveryFailure) {
-        try append([item], to: receiver, config: config)
+        try await append([item], to: receiver, config: config)
     }
 
     public func deliver(batch items: [OutboxItem], to receiver: Receiver, config: AlertsConfig) async -> BatchDelivery {
         do throws(DeliveryFailure) {
-            try append(items, to: receiver, config: config)
+            try await append(items, to: receiver, config: config)
             return BatchDelivery(delivered: items.count, failure: nil)
         } catch {
             return BatchDelivery(delivered: 0, failure: error)  // some lines may be there: the retry has the same ids
@@ -106,7 +106,7 @@ public struct FileSink: Sink {
     }
 
     /// One line per item per `file_configs` entry, appended in one write and flushed to disk.
-    func append(_ items: [OutboxItem], to receiver: Receiver, config: AlertsConfig) throws(DeliveryFailure) {
+    func append(_ items: [OutboxItem], to receiver: Receiver, config: AlertsConfig) async throws(DeliveryFailure) {
         for fc in receiver.integrations where fc.type == "file" {
             guard let path = fc.settings["path"]?.stringValue else { continue }
             let template = config.template(fc.settings["template"]?.stringValue)
@@ -123,31 +123,76 @@ public struct FileSink: Sink {
                 bytes.append(0x0A)
             }
             if bytes.isEmpty { continue }
-            try Self.appendWhole(bytes, to: path)
+            try await Self.appendWhole(bytes, to: path)
         }
     }
 
-    /// Appends are one at a time per file in this process: two receivers may log to one file, and a failed append
-    /// is cut back to where the file ended (below), which must not cut another's lines.
-    static let appending = NSLock()
+    /// Appends are one at a time per file (by device and inode) in this process: two receivers may log to one file,
+    /// and a failed append is cut back to where the file ended (below), which must not cut another's lines. Other
+    /// files are not held up: a log on a stalled mount or a FIFO without a reader delays its own lane only.
+    static let appending = FileLocks()
+
+    final class FileLocks: @unchecked Sendable {
+        private let lock = NSLock()
+        private var locks: [FileID: NSLock] = [:]
+        struct FileID: Hashable {
+            var device: UInt64
+            var inode: UInt64
+        }
+        func lock(_ id: FileID) -> NSLock {
+            lock.withLock {
+                if let l = locks[id] { return l }
+                let l = NSLock()
+                locks[id] = l
+                return l
+            }
+        }
+    }
+
+    /// `appendWhole` on a thread of its own (it blocks on the disk, or on a FIFO's reader), not on the cooperative
+    /// pool that every other lane and the pipeline share.
+    static func appendWhole(_ bytes: [UInt8], to path: String) async throws(DeliveryFailure) {
+        let result: Result<Void, DeliveryFailure> = await withCheckedContinuation { done in
+            Thread.detachNewThread {
+                do throws(DeliveryFailure) {
+                    try appendWholeBlocking(bytes, to: path)
+                    done.resume(returning: .success(()))
+                } catch {
+                    done.resume(returning: .failure(error))
+                }
+            }
+        }
+        try result.get()
+    }
 
     /// Appends `bytes` and flushes them to disk, or leaves the file as it was: a short write (a full disk, a size
-    /// limit) or a failed flush is cut back, so no line is torn and no notification is in the file unless its
-    /// attempt is recorded as delivered (the retry writes them again, whole).
-    static func appendWhole(_ bytes: [UInt8], to path: String) throws(DeliveryFailure) {
+    /// limit) or a failed flush is cut back to the size the file had, so no line is torn and no notification is in the
+    /// file unless its attempt is recorded as delivered (the retry writes them again, whole). The cut is made only on
+    /// the same file grown since (never growing it): a log file has this service as its one writer and is rotated by
+    /// renaming it (a `copytruncate` rotation racing a failed append can leave a fragment; README).
+    static func appendWholeBlocking(_ bytes: [UInt8], to path: String) throws(DeliveryFailure) {
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        appending.lock()
-        defer { appending.unlock() }
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o640)
+        // Not blocking on a FIFO without a reader (ENXIO: the lane retries later).
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_CLOEXEC, 0o640)
         if fd < 0 { throw DeliveryFailure("\(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var st = stat()
         if fstat(fd, &st) != 0 { throw DeliveryFailure("\(path): \(String(cString: strerror(errno)))") }
+        let regular = (st.st_mode & S_IFMT) == S_IFREG
+        if !regular { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) }
+        let lock = appending.lock(.init(device: UInt64(st.st_dev), inode: UInt64(st.st_ino)))
+        lock.lock()
+        defer { lock.unlock() }
+        if regular && fstat(fd, &st) != 0 { throw DeliveryFailure("\(path): \(String(cString: strerror(errno)))") }
         let size = st.st_size
+        let inode = st.st_ino
         func fail(_ why: String) -> DeliveryFailure {
-            _ = ftruncate(fd, size)
-            _ = fsync(fd)
+            var now = stat()
+            if regular && fstat(fd, &now) == 0 && now.st_ino == inode && now.st_size > size {
+                _ = ftruncate(fd, size)
+                _ = fsync(fd)
+            }
             return DeliveryFailure("\(path): \(why)")
         }
         var written = 0
@@ -157,6 +202,6 @@ public struct FileSink: Sink {
             if n <= 0 { throw fail(n < 0 ? String(cString: strerror(errno)) : "short write") }
             written += n
         }
-        if fsync(fd) != 0 { throw fail("fsync: \(String(cString: strerror(errno)))") }
+        if regular && fsync(fd) != 0 { throw fail("fsync: \(String(cString: strerror(errno)))") }
     }
 }

@@ -341,7 +341,25 @@ struct DeliveryTests {
         task.cancel()
         _ = try? await task.value
         #expect(h.memory.received("m").isEmpty)
-        let failed = try h.events("delivery_failed")
-        #expect(!failed.isEmpty && failed.allSatisfy { $0.detail["notification_id"] == .string("a") })
+        // Not an attempt: no record, no attempt counted (the lane waits and tries to judge again).
+        #expect(try h.store.events(after: 0, limit: 100).isEmpty)
+        #expect(try h.store.outbox(status: .pending, limit: 10).map(\.attempts) == [0, 0])
+    }
+
+    @Test("a log receiver on a FIFO nobody reads delays no other log receiver (SPEC §6: delivery isolation)")
+    func stalledLogFileDelaysNoOther() async throws {
+        let dir = scratchDirectory("fifo-lane")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fifo = dir.appendingPathComponent("pipe").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let plain = dir.appendingPathComponent("alerts.ndjson").path
+        let h = DeliveryHarness([("stalled", [("file", fifo)]), ("plain", [("file", plain)])])
+        try h.queue("stalled", id: "s1")
+        try h.queue("plain", id: "p1")
+        let start = Date()
+        let done = await h.run { (try? String(contentsOfFile: plain, encoding: .utf8))?.contains("p1") == true }
+        #expect(done)
+        #expect(Date().timeIntervalSince(start) < 1)  // tolerance: well under a second; it waited 4 s behind the FIFO
+        #expect(try h.store.outbox(status: .delivered, limit: 10).map(\.receiver) == ["plain"])
     }
 }
