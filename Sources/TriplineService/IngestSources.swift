@@ -69,8 +69,8 @@ final class StopFlag: @unchecked Sendable {
 }
 
 /// Collects lines into batches and hands each over, waiting while two are outstanding. A batch's lines are copied
-/// back to back into one buffer (no allocation per line), and the batch's digest is taken here, on the reading
-/// thread, so the pipeline's thread spends itself on the records (issue 17).
+/// back to back into one buffer (no allocation per line) and screened here, on the reading thread; the pipeline
+/// hashes the buffer in one pass (with the screen in front, this thread is the one that bounds `serve`, issue 17).
 struct Batcher {
     let source: String
     let batchLines: Int
@@ -78,7 +78,6 @@ struct Batcher {
     let gate: DispatchSemaphore
     private var chunk: [UInt8] = []
     private var pending: [(range: Range<Int>, number: Int, end: Int64, oversized: Int?)] = []
-    private var digest = SHA256()
     /// The pipeline's screen, taken once per batch: the batch says which generation screened it.
     let screens: ScreenSource?
     private var screen: (generation: Int, screen: RecordScreen)?
@@ -120,9 +119,8 @@ struct Batcher {
     /// Hands over what is collected (if anything) as consumed up to `offset`/`line`.
     mutating func send(offset: Int64, line: Int, marks: [(String, Int64)]) {
         if pending.isEmpty { return }
-        // The lines' bytes in order without separators: what the pipeline would hash line by line.
-        digest.update(data: chunk)
-        let hash = Array(digest.finalize())
+        // Not hashed here: the pipeline hashes the buffer in one pass (this thread is the one that bounds `serve`; the
+        // pipeline's has room).
         let bytes = chunk
         let lines = zip(pending, screened).map { p, screened in
             var l = InputLine(bytes: bytes[p.range], number: p.number, end: p.end, oversized: p.oversized)
@@ -133,10 +131,8 @@ struct Batcher {
         chunk.reserveCapacity(bytes.count)
         pending.removeAll(keepingCapacity: true)
         screened.removeAll(keepingCapacity: true)
-        digest = SHA256()
         gate.wait()
-        var batch = InputBatch(
-            source: source, lines: lines, offset: offset, lineNumber: line, marks: marks, digest: hash)
+        var batch = InputBatch(source: source, lines: lines, offset: offset, lineNumber: line, marks: marks)
         batch.chunk = bytes
         batch.screenGeneration = screen?.generation
         continuation.yield(batch)

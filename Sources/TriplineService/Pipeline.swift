@@ -371,8 +371,10 @@ public actor Pipeline {
         if now >= nextTimeLimit { passTimeLimits(now: now) }
         outcome = BatchOutcome()
         let all = batch.positions(upTo: batch.offset, line: batch.lineNumber)
+        // A reading thread's batch: its buffer is the lines' bytes in order, hashed here in one pass.
+        let digest = batch.digest ?? batch.chunk.map { Array(SHA256.hash(data: $0)) }
         if try await attempt(
-            batch.lines[...], source: batch.source, positions: all, now: now, digest: batch.digest, chunk: batch.chunk,
+            batch.lines[...], source: batch.source, positions: all, now: now, digest: digest, chunk: batch.chunk,
             screenedBy: batch.screenGeneration)
         {
             try await tick(now: now)

@@ -83,6 +83,32 @@ struct ScreenedBatchTests {
         #expect(big.lines.filter(\.screened).count > 2_000)
     }
 
+    /// A reading thread's batch comes without its digest: the pipeline hashes its buffer in one pass, the same
+    /// SHA-256 as the lines' bytes in order (what the `ingest_batch` record commits to).
+    @Test("a reading thread's batch is hashed by the pipeline: the ingest record's sha256 is the lines' bytes in order")
+    func batchBufferHashedByThePipeline() async throws {
+        let d = try Deployment()
+        defer { try? FileManager.default.removeItem(at: d.dir) }
+        let (pipeline, store) = try d.pipeline()
+        let records = [phone("a", "+32470999999"), phone("b", "+32470000001"), "{not json"]
+        var chunk: [UInt8] = []
+        var lines: [InputLine] = []
+        for (k, r) in records.enumerated() {
+            let start = chunk.count
+            chunk += Array(r.utf8)
+            lines.append(InputLine(bytes: chunk[start..<chunk.count], number: k + 1, end: Int64(chunk.count)))
+        }
+        // Slices of the finished buffer, as the reading thread hands them over.
+        lines = lines.map { InputLine(bytes: chunk[$0.bytes.indices], number: $0.number, end: $0.end) }
+        var b = InputBatch(source: "stdin", lines: lines, offset: Int64(chunk.count), lineNumber: 3)
+        b.chunk = chunk
+        #expect(b.digest == nil)
+        _ = try await pipeline.process(b, now: t0)
+        let record = try store.events(after: 0, limit: 100).map(\.event).first { $0.kind == "ingest_batch" }
+        let want = SHA256.hash(data: Array(records.joined().utf8)).map { String(format: "%02x", $0) }.joined()
+        #expect(record?.detail["sha256"] == .string(want))
+    }
+
     /// A reload that comes in while a failed commit waits to be retried: the retry judges the screened lines against
     /// the new lists (they were trusted on the strength of the generation read before the first try).
     @Test("a reload during a commit's backoff: the retry does not trust the old screen")
