@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // System libraries named by the design card, linked from the distribution's packages.
@@ -67,6 +68,22 @@ let package = Package(
         .target(name: "TriplineState", dependencies: ["TriplineJSON", "TriplineAudit"]),
         .target(
             name: "TriplineStateSQLite", dependencies: ["TriplineState", "TriplineJSON", "TriplineAudit", "CSQLite"]),
+        // The PostgreSQL store (several nodes on one database): the same protocols, on PostgresNIO.
+        .target(
+            name: "TriplineStatePostgres",
+            dependencies: [
+                "TriplineState", "TriplineJSON", "TriplineAudit",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The store a configuration's `state:` names (a SQLite file or a postgres:// URL), opened and migrated.
+        .target(
+            name: "TriplineStores",
+            dependencies: ["TriplineState", "TriplineStateSQLite", "TriplineStatePostgres", "TriplineJSON"]),
 
         // Alerts: identity, routing, grouping, silences, inhibition, rate limits, need-to-know rendering.
         .target(
@@ -112,7 +129,7 @@ let package = Package(
         .target(
             name: "TriplineService",
             dependencies: [
-                "TriplineConfig", "TriplineAlerts", "TriplineSinks", "TriplineState", "TriplineStateSQLite",
+                "TriplineConfig", "TriplineAlerts", "TriplineSinks", "TriplineState", "TriplineStores",
                 "TriplineAudit",
                 "TriplineIngest", "TriplineHTTP", "TriplineOperations", "TriplineRules", "TriplineMatch",
                 "TriplineWatchlists", "TriplineSelectors",
@@ -165,7 +182,7 @@ let package = Package(
         .target(
             name: "TriplineFuzzingHTTP",
             dependencies: [
-                "TriplineFuzzing", "TriplineHTTP", "TriplineOperations", "TriplineConfig", "TriplineStateSQLite",
+                "TriplineFuzzing", "TriplineHTTP", "TriplineOperations", "TriplineConfig", "TriplineStores",
                 "TriplineJSON",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -180,7 +197,7 @@ let package = Package(
             dependencies: [
                 "TriplineIngest", "TriplineSelectors", "TriplineWatchlists", "TriplineMatch", "TriplineRules",
                 "TriplineYAML", "TriplineJSON", "TriplineConfig", "TriplineAlerts", "TriplineState",
-                "TriplineStateSQLite", "TriplineService", "TriplineAudit", "TriplineSinks", "TriplinePolicy",
+                "TriplineStores", "TriplineService", "TriplineAudit", "TriplineSinks", "TriplinePolicy",
                 "TriplineOperations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -190,7 +207,8 @@ let package = Package(
             name: "tripline-bench",
             dependencies: [
                 "TriplineSelectors", "TriplineWatchlists", "TriplineMatch", "TriplineRules", "TriplineIngest",
-                "TriplineJSON", "TriplineAudit", "TriplineState", "TriplineStateSQLite", "TriplineAlerts",
+                "TriplineJSON", "TriplineAudit", "TriplineState", "TriplineStateSQLite", "TriplineStores",
+                "TriplineAlerts",
             ],
             path: "Benchmarks/tripline-bench"
         ),
@@ -212,7 +230,8 @@ let package = Package(
         .testTarget(
             name: "TriplineStateTests",
             dependencies: [
-                "TriplineState", "TriplineStateSQLite", "TriplineJSON", "TriplineAudit", "TriplineTestSupport",
+                "TriplineState", "TriplineStateSQLite", "TriplineStatePostgres", "TriplineStores", "TriplineJSON",
+                "TriplineAudit", "TriplineTestSupport",
             ]),
         .testTarget(
             name: "TriplineAlertsTests",
@@ -230,7 +249,7 @@ let package = Package(
         .testTarget(name: "TriplineAuditTests", dependencies: ["TriplineAudit", "TriplineJSON"]),
         .testTarget(
             name: "TriplineCLITests",
-            dependencies: ["TriplineCLI", "TriplineHTTP", "TriplineJSON", "TriplineTestSupport"]),
+            dependencies: ["TriplineCLI", "TriplineHTTP", "TriplineJSON", "TriplineStores", "TriplineTestSupport"]),
         // Every fuzz target over its seed corpus and regressions; the JSON and signed-note differentials.
         .testTarget(
             name: "TriplineFuzzingTests",
@@ -243,7 +262,7 @@ let package = Package(
             name: "TriplineServiceTests",
             dependencies: [
                 "TriplineService", "TriplineOperations", "TriplineAudit", "TriplineConfig", "TriplineAlerts",
-                "TriplineState", "TriplineStateSQLite",
+                "TriplineState", "TriplineStateSQLite", "TriplineStores",
                 "TriplineSinks", "TriplineRules", "TriplineJSON", "TriplineYAML", "TriplineTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -4,7 +4,7 @@ import TriplineJSON
 import TriplineMatch
 import TriplineSelectors
 import TriplineState
-import TriplineStateSQLite
+import TriplineStores
 import TriplineWatchlists
 
 /// Alert-stage figures (`TRIPLINE_BENCH=dispatch`): the timer tick with 100,000 open alerts and two inhibit rules

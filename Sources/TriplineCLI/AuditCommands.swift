@@ -8,7 +8,7 @@ import TriplineOperations
 import TriplinePolicy
 import TriplineSelectors
 import TriplineState
-import TriplineStateSQLite
+import TriplineStores
 
 #if canImport(Glibc)
     import Glibc

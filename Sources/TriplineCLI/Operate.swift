@@ -9,7 +9,7 @@ import TriplineSelectors
 import TriplineService
 import TriplineSinks
 import TriplineState
-import TriplineStateSQLite
+import TriplineStores
 import TriplineYAML
 
 struct Serve: AsyncParsableCommand {

@@ -10,7 +10,7 @@ import TriplineFuzzing
 import TriplineHTTP
 import TriplineJSON
 import TriplineOperations
-import TriplineStateSQLite
+import TriplineStores
 
 /// The HTTP API's request handling (SPEC §10), in-process: the router, its middleware (authentication, audit,
 /// problem+json) and every route over a real SQLite state database, without the network stack's parser.

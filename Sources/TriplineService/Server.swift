@@ -10,7 +10,7 @@ import TriplineJSON
 import TriplineOperations
 import TriplineRules
 import TriplineState
-import TriplineStateSQLite
+import TriplineStores
 import TriplineYAML
 
 /// `tripline serve`: the long-running parts as ServiceLifecycle services in one group, in dependency order —

@@ -5,7 +5,7 @@ import TriplineOperations
 import TriplineRules
 import TriplineSelectors
 import TriplineState
-import TriplineStateSQLite
+import TriplineStores
 import TriplineWatchlists
 import TriplineYAML
 

@@ -132,40 +132,8 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
         try exec("PRAGMA foreign_keys=ON")
     }
 
-    /// Salts come from a buffer refilled from the system generator 4 KiB at a time (one call, not one per byte).
-    private var randomBuffer: [UInt8] = []
-    /// Fills `buf` from /dev/urandom: how many bytes were read.
-    static func urandom(_ buf: inout [UInt8]) -> Int {
-        let fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
-        if fd < 0 { return 0 }
-        defer { close(fd) }
-        var got = 0
-        while got < buf.count {
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
-            if n <= 0 { break }
-            got += n
-        }
-        return got
-    }
-
-    private func randomSalt() -> [UInt8] {
-        if randomBuffer.count < 16 {
-            var buf = [UInt8](repeating: 0, count: 4096)
-            // One read of the kernel's generator for the whole buffer (the system generator asks for 8 bytes at a
-            // time); that generator word by word if the device cannot be read.
-            if Self.urandom(&buf) != buf.count {
-                var g = SystemRandomNumberGenerator()
-                buf.withUnsafeMutableBytes { raw in
-                    let words = raw.bindMemory(to: UInt64.self)
-                    for i in words.indices { words[i] = g.next() }
-                }
-            }
-            randomBuffer = buf
-        }
-        let salt = Array(randomBuffer.suffix(16))
-        randomBuffer.removeLast(16)
-        return salt
-    }
+    /// Salts for audit payloads (under `lock`).
+    private let salts = SaltSource()
 
     // MARK: SQL plumbing
 
@@ -490,7 +458,7 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             .text(a.priority), .int(Int64(a.priorityRank)), .text(a.state.rawValue), Self.json(a.labels),
             .real(a.lastSeen), .int(Int64(a.count)), .text(JSONWriter.string(.array(a.sources.map { .string($0) }))),
             Self.json(a.payload), Self.opt(a.ackedBy), .real(a.updatedAt),
-            a.acks.isEmpty ? .text("{}") : Self.json(Self.acksJSON(a.acks)),
+            a.acks.isEmpty ? .text("{}") : Self.json(StoreCoding.acksJSON(a.acks)),
         ]
         let changed: Int
         if let version = a.version {
@@ -520,15 +488,9 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     /// Appends one event to the audit log: record, erasable payload, and the tree nodes it completes.
     private func insert(_ e: EventDraft) throws(StateError) {
         if range == nil { try syncRange() }
-        var fields = JSONObject()  // in canonical (sorted) key order
-        if let k = e.alertKey { fields.append("alert_key", .string(k)) }
-        fields.append("detail", .object(e.detail))
-        if let p = e.principal { fields.append("principal", .string(p)) }
-        if let r = e.reason { fields.append("reason", .string(r)) }
-        if let r = e.receiver { fields.append("receiver", .string(r)) }
-        let salt = randomSalt()
+        let salt = salts.next()
         let index = range!.size
-        let entry = AuditEntry.make(index: index, at: e.at, kind: e.kind, fields: fields, salt: salt)
+        let entry = StoreCoding.entry(e, index: index, salt: salt)
         try run("INSERT INTO audit_records (idx, record) VALUES (?,?)", [.int(Int64(index)), .text(entry.record)])
         try run(
             "INSERT INTO audit_payloads (idx, salt, payload) VALUES (?,?,?)",
@@ -578,27 +540,6 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     private static let alertColumns =
         "id, key, kind, priority, priority_rank, state, labels, first_seen, last_seen, count, sources, payload, acked_by, updated_at, acks, version"
 
-    static func acksJSON(_ acks: [String: Ack]) -> JSONObject {
-        var o = JSONObject()
-        for (partner, a) in acks.sorted(by: { $0.key < $1.key }) {
-            var v = JSONObject([("by", .string(a.by)), ("at", .number(String(a.at)))])
-            if let u = a.until { v.append("until", .number(String(u))) }
-            o.append(partner, .object(v))
-        }
-        return o
-    }
-
-    static func acks(_ o: JSONObject) -> [String: Ack] {
-        var out: [String: Ack] = [:]
-        for (partner, v) in o {
-            guard let a = v.objectValue, let by = a["by"]?.stringValue else { continue }
-            out[partner] = Ack(
-                by: by, at: a["at"]?.doubleValue ?? 0,
-                until: a["until"]?.doubleValue)
-        }
-        return out
-    }
-
     /// Alerts as last read, by id: a row whose version and update time are those of the cached record is not
     /// parsed again (its labels, payload and acks are JSON). Every write of an alert row moves its version on.
     private let parsedLock = NSLock()
@@ -626,7 +567,7 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             id: r.int(0), key: r.text(1) ?? "", kind: r.text(2) ?? "", priority: r.text(3) ?? "",
             priorityRank: Int(r.int(4)), state: AlertState(rawValue: r.text(5) ?? "") ?? .firing, labels: r.json(6),
             firstSeen: r.real(7), lastSeen: r.real(8), count: Int(r.int(9)), sources: sources, payload: r.json(11),
-            ackedBy: r.text(12), acks: Self.acks(r.json(14)), updatedAt: r.real(13), version: r.int(15))
+            ackedBy: r.text(12), acks: StoreCoding.acks(r.json(14)), updatedAt: r.real(13), version: r.int(15))
     }
 
     public func alert(id: Int64) throws(StateError) -> AlertRecord? {
@@ -1018,22 +959,10 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
                 LEFT JOIN audit_payloads p ON p.idx = r.idx WHERE r.idx >= ? ORDER BY r.idx LIMIT ?
                 """, [.int(seq), .int(Int64(limit))]
             ) { r in
-                let rec = (try? JSONParser.parse(r.text(1) ?? "{}"))?.objectValue ?? JSONObject()
-                // A payload without its salt is as good as missing.
-                let payload =
-                    r.blob(3)?.count == Erasures.saltLength
-                    ? r.text(2).flatMap { try? JSONParser.parse($0).objectValue } : nil
-                var at = 0.0
-                if case .number(let us)? = rec["at_us"] { at = (Double(us) ?? 0) / 1_000_000 }
-                if payload == nil { missing.append((out.count, Int(r.int(0)))) }
-                out.append(
-                    EventRecord(
-                        seq: r.int(0) + 1,
-                        event: EventDraft(
-                            at: at, kind: rec["kind"]?.stringValue ?? "", alertKey: payload?["alert_key"]?.stringValue,
-                            receiver: payload?["receiver"]?.stringValue, principal: payload?["principal"]?.stringValue,
-                            reason: payload?["reason"]?.stringValue,
-                            detail: payload?["detail"]?.objectValue ?? JSONObject())))
+                let (e, missed) = StoreCoding.event(
+                    index: r.int(0), record: r.text(1), payload: r.text(2), salt: r.blob(3))
+                if missed { missing.append((out.count, Int(r.int(0)))) }
+                out.append(e)
             }
             // A missing payload reads as erased only when an audited erasure names it; otherwise as missing.
             if !missing.isEmpty {
@@ -1047,12 +976,7 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
                     erasureRecords.append(
                         (Int(r.int(0)), AuditEntry(record: r.text(1) ?? "", salt: r.blob(2), payload: r.text(3))))
                 }
-                let erasures = Erasures(erasureRecords)
-                for (position, index) in missing {
-                    out[position].event.detail =
-                        erasures.by[index] != nil
-                        ? JSONObject([("erased", .bool(true))]) : JSONObject([("payload_missing", .bool(true))])
-                }
+                StoreCoding.markMissing(&out, missing, erasureRecords: erasureRecords)
             }
             return out
         }
@@ -1192,35 +1116,5 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
             }
             return AuditLog(entries: entries, nodes: nodes, checkpoints: cps, strayPayloads: stray)
         }
-    }
-}
-
-/// Opens the state store a configuration names (a SQLite file; PostgreSQL later), migrated. Files of the state
-/// that are readable by others (a deployment from before, a copy) are tightened once, with an audit record.
-public enum StateStores {
-    public static func open(_ location: String, busyTimeout: Double = 10) throws(StateError) -> any DurableStore {
-        let dir = (location as NSString).deletingLastPathComponent
-        var tightened: [String] = []
-        if !dir.isEmpty && PrivateFiles.tighten(dir, directory: true) { tightened.append(dir) }
-        let s = try SQLiteStateStore(path: location, busyTimeout: busyTimeout)
-        for f in [
-            location, location + "-wal", location + "-shm", (dir as NSString).appendingPathComponent("handle.key"),
-        ]
-        where PrivateFiles.tighten(f) {
-            tightened.append(f)
-        }
-        try s.migrate()
-        if !tightened.isEmpty {
-            var c = Commit()
-            c.events = [
-                EventDraft(
-                    at: Date().timeIntervalSince1970, kind: "file_modes_tightened",
-                    detail: JSONObject([
-                        ("files", .array(tightened.map { .string($0) })), ("mode", .string("0600/0700")),
-                    ]))
-            ]
-            try s.commit(c)
-        }
-        return s
     }
 }

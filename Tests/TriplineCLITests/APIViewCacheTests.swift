@@ -4,7 +4,7 @@ import TriplineAlerts
 import TriplineConfig
 import TriplineJSON
 import TriplineOperations
-import TriplineStateSQLite
+import TriplineStores
 import TriplineTestSupport
 
 /// The alert list's views are kept rendered per version of the alert, access and state seen (`ViewCache`): what

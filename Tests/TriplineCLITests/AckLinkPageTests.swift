@@ -5,7 +5,7 @@ import TriplineConfig
 import TriplineJSON
 import TriplineOperations
 import TriplineState
-import TriplineStateSQLite
+import TriplineStores
 import TriplineTestSupport
 
 /// The acknowledge-link pages in process (SPEC §11): what a page may say, and what a link that does not verify costs

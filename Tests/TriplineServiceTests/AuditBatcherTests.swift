@@ -4,7 +4,7 @@ import TriplineAudit
 import TriplineJSON
 import TriplineOperations
 import TriplineState
-import TriplineStateSQLite
+import TriplineStores
 import TriplineTestSupport
 
 /// The API's audit records written together (`AuditBatcher`), on a real SQLite file: every record of every

@@ -2,11 +2,13 @@ import Foundation
 import Testing
 import TriplineJSON
 import TriplineState
+import TriplineStatePostgres
 import TriplineStateSQLite
+import TriplineTestSupport
 
 /// One suite, every store: the behaviour the pipeline relies on.
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
-    case memory, sqlite
+    case memory, sqlite, postgres
     var testDescription: String { rawValue }
 
     func make() throws -> (any StateStore, cleanup: () -> Void) {
@@ -19,6 +21,11 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
             let s = try SQLiteStateStore(path: dir.appendingPathComponent("state.sqlite").path)
             try s.migrate()
             return (s, { try? FileManager.default.removeItem(at: dir) })
+        case .postgres:
+            // A database of its own on the suite's PostgreSQL server (scripts/pg.sh).
+            let s = try PostgresStateStore(url: try PostgresServer.shared().database("conf"))
+            try s.migrate()
+            return (s, { s.close() })
         }
     }
 }
