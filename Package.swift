@@ -246,7 +246,8 @@ let package = Package(
         .testTarget(
             name: "TriplineSinksTests",
             dependencies: ["TriplineSinks", "TriplineAlerts", "TriplineState", "TriplineJSON", "TriplineTestSupport"]),
-        .testTarget(name: "TriplineAuditTests", dependencies: ["TriplineAudit", "TriplineJSON"]),
+        .testTarget(
+            name: "TriplineAuditTests", dependencies: ["TriplineAudit", "TriplineJSON", "TriplineTestSupport"]),
         .testTarget(
             name: "TriplineCLITests",
             dependencies: ["TriplineCLI", "TriplineHTTP", "TriplineJSON", "TriplineStores", "TriplineTestSupport"]),

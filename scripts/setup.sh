@@ -19,6 +19,8 @@ if [ "${1:-}" = "--peers" ]; then
     # Go's golang.org/x/mod verifies the audit log's signed notes and proofs independently.
     dpkg -s golang-go >/dev/null 2>&1 || need+=(golang-go)
     dpkg -s golang-golang-x-mod-dev >/dev/null 2>&1 || need+=(golang-golang-x-mod-dev)
+    # A real PostgreSQL for the PostgreSQL store's tests (scripts/pg.sh starts a throw-away server).
+    dpkg -s postgresql-15 >/dev/null 2>&1 || need+=(postgresql-15)
 fi
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]}"
@@ -49,6 +51,8 @@ if [ "${1:-}" = "--peers" ]; then
     .venv-sigma/bin/sigma version >/dev/null 2>&1 || { echo "setup: test peer sigma-cli is missing" >&2; exit 1; }
     [ -d /usr/share/gocode/src/golang.org/x/mod/sumdb/note ] && command -v go >/dev/null \
         || { echo "setup: test peer golang.org/x/mod (golang-golang-x-mod-dev) is missing" >&2; exit 1; }
+    [ -x /usr/lib/postgresql/15/bin/initdb ] && [ -x /usr/lib/postgresql/15/bin/pg_ctl ] \
+        || { echo "setup: test peer PostgreSQL 15 (postgresql-15) is missing" >&2; exit 1; }
 fi
 export PATH=/opt/swift/usr/bin:$PATH
 command -v swift >/dev/null || { echo "setup: swift not found (expected at /opt/swift)" >&2; exit 1; }

@@ -293,6 +293,7 @@ private struct Reader {
         var c = Configuration()
         guard let top = root.mapping else { throw root.error("the configuration must be a mapping") }
         var partnersNode: Node?
+        var stateNode: Node?
         var principalsNode: Node?
         var receiversNode: Node?
         var routeNode: Node?
@@ -308,10 +309,14 @@ private struct Reader {
             case "watchlists": c.watchlists = resolve(try string(v, "watchlists"))
             case "state":
                 let s = try string(v, "state")
-                if s.hasPrefix("postgres://") || s.hasPrefix("postgresql://") {
-                    throw v.error("PostgreSQL state is not available yet: use a SQLite file path")
+                if StateLocation.isPostgres(s) {
+                    // Checked here so that a bad URL is an error at its line (the database is reached at start).
+                    do { _ = try StateLocation.parse(s) } catch { throw v.error("\(error)") }
+                    c.state = s
+                    stateNode = v
+                } else {
+                    c.state = resolve(s)
                 }
-                c.state = resolve(s)
             case "handle_key_file": c.handleKeyFile = resolve(try string(v, "handle_key_file"))
             case "default_region":
                 guard let r = v.scalar?.uppercased(), PhoneNormalizer.shared.knowsRegion(r) else {
@@ -640,6 +645,11 @@ private struct Reader {
                 }
                 c.alerts.heartbeats.append(h)
             }
+        }
+        // Nodes sharing one PostgreSQL database must make the same opaque handles: the key is named, never made
+        // beside a state file that is not there.
+        if let stateNode, c.handleKeyFile == nil {
+            throw stateNode.error("state on PostgreSQL needs handle_key_file: the same key file on every node")
         }
         return c
     }

@@ -229,7 +229,7 @@ public enum Server {
                         successTerminationBehavior: .gracefullyShutdownGroup))
             }
             logger.info(
-                "serving: \(loaded.rules.rules.count) rules, state \(config.state), input \(source?.name ?? "the API only")"
+                "serving: \(loaded.rules.rules.count) rules, state \(StateStores.describe(config.state)), input \(source?.name ?? "the API only")"
             )
             let group = ServiceGroup(
                 configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -7,6 +7,12 @@ import TriplineStateSQLite
 /// Opens the state store a configuration names (a SQLite file, or a PostgreSQL database by URL), migrated. Files of the state
 /// that are readable by others (a deployment from before, a copy) are tightened once, with an audit record.
 public enum StateStores {
+    /// The location for logs and messages: a file path as it is, a URL without its parameters.
+    public static func describe(_ location: String) -> String {
+        if case .postgres(let l)? = try? StateLocation.parse(location) { return l.description }
+        return location
+    }
+
     public static func open(_ location: String, busyTimeout: Double = 10) throws(StateError) -> any DurableStore {
         if case .postgres(let l) = try StateLocation.parse(location) {
             let s = try PostgresStateStore(location: l, busyTimeout: busyTimeout)

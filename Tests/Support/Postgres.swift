@@ -54,6 +54,11 @@ public final class PostgresServer: @unchecked Sendable {
         return "\(base)/\(name)?password_file=\(passwordFile)"
     }
 
+    /// The database a URL from `database(_:)` names.
+    public func name(of url: String) -> String {
+        String(url.dropFirst(base.count + 1).prefix { $0 != "?" })
+    }
+
     /// `psql ARGS…` as the server's role, on the server; its standard output.
     @discardableResult
     public func psql(_ args: [String]) throws -> String {
@@ -64,7 +69,7 @@ public final class PostgresServer: @unchecked Sendable {
     /// waitpid), with its output in files: Foundation's `Process.waitUntilExit` was seen never to return for this
     /// script, whose server lives on after it.
     @discardableResult
-    static func pgScript(_ args: [String]) throws -> String {
+    public static func pgScript(_ args: [String]) throws -> String {
         let tmp = scratchDirectory("pgsh")
         defer { try? FileManager.default.removeItem(at: tmp) }
         let out = tmp.appendingPathComponent("out").path

@@ -1,42 +1,15 @@
 import Foundation
 import Testing
 import TriplineJSON
+import TriplineTestSupport
 
 @testable import TriplineAudit
 
 /// Checkpoints, notes and proofs checked by Go's golang.org/x/mod (sumdb/note, sumdb/tlog).
 @Suite("Interop with golang.org/x/mod")
 struct InteropTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-
     func goCheck(_ vkey: String, _ note: String, _ proofs: JSONValue) throws -> (Int32, String) {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tlog-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        try note.write(to: dir.appendingPathComponent("note"), atomically: true, encoding: .utf8)
-        try JSONWriter.string(proofs).write(
-            to: dir.appendingPathComponent("proofs.json"), atomically: true, encoding: .utf8)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [
-            "go", "run", Self.root.appendingPathComponent("scripts/tlogcheck.go").path, vkey,
-            dir.appendingPathComponent("note").path, dir.appendingPathComponent("proofs.json").path,
-        ]
-        var env = ProcessInfo.processInfo.environment
-        env["GO111MODULE"] = "off"
-        env["GOPATH"] = "/usr/share/gocode"
-        env["GOCACHE"] = FileManager.default.temporaryDirectory.appendingPathComponent("tripline-gocache").path
-        env["GOFLAGS"] = "-mod=mod"
-        env.removeValue(forKey: "GOFLAGS")
-        p.environment = env
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, text)
+        try tlogCheck(vkey: vkey, note: note, proofs: proofs)
     }
 
     @Test func goVerifiesNotesAndProofs() throws {
