@@ -21,6 +21,8 @@ public final class Dispatcher {
     private var renderer: Renderer
     public let store: any StateStore
     private var nextID: Int64
+    /// Ids reserved for this dispatcher when the store is shared (`SharedAlertIDs`); unused there otherwise.
+    private var reservedIDs: Range<Int64> = 0..<0
     private var nflog: [String: NotifyLogEntry] = [:]
     private var groups: [String: Group] = [:]
     /// Group timers, earliest first (stale entries are skipped when popped).
@@ -172,6 +174,18 @@ public final class Dispatcher {
             enqueue(a, now: now, recovering: true)
             inhibition.update(a)
         }
+    }
+
+    /// The id of a new alert: counted on from the store's highest, or taken from a block the shared store reserved
+    /// for this dispatcher (other nodes create alerts too). Ids of a rolled-back batch are counted again; a shared
+    /// block's are not (a gap, never a reuse).
+    private func newAlertID() throws(StateError) -> Int64 {
+        if let shared = store as? any SharedAlertIDs {
+            if reservedIDs.isEmpty { reservedIDs = try shared.reserveAlertIDs() }
+            return reservedIDs.popFirst()!
+        }
+        defer { nextID += 1 }
+        return nextID
     }
 
     // MARK: Batches
@@ -384,12 +398,13 @@ public final class Dispatcher {
                         ])))
             } else {
                 let item = h.selector.source?.objectValue?["item"]?.stringValue
+                let id: Int64
+                if let e = existing { id = e.id } else { id = try newAlertID() }
                 a = AlertRecord(
-                    id: existing?.id ?? nextID, key: key, kind: h.kind.rawValue, priority: h.priority.rawValue,
+                    id: id, key: key, kind: h.kind.rawValue, priority: h.priority.rawValue,
                     priorityRank: h.priority.rank, state: .firing, labels: Self.labels(h), firstSeen: now,
                     lastSeen: now, count: (existing?.count ?? 0) + 1, sources: item.map { [$0] } ?? [],
                     payload: Self.payload(h), updatedAt: now, version: existing?.version)
-                if existing == nil { nextID += 1 }
                 // Fired again after it resolved: it escalates afresh from its next first notification.
                 if existing != nil { endEscalations(key, now: now, reason: "reopened", into: &c) }
                 c.events.append(

@@ -36,8 +36,9 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
     public func commit(_ c: Commit) throws(StateError) {
         try locked { () throws(StateError) in
             for a in c.alerts {
+                // Another writer's alert for the same thing: a conflict, as in the durable stores.
                 if let other = idByKey[a.key], other != a.id {
-                    throw StateError.database("alert key \(a.key) already belongs to alert \(other)")
+                    throw StateError.conflict("alert \(a.key) was created by another writer")
                 }
             }
             // Each alert only over the version it was read at (as the SQLite store), checked in order against what

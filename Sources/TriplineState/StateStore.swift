@@ -2,7 +2,7 @@ import TriplineJSON
 
 /// Where the pipeline keeps what must survive a crash (SPEC §6, §8): alerts, the append-only event table, the
 /// outbox, the notification log, silences and input offsets. One small protocol; `MemoryStateStore` beside it,
-/// `SQLiteStateStore` in its own module, a PostgreSQL store later — all held to one conformance suite.
+/// `SQLiteStateStore` and `PostgresStateStore` in their own modules — all held to one conformance suite.
 public protocol StateStore: AnyObject, Sendable {
     /// Creates or upgrades the schema (versioned migrations); idempotent.
     func migrate() throws(StateError)
@@ -345,6 +345,13 @@ public struct OutboxItem: Sendable, Equatable {
 extension StateStore {
     /// Records one delivery attempt's outcome and its event, atomically.
     public func finishAttempt(_ a: AttemptOutcome) throws(StateError) { try finishAttempts([a]) }
+}
+
+/// A store that several writers (nodes) share (PostgreSQL): new alerts take ids from blocks the store reserves for
+/// one writer alone, instead of counting on from `maxAlertID` (two nodes would count the same ids).
+public protocol SharedAlertIDs {
+    /// A block of ids no other writer is given; the ids of a block not used are never used.
+    func reserveAlertIDs() throws(StateError) -> Range<Int64>
 }
 
 public struct AttemptOutcome: Sendable {

@@ -10,7 +10,7 @@ import TriplineState
 /// appended in that transaction under one advisory lock (`auditLockKey`), so leaf indexes are gapless and in commit
 /// order whichever node commits; migrations run under another (`migrationLockKey`), so nodes that start at once
 /// migrate once. The audit tables refuse updates, deletes and truncation (triggers).
-public final class PostgresStateStore: StateStore, AuditStore, @unchecked Sendable {
+public final class PostgresStateStore: StateStore, AuditStore, SharedAlertIDs, @unchecked Sendable {
     private let link: PostgresLink
     private let lock = NSLock()
     private let salts = SaltSource()
@@ -92,8 +92,16 @@ public final class PostgresStateStore: StateStore, AuditStore, @unchecked Sendab
             FOR EACH STATEMENT EXECUTE FUNCTION tripline_refuse('the audit log is append-only');
         CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
             FOR EACH STATEMENT EXECUTE FUNCTION tripline_refuse('the audit log is append-only');
+        """,
+        // v2: alert ids in blocks of 64 per node (`SharedAlertIDs`), above every id already stored.
         """
+        CREATE SEQUENCE alert_ids INCREMENT BY 64 MINVALUE 1 START WITH 1;
+        SELECT setval('alert_ids', GREATEST((SELECT COALESCE(MAX(id), 0) FROM alerts), 1));
+        """,
     ]
+
+    /// How many ids one reservation gives (the sequence's increment).
+    static let alertIDBlock: Int64 = 64
 
     public static var schemaVersion: Int { migrations.count }
 
@@ -171,6 +179,12 @@ public final class PostgresStateStore: StateStore, AuditStore, @unchecked Sendab
                     "INSERT INTO tripline_schema (version) VALUES ($1)", PostgresBindings([Self.migrations.count]))
             }
         }
+    }
+
+    public func reserveAlertIDs() throws(StateError) -> Range<Int64> {
+        let first = try lockedRows("SELECT nextval('alert_ids')").first?.int(0) ?? 0
+        guard first > 0 else { throw .database("alert_ids gave no value") }
+        return first..<(first + Self.alertIDBlock)
     }
 
     public func commit(_ c: Commit) throws(StateError) {
@@ -293,7 +307,11 @@ public final class PostgresStateStore: StateStore, AuditStore, @unchecked Sendab
         let results = try link.run(s)
         for (i, a) in c.alerts.enumerated() where results[i].changed != 1 && i < alertCount {
             let stored = try rows("SELECT version FROM alerts WHERE id = $1", [a.id]).first?.int(0)
-            guard let read = a.version else { throw .conflict("alert \(a.id) (\(a.key)) is stored already") }
+            guard let read = a.version else {
+                // Another node created the alert first (its key is unique): the writer reads it and folds into it.
+                if stored != nil { throw .conflict("alert \(a.id) (\(a.key)) is stored already") }
+                throw .conflict("alert \(a.key) was created by another writer")
+            }
             guard let stored else { throw .conflict("alert \(a.id) (\(a.key)) is not stored") }
             throw .conflict("alert \(a.id) (\(a.key)) changed since it was read (version \(read), now \(stored))")
         }
@@ -316,8 +334,9 @@ public final class PostgresStateStore: StateStore, AuditStore, @unchecked Sendab
             """, b)
     }
 
-    /// One alert (see `SQLiteStateStore`): a new one inserted where its id is free (a key taken by another alert is
-    /// a constraint failure), a stored one replaced where its row is still at the version read.
+    /// One alert (see `SQLiteStateStore`): a new one inserted where its id and key are free — a key taken is another
+    /// node's alert for the same thing, a conflict (the writer reads it and folds), never a second alert — a stored
+    /// one replaced where its row is still at the version read.
     private func write(_ a: AlertRecord) -> Statement {
         let acks = a.acks.isEmpty ? "{}" : StoreCoding.json(StoreCoding.acksJSON(a.acks))
         var b = bind(
@@ -339,7 +358,7 @@ public final class PostgresStateStore: StateStore, AuditStore, @unchecked Sendab
             """
             INSERT INTO alerts (priority, priority_rank, state, labels, last_seen, count, sources, payload,
                 acked_by, updated_at, acks, first_seen, id, key, kind, version)
-            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,0) ON CONFLICT (id) DO NOTHING
+            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,0) ON CONFLICT DO NOTHING
             """, b)
     }
 

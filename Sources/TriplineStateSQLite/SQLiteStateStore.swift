@@ -469,18 +469,22 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
                 WHERE id = ? AND version = ?
                 """, values + [.real(a.firstSeen), .int(a.id), .int(version)])
         } else {
-            // A key taken by another alert stays a constraint failure (the change refused), as before versions.
+            // A key taken by another alert is another writer's alert for the same thing: a conflict (the writer reads
+            // it and folds into it), as on PostgreSQL where nodes create alerts at once.
             changed = try run(
                 """
                 INSERT INTO alerts (priority, priority_rank, state, labels, last_seen, count, sources, payload,
                     acked_by, updated_at, acks, id, key, kind, first_seen, version)
-                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0) ON CONFLICT(id) DO NOTHING
+                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0) ON CONFLICT DO NOTHING
                 """, values + [.int(a.id), .text(a.key), .text(a.kind), .real(a.firstSeen)])
         }
         if changed == 1 { return }
         var stored: Int64?
         try run("SELECT version FROM alerts WHERE id = ?", [.int(a.id)]) { stored = $0.int(0) }
-        guard let read = a.version else { throw .conflict("alert \(a.id) (\(a.key)) is stored already") }
+        guard let read = a.version else {
+            if stored != nil { throw .conflict("alert \(a.id) (\(a.key)) is stored already") }
+            throw .conflict("alert \(a.key) was created by another writer")
+        }
         guard let stored else { throw .conflict("alert \(a.id) (\(a.key)) is not stored") }
         throw .conflict("alert \(a.id) (\(a.key)) changed since it was read (version \(read), now \(stored))")
     }

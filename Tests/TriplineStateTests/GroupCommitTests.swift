@@ -100,12 +100,15 @@ struct GroupCommitTests {
         try Self.expectLogVerifies(s)
     }
 
-    @Test("a commit the database refuses (a key taken) fails alone inside a group; the others and the log are whole")
+    @Test(
+        "a commit the database refuses (an acknowledge link used) fails alone inside a group; the others and the log are whole"
+    )
     func refusedCommitInAGroupFailsAlone() throws {
         let (s, path, cleanup) = try Self.store()
         defer { cleanup() }
         var setup = Commit()
         setup.alerts = [alert(1, key: "wl:taken")]
+        setup.usedAckLinks = [UsedAckLink(nonce: "n-1", alertID: 1, receiver: "r", usedAt: 50)]
         try s.commit(setup)
         var commits: [Commit] = (0..<10).map { i in
             var c = Commit()
@@ -113,11 +116,12 @@ struct GroupCommitTests {
             c.events = [EventDraft(at: 100, kind: "created", alertKey: "wl:new-\(i)")]
             return c
         }
-        // A new alert whose key belongs to alert 1: a constraint failure, after its event was appended (the store
-        // writes a commit's audit records first).
+        // An acknowledge link used already, with a new alert: a constraint failure, after its event was appended
+        // (the store writes a commit's audit records first).
         var bad = Commit()
         bad.events = [EventDraft(at: 100, kind: "refused-one", alertKey: "wl:taken")]
-        bad.alerts = [alert(99, key: "wl:taken")]
+        bad.alerts = [alert(99, key: "wl:ninety-nine")]
+        bad.usedAckLinks = [UsedAckLink(nonce: "n-1", alertID: 1, receiver: "r", usedAt: 100)]
         bad.offsets = [("refused-one", 7)]
         commits.insert(bad, at: 5)
         let outcomes = try Self.concurrently(s, path: path, commits)

@@ -118,10 +118,17 @@ struct PostgresStoreTests {
         again.offsets = [("node-b", 7)]
         #expect(throws: StateError.self) { try b.commit(again) }
         #expect(try b.offset(source: "node-b") == nil)
+        // The same key under another id (another node created the alert meanwhile): a conflict, so that the writer
+        // reads the stored alert and folds into it — one alert per key across nodes.
         var taken = Commit()
         taken.alerts = [alert(2, key: "wl:x")]
         let refused = #expect(throws: StateError.self) { try b.commit(taken) }
-        #expect(refused?.refusedChange == true)
+        #expect(refused?.isConflict == true)
+        #expect(try b.alert(id: 2) == nil)
+        // Id blocks: each node its own, never overlapping, above every stored id.
+        let blocks = try [a.reserveAlertIDs(), b.reserveAlertIDs(), a.reserveAlertIDs()]
+        #expect(blocks.allSatisfy { $0.count == 64 && $0.lowerBound > 1 })
+        #expect(!blocks[0].overlaps(blocks[1]) && !blocks[1].overlaps(blocks[2]) && !blocks[0].overlaps(blocks[2]))
 
         let readA = try #require(try a.alert(id: 1))
         let readB = try #require(try b.alert(id: 1))

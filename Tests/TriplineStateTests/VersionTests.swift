@@ -91,9 +91,13 @@ struct VersionTests {
         #expect(missing.isConflict && missing.description == "state database: conflict: alert 7 (wl:g) is not stored")
         #expect(try s.alert(id: 7) == nil)
         #expect(try s.events(after: 0, limit: 10).isEmpty)
-        // The same key under another id stays a refused change (a constraint), not a conflict.
+        // The same key under another id: another writer's alert for the same thing, a conflict (the writer reads it
+        // and folds into it; nodes sharing one PostgreSQL create alerts at once), never a second alert.
         let taken = try #require(Self.conflict(s, Self.change(alert(2, key: "wl:a"), event: "x")))
-        #expect(!taken.isConflict)
+        #expect(
+            taken.isConflict
+                && taken.description == "state database: conflict: alert wl:a was created by another writer")
+        #expect(try s.alert(id: 2) == nil)
     }
 
     @Test(
