@@ -263,7 +263,7 @@ let package = Package(
             name: "TriplineServiceTests",
             dependencies: [
                 "TriplineService", "TriplineOperations", "TriplineAudit", "TriplineConfig", "TriplineAlerts",
-                "TriplineState", "TriplineStateSQLite", "TriplineStores",
+                "TriplineState", "TriplineStateSQLite", "TriplineStatePostgres", "TriplineStores",
                 "TriplineSinks", "TriplineRules", "TriplineJSON", "TriplineYAML", "TriplineTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -168,6 +168,18 @@ public struct DeliveryService: Service {
     /// at once as the lane's sink takes (`Sink.batchLimit`: a log file takes a run of them in one write, one flush
     /// and one commit of their outcomes).
     func deliver(lane: OutboxLane, _ cfg: AlertsConfig) async {
+        // On a store several nodes share, the lane is delivered by the node holding its lease: taken here (or left to
+        // the node delivering it), renewed before each send, given up when nothing is due.
+        let shared = store as? any SharedOutbox
+        var claim: LaneClaim?
+        if let shared {
+            guard let c = (try? shared.claim(lane: lane)) ?? nil else {
+                unrecorded.pause(lane, until: clock() + 0.25)  // not asked again at every turn of the loop
+                return
+            }
+            claim = c
+        }
+        defer { if let shared, let claim { try? shared.release(claim) } }
         let limit = batchLimit(lane, cfg)
         while !Task.isCancelled {
             let items = (try? store.dueOutbox(lane: lane, now: clock(), limit: max(16, limit))) ?? []
@@ -175,17 +187,27 @@ public struct DeliveryService: Service {
             var i = 0
             while i < items.count {
                 if Task.isCancelled { return }
-                if let pending = unrecorded.take(items[i].id) {
+                if var pending = unrecorded.take(items[i].id) {
                     // Attempted before, its outcome not yet recorded: record it, do not send it again. One waiting
                     // for its retry (or held by a 410) still holds the lane: nothing overtakes it.
+                    pending.fence = claim
                     if !record([pending], lane: lane) { return }
                     if pending.status == .pending { return }
                     i += 1
                     continue
                 }
+                if let shared {
+                    // Fencing: still this node's lane (a node paused past its lease finds it taken, sends nothing).
+                    guard let c = (try? shared.claim(lane: lane)) ?? nil else {
+                        claim = nil
+                        logger.info("outbox lane \(lane) is delivered by another node now")
+                        return
+                    }
+                    claim = c
+                }
                 var j = i + 1
                 while j < items.count && j - i < limit && !unrecorded.has(items[j].id) { j += 1 }
-                let (taken, goOn) = await deliver(Array(items[i..<j]), cfg)
+                let (taken, goOn) = await deliver(Array(items[i..<j]), cfg, fence: claim)
                 if !goOn { return }
                 i += taken
             }
@@ -210,6 +232,13 @@ public struct DeliveryService: Service {
             return true
         } catch {
             let ids = outcomes.map { String($0.outboxID) }.joined(separator: ", ")
+            if error.isConflict {
+                // The lane's lease ran out while they were sent and another node holds it now: it sends them
+                // again, under the same ids; these outcomes are not this node's to record.
+                logger.warning("outbox: item(s) \(ids) sent, but \(error); the lane's new holder sends them again")
+                unrecorded.pause(lane, until: clock() + 1)
+                return false
+            }
             logger.error("outbox: cannot record the outcome of item(s) \(ids) (\(error)); not sending them again")
             for o in outcomes { unrecorded.put(o, lane: lane, until: clock() + 1) }
             return false
@@ -219,7 +248,9 @@ public struct DeliveryService: Service {
     /// One attempt at a run of one lane's items: how many of them were taken (delivered, or failed for good or for
     /// now), and whether the lane goes on: not when an item waits for a retry (nothing overtakes it), the lane is
     /// held after a 410, or the outcomes could not be recorded.
-    func deliver(_ queued: [OutboxItem], _ cfg: AlertsConfig) async -> (taken: Int, goOn: Bool) {
+    func deliver(_ queued: [OutboxItem], _ cfg: AlertsConfig, fence: LaneClaim? = nil) async -> (
+        taken: Int, goOn: Bool
+    ) {
         var items: [OutboxItem] = []
         for q in queued {
             guard let r = await refresh(q) else { break }  // the batch ends before an item not to be sent yet
@@ -238,7 +269,7 @@ public struct DeliveryService: Service {
         }
         unrecorded.judged(lane)
         func all(_ error: String) -> (Int, Bool) {
-            let outcomes = items.map { outcome($0, .dead, now: now, error: error) }
+            let outcomes = items.map { outcome($0, .dead, now: now, error: error, fence: fence) }
             return (items.count, record(outcomes, lane: lane))
         }
         guard let receiver = cfg.receiver(lane.receiver) else {
@@ -276,7 +307,7 @@ public struct DeliveryService: Service {
         var outcomes: [AttemptOutcome] = []
         for item in items.prefix(result.delivered) {
             metrics.attempt(receiver: receiver.name, outcome: "delivered", seconds: seconds)
-            outcomes.append(outcome(item, .delivered, now: done, error: nil))
+            outcomes.append(outcome(item, .delivered, now: done, error: nil, fence: fence))
         }
         guard let error = result.failure, result.delivered < items.count else {
             return (result.delivered, record(outcomes, lane: lane))
@@ -299,14 +330,14 @@ public struct DeliveryService: Service {
             ]
             try? store.commit(c)
             logger.warning("receiver \(item.lane) disabled (410 Gone); its notifications are held until enabled")
-            outcomes.append(outcome(item, .pending, now: clock(), error: error.message, retryAfter: 0))
+            outcomes.append(outcome(item, .pending, now: clock(), error: error.message, retryAfter: 0, fence: fence))
             _ = record(outcomes, lane: lane)
             return (result.delivered + 1, false)
         }
         outcomes.append(
             outcome(
                 item, error.permanent ? .dead : .pending, now: clock(), error: error.message,
-                retryAfter: error.retryAfter))
+                retryAfter: error.retryAfter, fence: fence))
         let recorded = record(outcomes, lane: lane)
         // A dead letter lets the lane go on; an item waiting for its retry holds it (first in, first out).
         return (result.delivered + 1, recorded && error.permanent)
@@ -314,7 +345,8 @@ public struct DeliveryService: Service {
 
     /// An attempt's outcome and its audit event.
     func outcome(
-        _ item: OutboxItem, _ status: OutboxStatus, now: Double, error: String?, retryAfter: Double? = nil
+        _ item: OutboxItem, _ status: OutboxStatus, now: Double, error: String?, retryAfter: Double? = nil,
+        fence: LaneClaim? = nil
     ) -> AttemptOutcome {
         let nid = item.payload["notification_id"] ?? .null
         var detail = JSONObject([("outbox_id", .number(String(item.id))), ("notification_id", nid)])
@@ -333,6 +365,7 @@ public struct DeliveryService: Service {
         let ev = EventDraft(at: now, kind: kind, receiver: item.receiver, reason: error, detail: detail)
         if let error { logger.warning("delivery to \(item.lane) \(kind): \(error)") }
         return AttemptOutcome(
-            outboxID: item.id, status: status, attempts: attempts, nextAttemptAt: next, error: error, event: ev)
+            outboxID: item.id, status: status, attempts: attempts, nextAttemptAt: next, error: error, event: ev,
+            fence: fence)
     }
 }

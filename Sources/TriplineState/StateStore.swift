@@ -361,8 +361,12 @@ public struct AttemptOutcome: Sendable {
     public var nextAttemptAt: Double
     public var error: String?
     public var event: EventDraft
+    /// The claim the attempt was made under, on a store several nodes share (`SharedOutbox`): the outcome is
+    /// recorded only while the claim is still this node's.
+    public var fence: LaneClaim?
     public init(
-        outboxID: Int64, status: OutboxStatus, attempts: Int, nextAttemptAt: Double, error: String?, event: EventDraft
+        outboxID: Int64, status: OutboxStatus, attempts: Int, nextAttemptAt: Double, error: String?, event: EventDraft,
+        fence: LaneClaim? = nil
     ) {
         self.outboxID = outboxID
         self.status = status
@@ -370,7 +374,30 @@ public struct AttemptOutcome: Sendable {
         self.nextAttemptAt = nextAttemptAt
         self.error = error
         self.event = event
+        self.fence = fence
     }
+}
+
+/// A node's claim on an outbox lane (`SharedOutbox`): its token moves on whenever the lane changes hands.
+public struct LaneClaim: Sendable, Equatable {
+    public var lane: OutboxLane
+    public var token: Int64
+    public init(lane: OutboxLane, token: Int64) {
+        self.lane = lane
+        self.token = token
+    }
+}
+
+/// An outbox several nodes deliver from (PostgreSQL): a lane is delivered by one node at a time, the one holding
+/// its lease. A node claims a lane before it sends (renewing its own claim), records outcomes only under a claim
+/// that is still its own (fencing: a node paused past its lease finds the lane taken and sends nothing more, and
+/// its late outcomes are refused as a conflict), and releases the lane when it has nothing due. A node that dies
+/// holding a lane loses it when the lease runs out; the next holder sends its items again under the same ids.
+public protocol SharedOutbox {
+    /// This node's claim on `lane` (taken, or renewed for another lease); nil while another node's lease runs.
+    func claim(lane: OutboxLane) throws(StateError) -> LaneClaim?
+    /// Gives the lane up at once (other nodes need not wait for the lease to run out).
+    func release(_ claim: LaneClaim) throws(StateError)
 }
 
 /// What `/metrics` counts in the store at a scrape: no alert content, only states, priorities and receiver names.

@@ -10,7 +10,7 @@ import TriplineState
 /// appended in that transaction under one advisory lock (`auditLockKey`), so leaf indexes are gapless and in commit
 /// order whichever node commits; migrations run under another (`migrationLockKey`), so nodes that start at once
 /// migrate once. The audit tables refuse updates, deletes and truncation (triggers).
-public final class PostgresStateStore: StateStore, AuditStore, SharedAlertIDs, @unchecked Sendable {
+public final class PostgresStateStore: StateStore, AuditStore, SharedAlertIDs, SharedOutbox, @unchecked Sendable {
     private let link: PostgresLink
     private let lock = NSLock()
     private let salts = SaltSource()
@@ -18,6 +18,8 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlertIDs, @
     /// another node may have appended).
     private var range: CompactRange?
     public var location: PostgresLocation { link.location }
+    /// This store's node in lane claims: one per process (a restarted node is a new node; its old claims run out).
+    public let node: String
 
     /// Advisory lock keys (two 32-bit halves of "TRPL" + purpose).
     static let migrationLockKey: Int64 = 0x5452_504C_0000_0001
@@ -98,6 +100,13 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlertIDs, @
         CREATE SEQUENCE alert_ids INCREMENT BY 64 MINVALUE 1 START WITH 1;
         SELECT setval('alert_ids', GREATEST((SELECT COALESCE(MAX(id), 0) FROM alerts), 1));
         """,
+        // v3: which node delivers each outbox lane, under which token, until when (`SharedOutbox`; the database's
+        // clock decides when a lease has run out).
+        """
+        CREATE TABLE outbox_lanes (
+            receiver TEXT NOT NULL, integration TEXT NOT NULL, node TEXT NOT NULL, token BIGINT NOT NULL,
+            until DOUBLE PRECISION NOT NULL, PRIMARY KEY (receiver, integration));
+        """,
     ]
 
     /// How many ids one reservation gives (the sequence's increment).
@@ -106,8 +115,9 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlertIDs, @
     public static var schemaVersion: Int { migrations.count }
 
     /// `busyTimeout`: how long a statement waits for another node's lock before failing (`lock_timeout`).
-    public init(location: PostgresLocation, busyTimeout: Double = 10) throws(StateError) {
+    public init(location: PostgresLocation, busyTimeout: Double = 10, node: String? = nil) throws(StateError) {
         link = try PostgresLink(location: location, busyTimeout: busyTimeout)
+        self.node = node ?? "\(ProcessInfo.processInfo.hostName)/\(getpid())/\(UUID().uuidString.prefix(8))"
     }
 
     public convenience init(url: String, busyTimeout: Double = 10) throws(StateError) {
@@ -556,9 +566,52 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlertIDs, @
         }
     }
 
+    // MARK: SharedOutbox
+
+    private static let dbNow = "extract(epoch from clock_timestamp())"
+
+    public func claim(lane: OutboxLane) throws(StateError) -> LaneClaim? {
+        // Taken when free or run out (the token moves on), renewed when this node's (the token stays).
+        let r = try lockedRows(
+            """
+            INSERT INTO outbox_lanes AS l (receiver, integration, node, token, until)
+            VALUES ($1, $2, $3, 1, \(Self.dbNow) + $4)
+            ON CONFLICT (receiver, integration) DO UPDATE SET node = excluded.node,
+                token = CASE WHEN l.node = excluded.node AND l.until >= \(Self.dbNow) THEN l.token ELSE l.token + 1 END,
+                until = excluded.until
+            WHERE l.node = excluded.node OR l.until < \(Self.dbNow)
+            RETURNING token
+            """, [lane.receiver, lane.integration, node, location.lease])
+        return r.first.map { LaneClaim(lane: lane, token: $0.int(0)) }
+    }
+
+    public func release(_ claim: LaneClaim) throws(StateError) {
+        _ = try lockedRows(
+            "UPDATE outbox_lanes SET until = 0 WHERE receiver = $1 AND integration = $2 AND node = $3 AND token = $4",
+            [claim.lane.receiver, claim.lane.integration, node, claim.token])
+    }
+
+    /// Inside a transaction: every claim the outcomes were made under is still this node's and running; the lane rows
+    /// stay locked until the commit, so no node takes a lane over between this check and the outcomes landing.
+    private func checkFences(_ outcomes: [AttemptOutcome]) throws(StateError) {
+        var seen: [LaneClaim] = []
+        for o in outcomes { if let f = o.fence, !seen.contains(f) { seen.append(f) } }
+        for f in seen {
+            let held = try rows(
+                """
+                SELECT 1 FROM outbox_lanes WHERE receiver = $1 AND integration = $2 AND node = $3 AND token = $4
+                    AND until >= \(Self.dbNow) FOR UPDATE
+                """, [f.lane.receiver, f.lane.integration, node, f.token])
+            if held.isEmpty {
+                throw .conflict("outbox lane \(f.lane) is no longer this node's (lease run out or taken over)")
+            }
+        }
+    }
+
     public func finishAttempts(_ outcomes: [AttemptOutcome]) throws(StateError) {
         if outcomes.isEmpty { return }
         try transaction { () throws(StateError) in
+            try checkFences(outcomes)
             try append(outcomes.map(\.event))
             let results = try link.run(
                 outcomes.map { a in

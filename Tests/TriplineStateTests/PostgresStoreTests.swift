@@ -152,6 +152,51 @@ struct PostgresStoreTests {
         #expect(try b.auditSize() == 1)
     }
 
+    @Test("lane claims: one node at a time, renewed by its holder, taken over when the lease runs out, fenced")
+    func laneClaims() throws {
+        let url = try PostgresServer.shared().database("lanes") + "&lease=0.4"
+        let a = try PostgresStateStore(url: url)
+        let b = try PostgresStateStore(url: url)
+        defer {
+            a.close()
+            b.close()
+        }
+        try a.migrate()
+        var c = Commit()
+        c.outbox = [
+            OutboxItem(
+                receiver: "r", integration: "webhook/0", priorityRank: 2, createdAt: 1, nextAttemptAt: 1,
+                payload: JSONObject())
+        ]
+        try a.commit(c)
+        let lane = OutboxLane(receiver: "r", integration: "webhook/0")
+        let id = try #require(try a.dueOutbox(lane: lane, now: 2, limit: 1).first?.id)
+        let first = try #require(try a.claim(lane: lane))
+        #expect(try b.claim(lane: lane) == nil)
+        #expect(try a.claim(lane: lane) == first)  // renewed, same token
+        // Another lane is free for B meanwhile.
+        #expect(try b.claim(lane: OutboxLane(receiver: "r", integration: "email/0"))?.token == 1)
+        usleep(600_000)  // A's lease runs out
+        let taken = try #require(try b.claim(lane: lane))
+        #expect(taken.token == first.token + 1)
+        #expect(try a.claim(lane: lane) == nil)
+        func outcome(_ fence: LaneClaim) -> AttemptOutcome {
+            AttemptOutcome(
+                outboxID: id, status: .delivered, attempts: 1, nextAttemptAt: 3, error: nil,
+                event: EventDraft(at: 3, kind: "delivered"), fence: fence)
+        }
+        // A's outcome under its old claim: refused as a conflict, nothing recorded.
+        let late = #expect(throws: StateError.self) { try a.finishAttempts([outcome(first)]) }
+        #expect(late?.isConflict == true)
+        #expect(try a.outbox(status: .delivered, limit: 5).isEmpty)
+        #expect(try a.auditSize() == 0)
+        try b.finishAttempts([outcome(taken)])
+        #expect(try a.outbox(status: .delivered, limit: 5).map(\.id) == [id])
+        // Released: A takes it at once, with the next token.
+        try b.release(taken)
+        #expect(try a.claim(lane: lane)?.token == taken.token + 1)
+    }
+
     @Test("the server refuses updates, deletes and truncation of the audit log, whoever asks")
     func auditTablesAreAppendOnly() throws {
         let server = try PostgresServer.shared()
