@@ -365,6 +365,7 @@ public final class Dispatcher {
         heartbeatsDirty = []
         var batch: [String: AlertRecord] = [:]
         var order: [String] = []
+        var opened = Set<String>()
         for h in hits {
             let key = Self.key(h)
             let existing: AlertRecord?
@@ -405,6 +406,7 @@ public final class Dispatcher {
                     priorityRank: h.priority.rank, state: .firing, labels: Self.labels(h), firstSeen: now,
                     lastSeen: now, count: (existing?.count ?? 0) + 1, sources: item.map { [$0] } ?? [],
                     payload: Self.payload(h), updatedAt: now, version: existing?.version)
+                opened.insert(key)
                 // Fired again after it resolved: it escalates afresh from its next first notification.
                 if existing != nil { endEscalations(key, now: now, reason: "reopened", into: &c) }
                 c.events.append(
@@ -415,11 +417,36 @@ public final class Dispatcher {
             if batch[key] == nil { order.append(key) }
             batch[key] = a
         }
+        let shared = store is any SharedAlertIDs
         for key in order {
             let a = batch[key]!
             c.alerts.append(a)
+            // Several nodes on one database: a sighting folded into an alert another node opened is counted here and
+            // notified there (the opening node holds it in its group); the alert is notified once, not per node.
+            if shared && !opened.contains(key) && !holdsInAGroup(a) { continue }
             enqueue(a, now: now, recovering: false, events: &c.events)
         }
+    }
+
+    /// Whether one of the alert's groups on this dispatcher holds it.
+    private func holdsInAGroup(_ a: AlertRecord) -> Bool {
+        targets(a).contains { route, receiver in
+            groups[groupID(a, route: route, receiver: receiver).id]?.keys.contains(a.key) == true
+        }
+    }
+
+    /// The group an alert joins on `route` for `receiver`: its id and its labels (the route's `group_by`).
+    private func groupID(_ a: AlertRecord, route: Route, receiver: String) -> (id: String, labels: JSONObject) {
+        var gl = JSONObject()
+        var gid = "\(route.index)\u{0}\(receiver)\u{0}"
+        if route.groupBy == ["..."] {
+            // As Alertmanager's '...': no aggregation, a group per alert.
+            gl = a.labels
+            gid += a.key + "\u{0}"
+        } else {
+            for name in route.groupBy { gl.append(name, a.labels[name] ?? .string("")) }
+        }
+        return (gid + JSONWriter.string(.object(gl)), gl)
     }
 
     private func enqueue(_ a: AlertRecord, now: Double, recovering: Bool) {
@@ -437,16 +464,7 @@ public final class Dispatcher {
             let state = a.state(for: config.receiver(receiver)?.partner, at: now)
             if recovering && last?.state == state { continue }
             if !recovering, let last, last.state == state { continue }  // dedup: nothing new for this receiver
-            var gl = JSONObject()
-            var gid = "\(route.index)\u{0}\(receiver)\u{0}"
-            if route.groupBy == ["..."] {
-                // As Alertmanager's '...': no aggregation, a group per alert.
-                gl = a.labels
-                gid += a.key + "\u{0}"
-            } else {
-                for name in route.groupBy { gl.append(name, a.labels[name] ?? .string("")) }
-            }
-            gid += JSONWriter.string(.object(gl))
+            let (gid, gl) = groupID(a, route: route, receiver: receiver)
             // Taken out of the table while it changes, so that its sets are changed in place, not copied per alert
             // (a group of 100,000 alerts made alert creation quadratic).
             let oldNext = groups[gid]?.next

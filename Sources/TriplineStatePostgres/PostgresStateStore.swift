@@ -244,11 +244,19 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlertIDs, S
         }
         for (source, offset) in c.offsets { s.append(Self.setOffset(source, offset)) }
         if let h = c.listHandlings {
-            s.append(Statement("DELETE FROM list_handlings"))
-            for (k, v) in h.sorted(by: { $0.key < $1.key }) {
+            // Upserts and a delete of the rest, not a delete of all and inserts: nodes starting at once write the same
+            // rows at the same time (each would insert what the other inserted).
+            let keys = h.keys.sorted()
+            var gone = PostgresBindings()
+            gone.append(keys)
+            s.append(Statement("DELETE FROM list_handlings WHERE NOT (key = ANY($1::text[]))", gone))
+            for k in keys {
                 s.append(
                     Statement(
-                        "INSERT INTO list_handlings (key, handling) VALUES ($1,$2)", bind(k, StoreCoding.json(v))))
+                        """
+                        INSERT INTO list_handlings (key, handling) VALUES ($1,$2)
+                        ON CONFLICT (key) DO UPDATE SET handling = excluded.handling
+                        """, bind(k, StoreCoding.json(h[k]!))))
             }
             s.append(Self.setOffset("list-handlings-known", 1))
         }

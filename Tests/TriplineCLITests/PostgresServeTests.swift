@@ -91,4 +91,61 @@ struct PostgresServeTests {
             #expect(!r.stderr.contains("hunter2"), "\(r.stderr)")
         }
     }
+
+    @Test(
+        "three nodes on one database, 30,000 selectors with 300 listed numbers seen at one to three nodes: every alert once, every notification delivered once, the log verifies"
+    )
+    func threeNodes() throws {
+        let dir = try ServeTests.deployment(entries: 300)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try PostgresServer.shared()
+        let url = try server.database("three") + "&lease=1"
+        let configPath = dir.appendingPathComponent("tripline.yaml")
+        let yaml = try String(contentsOf: configPath, encoding: .utf8)
+            .replacingOccurrences(of: "state: state/state.sqlite", with: "state: \(url)")
+        try (yaml + "\nhandle_key_file: handle.key\naudit: {key_file: audit.key, origin: three.tripline.test/audit}\n")
+            .write(to: configPath, atomically: true, encoding: .utf8)
+        #expect(try CLITests.run(["audit", "keygen", "--config", "tripline.yaml"], cwd: dir).status == 0)
+        // 10,000 unlisted numbers per node; each listed number seen at one, two or three nodes, at seeded places.
+        var rng = SplitMix64(seed: 20)
+        var inputs: [[String]] = (0..<3).map { n in
+            (0..<10_000).map { k in
+                #"{"id":"s\#(n)-\#(k)","type":"phone","value":"+32471\#(String(format: "%06d", n * 10_000 + k))"}"#
+            }
+        }
+        var sightings = 0
+        for i in 0..<300 {
+            let nodes = Array((0..<3).shuffled(using: &rng).prefix(Int.random(in: 1...3, using: &rng)))
+            for n in nodes {
+                let line = #"{"id":"h\#(n)-\#(i)","type":"phone","value":"+32470\#(String(format: "%06d", i))"}"#
+                inputs[n].insert(line, at: Int.random(in: 0...inputs[n].count, using: &rng))
+                sightings += 1
+            }
+        }
+        let nodes = try (0..<3).map { n in
+            try ServeTests.start(
+                ["serve", "--config", "tripline.yaml"], cwd: dir, stdin: inputs[n].joined(separator: "\n") + "\n")
+        }
+        for (p, err) in nodes {
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0, "\(text)")
+        }
+        let db = server.name(of: url)
+        let counts = try server.psql(["-d", db, "-Atc", "SELECT COUNT(*), COUNT(DISTINCT key), SUM(count) FROM alerts"])
+        #expect(counts.trimmingCharacters(in: .whitespacesAndNewlines) == "300|300|\(sightings)")
+        let outbox = try server.psql(["-d", db, "-Atc", "SELECT status, COUNT(*) FROM outbox GROUP BY 1"])
+        let sent = readRecords(dir.appendingPathComponent("alerts.ndjson").path)
+        #expect(outbox.trimmingCharacters(in: .whitespacesAndNewlines) == "delivered|\(sent.count)")
+        // Each notification once (distinct ids), and every alert in one of them.
+        let ids = sent.compactMap { $0["notification_id"]?.stringValue }
+        #expect(ids.count == sent.count && Set(ids).count == ids.count)
+        var alerts = Set<String>()
+        for r in sent {
+            for a in r["alerts"]?.arrayValue ?? [] { alerts.insert(a.objectValue?["key"]?.stringValue ?? "") }
+        }
+        #expect(alerts.count == 300)
+        let verify = try CLITests.run(["audit", "verify", "--config", "tripline.yaml"], cwd: dir)
+        #expect(verify.status == 0 && verify.stdout.hasPrefix("ok: "), "\(verify.stdout) \(verify.stderr)")
+    }
 }
