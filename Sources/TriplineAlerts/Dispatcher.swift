@@ -21,8 +21,16 @@ public final class Dispatcher {
     private var renderer: Renderer
     public let store: any StateStore
     private var nextID: Int64
-    /// Ids reserved for this dispatcher when the store is shared (`SharedAlertIDs`); unused there otherwise.
+    /// Ids reserved for this dispatcher when the store is shared (`SharedAlerts`); unused there otherwise.
     private var reservedIDs: Range<Int64> = 0..<0
+    /// The store when several nodes share it: this dispatcher notifies the alerts it opened or adopted only.
+    private let shared: (any SharedAlerts)?
+    /// Alerts adopted from a node that stopped, not yet queued (journalled: a tick whose commit fails leaves them to
+    /// the next).
+    private var adopted: [AlertRecord] = []
+    /// Alerts adopted since `begin()` (the store gave them to this node at once): queued again after a rollback.
+    private var adoptedInBatch: [AlertRecord] = []
+    private var lastAdoption = -Double.infinity
     private var nflog: [String: NotifyLogEntry] = [:]
     private var groups: [String: Group] = [:]
     /// Group timers, earliest first (stale entries are skipped when popped).
@@ -90,6 +98,7 @@ public final class Dispatcher {
     /// The first old value of everything changed since `begin()`.
     struct Journal {
         var nextID: Int64
+        var adopted: [AlertRecord] = []
         var lastSync: Double
         var lastResolveScan: Double
         var lastChanges: Int64?
@@ -116,6 +125,7 @@ public final class Dispatcher {
         started = now
         renderer = Renderer(config: config, handlings: try store.listHandlings())
         self.store = store
+        shared = store as? any SharedAlerts
         nextID = try store.maxAlertID() + 1
         for n in try store.notifyLog() { nflog[n.receiver + "\u{0}" + n.key] = n }
         silences = Self.compiled(try store.silences(includeExpired: false))
@@ -130,10 +140,13 @@ public final class Dispatcher {
         for e in try store.escalations() { escalations[Self.escalationID(e.key, e.route)] = e }
         scheduleEscalations()
         // Recovery: every open or recently changed alert some receiver has not been told of goes back to its group.
+        // Several nodes: a node (re)starting is a new node, and the alerts of the one it was are adopted when that
+        // one's heartbeat has run out (`SharedAlerts`), by one node; none is queued again here.
         for a in try store.alerts(states: nil, limit: Int.max) {
-            enqueue(a, now: now, recovering: true)
+            if shared == nil { enqueue(a, now: now, recovering: true) }
             inhibition.update(a)
         }
+        try shared?.heartbeat()
         lastChanges = try store.offset(source: Self.changesKey)
         watchdogAt = try store.offset(source: Self.watchdogKey).map { Double($0) / 1000 }
         try loadHeartbeats()
@@ -180,7 +193,7 @@ public final class Dispatcher {
     /// for this dispatcher (other nodes create alerts too). Ids of a rolled-back batch are counted again; a shared
     /// block's are not (a gap, never a reuse).
     private func newAlertID() throws(StateError) -> Int64 {
-        if let shared = store as? any SharedAlertIDs {
+        if let shared {
             if reservedIDs.isEmpty { reservedIDs = try shared.reserveAlertIDs() }
             return reservedIDs.popFirst()!
         }
@@ -193,8 +206,10 @@ public final class Dispatcher {
     /// Starts journalling: what changes from here can be taken back by `rollback()`.
     public func begin() {
         precondition(journal == nil, "begin inside a batch")
+        adoptedInBatch = []
         journal = Journal(
-            nextID: nextID, lastSync: lastSync, lastResolveScan: lastResolveScan, lastChanges: lastChanges,
+            nextID: nextID, adopted: adopted, lastSync: lastSync, lastResolveScan: lastResolveScan,
+            lastChanges: lastChanges,
             silences: silences, watchdogAt: watchdogAt, watchdogBehindAt: watchdogBehindAt,
             heartbeatSeen: heartbeatSeen, heartbeatFiring: heartbeatFiring,
             heartbeatResumed: heartbeatResumed, heartbeatsRemoved: heartbeatsRemoved,
@@ -204,6 +219,7 @@ public final class Dispatcher {
     /// The caller's commit of what this batch computed succeeded: `c` is now in the store.
     public func end(committed c: Commit) {
         journal = nil
+        adoptedInBatch = []
         for a in c.alerts {
             inhibition.update(a)
             if written.count >= Self.writtenLimit { written.removeAll(keepingCapacity: true) }
@@ -222,6 +238,8 @@ public final class Dispatcher {
         guard let j = journal else { return }
         journal = nil
         nextID = j.nextID
+        adopted = j.adopted + adoptedInBatch
+        adoptedInBatch = []
         lastSync = j.lastSync
         lastResolveScan = j.lastResolveScan
         lastChanges = j.lastChanges
@@ -417,13 +435,12 @@ public final class Dispatcher {
             if batch[key] == nil { order.append(key) }
             batch[key] = a
         }
-        let shared = store is any SharedAlertIDs
         for key in order {
             let a = batch[key]!
             c.alerts.append(a)
             // Several nodes on one database: a sighting folded into an alert another node opened is counted here and
             // notified there (the opening node holds it in its group); the alert is notified once, not per node.
-            if shared && !opened.contains(key) && !holdsInAGroup(a) { continue }
+            if shared != nil && !opened.contains(key) && !holdsInAGroup(a) { continue }
             enqueue(a, now: now, recovering: false, events: &c.events)
         }
     }
@@ -490,13 +507,29 @@ public final class Dispatcher {
     /// Everything it decides is in the returned commit, for the caller to make durable.
     public func tick(now: Double, flushAll: Bool = false) throws(StateError) -> Commit {
         var c = Commit()
+        if let shared, now - lastAdoption >= shared.heartbeatEvery || flushAll {
+            // Several nodes: this one is alive; the alerts of one that stopped become this one's to notify (as a
+            // restarted node recovers its own), each adopted by one node.
+            lastAdoption = now
+            try shared.heartbeat()
+            let taken = try shared.adoptOrphans(limit: 1000)
+            if !taken.isEmpty {
+                let keys = Set(taken.map(\.key))
+                for n in try store.notifyLog() where keys.contains(n.key) { nflog[n.receiver + "\u{0}" + n.key] = n }
+                adopted += taken
+                adoptedInBatch += taken
+            }
+        }
+        for a in adopted { enqueue(a, now: now, recovering: true) }
+        adopted = []  // back from the journal if this tick's commit fails
         if now - lastSync >= 1 || flushAll {
             silences = Self.compiled(try store.silences(includeExpired: false))
             let changes = try store.offset(source: Self.changesKey)
             if changes != lastChanges || flushAll {
                 // Another process (the command line) changed alerts: their new states go to their receivers.
                 for a in try store.alerts(updatedSince: lastSync - 2, limit: 100_000) {
-                    enqueue(a, now: now, recovering: true)
+                    // Several nodes: the node holding the alert tells its receivers.
+                    if shared == nil || holdsInAGroup(a) { enqueue(a, now: now, recovering: true) }
                     inhibition.update(a)
                 }
                 lastChanges = changes
@@ -508,6 +541,7 @@ public final class Dispatcher {
             for var a in try store.alerts(
                 states: [.firing, .acknowledged], lastSeenBefore: (now - config.resolveTimeout).nextUp, limit: 10_000)
             {
+                if shared != nil && !holdsInAGroup(a) { continue }  // its node resolves it
                 a.state = .resolved
                 a.updatedAt = now
                 c.alerts.append(a)

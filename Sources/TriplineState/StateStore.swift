@@ -347,11 +347,20 @@ extension StateStore {
     public func finishAttempt(_ a: AttemptOutcome) throws(StateError) { try finishAttempts([a]) }
 }
 
-/// A store that several writers (nodes) share (PostgreSQL): new alerts take ids from blocks the store reserves for
-/// one writer alone, instead of counting on from `maxAlertID` (two nodes would count the same ids).
-public protocol SharedAlertIDs {
+/// A store that several writers (nodes) share (PostgreSQL). New alerts take ids from blocks the store reserves for
+/// one node alone, instead of counting on from `maxAlertID` (two nodes would count the same ids). Each alert belongs
+/// to the node that opened it, which notifies it (the others count their sightings into it); a node keeps itself
+/// alive with `heartbeat`, and the alerts of a node whose heartbeat stopped (killed, lost) are adopted, each by one
+/// of the others.
+public protocol SharedAlerts {
     /// A block of ids no other writer is given; the ids of a block not used are never used.
     func reserveAlertIDs() throws(StateError) -> Range<Int64>
+    /// This node is alive for another lease.
+    func heartbeat() throws(StateError)
+    /// How often a node beats (well inside its lease).
+    var heartbeatEvery: Double { get }
+    /// Alerts not resolved whose node's heartbeat has stopped, now this node's (each adopted by one node only).
+    func adoptOrphans(limit: Int) throws(StateError) -> [AlertRecord]
 }
 
 public struct AttemptOutcome: Sendable {

@@ -10,7 +10,7 @@ import TriplineState
 /// appended in that transaction under one advisory lock (`auditLockKey`), so leaf indexes are gapless and in commit
 /// order whichever node commits; migrations run under another (`migrationLockKey`), so nodes that start at once
 /// migrate once. The audit tables refuse updates, deletes and truncation (triggers).
-public final class PostgresStateStore: StateStore, AuditStore, SharedAlertIDs, SharedOutbox, @unchecked Sendable {
+public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, SharedOutbox, @unchecked Sendable {
     private let link: PostgresLink
     private let lock = NSLock()
     private let salts = SaltSource()
@@ -95,7 +95,7 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlertIDs, S
         CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
             FOR EACH STATEMENT EXECUTE FUNCTION tripline_refuse('the audit log is append-only');
         """,
-        // v2: alert ids in blocks of 64 per node (`SharedAlertIDs`), above every id already stored.
+        // v2: alert ids in blocks of 64 per node (`SharedAlerts`), above every id already stored.
         """
         CREATE SEQUENCE alert_ids INCREMENT BY 64 MINVALUE 1 START WITH 1;
         SELECT setval('alert_ids', GREATEST((SELECT COALESCE(MAX(id), 0) FROM alerts), 1));
@@ -106,6 +106,12 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlertIDs, S
         CREATE TABLE outbox_lanes (
             receiver TEXT NOT NULL, integration TEXT NOT NULL, node TEXT NOT NULL, token BIGINT NOT NULL,
             until DOUBLE PRECISION NOT NULL, PRIMARY KEY (receiver, integration));
+        """,
+        // v4: each alert's node (the one that opened or adopted it, which notifies it), and the nodes' heartbeats.
+        """
+        ALTER TABLE alerts ADD COLUMN owner TEXT;
+        CREATE INDEX alerts_owner ON alerts(owner) WHERE state <> 'resolved';
+        CREATE TABLE nodes (node TEXT PRIMARY KEY, until DOUBLE PRECISION NOT NULL);
         """,
     ]
 
@@ -120,9 +126,9 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlertIDs, S
         self.node = node ?? "\(ProcessInfo.processInfo.hostName)/\(getpid())/\(UUID().uuidString.prefix(8))"
     }
 
-    public convenience init(url: String, busyTimeout: Double = 10) throws(StateError) {
+    public convenience init(url: String, busyTimeout: Double = 10, node: String? = nil) throws(StateError) {
         guard case .postgres(let l) = try StateLocation.parse(url) else { throw .schema("not a postgres:// URL") }
-        try self.init(location: l, busyTimeout: busyTimeout)
+        try self.init(location: l, busyTimeout: busyTimeout, node: node)
     }
 
     // MARK: plumbing
@@ -195,6 +201,30 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlertIDs, S
         let first = try lockedRows("SELECT nextval('alert_ids')").first?.int(0) ?? 0
         guard first > 0 else { throw .database("alert_ids gave no value") }
         return first..<(first + Self.alertIDBlock)
+    }
+
+    public var heartbeatEvery: Double { min(1, location.lease / 3) }
+
+    public func heartbeat() throws(StateError) {
+        _ = try lockedRows(
+            """
+            INSERT INTO nodes (node, until) VALUES ($1, \(Self.dbNow) + $2)
+            ON CONFLICT (node) DO UPDATE SET until = excluded.until
+            """, [node, location.lease])
+    }
+
+    public func adoptOrphans(limit: Int) throws(StateError) -> [AlertRecord] {
+        // Alerts of a node that has no running heartbeat (or of none: from before nodes), locked while taken so that
+        // two nodes adopting at once take different ones.
+        try lockedRows(
+            """
+            UPDATE alerts SET owner = $1 WHERE id IN (
+                SELECT a.id FROM alerts a WHERE a.state <> 'resolved' AND a.owner IS DISTINCT FROM $1
+                    AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.node = a.owner AND n.until >= \(Self.dbNow))
+                ORDER BY a.id LIMIT $2 FOR UPDATE SKIP LOCKED)
+            RETURNING \(Self.alertColumns)
+            """, [node, limit]
+        ).map(readAlert).sorted { $0.id < $1.id }
     }
 
     public func commit(_ c: Commit) throws(StateError) {
@@ -372,11 +402,12 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlertIDs, S
         }
         b.append(a.key)
         b.append(a.kind)
+        b.append(node)
         return Statement(
             """
             INSERT INTO alerts (priority, priority_rank, state, labels, last_seen, count, sources, payload,
-                acked_by, updated_at, acks, first_seen, id, key, kind, version)
-            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,0) ON CONFLICT DO NOTHING
+                acked_by, updated_at, acks, first_seen, id, key, kind, owner, version)
+            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,0) ON CONFLICT DO NOTHING
             """, b)
     }
 

@@ -148,4 +148,70 @@ struct PostgresServeTests {
         let verify = try CLITests.run(["audit", "verify", "--config", "tripline.yaml"], cwd: dir)
         #expect(verify.status == 0 && verify.stdout.hasPrefix("ok: "), "\(verify.stdout) \(verify.stderr)")
     }
+
+    @Test(
+        "kill -9 one of three nodes before it has notified its alerts: another adopts them when its heartbeat runs out and notifies each; nothing lost"
+    )
+    func killedNodesAlertsAreAdopted() throws {
+        let dir = try ServeTests.deployment(entries: 100)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try PostgresServer.shared()
+        let url = try server.database("kill") + "&lease=1"
+        let configPath = dir.appendingPathComponent("tripline.yaml")
+        let yaml = try String(contentsOf: configPath, encoding: .utf8)
+            .replacingOccurrences(of: "state: state/state.sqlite", with: "state: \(url)")
+            .replacingOccurrences(of: "group_wait: 0s", with: "group_wait: 4s")
+        try (yaml + "\nhandle_key_file: handle.key\n").write(to: configPath, atomically: true, encoding: .utf8)
+        // Each node reads a standard input the test keeps open (a node that is still serving).
+        func node() throws -> (Process, FileHandle) {
+            let p = Process()
+            p.executableURL = CLITests.binary
+            p.arguments = ["serve", "--config", "tripline.yaml"]
+            p.currentDirectoryURL = dir
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            let input = Pipe()
+            p.standardInput = input
+            try p.run()
+            return (p, input.fileHandleForWriting)
+        }
+        let (a, inA) = try node()
+        let (b, inB) = try node()
+        let (c, inC) = try node()
+        defer { for p in [a, b, c] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let hits = (0..<100).map { #"{"id":"h\#($0)","type":"phone","value":"+32470\#(String(format: "%06d", $0))"}"# }
+        try inA.write(contentsOf: Data((hits.joined(separator: "\n") + "\n").utf8))
+        let db = server.name(of: url)
+        func count(_ sql: String) -> String {
+            ((try? server.psql(["-d", db, "-Atc", sql])) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(waitUntil(20) { count("SELECT COUNT(*) FROM alerts") == "100" })
+        // Killed within its group wait: its alerts are in the database, not yet in any notification.
+        kill(a.processIdentifier, SIGKILL)
+        a.waitUntilExit()
+        let log = dir.appendingPathComponent("alerts.ndjson").path
+        func notified() -> Set<String> {
+            var keys = Set<String>()
+            for r in readRecords(log) {
+                for x in r["alerts"]?.arrayValue ?? [] { keys.insert(x.objectValue?["key"]?.stringValue ?? "") }
+            }
+            return keys
+        }
+        let early = notified().count
+        #expect(
+            waitUntil(30) { notified().count == 100 }, "\(notified().count) of 100 notified (\(early) before the kill)")
+        #expect(
+            count(
+                "SELECT COUNT(*) FROM alerts WHERE owner IN (SELECT node FROM nodes WHERE until >= extract(epoch from clock_timestamp()))"
+            ) == "100")
+        try inB.close()
+        try inC.close()
+        b.waitUntilExit()
+        c.waitUntilExit()
+        #expect(b.terminationStatus == 0 && c.terminationStatus == 0)
+        let sent = readRecords(log)
+        let ids = sent.compactMap { $0["notification_id"]?.stringValue }
+        #expect(Set(ids).count == ids.count)
+        #expect(count("SELECT status, COUNT(*) FROM outbox GROUP BY 1") == "delivered|\(sent.count)")
+    }
 }

@@ -197,6 +197,38 @@ struct PostgresStoreTests {
         #expect(try a.claim(lane: lane)?.token == taken.token + 1)
     }
 
+    @Test("alerts of a node whose heartbeat stopped are adopted, each by one node, and not while it is alive")
+    func orphansAreAdoptedOnce() throws {
+        let url = try PostgresServer.shared().database("orphans") + "&lease=0.4"
+        let a = try PostgresStateStore(url: url, node: "a")
+        let b = try PostgresStateStore(url: url, node: "b")
+        let c = try PostgresStateStore(url: url, node: "c")
+        defer { for s in [a, b, c] { s.close() } }
+        try a.migrate()
+        try a.heartbeat()
+        var commit = Commit()
+        commit.alerts = (1...40).map { alert(Int64($0), key: "wl:o\($0)") }
+        commit.alerts.append(alert(41, key: "wl:done", state: .resolved))
+        try a.commit(commit)
+        try b.heartbeat()
+        try c.heartbeat()
+        #expect(try b.adoptOrphans(limit: 100).isEmpty)  // a is alive
+        usleep(600_000)  // a's heartbeat runs out; b and c keep theirs
+        try b.heartbeat()
+        try c.heartbeat()
+        // b and c adopt at the same moment: every open alert once, the resolved one by nobody.
+        let found = Mutex<[String: [Int64]]>([:])
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let s = i == 0 ? b : c
+            var mine: [Int64] = []
+            while let batch = try? s.adoptOrphans(limit: 7), !batch.isEmpty { mine += batch.map(\.id) }
+            found.withLock { $0[s.node] = mine }
+        }
+        let all = found.withLock { $0 }
+        #expect(((all["b"] ?? []) + (all["c"] ?? [])).sorted() == Array(1...40))
+        #expect(try b.adoptOrphans(limit: 100).isEmpty && c.adoptOrphans(limit: 100).isEmpty)
+    }
+
     @Test("the server refuses updates, deletes and truncation of the audit log, whoever asks")
     func auditTablesAreAppendOnly() throws {
         let server = try PostgresServer.shared()
