@@ -13,6 +13,7 @@ n = int(sys.argv[2]) if len(sys.argv) > 2 else 300000
 runs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 work = tempfile.mkdtemp(prefix="tripline-nodes-")
+os.chmod(work, 0o755)  # the server runs as another user (scripts/pg.sh) and must reach its directory
 subprocess.run([sys.executable, f"{root}/Benchmarks/gen_stream.py", work, str(n), "14000", "5600", "400", "1"],
                check=True, stdout=subprocess.DEVNULL)
 lines = open(f"{work}/stream.ndjson").read().splitlines(keepends=True)
@@ -34,7 +35,7 @@ def run(nodes, postgres, k):
     d = f"{work}/run-{nodes}-{postgres}-{k}"
     os.makedirs(d)
     for sub in ("Watchlists", "Rules"):
-        os.symlink(f"{work}/{sub}", f"{d}/{sub}")
+        shutil.copytree(f"{work}/{sub}", f"{d}/{sub}")
     config = open(f"{work}/tripline.yaml").read()
     db = f"n{nodes}r{k}"
     if postgres:

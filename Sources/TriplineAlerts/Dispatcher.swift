@@ -384,10 +384,12 @@ public final class Dispatcher {
         var batch: [String: AlertRecord] = [:]
         var order: [String] = []
         var opened = Set<String>()
+        // The batch's alerts read at once (one round trip on a database server, not one per hit).
+        let stored = try store.alerts(keys: hits.map(Self.key))
         for h in hits {
             let key = Self.key(h)
             let existing: AlertRecord?
-            if let b = batch[key] { existing = b } else { existing = try store.alert(key: key) }
+            if let b = batch[key] { existing = b } else { existing = stored[key] }
             var a: AlertRecord
             if var e = existing, e.state != .resolved {
                 e.count += 1
@@ -638,9 +640,9 @@ public final class Dispatcher {
             setGroup(gid, g)
             return
         }
+        let stored = try store.alerts(keys: candidates.filter { fresh[$0] == nil })
         for key in candidates {
-            var found = fresh[key]
-            if found == nil { found = try store.alert(key: key) }
+            let found = fresh[key] ?? stored[key]
             guard var a = found else { continue }
             let nk = receiver.name + "\u{0}" + key
             let last = nflog[nk]

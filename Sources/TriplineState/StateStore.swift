@@ -11,6 +11,8 @@ public protocol StateStore: AnyObject, Sendable {
 
     func alert(id: Int64) throws(StateError) -> AlertRecord?
     func alert(key: String) throws(StateError) -> AlertRecord?
+    /// The stored alerts of `keys`, by key (a default reads them one by one).
+    func alerts(keys: [String]) throws(StateError) -> [String: AlertRecord]
     /// Alerts, newest update first, optionally only in the given states.
     func alerts(states: Set<AlertState>?, limit: Int) throws(StateError) -> [AlertRecord]
     /// Alerts with an id below `idBelow` (all when nil), highest id first: a page of the API's alert list.
@@ -343,6 +345,14 @@ public struct OutboxItem: Sendable, Equatable {
 }
 
 extension StateStore {
+    /// The stored alerts of `keys`, by key (those not stored are absent). One read per key here; a store where a
+    /// read is a round trip to a server (PostgreSQL) answers all of them with one.
+    public func alerts(keys: [String]) throws(StateError) -> [String: AlertRecord] {
+        var out: [String: AlertRecord] = [:]
+        for k in keys where out[k] == nil { if let a = try alert(key: k) { out[k] = a } }
+        return out
+    }
+
     /// Records one delivery attempt's outcome and its event, atomically.
     public func finishAttempt(_ a: AttemptOutcome) throws(StateError) { try finishAttempts([a]) }
 }

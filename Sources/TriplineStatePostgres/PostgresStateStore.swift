@@ -503,6 +503,21 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
 
     public func alert(key: String) throws(StateError) -> AlertRecord? { try alerts("WHERE key = $1", [key]).first }
 
+    public func alerts(keys: [String]) throws(StateError) -> [String: AlertRecord] {
+        if keys.isEmpty { return [:] }
+        var b = PostgresBindings()
+        b.append(Array(Set(keys)))
+        let found = try locked { () throws(StateError) -> [Row] in
+            try link.run("SELECT \(Self.alertColumns) FROM alerts WHERE key = ANY($1::text[])", b).rows
+        }
+        var out: [String: AlertRecord] = [:]
+        for r in found {
+            let a = readAlert(r)
+            out[a.key] = a
+        }
+        return out
+    }
+
     public func alerts(states: Set<AlertState>?, limit: Int) throws(StateError) -> [AlertRecord] {
         let filter = states.map { "WHERE state IN (\(Self.stateList($0))) " } ?? ""
         return try alerts(filter + "ORDER BY updated_at DESC, id DESC LIMIT $1", [limit])
