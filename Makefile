@@ -42,6 +42,7 @@ bench:
 	python3 Benchmarks/bench_match.py .build/release/tripline
 	python3 scripts/bench_serve.py .build/release/tripline
 	python3 scripts/bench_api.py .build/release/tripline
+	python3 Benchmarks/bench_nodes.py .build/release/tripline
 
 # Regenerate the phone numbering-plan resources from the pinned phonenumbers package.
 phonedata:
