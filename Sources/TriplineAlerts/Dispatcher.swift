@@ -636,6 +636,17 @@ public final class Dispatcher {
         g.lastFlush = now
         // Nothing new waits: wake for the next repeat (a new alert pulls the time in, see `enqueue`).
         g.next = max(now + max(g.route.groupInterval, 0.05), g.nextRepeat)
+        if let shared, !candidates.isEmpty {
+            // Several nodes: only alerts still this node's. One adopted by another node while this one was stopped
+            // (SIGSTOP, a lapsed heartbeat) is that node's to notify now; it leaves this node's group.
+            let mine = try shared.owned(keys: candidates.filter { fresh[$0] == nil })
+            let lost = candidates.filter { fresh[$0] == nil && !mine.contains($0) }
+            if !lost.isEmpty {
+                let gone = Set(lost)
+                candidates.removeAll { gone.contains($0) }
+                g.keys.subtract(gone)
+            }
+        }
         if candidates.isEmpty {
             setGroup(gid, g)
             return

@@ -371,6 +371,8 @@ public protocol SharedAlerts {
     var heartbeatEvery: Double { get }
     /// Alerts not resolved whose node's heartbeat has stopped, now this node's (each adopted by one node only).
     func adoptOrphans(limit: Int) throws(StateError) -> [AlertRecord]
+    /// Which of `keys` are alerts this node holds (opened or adopted, and not adopted away since).
+    func owned(keys: [String]) throws(StateError) -> Set<String>
 }
 
 public struct AttemptOutcome: Sendable {

@@ -227,6 +227,17 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
         ).map(readAlert).sorted { $0.id < $1.id }
     }
 
+    public func owned(keys: [String]) throws(StateError) -> Set<String> {
+        if keys.isEmpty { return [] }
+        var b = PostgresBindings()
+        b.append(keys)
+        b.append(node)
+        let found = try locked { () throws(StateError) -> [Row] in
+            try link.run("SELECT key FROM alerts WHERE key = ANY($1::text[]) AND owner = $2", b).rows
+        }
+        return Set(found.compactMap { $0.text(0) })
+    }
+
     public func commit(_ c: Commit) throws(StateError) {
         if c.isEmpty { return }
         try transaction { () throws(StateError) in try apply(c) }
