@@ -125,6 +125,10 @@ public struct DeliveryService: Service {
     public func run() async throws {
         let busy = Busy()
         var shutdownAt: Double?
+        let wake = store as? any OutboxWakeups
+        var seen = -1
+        var asked = -Double.infinity
+        var idleBefore = true
         await withDiscardingTaskGroup { group in
             while true {
                 if Task.isCancelled {  // another service failed: the group is going down now
@@ -140,6 +144,18 @@ public struct DeliveryService: Service {
                     return
                 }
                 let now = clock()
+                if let wake {
+                    // Told of new work by the store (another node's commit, a lane released), or once a second for
+                    // retries coming due and lanes paused here: the database is not asked every few milliseconds.
+                    let g = wake.outboxGeneration
+                    if g == seen && now - asked < 1 && busy.isEmpty == idleBefore && shutdownAt == nil {
+                        try? await Task.sleep(nanoseconds: 5_000_000)
+                        continue
+                    }
+                    seen = g
+                    asked = now
+                    idleBefore = busy.isEmpty
+                }
                 let lanes = ((try? store.dueLanes(now: now)) ?? []).filter {
                     !held($0) && !unrecorded.paused($0, now: now)
                 }

@@ -409,6 +409,14 @@ public struct LaneClaim: Sendable, Equatable {
     }
 }
 
+/// A store that tells when the outbox may have work (PostgreSQL: LISTEN/NOTIFY on every commit that queues items
+/// and every lane released), so that delivery reads it when told, and otherwise only once a second (for retries
+/// coming due), instead of every few milliseconds.
+public protocol OutboxWakeups: Sendable {
+    /// Moves on whenever any node queued outbox items or released a lane (read cheaply, in memory).
+    var outboxGeneration: Int { get }
+}
+
 /// An outbox several nodes deliver from (PostgreSQL): a lane is delivered by one node at a time, the one holding
 /// its lease. A node claims a lane before it sends (renewing its own claim), records outcomes only under a claim
 /// that is still its own (fencing: a node paused past its lease finds the lane taken and sends nothing more, and

@@ -75,9 +75,9 @@ final class PostgresLink: @unchecked Sendable {
         }
     }
 
-    private func open() throws(StateError) -> PostgresConnection {
-        if let c = connection, !c.isClosed { return c }
-        connection = nil
+    /// The connection's configuration (TLS as the location says; `lock_timeout` so that a lock held by another node
+    /// fails the statement after a while, as a busy SQLite database does, and the caller retries).
+    func configuration() throws(StateError) -> PostgresConnection.Configuration {
         var config = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: password,
             database: location.database, tls: .disable)
@@ -92,11 +92,18 @@ final class PostgresLink: @unchecked Sendable {
             }
         }
         config.options.connectTimeout = .seconds(10)
-        // Waits for another node's row or advisory lock end as a busy SQLite database does: failed after a while,
-        // and retried by the caller as any database failure.
         config.options.additionalStartupParameters = [
             ("lock_timeout", "\(Int(max(0.001, lockTimeout) * 1000))ms"), ("application_name", "tripline"),
         ]
+        return config
+    }
+
+    var eventLoop: any EventLoop { group.next() }
+
+    private func open() throws(StateError) -> PostgresConnection {
+        if let c = connection, !c.isClosed { return c }
+        connection = nil
+        let config = try configuration()
         nextID += 1
         let c = try wait(
             PostgresConnection.connect(on: group.next(), configuration: config, id: nextID, logger: logger))

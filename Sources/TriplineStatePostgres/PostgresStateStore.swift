@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import PostgresNIO
 import TriplineAudit
@@ -10,7 +12,9 @@ import TriplineState
 /// appended in that transaction under one advisory lock (`auditLockKey`), so leaf indexes are gapless and in commit
 /// order whichever node commits; migrations run under another (`migrationLockKey`), so nodes that start at once
 /// migrate once. The audit tables refuse updates, deletes and truncation (triggers).
-public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, SharedOutbox, @unchecked Sendable {
+public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, SharedOutbox, OutboxWakeups,
+    @unchecked Sendable
+{
     private let link: PostgresLink
     private let lock = NSLock()
     private let salts = SaltSource()
@@ -362,6 +366,7 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
                     "INSERT INTO ack_links_used (nonce, alert_id, receiver, used_at) VALUES ($1,$2,$3,$4)",
                     bind(u.nonce, u.alertID, u.receiver, u.usedAt)))
         }
+        if !c.outbox.isEmpty { s.append(Statement("NOTIFY \(Self.outboxChannel)")) }  // sent at the commit
         if s.isEmpty { return }
         let results = try link.run(s)
         for (i, a) in c.alerts.enumerated() where results[i].changed != 1 && i < alertCount {
@@ -631,6 +636,59 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
         }
     }
 
+    // MARK: OutboxWakeups
+
+    /// The channel every commit that queues outbox items, and every lane released, notifies.
+    static let outboxChannel = "tripline_outbox"
+    private let wakeups = NIOLockedValueBox<(generation: Int, listening: Bool, closed: Bool)>((0, false, false))
+    private let listener = NIOLockedValueBox<Task<Void, Never>?>(nil)
+
+    public var outboxGeneration: Int {
+        let start = wakeups.withLockedValue { w -> Bool in
+            defer { w.listening = true }
+            return !w.listening && !w.closed
+        }
+        if start { listen() }
+        return wakeups.withLockedValue { $0.generation }
+    }
+
+    /// A connection of its own LISTENs on the outbox channel; each notification (and each reconnection, which may
+    /// have missed some) moves the generation on. Lost connections are opened again a second later.
+    private func listen() {
+        let config: PostgresConnection.Configuration
+        do { config = try link.configuration() } catch { return }
+        let loop = link.eventLoop
+        let box = wakeups
+        let logger = Logger(label: "tripline.state.postgres.listen")
+        let task = Task.detached {
+            var id = 1_000_000
+            while !box.withLockedValue({ $0.closed }) {
+                id += 1
+                do {
+                    let c = try await PostgresConnection.connect(
+                        on: loop, configuration: config, id: id, logger: logger)
+                    box.withLockedValue { $0.generation += 1 }
+                    do {
+                        try await c.listen(on: Self.outboxChannel) { seq in
+                            for try await _ in seq {
+                                let closed = box.withLockedValue { w -> Bool in
+                                    w.generation += 1
+                                    return w.closed
+                                }
+                                if closed { break }
+                            }
+                        }
+                    } catch {}
+                    try? await c.close()
+                } catch {}
+                box.withLockedValue { $0.generation += 1 }
+                if Task.isCancelled { return }
+                try? await Task.sleep(nanoseconds: 1_000_000_000)
+            }
+        }
+        listener.withLockedValue { $0 = task }
+    }
+
     // MARK: SharedOutbox
 
     private static let dbNow = "extract(epoch from clock_timestamp())"
@@ -654,6 +712,7 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
         _ = try lockedRows(
             "UPDATE outbox_lanes SET until = 0 WHERE receiver = $1 AND integration = $2 AND node = $3 AND token = $4",
             [claim.lane.receiver, claim.lane.integration, node, claim.token])
+        _ = try lockedRows("NOTIFY \(Self.outboxChannel)")
     }
 
     /// Inside a transaction: every claim the outcomes were made under is still this node's and running; the lane rows
@@ -944,6 +1003,8 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
 
     /// Closes the connection (a store not used again).
     public func close() {
+        wakeups.withLockedValue { $0.closed = true }
+        listener.withLockedValue { $0?.cancel() }
         lock.lock()
         defer { lock.unlock() }
         link.close()

@@ -127,4 +127,37 @@ struct SharedOutboxTests {
         #expect(delivered.count == 5)  // A's outcome for n0 was refused, not recorded twice
         #expect(try a.outbox(status: .delivered, limit: 10).allSatisfy { $0.attempts == 1 })
     }
+
+    @Test("a notification queued on one node wakes another's delivery at once (LISTEN/NOTIFY), not at its next second")
+    func otherNodesAreWoken() async throws {
+        let url = try PostgresServer.shared().database("wake") + "&lease=5"
+        let a = try PostgresStateStore(url: url)
+        let b = try PostgresStateStore(url: url)
+        defer {
+            a.close()
+            b.close()
+        }
+        try a.migrate()
+        try b.migrate()
+        let h = DeliveryHarness([("r", [("memory", "m")])], store: a)
+        let sink = MemorySink()
+        let tb = Task { try await service(b, h, [sink]).run() }
+        try await Task.sleep(nanoseconds: 1_500_000_000)  // B listening, its first reads done
+        var latencies: [Double] = []
+        var rng = SplitMix64(seed: 9)
+        for n in 0..<5 {
+            try await Task.sleep(nanoseconds: UInt64.random(in: 100_000_000...900_000_000, using: &rng))
+            let queued = Date()
+            try h.queue("r", id: "w\(n)")
+            while sink.received("m").count < n + 1 && Date().timeIntervalSince(queued) < 5 {
+                try await Task.sleep(nanoseconds: 2_000_000)
+            }
+            latencies.append(Date().timeIntervalSince(queued))
+        }
+        tb.cancel()
+        _ = try? await tb.value
+        #expect(sink.received("m").count == 5)
+        // Polled once a second, the five would wait 0.5 s on average; woken, each goes out within a fraction of it.
+        #expect(latencies.max()! < 0.4, "\(latencies)")
+    }
 }
