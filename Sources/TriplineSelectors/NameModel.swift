@@ -106,10 +106,19 @@ public enum NameModel {
         var honors: [String] = []
         // Particles glued to what follows ("abdelhamid", "albaljiki" from Arabic script) come apart first.
         var parts: [String] = []
-        for t in tokens {
+        for (n, t) in tokens.enumerated() {
             if tokens.count > 1 && (honorifics.contains(t) || misspeltHonorific(t)) {
-                honors.append(t)
-                continue
+                // A title after "Āl" (the family of) and its own article names a family, not a person's title: "Āl
+                // al-Shaykh" (آل الشيخ, "al alshykh"; "Al al-Sheikh"). A title with its article alone is a title
+                // ("al-Shaykh Usama", الملا).
+                let glued = t.hasPrefix("al") && honorifics.contains(String(t.dropFirst(2)))
+                let family =
+                    n >= 1 && particles[tokens[n - 1]] == "AL"
+                    && (glued || n >= 2 && particles[tokens[n - 2]] == "AL")
+                if !family {
+                    honors.append(t)
+                    continue
+                }
             }
             parts += split(t, arabic: arabic)
         }
@@ -401,6 +410,11 @@ public enum NameModel {
         var et = e.text
         return qt.withUTF8 { a in
             et.withUTF8 { b in
+                if q.arabic != e.arabic
+                    && !(q.arabic ? longVowelsAgree(arabic: a, latin: b) : longVowelsAgree(arabic: b, latin: a))
+                {
+                    return 0
+                }
                 var qs = q.skeleton
                 var es = e.skeleton
                 return qs.withUTF8 { x in
@@ -474,6 +488,52 @@ public enum NameModel {
         }
         // Between Latin spellings, short names are alike by chance (Walid and Ali, Sami and Ami): they need more.
         return s >= (arabic ? 0.84 : short ? 0.92 : 0.87) ? s : 0
+    }
+
+    /// Arabic script leaves short vowels out but writes long ones: a و (read `w`) after the first letter is ū, ō or w,
+    /// a ي (`y`) ī, ē or y, and a word-final ا, ى or ة (`a`) a final vowel; a final ي is the ī of a nisba or a name
+    /// (Muhammadi, Hadi). A Latin spelling of the same name writes a vowel for each: so a Latin spelling with no
+    /// u/o/w/v where the Arabic has a و, no i/y/e/j where it has a ي, no final i/y/e where it ends in ي, ending in
+    /// a consonant where it ends in a vowel, or ending in i/y where it ends in a consonant, spells another name that
+    /// shares its consonants (Hassan is not حسين Husayn, Said not سعود Saud, Mohammad not محمدي Muhammadi, Malik not
+    /// مليكا Malika, Rashidi not راشد Rashid). Only the letters after a particle prefix ("abd ", "abu ") are read.
+    public static func longVowelsAgree(arabic a: UnsafeBufferPointer<UInt8>, latin l: UnsafeBufferPointer<UInt8>)
+        -> Bool
+    {
+        func word(_ b: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
+            guard let sp = b.lastIndex(of: UInt8(ascii: " ")) else { return b }
+            return UnsafeBufferPointer(rebasing: b[(sp + 1)...])
+        }
+        let a = word(a)
+        let l = word(l)
+        guard a.count >= 2, l.count >= 2 else { return true }
+        func isVowel(_ c: UInt8) -> Bool {
+            c == UInt8(ascii: "a") || c == UInt8(ascii: "e") || c == UInt8(ascii: "i") || c == UInt8(ascii: "o")
+                || c == UInt8(ascii: "u") || c == UInt8(ascii: "y")
+        }
+        func latinHas(_ set: String) -> Bool { l.contains { set.utf8.contains($0) } }
+        // The Latin spelling's final vowels ("ai" of Karzai, "" of Hassan).
+        var tail = l.count
+        while tail > 0 && isVowel(l[tail - 1]) { tail -= 1 }
+        func tailHas(_ set: String) -> Bool { l[tail...].contains { set.utf8.contains($0) } }
+        let rest = a.dropFirst()
+        if rest.contains(UInt8(ascii: "w")) && !latinHas("uowv") { return false }
+        if rest.contains(UInt8(ascii: "y")) && !latinHas("iyej") { return false }
+        switch a[a.count - 1] {
+        // A final ي or ی: ī, or in Persian and Egyptian spelling the ā of a final ى (عیسی Isa, موسی Musa).
+        case UInt8(ascii: "y"): if !tailHas("iyea") { return false }
+        case UInt8(ascii: "w"):
+            if !tailHas("uo") && l[l.count - 1] != UInt8(ascii: "w") && l[l.count - 1] != UInt8(ascii: "v") {
+                return false
+            }
+        case UInt8(ascii: "a"): if !isVowel(l[l.count - 1]) && l[l.count - 1] != UInt8(ascii: "h") { return false }
+        case UInt8(ascii: "i"), UInt8(ascii: "e"): break
+        default:
+            if l.count >= 3 && (l[l.count - 1] == UInt8(ascii: "i") || l[l.count - 1] == UInt8(ascii: "y")) {
+                return false
+            }
+        }
+        return true
     }
 
     /// One Latin spelling the other with the article written onto it: "alshami" and "shami" (Al-Shami), "elsayed"

@@ -380,6 +380,15 @@ public final class NameIndex: @unchecked Sendable {
         func slice(_ b: UnsafeBufferPointer<UInt8>, _ at: Int32, _ n: Int32) -> UnsafeBufferPointer<UInt8> {
             UnsafeBufferPointer(rebasing: b[Int(at)..<Int(at + n)])
         }
+        if q.arabic != v.arabic {
+            let a = slice(qb, q.text, q.textCount)
+            let b = slice(vb, v.text, v.textCount)
+            if !(q.arabic
+                ? NameModel.longVowelsAgree(arabic: a, latin: b) : NameModel.longVowelsAgree(arabic: b, latin: a))
+            {
+                return 0
+            }
+        }
         return NameModel.similarity(
             text: slice(qb, q.text, q.textCount), slice(vb, v.text, v.textCount),
             skeleton: slice(qb, q.skeleton, q.skeletonCount), slice(vb, v.skeleton, v.skeletonCount),
