@@ -158,7 +158,12 @@ public enum NameModel {
     static func split(_ t: String, arabic: Bool) -> [String] {
         if variants[t] != nil || particles[t] != nil { return [t] }
         if arabic && t.hasPrefix("al") && t.count > 4 { return ["al"] + split(String(t.dropFirst(2)), arabic: true) }
-        if arabic && t.hasPrefix("abd") && t.count > 5 { return ["abd"] + split(String(t.dropFirst(3)), arabic: true) }
+        if arabic && t.hasPrefix("abd") && t.count > 5 {
+            // "Abd" is always followed by al- and a name of God, however short (عبدالحی: Abd al-Hayy).
+            let rest = String(t.dropFirst(3))
+            if rest.hasPrefix("al") && rest.count >= 4 { return ["abd", "al", String(rest.dropFirst(2))] }
+            return ["abd"] + split(rest, arabic: true)
+        }
         if arabic && t.hasPrefix("abw") && t.count > 5 { return ["abw"] + split(String(t.dropFirst(3)), arabic: true) }
         for g in gluedABD where t.hasPrefix(g) && t.count >= g.count + 3 {
             return ["abd", String(t.dropFirst(g.count))]
@@ -387,6 +392,8 @@ public enum NameModel {
     /// name with that letter 0.75; a Latin spelling and the same with the article glued on (Alshami, Shami) 0.95; else Jaro–Winkler over spellings one edit apart (a letter changed, added, left
     /// out, or two swapped) or with skeletons of four or more one edit apart (Izmaylov, Ismailov) and, against Arabic
     /// script, over skeletons one edit apart or spellings with the same consonants — 0 below 0.87 (0.92 for Latin names of four letters or fewer; 0.84 against Arabic script).
+    /// Between a spelling read from Arabic script and a Latin one, 0 when their written vowels disagree
+    /// (`longVowelsAgree`).
     /// Bounding the edits is what lets an index find every alike term through keys (the spelling and its one-letter
     /// deletions) instead of comparing with all of them.
     public static func similarity(_ q: NameTerm, _ e: NameTerm) -> Double {
@@ -516,6 +523,24 @@ public enum NameModel {
         var tail = l.count
         while tail > 0 && isVowel(l[tail - 1]) { tail -= 1 }
         func tailHas(_ set: String) -> Bool { l[tail...].contains { set.utf8.contains($0) } }
+        // A word-initial vowel is written too, with alif or ayn (read a, i, u): a Latin spelling that begins with a
+        // vowel where the Arabic begins with a consonant, or the other way round, is another name (Ahmed is not حمد
+        // Hamad, Amin not معين Muin, Ibrahim not پرهام Parham) — but for و and ي read as a vowel (Ouali, Iyad) and an
+        // article glued onto the Latin spelling (Elhassan, Essabar).
+        func plainVowel(_ c: UInt8) -> Bool { c != UInt8(ascii: "y") && isVowel(c) }
+        if plainVowel(a[0]) != plainVowel(l[0]) {
+            let glued =
+                plainVowel(l[0]) && l.count >= 4
+                && (l[1] == UInt8(ascii: "l") || l[1] == l[2] && !isVowel(l[1]))
+            let semivowel =
+                a[0] == UInt8(ascii: "w") && (l[0] == UInt8(ascii: "o") || l[0] == UInt8(ascii: "u"))
+                || a[0] == UInt8(ascii: "y") && (l[0] == UInt8(ascii: "i") || l[0] == UInt8(ascii: "e"))
+            // Persian and Pashto write an alif before a word-initial consonant cluster (استانکزی Stanekzai).
+            let prosthetic =
+                a.count >= 3 && a[0] == UInt8(ascii: "a") && !isVowel(a[1]) && !isVowel(a[2]) && l[0] == a[1]
+                && l[1] == a[2]
+            if !glued && !semivowel && !prosthetic { return false }
+        }
         let rest = a.dropFirst()
         if rest.contains(UInt8(ascii: "w")) && !latinHas("uowv") { return false }
         if rest.contains(UInt8(ascii: "y")) && !latinHas("iyej") { return false }
@@ -531,6 +556,26 @@ public enum NameModel {
         default:
             if l.count >= 3 && (l[l.count - 1] == UInt8(ascii: "i") || l[l.count - 1] == UInt8(ascii: "y")) {
                 return false
+            }
+        }
+        return true
+    }
+
+    /// Two consonant skeletons, the first read from Arabic script, that differ only where the Arabic letter has the
+    /// Latin look-alike a romanisation gives it: د ض ذ (d) as z or t (Fazal, Zakir, Ahmet), ز ظ (z) as d (Kadhim),
+    /// ش (sh) as s (Turkish ş), ق ك (k) as g or gh (Gasmi, Ghasem), غ (gh) as g, خ (kh) as k. Not the other way
+    /// round: an Arabic س is not a Latin sh, nor a ج a Latin q; and a g, not a j (both `j` in a skeleton), for ق and
+    /// غ. `latin` is the Latin spelling, `latinSkeleton` its skeleton.
+    public static func lookAlikesAgree(
+        arabic x: UnsafeBufferPointer<UInt8>, latin text: UnsafeBufferPointer<UInt8>,
+        latinSkeleton y: UnsafeBufferPointer<UInt8>
+    ) -> Bool {
+        guard x.count == y.count, !x.isEmpty else { return false }
+        for i in 0..<x.count where x[i] != y[i] {
+            switch (Unicode.Scalar(x[i]), Unicode.Scalar(y[i])) {
+            case ("d", "z"), ("d", "t"), ("z", "d"), ("S", "s"), ("k", "G"), ("K", "k"): continue
+            case ("k", "j"), ("G", "j"): if text.contains(UInt8(ascii: "g")) { continue } else { return false }
+            default: return false
             }
         }
         return true

@@ -746,10 +746,19 @@ public final class NameIndex: @unchecked Sendable {
             s.qw.withUnsafeBufferPointer { qw in
                 records.withUnsafeBufferPointer { rec in
                     vocabWeight.withUnsafeBufferPointer { vw in
-                        body(
-                            Probe(
-                                qn: s.qn, gen: s.gen, stamp: s.vocabStamp, slot: s.vocabSlot, sims: sims, qw: qw,
-                                wq: s.wq, rec: rec, weights: vw))
+                        s.packedQuery.withUnsafeBufferPointer { pq in
+                            s.queryBytes.withUnsafeBufferPointer { qb in
+                                packed.withUnsafeBufferPointer { pv in
+                                    bytes.withUnsafeBufferPointer { vb in
+                                        body(
+                                            Probe(
+                                                qn: s.qn, gen: s.gen, stamp: s.vocabStamp, slot: s.vocabSlot,
+                                                sims: sims, qw: qw, wq: s.wq, rec: rec, weights: vw, query: pq,
+                                                queryBytes: qb, vocab: pv, vocabBytes: vb))
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -767,6 +776,28 @@ public final class NameIndex: @unchecked Sendable {
         let wq: Double
         let rec: UnsafeBufferPointer<Int32>
         let weights: UnsafeBufferPointer<Double>
+        let query: UnsafeBufferPointer<Packed>
+        let queryBytes: UnsafeBufferPointer<UInt8>
+        let vocab: UnsafeBufferPointer<Packed>
+        let vocabBytes: UnsafeBufferPointer<UInt8>
+    }
+
+    /// Whether a query term and a vocabulary term, one read from Arabic script and the other not, met by their
+    /// consonants rather than by chance: one variant group; the same skeleton (of one letter, only when the Latin
+    /// spelling is not shorter than the Arabic by more than a letter — unvocalised Arabic is rarely the longer
+    /// spelling); or look-alike letters each spelt as Latin spells that Arabic letter (`NameModel.lookAlikesAgree`).
+    /// Nil when both are of one script.
+    static func crossScriptStrong(_ p: Probe, _ i: Int, _ v: Int) -> Bool? {
+        let q = p.query[i]
+        let t = p.vocab[v]
+        if q.arabic == t.arabic { return nil }
+        if q.canon >= 0 && q.canon == t.canon { return true }
+        let (a, ab, l, lb) = q.arabic ? (q, p.queryBytes, t, p.vocabBytes) : (t, p.vocabBytes, q, p.queryBytes)
+        let x = UnsafeBufferPointer(rebasing: ab[Int(a.skeleton)..<Int(a.skeleton + a.skeletonCount)])
+        let y = UnsafeBufferPointer(rebasing: lb[Int(l.skeleton)..<Int(l.skeleton + l.skeletonCount)])
+        if x.count == y.count && x.elementsEqual(y) { return x.count >= 2 || l.textCount + 1 >= a.textCount }
+        let text = UnsafeBufferPointer(rebasing: lb[Int(l.text)..<Int(l.text + l.textCount)])
+        return NameModel.lookAlikesAgree(arabic: x, latin: text, latinSkeleton: y)
     }
 
     /// Token alignment: every (query term, name term) pair by similarity, taken greedily best first; the score
@@ -799,6 +830,9 @@ public final class NameIndex: @unchecked Sendable {
             var usedE: UInt64 = 0
             var coveredQ = 0.0
             var coveredE = 0.0
+            var crossScript = false
+            var strong = 0
+            var met = 0
             for _ in 0..<min(qn, en) {
                 var best = 0.0
                 var bi = -1
@@ -817,7 +851,17 @@ public final class NameIndex: @unchecked Sendable {
                 coveredQ += best * p.qw[bi]
                 coveredE += best * p.weights[Int(v)]
                 pairs?.pointee.append((bi, v, best))
+                met += 1
+                if let s = crossScriptStrong(p, bi, Int(v)) {
+                    crossScript = true
+                    strong += s ? 1 : 0
+                } else {
+                    strong += 1
+                }
             }
+            // Across scripts consonants meet by chance (unvocalised Arabic has few): a match needs two terms met by
+            // their consonants or group, or its one term where either name has only one (issue 19, the EU list).
+            if crossScript && strong < min(2, qn, en) { return 0 }
             let covQ = coveredQ / p.wq
             let covE = coveredE / total
             // One term says little: it must also cover much of the name.
