@@ -17,6 +17,9 @@ public struct NameTerm: Sendable, Hashable {
     public var kunya: Bool
     /// Transliterated from Arabic script (no short vowels; look-alike letters ambiguous).
     public var arabic: Bool = false
+    /// Read from Arabic script: the skeleton with an h after s, z, t, d, k, g or p read as a letter of its own, where
+    /// that differs ("shrawy" from صحراوي: `srw`, Sahraoui — not ش). Against a Latin spelling either skeleton may meet.
+    public var skeleton2: String? = nil
     /// A single letter (an initial).
     public var initial: Bool
     /// A Latin spelling no variant group holds, one typo from a spelling exactly one group holds (`nearGroup`):
@@ -135,7 +138,13 @@ public enum NameModel {
             }
             var t = term(p, prefix: pending)
             t.arabic = arabic
-            if arabic { t.near = nil }  // read from Arabic script: its own skeleton and consonant rules
+            if arabic {
+                t.near = nil  // read from Arabic script: its own skeleton and consonant rules
+                if t.skeleton.hasSuffix(skeleton(p)) {
+                    let alt = t.skeleton.dropLast(skeleton(p).count) + skeleton(p, hDigraphs: false)
+                    if alt != t.skeleton { t.skeleton2 = String(alt) }
+                }
+            }
             terms.append(t)
             pending = nil
         }
@@ -287,7 +296,11 @@ public enum NameModel {
     }
 
     /// The consonant skeleton of a Latin-letter token (see `NameTerm.skeleton`).
-    public static func skeleton(_ token: String) -> String {
+    public static func skeleton(_ token: String) -> String { skeleton(token, hDigraphs: true) }
+
+    /// The skeleton, with `hDigraphs` false reading s, z, t, d, k, g, p before h as two letters: in a spelling read
+    /// from Arabic script "sh" is ش or س/ص with ح/ه (صحراوي "shrawy", Sahraoui; زهراني "zhrany", Zahrani).
+    public static func skeleton(_ token: String, hDigraphs: Bool) -> String {
         // Over scalars (cheap to compare), not Characters: a name's tokens hold no combining marks.
         let s = Array(token.unicodeScalars)
         var out = String.UnicodeScalarView()
@@ -302,13 +315,15 @@ public enum NameModel {
             switch (c, n) {
             case ("s", "c") where at(i + 2) == "h": mapped = "S"; step = 3
             case ("t", "c") where at(i + 2) == "h": mapped = "S"; step = 3
-            case ("s", "h"), ("c", "h"): mapped = "S"; step = 2
-            case ("k", "h"): mapped = "K"; step = 2
-            case ("g", "h"): mapped = "G"; step = 2
-            case ("t", "h"): mapped = "t"; step = 2
-            case ("d", "h"): mapped = "d"; step = 2
-            case ("p", "h"): mapped = "f"; step = 2
-            case ("d", "j"), ("d", "z"), ("z", "h"): mapped = "j"; step = 2  // Dzhokhar, Razhapovich
+            case ("s", "h") where hDigraphs, ("c", "h"): mapped = "S"; step = 2
+            case ("k", "h") where hDigraphs: mapped = "K"; step = 2
+            case ("g", "h") where hDigraphs: mapped = "G"; step = 2
+            case ("t", "h") where hDigraphs: mapped = "t"; step = 2
+            case ("d", "h") where hDigraphs: mapped = "d"; step = 2
+            case ("p", "h") where hDigraphs: mapped = "f"; step = 2
+            case ("d", "j"), ("d", "z"),
+                ("z", "h") where hDigraphs:
+                mapped = "j"; step = 2  // Dzhokhar, Razhapovich
             case ("c", "k"): mapped = "k"; step = 2
             case ("q", "u") where at(i + 2).map({ "aeiou".unicodeScalars.contains($0) }) == true:
                 mapped = "k"
@@ -415,6 +430,12 @@ public enum NameModel {
         let arabic = q.arabic || e.arabic
         var qt = q.text
         var et = e.text
+        var qs = q.skeleton
+        var es = e.skeleton
+        if q.arabic != e.arabic {
+            if let alt = q.skeleton2, alt == es { qs = alt }
+            if let alt = e.skeleton2, alt == qs { es = alt }
+        }
         return qt.withUTF8 { a in
             et.withUTF8 { b in
                 if q.arabic != e.arabic
@@ -422,8 +443,6 @@ public enum NameModel {
                 {
                     return 0
                 }
-                var qs = q.skeleton
-                var es = e.skeleton
                 return qs.withUTF8 { x in
                     es.withUTF8 { y in
                         similarity(

@@ -330,6 +330,9 @@ public final class NameIndex: @unchecked Sendable {
         var textCount: Int32
         var skeleton: Int32
         var skeletonCount: Int32
+        /// `NameTerm.skeleton2` (count 0: none).
+        var skeleton2: Int32 = 0
+        var skeleton2Count: Int32 = 0
     }
 
     /// Packs a term, its spelling and skeleton appended to `bytes`; `canon` and `loose` are its ids (-1: none).
@@ -340,9 +343,15 @@ public final class NameIndex: @unchecked Sendable {
         bytes += t.text.utf8
         let skeleton = Int32(bytes.count)
         bytes += t.skeleton.utf8
-        return Packed(
+        var p = Packed(
             canon: canon, loose: loose, prefix: prefix, arabic: t.arabic, initial: t.initial, short: t.text.count <= 4,
             text: text, textCount: skeleton - text, skeleton: skeleton, skeletonCount: Int32(bytes.count) - skeleton)
+        if let alt = t.skeleton2 {
+            p.skeleton2 = Int32(bytes.count)
+            bytes += alt.utf8
+            p.skeleton2Count = Int32(bytes.count) - p.skeleton2
+        }
+        return p
     }
 
     /// A query term packed against this vocabulary (ids it does not have are -1).
@@ -380,6 +389,8 @@ public final class NameIndex: @unchecked Sendable {
         func slice(_ b: UnsafeBufferPointer<UInt8>, _ at: Int32, _ n: Int32) -> UnsafeBufferPointer<UInt8> {
             UnsafeBufferPointer(rebasing: b[Int(at)..<Int(at + n)])
         }
+        var x = slice(qb, q.skeleton, q.skeletonCount)
+        var y = slice(vb, v.skeleton, v.skeletonCount)
         if q.arabic != v.arabic {
             let a = slice(qb, q.text, q.textCount)
             let b = slice(vb, v.text, v.textCount)
@@ -388,12 +399,35 @@ public final class NameIndex: @unchecked Sendable {
             {
                 return 0
             }
+            (x, y) = skeletons(q, qb, v, vb)
         }
         return NameModel.similarity(
             text: slice(qb, q.text, q.textCount), slice(vb, v.text, v.textCount),
-            skeleton: slice(qb, q.skeleton, q.skeletonCount), slice(vb, v.skeleton, v.skeletonCount),
+            skeleton: x, y,
             loose: arabic && q.loose >= 0 && q.loose == v.loose, arabic: arabic, initial: q.initial || v.initial,
             short: q.short || v.short)
+    }
+
+    /// The skeletons two terms of different scripts are compared by: the Arabic one's `skeleton2` where it is the
+    /// Latin one's skeleton (as `NameModel.similarity` picks them).
+    @inline(__always)
+    static func skeletons(
+        _ q: Packed, _ qb: UnsafeBufferPointer<UInt8>, _ v: Packed, _ vb: UnsafeBufferPointer<UInt8>
+    ) -> (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) {
+        func slice(_ b: UnsafeBufferPointer<UInt8>, _ at: Int32, _ n: Int32) -> UnsafeBufferPointer<UInt8> {
+            UnsafeBufferPointer(rebasing: b[Int(at)..<Int(at + n)])
+        }
+        var x = slice(qb, q.skeleton, q.skeletonCount)
+        var y = slice(vb, v.skeleton, v.skeletonCount)
+        if q.skeleton2Count > 0 {
+            let alt = slice(qb, q.skeleton2, q.skeleton2Count)
+            if alt.elementsEqual(y) { x = alt }
+        }
+        if v.skeleton2Count > 0 {
+            let alt = slice(vb, v.skeleton2, v.skeleton2Count)
+            if alt.elementsEqual(x) { y = alt }
+        }
+        return (x, y)
     }
 
     /// Packed similarity of two vocabulary terms (for the test suite's agreement check).
@@ -427,6 +461,7 @@ public final class NameIndex: @unchecked Sendable {
             if let near = t.near { k += [hash(1, near), hash(10, near)] }
         }
         if !t.skeleton.isEmpty { k.append(hash(2, t.skeleton)) }
+        if let alt = t.skeleton2 { k.append(hash(2, alt)) }
         let tags: [UInt8] = entry ? [t.arabic ? 0 : 1] : t.arabic ? [0, 1] : [0]
         if t.loose.count >= 2 { for a in tags { k.append(hash(3 + a * 10, t.loose)) } }
         if t.initial {
@@ -792,9 +827,9 @@ public final class NameIndex: @unchecked Sendable {
         let t = p.vocab[v]
         if q.arabic == t.arabic { return nil }
         if q.canon >= 0 && q.canon == t.canon { return true }
-        let (a, ab, l, lb) = q.arabic ? (q, p.queryBytes, t, p.vocabBytes) : (t, p.vocabBytes, q, p.queryBytes)
-        let x = UnsafeBufferPointer(rebasing: ab[Int(a.skeleton)..<Int(a.skeleton + a.skeletonCount)])
-        let y = UnsafeBufferPointer(rebasing: lb[Int(l.skeleton)..<Int(l.skeleton + l.skeletonCount)])
+        let (a, l, lb) = q.arabic ? (q, t, p.vocabBytes) : (t, q, p.queryBytes)
+        let (qs, vs) = skeletons(q, p.queryBytes, t, p.vocabBytes)
+        let (x, y) = q.arabic ? (qs, vs) : (vs, qs)
         if x.count == y.count && x.elementsEqual(y) { return x.count >= 2 || l.textCount + 1 >= a.textCount }
         let text = UnsafeBufferPointer(rebasing: lb[Int(l.text)..<Int(l.text + l.textCount)])
         return NameModel.lookAlikesAgree(arabic: x, latin: text, latinSkeleton: y)

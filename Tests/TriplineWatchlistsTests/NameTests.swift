@@ -206,6 +206,34 @@ struct NameTests {
         #expect(arabic.query(NameModel.form("Fazal Rahim")) { _ in 0.8 }.first?.ref.entry == 1)
     }
 
+    /// Read from Arabic script, "sh" is ش or س/ص before ح/ه (صحراوي Sahraoui), "zh" ژ or ز before ه (زهراني
+    /// Zahrani): against a Latin spelling the skeleton with the h read apart may meet too.
+    @Test func arabicHDigraphs() throws {
+        #expect(NameModel.form("صحراوي").terms[0].skeleton2 == "shr")
+        #expect(NameModel.form("زهراني").terms[0].skeleton2 == "zhrn")
+        #expect(NameModel.form("شريف").terms[0].skeleton2 == "shrf")
+        #expect(NameModel.form("Sahraoui").terms[0].skeleton2 == nil)
+        let idx = Self.index(["Nessim Ben Romdhane SAHRAOUI", "Faysal Ahmad bin Ali AL-ZAHRANI", "Sharif SHAKIR"])
+        #expect(Self.best(idx, "نسيم بن رمضان صحراوي")?.ref.entry == 0)
+        #expect(Self.best(idx, "فيصل احمد بن علي الزهراني")?.ref.entry == 1)
+        #expect(Self.best(idx, "شريف شاكر")?.ref.entry == 2)
+        for q in ["نسيم بن رمضان صحراوي", "فيصل احمد بن علي الزهراني", "شريف شاكر", "Nessim Sahraoui"] {
+            let form = NameModel.form(q)
+            #expect(
+                Set(idx.query(form) { _ in 0.8 }.map(\.ref)) == Set(idx.scan(form, minScore: 0.8).map(\.ref)), "\(q)")
+        }
+        // The other way round: Latin names against Arabic-script entries.
+        let arabic = NameIndex(
+            [
+                (
+                    NameNormalizer.tokenize("نسيم بن رمضان صحراوي").joined(separator: " "),
+                    HitRef(list: 0, entry: 0, selector: 0)
+                )
+            ],
+            scripts: ["Arab"])
+        #expect(arabic.query(NameModel.form("Nessim Romdhane Sahraoui")) { _ in 0.8 }.first?.ref.entry == 0)
+    }
+
     /// Each aligned pair says how its terms met (issue 19, item 4), so an analyst can judge a weak hit.
     @Test func howTermsMet() throws {
         func how(_ q: String, _ e: String) -> String {
