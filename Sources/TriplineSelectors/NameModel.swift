@@ -20,6 +20,9 @@ public struct NameTerm: Sendable, Hashable {
     /// Read from Arabic script: the skeleton with an h after s, z, t, d, k, g or p read as a letter of its own, where
     /// that differs ("shrawy" from صحراوي: `srw`, Sahraoui — not ش). Against a Latin spelling either skeleton may meet.
     public var skeleton2: String? = nil
+    /// A Latin spelling's Slavic reading (`NameModel.slavicReading`) where its skeleton is `skeleton2`: compared
+    /// instead of the spelling when that skeleton is the one that meets.
+    public var slavic: String? = nil
     /// A single letter (an initial).
     public var initial: Bool
     /// A Latin spelling no variant group holds, one typo from a spelling exactly one group holds (`nearGroup`):
@@ -143,6 +146,13 @@ public enum NameModel {
                 if t.skeleton.hasSuffix(skeleton(p)) {
                     let alt = t.skeleton.dropLast(skeleton(p).count) + skeleton(p, hDigraphs: false)
                     if alt != t.skeleton { t.skeleton2 = String(alt) }
+                }
+            } else if pending == nil && !t.initial {
+                let reading = slavicReading(p)
+                let alt = skeleton(reading)
+                if alt != t.skeleton && !alt.isEmpty {
+                    t.skeleton2 = alt
+                    t.slavic = reading
                 }
             }
             terms.append(t)
@@ -298,6 +308,38 @@ public enum NameModel {
     /// The consonant skeleton of a Latin-letter token (see `NameTerm.skeleton`).
     public static func skeleton(_ token: String) -> String { skeleton(token, hDigraphs: true) }
 
+    /// A Latin spelling read as the English romanisation of a Slavic name would write it, for its second skeleton
+    /// (`NameTerm.skeleton2`): the Swedish, German, Polish and Czech spellings of one Cyrillic letter are one —
+    /// tj, tsj, cz (ч) as ch, sj, sz (ш) as sh, zj (ж) as zh, j (й, я, ю, е) as y (Jurij, Yuriy; an initial je as e:
+    /// Jevgenij, Evgeniy), x as ks (Maxim, Maksim), and the patronymic's -vitj, -witsch, -wicz, -vic as
+    /// -vich (Aleksejevitj, Alekseevich).
+    public static func slavicReading(_ token: String) -> String {
+        guard token.utf8.allSatisfy({ $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") }) else { return token }
+        var t = token
+        for (from, to) in [
+            ("vitsj", "vich"), ("vitsch", "vich"), ("witsch", "vich"), ("vitj", "vich"), ("wicz", "vich"),
+            ("vicz", "vich"), ("vits", "vich"), ("vic", "vich"),
+        ] where t.hasSuffix(from) && t.count > from.count + 2 {
+            t = String(t.dropLast(from.count)) + to
+            break
+        }
+        for (from, to) in [
+            ("tsj", "ch"), ("tj", "ch"), ("sj", "sh"), ("zj", "zh"), ("cz", "ch"), ("sz", "sh"), ("x", "ks"),
+        ] {
+            t = t.replacingOccurrences(of: from, with: to)
+        }
+        var out = Array(t.utf8)
+        if out.count > 2 && out[0] == UInt8(ascii: "j") && out[1] == UInt8(ascii: "e") { out.removeFirst() }
+        for i in out.indices where out[i] == UInt8(ascii: "j") {
+            if i > 0 && (out[i - 1] == UInt8(ascii: "d") || out[i - 1] == UInt8(ascii: "z")) { continue }
+            // An initial j is y only in a spelling that writes y as j inside too (Jurij, Jurjevitj): Jack, Jamal
+            // and Juma are j.
+            if i == 0 && !out.dropFirst().contains(UInt8(ascii: "j")) { continue }
+            out[i] = UInt8(ascii: "y")
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// The skeleton, with `hDigraphs` false reading s, z, t, d, k, g, p before h as two letters: in a spelling read
     /// from Arabic script "sh" is ش or س/ص with ح/ه (صحراوي "shrawy", Sahraoui; زهراني "zhrany", Zahrani).
     public static func skeleton(_ token: String, hDigraphs: Bool) -> String {
@@ -433,8 +475,23 @@ public enum NameModel {
         var qs = q.skeleton
         var es = e.skeleton
         if q.arabic != e.arabic {
-            if let alt = q.skeleton2, alt == es { qs = alt }
-            if let alt = e.skeleton2, alt == qs { es = alt }
+            // The Arabic one's second skeleton (h read apart) may meet the Latin one's.
+            if q.arabic, let alt = q.skeleton2, alt == es { qs = alt }
+            if e.arabic, let alt = e.skeleton2, alt == qs { es = alt }
+        } else if !q.arabic && qs != es {
+            // Two Latin spellings: either one's second (Slavic) reading may meet the other's, compared as read.
+            if let alt = q.skeleton2, alt == es {
+                qs = alt
+                qt = q.slavic ?? qt
+            } else if let alt = e.skeleton2, alt == qs {
+                es = alt
+                et = e.slavic ?? et
+            } else if let a = q.skeleton2, let b = e.skeleton2, a == b {
+                qs = a
+                es = b
+                qt = q.slavic ?? qt
+                et = e.slavic ?? et
+            }
         }
         return qt.withUTF8 { a in
             et.withUTF8 { b in

@@ -333,6 +333,9 @@ public final class NameIndex: @unchecked Sendable {
         /// `NameTerm.skeleton2` (count 0: none).
         var skeleton2: Int32 = 0
         var skeleton2Count: Int32 = 0
+        /// `NameTerm.slavic` (count 0: none).
+        var slavic: Int32 = 0
+        var slavicCount: Int32 = 0
     }
 
     /// Packs a term, its spelling and skeleton appended to `bytes`; `canon` and `loose` are its ids (-1: none).
@@ -350,6 +353,11 @@ public final class NameIndex: @unchecked Sendable {
             p.skeleton2 = Int32(bytes.count)
             bytes += alt.utf8
             p.skeleton2Count = Int32(bytes.count) - p.skeleton2
+        }
+        if let reading = t.slavic {
+            p.slavic = Int32(bytes.count)
+            bytes += reading.utf8
+            p.slavicCount = Int32(bytes.count) - p.slavic
         }
         return p
     }
@@ -391,9 +399,28 @@ public final class NameIndex: @unchecked Sendable {
         }
         var x = slice(qb, q.skeleton, q.skeletonCount)
         var y = slice(vb, v.skeleton, v.skeletonCount)
+        var a = slice(qb, q.text, q.textCount)
+        var b = slice(vb, v.text, v.textCount)
+        if !q.arabic && !v.arabic && (q.skeleton2Count > 0 || v.skeleton2Count > 0) && !x.elementsEqual(y) {
+            // Two Latin spellings: either one's second (Slavic) reading may meet the other's, compared as read.
+            let qa = slice(qb, q.skeleton2, q.skeleton2Count)
+            let va = slice(vb, v.skeleton2, v.skeleton2Count)
+            let qr = slice(qb, q.slavic, q.slavicCount)
+            let vr = slice(vb, v.slavic, v.slavicCount)
+            if q.skeleton2Count > 0 && qa.elementsEqual(y) {
+                x = qa
+                a = qr
+            } else if v.skeleton2Count > 0 && va.elementsEqual(x) {
+                y = va
+                b = vr
+            } else if q.skeleton2Count > 0 && v.skeleton2Count > 0 && qa.elementsEqual(va) {
+                x = qa
+                y = va
+                a = qr
+                b = vr
+            }
+        }
         if q.arabic != v.arabic {
-            let a = slice(qb, q.text, q.textCount)
-            let b = slice(vb, v.text, v.textCount)
             if !(q.arabic
                 ? NameModel.longVowelsAgree(arabic: a, latin: b) : NameModel.longVowelsAgree(arabic: b, latin: a))
             {
@@ -402,14 +429,13 @@ public final class NameIndex: @unchecked Sendable {
             (x, y) = skeletons(q, qb, v, vb)
         }
         return NameModel.similarity(
-            text: slice(qb, q.text, q.textCount), slice(vb, v.text, v.textCount),
-            skeleton: x, y,
+            text: a, b, skeleton: x, y,
             loose: arabic && q.loose >= 0 && q.loose == v.loose, arabic: arabic, initial: q.initial || v.initial,
             short: q.short || v.short)
     }
 
     /// The skeletons two terms of different scripts are compared by: the Arabic one's `skeleton2` where it is the
-    /// Latin one's skeleton (as `NameModel.similarity` picks them).
+    /// Latin one's skeleton (as `NameModel.similarity` picks them; a Latin term's `skeleton2` is for Latin pairs).
     @inline(__always)
     static func skeletons(
         _ q: Packed, _ qb: UnsafeBufferPointer<UInt8>, _ v: Packed, _ vb: UnsafeBufferPointer<UInt8>
@@ -419,11 +445,11 @@ public final class NameIndex: @unchecked Sendable {
         }
         var x = slice(qb, q.skeleton, q.skeletonCount)
         var y = slice(vb, v.skeleton, v.skeletonCount)
-        if q.skeleton2Count > 0 {
+        if q.arabic && q.skeleton2Count > 0 {
             let alt = slice(qb, q.skeleton2, q.skeleton2Count)
             if alt.elementsEqual(y) { x = alt }
         }
-        if v.skeleton2Count > 0 {
+        if v.arabic && v.skeleton2Count > 0 {
             let alt = slice(vb, v.skeleton2, v.skeleton2Count)
             if alt.elementsEqual(x) { y = alt }
         }

@@ -234,6 +234,38 @@ struct NameTests {
         #expect(arabic.query(NameModel.form("Nessim Romdhane Sahraoui")) { _ in 0.8 }.first?.ref.entry == 0)
     }
 
+    /// Issue 19, EU aliases: the Swedish, German, Polish and Czech romanisations of a Russian or Belarusian name
+    /// (Aleksejevitj, Anatolijewicz, Jurij, Maxim) meet the English one (Alekseevich, Anatolevich, Yuriy, Maksim)
+    /// through a second skeleton; the readings must still be alike (Jaro–Winkler), as for any shared skeleton.
+    @Test func slavicRomanisations() throws {
+        #expect(NameModel.slavicReading("aleksejevitj") == "alekseyevich")
+        #expect(NameModel.slavicReading("anatolijewicz") == "anatoliyevich")
+        #expect(NameModel.slavicReading("jevgenij") == "evgeniy")
+        #expect(NameModel.slavicReading("jurij") == "yuriy")
+        #expect(NameModel.slavicReading("maxim") == "maksim")
+        #expect(NameModel.slavicReading("narysjkin") == "naryshkin")
+        #expect(NameModel.slavicReading("djamel") == "djamel")
+        #expect(NameModel.slavicReading("jack") == "jack" && NameModel.slavicReading("jamal") == "jamal")
+        #expect(NameModel.form("Aleksejevitj").terms[0].skeleton2 == NameModel.form("Alekseevich").terms[0].skeleton)
+        #expect(NameModel.form("Alekseevich").terms[0].skeleton2 == nil)
+        let idx = Self.index([
+            "Maksim Alekseevich PROTASOV", "Yuriy Anatolevich PETROV", "Sergey Evgenevich NARYSHKIN", "Viktor IVANOV",
+        ])
+        #expect(Self.best(idx, "Maxim Aleksejevitj PROTASOV")?.ref.entry == 0)
+        #expect(Self.best(idx, "Jurij Anatoljevitj PETROV")?.ref.entry == 1)
+        #expect(Self.best(idx, "Sergej Jevgenjevitj NARYSJKIN")?.ref.entry == 2)
+        #expect(Self.best(idx, "Jurij Anatoljevitj IVANOV") == nil)  // a given name and a patronymic only
+        #expect(NameModel.similarity(NameModel.form("Jack").terms[0], NameModel.form("Yak").terms[0]) == 0)
+        #expect(NameModel.similarity(NameModel.form("Jakov").terms[0], NameModel.form("Yahya").terms[0]) == 0)
+        for q in [
+            "Maxim Aleksejevitj PROTASOV", "Jurij Anatoljevitj PETROV", "Sergej Jevgenjevitj NARYSJKIN", "Jurij Ivanov",
+        ] {
+            let form = NameModel.form(q)
+            #expect(
+                Set(idx.query(form) { _ in 0.8 }.map(\.ref)) == Set(idx.scan(form, minScore: 0.8).map(\.ref)), "\(q)")
+        }
+    }
+
     /// Each aligned pair says how its terms met (issue 19, item 4), so an analyst can judge a weak hit.
     @Test func howTermsMet() throws {
         func how(_ q: String, _ e: String) -> String {
