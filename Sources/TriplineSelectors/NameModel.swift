@@ -742,32 +742,44 @@ public enum NameModel {
     public static let maxEditLength = 24
 
     /// Two long Latin spellings two edits apart (issue 19: a re-spelling and a typo in one patronymic): both of eight
-    /// letters or more, one of nine or more, at most two letters changed, added or left out (Levenshtein; a swap of
-    /// neighbours counts two). Jaro–Winkler then decides, as for one edit.
+    /// letters or more, one of nine or more, at most two letters changed, added or left out or neighbours swapped
+    /// (`withinTwoEdits`). Jaro–Winkler then decides, as for one edit.
     static func twoEditsLong(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
         min(a.count, b.count) >= 8 && max(a.count, b.count) >= 9 && withinTwoEdits(a, b)
     }
 
-    /// Levenshtein distance at most 2.
+    /// At most two edits apart: letters changed, added or left out, or two neighbours swapped, each one edit
+    /// (optimal string alignment distance). A swap is one slip of the hand, as `withinOneEdit` counts it; the
+    /// index still finds every such pair, through spellings with up to two letters left out on each side.
     public static func withinTwoEdits(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
         let (s, l) = a.count <= b.count ? (a, b) : (b, a)
         if l.count - s.count > 2 { return false }
         let m = l.count
         if s.isEmpty { return m <= 2 }
-        return withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * (m + 1)) { buf in
-            var prev = buf.baseAddress!
+        return withUnsafeTemporaryAllocation(of: Int.self, capacity: 3 * (m + 1)) { buf in
+            var older = buf.baseAddress!
+            var prev = older + (m + 1)
             var cur = prev + (m + 1)
-            for j in 0...m { prev[j] = j }
+            for j in 0...m {
+                prev[j] = j
+                older[j] = j
+            }
             for i in 1...s.count {
                 cur[0] = i
                 var rowMin = cur[0]
                 for j in 1...m {
                     let cost = s[i - 1] == l[j - 1] ? 0 : 1
                     cur[j] = min(prev[j - 1] + cost, prev[j] + 1, cur[j - 1] + 1)
+                    if i > 1 && j > 1 && s[i - 1] == l[j - 2] && s[i - 2] == l[j - 1] {
+                        cur[j] = min(cur[j], older[j - 2] + 1)
+                    }
                     rowMin = min(rowMin, cur[j])
                 }
                 if rowMin > 2 { return false }
-                swap(&prev, &cur)
+                let t = older
+                older = prev
+                prev = cur
+                cur = t
             }
             return prev[m] <= 2
         }

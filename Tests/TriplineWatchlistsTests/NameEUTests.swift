@@ -119,12 +119,13 @@ struct NameEUTests {
     func euEvaluation() throws {
         try #require(FileManager.default.fileExists(atPath: Self.euList), "the EU list beside the project")
         let f = try Self.evaluate()
-        // Today's figures (2026-12-01, BENCHMARKS.md: aliases 0.841, 0.903 after the Slavic romanisations; variants
-        // 0.952; false positives 1.08%, 0.092% after the cross-script rules for Arabic-script names), less a small
-        // margin: the floor a change must not go under. The targets for variants (>= 0.97 and every kind
-        // >= 0.93) are not met yet; aliases >= 0.9 and false positives <= 0.1% are.
+        // Today's figures (2026-12-01, BENCHMARKS.md: aliases 0.841, 0.908 after the Slavic romanisations; variants
+        // 0.952, 0.9575 once a swap counts one of two edits; false positives 1.08%, 0.092% after the cross-script
+        // rules for Arabic-script names), less a small margin: the floor a change must not go under. The issue's
+        // targets for variants (>= 0.97 and every kind >= 0.93) are not met yet; aliases >= 0.9 and false positives
+        // <= 0.1% are.
         #expect(f.aliasRecall >= 0.9)
-        #expect(f.variantRecall >= 0.94)
+        #expect(f.variantRecall >= 0.95)
         #expect(f.byKind.count == 5 && f.byKind.values.allSatisfy { $0 >= 0.8 })
         #expect(f.falsePositiveRate <= 0.001)
     }

@@ -46,6 +46,19 @@ struct NameTests {
         #expect(sim("Bakhtiyarovich", "Bahtiyarovic") >= 0.87)
         #expect(sim("Kovalcuk", "Kowalchuk") >= 0.87)
         #expect(sim("Hassan", "Hosain") == 0)
+        // A swap of neighbours is one edit of the two (a letter left out and a swap: Evgenivcih / Evgenievich).
+        func two(_ a: String, _ b: String) -> Bool {
+            var x = a
+            var y = b
+            return x.withUTF8 { p in y.withUTF8 { q in NameModel.withinTwoEdits(p, q) } }
+        }
+        #expect(two("evgenivcih", "evgenievich") && two("bacdefghji", "abcdefghij"))
+        #expect(!two("bacdefhgji", "abcdefghij") && !two("evgenivcihx", "evgenievich"))
+        #expect(sim("Evgenivcih", "Evgenievich") >= 0.87)
+        let swapped = Self.index(["Vadim Evgenievich SHADURA", "Vadim Petrovich SHADRIN"])
+        let f = NameModel.form("Vadimm Evgenivcih Shadura")
+        #expect(swapped.query(f) { _ in 0.8 }.first?.ref.entry == 0)
+        #expect(Set(swapped.query(f) { _ in 0.8 }.map(\.ref)) == Set(swapped.scan(f, minScore: 0.8).map(\.ref)))
         // Past 24 letters spellings are not compared by edits (the index keys no deletions of them): whatever the
         // scorer finds alike, the index finds (the review's 24/25-letter pairs), for one and two edits.
         let long = "Kristobalxmnprstvwzqbdfgk"  // 25 letters, a skeleton of 21
