@@ -267,7 +267,10 @@ public enum NameModel {
                 let alike = c.withUnsafeBufferPointer { x in w.withUnsafeBufferPointer { y in withinOneEdit(x, y) } }
                 let atEnd = w.last != c.last || w.count != c.count && (c.starts(with: w) || w.starts(with: c))
                 // The same consonant skeleton too: Yasser is not Naser, nor Ghassan Hassan, Marina Maryam.
-                guard alike && !atEnd, skeleton(base) == skeleton(v), let g = variants[v] else { continue }
+                // A letter left out or two swapped (the typos of issue 19) may lose a consonant from the skeleton
+                // (Mohaed, Mohamed); a letter changed or added must keep it.
+                let slip = w.count == c.count + 1 || w.count == c.count && w.sorted() == c.sorted()
+                guard alike && !atEnd, slip || skeleton(base) == skeleton(v), let g = variants[v] else { continue }
                 if found != nil && found != g { return false }
                 found = g
             }
