@@ -38,6 +38,9 @@ public final class NameIndex: @unchecked Sendable {
     // Vocabulary.
     let vocab: [NameTerm]
     let vocabWeight: [Double]
+    /// Each vocabulary term read from Arabic script, and whether any is.
+    let arabicTerm: [Bool]
+    let hasArabic: Bool
     /// The vocabulary as `similarity` reads it: ids for groups and loose skeletons, spellings as bytes.
     let packed: [Packed]
     let bytes: [UInt8]
@@ -278,6 +281,8 @@ public final class NameIndex: @unchecked Sendable {
         }
         self.vocab = vocab
         self.packed = packed
+        self.arabicTerm = vocab.map(\.arabic)
+        self.hasArabic = vocab.contains(where: \.arabic)
         self.bytes = bytes
         self.canonIDs = canonIDs
         self.looseIDs = looseIDs
@@ -811,11 +816,15 @@ public final class NameIndex: @unchecked Sendable {
                             s.queryBytes.withUnsafeBufferPointer { qb in
                                 packed.withUnsafeBufferPointer { pv in
                                     bytes.withUnsafeBufferPointer { vb in
-                                        body(
-                                            Probe(
-                                                qn: s.qn, gen: s.gen, stamp: s.vocabStamp, slot: s.vocabSlot,
-                                                sims: sims, qw: qw, wq: s.wq, rec: rec, weights: vw, query: pq,
-                                                queryBytes: qb, vocab: pv, vocabBytes: vb))
+                                        arabicTerm.withUnsafeBufferPointer { at in
+                                            body(
+                                                Probe(
+                                                    qn: s.qn, gen: s.gen, stamp: s.vocabStamp, slot: s.vocabSlot,
+                                                    sims: sims, qw: qw, wq: s.wq, rec: rec, weights: vw, query: pq,
+                                                    queryBytes: qb, vocab: pv, vocabBytes: vb,
+                                                    crossScripts: hasArabic || s.content.contains(where: \.arabic),
+                                                    arabicTerm: at))
+                                        }
                                     }
                                 }
                             }
@@ -841,6 +850,10 @@ public final class NameIndex: @unchecked Sendable {
         let queryBytes: UnsafeBufferPointer<UInt8>
         let vocab: UnsafeBufferPointer<Packed>
         let vocabBytes: UnsafeBufferPointer<UInt8>
+        /// Whether a pair may be of two scripts (the query or the vocabulary has a term read from Arabic script),
+        /// and each vocabulary term's: the cross-script rule costs nothing to lists and queries of one script.
+        let crossScripts: Bool
+        let arabicTerm: UnsafeBufferPointer<Bool>
     }
 
     /// Whether a query term and a vocabulary term, one read from Arabic script and the other not, met by their
@@ -850,8 +863,8 @@ public final class NameIndex: @unchecked Sendable {
     /// Nil when both are of one script.
     static func crossScriptStrong(_ p: Probe, _ i: Int, _ v: Int) -> Bool? {
         let q = p.query[i]
+        if q.arabic == p.arabicTerm[v] { return nil }
         let t = p.vocab[v]
-        if q.arabic == t.arabic { return nil }
         if q.canon >= 0 && q.canon == t.canon { return true }
         let (a, l, lb) = q.arabic ? (q, t, p.vocabBytes) : (t, q, p.queryBytes)
         let (qs, vs) = skeletons(q, p.queryBytes, t, p.vocabBytes)
@@ -893,7 +906,6 @@ public final class NameIndex: @unchecked Sendable {
             var coveredE = 0.0
             var crossScript = false
             var strong = 0
-            var met = 0
             for _ in 0..<min(qn, en) {
                 var best = 0.0
                 var bi = -1
@@ -912,8 +924,7 @@ public final class NameIndex: @unchecked Sendable {
                 coveredQ += best * p.qw[bi]
                 coveredE += best * p.weights[Int(v)]
                 pairs?.pointee.append((bi, v, best))
-                met += 1
-                if let s = crossScriptStrong(p, bi, Int(v)) {
+                if p.crossScripts, let s = crossScriptStrong(p, bi, Int(v)) {
                     crossScript = true
                     strong += s ? 1 : 0
                 } else {
