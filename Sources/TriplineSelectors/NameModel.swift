@@ -148,11 +148,12 @@ public enum NameModel {
                     if alt != t.skeleton { t.skeleton2 = String(alt) }
                 }
             } else if pending == nil && !t.initial {
-                let reading = slavicReading(p)
-                let alt = skeleton(reading)
-                if alt != t.skeleton && !alt.isEmpty {
-                    t.skeleton2 = alt
-                    t.slavic = reading
+                if let reading = slavicReadingIfAny(p) {
+                    let alt = skeleton(reading)
+                    if alt != t.skeleton && !alt.isEmpty {
+                        t.skeleton2 = alt
+                        t.slavic = reading
+                    }
                 }
             }
             terms.append(t)
@@ -261,6 +262,7 @@ public enum NameModel {
             c.allSatisfy({ $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") })
         else { return nil }
         var found: String?
+        let baseSkeleton = skeleton(base)
         func consider(_ key: String) -> Bool {
             for v in variantKeys[key] ?? [] {
                 let w = Array(v.utf8)
@@ -269,8 +271,11 @@ public enum NameModel {
                 // The same consonant skeleton too: Yasser is not Naser, nor Ghassan Hassan, Marina Maryam.
                 // A letter left out or two swapped (the typos of issue 19) may lose a consonant from the skeleton
                 // (Mohaed, Mohamed); a letter changed or added must keep it.
-                let slip = w.count == c.count + 1 || w.count == c.count && w.sorted() == c.sorted()
-                guard alike && !atEnd, slip || skeleton(base) == skeleton(v), let g = variants[v] else { continue }
+                guard alike && !atEnd, let g = variants[v] else { continue }
+                if skeleton(v) != baseSkeleton {
+                    let slip = w.count == c.count + 1 || w.count == c.count && w.sorted() == c.sorted()
+                    if !slip { continue }
+                }
                 if found != nil && found != g { return false }
                 found = g
             }
@@ -316,31 +321,76 @@ public enum NameModel {
     /// tj, tsj, cz (ч) as ch, sj, sz (ш) as sh, zj (ж) as zh, j (й, я, ю, е) as y (Jurij, Yuriy; an initial je as e:
     /// Jevgenij, Evgeniy), x as ks (Maxim, Maksim), and the patronymic's -vitj, -witsch, -wicz, -vic as
     /// -vich (Aleksejevitj, Alekseevich).
-    public static func slavicReading(_ token: String) -> String {
-        guard token.utf8.allSatisfy({ $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") }) else { return token }
-        var t = token
-        for (from, to) in [
-            ("vitsj", "vich"), ("vitsch", "vich"), ("witsch", "vich"), ("vitj", "vich"), ("wicz", "vich"),
-            ("vicz", "vich"), ("vits", "vich"), ("vic", "vich"),
-        ] where t.hasSuffix(from) && t.count > from.count + 2 {
-            t = String(t.dropLast(from.count)) + to
+    public static func slavicReading(_ token: String) -> String { slavicReadingIfAny(token) ?? token }
+
+    /// `slavicReading`, nil when it is the spelling itself (most names: no j, x, cz, sz or patronymic ending) —
+    /// one pass over the bytes, no copy.
+    static let patronymicEndings = ["vitsj", "vitsch", "witsch", "vitj", "wicz", "vicz", "vits", "vic"]
+
+    static func slavicReadingIfAny(_ token: String) -> String? {
+        let u = token.utf8
+        var marked = false
+        var prev: UInt8 = 0
+        for b in u {
+            guard b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z") else { return nil }
+            if b == UInt8(ascii: "j") || b == UInt8(ascii: "x")
+                || b == UInt8(ascii: "z") && (prev == UInt8(ascii: "c") || prev == UInt8(ascii: "s"))
+            {
+                marked = true
+            }
+            prev = b
+        }
+        var ending: (drop: Int, add: String)?
+        for from in patronymicEndings
+        where u.count > from.utf8.count + 2 && u.suffix(from.utf8.count).elementsEqual(from.utf8) {
+            ending = (from.utf8.count, "vich")
             break
         }
-        for (from, to) in [
-            ("tsj", "ch"), ("tj", "ch"), ("sj", "sh"), ("zj", "zh"), ("cz", "ch"), ("sz", "sh"), ("x", "ks"),
-        ] {
-            t = t.replacingOccurrences(of: from, with: to)
+        if !marked && ending == nil { return nil }
+        var b = Array(u)
+        if let ending {
+            b.removeLast(ending.drop)
+            b += ending.add.utf8
         }
-        var out = Array(t.utf8)
+        // Cyrillic letters spelt with two letters, or x: as the English romanisation spells them.
+        var out: [UInt8] = []
+        out.reserveCapacity(b.count + 4)
+        var i = 0
+        func at(_ k: Int) -> UInt8 { k < b.count ? b[k] : 0 }
+        while i < b.count {
+            let c = b[i]
+            let n = at(i + 1)
+            if c == UInt8(ascii: "t") && n == UInt8(ascii: "s") && at(i + 2) == UInt8(ascii: "j") {
+                out += "ch".utf8
+                i += 3
+            } else if n == UInt8(ascii: "j")
+                && (c == UInt8(ascii: "t") || c == UInt8(ascii: "s") || c == UInt8(ascii: "z"))
+            {
+                out.append(c == UInt8(ascii: "t") ? UInt8(ascii: "c") : c)
+                out.append(UInt8(ascii: "h"))
+                i += 2
+            } else if n == UInt8(ascii: "z") && (c == UInt8(ascii: "c") || c == UInt8(ascii: "s")) {
+                out.append(c)
+                out.append(UInt8(ascii: "h"))
+                i += 2
+            } else if c == UInt8(ascii: "x") {
+                out += "ks".utf8
+                i += 1
+            } else {
+                out.append(c)
+                i += 1
+            }
+        }
         if out.count > 2 && out[0] == UInt8(ascii: "j") && out[1] == UInt8(ascii: "e") { out.removeFirst() }
-        for i in out.indices where out[i] == UInt8(ascii: "j") {
-            if i > 0 && (out[i - 1] == UInt8(ascii: "d") || out[i - 1] == UInt8(ascii: "z")) { continue }
+        let innerJ = out.dropFirst().contains(UInt8(ascii: "j"))
+        for k in out.indices where out[k] == UInt8(ascii: "j") {
+            if k > 0 && (out[k - 1] == UInt8(ascii: "d") || out[k - 1] == UInt8(ascii: "z")) { continue }
             // An initial j is y only in a spelling that writes y as j inside too (Jurij, Jurjevitj): Jack, Jamal
             // and Juma are j.
-            if i == 0 && !out.dropFirst().contains(UInt8(ascii: "j")) { continue }
-            out[i] = UInt8(ascii: "y")
+            if k == 0 && !innerJ { continue }
+            out[k] = UInt8(ascii: "y")
         }
-        return String(decoding: out, as: UTF8.self)
+        return out.elementsEqual(u) ? nil : String(decoding: out, as: UTF8.self)
     }
 
     /// The skeleton, with `hDigraphs` false reading s, z, t, d, k, g, p before h as two letters: in a spelling read
