@@ -137,7 +137,8 @@ public final class Dispatcher {
         routesByIndex = Self.routes(config.route)
         identityOf = Dictionary(
             routesByIndex.map { (ObjectIdentifier($0.value), $0.key) }, uniquingKeysWith: { a, _ in a })
-        for e in try store.escalations() { escalations[Self.escalationID(e.key, e.route)] = e }
+        // Several nodes: a starting node holds no alert yet; the escalations of the alerts it adopts come with them.
+        if shared == nil { for e in try store.escalations() { escalations[Self.escalationID(e.key, e.route)] = e } }
         scheduleEscalations()
         // Recovery: every open or recently changed alert some receiver has not been told of goes back to its group.
         // Several nodes: a node (re)starting is a new node, and the alerts of the one it was are adopted when that
@@ -437,20 +438,42 @@ public final class Dispatcher {
             if batch[key] == nil { order.append(key) }
             batch[key] = a
         }
+        // Several nodes on one database: a sighting folded into an alert another node holds (opened or adopted) is
+        // counted here and notified there; the alert is notified once, not per node.
+        let mine = try owned(order.filter { !opened.contains($0) })
         for key in order {
             let a = batch[key]!
             c.alerts.append(a)
-            // Several nodes on one database: a sighting folded into an alert another node opened is counted here and
-            // notified there (the opening node holds it in its group); the alert is notified once, not per node.
-            if shared != nil && !opened.contains(key) && !holdsInAGroup(a) { continue }
+            if shared != nil && !opened.contains(key) && !mine.contains(key) { continue }
             enqueue(a, now: now, recovering: false, events: &c.events)
         }
     }
 
-    /// Whether one of the alert's groups on this dispatcher holds it.
-    private func holdsInAGroup(_ a: AlertRecord) -> Bool {
-        targets(a).contains { route, receiver in
-            groups[groupID(a, route: route, receiver: receiver).id]?.keys.contains(a.key) == true
+    /// Which of `keys` this dispatcher's node holds (every key when the store is not shared).
+    private func owned(_ keys: [String]) throws(StateError) -> Set<String> {
+        guard let shared else { return Set(keys) }
+        return try shared.owned(keys: keys)
+    }
+
+    /// An adopted alert goes into its groups even when its receivers were told of it already (its dead node told
+    /// them): its repeats, acks and resolution are this node's to send now.
+    private func hold(_ a: AlertRecord, now: Double) {
+        enqueue(a, now: now, recovering: true)
+        if a.state == .resolved { return }
+        for (route, receiver) in targets(a) {
+            let (gid, gl) = groupID(a, route: route, receiver: receiver)
+            if groups[gid]?.keys.contains(a.key) == true { continue }
+            let oldNext = groups[gid]?.next
+            var g =
+                takeGroup(gid)
+                ?? Group(
+                    route: route, receiver: receiver, labels: gl, keys: [], pending: [], pendingSet: [],
+                    next: now + route.repeatInterval, nextRepeat: now + route.repeatInterval, rank: a.priorityRank)
+            g.keys.insert(a.key)
+            // As if just flushed (its dead node told them): a change waits at most `group_interval` from now.
+            if !g.lastFlush.isFinite { g.lastFlush = now }
+            if g.next != oldNext { timers.push(g.next, gid) }
+            groups[gid] = g
         }
     }
 
@@ -522,16 +545,25 @@ public final class Dispatcher {
                 adoptedInBatch += taken
             }
         }
-        for a in adopted { enqueue(a, now: now, recovering: true) }
+        for a in adopted {
+            hold(a, now: now)
+            // Its escalation goes on here, from the step its dead node reached.
+            for e in try store.escalations(key: a.key) where escalations[Self.escalationID(e.key, e.route)] == nil {
+                let id = Self.escalationID(e.key, e.route)
+                setEscalation(id, e)
+                if let due = dueTime(e) { escalationTimers.push(due, id) }
+            }
+        }
         adopted = []  // back from the journal if this tick's commit fails
         if now - lastSync >= 1 || flushAll {
             silences = Self.compiled(try store.silences(includeExpired: false))
             let changes = try store.offset(source: Self.changesKey)
             if changes != lastChanges || flushAll {
                 // Another process (the command line) changed alerts: their new states go to their receivers.
-                for a in try store.alerts(updatedSince: lastSync - 2, limit: 100_000) {
-                    // Several nodes: the node holding the alert tells its receivers.
-                    if shared == nil || holdsInAGroup(a) { enqueue(a, now: now, recovering: true) }
+                let changed = try store.alerts(updatedSince: lastSync - 2, limit: 100_000)
+                let mine = try owned(changed.map(\.key))  // several nodes: the holder tells its receivers
+                for a in changed {
+                    if mine.contains(a.key) { enqueue(a, now: now, recovering: true) }
                     inhibition.update(a)
                 }
                 lastChanges = changes
@@ -540,10 +572,10 @@ public final class Dispatcher {
         }
         if now - lastResolveScan >= 10 || flushAll {
             lastResolveScan = now
-            for var a in try store.alerts(
+            let stale = try store.alerts(
                 states: [.firing, .acknowledged], lastSeenBefore: (now - config.resolveTimeout).nextUp, limit: 10_000)
-            {
-                if shared != nil && !holdsInAGroup(a) { continue }  // its node resolves it
+            let mine = try owned(stale.map(\.key))  // several nodes: the holder resolves it
+            for var a in stale where mine.contains(a.key) {
                 a.state = .resolved
                 a.updatedAt = now
                 c.alerts.append(a)
@@ -921,6 +953,11 @@ public final class Dispatcher {
             }
             guard let a = found, a.state != .resolved else {
                 endEscalations(e.key, now: now, reason: "resolved", into: &c)
+                continue
+            }
+            // Several nodes: an alert adopted away (this node was stopped past its heartbeat) escalates there.
+            if fresh[e.key] == nil, try !owned([e.key]).contains(e.key) {
+                setEscalation(id, nil)
                 continue
             }
             var notified: [JSONValue] = []

@@ -100,7 +100,34 @@ final class PostgresLink: @unchecked Sendable {
 
     var eventLoop: any EventLoop { group.next() }
 
+    /// The connection a transaction began on: every statement of the transaction goes to it or fails — never to a
+    /// connection opened again meanwhile, where it would run outside the transaction (half a commit stored).
+    private var transactionOn: PostgresConnection?
+
+    func begin() throws(StateError) {
+        transactionOn = nil
+        try exec("BEGIN")
+        transactionOn = connection
+    }
+
+    func commit() throws(StateError) {
+        defer { transactionOn = nil }
+        try exec("COMMIT")
+    }
+
+    func rollback() {
+        if let t = transactionOn, !t.isClosed { try? exec("ROLLBACK") }
+        transactionOn = nil
+    }
+
     private func open() throws(StateError) -> PostgresConnection {
+        if let t = transactionOn {
+            // The session ended inside the transaction: the server rolled it back; so does the caller.
+            guard let c = connection, c === t, !c.isClosed else {
+                throw .database("\(location): the connection was lost inside a transaction (rolled back)")
+            }
+            return c
+        }
         if let c = connection, !c.isClosed { return c }
         connection = nil
         let config = try configuration()

@@ -117,7 +117,47 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
         CREATE INDEX alerts_owner ON alerts(owner) WHERE state <> 'resolved';
         CREATE TABLE nodes (node TEXT PRIMARY KEY, until DOUBLE PRECISION NOT NULL);
         """,
+        // v5: a route's identity is a 63-bit hash (SQLite's INTEGER holds it; PostgreSQL's INTEGER does not);
+        // submitted versions numbered by a sequence (two nodes submitting at once took the same MAX(seq) + 1).
+        """
+        ALTER TABLE escalations ALTER COLUMN route TYPE BIGINT;
+        CREATE SEQUENCE submitted_seq;
+        SELECT setval('submitted_seq', GREATEST((SELECT COALESCE(MAX(seq), 0) FROM submitted_lists), 1));
+        """,
     ]
+
+    /// An alert key as stored: PostgreSQL's text holds no NUL, and a key may (a selector's `source.item` in a
+    /// correlation's key): `%` is written `%25` and NUL `%00`, read back by `key(fromDB:)` — every other key as it is.
+    static func dbKey(_ k: String) -> String {
+        guard k.utf8.contains(where: { $0 == 0 || $0 == 0x25 }) else { return k }
+        var out = ""
+        for ch in k.unicodeScalars {
+            switch ch {
+            case "\u{0}": out += "%00"
+            case "%": out += "%25"
+            default: out.unicodeScalars.append(ch)
+            }
+        }
+        return out
+    }
+
+    static func key(fromDB s: String) -> String {
+        guard s.utf8.contains(0x25) else { return s }
+        var out = String.UnicodeScalarView()
+        var it = Array(s.unicodeScalars)[...]
+        while let ch = it.popFirst() {
+            if ch == "%", it.count >= 2 {
+                let code = String(String.UnicodeScalarView(it.prefix(2)))
+                if code == "00" || code == "25" {
+                    out.append(code == "00" ? "\u{0}" : "%")
+                    it = it.dropFirst(2)
+                    continue
+                }
+            }
+            out.append(ch)
+        }
+        return String(out)
+    }
 
     /// How many ids one reservation gives (the sequence's increment).
     static let alertIDBlock: Int64 = 64
@@ -149,13 +189,13 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
     /// `body` in one transaction (under `lock`); rolled back when it fails, and the audit edge forgotten.
     private func transaction<T>(_ body: () throws(StateError) -> T) throws(StateError) -> T {
         try locked { () throws(StateError) -> T in
-            try link.exec("BEGIN")
+            try link.begin()
             let r: T
             do throws(StateError) {
                 r = try body()
-                try link.exec("COMMIT")
+                try link.commit()
             } catch {
-                try? link.exec("ROLLBACK")
+                link.rollback()
                 range = nil
                 throw error
             }
@@ -234,12 +274,12 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
     public func owned(keys: [String]) throws(StateError) -> Set<String> {
         if keys.isEmpty { return [] }
         var b = PostgresBindings()
-        b.append(keys)
+        b.append(keys.map(Self.dbKey))
         b.append(node)
         let found = try locked { () throws(StateError) -> [Row] in
             try link.run("SELECT key FROM alerts WHERE key = ANY($1::text[]) AND owner = $2", b).rows
         }
-        return Set(found.compactMap { $0.text(0) })
+        return Set(found.compactMap { $0.text(0).map(Self.key(fromDB:)) })
     }
 
     public func commit(_ c: Commit) throws(StateError) {
@@ -271,7 +311,7 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
                     """
                     INSERT INTO nflog (receiver, key, state, notified_at) VALUES ($1,$2,$3,$4)
                     ON CONFLICT (receiver, key) DO UPDATE SET state = excluded.state, notified_at = excluded.notified_at
-                    """, bind(n.receiver, n.key, n.state.rawValue, n.notifiedAt)))
+                    """, bind(n.receiver, Self.dbKey(n.key), n.state.rawValue, n.notifiedAt)))
         }
         for x in c.silences {
             s.append(
@@ -328,7 +368,7 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
                         """
                         INSERT INTO submitted_lists (owner, list, version, yaml, submitted_at, submitted_by,
                             withdrawn_at, seq)
-                        VALUES ($1,$2,$3,$4,$5,$6,NULL,(SELECT COALESCE(MAX(seq), 0) + 1 FROM submitted_lists))
+                        VALUES ($1,$2,$3,$4,$5,$6,NULL,nextval('submitted_seq'))
                         ON CONFLICT (owner, list, version) DO UPDATE SET submitted_at = excluded.submitted_at,
                             submitted_by = excluded.submitted_by, withdrawn_at = NULL, seq = excluded.seq
                         """, b))
@@ -356,9 +396,11 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
                     """
                     INSERT INTO escalations (key, route, started_at, done) VALUES ($1,$2,$3,$4)
                     ON CONFLICT (key, route) DO UPDATE SET started_at = excluded.started_at, done = excluded.done
-                    """, bind(e.key, e.route, e.startedAt, e.done)))
+                    """, bind(Self.dbKey(e.key), e.route, e.startedAt, e.done)))
         }
-        for key in c.escalationsEnded { s.append(Statement("DELETE FROM escalations WHERE key = $1", bind(key))) }
+        for key in c.escalationsEnded {
+            s.append(Statement("DELETE FROM escalations WHERE key = $1", bind(Self.dbKey(key))))
+        }
         for u in c.usedAckLinks {
             // A nonce already there is a constraint failure: the whole commit refused (the link was used).
             s.append(
@@ -416,7 +458,7 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
                 WHERE id = $13 AND version = $14
                 """, b)
         }
-        b.append(a.key)
+        b.append(Self.dbKey(a.key))
         b.append(a.kind)
         b.append(node)
         return Statement(
@@ -498,7 +540,7 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
 
     private func readAlert(_ r: Row) -> AlertRecord {
         AlertRecord(
-            id: r.int(0), key: r.text(1) ?? "", kind: r.text(2) ?? "", priority: r.text(3) ?? "",
+            id: r.int(0), key: Self.key(fromDB: r.text(1) ?? ""), kind: r.text(2) ?? "", priority: r.text(3) ?? "",
             priorityRank: Int(r.int(4)), state: AlertState(rawValue: r.text(5) ?? "") ?? .firing,
             labels: StoreCoding.object(r.text(6)), firstSeen: r.real(7), lastSeen: r.real(8), count: Int(r.int(9)),
             sources: StoreCoding.stringList(r.text(10)), payload: StoreCoding.object(r.text(11)), ackedBy: r.text(12),
@@ -517,12 +559,14 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
 
     public func alert(id: Int64) throws(StateError) -> AlertRecord? { try alerts("WHERE id = $1", [id]).first }
 
-    public func alert(key: String) throws(StateError) -> AlertRecord? { try alerts("WHERE key = $1", [key]).first }
+    public func alert(key: String) throws(StateError) -> AlertRecord? {
+        try alerts("WHERE key = $1", [Self.dbKey(key)]).first
+    }
 
     public func alerts(keys: [String]) throws(StateError) -> [String: AlertRecord] {
         if keys.isEmpty { return [:] }
         var b = PostgresBindings()
-        b.append(Array(Set(keys)))
+        b.append(Array(Set(keys)).map(Self.dbKey))
         let found = try locked { () throws(StateError) -> [Row] in
             try link.run("SELECT \(Self.alertColumns) FROM alerts WHERE key = ANY($1::text[])", b).rows
         }
@@ -563,7 +607,7 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
     public func notifyLog() throws(StateError) -> [NotifyLogEntry] {
         try lockedRows("SELECT receiver, key, state, notified_at FROM nflog ORDER BY receiver, key").map { r in
             NotifyLogEntry(
-                receiver: r.text(0) ?? "", key: r.text(1) ?? "",
+                receiver: r.text(0) ?? "", key: Self.key(fromDB: r.text(1) ?? ""),
                 state: AlertState(rawValue: r.text(2) ?? "") ?? .firing, notifiedAt: r.real(3))
         }
     }
@@ -844,7 +888,8 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
     }
 
     private static func escalation(_ r: Row) -> EscalationState {
-        EscalationState(key: r.text(0) ?? "", route: Int(r.int(1)), startedAt: r.real(2), done: Int(r.int(3)))
+        EscalationState(
+            key: key(fromDB: r.text(0) ?? ""), route: Int(r.int(1)), startedAt: r.real(2), done: Int(r.int(3)))
     }
 
     public func escalations() throws(StateError) -> [EscalationState] {
@@ -852,8 +897,10 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
     }
 
     public func escalations(key: String) throws(StateError) -> [EscalationState] {
-        try lockedRows("SELECT key, route, started_at, done FROM escalations WHERE key = $1 ORDER BY route", [key])
-            .map(Self.escalation)
+        try lockedRows(
+            "SELECT key, route, started_at, done FROM escalations WHERE key = $1 ORDER BY route", [Self.dbKey(key)]
+        )
+        .map(Self.escalation)
     }
 
     public func rateStates() throws(StateError) -> [RateState] {

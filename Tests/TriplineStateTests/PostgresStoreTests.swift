@@ -229,6 +229,27 @@ struct PostgresStoreTests {
         #expect(try b.adoptOrphans(limit: 100).isEmpty && c.adoptOrphans(limit: 100).isEmpty)
     }
 
+    @Test("alert keys with NUL bytes and percent signs are stored apart and read back as they were")
+    func keysWithNULAndPercent() throws {
+        let s = try PostgresStateStore(url: try PostgresServer.shared().database("keys"))
+        defer { s.close() }
+        try s.migrate()
+        let keys = ["a%00b", "a\u{0}b", "%", "%25", "x%2500\u{0}", "\u{0}%\u{0}", "plain"]
+        var c = Commit()
+        c.alerts = keys.enumerated().map { alert(Int64($0.offset + 1), key: $0.element) }
+        c.notifyLog = keys.map { NotifyLogEntry(receiver: "r", key: $0, state: .firing, notifiedAt: 1) }
+        c.escalations = keys.map { EscalationState(key: $0, route: 1 << 62, startedAt: 1, done: 0) }
+        try s.commit(c)
+        for (i, k) in keys.enumerated() { #expect(try s.alert(key: k)?.id == Int64(i + 1), "\(Array(k.utf8))") }
+        #expect(
+            try s.alerts(keys: keys).mapValues(\.id)
+                == Dictionary(uniqueKeysWithValues: keys.enumerated().map { ($0.element, Int64($0.offset + 1)) }))
+        #expect(Set(try s.notifyLog().map(\.key)) == Set(keys))
+        #expect(Set(try s.escalations().map(\.key)) == Set(keys))
+        #expect(try s.escalations(key: "a\u{0}b").map(\.route) == [1 << 62])
+        #expect(try s.owned(keys: keys) == Set(keys))
+    }
+
     @Test("the server refuses updates, deletes and truncation of the audit log, whoever asks")
     func auditTablesAreAppendOnly() throws {
         let server = try PostgresServer.shared()
