@@ -237,7 +237,7 @@ struct PostgresServeTests {
         func notified() -> Set<String> {
             var keys = Set<String>()
             for r in readRecords(log) {
-                for x in r["alerts"]?.arrayValue ?? [] { keys.insert(x.objectValue?["key"]?.stringValue ?? "") }
+                for x in r["alerts"]?.arrayValue ?? [] { keys.insert(x.objectValue?["fingerprint"]?.stringValue ?? "") }
             }
             return keys
         }
@@ -257,5 +257,72 @@ struct PostgresServeTests {
         let ids = sent.compactMap { $0["notification_id"]?.stringValue }
         // Every notification delivered; one sent again after a lease ran out mid-send comes under its own id.
         #expect(count("SELECT status, COUNT(*) FROM outbox GROUP BY 1") == "delivered|\(Set(ids).count)")
+    }
+
+    @Test(
+        "kill -9 one of three nodes mid-storm to a webhook that fails some requests: every notification delivered, duplicates only under the same webhook-id"
+    )
+    func killedMidStormToAWebhook() throws {
+        let secret = "whsec_" + Data("tripline-test-secret-key-N-32byte".utf8).base64EncodedString()
+        // The first two requests fail (the lane retries its first item, in order, then goes on).
+        let hook = try WebhookReceiver(secret: secret, statuses: "503,500")
+        defer { hook.stop() }
+        let dir = try ServeTests.deployment(entries: 100)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try secret.write(to: dir.appendingPathComponent("whsec"), atomically: true, encoding: .utf8)
+        let server = try PostgresServer.shared()
+        let url = try server.database("storm") + "&lease=1"
+        let configPath = dir.appendingPathComponent("tripline.yaml")
+        let yaml = try String(contentsOf: configPath, encoding: .utf8)
+            .replacingOccurrences(of: "state: state/state.sqlite", with: "state: \(url)")
+            .replacingOccurrences(of: "group_by: [owner, list]", with: "group_by: ['...']")
+            .replacingOccurrences(
+                of: "file_configs: [{path: alerts.ndjson}]",
+                with: "webhook_configs: [{url: \"http://127.0.0.1:\(hook.port)/hook\", secret_file: whsec}]")
+        try (yaml + "\nhandle_key_file: handle.key\n").write(to: configPath, atomically: true, encoding: .utf8)
+        let (a, inA) = try Self.node(dir)
+        let (b, inB) = try Self.node(dir)
+        let (c, inC) = try Self.node(dir)
+        defer { for p in [a, b, c] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let hits = (0..<100).map { #"{"id":"h\#($0)","type":"phone","value":"+32470\#(String(format: "%06d", $0))"}"# }
+        try inA.write(contentsOf: Data((hits.joined(separator: "\n") + "\n").utf8))
+        // A storm of 100 notifications (a group per alert), A killed once a third of them have reached the peer.
+        #expect(waitUntil(30) { hook.received.count >= 33 })
+        kill(a.processIdentifier, SIGKILL)
+        a.waitUntilExit()
+        let db = server.name(of: url)
+        func count(_ sql: String) -> String {
+            ((try? server.psql(["-d", db, "-Atc", sql])) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        // The survivors take over its lanes after the lease and adopt what it had not queued.
+        #expect(
+            waitUntil(60) {
+                count("SELECT COUNT(*) FROM outbox WHERE status <> 'delivered'") == "0"
+                    && count("SELECT COUNT(*) FROM alerts") == "100" && count("SELECT COUNT(*) FROM outbox") != "0"
+                    && Set(
+                        hook.received.filter { $0["status"] == .number("200") }.compactMap {
+                            $0["body"]?.objectValue?["alerts"]?.arrayValue?.first?.objectValue?["fingerprint"]?
+                                .stringValue
+                        }
+                    ).count == 100
+            })
+        try inB.close()
+        try inC.close()
+        b.waitUntilExit()
+        c.waitUntilExit()
+        let received = hook.received
+        #expect(received.allSatisfy { $0["verified"] == .bool(true) })
+        let ok = received.filter { $0["status"] == .number("200") }
+        let ids = Set(ok.compactMap { $0["id"]?.stringValue })
+        // Every notification delivered: one webhook-id per outbox item; a second delivery only under the same id.
+        #expect(String(ids.count) == count("SELECT COUNT(*) FROM outbox"))
+        var keys = Set<String>()
+        for r in ok {
+            for x in r["body"]?.objectValue?["alerts"]?.arrayValue ?? [] {
+                keys.insert(x.objectValue?["fingerprint"]?.stringValue ?? "")
+            }
+        }
+        #expect(keys.count == 100)
+        #expect(received.count - ok.count == 2)  // the peer's two failures, retried
     }
 }
