@@ -237,7 +237,7 @@ struct PostgresServeTests {
         func notified() -> Set<String> {
             var keys = Set<String>()
             for r in readRecords(log) {
-                for x in r["alerts"]?.arrayValue ?? [] { keys.insert(x.objectValue?["fingerprint"]?.stringValue ?? "") }
+                for x in r["alerts"]?.arrayValue ?? [] { keys.insert(x.objectValue?["key"]?.stringValue ?? "") }
             }
             return keys
         }
