@@ -470,13 +470,25 @@ public enum API {
         }
         items.sort { $0.0 < $1.0 }
         items.append((cursor.name, String(cursor.value)))
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        let query = items.map { k, v in
-            (k.addingPercentEncoding(withAllowedCharacters: allowed) ?? k) + "="
-                + (v.addingPercentEncoding(withAllowedCharacters: allowed) ?? v)
+        return path + "?" + items.map { k, v in queryEncoded(k) + "=" + queryEncoded(v) }.joined(separator: "&")
+    }
+
+    /// `s` for a query component: RFC 3986 unreserved bytes as they are, every other byte of its UTF-8 as %XX.
+    static func queryEncoded(_ s: String) -> String {
+        let digits = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count)
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "~"):
+                out.append(b)
+            default:
+                out += [UInt8(ascii: "%"), digits[Int(b >> 4)], digits[Int(b & 15)]]
+            }
         }
-        return path + "?" + query.joined(separator: "&")
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The request body, up to `limit` bytes (413 naming the limit beyond it).

@@ -225,32 +225,39 @@ public struct Operations: Sendable {
 
     /// The JSON text of `view(a, sight)`, from `views` when rendered before.
     func rendered(_ a: AlertRecord, _ sight: (access: Access, state: AlertState)) -> [UInt8] {
-        let render = {
-            var w = JSONWriter()
-            w.write(view(a, sight))
-            return w.bytes
-        }
-        guard let version = a.version else { return render() }  // a copy not read from the store: no version
+        // No closure is kept in a local here or in `listable`: one that captures `self` copies the whole
+        // `Operations` (configuration, store, policy...) into a box on every call — a third of a page's time.
+        guard let version = a.version else { return renderedNow(a, sight) }  // a copy not read from the store
         return views.views.value(
-            ViewCache.Key(id: a.id, version: version, updatedAt: a.updatedAt, access: sight.access, state: sight.state),
-            render)
+            ViewCache.Key(id: a.id, version: version, updatedAt: a.updatedAt, access: sight.access, state: sight.state)
+        ) { renderedNow(a, sight) }
+    }
+
+    func renderedNow(_ a: AlertRecord, _ sight: (access: Access, state: AlertState)) -> [UInt8] {
+        var w = JSONWriter()
+        w.write(view(a, sight))
+        return w.bytes
     }
 
     /// How `p` sees `a` if it may list it (nil: hidden); the policy's answer and the access come from `views` for a
     /// version of the row seen before.
     func listable(_ a: AlertRecord, by p: Principal, at now: Double) -> (access: Access, state: AlertState)? {
-        let decide = { () -> (listable: Bool, access: Access) in
-            let allowed = policy.decide(p, .listAlerts, alert: a).allowed
-            return (allowed, allowed ? access(a, for: p) : .notice)
+        let known: (listable: Bool, access: Access)
+        if let version = a.version {
+            known = views.sights.value(
+                ViewCache.SightKey(
+                    id: a.id, version: version, updatedAt: a.updatedAt, principal: p.id, partner: p.partner,
+                    role: p.role.rawValue)
+            ) { decideListing(a, by: p) }
+        } else {
+            known = decideListing(a, by: p)
         }
-        let known =
-            a.version.map { version in
-                views.sights.value(
-                    ViewCache.SightKey(
-                        id: a.id, version: version, updatedAt: a.updatedAt, principal: p.id, partner: p.partner,
-                        role: p.role.rawValue), decide)
-            } ?? decide()
         return known.listable ? (known.access, seenState(a, for: p, at: now)) : nil
+    }
+
+    func decideListing(_ a: AlertRecord, by p: Principal) -> (listable: Bool, access: Access) {
+        let allowed = policy.decide(p, .listAlerts, alert: a).allowed
+        return (allowed, allowed ? access(a, for: p) : .notice)
     }
 
     /// The page `listAlerts` answers: the alerts with how the caller sees each; the consultation audited.

@@ -252,6 +252,12 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     /// fsync for all; the others wait for the news of theirs (or for the connection, if theirs was not taken).
     public func commit(_ c: Commit) throws(StateError) {
         if c.isEmpty { return }
+        // Notifications as JSON text here, on the caller's thread: a group's notification can be a megabyte, and
+        // the writer holds the connection (every other commit waits) while it writes.
+        var c = c
+        for i in c.outbox.indices where c.outbox[i].payloadText == nil {
+            c.outbox[i].payloadText = JSONWriter.string(.object(c.outbox[i].payload))
+        }
         let mine = Pending(c)
         queued.withLock { queue.append(mine) }
         var tries = 0
@@ -363,7 +369,8 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
                 [
                     .text(o.receiver), .text(o.integration), .int(Int64(o.priorityRank)), .real(o.createdAt),
                     .real(o.nextAttemptAt),
-                    .int(Int64(o.attempts)), .text(o.status.rawValue), Self.json(o.payload), Self.opt(o.lastError),
+                    .int(Int64(o.attempts)), .text(o.status.rawValue), .text(o.payloadText ?? StoreCoding.json(o.payload)),
+                    Self.opt(o.lastError),
                 ])
         }
         for n in c.notifyLog {
@@ -583,22 +590,44 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func alert(key: String) throws(StateError) -> AlertRecord? {
-        try locked { () throws(StateError) -> AlertRecord? in
+        try readers.read { (c: Connection) throws(StateError) -> AlertRecord? in
             var out: AlertRecord?
-            try run("SELECT \(Self.alertColumns) FROM alerts WHERE key = ?", [.text(key)]) { out = self.readAlert($0) }
+            try c.run("SELECT \(Self.alertColumns) FROM alerts WHERE key = ?", [.text(key)]) { out = self.readAlert($0) }
             return out
         }
     }
 
     public func alerts(states: Set<AlertState>?, limit: Int) throws(StateError) -> [AlertRecord] {
-        try locked { () throws(StateError) -> [AlertRecord] in
+        try readers.read { (c: Connection) throws(StateError) -> [AlertRecord] in
             var out: [AlertRecord] = []
             var sql = "SELECT \(Self.alertColumns) FROM alerts"
             if let states {
                 sql += " WHERE state IN (" + states.map { "'\($0.rawValue)'" }.sorted().joined(separator: ",") + ")"
             }
             sql += " ORDER BY updated_at DESC, id DESC LIMIT ?"
-            try run(sql, [.int(Int64(limit))]) { out.append(self.readAlert($0)) }
+            try c.run(sql, [.int(Int64(limit))]) { out.append(self.readAlert($0)) }
+            return out
+        }
+    }
+
+    /// The stored alerts of `keys` in one hold of a reader (outside the writer's lock), 500 keys a statement.
+    public func alerts(keys: [String]) throws(StateError) -> [String: AlertRecord] {
+        var wanted: [String] = []
+        var seen = Set<String>()
+        for k in keys where seen.insert(k).inserted { wanted.append(k) }
+        if wanted.isEmpty { return [:] }
+        return try readers.read { (c: Connection) throws(StateError) -> [String: AlertRecord] in
+            var out: [String: AlertRecord] = [:]
+            var start = 0
+            while start < wanted.count {
+                let chunk = wanted[start..<min(wanted.count, start + 500)]
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                try c.run("SELECT \(Self.alertColumns) FROM alerts WHERE key IN (\(marks))", chunk.map { .text($0) }) {
+                    let a = self.readAlert($0)
+                    out[a.key] = a
+                }
+                start += chunk.count
+            }
             return out
         }
     }
@@ -615,9 +644,9 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func alerts(updatedSince since: Double, limit: Int) throws(StateError) -> [AlertRecord] {
-        try locked { () throws(StateError) -> [AlertRecord] in
+        try readers.read { (c: Connection) throws(StateError) -> [AlertRecord] in
             var out: [AlertRecord] = []
-            try run(
+            try c.run(
                 "SELECT \(Self.alertColumns) FROM alerts WHERE updated_at >= ? ORDER BY updated_at, id LIMIT ?",
                 [.real(since), .int(Int64(limit))]
             ) { out.append(self.readAlert($0)) }
@@ -628,10 +657,10 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     public func alerts(states: Set<AlertState>, lastSeenBefore before: Double, limit: Int) throws(StateError)
         -> [AlertRecord]
     {
-        try locked { () throws(StateError) -> [AlertRecord] in
+        try readers.read { (c: Connection) throws(StateError) -> [AlertRecord] in
             var out: [AlertRecord] = []
             let list = states.map { "'\($0.rawValue)'" }.sorted().joined(separator: ",")
-            try run(
+            try c.run(
                 """
                 SELECT \(Self.alertColumns) FROM alerts WHERE state IN (\(list)) AND last_seen < ?
                 ORDER BY last_seen, id LIMIT ?
@@ -650,9 +679,9 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func notifyLog() throws(StateError) -> [NotifyLogEntry] {
-        try locked { () throws(StateError) -> [NotifyLogEntry] in
+        try readers.read { (c: Connection) throws(StateError) -> [NotifyLogEntry] in
             var out: [NotifyLogEntry] = []
-            try run("SELECT receiver, key, state, notified_at FROM nflog ORDER BY receiver, key") { r in
+            try c.run("SELECT receiver, key, state, notified_at FROM nflog ORDER BY receiver, key") { r in
                 out.append(
                     NotifyLogEntry(
                         receiver: r.text(0) ?? "", key: r.text(1) ?? "",
@@ -677,9 +706,9 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
         "id, receiver, priority_rank, created_at, next_attempt_at, attempts, status, payload, last_error, integration"
 
     public func dueOutbox(now: Double, limit: Int) throws(StateError) -> [OutboxItem] {
-        try locked { () throws(StateError) -> [OutboxItem] in
+        try readers.read { (c: Connection) throws(StateError) -> [OutboxItem] in
             var out: [OutboxItem] = []
-            try run(
+            try c.run(
                 """
                 SELECT \(Self.outboxColumns) FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?
                 ORDER BY priority_rank DESC, created_at, id LIMIT ?
@@ -690,10 +719,10 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func dueLanes(now: Double) throws(StateError) -> [OutboxLane] {
-        try locked { () throws(StateError) -> [OutboxLane] in
+        try readers.read { (c: Connection) throws(StateError) -> [OutboxLane] in
             var out: [(OutboxLane, Int64)] = []
             // Each lane's oldest pending item (SQLite takes the bare columns from the row with the MIN).
-            try run(
+            try c.run(
                 """
                 SELECT receiver, integration, next_attempt_at, MIN(id) FROM outbox WHERE status = 'pending'
                 GROUP BY receiver, integration
@@ -708,9 +737,9 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func dueOutbox(lane: OutboxLane, now: Double, limit: Int) throws(StateError) -> [OutboxItem] {
-        try locked { () throws(StateError) -> [OutboxItem] in
+        try readers.read { (c: Connection) throws(StateError) -> [OutboxItem] in
             var out: [OutboxItem] = []
-            try run(
+            try c.run(
                 """
                 SELECT \(Self.outboxColumns) FROM outbox WHERE status = 'pending' AND receiver = ? AND integration = ?
                 ORDER BY id LIMIT ?
@@ -722,15 +751,15 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func outbox(status: OutboxStatus?, limit: Int) throws(StateError) -> [OutboxItem] {
-        try locked { () throws(StateError) -> [OutboxItem] in
+        try readers.read { (c: Connection) throws(StateError) -> [OutboxItem] in
             var out: [OutboxItem] = []
             if let status {
-                try run(
+                try c.run(
                     "SELECT \(Self.outboxColumns) FROM outbox WHERE status = ? ORDER BY id LIMIT ?",
                     [.text(status.rawValue), .int(Int64(limit))]
                 ) { out.append(self.readOutbox($0)) }
             } else {
-                try run("SELECT \(Self.outboxColumns) FROM outbox ORDER BY id LIMIT ?", [.int(Int64(limit))]) {
+                try c.run("SELECT \(Self.outboxColumns) FROM outbox ORDER BY id LIMIT ?", [.int(Int64(limit))]) {
                     out.append(self.readOutbox($0))
                 }
             }
@@ -739,20 +768,20 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func pendingOutboxCount() throws(StateError) -> Int {
-        try locked { () throws(StateError) -> Int in
+        try readers.read { (c: Connection) throws(StateError) -> Int in
             var n = 0
-            try run("SELECT COUNT(*) FROM outbox WHERE status = 'pending'") { n = Int($0.int(0)) }
+            try c.run("SELECT COUNT(*) FROM outbox WHERE status = 'pending'") { n = Int($0.int(0)) }
             return n
         }
     }
 
     public func metricCounts() throws(StateError) -> MetricCounts {
-        try locked { () throws(StateError) -> MetricCounts in
+        try readers.read { (c: Connection) throws(StateError) -> MetricCounts in
             var m = MetricCounts()
-            try run("SELECT state, priority, COUNT(*) FROM alerts GROUP BY state, priority") {
+            try c.run("SELECT state, priority, COUNT(*) FROM alerts GROUP BY state, priority") {
                 m.alerts[.init($0.text(0) ?? "", $0.text(1) ?? "")] = Int($0.int(2))
             }
-            try run("SELECT receiver, status, COUNT(*) FROM outbox GROUP BY receiver, status") {
+            try c.run("SELECT receiver, status, COUNT(*) FROM outbox GROUP BY receiver, status") {
                 m.outbox[.init($0.text(0) ?? "", $0.text(1) ?? "")] = Int($0.int(2))
             }
             return m
@@ -789,10 +818,10 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func silences(includeExpired: Bool) throws(StateError) -> [Silence] {
-        try locked { () throws(StateError) -> [Silence] in
+        try readers.read { (c: Connection) throws(StateError) -> [Silence] in
             var out: [Silence] = []
             let filter = includeExpired ? "" : " WHERE expired_at IS NULL"
-            try run(
+            try c.run(
                 "SELECT id, matchers, starts_at, ends_at, created_by, comment, expired_at, partner FROM silences\(filter) ORDER BY starts_at"
             ) { r in
                 let m = (try? JSONParser.parse(r.text(1) ?? "[]"))?.arrayValue?.compactMap(\.stringValue) ?? []
@@ -825,9 +854,9 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func tokens() throws(StateError) -> [TokenRecord] {
-        try locked { () throws(StateError) -> [TokenRecord] in
+        try readers.read { (c: Connection) throws(StateError) -> [TokenRecord] in
             var out: [TokenRecord] = []
-            try run(
+            try c.run(
                 "SELECT id, principal, hash, created_at, expires_at, revoked_at, created_by FROM tokens ORDER BY created_at, id"
             ) { out.append(self.readToken($0)) }
             return out
@@ -842,9 +871,9 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func submittedLists(content: Bool) throws(StateError) -> [SubmittedList] {
-        try locked { () throws(StateError) -> [SubmittedList] in
+        try readers.read { (c: Connection) throws(StateError) -> [SubmittedList] in
             var out: [SubmittedList] = []
-            try run(
+            try c.run(
                 """
                 SELECT owner, list, version, length(yaml), submitted_at, submitted_by, withdrawn_at,
                     \(content ? "yaml" : "NULL") FROM submitted_lists s
@@ -857,9 +886,9 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func submittedVersions(owner: String, list: String) throws(StateError) -> [SubmittedList] {
-        try locked { () throws(StateError) -> [SubmittedList] in
+        try readers.read { (c: Connection) throws(StateError) -> [SubmittedList] in
             var out: [SubmittedList] = []
-            try run(
+            try c.run(
                 """
                 SELECT owner, list, version, length(yaml), submitted_at, submitted_by, withdrawn_at, NULL
                 FROM submitted_lists WHERE owner = ? AND list = ? ORDER BY seq
@@ -870,9 +899,9 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func submittedList(owner: String, list: String, version: String) throws(StateError) -> SubmittedList? {
-        try locked { () throws(StateError) -> SubmittedList? in
+        try readers.read { (c: Connection) throws(StateError) -> SubmittedList? in
             var out: SubmittedList?
-            try run(
+            try c.run(
                 """
                 SELECT owner, list, version, length(yaml), submitted_at, submitted_by, withdrawn_at, yaml
                 FROM submitted_lists WHERE owner = ? AND list = ? AND version = ?
@@ -883,12 +912,12 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func listHandlings() throws(StateError) -> [String: JSONObject]? {
-        try locked { () throws(StateError) -> [String: JSONObject]? in
+        try readers.read { (c: Connection) throws(StateError) -> [String: JSONObject]? in
             var known = false
-            try run("SELECT 1 FROM offsets WHERE source = 'list-handlings-known'") { _ in known = true }
+            try c.run("SELECT 1 FROM offsets WHERE source = 'list-handlings-known'") { _ in known = true }
             if !known { return nil }
             var out: [String: JSONObject] = [:]
-            try run("SELECT key, handling FROM list_handlings") { out[$0.text(0) ?? ""] = $0.json(1) }
+            try c.run("SELECT key, handling FROM list_handlings") { out[$0.text(0) ?? ""] = $0.json(1) }
             return out
         }
     }
@@ -906,9 +935,9 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func escalations() throws(StateError) -> [EscalationState] {
-        try locked { () throws(StateError) -> [EscalationState] in
+        try readers.read { (c: Connection) throws(StateError) -> [EscalationState] in
             var out: [EscalationState] = []
-            try run("SELECT key, route, started_at, done FROM escalations ORDER BY key, route") { r in
+            try c.run("SELECT key, route, started_at, done FROM escalations ORDER BY key, route") { r in
                 out.append(Self.escalation(r))
             }
             return out
@@ -930,9 +959,9 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func rateStates() throws(StateError) -> [RateState] {
-        try locked { () throws(StateError) -> [RateState] in
+        try readers.read { (c: Connection) throws(StateError) -> [RateState] in
             var out: [RateState] = []
-            try run("SELECT receiver, sent, digest FROM rate_state ORDER BY receiver") { r in
+            try c.run("SELECT receiver, sent, digest FROM rate_state ORDER BY receiver") { r in
                 func numbers(_ t: String?) -> [Double] {
                     ((try? JSONParser.parse(t ?? "[]"))?.arrayValue ?? []).compactMap(\.doubleValue)
                 }
@@ -946,9 +975,9 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     }
 
     public func offset(source: String) throws(StateError) -> Int64? {
-        try locked { () throws(StateError) -> Int64? in
+        try readers.read { (c: Connection) throws(StateError) -> Int64? in
             var out: Int64?
-            try run("SELECT offset FROM offsets WHERE source = ?", [.text(source)]) { out = $0.int(0) }
+            try c.run("SELECT offset FROM offsets WHERE source = ?", [.text(source)]) { out = $0.int(0) }
             return out
         }
     }
