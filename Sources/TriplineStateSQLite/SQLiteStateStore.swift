@@ -369,7 +369,8 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
                 [
                     .text(o.receiver), .text(o.integration), .int(Int64(o.priorityRank)), .real(o.createdAt),
                     .real(o.nextAttemptAt),
-                    .int(Int64(o.attempts)), .text(o.status.rawValue), .text(o.payloadText ?? StoreCoding.json(o.payload)),
+                    .int(Int64(o.attempts)), .text(o.status.rawValue),
+                    .text(o.payloadText ?? StoreCoding.json(o.payload)),
                     Self.opt(o.lastError),
                 ])
         }
@@ -592,7 +593,9 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     public func alert(key: String) throws(StateError) -> AlertRecord? {
         try readers.read { (c: Connection) throws(StateError) -> AlertRecord? in
             var out: AlertRecord?
-            try c.run("SELECT \(Self.alertColumns) FROM alerts WHERE key = ?", [.text(key)]) { out = self.readAlert($0) }
+            try c.run("SELECT \(Self.alertColumns) FROM alerts WHERE key = ?", [.text(key)]) {
+                out = self.readAlert($0)
+            }
             return out
         }
     }
