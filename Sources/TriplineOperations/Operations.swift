@@ -241,13 +241,13 @@ public struct Operations: Sendable {
 
     /// How `p` sees `a` if it may list it (nil: hidden); the policy's answer and the access come from `views` for a
     /// version of the row seen before.
-    func listable(_ a: AlertRecord, by p: Principal, at now: Double) -> (access: Access, state: AlertState)? {
+    func listable(_ a: AlertRecord, by p: Principal, _ looker: ViewCache.Looker, at now: Double) -> (
+        access: Access, state: AlertState
+    )? {
         let known: (listable: Bool, access: Access)
         if let version = a.version {
             known = views.sights.value(
-                ViewCache.SightKey(
-                    id: a.id, version: version, updatedAt: a.updatedAt, principal: p.id, partner: p.partner,
-                    role: p.role.rawValue)
+                ViewCache.SightKey(id: a.id, version: version, updatedAt: a.updatedAt, looker: looker)
             ) { decideListing(a, by: p) }
         } else {
             known = decideListing(a, by: p)
@@ -275,6 +275,7 @@ public struct Operations: Sendable {
         // The first read asks for one more than a page (enough when the caller may list most alerts); later reads
         // grow, up to 1000 at a time, when filters or entitlement skip many.
         var size = f.limit + 1
+        let looker = ViewCache.Looker(c.principal)
         scan: while true {
             let page: [AlertRecord]
             do { page = try store.alerts(idBelow: cursor, limit: size) } catch { throw .failed(error.description) }
@@ -283,7 +284,7 @@ public struct Operations: Sendable {
                 if let since = f.since, a.updatedAt < since { continue }
                 if let p = f.priority, a.priority != p { continue }
                 if let o = f.owner, !Policy.owners(a).contains(o) { continue }
-                guard let sight = listable(a, by: c.principal, at: now) else { continue }
+                guard let sight = listable(a, by: c.principal, looker, at: now) else { continue }
                 if let s = f.state, sight.state != s { continue }
                 if out.count == f.limit {
                     next = Int64(shown.last.flatMap { $0.doubleValue } ?? 0)

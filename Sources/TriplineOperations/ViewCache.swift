@@ -22,9 +22,32 @@ final class ViewCache: Sendable {
         var id: Int64
         var version: Int64
         var updatedAt: Double
-        var principal: String
-        var partner: String
-        var role: String
+        var looker: Looker
+    }
+
+    /// The principal's part of a `SightKey`, its hash taken once per page rather than once per alert.
+    struct Looker: Hashable {
+        let principal: String
+        let partner: String
+        let role: String
+        private let hash: Int
+
+        init(_ p: Principal) {
+            principal = p.id
+            partner = p.partner
+            role = p.role.rawValue
+            var h = Hasher()
+            h.combine(principal)
+            h.combine(partner)
+            h.combine(role)
+            hash = h.finalize()
+        }
+
+        static func == (a: Looker, b: Looker) -> Bool {
+            a.hash == b.hash && a.principal == b.principal && a.partner == b.partner && a.role == b.role
+        }
+
+        func hash(into h: inout Hasher) { h.combine(hash) }
     }
 
     let views = Bounded<Key, [UInt8]>()
