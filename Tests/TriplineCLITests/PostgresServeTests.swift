@@ -260,13 +260,16 @@ struct PostgresServeTests {
     }
 
     @Test(
-        "kill -9 one of three nodes mid-storm to a webhook that fails some requests: every notification delivered, duplicates only under the same webhook-id"
+        "kill -9 one of three nodes mid-storm to a webhook and a mail server that fail some requests: every notification delivered by both, duplicates only under the same webhook-id and Message-ID"
     )
     func killedMidStormToAWebhook() throws {
         let secret = "whsec_" + Data("tripline-test-secret-key-N-32byte".utf8).base64EncodedString()
-        // The first two requests fail (the lane retries its first item, in order, then goes on).
+        // The first two requests fail (the lane retries its first item, in order, then goes on); so do the mail
+        // server's first two transactions (451: try again later).
         let hook = try WebhookReceiver(secret: secret, statuses: "503,500")
         defer { hook.stop() }
+        let smtp = try SMTPServer(["--fail", "451,451"])
+        defer { smtp.stop() }
         let dir = try ServeTests.deployment(entries: 100)
         defer { try? FileManager.default.removeItem(at: dir) }
         try secret.write(to: dir.appendingPathComponent("whsec"), atomically: true, encoding: .utf8)
@@ -278,7 +281,9 @@ struct PostgresServeTests {
             .replacingOccurrences(of: "group_by: [owner, list]", with: "group_by: ['...']")
             .replacingOccurrences(
                 of: "file_configs: [{path: alerts.ndjson}]",
-                with: "webhook_configs: [{url: \"http://127.0.0.1:\(hook.port)/hook\", secret_file: whsec}]")
+                with: "webhook_configs: [{url: \"http://127.0.0.1:\(hook.port)/hook\", secret_file: whsec}], "
+                    + "email_configs: [{to: oncall@ops.example, from: tripline@ops.example, "
+                    + "smarthost: \"127.0.0.1:\(smtp.port)\", require_tls: false}]")
         try (yaml + "\nhandle_key_file: handle.key\n").write(to: configPath, atomically: true, encoding: .utf8)
         let (a, inA) = try Self.node(dir)
         let (b, inB) = try Self.node(dir)
@@ -305,6 +310,7 @@ struct PostgresServeTests {
                                 .stringValue
                         }
                     ).count == 100
+                    && Set(smtp.received.compactMap { $0["message_id"]?.stringValue }).count == 100
             })
         try inB.close()
         try inC.close()
@@ -315,7 +321,13 @@ struct PostgresServeTests {
         let ok = received.filter { $0["status"] == .number("200") }
         let ids = Set(ok.compactMap { $0["id"]?.stringValue })
         // Every notification delivered: one webhook-id per outbox item; a second delivery only under the same id.
-        #expect(String(ids.count) == count("SELECT COUNT(*) FROM outbox"))
+        #expect(String(ids.count) == count("SELECT COUNT(*) FROM outbox WHERE integration LIKE 'webhook/%'"))
+        // And one Message-ID per mail item: a mail sent again (a lease run out mid-send) comes under its own.
+        let mails = smtp.received
+        let messageIDs = Set(mails.compactMap { $0["message_id"]?.stringValue })
+        #expect(String(messageIDs.count) == count("SELECT COUNT(*) FROM outbox WHERE integration LIKE 'email/%'"))
+        #expect(messageIDs.count == 100)
+        #expect(mails.filter { $0["duplicate"] == .bool(true) }.count == mails.count - messageIDs.count)
         var keys = Set<String>()
         for r in ok {
             for x in r["body"]?.objectValue?["alerts"]?.arrayValue ?? [] {
