@@ -215,12 +215,20 @@ public struct RuleEngine {
 
     public var ruleSet: RuleSet { evaluator.ruleSet }
 
+    /// False on a node of several sharing one database: the correlations are kept by the correlator alone, and
+    /// `process` only tells (`fedCorrelation`) that the selector feeds one — the node puts it into the shared feed.
+    public var correlates = true
+    /// Whether the last selector `process` judged matched a rule that a correlation counts (set when
+    /// `correlates` is false).
+    public private(set) var fedCorrelation = false
+
     /// Rule hits for one selector with its watchlist hits. Event time is `observed_at`, unless it is missing or
     /// later than `ingestTime` plus `maxFutureSkew`: then `ingestTime`.
     public mutating func process(
         _ selector: NormalizedSelector, watchlist: [Hit], ingestTime: Double, problem: (String) -> Void = { _ in }
     ) -> [Hit] {
         let set = evaluator.ruleSet
+        fedCorrelation = false
         if set.rules.isEmpty { return [] }
         let event = RuleEvent(selector: selector, watchlist: watchlist)
         let matched = evaluator.evaluate(event, problem: problem)
@@ -234,7 +242,9 @@ public struct RuleEngine {
                     rule: RuleHit(id: rule.id, title: rule.title),
                     basis: watchlist.compactMap(\.watchlist) + rule.expandedFrom))
         }
-        if !set.correlations.isEmpty {
+        if !set.correlations.isEmpty && !correlates {
+            fedCorrelation = matched.contains { !set.correlationsOf[$0].isEmpty }
+        } else if !set.correlations.isEmpty {
             var time = ingestTime
             var byIngest = true
             if let observed = selector.observedAt.flatMap({ Timestamp.parse($0) }) {

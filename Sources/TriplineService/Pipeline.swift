@@ -291,6 +291,18 @@ public actor Pipeline {
     private var nextTimeLimit: Double
     private var limitsCheckedAt: Double
     private var tickFailingSince: Double?
+    /// On a database several nodes share: the correlation feed, and this node's turn as the correlator.
+    private let shared: (any SharedCorrelation & SharedOutbox)?
+    private var correlator = Correlator()
+
+    /// The correlator's state on this node: its claim (nil while another node holds the lease), the feed offset its
+    /// windows have consumed, and when it last asked for the lease.
+    struct Correlator {
+        var claim: LaneClaim?
+        var offset: Int64 = 0
+        var askedAt = -Double.infinity
+        var prunedAt = -Double.infinity
+    }
 
     public init(
         loaded: Loaded, store: any StateStore, logger: Logger, now: Double, durability: Durability = Durability(),
@@ -302,6 +314,8 @@ public actor Pipeline {
         step = RecordStep(
             normalizer: loaded.normalizer, matcher: loaded.matcher,
             engine: RuleEngine(loaded.rules, options: loaded.configuration.correlation))
+        shared = store as? any SharedCorrelation & SharedOutbox
+        step.engine.correlates = shared == nil
         step.screens = loaded.configuration.alerts.heartbeats.isEmpty
         screens = ScreenSource(step.screening)
         var alerts = loaded.configuration.alerts
@@ -484,6 +498,10 @@ public actor Pipeline {
                         counts.accepted += 1
                         found += hits
                         dispatcher.observe(selector, now: now)
+                        // Kept by the correlator, whichever node that is: the line goes into the shared feed.
+                        if step.engine.fedCorrelation {
+                            commit.correlationFeed.append(FeedRecord(line: Array(l.bytes), ingestTime: now))
+                        }
                     case .rejected(let r):
                         counts.rejected += 1
                         rejections.append((l.number, r.id, r.message))
@@ -636,6 +654,188 @@ public actor Pipeline {
         }
     }
 
+    // MARK: Correlation across nodes
+
+    /// How far back a new correlator builds its windows from the feed: the longest correlation's timespan and the
+    /// lateness allowed.
+    private var feedHorizon: Double {
+        (loaded.rules.correlations.map(\.timespan).max() ?? 0) + loaded.configuration.correlation.allowedLateness
+    }
+
+    /// The correlator's turn, on a database several nodes share (with the timers): the node holding the correlator's
+    /// lease reads the feed on from its offset and keeps the windows; what fires becomes alerts like any other,
+    /// committed with the new offset — only over the offset it read from, so a node that lost the lease meanwhile
+    /// commits nothing. A node that takes the lease first builds the windows again from the feed (records within
+    /// the horizon, up to the offset: what they fired was committed then).
+    public func correlate(now: Double) {
+        guard let shared, !loaded.rules.correlations.isEmpty else { return }
+        if now - correlator.askedAt >= (store as? any SharedAlerts)?.heartbeatEvery ?? 1 {
+            correlator.askedAt = now
+            guard takeLease(shared, now: now) else { return }
+        }
+        guard correlator.claim != nil else { return }
+        let records: [FeedRecord]
+        do { records = try shared.feed(after: correlator.offset, since: 0, limit: 1000) } catch {
+            logger.warning("correlation feed: could not be read: \(error.description)")
+            return
+        }
+        if !records.isEmpty { _ = correlate(records, now: now) }
+        if now - correlator.prunedAt >= 60 {
+            correlator.prunedAt = now
+            do { try shared.pruneFeed(through: correlator.offset, before: now - feedHorizon) } catch {
+                logger.warning("correlation feed: old records could not be dropped: \(error.description)")
+            }
+        }
+    }
+
+    /// At the end of input (the node is about to stop): the feed read to its end — by this node, taking the lease
+    /// (and giving it up after), or by the node that holds it — waiting until `until` at most.
+    public func drainCorrelations(until: Double, clock: @Sendable () -> Double) async {
+        guard let shared, !loaded.rules.correlations.isEmpty else { return }
+        while true {
+            let now = clock()
+            if takeLease(shared, now: now), let claim = correlator.claim {
+                while true {
+                    let records: [FeedRecord]
+                    do { records = try shared.feed(after: correlator.offset, since: 0, limit: 1000) } catch {
+                        logger.warning("correlation feed: could not be read: \(error.description)")
+                        return
+                    }
+                    if records.isEmpty || !correlate(records, now: now) { break }
+                }
+                try? shared.release(claim)
+                dropWindows()
+                return
+            }
+            // Another node keeps the correlations: done when it has read what is in the feed now.
+            if let end = try? shared.feedEnd(),
+                ((try? store.offset(source: CorrelationFeed.correlatorOffset)) ?? 0) >= end
+            {
+                return
+            }
+            if now >= until {
+                logger.warning("end of input: the correlator has not read the whole correlation feed yet")
+                return
+            }
+            try? await Task.sleep(nanoseconds: 50_000_000)
+        }
+    }
+
+    /// Asks for the correlator's lease; true when this node holds it (its windows built again when newly taken).
+    private func takeLease(_ shared: any SharedCorrelation & SharedOutbox, now: Double) -> Bool {
+        let claim: LaneClaim?
+        do { claim = try shared.claim(lane: CorrelationFeed.correlatorLane) } catch {
+            logger.warning("correlation feed: the correlator's lease could not be asked for: \(error.description)")
+            return false
+        }
+        guard let claim else {
+            if correlator.claim != nil {
+                logger.info("correlation feed: another node keeps the correlations now")
+                dropWindows()
+            }
+            return false
+        }
+        if correlator.claim?.token != claim.token {
+            guard rebuildWindows(shared, now: now) else { return false }
+            logger.info("correlation feed: this node keeps the correlations (from record \(correlator.offset))")
+        }
+        correlator.claim = claim
+        return true
+    }
+
+    /// Empty windows (this node no longer, or not yet, the correlator).
+    private func dropWindows() {
+        correlator.claim = nil
+        step.engine.correlation = CorrelationEngine(step.engine.ruleSet, options: step.engine.correlation.options)
+    }
+
+    /// The windows as the feed left them: the records within the horizon up to the committed offset fed again,
+    /// what they fire dropped (it was committed when they were first read). False when the feed could not be read.
+    private func rebuildWindows(_ shared: any SharedCorrelation & SharedOutbox, now: Double) -> Bool {
+        dropWindows()
+        let offset: Int64
+        do { offset = try store.offset(source: CorrelationFeed.correlatorOffset) ?? 0 } catch {
+            logger.warning("correlation feed: its offset could not be read: \(error.description)")
+            return false
+        }
+        var after: Int64 = 0
+        let since = now - feedHorizon
+        while true {
+            let records: [FeedRecord]
+            do { records = try shared.feed(after: after, since: since, limit: 1000) } catch {
+                logger.warning("correlation feed: could not be read: \(error.description)")
+                return false
+            }
+            let read = records.prefix { $0.seq <= offset }
+            for r in read { _ = correlated(r, now: now) }
+            if read.count < 1000 { break }
+            after = records[read.count - 1].seq
+        }
+        correlator.offset = offset
+        return true
+    }
+
+    /// What one feed record fires (correlations only: its list and rule hits were its node's).
+    private func correlated(_ r: FeedRecord, now: Double) -> [Hit] {
+        step.engine.correlates = true
+        defer { step.engine.correlates = false }
+        let logger = self.logger
+        guard
+            case .accepted(_, let hits) = step.run(
+                r.line[...], ingestTime: r.ingestTime, now: now, problem: { logger.debug("\($0)") })
+        else { return [] }
+        return hits.filter { $0.rule?.events != nil }
+    }
+
+    /// Feeds `records` and commits what they fire with the offset after them (as a batch: rolled back whole).
+    private func correlate(_ records: [FeedRecord], now: Double) -> Bool {
+        var conflicted = 0
+        while true {
+            step.engine.beginBatch()
+            dispatcher.begin()
+            var commit = Commit()
+            var found: [Hit] = []
+            for r in records { found += correlated(r, now: now) }
+            let first = records[0].seq
+            let last = records[records.count - 1].seq
+            do throws(StateError) {
+                try dispatcher.ingest(found, now: now, into: &commit)
+                commit.events.append(
+                    EventDraft(
+                        at: now, kind: "correlation_feed",
+                        detail: JSONObject([
+                            ("from", .number(String(first))), ("to", .number(String(last))),
+                            ("records", .number(String(records.count))), ("fired", .number(String(found.count))),
+                        ])))
+                commit.offsets.append((CorrelationFeed.correlatorOffset, last))
+                commit.offsetGuard = (CorrelationFeed.correlatorOffset, correlator.offset)
+                try store.commit(commit)
+            } catch let e {
+                step.engine.rollbackBatch()
+                dispatcher.rollback()
+                if e.isConflict {
+                    // Another node read the feed meanwhile (this one lost the lease): its windows are not this one's.
+                    if let stored = try? store.offset(source: CorrelationFeed.correlatorOffset),
+                        stored != correlator.offset
+                    {
+                        logger.info("correlation feed: another node moved the feed on; its windows dropped here")
+                        dropWindows()
+                        return false
+                    }
+                    conflicted += 1
+                    if conflicted <= durability.conflictRetries { continue }
+                }
+                logger.warning("correlation feed: commit failed, tried again at the next tick: \(e.description)")
+                return false
+            }
+            dispatcher.end(committed: commit)
+            step.engine.endBatch()
+            correlator.offset = last
+            hits += found.count
+            return true
+        }
+    }
+
     /// Lists submitted through the API changed (SPEC §10): their current versions are loaded again beside the file
     /// lists as loaded (files, rules and configuration are read again by a reload only) and the new index takes
     /// effect for the next selector; correlation windows stay. False when the change could not be read or recorded.
@@ -740,6 +940,8 @@ public actor Pipeline {
         limitsCheckedAt = now
         step = RecordStep(
             normalizer: l.normalizer, matcher: l.matcher, engine: RuleEngine(l.rules, options: c.correlation))
+        step.engine.correlates = shared == nil
+        correlator.claim = nil  // new windows: the correlator builds them again from the feed
         step.screens = c.alerts.heartbeats.isEmpty
         screens.set(step.screening)
         logger.info("reloaded: \(l.rules.rules.count) rules, configuration \(c.configFile ?? "embedded defaults")")

@@ -69,7 +69,9 @@ public struct IngestService: Service {
         }
         feed.stop()
         if Task.isShuttingDownGracefully || !source.ends { return }
-        // End of standard input: send what is pending now, and wait for delivery (up to the drain timeout).
+        // End of standard input: the shared correlation feed read to its end (by this node when it keeps the
+        // correlations), what is pending sent now, and delivery waited for (up to the drain timeout).
+        await pipeline.drainCorrelations(until: clock() + drainTimeout, clock: clock)
         try await pipeline.tick(now: clock(), flushAll: true)
         let deadline = Date().addingTimeInterval(drainTimeout)
         // Lanes, not items: an item's payload (every alert of its group) is not read back to be waited for.
@@ -101,6 +103,7 @@ public struct TickService: Service {
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try await pipeline.tick(now: clock())
+            await pipeline.correlate(now: clock())
             try? await cancelWhenGracefulShutdown { try await Task.sleep(nanoseconds: 50_000_000) }  // not at exit
         }
     }

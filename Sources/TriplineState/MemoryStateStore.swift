@@ -51,6 +51,9 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
                 }
                 versions[a.id] = a.version.map { $0 + 1 } ?? 0
             }
+            if let g = c.offsetGuard, (offsets[g.source] ?? 0) != g.expected {
+                throw StateError.conflict("offset \(g.source) moved on from \(g.expected)")
+            }
             for u in c.usedAckLinks where usedLinks[u.nonce] != nil {
                 throw StateError.record("acknowledge link \(u.nonce) was used already")
             }

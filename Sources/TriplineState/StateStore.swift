@@ -551,13 +551,51 @@ public struct Commit: Sendable {
     public var escalationsEnded: [String] = []
     /// Acknowledge links used (SPEC §11: each once): inserted; a nonce already there refuses the whole commit.
     public var usedAckLinks: [UsedAckLink] = []
+    /// Records for the shared correlation feed (`SharedCorrelation`), appended in commit order.
+    public var correlationFeed: [FeedRecord] = []
+    /// When set, the commit holds only while the stored offset of `source` (0 when none) is `expected`: else it is
+    /// refused as a conflict (`StateError.conflict`) — the correlator's fence.
+    public var offsetGuard: (source: String, expected: Int64)?
 
     public init() {}
     public var isEmpty: Bool {
         alerts.isEmpty && events.isEmpty && outbox.isEmpty && notifyLog.isEmpty && silences.isEmpty && offsets.isEmpty
             && rateStates.isEmpty && listHandlings == nil && tokens.isEmpty && listSubmissions.isEmpty
-            && escalations.isEmpty && escalationsEnded.isEmpty && usedAckLinks.isEmpty
+            && escalations.isEmpty && escalationsEnded.isEmpty && usedAckLinks.isEmpty && correlationFeed.isEmpty
     }
+}
+
+/// One input record a node sends to the correlator: the line as read and the time it was ingested.
+public struct FeedRecord: Sendable, Equatable {
+    public var seq: Int64
+    public var line: [UInt8]
+    public var ingestTime: Double
+    public init(seq: Int64 = 0, line: [UInt8], ingestTime: Double) {
+        self.seq = seq
+        self.line = line
+        self.ingestTime = ingestTime
+    }
+}
+
+/// Correlation across nodes (a store several nodes share): every node puts the records that feed a correlation
+/// into one feed, in commit order (`Commit.correlationFeed`); one node at a time — the one holding the correlator's
+/// lease (`SharedOutbox.claim` on `correlatorLane`) — reads the feed in order and keeps the windows, so that a
+/// device's selectors that arrive at different nodes meet in one window and a correlation fires once. Its position
+/// is an offset (`correlatorOffset`) committed with what the records made, fenced by `Commit.offsetGuard`.
+public protocol SharedCorrelation {
+    /// Feed records after `seq` (in order), at most `limit`, those ingested before `since` left out.
+    func feed(after seq: Int64, since: Double, limit: Int) throws(StateError) -> [FeedRecord]
+    /// Drops records ingested before `before` and at or below `seq` (read and past every window).
+    func pruneFeed(through seq: Int64, before: Double) throws(StateError)
+    /// The number of the feed's last record (0 when empty).
+    func feedEnd() throws(StateError) -> Int64
+}
+
+public enum CorrelationFeed {
+    /// The lease the correlator holds (a lane no notification is queued on: no receiver has an empty name).
+    public static let correlatorLane = OutboxLane(receiver: "", integration: "correlator")
+    /// The offset of the feed consumed.
+    public static let correlatorOffset = "correlation-feed"
 }
 
 /// An acknowledge link's single use: its nonce, for which alert and receiver, when.

@@ -12,7 +12,8 @@ import TriplineState
 /// appended in that transaction under one advisory lock (`auditLockKey`), so leaf indexes are gapless and in commit
 /// order whichever node commits; migrations run under another (`migrationLockKey`), so nodes that start at once
 /// migrate once. The audit tables refuse updates, deletes and truncation (triggers).
-public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, SharedOutbox, OutboxWakeups,
+public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, SharedOutbox, SharedCorrelation,
+    OutboxWakeups,
     @unchecked Sendable
 {
     private let link: PostgresLink
@@ -123,6 +124,12 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
         ALTER TABLE escalations ALTER COLUMN route TYPE BIGINT;
         CREATE SEQUENCE submitted_seq;
         SELECT setval('submitted_seq', GREATEST((SELECT COALESCE(MAX(seq), 0) FROM submitted_lists), 1));
+        """,
+        // v6: the correlation feed (records that feed a correlation, from every node, numbered in commit order).
+        """
+        CREATE TABLE correlation_feed (
+            seq BIGINT PRIMARY KEY, line BYTEA NOT NULL, ingest_time DOUBLE PRECISION NOT NULL, node TEXT NOT NULL);
+        CREATE INDEX correlation_feed_time ON correlation_feed(ingest_time);
         """,
     ]
 
@@ -289,7 +296,13 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
 
     /// The statements of one commit (inside a transaction): the audit records first, then the rest sent together.
     private func apply(_ c: Commit) throws(StateError) {
+        if let g = c.offsetGuard {
+            let stored =
+                try rows("SELECT position FROM offsets WHERE source = $1 FOR UPDATE", [g.source]).first?.int(0) ?? 0
+            if stored != g.expected { throw .conflict("offset \(g.source) moved on from \(g.expected)") }
+        }
         try append(c.events)
+        try appendFeed(c.correlationFeed)
         var s: [Statement] = []
         // Each alert written only over the version it was read at; which one conflicted is asked afterwards.
         for a in c.alerts { s.append(write(a)) }
@@ -466,6 +479,25 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
             INSERT INTO alerts (priority, priority_rank, state, labels, last_seen, count, sources, payload,
                 acked_by, updated_at, acks, first_seen, id, key, kind, owner, version)
             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,0) ON CONFLICT DO NOTHING
+            """, b)
+    }
+
+    /// Appends records to the correlation feed (inside a transaction): numbered on from the feed's last under the
+    /// audit lock, which every commit with records holds until it ends — so the feed's order is commit order and a
+    /// reader that has read up to a number never finds a smaller one appear later.
+    private func appendFeed(_ records: [FeedRecord]) throws(StateError) {
+        if records.isEmpty { return }
+        _ = try rows("SELECT pg_advisory_xact_lock($1)", [Self.auditLockKey])
+        let last = try rows("SELECT COALESCE(MAX(seq), 0) FROM correlation_feed").first?.int(0) ?? 0
+        var b = PostgresBindings()
+        b.append(records.indices.map { last + 1 + Int64($0) })
+        b.append(records.map { ByteBuffer(bytes: $0.line) })
+        b.append(records.map(\.ingestTime))
+        b.append(node)
+        _ = try link.run(
+            """
+            INSERT INTO correlation_feed (seq, line, ingest_time, node)
+            SELECT s, l, t, $4 FROM unnest($1::bigint[], $2::bytea[], $3::float8[]) AS u(s, l, t)
             """, b)
     }
 
@@ -731,6 +763,25 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
             }
         }
         listener.withLockedValue { $0 = task }
+    }
+
+    // MARK: SharedCorrelation
+
+    public func feed(after seq: Int64, since: Double, limit: Int) throws(StateError) -> [FeedRecord] {
+        try lockedRows(
+            """
+            SELECT seq, line, ingest_time FROM correlation_feed WHERE seq > $1 AND ingest_time >= $2
+            ORDER BY seq LIMIT $3
+            """, [seq, since, limit]
+        ).map { FeedRecord(seq: $0.int(0), line: $0.blob(1) ?? [], ingestTime: $0.real(2)) }
+    }
+
+    public func feedEnd() throws(StateError) -> Int64 {
+        try lockedRows("SELECT COALESCE(MAX(seq), 0) FROM correlation_feed").first?.int(0) ?? 0
+    }
+
+    public func pruneFeed(through seq: Int64, before: Double) throws(StateError) {
+        _ = try lockedRows("DELETE FROM correlation_feed WHERE seq <= $1 AND ingest_time < $2", [seq, before])
     }
 
     // MARK: SharedOutbox

@@ -358,6 +358,11 @@ public final class SQLiteStateStore: StateStore, AuditStore, @unchecked Sendable
     private func apply(_ c: Commit) throws(StateError) {
         // The audit records first: a commit refused after them (an alert's conflict) also rolls back the audit
         // tree's right edge, which the group-commit test checks by verifying the log.
+        if let g = c.offsetGuard {
+            var stored: Int64 = 0
+            try run("SELECT offset FROM offsets WHERE source = ?", [.text(g.source)]) { stored = $0.int(0) }
+            if stored != g.expected { throw .conflict("offset \(g.source) moved on from \(g.expected)") }
+        }
         for e in c.events { try insert(e) }
         for a in c.alerts { try write(a) }
         for o in c.outbox {

@@ -26,7 +26,10 @@ struct PostgresServeTests {
         return config
     }
 
-    /// Alert keys and states as an analyst lists them, and the receivers' files' record counts.
+    /// Alert keys and states as an analyst lists them, and how many alerts each receiver's file was told of (on
+    /// PostgreSQL a correlation fires through the correlator a moment later, in a notification of its own: as many
+    /// alerts reach each receiver, not always in as many notifications; keys a receiver is not entitled to are
+    /// handles, which differ between the two deployments' keys).
     static func outcome(_ config: String, _ dir: URL) throws -> (alerts: [String], files: [String: Int]) {
         let listed = try CLITests.run([
             "alerts", "list", "--config", config, "--as", "analyst-be", "--reason", "compare", "--limit", "500",
@@ -37,7 +40,9 @@ struct PostgresServeTests {
         }.sorted()
         var files: [String: Int] = [:]
         for f in try FileManager.default.contentsOfDirectory(atPath: dir.path) where f.hasSuffix(".ndjson") {
-            files[f] = readRecords(dir.appendingPathComponent(f).path).count
+            files[f] = readRecords(dir.appendingPathComponent(f).path).reduce(0) {
+                $0 + ($1["alerts"]?.arrayValue?.count ?? 0)
+            }
         }
         return (alerts, files)
     }
@@ -92,11 +97,32 @@ struct PostgresServeTests {
         }
     }
 
+    /// A correlation over one device's phones (three within an hour), its base rule generating nothing itself.
+    static let oneDevice = """
+        title: Device phone
+        id: device-phone
+        name: device_phone
+        logsource: {product: tripline, category: selector}
+        detection:
+          s: {type: phone, source.item: DEV-X}
+          condition: s
+        ---
+        title: One device, three phones
+        id: device-three
+        level: high
+        correlation:
+          type: event_count
+          rules: [device_phone]
+          group-by: [source.item]
+          timespan: 1h
+          condition: {gte: 3}
+        """
+
     @Test(
-        "three nodes on one database, 30,000 selectors with 300 listed numbers seen at one to three nodes: every alert once, every notification delivered once, the log verifies"
+        "three nodes on one database, 30,000 selectors with 300 listed numbers seen at one to three nodes and a correlation over a device seen at all three: every alert once, the correlation fires once, every notification delivered once, the log verifies"
     )
     func threeNodes() throws {
-        let dir = try ServeTests.deployment(entries: 300)
+        let dir = try ServeTests.deployment(entries: 300, rules: Self.oneDevice)
         defer { try? FileManager.default.removeItem(at: dir) }
         let server = try PostgresServer.shared()
         // A lease well over a send: a lane changes hands only when idle (a lease run out mid-send under load would
@@ -124,6 +150,12 @@ struct PostgresServeTests {
                 sightings += 1
             }
         }
+        // One device's three phones, one at each node (each alone cannot fire the correlation).
+        for n in 0..<3 {
+            let line =
+                #"{"id":"d\#(n)","type":"phone","value":"+3247200000\#(n)","source":{"item":"DEV-X"}}"#
+            inputs[n].insert(line, at: Int.random(in: 0...inputs[n].count, using: &rng))
+        }
         let nodes = try (0..<3).map { n in
             try ServeTests.start(
                 ["serve", "--config", "tripline.yaml"], cwd: dir, stdin: inputs[n].joined(separator: "\n") + "\n")
@@ -135,7 +167,9 @@ struct PostgresServeTests {
         }
         let db = server.name(of: url)
         let counts = try server.psql(["-d", db, "-Atc", "SELECT COUNT(*), COUNT(DISTINCT key), SUM(count) FROM alerts"])
-        #expect(counts.trimmingCharacters(in: .whitespacesAndNewlines) == "300|300|\(sightings)")
+        #expect(counts.trimmingCharacters(in: .whitespacesAndNewlines) == "301|301|\(sightings + 1)")
+        let fired = try server.psql(["-d", db, "-Atc", "SELECT key, count FROM alerts WHERE kind = 'rule'"])
+        #expect(fired.trimmingCharacters(in: .whitespacesAndNewlines) == "rule:device-three:DEV-X|1")
         let outbox = try server.psql(["-d", db, "-Atc", "SELECT status, COUNT(*) FROM outbox GROUP BY 1"])
         let sent = readRecords(dir.appendingPathComponent("alerts.ndjson").path)
         #expect(outbox.trimmingCharacters(in: .whitespacesAndNewlines) == "delivered|\(sent.count)")
@@ -146,9 +180,63 @@ struct PostgresServeTests {
         for r in sent {
             for a in r["alerts"]?.arrayValue ?? [] { alerts.insert(a.objectValue?["key"]?.stringValue ?? "") }
         }
-        #expect(alerts.count == 300)
+        #expect(alerts.count == 301 && alerts.contains("rule:device-three:DEV-X"))
+        let told = sent.filter { r in
+            (r["alerts"]?.arrayValue ?? []).contains {
+                $0.objectValue?["key"]?.stringValue == "rule:device-three:DEV-X"
+            }
+        }
+        #expect(told.count == 1)
         let verify = try CLITests.run(["audit", "verify", "--config", "tripline.yaml"], cwd: dir)
         #expect(verify.status == 0 && verify.stdout.hasPrefix("ok: "), "\(verify.stdout) \(verify.stderr)")
+    }
+
+    @Test(
+        "kill -9 the node that keeps the correlations: another takes its lease, builds the windows again from the feed, and the correlation fires once at its third event"
+    )
+    func correlatorKilled() throws {
+        let dir = try ServeTests.deployment(entries: 10, rules: Self.oneDevice)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try PostgresServer.shared()
+        let url = try server.database("correlator") + "&lease=1"
+        let configPath = dir.appendingPathComponent("tripline.yaml")
+        let yaml = try String(contentsOf: configPath, encoding: .utf8)
+            .replacingOccurrences(of: "state: state/state.sqlite", with: "state: \(url)")
+        try (yaml + "\nhandle_key_file: handle.key\n").write(to: configPath, atomically: true, encoding: .utf8)
+        let (a, inA) = try Self.node(dir)
+        let (b, inB) = try Self.node(dir)
+        defer { for p in [a, b] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        func phone(_ n: Int) -> Data {
+            Data((#"{"id":"d\#(n)","type":"phone","value":"+3247200000\#(n)","source":{"item":"DEV-X"}}"# + "\n").utf8)
+        }
+        let db = server.name(of: url)
+        func count(_ sql: String) -> String {
+            ((try? server.psql(["-d", db, "-Atc", sql])) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        // Two of the device's phones, one at each node: read by the correlator, whichever node it is.
+        try inA.write(contentsOf: phone(1))
+        try inB.write(contentsOf: phone(2))
+        #expect(waitUntil(20) { count("SELECT position FROM offsets WHERE source = 'correlation-feed'") == "2" })
+        #expect(count("SELECT COUNT(*) FROM alerts WHERE kind = 'rule'") == "0")
+        let holder = count("SELECT node FROM outbox_lanes WHERE integration = 'correlator'")
+        #expect(!holder.isEmpty)
+        let (victim, survivor, input) = holder.contains("/\(a.processIdentifier)/") ? (a, b, inB) : (b, a, inA)
+        kill(victim.processIdentifier, SIGKILL)
+        victim.waitUntilExit()
+        // The third at the survivor: it fires only if the windows came back with the first two.
+        try input.write(contentsOf: phone(3))
+        #expect(waitUntil(20) { count("SELECT COUNT(*) FROM alerts WHERE kind = 'rule'") == "1" })
+        try input.close()
+        survivor.waitUntilExit()
+        #expect(survivor.terminationStatus == 0)
+        #expect(count("SELECT key, count FROM alerts WHERE kind = 'rule'") == "rule:device-three:DEV-X|1")
+        #expect(count("SELECT position FROM offsets WHERE source = 'correlation-feed'") == "3")
+        let told = readRecords(dir.appendingPathComponent("alerts.ndjson").path).filter { r in
+            (r["alerts"]?.arrayValue ?? []).contains {
+                $0.objectValue?["key"]?.stringValue == "rule:device-three:DEV-X"
+            }
+        }
+        #expect(told.count == 1)
     }
 
     /// A `serve` node reading a standard input the test keeps open (a node that is still serving).
