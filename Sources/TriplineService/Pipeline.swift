@@ -302,6 +302,8 @@ public actor Pipeline {
         var offset: Int64 = 0
         var askedAt = -Double.infinity
         var prunedAt = -Double.infinity
+        /// Set at the end of input: the timers no longer ask for the lease (the node is about to stop).
+        var stopping = false
     }
 
     public init(
@@ -656,19 +658,23 @@ public actor Pipeline {
 
     // MARK: Correlation across nodes
 
-    /// How far back a new correlator builds its windows from the feed: the longest correlation's timespan and the
-    /// lateness allowed.
-    private var feedHorizon: Double {
-        (loaded.rules.correlations.map(\.timespan).max() ?? 0) + loaded.configuration.correlation.allowedLateness
+    /// How far back (in ingest time) the feed is kept and a new correlator builds its windows from it: a day, or the
+    /// longest correlation's timespan with the lateness allowed (or `max_idle`) when longer. Windows are kept in
+    /// event time: a group that never goes idle can hold a record ingested long before (a seized phone read over
+    /// hours); a day of ingest covers such a group unless its records arrive more than a day apart.
+    private var feedRetention: Double {
+        let c = loaded.configuration.correlation
+        let horizon = (loaded.rules.correlations.map(\.timespan).max() ?? 0) + c.allowedLateness
+        return max(24 * 3600, horizon, c.maxIdle ?? 0)
     }
 
     /// The correlator's turn, on a database several nodes share (with the timers): the node holding the correlator's
     /// lease reads the feed on from its offset and keeps the windows; what fires becomes alerts like any other,
     /// committed with the new offset — only over the offset it read from, so a node that lost the lease meanwhile
     /// commits nothing. A node that takes the lease first builds the windows again from the feed (records within
-    /// the horizon, up to the offset: what they fired was committed then).
+    /// the retention, up to the offset: what they fired was committed then).
     public func correlate(now: Double) {
-        guard let shared, !loaded.rules.correlations.isEmpty else { return }
+        guard let shared, !loaded.rules.correlations.isEmpty, !correlator.stopping else { return }
         if now - correlator.askedAt >= (store as? any SharedAlerts)?.heartbeatEvery ?? 1 {
             correlator.askedAt = now
             guard takeLease(shared, now: now) else { return }
@@ -682,7 +688,7 @@ public actor Pipeline {
         if !records.isEmpty { _ = correlate(records, now: now) }
         if now - correlator.prunedAt >= 60 {
             correlator.prunedAt = now
-            do { try shared.pruneFeed(through: correlator.offset, before: now - feedHorizon) } catch {
+            do { try shared.pruneFeed(through: correlator.offset, before: now - feedRetention) } catch {
                 logger.warning("correlation feed: old records could not be dropped: \(error.description)")
             }
         }
@@ -692,6 +698,7 @@ public actor Pipeline {
     /// (and giving it up after), or by the node that holds it — waiting until `until` at most.
     public func drainCorrelations(until: Double, clock: @Sendable () -> Double) async {
         guard let shared, !loaded.rules.correlations.isEmpty else { return }
+        correlator.stopping = true
         while true {
             let now = clock()
             if takeLease(shared, now: now), let claim = correlator.claim {
@@ -749,7 +756,7 @@ public actor Pipeline {
         step.engine.correlation = CorrelationEngine(step.engine.ruleSet, options: step.engine.correlation.options)
     }
 
-    /// The windows as the feed left them: the records within the horizon up to the committed offset fed again,
+    /// The windows as the feed left them: the records within the retention up to the committed offset fed again,
     /// what they fire dropped (it was committed when they were first read). False when the feed could not be read.
     private func rebuildWindows(_ shared: any SharedCorrelation & SharedOutbox, now: Double) -> Bool {
         dropWindows()
@@ -759,7 +766,7 @@ public actor Pipeline {
             return false
         }
         var after: Int64 = 0
-        let since = now - feedHorizon
+        let since = now - feedRetention
         while true {
             let records: [FeedRecord]
             do { records = try shared.feed(after: after, since: since, limit: 1000) } catch {

@@ -297,6 +297,9 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
     /// The statements of one commit (inside a transaction): the audit records first, then the rest sent together.
     private func apply(_ c: Commit) throws(StateError) {
         if let g = c.offsetGuard {
+            // Under the audit lock first: with no offsets row yet (the feed's first read) FOR UPDATE locks nothing,
+            // and two correlators fenced on 0 would both pass; a commit that held the lock has committed by now.
+            _ = try rows("SELECT pg_advisory_xact_lock($1)", [Self.auditLockKey])
             let stored =
                 try rows("SELECT position FROM offsets WHERE source = $1 FOR UPDATE", [g.source]).first?.int(0) ?? 0
             if stored != g.expected { throw .conflict("offset \(g.source) moved on from \(g.expected)") }
@@ -488,7 +491,9 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
     private func appendFeed(_ records: [FeedRecord]) throws(StateError) {
         if records.isEmpty { return }
         _ = try rows("SELECT pg_advisory_xact_lock($1)", [Self.auditLockKey])
-        let last = try rows("SELECT COALESCE(MAX(seq), 0) FROM correlation_feed").first?.int(0) ?? 0
+        // Not MAX(seq) alone: a prune may have emptied the feed, and numbers at or below the correlator's offset
+        // would never be read.
+        let last = try rows(Self.feedEndSQL, [CorrelationFeed.correlatorOffset]).first?.int(0) ?? 0
         var b = PostgresBindings()
         b.append(records.indices.map { last + 1 + Int64($0) })
         b.append(records.map { ByteBuffer(bytes: $0.line) })
@@ -776,8 +781,14 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
         ).map { FeedRecord(seq: $0.int(0), line: $0.blob(1) ?? [], ingestTime: $0.real(2)) }
     }
 
+    /// The last number given (a pruned feed keeps its numbers: the offset read is at least the last pruned).
+    static let feedEndSQL = """
+        SELECT GREATEST((SELECT COALESCE(MAX(seq), 0) FROM correlation_feed),
+            (SELECT COALESCE(MAX(position), 0) FROM offsets WHERE source = $1))
+        """
+
     public func feedEnd() throws(StateError) -> Int64 {
-        try lockedRows("SELECT COALESCE(MAX(seq), 0) FROM correlation_feed").first?.int(0) ?? 0
+        try lockedRows(Self.feedEndSQL, [CorrelationFeed.correlatorOffset]).first?.int(0) ?? 0
     }
 
     public func pruneFeed(through seq: Int64, before: Double) throws(StateError) {

@@ -96,6 +96,8 @@ struct PGReviewServiceTests {
         // A listed number, seen on a device whose name carries a NUL (the per-device correlation's key holds it).
         let input = batch([phone("x", "+32470000001", item: #"P\u0000x"#), phone("c", "+32470000002")])
         try await pipeline.process(input, now: t0)
+        // On a shared store the correlations are the correlator's (this node, taking the lease at its first turn).
+        await pipeline.correlate(now: t0)
         let keys = try store.alerts(states: nil, limit: 10).map(\.key).sorted()
         // SQLite stores all four (PipelineTests.nulInKeys); PostgreSQL's text refuses NUL (22021): the whole line —
         // and with it the watchlist hit on +32470000001 — is rejected.

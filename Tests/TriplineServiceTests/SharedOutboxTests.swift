@@ -78,13 +78,21 @@ struct SharedOutboxTests {
         _ = try? await tb.value
         #expect(try a.pendingOutboxCount() == 0)
         #expect(delivered().sorted() == (0..<60).map { "n\($0)" }.sorted())
-        // Within a lane, in order, whoever delivered it.
+        // Each lane's ten, once each; and in order, whoever delivered them: the audit log (commit order) has each
+        // lane's deliveries in the order the items were queued.
         for i in 0..<6 {
             let lane = (sinkA.received("m\(i)") + sinkB.received("m\(i)")).map(\.id)
-            #expect(Set(lane).count == 10)
+            #expect(lane.count == 10 && Set(lane).count == 10)
         }
         #expect(try a.outbox(status: .delivered, limit: 100).count == 60)
-        #expect(try b.events(after: 0, limit: 1000).filter { $0.event.kind == "delivered" }.count == 60)
+        let deliveries = try b.events(after: 0, limit: 1000).filter { $0.event.kind == "delivered" }
+        #expect(deliveries.count == 60)
+        for i in 0..<6 {
+            let ids = deliveries.filter { $0.event.receiver == "r\(i)" }.map {
+                Int($0.event.detail["notification_id"]?.stringValue?.dropFirst() ?? "") ?? -1
+            }
+            #expect(ids == Array(stride(from: i, to: 60, by: 6)), "r\(i): \(ids)")
+        }
         var v = AuditVerifier(vkey: nil, origin: nil)
         if case .failure(let f) = v.verify(try b.auditLog()) { Issue.record("\(f)") }
     }

@@ -199,7 +199,9 @@ struct PostgresStoreTests {
 
     @Test("alerts of a node whose heartbeat stopped are adopted, each by one node, and not while it is alive")
     func orphansAreAdoptedOnce() throws {
-        let url = try PostgresServer.shared().database("orphans") + "&lease=0.4"
+        // A lease long enough for the adopting loop below on a loaded machine (at 0.4 s, b's own heartbeat ran out
+        // while it was still adopting, and c rightly adopted b's alerts too).
+        let url = try PostgresServer.shared().database("orphans") + "&lease=2"
         let a = try PostgresStateStore(url: url, node: "a")
         let b = try PostgresStateStore(url: url, node: "b")
         let c = try PostgresStateStore(url: url, node: "c")
@@ -213,7 +215,7 @@ struct PostgresStoreTests {
         try b.heartbeat()
         try c.heartbeat()
         #expect(try b.adoptOrphans(limit: 100).isEmpty)  // a is alive
-        usleep(600_000)  // a's heartbeat runs out; b and c keep theirs
+        usleep(2_300_000)  // a's heartbeat runs out; b and c keep theirs
         try b.heartbeat()
         try c.heartbeat()
         // b and c adopt at the same moment: every open alert once, the resolved one by nobody.
