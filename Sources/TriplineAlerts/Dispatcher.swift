@@ -46,6 +46,9 @@ public final class Dispatcher {
     private var journal: Journal?
     /// Receivers whose rate-limit state changed since it was last put in a commit.
     private var ratesChanged = Set<String>()
+    /// Several nodes: the version of each rate-limited receiver's state as last read (0: none stored), written over
+    /// by this node's commits (another node's write in between makes them a conflict, decided again).
+    private var rateVersions: [String: Int64] = [:]
     /// Escalations (SPEC §11) by "alert key NUL route identity", their next steps' times, and the routes by
     /// identity (`Route.identities`) and the other way round.
     private var escalations: [String: EscalationState] = [:]
@@ -307,9 +310,30 @@ public final class Dispatcher {
     /// The changed rate-limit states into the commit (so that a digest and a window survive a restart).
     private func persistRates(into c: inout Commit) {
         for r in ratesChanged.sorted() {
-            c.rateStates.append(RateState(receiver: r, sent: sent[r] ?? [], digest: digest[r] ?? []))
+            c.rateStates.append(
+                RateState(
+                    receiver: r, sent: sent[r] ?? [], digest: digest[r] ?? [],
+                    // Fenced only where a limit is shared (every notification counts into its receiver's window).
+                    version: shared != nil && config.rateLimits.contains { $0.receiver == r }
+                        ? rateVersions[r] ?? 0 : nil))
         }
         ratesChanged = []
+    }
+
+    /// Several nodes share each receiver's rate limit: its window and digest as the store has them now, read before
+    /// this node decides what to send (a tick, a batch).
+    private func refreshRates() throws(StateError) {
+        guard shared != nil, !config.rateLimits.isEmpty else { return }
+        let changed = ratesChanged  // what the store has is not a change to write back
+        defer { ratesChanged = changed }
+        var seen = Set<String>()
+        for r in try store.rateStates() {
+            seen.insert(r.receiver)
+            if sent[r.receiver] != r.sent { setSent(r.receiver, r.sent) }
+            if (digest[r.receiver] ?? []) != r.digest { setDigest(r.receiver, r.digest) }
+            rateVersions[r.receiver] = r.version ?? 0
+        }
+        for l in config.rateLimits where !seen.contains(l.receiver) { rateVersions[l.receiver] = 0 }
     }
 
     // MARK: Identity and labels
@@ -377,6 +401,7 @@ public final class Dispatcher {
 
     /// Folds `hits` into alerts and queues them for their receivers; what changed goes into `c`.
     public func ingest(_ hits: [Hit], now: Double, into c: inout Commit) throws(StateError) {
+        try refreshRates()
         for key in heartbeatsDirty.sorted() {
             if let t = heartbeatSeen[key] { c.offsets.append(("hb-seen:" + key, Int64((t * 1000).rounded(.down)))) }
             if heartbeatResumed.contains(key) { c.offsets.append(("hb-firing:" + key, 2)) }
@@ -532,6 +557,7 @@ public final class Dispatcher {
     /// Everything it decides is in the returned commit, for the caller to make durable.
     public func tick(now: Double, flushAll: Bool = false) throws(StateError) -> Commit {
         var c = Commit()
+        try refreshRates()
         if let shared, now - lastAdoption >= shared.heartbeatEvery || flushAll {
             // Several nodes: this one is alive; the alerts of one that stopped become this one's to notify (as a
             // restarted node recovers its own), each adopted by one node.

@@ -494,10 +494,17 @@ public struct RateState: Sendable, Equatable {
     public var receiver: String
     public var sent: [Double]
     public var digest: [Int64]
-    public init(receiver: String, sent: [Double], digest: [Int64]) {
+    /// On a store several nodes share: the row's version as read (0: no row), and in a commit the version it is
+    /// written over (another node's write meanwhile makes the commit a conflict); nil elsewhere. Not in `==`.
+    public var version: Int64?
+    public init(receiver: String, sent: [Double], digest: [Int64], version: Int64? = nil) {
         self.receiver = receiver
         self.sent = sent
         self.digest = digest
+        self.version = version
+    }
+    public static func == (a: RateState, b: RateState) -> Bool {
+        a.receiver == b.receiver && a.sent == b.sent && a.digest == b.digest
     }
 }
 

@@ -131,6 +131,11 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
             seq BIGINT PRIMARY KEY, line BYTEA NOT NULL, ingest_time DOUBLE PRECISION NOT NULL, node TEXT NOT NULL);
         CREATE INDEX correlation_feed_time ON correlation_feed(ingest_time);
         """,
+        // v7: rate-limit states versioned (the nodes share a receiver's window: a write over a version another node
+        // moved on is a conflict).
+        """
+        ALTER TABLE rate_state ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+        """,
     ]
 
     /// An alert key as stored: PostgreSQL's text holds no NUL, and a key may (a selector's `source.item` in a
@@ -397,14 +402,20 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
                         """, bind(at, owner, list)))
             }
         }
+        let rateStart = s.count
         for r in c.rateStates {
+            // Over the version read (0: no row then), moved on by one; without one (a single writer), as it is.
             s.append(
                 Statement(
                     """
-                    INSERT INTO rate_state (receiver, sent, digest) VALUES ($1,$2,$3)
-                    ON CONFLICT (receiver) DO UPDATE SET sent = excluded.sent, digest = excluded.digest
+                    INSERT INTO rate_state AS r (receiver, sent, digest, version) VALUES ($1,$2,$3,$4 + 1)
+                    ON CONFLICT (receiver) DO UPDATE SET sent = excluded.sent, digest = excluded.digest,
+                        version = r.version + 1
+                    WHERE $5 OR r.version = $4
                     """,
-                    bind(r.receiver, StoreCoding.numbers(r.sent), StoreCoding.numbers(r.digest.map { Double($0) }))))
+                    bind(
+                        r.receiver, StoreCoding.numbers(r.sent), StoreCoding.numbers(r.digest.map { Double($0) }),
+                        r.version ?? 0, r.version == nil)))
         }
         for e in c.escalations {
             s.append(
@@ -427,6 +438,9 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
         if !c.outbox.isEmpty { s.append(Statement("NOTIFY \(Self.outboxChannel)")) }  // sent at the commit
         if s.isEmpty { return }
         let results = try link.run(s)
+        for (i, r) in c.rateStates.enumerated() where results[rateStart + i].changed != 1 {
+            throw .conflict("the rate limit of \(r.receiver) changed since it was read (version \(r.version ?? 0))")
+        }
         for (i, a) in c.alerts.enumerated() where results[i].changed != 1 && i < alertCount {
             let stored = try rows("SELECT version FROM alerts WHERE id = $1", [a.id]).first?.int(0)
             guard let read = a.version else {
@@ -966,10 +980,10 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
     }
 
     public func rateStates() throws(StateError) -> [RateState] {
-        try lockedRows("SELECT receiver, sent, digest FROM rate_state ORDER BY receiver").map { r in
+        try lockedRows("SELECT receiver, sent, digest, version FROM rate_state ORDER BY receiver").map { r in
             RateState(
                 receiver: r.text(0) ?? "", sent: StoreCoding.numberList(r.text(1)),
-                digest: StoreCoding.numberList(r.text(2)).map { Int64($0) })
+                digest: StoreCoding.numberList(r.text(2)).map { Int64($0) }, version: r.int(3))
         }
     }
 

@@ -34,7 +34,8 @@ struct PGReviewServiceTests {
 
     /// A deployment like `Deployment` with its route's group wait and resolve timeout chosen.
     static func configuration(
-        groupWait: String, resolveTimeout: String = "10m", rules: String = "", routeExtra: String = ""
+        groupWait: String, resolveTimeout: String = "10m", rules: String = "", routeExtra: String = "",
+        groupBy: String = "[owner, list]", extra: String = ""
     ) throws
         -> Configuration
     {
@@ -60,8 +61,9 @@ struct PGReviewServiceTests {
         receivers:
           - {name: log, partner: ops, file_configs: [{path: alerts.ndjson}]}
           - {name: duty, partner: ops, file_configs: [{path: duty.ndjson}]}
-        route: {receiver: log, group_by: [owner, list], group_wait: \(groupWait), group_interval: 1s, repeat_interval: 100h\(routeExtra)}
+        route: {receiver: log, group_by: \(groupBy), group_wait: \(groupWait), group_interval: 1s, repeat_interval: 100h\(routeExtra)}
         operator: ops
+        \(extra)
         """.write(to: dir.appendingPathComponent("tripline.yaml"), atomically: true, encoding: .utf8)
         return try Configuration.load(config: dir.appendingPathComponent("tripline.yaml").path)
     }
