@@ -6,7 +6,7 @@ start to the last node's exit, list loading included: every node loads the list)
 alert is there once. A throw-away PostgreSQL server is started with scripts/pg.sh and stopped at the end.
 
 Usage: bench_nodes.py BINARY [N] [RUNS]   (defaults: 300000 selectors, 3 runs; the median is printed)"""
-import json, os, shutil, statistics, subprocess, sys, tempfile, time
+import json, re, os, shutil, statistics, subprocess, sys, tempfile, time
 
 binary = os.path.abspath(sys.argv[1])
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 300000
@@ -30,14 +30,18 @@ def psql(db, sql):
                           capture_output=True, text=True).stdout.strip()
 
 
-def run(nodes, postgres, k):
-    """One run: a fresh state, the stream split over `nodes` processes; (seconds, notifications, alerts line)."""
-    d = f"{work}/run-{nodes}-{postgres}-{k}"
+def run(nodes, postgres, k, each=False):
+    """One run: a fresh state, the stream split over `nodes` processes; (seconds, notifications, alerts line).
+    `each`: a group per alert (`group_by: ['...']`), so that every alert is a notification of its own."""
+    d = f"{work}/run-{nodes}-{postgres}-{k}-{each}"
     os.makedirs(d)
     for sub in ("Watchlists", "Rules"):
         shutil.copytree(f"{work}/{sub}", f"{d}/{sub}")
     config = open(f"{work}/tripline.yaml").read()
-    db = f"n{nodes}r{k}"
+    if each:
+        config = re.sub(r"group_by: \[[^\]]*\]", "group_by: ['...']", config)
+        assert "group_by: ['...']" in config, config
+    db = f"n{nodes}r{k}{'e' if each else ''}"
     if postgres:
         psql("tripline", f"CREATE DATABASE {db}")
         config = config.replace("state: state/state.sqlite",
@@ -71,6 +75,14 @@ try:
         print(f"  {'PostgreSQL' if postgres else 'SQLite':10} {nodes} node{'s' if nodes > 1 else ' '}: "
               f"{n / t:10,.0f} selectors/s ({t:.2f} s; runs {', '.join(f'{r[0]:.2f}' for r in res)}); "
               f"{notes} notifications ({distinct} distinct ids, {notes / t:,.0f}/s); {alerts}")
+    print(f"the same with a group per alert (group_by: ['...']: every alert a notification of its own):")
+    for nodes, postgres in ((1, False), (1, True), (2, True), (3, True)):
+        res = [run(nodes, postgres, k, each=True) for k in range(runs)]
+        t = statistics.median(r[0] for r in res)
+        _, notes, distinct, alerts = res[-1]
+        print(f"  {'PostgreSQL' if postgres else 'SQLite':10} {nodes} node{'s' if nodes > 1 else ' '}: "
+              f"{notes / t:10,.0f} notifications/s ({notes} notifications, {distinct} distinct ids; {t:.2f} s; "
+              f"runs {', '.join(f'{r[0]:.2f}' for r in res)}); {n / t:,.0f} selectors/s; {alerts}")
 finally:
     subprocess.run(["bash", f"{root}/scripts/pg.sh", "stop", pg])
     shutil.rmtree(work, ignore_errors=True)
