@@ -679,12 +679,7 @@ public actor Pipeline {
             correlator.askedAt = now
             guard takeLease(shared, now: now) else { return }
         }
-        guard correlator.claim != nil else { return }
-        let records: [FeedRecord]
-        do { records = try shared.feed(after: correlator.offset, since: 0, limit: 1000) } catch {
-            logger.warning("correlation feed: could not be read: \(error.description)")
-            return
-        }
+        guard correlator.claim != nil, let records = unread(shared) else { return }
         if !records.isEmpty { _ = correlate(records, now: now) }
         if now - correlator.prunedAt >= 60 {
             correlator.prunedAt = now
@@ -702,14 +697,7 @@ public actor Pipeline {
         while true {
             let now = clock()
             if takeLease(shared, now: now), let claim = correlator.claim {
-                while true {
-                    let records: [FeedRecord]
-                    do { records = try shared.feed(after: correlator.offset, since: 0, limit: 1000) } catch {
-                        logger.warning("correlation feed: could not be read: \(error.description)")
-                        return
-                    }
-                    if records.isEmpty || !correlate(records, now: now) { break }
-                }
+                while let records = unread(shared), !records.isEmpty, correlate(records, now: now) {}
                 try? shared.release(claim)
                 dropWindows()
                 return
@@ -725,6 +713,14 @@ public actor Pipeline {
                 return
             }
             try? await Task.sleep(nanoseconds: 50_000_000)
+        }
+    }
+
+    /// The next feed records after the correlator's offset (nil, logged, when the feed could not be read).
+    private func unread(_ shared: any SharedCorrelation & SharedOutbox) -> [FeedRecord]? {
+        do { return try shared.feed(after: correlator.offset, since: 0, limit: 1000) } catch {
+            logger.warning("correlation feed: could not be read: \(error.description)")
+            return nil
         }
     }
 

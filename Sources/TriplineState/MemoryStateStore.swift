@@ -51,9 +51,7 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
                 }
                 versions[a.id] = a.version.map { $0 + 1 } ?? 0
             }
-            if let g = c.offsetGuard, (offsets[g.source] ?? 0) != g.expected {
-                throw StateError.conflict("offset \(g.source) moved on from \(g.expected)")
-            }
+            if let g = c.offsetGuard { try c.checkOffsetGuard(stored: offsets[g.source]) }
             for u in c.usedAckLinks where usedLinks[u.nonce] != nil {
                 throw StateError.record("acknowledge link \(u.nonce) was used already")
             }

@@ -572,6 +572,15 @@ public struct Commit: Sendable {
     }
 }
 
+extension Commit {
+    /// The one reading of `offsetGuard`, given the offset stored now (nil: none): a conflict when it moved on.
+    public func checkOffsetGuard(stored: Int64?) throws(StateError) {
+        if let g = offsetGuard, (stored ?? 0) != g.expected {
+            throw .conflict("offset \(g.source) moved on from \(g.expected)")
+        }
+    }
+}
+
 /// One input record a node sends to the correlator: the line as read and the time it was ingested.
 public struct FeedRecord: Sendable, Equatable {
     public var seq: Int64

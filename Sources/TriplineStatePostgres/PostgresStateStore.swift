@@ -305,9 +305,8 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
             // Under the audit lock first: with no offsets row yet (the feed's first read) FOR UPDATE locks nothing,
             // and two correlators fenced on 0 would both pass; a commit that held the lock has committed by now.
             _ = try rows("SELECT pg_advisory_xact_lock($1)", [Self.auditLockKey])
-            let stored =
-                try rows("SELECT position FROM offsets WHERE source = $1 FOR UPDATE", [g.source]).first?.int(0) ?? 0
-            if stored != g.expected { throw .conflict("offset \(g.source) moved on from \(g.expected)") }
+            try c.checkOffsetGuard(
+                stored: try rows("SELECT position FROM offsets WHERE source = $1 FOR UPDATE", [g.source]).first?.int(0))
         }
         try append(c.events)
         try appendFeed(c.correlationFeed)

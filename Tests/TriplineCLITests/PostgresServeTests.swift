@@ -128,11 +128,7 @@ struct PostgresServeTests {
         // A lease well over a send: a lane changes hands only when idle (a lease run out mid-send under load would
         // mean the item again, under its id, which the kill test allows and this one does not).
         let url = try server.database("three") + "&lease=5"
-        let configPath = dir.appendingPathComponent("tripline.yaml")
-        let yaml = try String(contentsOf: configPath, encoding: .utf8)
-            .replacingOccurrences(of: "state: state/state.sqlite", with: "state: \(url)")
-        try (yaml + "\nhandle_key_file: handle.key\naudit: {key_file: audit.key, origin: three.tripline.test/audit}\n")
-            .write(to: configPath, atomically: true, encoding: .utf8)
+        try Self.onPostgres(dir, url, extra: "audit: {key_file: audit.key, origin: three.tripline.test/audit}\n")
         #expect(try CLITests.run(["audit", "keygen", "--config", "tripline.yaml"], cwd: dir).status == 0)
         // 10,000 unlisted numbers per node; each listed number seen at one, two or three nodes, at seeded places.
         var rng = SplitMix64(seed: 20)
@@ -199,10 +195,7 @@ struct PostgresServeTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let server = try PostgresServer.shared()
         let url = try server.database("correlator") + "&lease=1"
-        let configPath = dir.appendingPathComponent("tripline.yaml")
-        let yaml = try String(contentsOf: configPath, encoding: .utf8)
-            .replacingOccurrences(of: "state: state/state.sqlite", with: "state: \(url)")
-        try (yaml + "\nhandle_key_file: handle.key\n").write(to: configPath, atomically: true, encoding: .utf8)
+        try Self.onPostgres(dir, url)
         let (a, inA) = try Self.node(dir)
         let (b, inB) = try Self.node(dir)
         defer { for p in [a, b] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
@@ -239,6 +232,16 @@ struct PostgresServeTests {
         #expect(told.count == 1)
     }
 
+    /// The deployment's configuration moved to the PostgreSQL state `url` (with the handle key every node needs),
+    /// each of `changes` made to it and `extra` appended.
+    static func onPostgres(_ dir: URL, _ url: String, _ changes: [(String, String)] = [], extra: String = "") throws {
+        let configPath = dir.appendingPathComponent("tripline.yaml")
+        var yaml = try String(contentsOf: configPath, encoding: .utf8)
+            .replacingOccurrences(of: "state: state/state.sqlite", with: "state: \(url)")
+        for (from, to) in changes { yaml = yaml.replacingOccurrences(of: from, with: to) }
+        try (yaml + "\nhandle_key_file: handle.key\n" + extra).write(to: configPath, atomically: true, encoding: .utf8)
+    }
+
     /// A `serve` node reading a standard input the test keeps open (a node that is still serving).
     static func node(_ dir: URL) throws -> (Process, FileHandle) {
         let p = Process()
@@ -259,11 +262,7 @@ struct PostgresServeTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let server = try PostgresServer.shared()
         let url = try server.database("stop") + "&lease=1"
-        let configPath = dir.appendingPathComponent("tripline.yaml")
-        let yaml = try String(contentsOf: configPath, encoding: .utf8)
-            .replacingOccurrences(of: "state: state/state.sqlite", with: "state: \(url)")
-            .replacingOccurrences(of: "group_wait: 0s", with: "group_wait: 3s")
-        try (yaml + "\nhandle_key_file: handle.key\n").write(to: configPath, atomically: true, encoding: .utf8)
+        try Self.onPostgres(dir, url, [("group_wait: 0s", "group_wait: 3s")])
         let (a, inA) = try Self.node(dir)
         let (b, inB) = try Self.node(dir)
         defer { for p in [a, b] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
@@ -302,11 +301,7 @@ struct PostgresServeTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let server = try PostgresServer.shared()
         let url = try server.database("kill") + "&lease=1"
-        let configPath = dir.appendingPathComponent("tripline.yaml")
-        let yaml = try String(contentsOf: configPath, encoding: .utf8)
-            .replacingOccurrences(of: "state: state/state.sqlite", with: "state: \(url)")
-            .replacingOccurrences(of: "group_wait: 0s", with: "group_wait: 4s")
-        try (yaml + "\nhandle_key_file: handle.key\n").write(to: configPath, atomically: true, encoding: .utf8)
+        try Self.onPostgres(dir, url, [("group_wait: 0s", "group_wait: 4s")])
         let (a, inA) = try Self.node(dir)
         let (b, inB) = try Self.node(dir)
         let (c, inC) = try Self.node(dir)
@@ -363,16 +358,17 @@ struct PostgresServeTests {
         try secret.write(to: dir.appendingPathComponent("whsec"), atomically: true, encoding: .utf8)
         let server = try PostgresServer.shared()
         let url = try server.database("storm") + "&lease=1"
-        let configPath = dir.appendingPathComponent("tripline.yaml")
-        let yaml = try String(contentsOf: configPath, encoding: .utf8)
-            .replacingOccurrences(of: "state: state/state.sqlite", with: "state: \(url)")
-            .replacingOccurrences(of: "group_by: [owner, list]", with: "group_by: ['...']")
-            .replacingOccurrences(
-                of: "file_configs: [{path: alerts.ndjson}]",
-                with: "webhook_configs: [{url: \"http://127.0.0.1:\(hook.port)/hook\", secret_file: whsec}], "
-                    + "email_configs: [{to: oncall@ops.example, from: tripline@ops.example, "
-                    + "smarthost: \"127.0.0.1:\(smtp.port)\", require_tls: false}]")
-        try (yaml + "\nhandle_key_file: handle.key\n").write(to: configPath, atomically: true, encoding: .utf8)
+        try Self.onPostgres(
+            dir, url,
+            [
+                ("group_by: [owner, list]", "group_by: ['...']"),
+                (
+                    "file_configs: [{path: alerts.ndjson}]",
+                    "webhook_configs: [{url: \"http://127.0.0.1:\(hook.port)/hook\", secret_file: whsec}], "
+                        + "email_configs: [{to: oncall@ops.example, from: tripline@ops.example, "
+                        + "smarthost: \"127.0.0.1:\(smtp.port)\", require_tls: false}]"
+                ),
+            ])
         let (a, inA) = try Self.node(dir)
         let (b, inB) = try Self.node(dir)
         let (c, inC) = try Self.node(dir)
