@@ -34,32 +34,9 @@ struct CorrelatorReviewServiceTests {
           condition: {gte: 3}
         """
 
-    /// A deployment like `PGReviewServiceTests.configuration`, with a `correlation:` section of its own.
+    /// `PGReviewServiceTests.configuration` with a `correlation:` section of its own.
     static func configuration(rules: String, correlation: String) throws -> Configuration {
-        let dir = scratchDirectory("corrreview")
-        let lists = dir.appendingPathComponent("Watchlists/be-fedpol")
-        try FileManager.default.createDirectory(at: lists, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(
-            at: dir.appendingPathComponent("Rules"), withIntermediateDirectories: true)
-        var yaml = "watchlist: l\nowner: be-fedpol\nhandling: {tlp: green}\nreview_by: 2099-01-01\nentries:\n"
-        for i in 0..<10 { yaml += "  - {ref: E\(i), selectors: [{type: phone, value: \"+3247000000\(i)\"}]}\n" }
-        try yaml.write(to: lists.appendingPathComponent("l.yaml"), atomically: true, encoding: .utf8)
-        try rules.write(to: dir.appendingPathComponent("Rules/r.yml"), atomically: true, encoding: .utf8)
-        try """
-        rules: Rules
-        watchlists: Watchlists
-        state: state/state.sqlite
-        resolve_timeout: 10m
-        correlation: \(correlation)
-        partners:
-          - {id: ops, name: Ops, countries: [], contact: ops@example}
-          - {id: be-fedpol, name: BE, countries: [BE], contact: be@example}
-        receivers:
-          - {name: log, partner: ops, file_configs: [{path: alerts.ndjson}]}
-        route: {receiver: log, group_by: [owner, list], group_wait: 0s, group_interval: 1s, repeat_interval: 100h}
-        operator: ops
-        """.write(to: dir.appendingPathComponent("tripline.yaml"), atomically: true, encoding: .utf8)
-        return try Configuration.load(config: dir.appendingPathComponent("tripline.yaml").path)
+        try PGReviewServiceTests.configuration(groupWait: "0s", rules: rules, extra: "correlation: \(correlation)")
     }
 
     static func sqliteNode(_ config: Configuration, now: Double) throws -> (Pipeline, SQLiteStateStore) {
