@@ -148,7 +148,8 @@ public struct DeliveryService: Service {
                     // Told of new work by the store (another node's commit, a lane released), or once a second for
                     // retries coming due and lanes paused here: the database is not asked every few milliseconds.
                     let g = wake.outboxGeneration
-                    if g == seen && now - asked < 1 && busy.isEmpty == idleBefore && shutdownAt == nil {
+                    // (`abs`: a clock set back must not hold the next look off until it has caught up.)
+                    if g == seen && abs(now - asked) < 1 && busy.isEmpty == idleBefore && shutdownAt == nil {
                         try? await Task.sleep(nanoseconds: 5_000_000)
                         continue
                     }

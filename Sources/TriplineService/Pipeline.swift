@@ -675,13 +675,15 @@ public actor Pipeline {
     /// the retention, up to the offset: what they fired was committed then).
     public func correlate(now: Double) {
         guard let shared, !loaded.rules.correlations.isEmpty, !correlator.stopping else { return }
-        if now - correlator.askedAt >= (store as? any SharedAlerts)?.heartbeatEvery ?? 1 {
+        // Due after `heartbeatEvery`, or at once when the clock was set back (else the lease would not be renewed).
+        let every = (store as? any SharedAlerts)?.heartbeatEvery ?? 1
+        if now - correlator.askedAt >= every || now < correlator.askedAt {
             correlator.askedAt = now
             guard takeLease(shared, now: now) else { return }
         }
         guard correlator.claim != nil, let records = unread(shared) else { return }
         if !records.isEmpty { _ = correlate(records, now: now) }
-        if now - correlator.prunedAt >= 60 {
+        if now - correlator.prunedAt >= 60 || now < correlator.prunedAt {
             correlator.prunedAt = now
             do { try shared.pruneFeed(through: correlator.offset, before: now - feedRetention) } catch {
                 logger.warning("correlation feed: old records could not be dropped: \(error.description)")
@@ -697,7 +699,11 @@ public actor Pipeline {
         while true {
             let now = clock()
             if takeLease(shared, now: now), let claim = correlator.claim {
-                while let records = unread(shared), !records.isEmpty, correlate(records, now: now) {}
+                // Up to the feed's end as it is now, within the drain's time: nodes still feeding do not hold it.
+                let end = (try? shared.feedEnd()) ?? Int64.max
+                while correlator.offset < end, clock() < until, let records = unread(shared), !records.isEmpty,
+                    correlate(records, now: clock())
+                {}
                 try? shared.release(claim)
                 dropWindows()
                 return
@@ -786,7 +792,12 @@ public actor Pipeline {
         guard
             case .accepted(_, let hits) = step.run(
                 r.line[...], ingestTime: r.ingestTime, now: now, problem: { logger.debug("\($0)") })
-        else { return [] }
+        else {
+            // Accepted where it was ingested, not here (a reload changed the normalisers since): counted, no content.
+            logger.warning(
+                "correlation feed: record \(r.seq) no longer reads as a selector here; left out of the windows")
+            return []
+        }
         return hits.filter { $0.rule?.events != nil }
     }
 

@@ -750,7 +750,10 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
     /// have missed some) moves the generation on. Lost connections are opened again a second later.
     private func listen() {
         let config: PostgresConnection.Configuration
-        do { config = try link.configuration() } catch { return }
+        do { config = try link.configuration() } catch {
+            wakeups.withLockedValue { $0.listening = false }  // asked again at the next read of the generation
+            return
+        }
         let loop = link.eventLoop
         let box = wakeups
         let logger = Logger(label: "tripline.state.postgres.listen")
