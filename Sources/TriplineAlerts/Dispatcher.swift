@@ -31,6 +31,18 @@ public final class Dispatcher {
     /// Alerts adopted since `begin()` (the store gave them to this node at once): queued again after a rollback.
     private var adoptedInBatch: [AlertRecord] = []
     private var lastAdoption = -Double.infinity
+    /// Several nodes: this node's claim on the dispatcher's lease (`AlertHolder.dispatcherLane`) — while it holds
+    /// it, it groups and notifies every alert; other nodes leave the alerts they open for it.
+    private var lease: LaneClaim?
+    /// This node lost the lease and still holds alerts it has not left to the dispatcher (retried on each tick).
+    private var leaving = false
+    /// End of input: the lease given up and not asked for again.
+    private var stopping = false
+    /// Escalations that came with gathered alerts (kept until a commit: a rolled-back tick gathers from here again).
+    private var gatheredEscalations: [String: [EscalationState]] = [:]
+    /// Alerts this node opened and left for the dispatcher (what end of input waits for; nil past `leftLimit`).
+    private var left: Set<String>? = []
+    static let leftLimit = 100_000
     private var nflog: [String: NotifyLogEntry] = [:]
     private var groups: [String: Group] = [:]
     /// Group timers, earliest first (stale entries are skipped when popped).
@@ -224,6 +236,11 @@ public final class Dispatcher {
     public func end(committed c: Commit) {
         journal = nil
         adoptedInBatch = []
+        gatheredEscalations = [:]
+        for (key, holder) in c.holders where holder == .dispatcher {
+            left?.insert(key)
+            if (left?.count ?? 0) > Self.leftLimit { left = nil }
+        }
         for a in c.alerts {
             inhibition.update(a)
             if written.count >= Self.writtenLimit { written.removeAll(keepingCapacity: true) }
@@ -463,15 +480,58 @@ public final class Dispatcher {
             if batch[key] == nil { order.append(key) }
             batch[key] = a
         }
-        // Several nodes on one database: a sighting folded into an alert another node holds (opened or adopted) is
-        // counted here and notified there; the alert is notified once, not per node.
-        let mine = try owned(order.filter { !opened.contains($0) })
+        // Several nodes on one database: one node, the dispatcher's lease holder, groups and notifies every alert;
+        // another opening one leaves it for that node to gather. A sighting folded into an alert another node holds
+        // is counted here and notified there (if at all); the alert is notified once, not per node.
+        let mine = shared == nil || lease != nil ? try owned(order.filter { !opened.contains($0) }) : []
         for key in order {
             let a = batch[key]!
             c.alerts.append(a)
+            if shared != nil && opened.contains(key) {
+                c.holders[key] = lease != nil ? .thisNode : .dispatcher
+                if lease == nil { continue }
+            }
             if shared != nil && !opened.contains(key) && !mine.contains(key) { continue }
             enqueue(a, now: now, recovering: false, events: &c.events)
         }
+    }
+
+    /// Several nodes: asks for the dispatcher's lease, or renews it. A node that lost it (stopped past it, or the
+    /// database unreachable) leaves its open alerts for the node that holds it now, which gathers them with what
+    /// their receivers were told; what this node still has queued for them is dropped at its flush (`owned`).
+    private func lead(_ shared: any SharedAlerts) throws(StateError) {
+        guard let lanes = store as? any SharedOutbox, !stopping else { return }
+        let claim = try lanes.claim(lane: AlertHolder.dispatcherLane)
+        if claim == nil && lease != nil { leaving = true }
+        lease = claim
+        if leaving && claim == nil {
+            try shared.leaveAlerts()
+            leaving = false
+        }
+    }
+
+    /// Several nodes: whether this node holds the dispatcher's lease now (asked for at once).
+    public func leads() throws(StateError) -> Bool {
+        guard let shared else { return true }
+        try lead(shared)
+        return lease != nil
+    }
+
+    /// Several nodes, end of input: how many of the alerts this node left for the dispatcher it has not gathered
+    /// yet (every ungathered alert when this node opened too many to follow).
+    public func ungathered() throws(StateError) -> Int {
+        guard let shared else { return 0 }
+        return try shared.ungathered(keys: left.map { Array($0) })
+    }
+
+    /// Several nodes, end of input (after the last tick): the dispatcher's lease given up and not asked for again;
+    /// this node's open alerts left for the node that takes it next (their repeats, escalations and resolution).
+    public func stepDown() throws(StateError) {
+        stopping = true
+        guard let shared, let lanes = store as? any SharedOutbox, let claim = lease else { return }
+        lease = nil
+        try shared.leaveAlerts()
+        try lanes.release(claim)
     }
 
     /// Which of `keys` this dispatcher's node holds (every key when the store is not shared).
@@ -558,23 +618,41 @@ public final class Dispatcher {
     public func tick(now: Double, flushAll: Bool = false) throws(StateError) -> Commit {
         var c = Commit()
         try refreshRates()
-        if let shared, now - lastAdoption >= shared.heartbeatEvery || flushAll {
-            // Several nodes: this one is alive; the alerts of one that stopped become this one's to notify (as a
-            // restarted node recovers its own), each adopted by one node.
+        if let shared, now - lastAdoption >= shared.heartbeatEvery || now < lastAdoption || flushAll {
+            // Several nodes: this one is alive, and asks for (or renews) the dispatcher's lease. Its holder takes
+            // the alerts of a node that stopped (as a restarted node recovers its own), each adopted by one node.
             lastAdoption = now
             try shared.heartbeat()
-            let taken = try shared.adoptOrphans(limit: 1000)
-            if !taken.isEmpty {
-                let keys = Set(taken.map(\.key))
-                for n in try store.notifyLog() where keys.contains(n.key) { nflog[n.receiver + "\u{0}" + n.key] = n }
-                adopted += taken
-                adoptedInBatch += taken
+            try lead(shared)
+            if lease != nil {
+                let taken = try shared.adoptOrphans(limit: 1000)
+                if !taken.isEmpty {
+                    let keys = Set(taken.map(\.key))
+                    for n in try store.notifyLog() where keys.contains(n.key) {
+                        nflog[n.receiver + "\u{0}" + n.key] = n
+                    }
+                    adopted += taken
+                    adoptedInBatch += taken
+                }
+            }
+        }
+        if let shared, lease != nil {
+            // The alerts other nodes opened since the last tick, into this node's groups.
+            let g = try shared.gather(limit: 10_000)
+            if !g.alerts.isEmpty {
+                for n in g.notified { nflog[n.receiver + "\u{0}" + n.key] = n }
+                for a in g.alerts { gatheredEscalations[a.key] = [] }
+                for e in g.escalations { gatheredEscalations[e.key, default: []].append(e) }
+                adopted += g.alerts
+                adoptedInBatch += g.alerts
             }
         }
         for a in adopted {
             hold(a, now: now)
-            // Its escalation goes on here, from the step its dead node reached.
-            for e in try store.escalations(key: a.key) where escalations[Self.escalationID(e.key, e.route)] == nil {
+            // Its escalation goes on here, from the step its last node reached.
+            let running: [EscalationState]
+            if let g = gatheredEscalations[a.key] { running = g } else { running = try store.escalations(key: a.key) }
+            for e in running where escalations[Self.escalationID(e.key, e.route)] == nil {
                 let id = Self.escalationID(e.key, e.route)
                 setEscalation(id, e)
                 if let due = dueTime(e) { escalationTimers.push(due, id) }

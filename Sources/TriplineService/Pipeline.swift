@@ -656,6 +656,36 @@ public actor Pipeline {
         }
     }
 
+    // MARK: One dispatcher across nodes
+
+    /// At the end of input on a database several nodes share: the alerts this node left for the dispatcher (the node
+    /// holding its lease, which groups and notifies every alert) are gathered — by this node when it can take the
+    /// lease (the last tick then sends them), or by the node that holds it — waiting until `until` at most.
+    public func drainAlerts(until: Double, clock: @Sendable () -> Double) async {
+        guard store is any SharedAlerts else { return }
+        while true {
+            do {
+                if try dispatcher.leads() || dispatcher.ungathered() == 0 { return }
+            } catch {
+                logger.warning("end of input: the alerts left for the dispatcher could not be looked at: \(error)")
+                return
+            }
+            if clock() >= until {
+                logger.warning("end of input: alerts this node opened still wait for the node that notifies them")
+                return
+            }
+            try? await Task.sleep(nanoseconds: 50_000_000)
+        }
+    }
+
+    /// At the end of input, after the last tick: the dispatcher's lease given up (another node takes this node's
+    /// open alerts on at once, not after its heartbeat has run out).
+    public func stepDown() {
+        do { try dispatcher.stepDown() } catch {
+            logger.warning("end of input: the dispatcher's lease could not be given up: \(error.description)")
+        }
+    }
+
     // MARK: Correlation across nodes
 
     /// How far back (in ingest time) the feed is kept and a new correlator builds its windows from it: a day, or the

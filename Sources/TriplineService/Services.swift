@@ -72,7 +72,9 @@ public struct IngestService: Service {
         // End of standard input: the shared correlation feed read to its end (by this node when it keeps the
         // correlations), what is pending sent now, and delivery waited for (up to the drain timeout).
         await pipeline.drainCorrelations(until: clock() + drainTimeout, clock: clock)
+        await pipeline.drainAlerts(until: clock() + drainTimeout, clock: clock)
         try await pipeline.tick(now: clock(), flushAll: true)
+        await pipeline.stepDown()
         let deadline = Date().addingTimeInterval(drainTimeout)
         // Lanes, not items: an item's payload (every alert of its group) is not read back to be waited for.
         while ((try? store.dueLanes(now: clock() + drainTimeout)) ?? []).isEmpty == false

@@ -373,6 +373,25 @@ public protocol SharedAlerts {
     func adoptOrphans(limit: Int) throws(StateError) -> [AlertRecord]
     /// Which of `keys` are alerts this node holds (opened or adopted, and not adopted away since).
     func owned(keys: [String]) throws(StateError) -> Set<String>
+    /// Alerts left for the dispatcher (`AlertHolder.dispatcher`), now this node's (each gathered by one node only),
+    /// with what their receivers were told and their escalations.
+    func gather(limit: Int) throws(StateError) -> GatheredAlerts
+    /// This node's open alerts left for the dispatcher (it no longer holds the dispatcher's lease).
+    func leaveAlerts() throws(StateError)
+    /// How many open alerts wait for the dispatcher to gather them: of `keys`, or of all when nil.
+    func ungathered(keys: [String]?) throws(StateError) -> Int
+}
+
+/// Alerts one node took (`SharedAlerts.gather`) with what goes with them.
+public struct GatheredAlerts: Sendable {
+    public var alerts: [AlertRecord]
+    public var notified: [NotifyLogEntry]
+    public var escalations: [EscalationState]
+    public init(alerts: [AlertRecord] = [], notified: [NotifyLogEntry] = [], escalations: [EscalationState] = []) {
+        self.alerts = alerts
+        self.notified = notified
+        self.escalations = escalations
+    }
 }
 
 public struct AttemptOutcome: Sendable {
@@ -563,6 +582,10 @@ public struct Commit: Sendable {
     /// When set, the commit holds only while the stored offset of `source` (0 when none) is `expected`: else it is
     /// refused as a conflict (`StateError.conflict`) — the correlator's fence.
     public var offsetGuard: (source: String, expected: Int64)?
+    /// On a store several nodes share (`SharedAlerts`): who holds the alerts this commit opens or reopens — this
+    /// node (it holds the dispatcher's lease) or the node that will (they are left unheld for it to gather). Alerts
+    /// not named keep their holder.
+    public var holders: [String: AlertHolder] = [:]
 
     public init() {}
     public var isEmpty: Bool {
@@ -605,6 +628,20 @@ public protocol SharedCorrelation {
     func pruneFeed(through seq: Int64, before: Double) throws(StateError)
     /// The number of the feed's last record (0 when empty).
     func feedEnd() throws(StateError) -> Int64
+}
+
+/// Who groups and notifies an alert on a store several nodes share: one node at a time, the one holding the
+/// dispatcher's lease (`AlertHolder.dispatcherLane`), so that the alerts of one group meet in one group whichever
+/// node sighted them (Alertmanager's groups, formed once for the cluster).
+public enum AlertHolder: Sendable, Equatable {
+    /// This node holds the dispatcher's lease and the alert.
+    case thisNode
+    /// Left for the holder of the lease to gather (`SharedAlerts.gather`).
+    case dispatcher
+
+    /// The lease of the node that groups and notifies every alert (a lane no notification is queued on: no
+    /// receiver has an empty name).
+    public static let dispatcherLane = OutboxLane(receiver: "", integration: "dispatcher")
 }
 
 public enum CorrelationFeed {

@@ -136,6 +136,11 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
         """
         ALTER TABLE rate_state ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
         """,
+        // v8: one node groups and notifies every alert (`AlertHolder`): an alert with no owner waits for it, and what
+        // the receivers were told is read per gathered alert.
+        """
+        CREATE INDEX nflog_key ON nflog(key);
+        """,
     ]
 
     /// An alert key as stored: PostgreSQL's text holds no NUL, and a key may (a selector's `source.item` in a
@@ -283,6 +288,51 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
         ).map(readAlert).sorted { $0.id < $1.id }
     }
 
+    public func gather(limit: Int) throws(StateError) -> GatheredAlerts {
+        // Locked while taken (two nodes that both believe they hold the lease take different ones).
+        let alerts = try lockedRows(
+            """
+            UPDATE alerts SET owner = $1 WHERE id IN (
+                SELECT id FROM alerts WHERE owner IS NULL AND state <> 'resolved'
+                ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+            RETURNING \(Self.alertColumns)
+            """, [node, limit]
+        ).map(readAlert).sorted { $0.id < $1.id }
+        if alerts.isEmpty { return GatheredAlerts() }
+        // A reopened alert, or one its last holder left: what its receivers were told, and its escalations.
+        var b = PostgresBindings()
+        b.append(alerts.map { Self.dbKey($0.key) })
+        let (notified, escalations) = try locked { () throws(StateError) -> ([Row], [Row]) in
+            let n = try link.run(
+                "SELECT receiver, key, state, notified_at FROM nflog WHERE key = ANY($1::text[]) ORDER BY receiver, key",
+                b
+            ).rows
+            let e = try link.run(
+                "SELECT key, route, started_at, done FROM escalations WHERE key = ANY($1::text[]) ORDER BY key, route",
+                b
+            ).rows
+            return (n, e)
+        }
+        return GatheredAlerts(
+            alerts: alerts, notified: notified.map(Self.notified), escalations: escalations.map(Self.escalation))
+    }
+
+    public func leaveAlerts() throws(StateError) {
+        _ = try lockedRows("UPDATE alerts SET owner = NULL WHERE owner = $1 AND state <> 'resolved'", [node])
+    }
+
+    public func ungathered(keys: [String]?) throws(StateError) -> Int {
+        let sql = "SELECT COUNT(*) FROM alerts WHERE owner IS NULL AND state <> 'resolved'"
+        guard let keys else { return Int(try lockedRows(sql).first?.int(0) ?? 0) }
+        if keys.isEmpty { return 0 }
+        var b = PostgresBindings()
+        b.append(keys.map(Self.dbKey))
+        let found = try locked { () throws(StateError) -> [Row] in
+            try link.run(sql + " AND key = ANY($1::text[])", b).rows
+        }
+        return Int(found.first?.int(0) ?? 0)
+    }
+
     public func owned(keys: [String]) throws(StateError) -> Set<String> {
         if keys.isEmpty { return [] }
         var b = PostgresBindings()
@@ -312,7 +362,7 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
         try appendFeed(c.correlationFeed)
         var s: [Statement] = []
         // Each alert written only over the version it was read at; which one conflicted is asked afterwards.
-        for a in c.alerts { s.append(write(a)) }
+        for a in c.alerts { s.append(write(a, holder: c.holders[a.key])) }
         let alertCount = s.count
         for o in c.outbox {
             s.append(
@@ -472,24 +522,29 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
     /// One alert (see `SQLiteStateStore`): a new one inserted where its id and key are free — a key taken is another
     /// node's alert for the same thing, a conflict (the writer reads it and folds), never a second alert — a stored
     /// one replaced where its row is still at the version read.
-    private func write(_ a: AlertRecord) -> Statement {
+    private func write(_ a: AlertRecord, holder: AlertHolder?) -> Statement {
         let acks = a.acks.isEmpty ? "{}" : StoreCoding.json(StoreCoding.acksJSON(a.acks))
         var b = bind(
             a.priority, a.priorityRank, a.state.rawValue, StoreCoding.json(a.labels), a.lastSeen, a.count,
             StoreCoding.strings(a.sources), StoreCoding.json(a.payload), a.ackedBy, a.updatedAt, acks, a.firstSeen,
             a.id)
+        // Opened or reopened: held by this node (it holds the dispatcher's lease) or left unheld for the one that does.
+        let owner: String? = holder == .dispatcher ? nil : node
         if let version = a.version {
             b.append(version)
+            let held = holder == nil ? "" : ", owner = $15"
+            if holder != nil { b.append(owner) }
             return Statement(
                 """
                 UPDATE alerts SET priority=$1, priority_rank=$2, state=$3, labels=$4, last_seen=$5, count=$6,
-                    sources=$7, payload=$8, acked_by=$9, updated_at=$10, acks=$11, first_seen=$12, version=version + 1
+                    sources=$7, payload=$8, acked_by=$9, updated_at=$10, acks=$11, first_seen=$12,
+                    version=version + 1\(held)
                 WHERE id = $13 AND version = $14
                 """, b)
         }
         b.append(Self.dbKey(a.key))
         b.append(a.kind)
-        b.append(node)
+        b.append(owner)
         return Statement(
             """
             INSERT INTO alerts (priority, priority_rank, state, labels, last_seen, count, sources, payload,
@@ -655,11 +710,13 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
     }
 
     public func notifyLog() throws(StateError) -> [NotifyLogEntry] {
-        try lockedRows("SELECT receiver, key, state, notified_at FROM nflog ORDER BY receiver, key").map { r in
-            NotifyLogEntry(
-                receiver: r.text(0) ?? "", key: Self.key(fromDB: r.text(1) ?? ""),
-                state: AlertState(rawValue: r.text(2) ?? "") ?? .firing, notifiedAt: r.real(3))
-        }
+        try lockedRows("SELECT receiver, key, state, notified_at FROM nflog ORDER BY receiver, key").map(Self.notified)
+    }
+
+    private static func notified(_ r: Row) -> NotifyLogEntry {
+        NotifyLogEntry(
+            receiver: r.text(0) ?? "", key: key(fromDB: r.text(1) ?? ""),
+            state: AlertState(rawValue: r.text(2) ?? "") ?? .firing, notifiedAt: r.real(3))
     }
 
     private static let outboxColumns =

@@ -242,6 +242,10 @@ struct PostgresServeTests {
         try (yaml + "\nhandle_key_file: handle.key\n" + extra).write(to: configPath, atomically: true, encoding: .utf8)
     }
 
+    /// How many nodes hold the dispatcher's lease (`AlertHolder.dispatcherLane`).
+    static let dispatcherSQL =
+        "SELECT COUNT(*) FROM outbox_lanes WHERE receiver = '' AND integration = 'dispatcher' AND until > EXTRACT(EPOCH FROM clock_timestamp())"
+
     /// A `serve` node reading a standard input the test keeps open (a node that is still serving).
     static func node(_ dir: URL) throws -> (Process, FileHandle) {
         let p = Process()
@@ -256,6 +260,48 @@ struct PostgresServeTests {
         return (p, input.fileHandleForWriting)
     }
 
+    @Test(
+        "alerts of one group sighted at two nodes within its group wait go out in one notification (one node groups every alert), and after its group interval a third in one more"
+    )
+    func oneGroupAcrossNodes() throws {
+        let dir = try ServeTests.deployment(entries: 10)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try PostgresServer.shared()
+        let url = try server.database("groups") + "&lease=1"
+        try Self.onPostgres(
+            dir, url, [("group_wait: 0s, group_interval: 1s", "group_wait: 2s, group_interval: 2s")])
+        let (a, inA) = try Self.node(dir)
+        let (b, inB) = try Self.node(dir)
+        defer { for p in [a, b] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        func hit(_ i: Int) -> Data {
+            Data((#"{"id":"h\#(i)","type":"phone","value":"+32470\#(String(format: "%06d", i))"}"# + "\n").utf8)
+        }
+        let log = dir.appendingPathComponent("alerts.ndjson").path
+        func keys(_ r: JSONObject) -> [String] {
+            (r["alerts"]?.arrayValue ?? []).compactMap { $0.objectValue?["key"]?.stringValue }.sorted()
+        }
+        // Two listed numbers of one list (one group), one at each node, well within the group wait.
+        try inA.write(contentsOf: hit(1))
+        try inB.write(contentsOf: hit(2))
+        #expect(waitUntil(15) { readRecords(log).count == 1 })
+        Thread.sleep(forTimeInterval: 1)  // a second node's own group would flush by now
+        var sent = readRecords(log)
+        #expect(sent.count == 1 && sent.first.map(keys)?.count == 2, "\(sent.map(keys))")
+        // Later, at the node that does not group: the same group's next notification (after its interval).
+        try inB.write(contentsOf: hit(3))
+        try inA.write(contentsOf: hit(4))
+        #expect(waitUntil(15) { readRecords(log).count == 2 })
+        try inA.close()
+        try inB.close()
+        a.waitUntilExit()
+        b.waitUntilExit()
+        #expect(a.terminationStatus == 0 && b.terminationStatus == 0)
+        sent = readRecords(log)
+        #expect(sent.count == 2, "\(sent.map(keys))")
+        #expect(sent.map(keys).joined().count == 4)
+        #expect(Set(sent.map(keys).joined()).count == 4)
+    }
+
     @Test("a node stopped (SIGSTOP) past its heartbeat has its alerts adopted; continued, it does not notify them too")
     func stoppedNodeDoesNotNotifyAdoptedAlerts() throws {
         let dir = try ServeTests.deployment(entries: 50)
@@ -263,15 +309,17 @@ struct PostgresServeTests {
         let server = try PostgresServer.shared()
         let url = try server.database("stop") + "&lease=1"
         try Self.onPostgres(dir, url, [("group_wait: 0s", "group_wait: 3s")])
-        let (a, inA) = try Self.node(dir)
-        let (b, inB) = try Self.node(dir)
-        defer { for p in [a, b] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        let hits = (0..<50).map { #"{"id":"h\#($0)","type":"phone","value":"+32470\#(String(format: "%06d", $0))"}"# }
-        try inA.write(contentsOf: Data((hits.joined(separator: "\n") + "\n").utf8))
         let db = server.name(of: url)
         func count(_ sql: String) -> String {
             ((try? server.psql(["-d", db, "-Atc", sql])) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         }
+        // A first, so that it holds the dispatcher's lease (it groups and notifies every alert).
+        let (a, inA) = try Self.node(dir)
+        #expect(waitUntil(10) { count(Self.dispatcherSQL) == "1" })
+        let (b, inB) = try Self.node(dir)
+        defer { for p in [a, b] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let hits = (0..<50).map { #"{"id":"h\#($0)","type":"phone","value":"+32470\#(String(format: "%06d", $0))"}"# }
+        try inA.write(contentsOf: Data((hits.joined(separator: "\n") + "\n").utf8))
         #expect(waitUntil(20) { count("SELECT COUNT(*) FROM alerts") == "50" })
         let first = count("SELECT DISTINCT owner FROM alerts")
         kill(a.processIdentifier, SIGSTOP)
@@ -302,16 +350,18 @@ struct PostgresServeTests {
         let server = try PostgresServer.shared()
         let url = try server.database("kill") + "&lease=1"
         try Self.onPostgres(dir, url, [("group_wait: 0s", "group_wait: 4s")])
+        let db = server.name(of: url)
+        func count(_ sql: String) -> String {
+            ((try? server.psql(["-d", db, "-Atc", sql])) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        // A first, so that it holds the dispatcher's lease (it groups and notifies every alert).
         let (a, inA) = try Self.node(dir)
+        #expect(waitUntil(10) { count(Self.dispatcherSQL) == "1" })
         let (b, inB) = try Self.node(dir)
         let (c, inC) = try Self.node(dir)
         defer { for p in [a, b, c] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         let hits = (0..<100).map { #"{"id":"h\#($0)","type":"phone","value":"+32470\#(String(format: "%06d", $0))"}"# }
         try inA.write(contentsOf: Data((hits.joined(separator: "\n") + "\n").utf8))
-        let db = server.name(of: url)
-        func count(_ sql: String) -> String {
-            ((try? server.psql(["-d", db, "-Atc", sql])) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-        }
         #expect(waitUntil(20) { count("SELECT COUNT(*) FROM alerts") == "100" })
         // Killed within its group wait: its alerts are in the database, not yet in any notification.
         kill(a.processIdentifier, SIGKILL)

@@ -27,10 +27,14 @@ struct SharedRateLimitTests {
             storeA.close()
             storeB.close()
         }
-        // Two alerts at A (its own groups: a notification each), then two at B.
+        // Two alerts at A, which holds the dispatcher's lease (a notification each); then A gives the lease up, and
+        // B, holding it now, notifies two more: over the limit A's notifications used.
         try await a.process(batch([phone("a0", "+32470000000"), phone("a1", "+32470000001")]), now: t0)
         try await a.tick(now: t0 + 1)
         try await b.process(batch([phone("b2", "+32470000002"), phone("b3", "+32470000003")]), now: t0 + 2)
+        try await b.tick(now: t0 + 2.5)
+        #expect(try storeA.outbox(status: nil, limit: 100).filter { $0.receiver == "log" }.count == 2)
+        await a.stepDown()
         try await b.tick(now: t0 + 3)
         let items = try storeA.outbox(status: nil, limit: 100).filter { $0.receiver == "log" }
         #expect(items.count == 2)
