@@ -169,9 +169,14 @@ public final class Dispatcher {
         lastSync = now
     }
 
+    /// The heartbeats' last-seen times and states as stored (several nodes: the latest any node saw, and what the
+    /// dispatcher's holder decided).
     private func loadHeartbeats() throws(StateError) {
         for h in config.heartbeats {
-            if let ms = try store.offset(source: "hb-seen:" + h.key) { heartbeatSeen[h.key] = Double(ms) / 1000 }
+            if let ms = try store.offset(source: "hb-seen:" + h.key) {
+                let t = Double(ms) / 1000
+                heartbeatSeen[h.key] = shared == nil ? t : max(t, heartbeatSeen[h.key] ?? t)
+            }
             let firing = try store.offset(source: "hb-firing:" + h.key) ?? 0
             heartbeatFiring[h.key] = firing != 0
             if firing == 2 { heartbeatResumed.insert(h.key) } else { heartbeatResumed.remove(h.key) }
@@ -661,6 +666,8 @@ public final class Dispatcher {
         adopted = []  // back from the journal if this tick's commit fails
         if now - lastSync >= 1 || flushAll {
             silences = Self.compiled(try store.silences(includeExpired: false))
+            // Several nodes: a heartbeat's selectors may arrive at any node; the dispatcher's holder judges it.
+            if shared != nil && !config.heartbeats.isEmpty { try loadHeartbeats() }
             let changes = try store.offset(source: Self.changesKey)
             if changes != lastChanges || flushAll {
                 // Another process (the command line) changed alerts: their new states go to their receivers.
@@ -712,7 +719,7 @@ public final class Dispatcher {
             throw error
         }
         try escalate(now: now, fresh: fresh, into: &c)
-        heartbeats(now: now, into: &c)
+        if shared == nil || lease != nil { heartbeats(now: now, into: &c) }
         if let w = config.watchdog, config.receiver(w.receiver) != nil, watchdogDue(now, every: w.every) {
             // Always firing: at start, then every `every`. No alert behind it, so nothing to silence or inhibit.
             if now >= (watchdogAt ?? -.infinity) {
