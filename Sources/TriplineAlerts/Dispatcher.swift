@@ -501,6 +501,21 @@ public final class Dispatcher {
         }
     }
 
+    /// Several nodes: alerts taken (adopted or gathered) with what their receivers were told, to be held from this
+    /// tick on (again after a rollback: `adopted` is journalled, their escalations kept until a commit).
+    private func take(_ g: GatheredAlerts) {
+        if g.alerts.isEmpty { return }
+        for a in g.alerts {  // as read now: what `refresh` judges their queued views by
+            if written.count >= Self.writtenLimit { written.removeAll(keepingCapacity: true) }
+            written[a.id] = a
+        }
+        for n in g.notified { nflog[n.receiver + "\u{0}" + n.key] = n }
+        for a in g.alerts { gatheredEscalations[a.key] = [] }
+        for e in g.escalations { gatheredEscalations[e.key, default: []].append(e) }
+        adopted += g.alerts
+        adoptedInBatch += g.alerts
+    }
+
     /// Several nodes: asks for the dispatcher's lease, or renews it. A node that lost it (stopped past it, or the
     /// database unreachable) leaves its open alerts for the node that holds it now, which gathers them with what
     /// their receivers were told; what this node still has queued for them is dropped at its flush (`owned`).
@@ -629,35 +644,14 @@ public final class Dispatcher {
             lastAdoption = now
             try shared.heartbeat()
             try lead(shared)
-            if lease != nil {
-                let taken = try shared.adoptOrphans(limit: 1000)
-                if !taken.isEmpty {
-                    let keys = Set(taken.map(\.key))
-                    for n in try store.notifyLog() where keys.contains(n.key) {
-                        nflog[n.receiver + "\u{0}" + n.key] = n
-                    }
-                    adopted += taken
-                    adoptedInBatch += taken
-                }
-            }
+            if lease != nil { take(try shared.adoptOrphans(limit: 1000)) }
         }
-        if let shared, lease != nil {
-            // The alerts other nodes opened since the last tick, into this node's groups.
-            let g = try shared.gather(limit: 10_000)
-            if !g.alerts.isEmpty {
-                for n in g.notified { nflog[n.receiver + "\u{0}" + n.key] = n }
-                for a in g.alerts { gatheredEscalations[a.key] = [] }
-                for e in g.escalations { gatheredEscalations[e.key, default: []].append(e) }
-                adopted += g.alerts
-                adoptedInBatch += g.alerts
-            }
-        }
+        // The alerts other nodes opened since the last tick, into this node's groups.
+        if let shared, lease != nil { take(try shared.gather(limit: 10_000)) }
         for a in adopted {
             hold(a, now: now)
             // Its escalation goes on here, from the step its last node reached.
-            let running: [EscalationState]
-            if let g = gatheredEscalations[a.key] { running = g } else { running = try store.escalations(key: a.key) }
-            for e in running where escalations[Self.escalationID(e.key, e.route)] == nil {
+            for e in gatheredEscalations[a.key] ?? [] where escalations[Self.escalationID(e.key, e.route)] == nil {
                 let id = Self.escalationID(e.key, e.route)
                 setEscalation(id, e)
                 if let due = dueTime(e) { escalationTimers.push(due, id) }
@@ -1246,15 +1240,12 @@ public final class Dispatcher {
             return item
         }
         var changed = false
+        func id(_ v: JSONValue) -> Int64? { v.objectValue?["alert_id"]?.doubleValue.map { Int64($0) } }
+        // Those this dispatcher has not written (another node's, on a shared store) read at once.
+        let read: [Int64: AlertRecord]
+        do { read = try store.alerts(ids: views.compactMap(id).filter { written[$0] == nil }) } catch { return nil }
         for (i, v) in views.enumerated() {
-            guard let o = v.objectValue, let id = o["alert_id"]?.doubleValue.map({ Int64($0) }) else { continue }
-            let found: AlertRecord?
-            if let w = written[id] {
-                found = w
-            } else {
-                do { found = try store.alert(id: id) } catch { return nil }
-            }
-            guard let a = found else { continue }
+            guard let o = v.objectValue, let id = id(v), let a = written[id] ?? read[id] else { continue }
             let now = renderer.access(a, partner: receiver.partner, sink: true)
             guard Renderer.strictness(now) > Renderer.strictness(Renderer.access(of: o)) else { continue }
             // Rendered again from the stored alert (an operator's change since is in it).

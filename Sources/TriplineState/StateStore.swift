@@ -13,6 +13,8 @@ public protocol StateStore: AnyObject, Sendable {
     func alert(key: String) throws(StateError) -> AlertRecord?
     /// The stored alerts of `keys`, by key (a default reads them one by one).
     func alerts(keys: [String]) throws(StateError) -> [String: AlertRecord]
+    /// The stored alerts of `ids`, by id (those not stored are absent).
+    func alerts(ids: [Int64]) throws(StateError) -> [Int64: AlertRecord]
     /// Alerts, newest update first, optionally only in the given states.
     func alerts(states: Set<AlertState>?, limit: Int) throws(StateError) -> [AlertRecord]
     /// Alerts with an id below `idBelow` (all when nil), highest id first: a page of the API's alert list.
@@ -353,6 +355,13 @@ extension StateStore {
         return out
     }
 
+    /// The stored alerts of `ids` (one read per id here, one round trip on PostgreSQL).
+    public func alerts(ids: [Int64]) throws(StateError) -> [Int64: AlertRecord] {
+        var out: [Int64: AlertRecord] = [:]
+        for id in ids where out[id] == nil { if let a = try alert(id: id) { out[id] = a } }
+        return out
+    }
+
     /// Records one delivery attempt's outcome and its event, atomically.
     public func finishAttempt(_ a: AttemptOutcome) throws(StateError) { try finishAttempts([a]) }
 }
@@ -369,8 +378,9 @@ public protocol SharedAlerts {
     func heartbeat() throws(StateError)
     /// How often a node beats (well inside its lease).
     var heartbeatEvery: Double { get }
-    /// Alerts not resolved whose node's heartbeat has stopped, now this node's (each adopted by one node only).
-    func adoptOrphans(limit: Int) throws(StateError) -> [AlertRecord]
+    /// Alerts not resolved whose node's heartbeat has stopped, now this node's (each adopted by one node only), with
+    /// what their receivers were told and their escalations.
+    func adoptOrphans(limit: Int) throws(StateError) -> GatheredAlerts
     /// Which of `keys` are alerts this node holds (opened or adopted, and not adopted away since).
     func owned(keys: [String]) throws(StateError) -> Set<String>
     /// Alerts left for the dispatcher (`AlertHolder.dispatcher`), now this node's (each gathered by one node only),

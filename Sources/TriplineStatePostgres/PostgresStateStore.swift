@@ -274,30 +274,37 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
             """, [node, location.lease])
     }
 
-    public func adoptOrphans(limit: Int) throws(StateError) -> [AlertRecord] {
-        // Alerts of a node that has no running heartbeat (or of none: from before nodes), locked while taken so that
-        // two nodes adopting at once take different ones.
-        try lockedRows(
-            """
-            UPDATE alerts SET owner = $1 WHERE id IN (
-                SELECT a.id FROM alerts a WHERE a.state <> 'resolved' AND a.owner IS DISTINCT FROM $1
-                    AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.node = a.owner AND n.until >= \(Self.dbNow))
-                ORDER BY a.id LIMIT $2 FOR UPDATE SKIP LOCKED)
-            RETURNING \(Self.alertColumns)
-            """, [node, limit]
-        ).map(readAlert).sorted { $0.id < $1.id }
+    public func adoptOrphans(limit: Int) throws(StateError) -> GatheredAlerts {
+        // Alerts of a node whose heartbeat has run out (a node's row is never deleted), or of none (from before nodes,
+        // or left for the dispatcher), locked while taken so that two nodes adopting at once take different ones.
+        // Through the owner index: the open alerts this node holds are not scanned.
+        try withTheirState(
+            lockedRows(
+                """
+                UPDATE alerts SET owner = $1 WHERE id IN (
+                    SELECT a.id FROM alerts a WHERE a.state <> 'resolved' AND (a.owner IS NULL
+                        OR a.owner IN (SELECT n.node FROM nodes n WHERE n.until < \(Self.dbNow) AND n.node <> $1))
+                    ORDER BY a.id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                RETURNING \(Self.alertColumns)
+                """, [node, limit]
+            ).map(readAlert).sorted { $0.id < $1.id })
     }
 
     public func gather(limit: Int) throws(StateError) -> GatheredAlerts {
         // Locked while taken (two nodes that both believe they hold the lease take different ones).
-        let alerts = try lockedRows(
-            """
-            UPDATE alerts SET owner = $1 WHERE id IN (
-                SELECT id FROM alerts WHERE owner IS NULL AND state <> 'resolved'
-                ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
-            RETURNING \(Self.alertColumns)
-            """, [node, limit]
-        ).map(readAlert).sorted { $0.id < $1.id }
+        try withTheirState(
+            lockedRows(
+                """
+                UPDATE alerts SET owner = $1 WHERE id IN (
+                    SELECT id FROM alerts WHERE owner IS NULL AND state <> 'resolved'
+                    ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                RETURNING \(Self.alertColumns)
+                """, [node, limit]
+            ).map(readAlert).sorted { $0.id < $1.id })
+    }
+
+    /// Alerts this node took, with their receivers' notification log and their escalations.
+    private func withTheirState(_ alerts: [AlertRecord]) throws(StateError) -> GatheredAlerts {
         if alerts.isEmpty { return GatheredAlerts() }
         // A reopened alert, or one its last holder left: what its receivers were told, and its escalations.
         var b = PostgresBindings()
@@ -679,6 +686,21 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
         for r in found {
             let a = readAlert(r)
             out[a.key] = a
+        }
+        return out
+    }
+
+    public func alerts(ids: [Int64]) throws(StateError) -> [Int64: AlertRecord] {
+        if ids.isEmpty { return [:] }
+        var b = PostgresBindings()
+        b.append(Array(Set(ids)))
+        let found = try locked { () throws(StateError) -> [Row] in
+            try link.run("SELECT \(Self.alertColumns) FROM alerts WHERE id = ANY($1::bigint[])", b).rows
+        }
+        var out: [Int64: AlertRecord] = [:]
+        for r in found {
+            let a = readAlert(r)
+            out[a.id] = a
         }
         return out
     }

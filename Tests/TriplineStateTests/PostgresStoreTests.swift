@@ -214,7 +214,7 @@ struct PostgresStoreTests {
         try a.commit(commit)
         try b.heartbeat()
         try c.heartbeat()
-        #expect(try b.adoptOrphans(limit: 100).isEmpty)  // a is alive
+        #expect(try b.adoptOrphans(limit: 100).alerts.isEmpty)  // a is alive
         usleep(2_300_000)  // a's heartbeat runs out; b and c keep theirs
         try b.heartbeat()
         try c.heartbeat()
@@ -223,12 +223,12 @@ struct PostgresStoreTests {
         DispatchQueue.concurrentPerform(iterations: 2) { i in
             let s = i == 0 ? b : c
             var mine: [Int64] = []
-            while let batch = try? s.adoptOrphans(limit: 7), !batch.isEmpty { mine += batch.map(\.id) }
+            while let batch = try? s.adoptOrphans(limit: 7).alerts, !batch.isEmpty { mine += batch.map(\.id) }
             found.withLock { $0[s.node] = mine }
         }
         let all = found.withLock { $0 }
         #expect(((all["b"] ?? []) + (all["c"] ?? [])).sorted() == Array(1...40))
-        #expect(try b.adoptOrphans(limit: 100).isEmpty && c.adoptOrphans(limit: 100).isEmpty)
+        #expect(try b.adoptOrphans(limit: 100).alerts.isEmpty && c.adoptOrphans(limit: 100).alerts.isEmpty)
     }
 
     @Test("alert keys with NUL bytes and percent signs are stored apart and read back as they were")
