@@ -104,7 +104,11 @@ final class PostgresLink: @unchecked Sendable {
     /// connection opened again meanwhile, where it would run outside the transaction (half a commit stored).
     private var transactionOn: PostgresConnection?
 
+    /// The last COMMIT was sent and its answer lost (the connection closed, or no answer in time): it may have landed.
+    private(set) var commitLost = false
+
     func begin() throws(StateError) {
+        commitLost = false
         transactionOn = nil
         try exec("BEGIN")
         transactionOn = connection
@@ -112,7 +116,10 @@ final class PostgresLink: @unchecked Sendable {
 
     func commit() throws(StateError) {
         defer { transactionOn = nil }
-        try exec("COMMIT")
+        do { try exec("COMMIT") } catch {
+            commitLost = !answered
+            throw error
+        }
     }
 
     func rollback() {
@@ -139,7 +146,12 @@ final class PostgresLink: @unchecked Sendable {
     }
 
     /// Waits for `f` up to the deadline; past it the connection is closed (the statement fails with it).
+    /// Whether the last statement that failed was answered by the server (a refusal) — not so when the connection
+    /// was lost or the answer did not come in time: then a COMMIT may have landed or not.
+    private(set) var answered = true
+
     private func wait<T: Sendable>(_ f: EventLoopFuture<T>) throws(StateError) -> T {
+        answered = true
         let done = DispatchSemaphore(value: 0)
         let box = ResultBox<T>()
         f.whenComplete { r in
@@ -147,13 +159,16 @@ final class PostgresLink: @unchecked Sendable {
             done.signal()
         }
         if done.wait(timeout: .now() + deadline) == .timedOut {
+            answered = false
             close()
             _ = done.wait(timeout: .now() + 5)
             throw .database("\(location): no answer within \(Int(deadline)) s")
         }
         switch box.result! {
         case .success(let v): return v
-        case .failure(let e): throw Self.error(e, location)
+        case .failure(let e):
+            answered = (e as? PSQLError)?.serverInfo != nil
+            throw Self.error(e, location)
         }
     }
 

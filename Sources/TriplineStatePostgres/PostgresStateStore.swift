@@ -141,6 +141,11 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
         """
         CREATE INDEX nflog_key ON nflog(key);
         """,
+        // v9: a token per commit, so that a commit whose COMMIT was sent and not answered (the connection lost) is
+        // known afterwards to have landed or not — not made a second time (a sighting counted twice).
+        """
+        CREATE TABLE commit_tokens (token BIGINT PRIMARY KEY, at DOUBLE PRECISION NOT NULL);
+        """,
     ]
 
     /// An alert key as stored: PostgreSQL's text holds no NUL, and a key may (a selector's `source.item` in a
@@ -353,8 +358,47 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
 
     public func commit(_ c: Commit) throws(StateError) {
         if c.isEmpty { return }
-        try transaction { () throws(StateError) in try apply(c) }
+        let token = Int64.random(in: 1...Int64.max)
+        do throws(StateError) {
+            try transaction { () throws(StateError) in
+                try apply(c)
+                commits += 1
+                var s = [Statement("INSERT INTO commit_tokens (token, at) VALUES ($1, \(Self.dbNow))", bind(token))]
+                if commits % Self.tokenPruneEvery == 0 {
+                    s.append(Statement("DELETE FROM commit_tokens WHERE at < \(Self.dbNow) - 86400"))
+                }
+                _ = try link.run(s)
+            }
+        } catch {
+            guard link.commitLost else { throw error }
+            // The COMMIT went out and its answer did not come back: whether it landed is asked on a new connection,
+            // by its token (while the database is unreachable, again, up to `resolveFor`).
+            try locked { () throws(StateError) in try landed(token, else: error) }
+        }
     }
+
+    /// Commits made by this store (every `tokenPruneEvery`th drops the tokens older than a day).
+    private var commits = 0
+    static let tokenPruneEvery = 1000
+
+    /// After a COMMIT left unanswered: returns when the commit of `token` landed, throws `error` when it did not or
+    /// when that cannot be known within `resolveFor` seconds (the database unreachable all that time).
+    private func landed(_ token: Int64, else error: StateError) throws(StateError) {
+        let until = Date().addingTimeInterval(Self.resolveFor)
+        while true {
+            let found: Bool
+            do { found = try !rows("SELECT 1 FROM commit_tokens WHERE token = $1", [token]).isEmpty } catch {
+                if Date() >= until { throw error }
+                Thread.sleep(forTimeInterval: 0.1)
+                continue
+            }
+            if found { return }
+            throw error
+        }
+    }
+
+    /// How long a commit whose answer was lost waits to learn whether it landed.
+    static let resolveFor = 30.0
 
     /// The statements of one commit (inside a transaction): the audit records first, then the rest sent together.
     private func apply(_ c: Commit) throws(StateError) {

@@ -96,3 +96,33 @@ public final class PostgresServer: @unchecked Sendable {
         return output
     }
 }
+
+/// A relay in front of the test server that loses the answer to the first `cuts` COMMITs it passes on
+/// (scripts/pg_commit_cut.py): the commit lands and its client cannot tell.
+public final class CommitCutRelay: Peer {
+    /// `armed`: cuts only once `arm()` was called (the commits of migrations and start-up pass).
+    public init(target url: String, cuts: Int = 1, armed: Bool = false) throws {
+        let port = url.split(separator: "@").last?.split(separator: "/").first?.split(separator: ":").last ?? ""
+        let trigger = scratchDirectory("relay-arm").appendingPathComponent("armed").path
+        armFile = trigger
+        try super.init(script: "pg_commit_cut.py", what: "PostgreSQL relay") { portfile, log in
+            [portfile, log, String(port), "--cuts", String(cuts)] + (armed ? ["--armed", trigger] : [])
+        }
+    }
+
+    private let armFile: String
+
+    /// From now on COMMIT answers are lost (when made `armed`).
+    public func arm() { _ = FileManager.default.createFile(atPath: armFile, contents: Data()) }
+
+    /// `url` with its server's port replaced by the relay's.
+    public func through(_ url: String) -> String {
+        guard let at = url.firstIndex(of: "@"), let slash = url[at...].firstIndex(of: "/"),
+            let colon = url[at..<slash].lastIndex(of: ":")
+        else { return url }
+        return String(url[..<colon]) + ":\(port)" + String(url[slash...])
+    }
+
+    /// How many COMMIT answers it has dropped.
+    public var cutsMade: Int { received.count }
+}

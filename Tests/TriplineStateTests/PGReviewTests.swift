@@ -44,6 +44,32 @@ struct PGReviewTests {
         #expect(dup == "0")
     }
 
+    @Test(
+        "a commit whose COMMIT landed and whose answer was lost (the connection cut) is known to have landed: no error, nothing made twice"
+    )
+    func lostCommitAnswerIsResolved() throws {
+        let url = try PostgresServer.shared().database("pgrcut")
+        let relay = try CommitCutRelay(target: url)
+        defer { relay.stop() }
+        let direct = try PostgresStateStore(url: url, node: "d")
+        try direct.migrate()
+        defer { direct.close() }
+        let s = try PostgresStateStore(url: relay.through(url), node: "a")
+        defer { s.close() }
+        var c = Commit()
+        c.alerts = [alert(1, key: "wl:cut")]
+        c.events = [EventDraft(at: 1, kind: "alert_opened", alertKey: "wl:cut")]
+        try s.commit(c)
+        #expect(relay.cutsMade == 1)
+        #expect(try direct.alert(key: "wl:cut")?.version == 0)
+        #expect(try direct.events(after: 0, limit: 10).count == 1)
+        // A commit that did not land (refused by the server) is still an error after a lost answer before it.
+        var again = Commit()
+        again.alerts = [alert(2, key: "wl:cut")]  // the key is taken: a conflict, answered
+        #expect(throws: StateError.self) { try s.commit(again) }
+        #expect(try direct.events(after: 0, limit: 10).count == 1)
+    }
+
     @Test("PG review: an alert whose key holds a NUL byte is stored and read back, as SQLite and memory do")
     func nulInAlertKeyIsStored() throws {
         let url = try PostgresServer.shared().database("pgrnulkey")
