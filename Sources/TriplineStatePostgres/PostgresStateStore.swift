@@ -859,6 +859,8 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
     static let outboxChannel = "tripline_outbox"
     private let wakeups = NIOLockedValueBox<(generation: Int, listening: Bool, closed: Bool)>((0, false, false))
     private let listener = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    /// The listener's connection while it is open (closed by `close()`, which ends its notification sequence).
+    private let listening = NIOLockedValueBox<PostgresConnection?>(nil)
 
     public var outboxGeneration: Int {
         let start = wakeups.withLockedValue { w -> Bool in
@@ -879,6 +881,7 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
         }
         let loop = link.eventLoop
         let box = wakeups
+        let open = listening
         let logger = Logger(label: "tripline.state.postgres.listen")
         let task = Task.detached {
             var id = 1_000_000
@@ -887,6 +890,7 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
                 do {
                     let c = try await PostgresConnection.connect(
                         on: loop, configuration: config, id: id, logger: logger)
+                    open.withLockedValue { $0 = c }
                     box.withLockedValue { $0.generation += 1 }
                     do {
                         try await c.listen(on: Self.outboxChannel) { seq in
@@ -899,6 +903,7 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
                             }
                         }
                     } catch {}
+                    open.withLockedValue { $0 = nil }
                     try? await c.close()
                 } catch {}
                 box.withLockedValue { $0.generation += 1 }
@@ -1249,10 +1254,29 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
         }
     }
 
+    /// Let go without `close()` (the service ending): the listener stopped before the link's event loop is.
+    deinit {
+        if !wakeups.withLockedValue({ $0.closed }) { close() }
+    }
+
     /// Closes the connection (a store not used again).
     public func close() {
         wakeups.withLockedValue { $0.closed = true }
-        listener.withLockedValue { $0?.cancel() }
+        if let task = listener.withLockedValue({ t -> Task<Void, Never>? in
+            defer { t = nil }
+            return t
+        }) {
+            // Waited for (a little): its connection lives on the link's event loop, which is shut down after this;
+            // a connection still open there would schedule on a loop that is gone.
+            task.cancel()
+            if let c = listening.withLockedValue({ $0 }) { c.close().whenComplete { _ in } }
+            let done = DispatchSemaphore(value: 0)
+            Task.detached {
+                await task.value
+                done.signal()
+            }
+            _ = done.wait(timeout: .now() + 3)
+        }
         lock.lock()
         defer { lock.unlock() }
         link.close()
