@@ -809,6 +809,17 @@ public actor Pipeline {
             for r in read { _ = correlated(r, now: now) }
             if read.count < 1000 { break }
             after = records[read.count - 1].seq
+            // A long rebuild (a busy day's feed) keeps the lease it is for: renewed after each run of records, so
+            // that it is not taken over (and rebuilt there, again and again) while this node reads.
+            do {
+                guard try shared.claim(lane: CorrelationFeed.correlatorLane) != nil else {
+                    logger.info("correlation feed: the correlator's lease was taken while its windows were rebuilt")
+                    return false
+                }
+            } catch {
+                logger.warning("correlation feed: the correlator's lease could not be renewed: \(error.description)")
+                return false
+            }
         }
         correlator.offset = offset
         return true
