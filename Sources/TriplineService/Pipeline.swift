@@ -304,6 +304,19 @@ public actor Pipeline {
         var prunedAt = -Double.infinity
         /// Set at the end of input: the timers no longer ask for the lease (the node is about to stop).
         var stopping = false
+        /// A feed or lease failure was logged and the feed has not been read since: the next ones go to debug (a
+        /// database down for an hour is one warning, not one per tick).
+        var troubled = false
+    }
+
+    /// A correlation-feed failure: a warning the first time since the feed was last read, debug after.
+    private func feedTrouble(_ message: String) {
+        if correlator.troubled {
+            logger.debug("\(message)")
+        } else {
+            correlator.troubled = true
+            logger.warning("\(message) (further failures logged at debug until the feed is read again)")
+        }
     }
 
     public init(
@@ -716,7 +729,7 @@ public actor Pipeline {
         if now - correlator.prunedAt >= 60 || now < correlator.prunedAt {
             correlator.prunedAt = now
             do { try shared.pruneFeed(through: correlator.offset, before: now - feedRetention) } catch {
-                logger.warning("correlation feed: old records could not be dropped: \(error.description)")
+                feedTrouble("correlation feed: old records could not be dropped: \(error.description)")
             }
         }
     }
@@ -754,8 +767,15 @@ public actor Pipeline {
 
     /// The next feed records after the correlator's offset (nil, logged, when the feed could not be read).
     private func unread(_ shared: any SharedCorrelation & SharedOutbox) -> [FeedRecord]? {
-        do { return try shared.feed(after: correlator.offset, since: 0, limit: 1000) } catch {
-            logger.warning("correlation feed: could not be read: \(error.description)")
+        do {
+            let records = try shared.feed(after: correlator.offset, since: 0, limit: 1000)
+            if correlator.troubled {
+                correlator.troubled = false
+                logger.info("correlation feed: read again")
+            }
+            return records
+        } catch {
+            feedTrouble("correlation feed: could not be read: \(error.description)")
             return nil
         }
     }
@@ -764,7 +784,7 @@ public actor Pipeline {
     private func takeLease(_ shared: any SharedCorrelation & SharedOutbox, now: Double) -> Bool {
         let claim: LaneClaim?
         do { claim = try shared.claim(lane: CorrelationFeed.correlatorLane) } catch {
-            logger.warning("correlation feed: the correlator's lease could not be asked for: \(error.description)")
+            feedTrouble("correlation feed: the correlator's lease could not be asked for: \(error.description)")
             return false
         }
         guard let claim else {
@@ -794,7 +814,7 @@ public actor Pipeline {
         dropWindows()
         let offset: Int64
         do { offset = try store.offset(source: CorrelationFeed.correlatorOffset) ?? 0 } catch {
-            logger.warning("correlation feed: its offset could not be read: \(error.description)")
+            feedTrouble("correlation feed: its offset could not be read: \(error.description)")
             return false
         }
         var after: Int64 = 0
@@ -802,7 +822,7 @@ public actor Pipeline {
         while true {
             let records: [FeedRecord]
             do { records = try shared.feed(after: after, since: since, limit: 1000) } catch {
-                logger.warning("correlation feed: could not be read: \(error.description)")
+                feedTrouble("correlation feed: could not be read: \(error.description)")
                 return false
             }
             let read = records.prefix { $0.seq <= offset }
@@ -817,7 +837,7 @@ public actor Pipeline {
                     return false
                 }
             } catch {
-                logger.warning("correlation feed: the correlator's lease could not be renewed: \(error.description)")
+                feedTrouble("correlation feed: the correlator's lease could not be renewed: \(error.description)")
                 return false
             }
         }
@@ -880,7 +900,7 @@ public actor Pipeline {
                     conflicted += 1
                     if conflicted <= durability.conflictRetries { continue }
                 }
-                logger.warning("correlation feed: commit failed, tried again at the next tick: \(e.description)")
+                feedTrouble("correlation feed: commit failed, tried again at the next tick: \(e.description)")
                 return false
             }
             dispatcher.end(committed: commit)

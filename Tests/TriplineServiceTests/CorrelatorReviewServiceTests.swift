@@ -57,6 +57,25 @@ struct CorrelatorReviewServiceTests {
         try store.alerts(states: nil, limit: 100).map(\.key).filter { $0.hasPrefix("rule:") }.sorted()
     }
 
+    @Test("the database gone: the correlator warns once, not at every tick")
+    func feedFailuresWarnOnce() async throws {
+        let url = try PostgresServer.shared().database("crdown")
+        let relay = try CommitCutRelay(target: url, cuts: 0)
+        let config = try Self.configuration(rules: Self.threePerDevice, correlation: "{allowed_lateness: 1h}")
+        let (loaded, errors, _) = Loaded.load(config, now: t0)
+        let ready = try #require(loaded, "\(errors)")
+        let store = try PostgresStateStore(url: relay.through(url))
+        defer { store.close() }
+        try store.migrate()
+        let log = LogLines()
+        let a = try Pipeline(loaded: ready, store: store, logger: log.logger, now: t0)
+        await a.correlate(now: t0)
+        relay.stop()  // the database unreachable
+        for i in 1...40 { await a.correlate(now: t0 + Double(i) * 0.05) }
+        let warned = log.lines.filter { $0.hasPrefix("warning: correlation feed") }
+        #expect(warned.count == 1, "\(warned)")
+    }
+
     @Test(
         "a correlator whose rebuild of the windows takes longer than its lease keeps the lease (renewed as it reads): another node does not take it over meanwhile"
     )
