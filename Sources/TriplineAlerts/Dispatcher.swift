@@ -204,8 +204,11 @@ public final class Dispatcher {
             routesByIndex.map { (ObjectIdentifier($0.value), $0.key) }, uniquingKeysWith: { a, _ in a })
         scheduleEscalations()
         try loadHeartbeats()
-        for a in try store.alerts(states: nil, limit: Int.max) {
-            enqueue(a, now: now, recovering: true)
+        let all = try store.alerts(states: nil, limit: Int.max)
+        // Several nodes: the groups are the dispatcher's (the lease holder's), of the alerts it holds.
+        let mine = shared == nil ? nil : lease == nil ? Set<String>() : try owned(all.map(\.key))
+        for a in all {
+            if mine?.contains(a.key) ?? true { enqueue(a, now: now, recovering: true) }
             inhibition.update(a)
         }
     }
