@@ -266,6 +266,7 @@ public final class Dispatcher {
     public func rollback() {
         guard let j = journal else { return }
         journal = nil
+        lastAdoption = -.infinity  // several nodes: the lease asked for again at once (a fenced commit was refused)
         nextID = j.nextID
         adopted = j.adopted + adoptedInBatch
         adoptedInBatch = []
@@ -736,6 +737,9 @@ public final class Dispatcher {
             queue(receiver: receiver, views: [], groupLabels: JSONObject(), status: "firing", now: now, into: &c)
         }
         persistRates(into: &c)
+        // Several nodes: what the dispatcher decided holds only under its lease (refused, and decided again after
+        // asking for the lease, when it ran out meanwhile).
+        if shared != nil, let lease, !c.isEmpty { c.fence = lease }
         return c
     }
 

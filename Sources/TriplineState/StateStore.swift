@@ -596,6 +596,10 @@ public struct Commit: Sendable {
     /// node (it holds the dispatcher's lease) or the node that will (they are left unheld for it to gather). Alerts
     /// not named keep their holder.
     public var holders: [String: AlertHolder] = [:]
+    /// On a store several nodes share: the commit holds only while this claim (the dispatcher's lease) is still the
+    /// node's and running, else it is refused as a conflict — a dispatcher that lost its lease (paused past it)
+    /// commits no notification decided before it noticed.
+    public var fence: LaneClaim?
 
     public init() {}
     public var isEmpty: Bool {

@@ -409,6 +409,7 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
             try c.checkOffsetGuard(
                 stored: try rows("SELECT position FROM offsets WHERE source = $1 FOR UPDATE", [g.source]).first?.int(0))
         }
+        if let f = c.fence { try checkClaim(f) }
         try append(c.events)
         try appendFeed(c.correlationFeed)
         var s: [Statement] = []
@@ -970,15 +971,18 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
     private func checkFences(_ outcomes: [AttemptOutcome]) throws(StateError) {
         var seen: [LaneClaim] = []
         for o in outcomes { if let f = o.fence, !seen.contains(f) { seen.append(f) } }
-        for f in seen {
-            let held = try rows(
-                """
-                SELECT 1 FROM outbox_lanes WHERE receiver = $1 AND integration = $2 AND node = $3 AND token = $4
-                    AND until >= \(Self.dbNow) FOR UPDATE
-                """, [f.lane.receiver, f.lane.integration, node, f.token])
-            if held.isEmpty {
-                throw .conflict("outbox lane \(f.lane) is no longer this node's (lease run out or taken over)")
-            }
+        for f in seen { try checkClaim(f) }
+    }
+
+    /// Inside a transaction: `f` is still this node's claim and running (its lane row locked until the commit).
+    private func checkClaim(_ f: LaneClaim) throws(StateError) {
+        let held = try rows(
+            """
+            SELECT 1 FROM outbox_lanes WHERE receiver = $1 AND integration = $2 AND node = $3 AND token = $4
+                AND until >= \(Self.dbNow) FOR UPDATE
+            """, [f.lane.receiver, f.lane.integration, node, f.token])
+        if held.isEmpty {
+            throw .conflict("outbox lane \(f.lane) is no longer this node's (lease run out or taken over)")
         }
     }
 

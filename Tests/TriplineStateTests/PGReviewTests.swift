@@ -45,6 +45,33 @@ struct PGReviewTests {
     }
 
     @Test(
+        "a commit fenced by the dispatcher's lease lands while the lease is the node's, and is a conflict once another node took it"
+    )
+    func dispatcherFence() throws {
+        let url = try PostgresServer.shared().database("pgrfence") + "&lease=1"
+        let a = try PostgresStateStore(url: url, node: "a")
+        let b = try PostgresStateStore(url: url, node: "b")
+        defer {
+            a.close()
+            b.close()
+        }
+        try a.migrate()
+        let claim = try #require(try a.claim(lane: AlertHolder.dispatcherLane))
+        var c = Commit()
+        c.alerts = [alert(1, key: "wl:one")]
+        c.fence = claim
+        try a.commit(c)
+        Thread.sleep(forTimeInterval: 1.2)  // a paused past its lease; b takes it
+        #expect(try b.claim(lane: AlertHolder.dispatcherLane) != nil)
+        var late = Commit()
+        late.alerts = [alert(2, key: "wl:two")]
+        late.fence = claim
+        let refused = #expect(throws: StateError.self) { try a.commit(late) }
+        #expect(refused?.isConflict == true)
+        #expect(try a.alert(key: "wl:two") == nil)
+    }
+
+    @Test(
         "a commit whose COMMIT landed and whose answer was lost (the connection cut) is known to have landed: no error, nothing made twice"
     )
     func lostCommitAnswerIsResolved() throws {
