@@ -526,7 +526,15 @@ public final class Dispatcher {
     private func lead(_ shared: any SharedAlerts) throws(StateError) {
         guard let lanes = store as? any SharedOutbox, !stopping else { return }
         let claim = try lanes.claim(lane: AlertHolder.dispatcherLane)
-        if claim == nil && lease != nil { leaving = true }
+        if claim == nil && lease != nil {
+            leaving = true
+            // Its groups and escalations are the next holder's now (adopted from the database, with the steps done
+            // meanwhile): kept here, they would come back stale if this node took the lease again.
+            groups = [:]
+            timers = TimerHeap()
+            escalations = [:]
+            escalationTimers = TimerHeap()
+        }
         lease = claim
         if leaving && claim == nil {
             try shared.leaveAlerts()
@@ -655,7 +663,7 @@ public final class Dispatcher {
         for a in adopted {
             hold(a, now: now)
             // Its escalation goes on here, from the step its last node reached.
-            for e in gatheredEscalations[a.key] ?? [] where escalations[Self.escalationID(e.key, e.route)] == nil {
+            for e in gatheredEscalations[a.key] ?? [] {  // as stored now: the steps its last node did included
                 let id = Self.escalationID(e.key, e.route)
                 setEscalation(id, e)
                 if let due = dueTime(e) { escalationTimers.push(due, id) }

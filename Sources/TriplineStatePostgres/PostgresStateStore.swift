@@ -383,16 +383,25 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
 
     /// After a COMMIT left unanswered: returns when the commit of `token` landed, throws `error` when it did not or
     /// when that cannot be known within `resolveFor` seconds (the database unreachable all that time).
+    /// Asked by inserting the token again: an insert of a key another transaction inserted and has not ended waits
+    /// for it (a COMMIT still being made at the server, the connection lost meanwhile), then conflicts if that
+    /// transaction committed — or lands if it did not, and that transaction can no longer commit its token.
     private func landed(_ token: Int64, else error: StateError) throws(StateError) {
         let until = Date().addingTimeInterval(Self.resolveFor)
         while true {
-            let found: Bool
-            do { found = try !rows("SELECT 1 FROM commit_tokens WHERE token = $1", [token]).isEmpty } catch {
+            let inserted: Int
+            do {
+                inserted = try link.run([
+                    Statement(
+                        "INSERT INTO commit_tokens (token, at) VALUES ($1, \(Self.dbNow)) ON CONFLICT (token) DO NOTHING",
+                        bind(token))
+                ])[0].changed
+            } catch {
                 if Date() >= until { throw error }
                 Thread.sleep(forTimeInterval: 0.1)
                 continue
             }
-            if found { return }
+            if inserted == 0 { return }
             throw error
         }
     }
