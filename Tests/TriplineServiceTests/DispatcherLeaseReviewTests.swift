@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+import TriplineAlerts
+import TriplineState
+import TriplineStatePostgres
+import TriplineTestSupport
+
+@testable import TriplineService
+
+/// Review of issue 20's one dispatcher across nodes (the dispatcher's lease, `AlertHolder`): nodes on one
+/// PostgreSQL database, in-process, each with its own store (its own node id).
+@Suite("Review: the dispatcher's lease", .serialized)
+struct DispatcherLeaseReviewTests {
+    @Test(
+        "a tick decided under the dispatcher's lease and committed after the lease ran out (the node stalled between its decisions and its commit) does not notify an alert the new holder notified"
+    )
+    func staleTickCommitAfterLeaseLost() async throws {
+        let url = try PostgresServer.shared().database("lrstale") + "&lease=0.5"
+        let config = try PGReviewServiceTests.configuration(groupWait: "0s")
+        let (b, storeB) = try PGReviewServiceTests.node(config, url, now: t0)
+        let storeA = try PostgresStateStore(url: url, node: "review-a")
+        defer {
+            storeA.close()
+            storeB.close()
+        }
+        // Node A's dispatcher driven by hand, so that its tick's decisions and its commit can be told apart.
+        let dA = try Dispatcher(config: await b.alertsConfig, store: storeA, now: t0)
+        dA.begin()
+        var c = try dA.tick(now: t0)
+        try storeA.commit(c)
+        dA.end(committed: c)
+        #expect(try dA.leads())
+        // B does not hold the lease: the alert it opens is left for A.
+        try await b.process(batch([phone("x", "+32470000001")]), now: t0)
+        dA.begin()
+        c = try dA.tick(now: t0 + 1)  // A gathers it and decides to notify it
+        #expect(c.outbox.count == 1)
+        // A stalls (SIGSTOP, a commit waiting on the database) past its lease before its commit goes out.
+        try await Task.sleep(nanoseconds: 900_000_000)
+        try await b.tick(now: t0 + 2)  // B takes the lease, adopts the alert (A's heartbeat ran out), notifies it
+        #expect(try PGReviewServiceTests.notified(storeB).count == 1)
+        // A's commit lands now: nothing fences it by the lease it decided under.
+        do {
+            try storeA.commit(c)
+            dA.end(committed: c)
+        } catch {
+            dA.rollback()
+        }
+        let items = try PGReviewServiceTests.notified(storeB)
+        #expect(items.count == 1, "one alert, notified by two nodes: \(items)")
+    }
+}
