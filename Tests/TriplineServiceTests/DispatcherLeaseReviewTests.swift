@@ -49,4 +49,37 @@ struct DispatcherLeaseReviewTests {
         let items = try PGReviewServiceTests.notified(storeB)
         #expect(items.count == 1, "one alert, notified by two nodes: \(items)")
     }
+
+    @Test(
+        "a node that lost the dispatcher's lease and takes it back later does not page an escalation step that the holder in between already paged"
+    )
+    func formerLeaderRepagesEscalationStep() async throws {
+        let url = try PostgresServer.shared().database("lrescal") + "&lease=0.5"
+        let config = try PGReviewServiceTests.configuration(
+            groupWait: "0s", resolveTimeout: "10h", routeExtra: ", escalation: [{after: 5m, receivers: [duty]}]")
+        let (a, storeA) = try PGReviewServiceTests.node(config, url, now: t0)
+        let (b, storeB) = try PGReviewServiceTests.node(config, url, now: t0)
+        defer {
+            storeA.close()
+            storeB.close()
+        }
+        try await a.tick(now: t0)  // A takes the dispatcher's lease
+        try await a.process(batch([phone("x", "+32470000001")]), now: t0)
+        try await a.tick(now: t0 + 1)
+        #expect(try PGReviewServiceTests.notified(storeA).count == 1)
+        #expect(try storeA.escalations().count == 1)
+        // A is stopped (SIGSTOP) past its lease; B takes the lease and the alert with its escalation.
+        try await Task.sleep(nanoseconds: 900_000_000)
+        try await b.tick(now: t0 + 10)
+        try await a.tick(now: t0 + 11)  // A goes on, without the lease (its step 1 is not due yet)
+        try await b.tick(now: t0 + 301)  // B pages step 1
+        #expect(try PGReviewServiceTests.notified(storeA, "duty").count == 1)
+        #expect(try storeA.escalations().first?.done == 1)
+        // B's input ends: it gives the lease up with its alerts; A takes both back.
+        await b.stepDown()
+        try await a.tick(now: t0 + 302)
+        try await a.tick(now: t0 + 303)
+        let pages = try PGReviewServiceTests.notified(storeA, "duty").count
+        #expect(pages == 1, "step 1 paged \(pages) times")
+    }
 }
