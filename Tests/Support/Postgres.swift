@@ -100,13 +100,16 @@ public final class PostgresServer: @unchecked Sendable {
 /// A relay in front of the test server that loses the answer to the first `cuts` COMMITs it passes on
 /// (scripts/pg_commit_cut.py): the commit lands and its client cannot tell.
 public final class CommitCutRelay: Peer {
-    /// `armed`: cuts only once `arm()` was called (the commits of migrations and start-up pass).
-    public init(target url: String, cuts: Int = 1, armed: Bool = false) throws {
+    /// `armed`: cuts only once `arm()` was called (the commits of migrations and start-up pass). `early`: the
+    /// client's side is closed as soon as the COMMIT is passed on, not after the server's answer (the server may
+    /// still be committing when the client asks whether the commit landed).
+    public init(target url: String, cuts: Int = 1, armed: Bool = false, early: Bool = false) throws {
         let port = url.split(separator: "@").last?.split(separator: "/").first?.split(separator: ":").last ?? ""
         let trigger = scratchDirectory("relay-arm").appendingPathComponent("armed").path
         armFile = trigger
         try super.init(script: "pg_commit_cut.py", what: "PostgreSQL relay") { portfile, log in
             [portfile, log, String(port), "--cuts", String(cuts)] + (armed ? ["--armed", trigger] : [])
+                + (early ? ["--early"] : [])
         }
     }
 

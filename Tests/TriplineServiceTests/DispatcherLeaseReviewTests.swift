@@ -82,4 +82,36 @@ struct DispatcherLeaseReviewTests {
         let pages = try PGReviewServiceTests.notified(storeA, "duty").count
         #expect(pages == 1, "step 1 paged \(pages) times")
     }
+
+    @Test(
+        "a batch whose connection is lost after its COMMIT went out, while the server is still committing it (fsync, a synchronous standby): the sighting is counted once, not again by a retry that the token check allowed"
+    )
+    func lostCommitStillInFlightCountsOnce() async throws {
+        let server = try PostgresServer.shared()
+        let url = try server.database("cutslow")
+        let relay = try CommitCutRelay(target: url, armed: true, early: true)
+        defer { relay.stop() }
+        let config = try PGReviewServiceTests.configuration(groupWait: "1h")
+        let (_, store) = try PGReviewServiceTests.node(config, url, now: t0)
+        defer { store.close() }
+        let (p, cut) = try PGReviewServiceTests.node(config, relay.through(url), now: t0)
+        defer { cut.close() }
+        // The next commit takes 3 s at the server (a deferred trigger: it runs inside COMMIT).
+        try server.psql([
+            "-d", server.name(of: url), "-c",
+            """
+            CREATE TABLE slow_once (x int); INSERT INTO slow_once VALUES (1);
+            CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE n int; BEGIN DELETE FROM slow_once; GET DIAGNOSTICS n = ROW_COUNT;
+            IF n > 0 THEN PERFORM pg_sleep(3); END IF; RETURN NULL; END $$;
+            CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON commit_tokens DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION slow_commit();
+            """,
+        ])
+        relay.arm()
+        try await p.process(batch([phone("h1", "+32470000001")]), now: t0 + 1)
+        #expect(relay.cutsMade == 1)
+        let a = try #require(try store.alerts(states: nil, limit: 10).first)
+        #expect(a.count == 1, "one sighting counted \(a.count) times")
+    }
 }
