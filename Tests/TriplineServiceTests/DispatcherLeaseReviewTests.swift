@@ -114,4 +114,35 @@ struct DispatcherLeaseReviewTests {
         let a = try #require(try store.alerts(states: nil, limit: 10).first)
         #expect(a.count == 1, "one sighting counted \(a.count) times")
     }
+
+    @Test(
+        "an operator's resolution made through another node just before the dispatcher's holder dies is told to the receivers by the node that takes the lease over"
+    )
+    func resolutionBeforeHolderDiesIsTold() async throws {
+        let url = try PostgresServer.shared().database("lrresolve") + "&lease=0.5"
+        let config = try PGReviewServiceTests.configuration(groupWait: "0s")
+        let (a, storeA) = try PGReviewServiceTests.node(config, url, now: t0)
+        let (b, storeB) = try PGReviewServiceTests.node(config, url, now: t0)
+        defer { storeB.close() }
+        func states() throws -> [String] {
+            try storeB.outbox(status: nil, limit: 100).filter { $0.receiver == "log" }.map {
+                $0.payload["status"]?.stringValue ?? "?"
+            }
+        }
+        try await a.tick(now: t0)  // A holds the dispatcher's lease
+        try await a.process(batch([phone("x", "+32470000001")]), now: t0)
+        try await a.tick(now: t0 + 1)
+        #expect(try states() == ["firing"])
+        // An analyst resolves it through node B's API; A dies (kill -9) before its next tick.
+        let id = try #require(try storeB.alerts(states: nil, limit: 1).first?.id)
+        _ = try Dispatcher.act(
+            on: id, state: .resolved, principal: Principal(id: "analyst", partner: "ops", role: .analyst),
+            reason: "false positive", store: storeB, now: t0 + 5)
+        storeA.close()
+        try await Task.sleep(nanoseconds: 900_000_000)
+        for s in [6.0, 8, 20, 60] { try await b.tick(now: t0 + s) }  // B takes the lease over
+        let told = try states()
+        #expect(told == ["firing", "resolved"], "told: \(told)")
+        _ = a
+    }
 }
