@@ -145,4 +145,37 @@ struct DispatcherLeaseReviewTests {
         #expect(told == ["firing", "resolved"], "told: \(told)")
         _ = a
     }
+
+    @Test(
+        "a heartbeat's selector seen at a node that does not dispatch, within a second after the holder fired the heartbeat: the heartbeat resolves"
+    )
+    func heartbeatSeenRightAfterItFiredResolves() async throws {
+        let url = try PostgresServer.shared().database("lrbeat")
+        let config = try PGReviewServiceTests.configuration(
+            groupWait: "0s",
+            extra: "heartbeats: [{field: source.item, match: \"RAQQA-*\", every: 120s, receiver: duty}]")
+        let (a, storeA) = try PGReviewServiceTests.node(config, url, now: t0)
+        let (b, storeB) = try PGReviewServiceTests.node(config, url, now: t0)
+        defer {
+            storeA.close()
+            storeB.close()
+        }
+        func beats() throws -> [String] {
+            try storeA.outbox(status: nil, limit: 100).filter { $0.receiver == "duty" }.map {
+                $0.payload["status"]?.stringValue ?? "?"
+            }
+        }
+        try await a.tick(now: t0)  // A takes the dispatcher's lease
+        try await b.tick(now: t0 + 129.5)
+        try await a.tick(now: t0 + 130)
+        #expect(try beats() == ["firing"])
+        // The source speaks again at B half a second later (B read the heartbeat's state before it fired).
+        try await b.process(batch([phone("s1", "+32479999999", item: "RAQQA-7")]), now: t0 + 130.5)
+        for s in [131.0, 133, 140, 200] {
+            try await b.tick(now: t0 + s)
+            try await a.tick(now: t0 + s)
+        }
+        let told = try beats()
+        #expect(told == ["firing", "resolved"], "told: \(told)")
+    }
 }
