@@ -77,6 +77,9 @@ public final class Dispatcher {
     /// the clock alone (a clock stepped back, or a reload with a longer `every`).
     private var heartbeatSeen: [String: Double] = [:]
     private var heartbeatFiring: [String: Bool] = [:]
+    /// The last-seen time a heartbeat fired at (ms in the store): a later one means its selectors came back, seen at
+    /// any node (several nodes: the node that saw it may not have known it was firing).
+    private var heartbeatFiredSeen: [String: Double] = [:]
     private var heartbeatResumed = Set<String>()
     /// For a last-seen time ahead of the clock (stepped back): the first tick behind it, which the silence counts from.
     private var heartbeatBehindSince: [String: Double] = [:]
@@ -127,6 +130,7 @@ public final class Dispatcher {
         var watchdogBehindAt: Double?
         var heartbeatSeen: [String: Double] = [:]
         var heartbeatFiring: [String: Bool] = [:]
+        var heartbeatFiredSeen: [String: Double] = [:]
         var heartbeatResumed = Set<String>()
         var heartbeatsRemoved: [Heartbeat] = []
         var heartbeatsDirty = Set<String>()
@@ -179,6 +183,7 @@ public final class Dispatcher {
             }
             let firing = try store.offset(source: "hb-firing:" + h.key) ?? 0
             heartbeatFiring[h.key] = firing != 0
+            if let ms = try store.offset(source: "hb-fired:" + h.key) { heartbeatFiredSeen[h.key] = Double(ms) / 1000 }
             if firing == 2 { heartbeatResumed.insert(h.key) } else { heartbeatResumed.remove(h.key) }
         }
     }
@@ -235,7 +240,7 @@ public final class Dispatcher {
             nextID: nextID, adopted: adopted, lastSync: lastSync, lastResolveScan: lastResolveScan,
             lastChanges: lastChanges,
             silences: silences, watchdogAt: watchdogAt, watchdogBehindAt: watchdogBehindAt,
-            heartbeatSeen: heartbeatSeen, heartbeatFiring: heartbeatFiring,
+            heartbeatSeen: heartbeatSeen, heartbeatFiring: heartbeatFiring, heartbeatFiredSeen: heartbeatFiredSeen,
             heartbeatResumed: heartbeatResumed, heartbeatsRemoved: heartbeatsRemoved,
             heartbeatsDirty: heartbeatsDirty)
     }
@@ -278,6 +283,7 @@ public final class Dispatcher {
         watchdogBehindAt = j.watchdogBehindAt
         heartbeatSeen = j.heartbeatSeen
         heartbeatFiring = j.heartbeatFiring
+        heartbeatFiredSeen = j.heartbeatFiredSeen
         heartbeatResumed = j.heartbeatResumed
         heartbeatsRemoved = j.heartbeatsRemoved
         heartbeatsDirty = j.heartbeatsDirty
@@ -964,11 +970,17 @@ public final class Dispatcher {
             let firing = heartbeatFiring[h.key] ?? false
             // Fires when silent; resolves only on a selector seen since it fired (not on a restart, a clock stepped
             // back or a longer `every`), even when that selector is itself long past (the clock stepped forward).
-            let resumed = firing && heartbeatResumed.contains(h.key)
+            let seenSince = heartbeatFiredSeen[h.key].map { (heartbeatSeen[h.key] ?? -.infinity) > $0 } ?? false
+            let resumed = firing && (heartbeatResumed.contains(h.key) || seenSince)
             guard resumed || (!firing && silent) else { continue }
             heartbeatFiring[h.key] = !resumed
             heartbeatResumed.remove(h.key)
             c.offsets.append(("hb-firing:" + h.key, resumed ? 0 : 1))
+            if !resumed {
+                let at = heartbeatSeen[h.key] ?? -1
+                heartbeatFiredSeen[h.key] = at
+                c.offsets.append(("hb-fired:" + h.key, Int64((at * 1000).rounded(.down))))
+            }
             var detail = JSONObject([
                 ("field", .string(h.field)), ("match", .string(h.match)),
                 ("every", .string(Self.durationText(h.every))),
@@ -1339,6 +1351,9 @@ public final class Dispatcher {
         a.updatedAt = now
         var c = Commit()
         c.alerts = [a]
+        // Several nodes: left for the dispatcher to gather and tell (also when the node holding it dies before it
+        // has read the change).
+        if store is any SharedAlerts { c.holders[a.key] = .dispatcher }
         c.events = [
             EventDraft(
                 at: now, kind: state == .acknowledged ? "alert_acknowledged" : "alert_resolved", alertKey: a.key,

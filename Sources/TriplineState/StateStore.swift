@@ -383,8 +383,9 @@ public protocol SharedAlerts {
     func adoptOrphans(limit: Int) throws(StateError) -> GatheredAlerts
     /// Which of `keys` are alerts this node holds (opened or adopted, and not adopted away since).
     func owned(keys: [String]) throws(StateError) -> Set<String>
-    /// Alerts left for the dispatcher (`AlertHolder.dispatcher`), now this node's (each gathered by one node only),
-    /// with what their receivers were told and their escalations.
+    /// Alerts left for the dispatcher (`AlertHolder.dispatcher`: opened or reopened at another node, or changed by an
+    /// operator — resolved ones too), now this node's (each gathered by one node only), with what their receivers
+    /// were told and their escalations.
     func gather(limit: Int) throws(StateError) -> GatheredAlerts
     /// This node's open alerts left for the dispatcher (it no longer holds the dispatcher's lease).
     func leaveAlerts() throws(StateError)

@@ -146,6 +146,10 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
         """
         CREATE TABLE commit_tokens (token BIGINT PRIMARY KEY, at DOUBLE PRECISION NOT NULL);
         """,
+        // v10: alerts left for the dispatcher in any state (an operator's resolution is gathered and told too).
+        """
+        CREATE INDEX alerts_unowned ON alerts(id) WHERE owner IS NULL;
+        """,
     ]
 
     /// An alert key as stored: PostgreSQL's text holds no NUL, and a key may (a selector's `source.item` in a
@@ -301,8 +305,7 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
             lockedRows(
                 """
                 UPDATE alerts SET owner = $1 WHERE id IN (
-                    SELECT id FROM alerts WHERE owner IS NULL AND state <> 'resolved'
-                    ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                    SELECT id FROM alerts WHERE owner IS NULL ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
                 RETURNING \(Self.alertColumns)
                 """, [node, limit]
             ).map(readAlert).sorted { $0.id < $1.id })
