@@ -376,7 +376,7 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
             guard link.commitLost else { throw error }
             // The COMMIT went out and its answer did not come back: whether it landed is asked on a new connection,
             // by its token (while the database is unreachable, again, up to `resolveFor`).
-            try locked { () throws(StateError) in try landed(token, else: error) }
+            try landed(token, else: error)
         }
     }
 
@@ -394,11 +394,14 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
         while true {
             let inserted: Int
             do {
-                inserted = try link.run([
-                    Statement(
-                        "INSERT INTO commit_tokens (token, at) VALUES ($1, \(Self.dbNow)) ON CONFLICT (token) DO NOTHING",
-                        bind(token))
-                ])[0].changed
+                // The store's lock per try, not over the waits between (other users of the store go on meanwhile).
+                inserted = try locked { () throws(StateError) -> Int in
+                    try link.run([
+                        Statement(
+                            "INSERT INTO commit_tokens (token, at) VALUES ($1, \(Self.dbNow)) ON CONFLICT (token) DO NOTHING",
+                            bind(token))
+                    ])[0].changed
+                }
             } catch {
                 if Date() >= until { throw error }
                 Thread.sleep(forTimeInterval: 0.1)
