@@ -520,7 +520,11 @@ public final class Dispatcher {
             written[a.id] = a
         }
         for n in g.notified { nflog[n.receiver + "\u{0}" + n.key] = n }
-        for a in g.alerts { gatheredEscalations[a.key] = [] }
+        for a in g.alerts {
+            gatheredEscalations[a.key] = []
+            // As stored, not as remembered: a stale step count (another node ended or advanced it) is dropped.
+            for r in escalatingRoutes { setEscalation(Self.escalationID(a.key, r), nil) }
+        }
         for e in g.escalations { gatheredEscalations[e.key, default: []].append(e) }
         adopted += g.alerts
         adoptedInBatch += g.alerts

@@ -147,6 +147,37 @@ struct DispatcherLeaseReviewTests {
     }
 
     @Test(
+        "an alert resolved through one node and seen again at another before the dispatcher told the resolution keeps its escalation (its receivers were never told it ended): step 1 is paged once, when due"
+    )
+    func reopenedElsewhereKeepsEscalating() async throws {
+        let url = try PostgresServer.shared().database("lrreopen")
+        let config = try PGReviewServiceTests.configuration(
+            groupWait: "0s", resolveTimeout: "10h", routeExtra: ", escalation: [{after: 5m, receivers: [duty]}]")
+        let (a, storeA) = try PGReviewServiceTests.node(config, url, now: t0)
+        let (b, storeB) = try PGReviewServiceTests.node(config, url, now: t0)
+        defer {
+            storeA.close()
+            storeB.close()
+        }
+        try await a.tick(now: t0)  // A holds the dispatcher's lease
+        try await a.process(batch([phone("x", "+32470000001")]), now: t0)
+        try await a.tick(now: t0 + 1)  // notified at t0 + 1: step 1 due at t0 + 301
+        #expect(try storeA.escalations().count == 1)
+        // Resolved through B's API at t0 + 200, seen again at B at t0 + 250, before A's next tick.
+        let id = try #require(try storeB.alerts(states: nil, limit: 1).first?.id)
+        _ = try Dispatcher.act(
+            on: id, state: .resolved, principal: Principal(id: "analyst", partner: "ops", role: .analyst),
+            reason: "looked", store: storeB, now: t0 + 200)
+        try await b.process(batch([phone("y", "+32470000001")]), now: t0 + 250)
+        try await a.tick(now: t0 + 251)  // A gathers the reopened alert (firing, as its receivers know it)
+        #expect(try PGReviewServiceTests.notified(storeA).count == 1)  // nothing new to tell them
+        try await a.tick(now: t0 + 302)  // step 1 due
+        #expect(try PGReviewServiceTests.notified(storeA, "duty").count == 1)
+        try await a.tick(now: t0 + 552)
+        #expect(try PGReviewServiceTests.notified(storeA, "duty").count == 1)
+    }
+
+    @Test(
         "a heartbeat's selector seen at a node that does not dispatch, within a second after the holder fired the heartbeat: the heartbeat resolves"
     )
     func heartbeatSeenRightAfterItFiredResolves() async throws {
