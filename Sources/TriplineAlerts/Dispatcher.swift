@@ -485,8 +485,10 @@ public final class Dispatcher {
                     lastSeen: now, count: (existing?.count ?? 0) + 1, sources: item.map { [$0] } ?? [],
                     payload: Self.payload(h), updatedAt: now, version: existing?.version)
                 opened.insert(key)
-                // Fired again after it resolved: it escalates afresh from its next first notification.
-                if existing != nil { endEscalations(key, now: now, reason: "reopened", into: &c) }
+                // Fired again after it resolved: it escalates afresh from its next first notification — its
+                // escalation ended when its receivers were told it resolved (`flush`). Not yet told (an operator's
+                // resolution, and the alert seen again before a tick), for them it never stopped firing: no new
+                // first notification comes, and its escalation goes on.
                 c.events.append(
                     EventDraft(
                         at: now, kind: existing == nil ? "alert_opened" : "alert_reopened", alertKey: key,

@@ -168,6 +168,26 @@ struct EscalationTests {
         #expect(try s.store.escalations().map(\.startedAt) == [again])
     }
 
+    /// Resolved by an operator and seen again before any tick told the receivers it resolved: for them it never
+    /// stopped firing (no new first notification comes), so its escalation goes on — not ended and never restarted.
+    @Test func aResolveNotYetToldThenFiringAgainKeepsEscalating() throws {
+        let dir = scratchDirectory("escalation")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let s = try Service(store: MemoryStateStore(), config: Self.config(dir), now: t0)
+        try s.ingest([hit(priority: .critical)], at: t0)
+        let id = try s.store.alert(key: "wl:be-fedpol/l1/R1")!.id
+        let ops = Principal(id: "ops-admin", partner: "ops", role: .admin)
+        _ = try Dispatcher.act(on: id, state: .resolved, principal: ops, reason: "done", store: s.store, now: t0 + 500)
+        s.d.begin()
+        var c = Commit()
+        try s.d.ingest([hit(priority: .critical)], now: t0 + 600, into: &c)  // before the next tick
+        try s.store.commit(c)
+        s.d.end(committed: c)
+        for m in 11...20 { try s.tick(t0 + Double(m) * 60) }
+        #expect(try s.sent() == ["be-fedpol-rx": 1, "nl-duty": 1])
+        #expect(try s.events("escalation_step").map { $0.at - t0 } == [900])
+    }
+
     /// The state is in the database: a dispatcher started again on the same SQLite file (as after kill -9, where
     /// a tick's notifications and its step are one commit) runs each later step once, at its time; a tick computed
     /// but never committed (the crash came first) leaves the step to be run again.
