@@ -1,0 +1,38 @@
+import Foundation
+import Testing
+import TriplineAlerts
+import TriplineState
+import TriplineStatePostgres
+import TriplineTestSupport
+
+@testable import TriplineService
+
+/// Review of the fixes to issue 20's one dispatcher across nodes (commits after 393acaf): nodes on one PostgreSQL
+/// database, in-process, each with its own store (its own node id).
+@Suite("Review: the dispatcher's fixes", .serialized)
+struct DispatcherFixReviewTests {
+    @Test(
+        "a heartbeat whose last selector the dispatcher's holder saw itself, at a time with a fraction of a millisecond (any real clock), fires once and stays firing: it does not resolve a second later with no selector seen"
+    )
+    func heartbeatFiredAtSubMillisecondStaysFiring() async throws {
+        let url = try PostgresServer.shared().database("fxbeat")
+        let config = try PGReviewServiceTests.configuration(
+            groupWait: "0s",
+            extra: "heartbeats: [{field: source.item, match: \"RAQQA-*\", every: 120s, receiver: duty}]")
+        let (a, storeA) = try PGReviewServiceTests.node(config, url, now: t0)
+        defer { storeA.close() }
+        func beats() throws -> [String] {
+            try storeA.outbox(status: nil, limit: 100).filter { $0.receiver == "duty" }.map {
+                $0.payload["status"]?.stringValue ?? "?"
+            }
+        }
+        try await a.tick(now: t0)  // A holds the dispatcher's lease
+        try await a.process(batch([phone("s1", "+32479999999", item: "RAQQA-7")]), now: t0 + 100.0004)
+        try await a.tick(now: t0 + 230)
+        #expect(try beats() == ["firing"])
+        // No selector since: the stored hb-fired (whole milliseconds) is below the in-memory last-seen time.
+        for s in [231.5, 233.0, 235.0] { try await a.tick(now: t0 + s) }
+        let told = try beats()
+        #expect(told == ["firing"], "told: \(told)")
+    }
+}
