@@ -522,11 +522,7 @@ public final class Dispatcher {
             written[a.id] = a
         }
         for n in g.notified { nflog[n.receiver + "\u{0}" + n.key] = n }
-        for a in g.alerts {
-            gatheredEscalations[a.key] = []
-            // As stored, not as remembered: a stale step count (another node ended or advanced it) is dropped.
-            for r in escalatingRoutes { setEscalation(Self.escalationID(a.key, r), nil) }
-        }
+        for a in g.alerts { gatheredEscalations[a.key] = [] }
         for e in g.escalations { gatheredEscalations[e.key, default: []].append(e) }
         adopted += g.alerts
         adoptedInBatch += g.alerts
@@ -675,6 +671,11 @@ public final class Dispatcher {
         for a in adopted {
             hold(a, now: now)
             // Its escalation goes on here, from the step its last node reached.
+            // As stored, not as remembered (a stale step count another node ended or advanced is dropped) — here, so
+            // that a tick rolled back and decided again does it again.
+            if gatheredEscalations[a.key] != nil {
+                for r in escalatingRoutes { setEscalation(Self.escalationID(a.key, r), nil) }
+            }
             for e in gatheredEscalations[a.key] ?? [] {  // as stored now: the steps its last node did included
                 let id = Self.escalationID(e.key, e.route)
                 setEscalation(id, e)
@@ -762,6 +763,9 @@ public final class Dispatcher {
         if shared != nil, let lease, !c.isEmpty { c.fence = lease }
         return c
     }
+
+    /// A time in whole milliseconds (as offsets store it).
+    static func millis(_ t: Double) -> Int64 { Int64((t * 1000).rounded(.down)) }
 
     /// The watchdog is due `every` after the last one; on a clock behind the last one (stepped back, or a stored time
     /// ahead of this clock after a restart), at once and then `every` after the last one sent on that clock.
@@ -976,7 +980,11 @@ public final class Dispatcher {
             let firing = heartbeatFiring[h.key] ?? false
             // Fires when silent; resolves only on a selector seen since it fired (not on a restart, a clock stepped
             // back or a longer `every`), even when that selector is itself long past (the clock stepped forward).
-            let seenSince = heartbeatFiredSeen[h.key].map { (heartbeatSeen[h.key] ?? -.infinity) > $0 } ?? false
+            // In whole milliseconds, as stored (a holder's own last-seen time keeps its fraction).
+            let seenSince =
+                heartbeatFiredSeen[h.key].map { fired in
+                    heartbeatSeen[h.key].map { Self.millis($0) > Self.millis(fired) } ?? false
+                } ?? false
             let resumed = firing && (heartbeatResumed.contains(h.key) || seenSince)
             guard resumed || (!firing && silent) else { continue }
             heartbeatFiring[h.key] = !resumed

@@ -150,6 +150,10 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
         """
         CREATE INDEX alerts_unowned ON alerts(id) WHERE owner IS NULL;
         """,
+        // v11: alerts by owner in any state (a resolution gathered and not yet told is adopted or left with the rest).
+        """
+        CREATE INDEX alerts_owner_any ON alerts(owner);
+        """,
     ]
 
     /// An alert key as stored: PostgreSQL's text holds no NUL, and a key may (a selector's `source.item` in a
@@ -286,13 +290,15 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
     public func adoptOrphans(limit: Int) throws(StateError) -> GatheredAlerts {
         // Alerts of a node whose heartbeat has run out (a node's row is never deleted), or of none (from before nodes,
         // or left for the dispatcher), locked while taken so that two nodes adopting at once take different ones.
-        // Through the owner index: the open alerts this node holds are not scanned.
+        // Resolved ones too while a receiver has still to be told (the resolution was gathered, not yet flushed).
+        // Through the owner indexes: the alerts this node holds are not scanned.
         try withTheirState(
             lockedRows(
                 """
                 UPDATE alerts SET owner = $1 WHERE id IN (
-                    SELECT a.id FROM alerts a WHERE a.state <> 'resolved' AND (a.owner IS NULL
-                        OR a.owner IN (SELECT n.node FROM nodes n WHERE n.until < \(Self.dbNow) AND n.node <> $1))
+                    SELECT a.id FROM alerts a WHERE (a.state <> 'resolved' OR \(Self.untold))
+                        AND (a.owner IS NULL
+                            OR a.owner IN (SELECT n.node FROM nodes n WHERE n.until < \(Self.dbNow) AND n.node <> $1))
                     ORDER BY a.id LIMIT $2 FOR UPDATE SKIP LOCKED)
                 RETURNING \(Self.alertColumns)
                 """, [node, limit]
@@ -333,8 +339,12 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
     }
 
     public func leaveAlerts() throws(StateError) {
-        _ = try lockedRows("UPDATE alerts SET owner = NULL WHERE owner = $1 AND state <> 'resolved'", [node])
+        _ = try lockedRows(
+            "UPDATE alerts a SET owner = NULL WHERE owner = $1 AND (state <> 'resolved' OR \(Self.untold))", [node])
     }
+
+    /// An alert (`a`) some receiver was told of and not yet told resolved: a resolution its holder has still to send.
+    private static let untold = "EXISTS (SELECT 1 FROM nflog f WHERE f.key = a.key AND f.state <> 'resolved')"
 
     public func ungathered(keys: [String]?) throws(StateError) -> Int {
         let sql = "SELECT COUNT(*) FROM alerts WHERE owner IS NULL AND state <> 'resolved'"
