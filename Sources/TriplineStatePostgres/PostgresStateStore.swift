@@ -217,7 +217,11 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
     }
 
     /// `body` in one transaction (under `lock`); rolled back when it fails, and the audit edge forgotten.
-    private func transaction<T>(_ body: () throws(StateError) -> T) throws(StateError) -> T {
+    /// `lost`, when given, is set (under the store's lock, before another thread's transaction can begin) to whether
+    /// a failure was a COMMIT sent and not answered.
+    private func transaction<T>(lost: UnsafeMutablePointer<Bool>? = nil, _ body: () throws(StateError) -> T)
+        throws(StateError) -> T
+    {
         try locked { () throws(StateError) -> T in
             try link.begin()
             let r: T
@@ -225,6 +229,7 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
                 r = try body()
                 try link.commit()
             } catch {
+                lost?.pointee = link.commitLost
                 link.rollback()
                 range = nil
                 throw error
@@ -372,8 +377,9 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
     public func commit(_ c: Commit) throws(StateError) {
         if c.isEmpty { return }
         let token = Int64.random(in: 1...Int64.max)
+        var lost = false
         do throws(StateError) {
-            try transaction { () throws(StateError) in
+            try transaction(lost: &lost) { () throws(StateError) in
                 try apply(c)
                 commits += 1
                 var s = [Statement("INSERT INTO commit_tokens (token, at) VALUES ($1, \(Self.dbNow))", bind(token))]
@@ -383,7 +389,7 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
                 _ = try link.run(s)
             }
         } catch {
-            guard link.commitLost else { throw error }
+            guard lost else { throw error }
             // The COMMIT went out and its answer did not come back: whether it landed is asked on a new connection,
             // by its token (while the database is unreachable, again, up to `resolveFor`).
             try landed(token, else: error)
