@@ -93,6 +93,12 @@ public struct DeliveryService: Service {
             unjudged.remove(lane)
             lock.unlock()
         }
+        /// No outcome waits to be recorded.
+        var isEmpty: Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            return outcomes.isEmpty
+        }
         func paused(_ lane: OutboxLane, now: Double) -> Bool {
             lock.lock()
             defer { lock.unlock() }
@@ -160,7 +166,9 @@ public struct DeliveryService: Service {
                 let lanes = ((try? store.dueLanes(now: now)) ?? []).filter {
                     !held($0) && !unrecorded.paused($0, now: now)
                 }
-                if lanes.isEmpty && busy.isEmpty && shutdownAt != nil { return }
+                // Not while an outcome waits to be recorded (its lane paused): a node that stopped with it unrecorded
+                // would leave the item pending, and another node would send it again.
+                if lanes.isEmpty && busy.isEmpty && shutdownAt != nil && unrecorded.isEmpty { return }
                 if !lanes.isEmpty {
                     let cfg = await config()
                     for lane in lanes where busy.claim(lane) {

@@ -156,9 +156,11 @@ struct PostgresServeTests {
             try ServeTests.start(
                 ["serve", "--config", "tripline.yaml"], cwd: dir, stdin: inputs[n].joined(separator: "\n") + "\n")
         }
+        var logs: [String] = []
         for (p, err) in nodes {
             let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             p.waitUntilExit()
+            logs.append(text)
             #expect(p.terminationStatus == 0, "\(text)")
         }
         let db = server.name(of: url)
@@ -168,10 +170,12 @@ struct PostgresServeTests {
         #expect(fired.trimmingCharacters(in: .whitespacesAndNewlines) == "rule:device-three:DEV-X|1")
         let outbox = try server.psql(["-d", db, "-Atc", "SELECT status, COUNT(*) FROM outbox GROUP BY 1"])
         let sent = readRecords(dir.appendingPathComponent("alerts.ndjson").path)
-        #expect(outbox.trimmingCharacters(in: .whitespacesAndNewlines) == "delivered|\(sent.count)")
+        // What the nodes logged goes with a failure (a notification sent twice says why in a warning).
+        let said = logs.joined(separator: "\n----\n")
+        #expect(outbox.trimmingCharacters(in: .whitespacesAndNewlines) == "delivered|\(sent.count)", "\(said)")
         // Each notification once (distinct ids), and every alert in one of them.
         let ids = sent.compactMap { $0["notification_id"]?.stringValue }
-        #expect(ids.count == sent.count && Set(ids).count == ids.count)
+        #expect(ids.count == sent.count && Set(ids).count == ids.count, "\(ids)\n\(said)")
         var alerts = Set<String>()
         for r in sent {
             for a in r["alerts"]?.arrayValue ?? [] { alerts.insert(a.objectValue?["key"]?.stringValue ?? "") }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import Testing
 import TriplineAlerts
 import TriplineJSON
@@ -185,6 +186,37 @@ struct DeliveryTests {
         #expect(done)
         #expect(h.memory.received("m").count == 1 && h.memory.attempts("m") == 1)
         #expect(try h.events("delivered").count == 1)
+    }
+
+    @Test(
+        "shutting down with an outcome not yet recorded (the database locked): the service records it before it ends, within the drain timeout — left pending, another node would send it again"
+    )
+    func shutdownRecordsWhatWasSent() async throws {
+        let dir = scratchDirectory("unrecorded-stop")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("state.sqlite").path
+        let store = try SQLiteStateStore(path: path, busyTimeout: 0.05)
+        try store.migrate()
+        let h = DeliveryHarness([("r", [("memory", "m")])], store: store)
+        try h.queue("r", id: "n1")
+        let locker = try DatabaseLocker(path)
+        let cfg = h.config
+        let service = DeliveryService(
+            store: store, config: { cfg }, logger: Logger(label: "test"), drainTimeout: 5, maxBackoff: 0.05,
+            sinks: SinkRegistry([h.memory]))
+        let group = ServiceGroup(
+            configuration: .init(services: [.init(service: service)], logger: Logger(label: "test")))
+        let running = Task { try await group.run() }
+        // Sent, its outcome not recorded (locked); then the service is asked to stop, and the database comes back.
+        let sent = Date().addingTimeInterval(5)
+        while h.memory.received("m").isEmpty && Date() < sent { try await Task.sleep(nanoseconds: 10_000_000) }
+        try await Task.sleep(nanoseconds: 200_000_000)
+        await group.triggerGracefulShutdown()
+        try await Task.sleep(nanoseconds: 300_000_000)
+        locker.release()
+        try await running.value
+        #expect(h.memory.received("m").count == 1)
+        #expect(try store.outbox(status: .delivered, limit: 10).count == 1)
     }
 
     @Test("a 410 holds the lane without attempts or records until the receiver is enabled")
