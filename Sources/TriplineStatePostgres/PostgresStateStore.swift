@@ -755,30 +755,21 @@ public final class PostgresStateStore: StateStore, AuditStore, SharedAlerts, Sha
         if keys.isEmpty { return [:] }
         var b = PostgresBindings()
         b.append(Array(Set(keys)).map(Self.dbKey))
-        let found = try locked { () throws(StateError) -> [Row] in
-            try link.run("SELECT \(Self.alertColumns) FROM alerts WHERE key = ANY($1::text[])", b).rows
-        }
-        var out: [String: AlertRecord] = [:]
-        for r in found {
-            let a = readAlert(r)
-            out[a.key] = a
-        }
-        return out
+        return Dictionary(try alerts(among: "key = ANY($1::text[])", b).map { ($0.key, $0) }) { a, _ in a }
     }
 
     public func alerts(ids: [Int64]) throws(StateError) -> [Int64: AlertRecord] {
         if ids.isEmpty { return [:] }
         var b = PostgresBindings()
         b.append(Array(Set(ids)))
-        let found = try locked { () throws(StateError) -> [Row] in
-            try link.run("SELECT \(Self.alertColumns) FROM alerts WHERE id = ANY($1::bigint[])", b).rows
-        }
-        var out: [Int64: AlertRecord] = [:]
-        for r in found {
-            let a = readAlert(r)
-            out[a.id] = a
-        }
-        return out
+        return Dictionary(try alerts(among: "id = ANY($1::bigint[])", b).map { ($0.id, $0) }) { a, _ in a }
+    }
+
+    /// The alerts a condition over an array parameter picks (one statement, one round trip).
+    private func alerts(among condition: String, _ b: PostgresBindings) throws(StateError) -> [AlertRecord] {
+        try locked { () throws(StateError) -> [Row] in
+            try link.run("SELECT \(Self.alertColumns) FROM alerts WHERE \(condition)", b).rows
+        }.map(readAlert)
     }
 
     public func alerts(states: Set<AlertState>?, limit: Int) throws(StateError) -> [AlertRecord] {
